@@ -1,0 +1,3 @@
+export * from './errors.js';
+export * from './pool.js';
+export type * from './io.js';

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, in-memory overlay, and (as root) network-namespace
+# tests against real kernels and peers. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+set +e
+npx vitest run --reporter=default --reporter=json --outputFile="$out/report.json" "$@"
+rc=$?
+set -e
+node -e '
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' "$out/report.json" || true
+exit $rc
