@@ -1,1 +1,11 @@
-export {};
+export { WireGuardDevice } from './device.js';
+export type { WireGuardDeviceOptions, PeerConfig, PeerStatus, DeviceStats, PeerEvent, PeerDownEvent, DropReason } from './device.js';
+export type { Endpoint } from './peer.js';
+export { createSecureTransport } from './secure-transport.js';
+export type { SecureTransportOptions } from './secure-transport.js';
+export { createTunnel } from './tunnel.js';
+export type { Tunnel, TunnelOptions } from './tunnel.js';
+export { generatePrivateKey, publicKeyOf, generatePresharedKey } from './keys.js';
+export { InvalidKeyError, UnknownPeerError, InvalidAddressError } from './errors.js';
+export { ReplayWindow, REPLAY_WINDOW } from './replay.js';
+export * as constants from './messages.js';

@@ -1,0 +1,29 @@
+import { OverlayError } from '@overlay/dataplane';
+
+/**
+ * A key string is not a WireGuard key (44 base64 characters encoding 32 bytes). The message
+ * names the field only: key material never appears in errors or logs.
+ */
+export class InvalidKeyError extends OverlayError {
+  readonly field: string;
+  constructor(field: string) {
+    super('OVL_ERR_INVALID_KEY', `${field}: not a WireGuard key (44 base64 characters, 32 bytes)`);
+    this.field = field;
+  }
+}
+
+/** A peer was referenced by a public key the device does not hold. */
+export class UnknownPeerError extends OverlayError {
+  constructor() {
+    super('OVL_ERR_UNKNOWN_PEER', 'no peer with that public key');
+  }
+}
+
+/** An allowed-IP or endpoint string does not parse. */
+export class InvalidAddressError extends OverlayError {
+  readonly field: string;
+  constructor(field: string, value: string) {
+    super('OVL_ERR_INVALID_ADDRESS', `${field}: cannot parse ${JSON.stringify(value)}`);
+    this.field = field;
+  }
+}

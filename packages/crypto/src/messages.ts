@@ -1,0 +1,55 @@
+/** WireGuard message types, sizes and field offsets (all integers little-endian). */
+export const MSG_INITIATION = 1;
+export const MSG_RESPONSE = 2;
+export const MSG_COOKIE_REPLY = 3;
+export const MSG_DATA = 4;
+
+export const INITIATION_LEN = 148;
+export const RESPONSE_LEN = 92;
+export const COOKIE_REPLY_LEN = 64;
+/** type(4) + receiver index(4) + counter(8). */
+export const DATA_HEADER_LEN = 16;
+/** Header plus an empty payload's tag: a keepalive. */
+export const DATA_MIN_LEN = 32;
+
+export const INIT_SENDER = 4;
+export const INIT_EPHEMERAL = 8;
+export const INIT_STATIC = 40;
+export const INIT_TIMESTAMP = 88;
+export const INIT_MAC1 = 116;
+export const INIT_MAC2 = 132;
+
+export const RESP_SENDER = 4;
+export const RESP_RECEIVER = 8;
+export const RESP_EPHEMERAL = 12;
+export const RESP_EMPTY = 44;
+export const RESP_MAC1 = 60;
+export const RESP_MAC2 = 76;
+
+export const COOKIE_RECEIVER = 4;
+export const COOKIE_NONCE = 8;
+export const COOKIE_BODY = 32;
+
+export const DATA_RECEIVER = 4;
+export const DATA_COUNTER = 8;
+
+export const CONSTRUCTION = Buffer.from('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s');
+export const IDENTIFIER = Buffer.from('WireGuard v1 zx2c4 Jason@zx2c4.com');
+export const LABEL_MAC1 = Buffer.from('mac1----');
+export const LABEL_COOKIE = Buffer.from('cookie--');
+
+/** Protocol constants from the WireGuard paper, section 6.1 (times in ms). */
+export const REKEY_AFTER_MESSAGES = 2 ** 60;
+/** 2^64 - 2^13 - 1; counters beyond 2^53 cannot be represented and are rejected earlier. */
+export const REJECT_AFTER_MESSAGES = 2 ** 64 - 2 ** 13 - 1;
+export const REKEY_AFTER_TIME = 120_000;
+export const REJECT_AFTER_TIME = 180_000;
+export const REKEY_ATTEMPT_TIME = 90_000;
+export const REKEY_TIMEOUT = 5_000;
+export const REKEY_TIMEOUT_JITTER = 334;
+export const KEEPALIVE_TIMEOUT = 10_000;
+export const COOKIE_REFRESH_TIME = 120_000;
+/** At most 50 initiations per second are consumed from one peer (flood protection). */
+export const INITIATION_MIN_INTERVAL = 20;
+/** Sessions idle this long (REJECT_AFTER_TIME × 3) have their keys zeroed. */
+export const ZERO_KEYS_AFTER = REJECT_AFTER_TIME * 3;

@@ -1,0 +1,201 @@
+/**
+ * The Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s handshake as WireGuard frames it (paper §5.4):
+ *
+ *   <- s
+ *   -> e, es, s, ss, {timestamp}
+ *   <- e, ee, se, psk, {}
+ *
+ * Pure functions over message buffers: no peers, no timers, no I/O. Ephemeral keys can be
+ * injected so known-answer tests reproduce a transcript. mac1/mac2 are outside Noise and are
+ * handled in cookie.ts; these functions leave those 32 bytes to the caller.
+ */
+import {
+  CONSTRUCTION, IDENTIFIER, INIT_EPHEMERAL, INIT_SENDER, INIT_STATIC, INIT_TIMESTAMP, INITIATION_LEN,
+  MSG_INITIATION, MSG_RESPONSE, RESP_EMPTY, RESP_EPHEMERAL, RESP_RECEIVER, RESP_SENDER, RESPONSE_LEN,
+} from './messages.js';
+import { aeadDecrypt, aeadEncrypt, dh, generatePrivate, hash, kdf, publicFromPrivate, wipe } from './primitives.js';
+
+const INITIAL_CHAIN = hash(CONSTRUCTION);
+const INITIAL_HASH = hash(INITIAL_CHAIN, IDENTIFIER);
+const EMPTY = Buffer.alloc(0);
+const ZERO_KEY = Buffer.alloc(32);
+
+/** Transcript state carried between the two messages. Owned by one handshake; wiped after use. */
+export interface HandshakeState {
+  chainingKey: Buffer;
+  hash: Buffer;
+  /** Our ephemeral private key (initiator only, until the response). */
+  ephemeralPrivate: Buffer | null;
+  /** The initiator's ephemeral public key (responder side). */
+  remoteEphemeral: Buffer | null;
+  localIndex: number;
+  remoteIndex: number;
+}
+
+export interface SessionKeys {
+  send: Buffer;
+  recv: Buffer;
+}
+
+export interface InitiationInput {
+  staticPublic: Buffer;
+  remoteStatic: Buffer;
+  /** DH(our static private, remote static public), precomputed per peer. */
+  staticShared: Buffer;
+  timestamp: Buffer;
+  senderIndex: number;
+  ephemeralPrivate?: Buffer;
+}
+
+/** Writes bytes 0..115 of an initiation into `out` (mac1/mac2 follow). */
+export function createInitiation(input: InitiationInput, out: Buffer): HandshakeState {
+  const e = input.ephemeralPrivate ?? generatePrivate();
+  const ePub = publicFromPrivate(e);
+  let h = hash(INITIAL_HASH, input.remoteStatic);
+  let [c] = kdf(1, INITIAL_CHAIN, ePub);
+  h = hash(h, ePub);
+  let k: Buffer;
+  [c, k] = kdf(2, c, dh(e, input.remoteStatic));
+  const encStatic = aeadEncrypt(k, 0, input.staticPublic, h);
+  h = hash(h, encStatic);
+  [c, k] = kdf(2, c, input.staticShared);
+  const encTime = aeadEncrypt(k, 0, input.timestamp, h);
+  h = hash(h, encTime);
+  k.fill(0);
+  out.fill(0, 0, INITIATION_LEN);
+  out[0] = MSG_INITIATION;
+  out.writeUInt32LE(input.senderIndex >>> 0, INIT_SENDER);
+  ePub.copy(out, INIT_EPHEMERAL);
+  encStatic.copy(out, INIT_STATIC);
+  encTime.copy(out, INIT_TIMESTAMP);
+  return { chainingKey: c, hash: h, ephemeralPrivate: e, remoteEphemeral: null, localIndex: input.senderIndex >>> 0, remoteIndex: 0 };
+}
+
+export interface ConsumedInitiation {
+  state: HandshakeState;
+  remoteStatic: Buffer;
+  timestamp: Buffer;
+}
+
+/**
+ * Authenticates an initiation. `staticSharedFor` maps the decrypted initiator static key to the
+ * precomputed DH(our static, their static), or null for an unknown key (then this returns null
+ * and no further work is done). Returns null on any authentication failure.
+ */
+export function consumeInitiation(
+  msg: Uint8Array,
+  staticPrivate: Buffer,
+  staticPublic: Buffer,
+  staticSharedFor: (remoteStatic: Buffer) => Buffer | null,
+): ConsumedInitiation | null {
+  const ePub = Buffer.from(msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + 32));
+  let h = hash(INITIAL_HASH, staticPublic);
+  let [c] = kdf(1, INITIAL_CHAIN, ePub);
+  h = hash(h, ePub);
+  let k: Buffer;
+  let es: Buffer;
+  try {
+    es = dh(staticPrivate, ePub);
+  } catch {
+    return null;
+  }
+  [c, k] = kdf(2, c, es);
+  const encStatic = msg.subarray(INIT_STATIC, INIT_STATIC + 48);
+  const remoteStatic = aeadDecrypt(k, 0, encStatic, h);
+  if (!remoteStatic) return null;
+  h = hash(h, encStatic);
+  const ss = staticSharedFor(remoteStatic);
+  if (!ss) return null;
+  [c, k] = kdf(2, c, ss);
+  const encTime = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + 28);
+  const timestamp = aeadDecrypt(k, 0, encTime, h);
+  k.fill(0);
+  if (!timestamp) return null;
+  h = hash(h, encTime);
+  const senderIndex = msg[4] | (msg[5] << 8) | (msg[6] << 16) | (msg[7] << 24);
+  return {
+    state: { chainingKey: c, hash: h, ephemeralPrivate: null, remoteEphemeral: ePub, localIndex: 0, remoteIndex: senderIndex >>> 0 },
+    remoteStatic,
+    timestamp,
+  };
+}
+
+export interface ResponseInput {
+  remoteStatic: Buffer;
+  presharedKey: Buffer | null;
+  senderIndex: number;
+  ephemeralPrivate?: Buffer;
+}
+
+/** Writes bytes 0..59 of a response into `out`; returns the session keys (responder side). */
+export function createResponse(state: HandshakeState, input: ResponseInput, out: Buffer): SessionKeys {
+  const e = input.ephemeralPrivate ?? generatePrivate();
+  const ePub = publicFromPrivate(e);
+  let c = state.chainingKey;
+  let h = state.hash;
+  [c] = kdf(1, c, ePub);
+  h = hash(h, ePub);
+  [c] = kdf(1, c, dh(e, state.remoteEphemeral!));
+  [c] = kdf(1, c, dh(e, input.remoteStatic));
+  let t: Buffer;
+  let k: Buffer;
+  [c, t, k] = kdf(3, c, input.presharedKey ?? ZERO_KEY);
+  h = hash(h, t);
+  const empty = aeadEncrypt(k, 0, EMPTY, h);
+  h = hash(h, empty);
+  wipe(e);
+  wipe(k);
+  out.fill(0, 0, RESPONSE_LEN);
+  out[0] = MSG_RESPONSE;
+  out.writeUInt32LE(input.senderIndex >>> 0, RESP_SENDER);
+  out.writeUInt32LE(state.remoteIndex >>> 0, RESP_RECEIVER);
+  ePub.copy(out, RESP_EPHEMERAL);
+  empty.copy(out, RESP_EMPTY);
+  state.localIndex = input.senderIndex >>> 0;
+  const [recv, send] = kdf(2, c, EMPTY);
+  wipe(c);
+  return { send, recv };
+}
+
+/**
+ * Authenticates a response against our pending initiation state. Returns the session keys
+ * (initiator side), or null on failure (the state is left usable for a genuine response).
+ */
+export function consumeResponse(
+  msg: Uint8Array,
+  state: HandshakeState,
+  staticPrivate: Buffer,
+  presharedKey: Buffer | null,
+): SessionKeys | null {
+  const ePub = Buffer.from(msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + 32));
+  let c = state.chainingKey;
+  let h = state.hash;
+  [c] = kdf(1, c, ePub);
+  h = hash(h, ePub);
+  try {
+    [c] = kdf(1, c, dh(state.ephemeralPrivate!, ePub));
+    [c] = kdf(1, c, dh(staticPrivate, ePub));
+  } catch {
+    return null;
+  }
+  let t: Buffer;
+  let k: Buffer;
+  [c, t, k] = kdf(3, c, presharedKey ?? ZERO_KEY);
+  h = hash(h, t);
+  const empty = msg.subarray(RESP_EMPTY, RESP_EMPTY + 16);
+  const ok = aeadDecrypt(k, 0, empty, h);
+  wipe(k);
+  if (!ok) return null;
+  state.remoteIndex = (msg[RESP_SENDER] | (msg[RESP_SENDER + 1] << 8) | (msg[RESP_SENDER + 2] << 16) | (msg[RESP_SENDER + 3] << 24)) >>> 0;
+  const [send, recv] = kdf(2, c, EMPTY);
+  return { send, recv };
+}
+
+export function wipeState(state: HandshakeState): void {
+  wipe(state.chainingKey);
+  wipe(state.hash);
+  wipe(state.ephemeralPrivate);
+  state.ephemeralPrivate = null;
+}
+
+export { RESP_RECEIVER };
