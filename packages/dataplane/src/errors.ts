@@ -35,3 +35,66 @@ export class ClosedError extends OverlayError {
     super('OVL_ERR_CLOSED', `${what} is closed`);
   }
 }
+
+/** A textual address (MAC, IPv4, IPv6) or a VNI given to the control API is malformed. */
+export class InvalidAddressError extends OverlayError {
+  readonly input: string;
+  constructor(kind: string, input: string) {
+    super('OVL_ERR_INVALID_ADDRESS', `invalid ${kind}: ${JSON.stringify(input.slice(0, 64))}`);
+    this.input = input;
+  }
+}
+
+/** No network with that VNI is attached to the dataplane. */
+export class UnknownNetworkError extends OverlayError {
+  readonly vni: number;
+  constructor(vni: number) {
+    super('OVL_ERR_UNKNOWN_NETWORK', `no network with VNI ${vni}`);
+    this.vni = vni;
+  }
+}
+
+/** A network with that VNI is already attached. */
+export class DuplicateNetworkError extends OverlayError {
+  readonly vni: number;
+  constructor(vni: number) {
+    super('OVL_ERR_DUPLICATE_NETWORK', `a network with VNI ${vni} already exists`);
+    this.vni = vni;
+  }
+}
+
+/**
+ * A byte string is not a valid header of the kind asked for. Returned (not thrown) by the
+ * `parse*` convenience decoders; the hot-path `decode*` functions return the numeric status
+ * instead (see codec/status.ts). `reason` is the stable snake_case name of the status.
+ */
+export class DecodeError extends OverlayError {
+  readonly reason: string;
+  readonly status: number;
+  constructor(code: string, reason: string, status: number) {
+    super(code, `cannot decode: ${reason}`);
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
+/** The bytes end before the header (or the length it announces) does. */
+export class TruncatedHeaderError extends DecodeError {
+  constructor(reason: string, status: number) {
+    super('OVL_ERR_TRUNCATED', reason, status);
+  }
+}
+
+/** A header field holds a value the protocol forbids (bad version, length, flag, checksum). */
+export class MalformedHeaderError extends DecodeError {
+  constructor(reason: string, status: number) {
+    super('OVL_ERR_MALFORMED', reason, status);
+  }
+}
+
+/** A well-formed header of a variant this codec does not handle (e.g. ARP for non-Ethernet). */
+export class UnsupportedHeaderError extends DecodeError {
+  constructor(reason: string, status: number) {
+    super('OVL_ERR_UNSUPPORTED', reason, status);
+  }
+}

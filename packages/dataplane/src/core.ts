@@ -1,0 +1,118 @@
+import { Drop, C, Counters } from './counters.js';
+import type { Transport } from './io.js';
+import { FDB_LEARNED, MAX_LEARNED_PER_NETWORK, type Network } from './network.js';
+import { PacketBatch, type BufferPool } from './pool.js';
+import { VtepTable } from './vtep.js';
+
+/** How often (in clock ms) learned FDB entries are swept for ageing. */
+const SWEEP_INTERVAL_MS = 1000;
+
+/**
+ * What `inside` and `outside` share: the pool, the transport, the networks by VNI, the VTEP
+ * table, counters and the outgoing datagram batch. Single-threaded: every method runs on the
+ * event loop that owns the pool; no method is re-entrant (a device's write and a transport's
+ * send must not call the sinks synchronously).
+ */
+export class Core {
+  readonly counters = new Counters();
+  readonly vteps = new VtepTable();
+  readonly networks = new Map<number, Network>();
+  /** Datagrams waiting for transport.send. */
+  readonly tx: PacketBatch;
+  /** Networks with frames in their `out` batch during one outside() call. */
+  readonly dirty: Network[] = [];
+  dirtyCount = 0;
+  private lastSweep = -Infinity;
+
+  constructor(
+    readonly pool: BufferPool,
+    readonly transport: Transport,
+    readonly now: () => number,
+    batchSize: number,
+  ) {
+    this.tx = new PacketBatch(batchSize);
+  }
+
+  /** Send pending datagrams, count what the transport refused, release every slot. */
+  flushTx(): void {
+    const b = this.tx;
+    const n = b.count;
+    if (n === 0) return;
+    let sent = 0;
+    try {
+      sent = this.transport.send(this.pool, b);
+    } catch {
+      sent = 0; // A throwing transport must not take the pipeline down: count it.
+    }
+    if (!(sent >= 0)) sent = 0;
+    if (sent > n) sent = n;
+    this.counters.c[C.sent] += sent;
+    this.counters.drops[Drop.transport_send_failed] += n - sent;
+    const pool = this.pool;
+    for (let i = 0; i < n; i++) pool.release(b.slots[i]);
+    b.clear();
+  }
+
+  /** Queue a slot for the transport, flushing first when the batch is full. */
+  pushTx(slot: number): void {
+    if (this.tx.count === this.tx.capacity) this.flushTx();
+    this.tx.slots[this.tx.count++] = slot;
+  }
+
+  /** Queue a slot for a network's device, flushing first when its batch is full. */
+  pushDevice(net: Network, slot: number): void {
+    const out = net.out;
+    if (out.count === out.capacity) net.flushDevice(this.pool, this.counters);
+    out.slots[out.count++] = slot;
+    if (!net.dirty) {
+      net.dirty = true;
+      this.dirty[this.dirtyCount++] = net;
+    }
+  }
+
+  flushDevices(): void {
+    for (let i = 0; i < this.dirtyCount; i++) {
+      const net = this.dirty[i];
+      if (net.dirty) net.flushDevice(this.pool, this.counters);
+    }
+    this.dirtyCount = 0;
+  }
+
+  /**
+   * Learn that MAC (hi, lo) lives behind the VTEP that sent `slot`. The common case (entry
+   * exists and points there) only refreshes the timestamp; creating or moving an entry
+   * interns the endpoint, which allocates, once per change.
+   */
+  learn(net: Network, hi: number, lo: number, slot: number, now: number): void {
+    const fdb = net.fdb;
+    const i = fdb.find(hi, lo);
+    if (i >= 0) {
+      if (fdb.flags[i] !== FDB_LEARNED) return; // Static entries are the control plane's word.
+      if (this.vteps.matchesSlot(fdb.va[i], this.pool, slot)) {
+        fdb.stamp[i] = now;
+        return;
+      }
+      const v = this.vteps.internSlot(this.pool, slot);
+      this.vteps.unref(fdb.va[i]);
+      fdb.va[i] = v;
+      fdb.stamp[i] = now;
+      this.counters.c[C.learned]++;
+      return;
+    }
+    if (net.learnedCount >= MAX_LEARNED_PER_NETWORK) return;
+    const j = fdb.insert(hi, lo);
+    if (j < 0) return;
+    fdb.va[j] = this.vteps.internSlot(this.pool, slot);
+    fdb.flags[j] = FDB_LEARNED;
+    fdb.stamp[j] = now;
+    net.learnedCount++;
+    this.counters.c[C.learned]++;
+  }
+
+  /** Age out learned entries, at most once per SWEEP_INTERVAL_MS of clock time. */
+  maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
+    this.lastSweep = now;
+    for (const net of this.networks.values()) if (net.learnedCount > 0) net.sweep(now, this.vteps);
+  }
+}

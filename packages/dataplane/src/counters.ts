@@ -1,0 +1,83 @@
+/**
+ * Counters of a dataplane, kept in one Float64Array indexed by constants so the hot path
+ * increments without allocating (a plain object field would turn into a boxed double past
+ * 2^31). `stats()` copies them into a plain object.
+ */
+
+/** Every reason a packet is dropped: stable snake_case strings, append-only. */
+export const DROP_REASONS = [
+  'vxlan_too_short', // datagram shorter than the 8-byte VXLAN header
+  'vxlan_no_i_flag', // VXLAN header without the I flag (RFC 7348: VNI not valid)
+  'unknown_vni', // no network attached for the VNI
+  'frame_too_big', // frame longer than the device MTU + 18 (Ethernet + 802.1Q)
+  'frame_malformed', // inner frame shorter than an Ethernet header
+  'no_fdb_entry', // unknown unicast destination with the 'drop' policy
+  'bum_dropped', // broadcast/multicast frame with the 'drop' policy
+  'no_flood_vtep', // frame to flood but the network's flood list is empty
+  'no_headroom', // device handed a frame with less than 8 bytes of headroom
+  'pool_exhausted', // no free slot for a head-end replica
+  'device_write_failed', // the device accepted fewer frames than written
+  'transport_send_failed', // the transport accepted fewer datagrams than sent
+  'network_removed', // frame from a device whose network was removed
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** Index of each drop reason in `Counters.drops`. */
+export const Drop = Object.fromEntries(DROP_REASONS.map((r, i) => [r, i])) as { readonly [K in DropReason]: number };
+
+/** Indices of the packet counters in `Counters.c`. */
+export const C = {
+  insideFrames: 0,
+  insideBytes: 1,
+  arpSuppressed: 2,
+  flooded: 3,
+  replicas: 4,
+  sent: 5,
+  outsideDatagrams: 6,
+  outsideBytes: 7,
+  delivered: 8,
+  learned: 9,
+} as const;
+
+export interface DataplaneStats {
+  inside: {
+    /** Frames read from devices and their bytes. */
+    frames: number;
+    bytes: number;
+    /** ARP requests answered locally from the neighbour table. */
+    arpSuppressed: number;
+    /** Broadcast/multicast/unknown-unicast frames sent by head-end replication. */
+    flooded: number;
+    /** Datagrams those floods produced (one per flood VTEP). */
+    replicas: number;
+    /** Datagrams the transport accepted. */
+    sent: number;
+  };
+  outside: {
+    /** Datagrams received from the transport and their bytes. */
+    datagrams: number;
+    bytes: number;
+    /** Frames the devices accepted. */
+    delivered: number;
+    /** FDB entries created or moved by learning. */
+    learned: number;
+  };
+  drops: Record<DropReason, number>;
+}
+
+export class Counters {
+  readonly c = new Float64Array(10);
+  readonly drops = new Float64Array(DROP_REASONS.length);
+
+  snapshot(): DataplaneStats {
+    const c = this.c;
+    const drops = {} as Record<DropReason, number>;
+    DROP_REASONS.forEach((r, i) => (drops[r] = this.drops[i]));
+    return {
+      inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent] },
+      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned] },
+      drops,
+    };
+  }
+}

@@ -1,0 +1,230 @@
+import { parseIpv4Address } from './codec/address.js';
+import { formatMac, macHi, macJoin, macLo, parseMac } from './codec/mac.js';
+import { Core } from './core.js';
+import type { DataplaneStats } from './counters.js';
+import { ClosedError, DuplicateNetworkError, InvalidAddressError, InvalidConfigError, UnknownNetworkError } from './errors.js';
+import { inside } from './inside.js';
+import type { Transport } from './io.js';
+import { FDB_LEARNED, FDB_STATIC, Network, type NetworkOptions } from './network.js';
+import { outside } from './outside.js';
+import { BufferPool } from './pool.js';
+import { VtepTable, type Vtep } from './vtep.js';
+
+export interface DataplaneOptions {
+  /** The underlay. Owned by the dataplane: close() closes it. */
+  transport: Transport;
+  networks?: NetworkOptions[];
+  /** Default: new BufferPool({ count: 4096 }). Shared by the transport and every device. */
+  pool?: BufferPool;
+  /** Datagrams per transport.send and frames per device.write. Default 64. */
+  batchSize?: number;
+  /** Millisecond clock, injectable for ageing tests. Default Date.now. Read once per batch. */
+  now?: () => number;
+}
+
+/** One FDB entry as reported by `fdb()`. */
+export interface FdbEntry {
+  mac: string;
+  vtep: Required<Vtep>;
+  kind: 'static' | 'learned';
+}
+
+/**
+ * A VXLAN data plane: networks (VNIs) each attached to a frame device, one underlay transport.
+ * Control methods (setFdb, addNetwork, ...) are synchronous and may be called at any time,
+ * before or after start(), on the event loop that owns the pool. Control-plane inputs are
+ * validated: bad values throw InvalidConfigError / InvalidAddressError / UnknownNetworkError.
+ */
+export interface Dataplane {
+  /** Start the transport and every attached device. Idempotent. */
+  start(): void;
+  /** Attach a network; its device is started now if the dataplane is running. */
+  addNetwork(o: NetworkOptions): void;
+  /** Detach a network: its FDB, neighbours and flood list are dropped and its device closed. */
+  removeNetwork(vni: number): void;
+  /** Static FDB entry (replaces a learned one). mac 'aa:bb:cc:dd:ee:ff'. */
+  setFdb(vni: number, mac: string, vtep: Vtep): void;
+  deleteFdb(vni: number, mac: string): void;
+  /** ARP suppression entry: requests for `ip` are answered locally with `mac`. IPv4. */
+  setNeighbour(vni: number, ip: string, mac: string): void;
+  deleteNeighbour(vni: number, ip: string): void;
+  /** Add a VTEP to the network's head-end replication list (idempotent). */
+  addFloodVtep(vni: number, vtep: Vtep): void;
+  removeFloodVtep(vni: number, vtep: Vtep): void;
+  /** Current FDB of a network (static and unexpired learned entries). Allocates. */
+  fdb(vni: number): FdbEntry[];
+  /** Copy of the counters, drops by reason. */
+  stats(): DataplaneStats;
+  /** Close every device and the transport. Further calls throw ClosedError. */
+  close(): Promise<void>;
+  readonly pool: BufferPool;
+}
+
+export function createDataplane(o: DataplaneOptions): Dataplane {
+  if (o === null || typeof o !== 'object') throw new InvalidConfigError('options', 'must be an object');
+  const t = o.transport;
+  if (!t || typeof t.start !== 'function' || typeof t.send !== 'function') throw new InvalidConfigError('transport', 'must implement Transport');
+  const batchSize = o.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 4096) throw new InvalidConfigError('batchSize', `must be an integer in 1..4096, got ${batchSize}`);
+  if (o.now !== undefined && typeof o.now !== 'function') throw new InvalidConfigError('now', 'must be a function returning milliseconds');
+  if (o.pool !== undefined && !(o.pool instanceof BufferPool)) throw new InvalidConfigError('pool', 'must be a BufferPool');
+  const pool = o.pool ?? new BufferPool({ count: 4096 });
+  const dp = new DataplaneImpl(new Core(pool, t, o.now ?? Date.now, batchSize), batchSize);
+  for (const n of o.networks ?? []) dp.addNetwork(n);
+  return dp;
+}
+
+class DataplaneImpl implements Dataplane {
+  private started = false;
+  private closed = false;
+
+  constructor(
+    private readonly core: Core,
+    private readonly batchSize: number,
+  ) {}
+
+  get pool(): BufferPool {
+    return this.core.pool;
+  }
+
+  start(): void {
+    this.open();
+    if (this.started) return;
+    this.started = true;
+    const core = this.core;
+    core.transport.start(core.pool, (batch) => outside(core, batch));
+    for (const net of core.networks.values()) net.device.start(core.pool, net.sink);
+  }
+
+  addNetwork(o: NetworkOptions): void {
+    this.open();
+    const net = new Network(o, this.batchSize);
+    const core = this.core;
+    if (core.networks.has(net.vni)) throw new DuplicateNetworkError(net.vni);
+    net.sink = (batch) => inside(core, net, batch);
+    core.networks.set(net.vni, net);
+    if (this.started) net.device.start(core.pool, net.sink);
+  }
+
+  removeNetwork(vni: number): void {
+    this.open();
+    const net = this.net(vni);
+    const core = this.core;
+    net.flushDevice(core.pool, core.counters);
+    net.removed = true;
+    core.networks.delete(vni);
+    net.releaseVteps(core.vteps);
+    void net.device.close().catch(() => {});
+  }
+
+  setFdb(vni: number, mac: string, vtep: Vtep): void {
+    this.open();
+    const net = this.net(vni);
+    const m = parseMac(mac);
+    if (m % 2 ** 41 >= 2 ** 40) throw new InvalidAddressError('unicast MAC address (group bit set)', mac);
+    const v = this.core.vteps.intern(vtep);
+    const i = net.fdb.insert(macHi(m), macLo(m));
+    if (i < 0) {
+      this.core.vteps.unref(v);
+      throw new InvalidConfigError('fdb', `network ${vni} FDB is full`);
+    }
+    if (net.fdb.flags[i] !== 0) this.core.vteps.unref(net.fdb.va[i]);
+    if (net.fdb.flags[i] === FDB_LEARNED) net.learnedCount--;
+    net.fdb.va[i] = v;
+    net.fdb.flags[i] = FDB_STATIC;
+  }
+
+  deleteFdb(vni: number, mac: string): void {
+    this.open();
+    const net = this.net(vni);
+    const m = parseMac(mac);
+    const i = net.fdb.find(macHi(m), macLo(m));
+    if (i < 0) return;
+    this.core.vteps.unref(net.fdb.va[i]);
+    if (net.fdb.flags[i] === FDB_LEARNED) net.learnedCount--;
+    net.fdb.removeAt(i);
+  }
+
+  setNeighbour(vni: number, ip: string, mac: string): void {
+    this.open();
+    const net = this.net(vni);
+    const a = parseIpv4Address(ip);
+    const m = parseMac(mac);
+    const i = net.neighbours.insert(0, a | 0);
+    if (i < 0) throw new InvalidConfigError('neighbours', `network ${vni} neighbour table is full`);
+    net.neighbours.va[i] = macHi(m);
+    net.neighbours.vb[i] = macLo(m);
+  }
+
+  deleteNeighbour(vni: number, ip: string): void {
+    this.open();
+    const net = this.net(vni);
+    net.neighbours.remove(0, parseIpv4Address(ip) | 0);
+  }
+
+  addFloodVtep(vni: number, vtep: Vtep): void {
+    this.open();
+    const net = this.net(vni);
+    const v = this.core.vteps.intern(vtep);
+    if (net.floodList.includes(v)) {
+      this.core.vteps.unref(v);
+      return;
+    }
+    net.floodList.push(v);
+  }
+
+  removeFloodVtep(vni: number, vtep: Vtep): void {
+    this.open();
+    const net = this.net(vni);
+    VtepTable.parse(vtep);
+    const v = this.core.vteps.lookup(vtep);
+    const at = v < 0 ? -1 : net.floodList.indexOf(v);
+    if (at < 0) return;
+    net.floodList.splice(at, 1);
+    this.core.vteps.unref(v);
+  }
+
+  fdb(vni: number): FdbEntry[] {
+    this.open();
+    const net = this.net(vni);
+    const core = this.core;
+    const now = core.now();
+    net.sweep(now, core.vteps);
+    const t = net.fdb;
+    const out: FdbEntry[] = [];
+    for (let i = 0; i < t.capacity; i++) {
+      if (t.used[i] === 0) continue;
+      out.push({ mac: formatMac(macJoin(t.ka[i], t.kb[i])), vtep: core.vteps.toVtep(t.va[i]), kind: t.flags[i] === FDB_STATIC ? 'static' : 'learned' });
+    }
+    return out;
+  }
+
+  stats(): DataplaneStats {
+    return this.core.counters.snapshot();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const core = this.core;
+    const closing: Promise<void>[] = [core.transport.close()];
+    for (const net of core.networks.values()) {
+      net.removed = true;
+      closing.push(net.device.close());
+    }
+    core.networks.clear();
+    const results = await Promise.allSettled(closing);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private open(): void {
+    if (this.closed) throw new ClosedError('dataplane');
+  }
+
+  private net(vni: number): Network {
+    const net = this.core.networks.get(vni);
+    if (!net) throw new UnknownNetworkError(vni);
+    return net;
+  }
+}

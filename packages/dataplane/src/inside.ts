@@ -1,0 +1,173 @@
+import { ARP_LENGTH, ARP_REQUEST, arpTargetIp, rewriteArpRequestAsReply } from './codec/arp.js';
+import { ETHERTYPE_ARP, ETHERTYPE_VLAN } from './codec/ethernet.js';
+import { encodeVxlan, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
+import type { Core } from './core.js';
+import { C, Drop } from './counters.js';
+import { FDB_LEARNED, type Network } from './network.js';
+import type { PacketBatch } from './pool.js';
+
+/**
+ * inside: device → lookup → encap → transport, for one batch of frames read from `net`'s
+ * device. Every slot of the batch is forwarded or released before returning. Per frame:
+ *
+ * 1. drop frames longer than MTU + 18 (`frame_too_big`) or shorter than 14 (`frame_malformed`);
+ * 2. a broadcast ARP request for a known neighbour is answered in place and written back to
+ *    the device (ARP suppression); nothing crosses the underlay;
+ * 3. a unicast destination found in the FDB gets the 8-byte VXLAN header written into its
+ *    headroom and goes to that VTEP;
+ * 4. anything else (broadcast, multicast, unknown unicast) is flooded to the network's VTEP
+ *    list by head-end replication (one copy per extra VTEP) or dropped, per policy.
+ *
+ * Allocates nothing: the clock is read once per batch, counters are typed arrays.
+ */
+export function inside(core: Core, net: Network, batch: PacketBatch): void {
+  const pool = core.pool;
+  const d = pool.data;
+  const c = core.counters.c;
+  const drops = core.counters.drops;
+  const n = batch.count;
+  if (net.removed) {
+    for (let i = 0; i < n; i++) pool.release(batch.slots[i]);
+    drops[Drop.network_removed] += n;
+    return;
+  }
+  const fdb = net.fdb;
+  const vni = net.vni;
+  let now = -1;
+  for (let i = 0; i < n; i++) {
+    const slot = batch.slots[i];
+    const off = pool.off[slot];
+    const len = pool.len[slot];
+    c[C.insideFrames]++;
+    c[C.insideBytes] += len;
+    if (len > net.maxFrame) {
+      drops[Drop.frame_too_big]++;
+      pool.release(slot);
+      continue;
+    }
+    if (len < 14) {
+      drops[Drop.frame_malformed]++;
+      pool.release(slot);
+      continue;
+    }
+    if (off - slot * pool.stride < VXLAN_HEADER_LENGTH) {
+      drops[Drop.no_headroom]++;
+      pool.release(slot);
+      continue;
+    }
+    if ((d[off] & 1) === 1) {
+      // Group address: broadcast or multicast.
+      if (net.arpSuppression && suppressArp(core, net, slot, off, len)) continue;
+      if (!net.flood) {
+        drops[Drop.bum_dropped]++;
+        pool.release(slot);
+        continue;
+      }
+      flood(core, net, slot, off, len);
+      continue;
+    }
+    const hi = (d[off] << 8) | d[off + 1];
+    const lo = (d[off + 2] << 24) | (d[off + 3] << 16) | (d[off + 4] << 8) | d[off + 5];
+    let e = fdb.find(hi, lo);
+    if (e >= 0 && fdb.flags[e] === FDB_LEARNED) {
+      if (now < 0) now = core.now();
+      if (now - fdb.stamp[e] > net.ageingMs) {
+        core.vteps.unref(fdb.va[e]);
+        net.learnedCount--;
+        fdb.removeAt(e);
+        e = -1;
+      }
+    }
+    if (e < 0) {
+      if (!net.flood) {
+        drops[Drop.no_fdb_entry]++;
+        pool.release(slot);
+        continue;
+      }
+      flood(core, net, slot, off, len);
+      continue;
+    }
+    encodeVxlan(d, off - VXLAN_HEADER_LENGTH, vni);
+    pool.off[slot] = off - VXLAN_HEADER_LENGTH;
+    pool.len[slot] = len + VXLAN_HEADER_LENGTH;
+    pool.vni[slot] = vni;
+    core.vteps.writeToSlot(fdb.va[e], pool, slot);
+    core.pushTx(slot);
+  }
+  core.flushTx();
+  if (net.dirty) net.flushDevice(pool, core.counters);
+}
+
+/**
+ * Head-end replication: encapsulate once, copy the datagram into a fresh slot for every VTEP
+ * of the flood list but the first, send the original to the first. The original is queued
+ * last so a transport flush during copying cannot release it while it is still being read.
+ */
+function flood(core: Core, net: Network, slot: number, off: number, len: number): void {
+  const pool = core.pool;
+  const list = net.floodList;
+  const k = list.length;
+  if (k === 0) {
+    core.counters.drops[Drop.no_flood_vtep]++;
+    pool.release(slot);
+    return;
+  }
+  const d = pool.data;
+  const hoff = off - VXLAN_HEADER_LENGTH;
+  const hlen = len + VXLAN_HEADER_LENGTH;
+  encodeVxlan(d, hoff, net.vni);
+  pool.off[slot] = hoff;
+  pool.len[slot] = hlen;
+  pool.vni[slot] = net.vni;
+  const headroom = hoff - slot * pool.stride;
+  core.counters.c[C.flooded]++;
+  for (let j = 1; j < k; j++) {
+    const copy = pool.acquire();
+    if (copy < 0) {
+      core.counters.drops[Drop.pool_exhausted]++;
+      continue;
+    }
+    const coff = copy * pool.stride + headroom;
+    d.copyWithin(coff, hoff, hoff + hlen);
+    pool.off[copy] = coff;
+    pool.len[copy] = hlen;
+    pool.vni[copy] = net.vni;
+    core.vteps.writeToSlot(list[j], pool, copy);
+    core.counters.c[C.replicas]++;
+    core.pushTx(copy);
+  }
+  core.vteps.writeToSlot(list[0], pool, slot);
+  core.counters.c[C.replicas]++;
+  core.pushTx(slot);
+}
+
+/**
+ * ARP suppression: if the frame is a broadcast ARP request (optionally 802.1Q-tagged) for an
+ * IPv4 address in the neighbour table, rewrite it in place into the reply and queue it for
+ * the device. Returns true when the frame was consumed. Gratuitous ARP (sender IP = target
+ * IP) and requests for unknown addresses are left to the flood policy.
+ */
+function suppressArp(core: Core, net: Network, slot: number, off: number, len: number): boolean {
+  const d = core.pool.data;
+  let type = (d[off + 12] << 8) | d[off + 13];
+  let arpOff = off + 14;
+  if (type === ETHERTYPE_VLAN) {
+    if (len < 18) return false;
+    type = (d[off + 16] << 8) | d[off + 17];
+    arpOff = off + 18;
+  }
+  if (type !== ETHERTYPE_ARP || arpOff + ARP_LENGTH > off + len) return false;
+  // Ethernet/IPv4 request: htype 1, ptype 0x0800, hlen 6, plen 4, op 1.
+  if (d[arpOff] !== 0 || d[arpOff + 1] !== 1 || d[arpOff + 2] !== 0x08 || d[arpOff + 3] !== 0 || d[arpOff + 4] !== 6 || d[arpOff + 5] !== 4) return false;
+  if (((d[arpOff + 6] << 8) | d[arpOff + 7]) !== ARP_REQUEST) return false;
+  const tpa = arpTargetIp(d, arpOff);
+  const spa = (d[arpOff + 14] << 24) | (d[arpOff + 15] << 16) | (d[arpOff + 16] << 8) | d[arpOff + 17];
+  if (tpa === spa) return false;
+  const e = net.neighbours.find(0, tpa);
+  if (e < 0) return false;
+  const replyLen = rewriteArpRequestAsReply(d, off, arpOff, net.neighbours.va[e], net.neighbours.vb[e]);
+  core.pool.len[slot] = replyLen;
+  core.counters.c[C.arpSuppressed]++;
+  core.pushDevice(net, slot);
+  return true;
+}

@@ -1,0 +1,119 @@
+import { isValidVni } from './codec/vxlan.js';
+import { Drop, type Counters, C } from './counters.js';
+import { InvalidConfigError } from './errors.js';
+import type { BatchSink, FrameDevice } from './io.js';
+import { PacketBatch, type BufferPool } from './pool.js';
+import { PairTable } from './table.js';
+import type { VtepTable } from './vtep.js';
+
+export interface NetworkOptions {
+  /** VXLAN network identifier, 0..2^24-1. */
+  vni: number;
+  /** Where this network's inner frames come from and go to. Owned by the dataplane from now on. */
+  device: FrameDevice;
+  /** BUM policy: head-end replication to the flood list, or drop. Default 'flood'. */
+  unknownUnicast?: 'flood' | 'drop';
+  /** Learn inner source MAC → outer source VTEP on receive. Default false. */
+  learning?: boolean;
+  /** Learned entries age out after this long without traffic. Default 300 000 ms. */
+  ageingMs?: number;
+  /** Answer ARP requests for known neighbours locally. Default true. */
+  arpSuppression?: boolean;
+}
+
+/** FDB entry flags. */
+export const FDB_STATIC = 1;
+export const FDB_LEARNED = 2;
+/** Bound on learned MACs per network, so a flood of forged source MACs cannot grow memory. */
+export const MAX_LEARNED_PER_NETWORK = 65_536;
+const MAX_FDB = 1 << 20;
+
+/**
+ * State of one attached network (VNI): its device, FDB, neighbour table, flood list and the
+ * batch of frames on their way to the device. Owned by one dataplane, single-threaded.
+ */
+export class Network {
+  readonly vni: number;
+  readonly device: FrameDevice;
+  /** Largest frame accepted: device MTU + Ethernet header + one 802.1Q tag. */
+  readonly maxFrame: number;
+  readonly flood: boolean;
+  readonly learning: boolean;
+  readonly ageingMs: number;
+  readonly arpSuppression: boolean;
+  /** MAC (hi16, lo32) → va: VTEP index; flags FDB_STATIC/FDB_LEARNED; stamp: last seen (learned). */
+  readonly fdb = new PairTable(MAX_FDB);
+  /** IPv4 (0, ip32) → MAC (va: hi16, vb: lo32). */
+  readonly neighbours = new PairTable(MAX_FDB);
+  /** Head-end replication list: VTEP indices. */
+  readonly floodList: number[] = [];
+  learnedCount = 0;
+  /** Frames waiting for device.write. */
+  readonly out: PacketBatch;
+  dirty = false;
+  removed = false;
+  /** The device's sink, bound once. */
+  sink: BatchSink = () => {};
+
+  constructor(o: NetworkOptions, batchSize: number) {
+    if (o === null || typeof o !== 'object') throw new InvalidConfigError('network', 'must be an object');
+    if (!isValidVni(o.vni)) throw new InvalidConfigError('vni', `must be an integer in 0..16777215, got ${o.vni}`);
+    const d = o.device;
+    if (!d || typeof d.start !== 'function' || typeof d.write !== 'function') throw new InvalidConfigError('device', 'must implement FrameDevice');
+    if (!Number.isInteger(d.mtu) || d.mtu < 68 || d.mtu > 65535) throw new InvalidConfigError('device.mtu', `must be an integer in 68..65535, got ${d.mtu}`);
+    const policy = o.unknownUnicast ?? 'flood';
+    if (policy !== 'flood' && policy !== 'drop') throw new InvalidConfigError('unknownUnicast', `must be 'flood' or 'drop', got ${String(policy)}`);
+    const ageing = o.ageingMs ?? 300_000;
+    if (typeof ageing !== 'number' || !(ageing > 0)) throw new InvalidConfigError('ageingMs', `must be a positive number, got ${ageing}`);
+    this.vni = o.vni;
+    this.device = d;
+    this.maxFrame = d.mtu + 18;
+    this.flood = policy === 'flood';
+    this.learning = o.learning ?? false;
+    this.ageingMs = ageing;
+    this.arpSuppression = o.arpSuppression ?? true;
+    this.out = new PacketBatch(batchSize);
+  }
+
+  /** Write pending frames to the device, count what it refused, release every slot. */
+  flushDevice(pool: BufferPool, counters: Counters): void {
+    const b = this.out;
+    const n = b.count;
+    this.dirty = false;
+    if (n === 0) return;
+    let written = 0;
+    try {
+      written = this.device.write(pool, b);
+    } catch {
+      written = 0; // A throwing device must not take the pipeline down: count it.
+    }
+    if (!(written >= 0)) written = 0;
+    if (written > n) written = n;
+    counters.c[C.delivered] += written;
+    counters.drops[Drop.device_write_failed] += n - written;
+    for (let i = 0; i < n; i++) pool.release(b.slots[i]);
+    b.clear();
+  }
+
+  /** Drop learned entries idle longer than ageingMs. */
+  sweep(now: number, vteps: VtepTable): void {
+    const t = this.fdb;
+    for (let i = 0; i < t.capacity; ) {
+      if (t.used[i] === 1 && t.flags[i] === FDB_LEARNED && now - t.stamp[i] > this.ageingMs) {
+        vteps.unref(t.va[i]);
+        this.learnedCount--;
+        t.removeAt(i); // Backward shift may move another entry into i: look at i again.
+        continue;
+      }
+      i++;
+    }
+  }
+
+  /** Release every VTEP reference this network holds (on removal). */
+  releaseVteps(vteps: VtepTable): void {
+    const t = this.fdb;
+    for (let i = 0; i < t.capacity; i++) if (t.used[i] === 1) vteps.unref(t.va[i]);
+    for (const v of this.floodList) vteps.unref(v);
+    this.floodList.length = 0;
+  }
+}
