@@ -1,0 +1,89 @@
+/*
+ * Syscall layer of the overlay addon: TAP/TUN and batched UDP on Linux. No N-API here, so the
+ * glue (addon.c) stays thin and this file reads as plain POSIX. Every function returns a
+ * non-negative result or -errno, and names the failing syscall through *syscall.
+ *
+ * Packets live in a buffer pool owned by JavaScript (see packages/dataplane/src/pool.ts): a
+ * structure of arrays indexed by slot. The pointers below alias that memory; the glue keeps
+ * references to the arrays so they stay alive and in place while registered.
+ */
+#ifndef OVL_IO_H
+#define OVL_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ovl_pool {
+  uint8_t *data;
+  size_t data_len;
+  int32_t *off;
+  int32_t *len;
+  uint8_t *family;
+  uint8_t *addr; /* 16 bytes per slot */
+  uint16_t *port;
+  uint32_t count;
+  uint32_t stride;
+  uint32_t capacity; /* largest frame or datagram payload a slot takes */
+};
+
+/* Counter indexes in the Float64Array that JS reads without a native call. */
+enum {
+  OVL_RX_PACKETS,
+  OVL_RX_BYTES,
+  OVL_RX_BATCHES,
+  OVL_RX_SYSCALLS,
+  OVL_RX_NOBUF_DROPS,    /* readable but the pool had no slot: read into scratch and dropped */
+  OVL_RX_TRUNC_DROPS,    /* larger than a slot holds */
+  OVL_RX_ERRORS,
+  OVL_TX_PACKETS,
+  OVL_TX_BYTES,
+  OVL_TX_SYSCALLS,
+  OVL_TX_EAGAIN,         /* kernel queue full when sending; retried briefly, then left unsent */
+  OVL_TX_ERRORS,
+  OVL_TX_UNSENT,         /* frames or datagrams handed to send/write that did not go out */
+  OVL_COUNTERS
+};
+
+/* TAP/TUN open flags (bit set passed from JS). */
+#define OVL_TAP_TUN 1
+#define OVL_TAP_VNET_HDR 2
+#define OVL_TAP_MULTI_QUEUE 4
+
+/* Open /dev/net/tun and attach to (or create) the interface `name`. Writes the kernel's name. */
+int ovl_tap_open(const char *name, int flags, char *out_name, const char **syscall);
+/* Set MTU and/or bring a link up, by ioctl on a datagram socket. mtu <= 0 leaves it. */
+int ovl_link_set(const char *name, int mtu, int up, const char **syscall);
+int ovl_link_get_mtu(const char *name, const char **syscall);
+
+/* UDP socket, non-blocking. family 4 or 6; IPv6 sockets are dual-stack. */
+int ovl_udp_open(int family, const char *address, int port, int reuseport, int rcvbuf, int sndbuf,
+                 const char **syscall);
+int ovl_udp_local_port(int fd, const char **syscall);
+
+/* Batch state reused across calls: no allocation per packet or per batch. */
+struct ovl_batch;
+struct ovl_batch *ovl_batch_new(uint32_t max);
+void ovl_batch_free(struct ovl_batch *b);
+
+/*
+ * Read up to `n` packets into the slots `slots[0..n)`. Packets that arrive are written into
+ * `slots[0..return)` in arrival order; slots that stayed empty (or held a dropped packet) are
+ * moved after them so the caller can reuse them. Returns 0 when nothing was ready.
+ */
+int ovl_tap_read(int fd, int vnet_hdr, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                 const char **syscall);
+int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                 const char **syscall);
+/* Read and discard up to `n` packets (no pool slot was free). Returns how many. */
+int ovl_discard(int fd, int is_udp, int n, double *ctr);
+
+/*
+ * Send the packets of `slots[0..n)`, in order. Returns how many went out; on a full queue it
+ * waits up to wait_ms for room before giving up on the rest.
+ */
+int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
+                  double *ctr, const char **syscall);
+int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
+                 int wait_ms, double *ctr, const char **syscall);
+
+#endif

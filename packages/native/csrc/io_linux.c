@@ -1,0 +1,496 @@
+/* Linux syscalls for TAP/TUN and batched UDP. See io.h for the contract of each function. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* virtio_net_hdr_mrg_rxbuf: the header size asked for with TUNSETVNETHDRSZ. */
+#define VNET_HDR_LEN 12
+
+struct ovl_batch {
+  uint32_t max;
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+  struct sockaddr_in6 *addrs;
+  int32_t *spare; /* slots that held a dropped datagram, to hand back after the good ones */
+};
+
+/* Discard target: a dropped frame is read here so a level-triggered poll does not spin. */
+static uint8_t scratch[65536 + VNET_HDR_LEN];
+
+struct ovl_batch *ovl_batch_new(uint32_t max) {
+  struct ovl_batch *b = calloc(1, sizeof(*b));
+  if (!b) return NULL;
+  b->max = max;
+  b->msgs = calloc(max, sizeof(*b->msgs));
+  b->iov = calloc(max, sizeof(*b->iov));
+  b->addrs = calloc(max, sizeof(*b->addrs));
+  b->spare = calloc(max, sizeof(*b->spare));
+  if (!b->msgs || !b->iov || !b->addrs || !b->spare) {
+    ovl_batch_free(b);
+    return NULL;
+  }
+  return b;
+}
+
+void ovl_batch_free(struct ovl_batch *b) {
+  if (!b) return;
+  free(b->msgs);
+  free(b->iov);
+  free(b->addrs);
+  free(b->spare);
+  free(b);
+}
+
+int ovl_tap_open(const char *name, int flags, char *out_name, const char **syscall) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *syscall = "open";
+    return -errno;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = (short)(((flags & OVL_TAP_TUN) ? IFF_TUN : IFF_TAP) | IFF_NO_PI);
+  if (flags & OVL_TAP_VNET_HDR) ifr.ifr_flags |= IFF_VNET_HDR;
+  if (flags & OVL_TAP_MULTI_QUEUE) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    *syscall = "ioctl(TUNSETIFF)";
+    return -e;
+  }
+  if (flags & OVL_TAP_VNET_HDR) {
+    int sz = VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+      int e = errno;
+      close(fd);
+      *syscall = "ioctl(TUNSETVNETHDRSZ)";
+      return -e;
+    }
+  }
+  memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
+  out_name[IFNAMSIZ - 1] = 0;
+  return fd;
+}
+
+static int ctl_socket(const char **syscall) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    *syscall = "socket";
+    return -errno;
+  }
+  return s;
+}
+
+int ovl_link_set(const char *name, int mtu, int up, const char **syscall) {
+  int s = ctl_socket(syscall);
+  if (s < 0) return s;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  int rc = 0;
+  if (mtu > 0) {
+    ifr.ifr_mtu = mtu;
+    if (ioctl(s, SIOCSIFMTU, &ifr) < 0) {
+      rc = -errno;
+      *syscall = "ioctl(SIOCSIFMTU)";
+    }
+  }
+  if (rc == 0 && up) {
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+      rc = -errno;
+      *syscall = "ioctl(SIOCGIFFLAGS)";
+    } else {
+      ifr.ifr_flags |= IFF_UP;
+      if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+        rc = -errno;
+        *syscall = "ioctl(SIOCSIFFLAGS)";
+      }
+    }
+  }
+  close(s);
+  return rc;
+}
+
+int ovl_link_get_mtu(const char *name, const char **syscall) {
+  int s = ctl_socket(syscall);
+  if (s < 0) return s;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  int rc = ioctl(s, SIOCGIFMTU, &ifr) < 0 ? -errno : ifr.ifr_mtu;
+  if (rc < 0) *syscall = "ioctl(SIOCGIFMTU)";
+  close(s);
+  return rc;
+}
+
+/* Socket buffer sizes: the FORCE variants pass rmem_max/wmem_max as root; else the plain ones. */
+static int set_buf(int fd, int force_opt, int opt, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof(bytes)) == 0) return 0;
+  return setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
+
+int ovl_udp_open(int family, const char *address, int port, int reuseport, int rcvbuf, int sndbuf,
+                 const char **syscall) {
+  int af = family == 6 ? AF_INET6 : AF_INET;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  memset(&ss, 0, sizeof(ss));
+  if (af == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, address, &sin->sin_addr) != 1) {
+      *syscall = "inet_pton";
+      return -EINVAL;
+    }
+    sl = sizeof(*sin);
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, address, &sin6->sin6_addr) != 1) {
+      *syscall = "inet_pton";
+      return -EINVAL;
+    }
+    sl = sizeof(*sin6);
+  }
+  int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *syscall = "socket";
+    return -errno;
+  }
+  int one = 1, zero = 0;
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+    *syscall = "setsockopt(SO_REUSEPORT)";
+    goto fail;
+  }
+  if (rcvbuf > 0 && set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf) < 0) {
+    *syscall = "setsockopt(SO_RCVBUF)";
+    goto fail;
+  }
+  if (sndbuf > 0 && set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf) < 0) {
+    *syscall = "setsockopt(SO_SNDBUF)";
+    goto fail;
+  }
+  if (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0) {
+    *syscall = "setsockopt(IPV6_V6ONLY)";
+    goto fail;
+  }
+  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+    *syscall = "bind";
+    goto fail;
+  }
+  return fd;
+fail:;
+  int e = errno;
+  close(fd);
+  return -e;
+}
+
+int ovl_udp_local_port(int fd, const char **syscall) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+    *syscall = "getsockname";
+    return -errno;
+  }
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/*
+ * Room from a slot's current offset to the end of the slot. Reads use all of it (tailroom
+ * included) so a packet longer than `capacity` is seen whole and dropped, not cut.
+ */
+static int slot_room(const struct ovl_pool *p, int32_t slot, int whole) {
+  if (slot < 0 || (uint32_t)slot >= p->count) return -1;
+  int64_t base = (int64_t)slot * p->stride;
+  int64_t off = p->off[slot];
+  int64_t end = base + p->stride;
+  if (off < base || off >= end || (size_t)end > p->data_len) return -1;
+  int64_t room = end - off;
+  if (!whole && room > p->capacity) room = p->capacity;
+  return (int)room;
+}
+
+static int slot_valid(const struct ovl_pool *p, int32_t slot, int headroom_needed) {
+  if (slot < 0 || (uint32_t)slot >= p->count) return 0;
+  int64_t base = (int64_t)slot * p->stride;
+  int64_t off = p->off[slot];
+  int64_t len = p->len[slot];
+  return off - headroom_needed >= base && len >= 0 && off + len <= base + p->stride &&
+         (size_t)(base + p->stride) <= p->data_len;
+}
+
+static int transient(int e) {
+  return e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ENOBUFS || e == ENOMEM || e == ECONNREFUSED;
+}
+
+int ovl_tap_read(int fd, int vnet_hdr, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                 const char **syscall) {
+  int hdr = vnet_hdr ? VNET_HDR_LEN : 0;
+  int got = 0;
+  /* Bounded: each iteration either fills a slot or drops a frame; at most 2n reads per call. */
+  for (int tries = 0; got < n && tries < 2 * n; tries++) {
+    int32_t slot = slots[got];
+    int room = slot_room(p, slot, 1);
+    if (room < 0 || p->off[slot] - hdr < (int64_t)slot * p->stride) {
+      *syscall = "slot";
+      return -EINVAL;
+    }
+    uint8_t *dst = p->data + p->off[slot] - hdr;
+    /* One extra byte tells an oversized frame from one that just fits. */
+    ssize_t r = read(fd, dst, (size_t)room + hdr);
+    ctr[OVL_RX_SYSCALLS]++;
+    if (r < 0) {
+      int e = errno;
+      if (transient(e)) break;
+      if (e == EFAULT) {
+        /* The frame did not fit the slot (the kernel consumed it). */
+        ctr[OVL_RX_TRUNC_DROPS]++;
+        continue;
+      }
+      ctr[OVL_RX_ERRORS]++;
+      *syscall = "read";
+      return got > 0 ? got : -e;
+    }
+    if (r == 0) break;
+    if (r - hdr > (ssize_t)p->capacity) {
+      ctr[OVL_RX_TRUNC_DROPS]++;
+      continue;
+    }
+    if (r < hdr) {
+      ctr[OVL_RX_ERRORS]++;
+      continue;
+    }
+    p->len[slot] = (int32_t)(r - hdr);
+    ctr[OVL_RX_PACKETS]++;
+    ctr[OVL_RX_BYTES] += (double)(r - hdr);
+    got++;
+  }
+  return got;
+}
+
+static void set_source(const struct ovl_pool *p, int32_t slot, const struct sockaddr_in6 *sa) {
+  uint8_t *a = p->addr + (size_t)slot * 16;
+  if (sa->sin6_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    p->family[slot] = 4;
+    memcpy(a, &s4->sin_addr, 4);
+    p->port[slot] = ntohs(s4->sin_port);
+  } else if (IN6_IS_ADDR_V4MAPPED(&sa->sin6_addr)) {
+    p->family[slot] = 4;
+    memcpy(a, &sa->sin6_addr.s6_addr[12], 4);
+    p->port[slot] = ntohs(sa->sin6_port);
+  } else {
+    p->family[slot] = 6;
+    memcpy(a, &sa->sin6_addr, 16);
+    p->port[slot] = ntohs(sa->sin6_port);
+  }
+}
+
+int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                 const char **syscall) {
+  unsigned vlen = (unsigned)n < b->max ? (unsigned)n : b->max;
+  for (unsigned i = 0; i < vlen; i++) {
+    int32_t slot = slots[i];
+    int room = slot_room(p, slot, 1);
+    if (room < 0) {
+      *syscall = "slot";
+      return -EINVAL;
+    }
+    b->iov[i].iov_base = p->data + p->off[slot];
+    b->iov[i].iov_len = (size_t)room;
+    struct msghdr *h = &b->msgs[i].msg_hdr;
+    h->msg_name = &b->addrs[i];
+    h->msg_namelen = sizeof(b->addrs[i]);
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+  }
+  int r = recvmmsg(fd, b->msgs, vlen, MSG_DONTWAIT, NULL);
+  ctr[OVL_RX_SYSCALLS]++;
+  if (r < 0) {
+    int e = errno;
+    if (transient(e)) return 0;
+    ctr[OVL_RX_ERRORS]++;
+    *syscall = "recvmmsg";
+    return -e;
+  }
+  int good = 0, bad = 0;
+  for (int i = 0; i < r; i++) {
+    int32_t slot = slots[i];
+    if ((b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || b->msgs[i].msg_len > p->capacity) {
+      ctr[OVL_RX_TRUNC_DROPS]++;
+      b->spare[bad++] = slot;
+      continue;
+    }
+    p->len[slot] = (int32_t)b->msgs[i].msg_len;
+    set_source(p, slot, &b->addrs[i]);
+    ctr[OVL_RX_PACKETS]++;
+    ctr[OVL_RX_BYTES] += b->msgs[i].msg_len;
+    slots[good++] = slot;
+  }
+  for (int i = 0; i < bad; i++) slots[good + i] = b->spare[i];
+  return good;
+}
+
+int ovl_discard(int fd, int is_udp, int n, double *ctr) {
+  int dropped = 0;
+  for (int i = 0; i < n; i++) {
+    ssize_t r = is_udp ? recv(fd, scratch, 1, MSG_DONTWAIT | MSG_TRUNC) : read(fd, scratch, sizeof(scratch));
+    ctr[OVL_RX_SYSCALLS]++;
+    if (r < 0) break;
+    dropped++;
+  }
+  ctr[OVL_RX_NOBUF_DROPS] += dropped;
+  return dropped;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is writable or the deadline passes. Returns 1 when writable. */
+static int wait_writable(int fd, int64_t deadline) {
+  int64_t left = deadline - now_ms();
+  if (left <= 0) return 0;
+  struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+  return poll(&pfd, 1, (int)left) > 0;
+}
+
+int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
+                  double *ctr, const char **syscall) {
+  int hdr = vnet_hdr ? VNET_HDR_LEN : 0;
+  int64_t deadline = 0;
+  int sent = 0;
+  while (sent < n) {
+    int32_t slot = slots[sent];
+    if (!slot_valid(p, slot, hdr)) {
+      ctr[OVL_TX_ERRORS]++;
+      break;
+    }
+    uint8_t *src = p->data + p->off[slot] - hdr;
+    /* No offloads were negotiated, so a zero header means a complete frame. */
+    if (hdr) memset(src, 0, hdr);
+    ssize_t r = write(fd, src, (size_t)p->len[slot] + hdr);
+    ctr[OVL_TX_SYSCALLS]++;
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        ctr[OVL_TX_EAGAIN]++;
+        if (!deadline) deadline = now_ms() + wait_ms;
+        if (wait_writable(fd, deadline)) continue;
+        break;
+      }
+      ctr[OVL_TX_ERRORS]++;
+      *syscall = "write";
+      break;
+    }
+    ctr[OVL_TX_PACKETS]++;
+    ctr[OVL_TX_BYTES] += p->len[slot];
+    sent++;
+  }
+  ctr[OVL_TX_UNSENT] += n - sent;
+  return sent;
+}
+
+int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
+                 int wait_ms, double *ctr, const char **syscall) {
+  int64_t deadline = 0;
+  int sent = 0;
+  int stop = 0;
+  while (sent < n && !stop) {
+    unsigned k = 0;
+    unsigned chunk = (unsigned)(n - sent) < b->max ? (unsigned)(n - sent) : b->max;
+    for (; k < chunk; k++) {
+      int32_t slot = slots[sent + k];
+      if (!slot_valid(p, slot, 0) || (p->family[slot] != 4 && p->family[slot] != 6) ||
+          (family == 4 && p->family[slot] != 4)) {
+        ctr[OVL_TX_ERRORS]++;
+        stop = 1;
+        break;
+      }
+      struct sockaddr_in6 *sa = &b->addrs[k];
+      memset(sa, 0, sizeof(*sa));
+      socklen_t sl;
+      const uint8_t *a = p->addr + (size_t)slot * 16;
+      if (family == 4) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(p->port[slot]);
+        memcpy(&s4->sin_addr, a, 4);
+        sl = sizeof(*s4);
+      } else {
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(p->port[slot]);
+        if (p->family[slot] == 4) {
+          sa->sin6_addr.s6_addr[10] = 0xff;
+          sa->sin6_addr.s6_addr[11] = 0xff;
+          memcpy(&sa->sin6_addr.s6_addr[12], a, 4);
+        } else {
+          memcpy(&sa->sin6_addr, a, 16);
+        }
+        sl = sizeof(*sa);
+      }
+      b->iov[k].iov_base = p->data + p->off[slot];
+      b->iov[k].iov_len = (size_t)p->len[slot];
+      struct msghdr *h = &b->msgs[k].msg_hdr;
+      h->msg_name = sa;
+      h->msg_namelen = sl;
+      h->msg_iov = &b->iov[k];
+      h->msg_iovlen = 1;
+      h->msg_control = NULL;
+      h->msg_controllen = 0;
+      h->msg_flags = 0;
+    }
+    unsigned done = 0;
+    while (done < k) {
+      int r = sendmmsg(fd, b->msgs + done, k - done, MSG_DONTWAIT);
+      ctr[OVL_TX_SYSCALLS]++;
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+          ctr[OVL_TX_EAGAIN]++;
+          if (!deadline) deadline = now_ms() + wait_ms;
+          if (wait_writable(fd, deadline)) continue;
+        } else {
+          ctr[OVL_TX_ERRORS]++;
+          *syscall = "sendmmsg";
+        }
+        stop = 1;
+        break;
+      }
+      for (int i = 0; i < r; i++) {
+        ctr[OVL_TX_PACKETS]++;
+        ctr[OVL_TX_BYTES] += b->msgs[done + i].msg_len;
+      }
+      done += (unsigned)r;
+    }
+    sent += (int)done;
+  }
+  ctr[OVL_TX_UNSENT] += n - sent;
+  return sent;
+}

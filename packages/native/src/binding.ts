@@ -1,0 +1,55 @@
+import { createRequire } from 'node:module';
+import { NativeAddonMissingError, NativeError, UnsupportedPlatformError } from './errors.js';
+
+/** Shape of the compiled addon (csrc/addon.c). Internal: the classes wrap it. */
+export interface Addon {
+  readonly counterCount: number;
+  openTap(name: string, flags: number): [fd: number, name: string];
+  linkSet(name: string, mtu: number, up: number): void;
+  linkMtu(name: string): number;
+  openUdp(family: 4 | 6, address: string, port: number, reuseport: number, rcvbuf: number, sndbuf: number): number;
+  localPort(handle: NativeHandle): number;
+  create(fd: number, kind: number, family: number, vnetHdr: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
+  setPool(
+    handle: NativeHandle,
+    data: Uint8Array,
+    off: Int32Array,
+    len: Int32Array,
+    family: Uint8Array,
+    addr: Uint8Array,
+    port: Uint16Array,
+    stride: number,
+    capacity: number,
+  ): void;
+  start(handle: NativeHandle, rxSlots: Int32Array, ctl: Int32Array, onBatch: (n: number) => void): void;
+  send(handle: NativeHandle, slots: Int32Array, count: number): number;
+  close(handle: NativeHandle): void;
+  setErrorClass(ctor: typeof NativeError): void;
+  errnoError(errno: number, syscall: string): NativeError;
+}
+
+/** Opaque native handle (an N-API external). */
+export type NativeHandle = { readonly __native: unique symbol };
+
+export const KIND_TAP = 0;
+export const KIND_UDP = 1;
+export const TAP_TUN = 1;
+export const TAP_VNET_HDR = 2;
+export const TAP_MULTI_QUEUE = 4;
+
+let addon: Addon | undefined;
+
+/** Load the addon on first use. Throws UnsupportedPlatformError off Linux. */
+export function native(): Addon {
+  if (addon) return addon;
+  if (process.platform !== 'linux') throw new UnsupportedPlatformError(process.platform);
+  const require = createRequire(import.meta.url);
+  try {
+    // Same relative path from src/ (sources) and dist/ (compiled).
+    addon = require('../build/Release/overlay_native.node') as Addon;
+  } catch (err) {
+    throw new NativeAddonMissingError(err);
+  }
+  addon.setErrorClass(NativeError);
+  return addon;
+}

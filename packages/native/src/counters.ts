@@ -1,0 +1,42 @@
+/** Index of each counter in the shared Float64Array (order fixed by csrc/io.h). */
+export const COUNTER_NAMES = [
+  'rxPackets',
+  'rxBytes',
+  'rxBatches',
+  'rxSyscalls',
+  'rxNoBufferDrops',
+  'rxTooBigDrops',
+  'rxErrors',
+  'txPackets',
+  'txBytes',
+  'txSyscalls',
+  'txEagain',
+  'txErrors',
+  'txUnsent',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type IoCounterSnapshot = Record<CounterName, number>;
+
+/**
+ * Counters of one device or socket, written by the native side into memory JS owns, so reading
+ * them costs no native call. rxNoBufferDrops: packets read and dropped because the pool had no
+ * free slot; rxTooBigDrops: larger than a slot; txEagain: times the kernel queue was full on send;
+ * txUnsent: packets handed to write/send that did not go out.
+ */
+export class IoCounters {
+  /** The raw array; index with COUNTER_NAMES.indexOf(name). */
+  readonly values: Float64Array;
+  constructor(count: number) {
+    this.values = new Float64Array(Math.max(count, COUNTER_NAMES.length));
+  }
+  get(name: CounterName): number {
+    return this.values[COUNTER_NAMES.indexOf(name)];
+  }
+  /** Plain object copy. */
+  snapshot(): IoCounterSnapshot {
+    const out = {} as IoCounterSnapshot;
+    COUNTER_NAMES.forEach((n, i) => (out[n] = this.values[i]));
+    return out;
+  }
+}

@@ -1,0 +1,150 @@
+import { ClosedError, InvalidConfigError, type BatchSink, type BufferPool, type FrameDevice, type PacketBatch } from '@overlay/dataplane';
+import { KIND_TAP, native, TAP_MULTI_QUEUE, TAP_TUN, TAP_VNET_HDR, type NativeHandle } from './binding.js';
+import { IoCounters } from './counters.js';
+import type { NativeError } from './errors.js';
+import { Receiver, registerPool } from './receiver.js';
+
+/** VXLAN over IPv4 costs 50 bytes of underlay MTU: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD_IPV4 = 50;
+/** The same over IPv6: outer IPv6 is 40 bytes. */
+export const VXLAN_OVERHEAD_IPV6 = 70;
+/** virtio-net header length used with `vnetHdr` (it sits in the pool headroom). */
+export const VNET_HDR_LEN = 12;
+
+export interface TapOptions {
+  /** Interface name (at most 15 bytes). Opens an existing TAP/TUN or creates a non-persistent one. */
+  name: string;
+  /** 'tap' for Ethernet frames (default), 'tun' for IP packets. */
+  mode?: 'tap' | 'tun';
+  /**
+   * Link MTU to set. Default: MTU of `underlay` minus the VXLAN overhead (50), or leave the
+   * link's MTU unchanged when no underlay is named.
+   */
+  mtu?: number;
+  /** Underlay interface whose MTU gives the default overlay MTU. */
+  underlay?: string;
+  /** IFF_VNET_HDR: a 12-byte virtio-net header precedes each frame (kept in the headroom; zero on write). */
+  vnetHdr?: boolean;
+  /** IFF_MULTI_QUEUE: open one queue of a multi-queue device (open the same name again for more). */
+  multiQueue?: boolean;
+  /** Frames read per native call, and the largest batch handed to the sink. Default 64. */
+  batchSize?: number;
+  /** Bring the link up after opening. Default true. */
+  up?: boolean;
+  /** Called when reading fails for good (the device went away). Default: a process warning. */
+  onError?: (err: NativeError) => void;
+}
+
+/**
+ * A Linux TAP (or TUN) device as a FrameDevice. Reads are driven by libuv polling: each
+ * wake-up reads up to `batchSize` frames straight into pool slots and makes one sink call.
+ * write() makes one native call per batch (one write(2) per frame: TAP has no batch write).
+ * Non-blocking; a full device queue is counted (counters.txEagain), never waited on for long.
+ *
+ * The device lives in the network namespace of the calling process. Single-threaded: use it
+ * from the thread that opened it.
+ */
+export class TapDevice implements FrameDevice {
+  readonly name: string;
+  readonly mode: 'tap' | 'tun';
+  readonly vnetHdr: boolean;
+  readonly batchSize: number;
+  /** Native counters, readable at any time without a native call. */
+  readonly counters: IoCounters;
+  private _mtu: number;
+  private handle: NativeHandle | undefined;
+  private pool: BufferPool | undefined;
+  private receiver: Receiver | undefined;
+  private readonly onError: (err: NativeError) => void;
+  /** Set when reading failed for good. */
+  lastError: NativeError | undefined;
+
+  private constructor(name: string, handle: NativeHandle, counters: IoCounters, o: TapOptions, mtu: number) {
+    this.name = name;
+    this.handle = handle;
+    this.counters = counters;
+    this.mode = o.mode ?? 'tap';
+    this.vnetHdr = !!o.vnetHdr;
+    this.batchSize = o.batchSize ?? 64;
+    this._mtu = mtu;
+    this.onError = o.onError ?? ((err) => process.emitWarning(`${this.name}: ${err.message}`, 'OverlayDeviceWarning'));
+  }
+
+  /** Open (or create) the device. Throws NativeError (e.g. code 'EPERM' without CAP_NET_ADMIN). */
+  static open(o: TapOptions): TapDevice {
+    if (typeof o.name !== 'string' || o.name.length < 1 || Buffer.byteLength(o.name) > 15) {
+      throw new InvalidConfigError('name', `must be 1..15 bytes, got ${JSON.stringify(o.name)}`);
+    }
+    if (o.mode !== undefined && o.mode !== 'tap' && o.mode !== 'tun') throw new InvalidConfigError('mode', `must be 'tap' or 'tun'`);
+    const batch = o.batchSize ?? 64;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new InvalidConfigError('batchSize', `must be 1..1024, got ${batch}`);
+    if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65521)) {
+      throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${o.mtu}`);
+    }
+    const n = native();
+    const flags = (o.mode === 'tun' ? TAP_TUN : 0) | (o.vnetHdr ? TAP_VNET_HDR : 0) | (o.multiQueue ? TAP_MULTI_QUEUE : 0);
+    const [fd, name] = n.openTap(o.name, flags);
+    const counters = new IoCounters(n.counterCount);
+    // From here the handle owns fd: closing the handle closes it.
+    const handle = n.create(fd, KIND_TAP, 0, o.vnetHdr ? 1 : 0, batch, 0, counters.values);
+    try {
+      let mtu = o.mtu;
+      if (mtu === undefined && o.underlay !== undefined) mtu = n.linkMtu(o.underlay) - VXLAN_OVERHEAD_IPV4;
+      if (mtu !== undefined || o.up !== false) n.linkSet(name, mtu ?? 0, o.up === false ? 0 : 1);
+      return new TapDevice(name, handle, counters, o, n.linkMtu(name));
+    } catch (err) {
+      n.close(handle);
+      throw err;
+    }
+  }
+
+  /** L3 MTU of the link (what `ip link` shows). Frames up to mtu + 18 bytes are valid. */
+  get mtu(): number {
+    return this._mtu;
+  }
+
+  /** Change the link MTU. */
+  setMtu(mtu: number): void {
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65521) throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${mtu}`);
+    native().linkSet(this.name, mtu, 0);
+    this._mtu = mtu;
+  }
+
+  start(pool: BufferPool, sink: BatchSink): void {
+    const h = this.live();
+    if (this.receiver) throw new InvalidConfigError('start', 'already started');
+    if (this.vnetHdr && pool.headroom < VNET_HDR_LEN) throw new InvalidConfigError('pool.headroom', `vnetHdr needs at least ${VNET_HDR_LEN}`);
+    this.usePool(h, pool);
+    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), 'read');
+    this.receiver.start();
+  }
+
+  write(pool: BufferPool, batch: PacketBatch): number {
+    const h = this.live();
+    if (pool !== this.pool) this.usePool(h, pool);
+    return native().send(h, batch.slots, batch.count);
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    if (!h) return;
+    this.handle = undefined;
+    native().close(h);
+    this.receiver?.releaseSlots();
+  }
+
+  private usePool(h: NativeHandle, pool: BufferPool): void {
+    registerPool(h, pool, pool.frameCapacity);
+    this.pool = pool;
+  }
+
+  private live(): NativeHandle {
+    if (!this.handle) throw new ClosedError(`TAP device ${this.name}`);
+    return this.handle;
+  }
+
+  private failed(err: NativeError): void {
+    this.lastError = err;
+    this.onError(err);
+  }
+}

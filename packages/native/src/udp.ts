@@ -1,0 +1,119 @@
+import { isIP } from 'node:net';
+import { ClosedError, InvalidConfigError, type BatchSink, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
+import { KIND_UDP, native, type NativeHandle } from './binding.js';
+import { IoCounters } from './counters.js';
+import type { NativeError } from './errors.js';
+import { Receiver, registerPool } from './receiver.js';
+
+export interface UdpOptions {
+  /** Local address to bind: IPv4, or IPv6 ('::' is dual-stack and also carries IPv4). */
+  address: string;
+  /** Local port; 0 picks a free one (see localPort). */
+  port: number;
+  /** SO_REUSEPORT, so several sockets (one per worker) share the port. */
+  reuseport?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes (as root, beyond the sysctl limits). Default: the kernel's. */
+  recvBufferBytes?: number;
+  sendBufferBytes?: number;
+  /** Datagrams per recvmmsg/sendmmsg call. Default 64. */
+  batchSize?: number;
+  /** How long send() may wait for room when the socket buffer is full before giving up on the rest. Default 2 ms. */
+  sendWaitMs?: number;
+  /** Called when receiving fails for good. Default: a process warning. */
+  onError?: (err: NativeError) => void;
+}
+
+/**
+ * A UDP socket as the overlay's Transport, using recvmmsg/sendmmsg: each readable wake-up
+ * receives up to `batchSize` datagrams into pool slots with one syscall and makes one sink call,
+ * their sources written into pool.family/addr/port (IPv4-mapped IPv6 sources are reported as
+ * IPv4). send() takes destinations from the same arrays.
+ *
+ * Single-threaded: use it from the thread that bound it.
+ */
+export class UdpTransport implements Transport {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly localPort: number;
+  readonly batchSize: number;
+  /** Native counters, readable at any time without a native call. */
+  readonly counters: IoCounters;
+  private handle: NativeHandle | undefined;
+  private pool: BufferPool | undefined;
+  private receiver: Receiver | undefined;
+  private readonly onError: (err: NativeError) => void;
+  lastError: NativeError | undefined;
+
+  private constructor(o: UdpOptions, family: 4 | 6, handle: NativeHandle, counters: IoCounters, localPort: number) {
+    this.address = o.address;
+    this.family = family;
+    this.handle = handle;
+    this.counters = counters;
+    this.localPort = localPort;
+    this.batchSize = o.batchSize ?? 64;
+    this.onError = o.onError ?? ((err) => process.emitWarning(`udp ${this.address}:${this.localPort}: ${err.message}`, 'OverlayTransportWarning'));
+  }
+
+  /** Bind the socket. Throws NativeError (e.g. code 'EADDRINUSE') or InvalidConfigError. */
+  static bind(o: UdpOptions): UdpTransport {
+    const family = isIP(o.address);
+    if (family !== 4 && family !== 6) throw new InvalidConfigError('address', `not an IP address: ${JSON.stringify(o.address)}`);
+    if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new InvalidConfigError('port', `must be 0..65535, got ${o.port}`);
+    const batch = o.batchSize ?? 64;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new InvalidConfigError('batchSize', `must be 1..1024, got ${batch}`);
+    for (const k of ['recvBufferBytes', 'sendBufferBytes'] as const) {
+      const v = o[k];
+      if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)) throw new InvalidConfigError(k, `must be 0..2^31-1, got ${v}`);
+    }
+    const wait = o.sendWaitMs ?? 2;
+    if (!Number.isInteger(wait) || wait < 0 || wait > 1000) throw new InvalidConfigError('sendWaitMs', `must be 0..1000, got ${wait}`);
+    const n = native();
+    const fd = n.openUdp(family, o.address, o.port, o.reuseport ? 1 : 0, o.recvBufferBytes ?? 0, o.sendBufferBytes ?? 0);
+    const counters = new IoCounters(n.counterCount);
+    const handle = n.create(fd, KIND_UDP, family, 0, batch, wait, counters.values);
+    try {
+      return new UdpTransport(o, family, handle, counters, n.localPort(handle));
+    } catch (err) {
+      n.close(handle);
+      throw err;
+    }
+  }
+
+  start(pool: BufferPool, sink: BatchSink): void {
+    const h = this.live();
+    if (this.receiver) throw new InvalidConfigError('start', 'already started');
+    this.usePool(h, pool);
+    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), 'recvmmsg');
+    this.receiver.start();
+  }
+
+  send(pool: BufferPool, batch: PacketBatch): number {
+    const h = this.live();
+    if (pool !== this.pool) this.usePool(h, pool);
+    return native().send(h, batch.slots, batch.count);
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    if (!h) return;
+    this.handle = undefined;
+    native().close(h);
+    this.receiver?.releaseSlots();
+  }
+
+  private usePool(h: NativeHandle, pool: BufferPool): void {
+    // A datagram may use the tailroom too (room for VXLAN and tunnel headers over a full frame).
+    registerPool(h, pool, Math.min(pool.frameCapacity + pool.tailroom, pool.stride - pool.headroom));
+    this.pool = pool;
+  }
+
+  private live(): NativeHandle {
+    if (!this.handle) throw new ClosedError(`UDP transport ${this.address}:${this.localPort}`);
+    return this.handle;
+  }
+
+  private failed(err: NativeError): void {
+    this.lastError = err;
+    this.onError(err);
+  }
+}
