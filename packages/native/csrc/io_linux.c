@@ -192,6 +192,19 @@ int ovl_udp_open(int family, const char *address, int port, int reuseport, int r
     *syscall = "setsockopt(IPV6_V6ONLY)";
     goto fail;
   }
+  /* RFC 7348: VTEPs must not fragment. An oversized datagram fails with EMSGSIZE instead. */
+  int pmtu = IP_PMTUDISC_DO;
+  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0) {
+    *syscall = "setsockopt(IP_MTU_DISCOVER)";
+    goto fail;
+  }
+  if (af == AF_INET6) {
+    int pmtu6 = IPV6_PMTUDISC_DO;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu6, sizeof(pmtu6)) < 0) {
+      *syscall = "setsockopt(IPV6_MTU_DISCOVER)";
+      goto fail;
+    }
+  }
   if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
     *syscall = "bind";
     goto fail;
