@@ -35,7 +35,7 @@ async function withKeyFiles<T>(keys: Record<string, string | undefined>, fn: (pa
 }
 
 export async function startWireguardGo(host: TestHost, o: WgGoOptions): Promise<ChildProcess> {
-  const child = host.spawn('wireguard-go', ['-f', o.iface], { stdio: 'pipe', env: { ...process.env, LOG_LEVEL: 'verbose' } });
+  const child = host.spawn('wireguard-go', ['-f', o.iface], { stdio: 'pipe', env: { ...process.env, LOG_LEVEL: 'verbose', WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' } });
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = await host.run('ip', ['link', 'show', o.iface]);

@@ -1,0 +1,197 @@
+/**
+ * The paths the throughput benchmark compares. Each sets itself up between testbed hosts 1 and 2,
+ * names the overlay address to measure against, lists our processes (for CPU and memory), and
+ * tears itself down. Only one path is up at a time so they never share CPU.
+ */
+import { execFileSync } from 'node:child_process';
+import type { Testbed, TestHost } from '../../test/lib/testbed.js';
+import { meshConfig, startVtep, type VtepProcess } from '../../test/lib/vtep.js';
+import { startWireguardGo } from '../../test/lib/wg-go.js';
+
+export interface PathUp {
+  /** Address of host 2 on this path. */
+  dst: string;
+  /** PIDs of our own processes on the path (CPU per gigabit, RSS). */
+  pids: number[];
+  down(): Promise<void>;
+}
+
+export interface PathSpec {
+  id: string;
+  label: string;
+  optional?: boolean;
+  up(tb: Testbed): Promise<PathUp>;
+}
+
+function wgKeys(): { priv: string; pub: string } {
+  const priv = execFileSync('wg', ['genkey']).toString().trim();
+  const pub = execFileSync('wg', ['pubkey'], { input: priv + '\n' }).toString().trim();
+  return { priv, pub };
+}
+
+const pair = (tb: Testbed): [TestHost, TestHost] => [tb.hosts[0], tb.hosts[1]];
+
+export const underlay: PathSpec = {
+  id: 'underlay',
+  label: 'veth underlay',
+  async up(tb) {
+    return { dst: tb.hosts[1].underlay, pids: [], down: async () => {} };
+  },
+};
+
+export const kernelVxlan: PathSpec = {
+  id: 'kernel-vxlan',
+  label: 'Linux kernel VXLAN',
+  async up(tb) {
+    const hs = pair(tb);
+    for (const h of hs) {
+      const peer = hs.find((x) => x !== h)!;
+      const batch = [
+        `link add kvx0 type vxlan id 4242 local ${h.underlay} dstport 4789 dev ul0 nolearning`,
+        `link set kvx0 mtu ${tb.mtu - 50} up`,
+        `addr add 198.19.42.${h.index}/24 dev kvx0`,
+      ];
+      await h.exec('ip', ['-batch', '-'], { input: batch.join('\n') + '\n' });
+      await h.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'kvx0', 'dst', peer.underlay]);
+    }
+    return {
+      dst: '198.19.42.2',
+      pids: [],
+      down: async () => {
+        for (const h of hs) await h.run('ip', ['link', 'del', 'kvx0']);
+      },
+    };
+  },
+};
+
+export const ourPlain: PathSpec = {
+  id: 'ours-plain',
+  label: 'ours: plain VXLAN',
+  async up(tb) {
+    const hs = pair(tb);
+    const cfgs = meshConfig(hs, [100]);
+    const procs: VtepProcess[] = [];
+    try {
+      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
+    } catch (e) {
+      for (const p of procs) await p.stop();
+      throw e;
+    }
+    return {
+      dst: '198.19.0.2',
+      pids: procs.map((p) => p.child.pid!),
+      down: async () => {
+        for (const p of procs) await p.stop();
+      },
+    };
+  },
+};
+
+export const wireguardGo: PathSpec = {
+  id: 'wireguard-go',
+  label: "Debian's wireguard-go",
+  async up(tb) {
+    const hs = pair(tb);
+    const keys = hs.map(() => wgKeys());
+    const children = [];
+    for (let i = 0; i < 2; i++) {
+      const j = 1 - i;
+      children.push(
+        await startWireguardGo(hs[i], {
+          // wireguard-go's UAPI socket lives in /var/run/wireguard, shared by all namespaces:
+          // each instance needs its own interface name.
+          iface: `wgb${hs[i].index}`,
+          privateKey: keys[i].priv,
+          port: 51820,
+          address: `198.19.61.${hs[i].index}/24`,
+          peer: { publicKey: keys[j].pub, allowedIPs: `198.19.61.${hs[j].index}/32`, endpoint: `${hs[j].underlay}:51820` },
+        }),
+      );
+    }
+    return {
+      dst: '198.19.61.2',
+      pids: [],
+      down: async () => {
+        for (const c of children) c.kill('SIGTERM');
+        for (const h of hs) await h.run('ip', ['link', 'del', `wgb${h.index}`]);
+      },
+    };
+  },
+};
+
+export const nebula: PathSpec = {
+  id: 'nebula',
+  label: "Debian's nebula",
+  optional: true,
+  async up(tb) {
+    const hs = pair(tb);
+    const dir = execFileSync('mktemp', ['-d']).toString().trim();
+    const sh = (args: string[]) => execFileSync('nebula-cert', args, { cwd: dir, stdio: 'pipe' });
+    sh(['ca', '-name', 'bench', '-out-crt', 'ca.crt', '-out-key', 'ca.key']);
+    const children = [];
+    for (const h of hs) {
+      sh(['sign', '-name', `h${h.index}`, '-ip', `198.19.62.${h.index}/24`, '-out-crt', `h${h.index}.crt`, '-out-key', `h${h.index}.key`]);
+      const peer = hs.find((x) => x !== h)!;
+      const yaml = [
+        'pki:',
+        `  ca: ${dir}/ca.crt`,
+        `  cert: ${dir}/h${h.index}.crt`,
+        `  key: ${dir}/h${h.index}.key`,
+        'static_host_map:',
+        `  "198.19.62.${peer.index}": ["${peer.underlay}:4242"]`,
+        'lighthouse:',
+        '  am_lighthouse: false',
+        'listen:',
+        '  host: 0.0.0.0',
+        '  port: 4242',
+        'tun:',
+        '  dev: neb0',
+        `  mtu: ${tb.mtu - 80}`,
+        'logging:',
+        '  level: warning',
+        'firewall:',
+        '  outbound: [{port: any, proto: any, host: any}]',
+        '  inbound: [{port: any, proto: any, host: any}]',
+      ].join('\n');
+      execFileSync('sh', ['-c', `cat > ${dir}/h${h.index}.yml`], { input: yaml });
+      children.push(h.spawn('nebula', ['-config', `${dir}/h${h.index}.yml`]));
+    }
+    return {
+      dst: '198.19.62.2',
+      pids: [],
+      down: async () => {
+        for (const c of children) c.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 300));
+        execFileSync('rm', ['-rf', dir]);
+      },
+    };
+  },
+};
+
+/** Encrypted overlay: our dataplane over the WireGuard-protocol secure transport. */
+export const ourEncrypted: PathSpec = {
+  id: 'ours-encrypted',
+  label: 'ours: encrypted VXLAN',
+  async up(tb) {
+    const hs = pair(tb);
+    const keys = hs.map(() => wgKeys());
+    const cfgs = meshConfig(hs, [100]).map((c, i) => ({
+      ...c,
+      encryption: { privateKey: keys[i].priv, peers: hs.filter((_, j) => j !== i).map((h) => ({ publicKey: keys[hs.indexOf(h)].pub, endpoint: h.underlay })) },
+    }));
+    const procs: VtepProcess[] = [];
+    try {
+      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i] as never));
+    } catch (e) {
+      for (const p of procs) await p.stop();
+      throw e;
+    }
+    return {
+      dst: '198.19.0.2',
+      pids: procs.map((p) => p.child.pid!),
+      down: async () => {
+        for (const p of procs) await p.stop();
+      },
+    };
+  },
+};
