@@ -1,0 +1,251 @@
+/**
+ * Dataplane micro-benchmarks (benchmark.js) and the allocation proof.
+ *
+ *   node --expose-gc --conditions=source --import tsx bench/micro-dataplane.ts [--quick]
+ *
+ * 1. encap+decap round trip (VXLAN header written into headroom, then parsed and stripped)
+ *    for 64, 1400 and 9000-byte frames: the codec cost per packet.
+ * 2. the same sizes through the real pipeline: device batch → inside (FDB lookup, encap) →
+ *    a loopback transport (copies each datagram into a fresh slot, as a socket receive would)
+ *    → outside (decap, VNI demux) → device write.
+ * 3. FDB lookup with 10 000 entries; 4. pool acquire/release.
+ * 5. allocation proof: 10^6 packets through inside/outside, heap growth and GC count.
+ */
+import Benchmark from 'benchmark';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { BufferPool, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type FrameDevice, type Transport } from '@overlay/dataplane';
+import { buildFrame } from '@overlay/dataplane/testing';
+
+const quick = process.argv.includes('--quick');
+const BATCH = 64;
+
+// ---------------------------------------------------------------- pipeline harness
+/** A device the bench drives: `push(n)` hands n frames from a template to the dataplane. */
+class BenchDevice implements FrameDevice {
+  readonly name = 'bench0';
+  written = 0;
+  sink: BatchSink = () => {};
+  pool!: BufferPool;
+  private readonly batch = new PacketBatch(BATCH);
+  constructor(readonly mtu: number, private readonly template: Uint8Array) {}
+  start(pool: BufferPool, sink: BatchSink): void {
+    this.pool = pool;
+    this.sink = sink;
+  }
+  /** One batch of frames into the dataplane. */
+  push(n: number): void {
+    const pool = this.pool;
+    const b = this.batch;
+    b.clear();
+    for (let i = 0; i < n; i++) {
+      const slot = pool.acquire();
+      pool.fill(slot, this.template);
+      b.slots[b.count++] = slot;
+    }
+    this.sink(b);
+  }
+  write(_pool: BufferPool, batch: PacketBatch): number {
+    this.written += batch.count;
+    return batch.count;
+  }
+  async close(): Promise<void> {}
+}
+
+/**
+ * A transport that reflects every datagram back as if the remote VTEP had sent it: send()
+ * copies each into a fresh slot (what recvmmsg into the pool would do); deliver() hands the
+ * batch to the dataplane's outside sink after inside has returned (no re-entrancy).
+ */
+class LoopTransport implements Transport {
+  readonly localPort = 4789;
+  private sink: BatchSink = () => {};
+  private readonly rx = new PacketBatch(BATCH * 4);
+  start(_pool: BufferPool, sink: BatchSink): void {
+    this.sink = sink;
+  }
+  send(pool: BufferPool, batch: PacketBatch): number {
+    const d = pool.data;
+    for (let i = 0; i < batch.count; i++) {
+      const s = batch.slots[i];
+      const r = pool.acquire();
+      if (r < 0) return i;
+      const off = pool.off[s];
+      const len = pool.len[s];
+      const roff = r * pool.stride + pool.headroom;
+      d.copyWithin(roff, off, off + len);
+      pool.off[r] = roff;
+      pool.len[r] = len;
+      pool.family[r] = pool.family[s];
+      pool.port[r] = pool.port[s];
+      for (let k = 0; k < 16; k++) pool.addr[r * 16 + k] = pool.addr[s * 16 + k];
+      this.rx.slots[this.rx.count++] = r;
+    }
+    return batch.count;
+  }
+  deliver(): void {
+    if (this.rx.count === 0) return;
+    this.sink(this.rx);
+    this.rx.clear();
+  }
+  async close(): Promise<void> {}
+}
+
+function pipeline(frameLen: number) {
+  const dst = '02:00:00:00:00:02';
+  const template = buildFrame({ dst, src: '02:00:00:00:00:01', payload: new Uint8Array(frameLen - 14) });
+  const pool = new BufferPool({ count: 1024, frameCapacity: 9100 });
+  const dev = new BenchDevice(9000, template);
+  const transport = new LoopTransport();
+  const dp = createDataplane({ transport, pool, batchSize: BATCH, networks: [{ vni: 4242, device: dev, learning: process.env.LEARN !== "0" }] });
+  dp.setFdb(4242, dst, { address: '198.18.0.2' });
+  dp.start();
+  /** Push `packets` frames through inside and back through outside, BATCH at a time. */
+  const run = (packets: number) => {
+    for (let n = 0; n < packets; n += BATCH) {
+      dev.push(BATCH);
+      transport.deliver();
+    }
+  };
+  return { dp, dev, pool, run };
+}
+
+// ---------------------------------------------------------------- benchmark.js suites
+function suite(name: string, add: (s: Benchmark.Suite) => void): Promise<{ name: string; hz: number; rme: number; samples: number }[]> {
+  return new Promise((resolve) => {
+    const s = new Benchmark.Suite(name);
+    add(s);
+    const rows: { name: string; hz: number; rme: number; samples: number }[] = [];
+    s.on('cycle', (e: Benchmark.Event) => {
+      const b = e.target as Benchmark;
+      rows.push({ name: String(b.name), hz: b.hz ?? 0, rme: b.stats?.rme ?? 0, samples: b.stats?.sample.length ?? 0 });
+    });
+    s.on('complete', () => resolve(rows));
+    s.run({ async: false });
+  });
+}
+
+const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxTime: 1.5, minSamples: 10 };
+const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
+
+async function main(): Promise<void> {
+  console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run, batch ${BATCH}`);
+  const results: { name: string; perSec: number; rme: number; unit: string }[] = [];
+
+  // 1. codec round trip on one pool slot; one op = encap + decap of one packet.
+  const codec = await suite('codec', (s) => {
+    for (const size of [64, 1400, 9000]) {
+      const pool = new BufferPool({ count: 1, frameCapacity: 9100 });
+      const slot = pool.acquire();
+      pool.fill(slot, new Uint8Array(size));
+      const d = pool.data;
+      let sink = 0;
+      s.add(`encap+decap ${size} B`, () => {
+        // encap: write the header into headroom
+        const off = pool.off[slot] - 8;
+        encodeVxlan(d, off, 4242);
+        pool.off[slot] = off;
+        pool.len[slot] += 8;
+        // decap: parse and strip
+        const vni = decodeVxlan(d, pool.off[slot], pool.len[slot]);
+        sink ^= vni;
+        pool.off[slot] += 8;
+        pool.len[slot] -= 8;
+      }, opts);
+      s.on('complete', () => {
+        if (sink !== 0 && sink !== 4242) throw new Error('decode mismatch');
+      });
+    }
+  });
+  for (const r of codec) results.push({ name: r.name, perSec: r.hz, rme: r.rme, unit: 'packets/s' });
+
+  // 2. full pipeline; one op = BATCH packets out and back in.
+  const pipe = await suite('pipeline', (s) => {
+    for (const size of [64, 1400, 9000]) {
+      const p = pipeline(size);
+      p.run(100_000); // warm up so the first case is not measured while V8 optimises
+      s.add(`pipeline inside+outside ${size} B`, () => p.run(BATCH), opts);
+    }
+  });
+  for (const r of pipe) results.push({ name: r.name, perSec: r.hz * BATCH, rme: r.rme, unit: 'packets/s' });
+
+  // 3. FDB lookup, 10 000 entries, keys looked up in a shuffled order.
+  const fdb = await suite('fdb', (s) => {
+    const t = new PairTable(1 << 20);
+    const N = 10_000;
+    const hi = new Int32Array(N);
+    const lo = new Int32Array(N);
+    let seed = 12345;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) | 0);
+    for (let i = 0; i < N; i++) {
+      hi[i] = 0x0200 | (rnd() & 0xfc00);
+      lo[i] = rnd();
+      const e = t.insert(hi[i], lo[i]); // may grow the arrays: index them afterwards
+      t.va[e] = i;
+    }
+    let i = 0;
+    let miss = 0;
+    s.add('fdb lookup (10 000 entries)', () => {
+      const e = t.find(hi[i], lo[i]);
+      if (e < 0 || t.va[e] !== i) miss++;
+      i = i + 7919 < N ? i + 7919 : (i + 7919) % N;
+    }, opts);
+    s.on('complete', () => {
+      if (miss) throw new Error(`${miss} FDB misses`);
+    });
+  });
+  for (const r of fdb) results.push({ name: r.name, perSec: r.hz, rme: r.rme, unit: 'lookups/s' });
+
+  // 4. pool acquire/release.
+  const pl = await suite('pool', (s) => {
+    const pool = new BufferPool({ count: 4096, frameCapacity: 1600 });
+    s.add('pool acquire+release', () => pool.release(pool.acquire()), opts);
+  });
+  for (const r of pl) results.push({ name: r.name, perSec: r.hz, rme: r.rme, unit: 'pairs/s' });
+
+  console.log('\n| benchmark | rate | ±rme |\n| --- | ---: | ---: |');
+  for (const r of results) console.log(`| ${r.name} | ${fmt(r.perSec)} ${r.unit} | ${r.rme.toFixed(1)}% |`);
+  const e64 = results.find((r) => r.name === 'encap+decap 64 B')!;
+  const p64 = results.find((r) => r.name === 'pipeline inside+outside 64 B')!;
+  console.log(`\nratios (same run): codec 64 B / pipeline 64 B = ${(e64.perSec / p64.perSec).toFixed(1)}x; codec 64 B vs 10 M/s target = ${(e64.perSec / 1e7).toFixed(2)}x`);
+
+  await allocationProof();
+}
+
+// ---------------------------------------------------------------- allocation proof
+async function allocationProof(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    console.log('\nallocation proof skipped: run with node --expose-gc');
+    process.exitCode = 1;
+    return;
+  }
+  const PACKETS = 1_000_000;
+  const rows: string[] = [];
+  for (const size of [64, 1400]) {
+    const p = pipeline(size);
+    p.run(200_000); // warm up: optimise, size every table and batch
+    let gcs = 0;
+    const obs = new PerformanceObserver((list) => {
+      gcs += list.getEntries().length;
+    });
+    gc();
+    await new Promise((r) => setImmediate(r));
+    obs.observe({ entryTypes: ['gc'] });
+    const before = process.memoryUsage().heapUsed;
+    const t0 = process.hrtime.bigint();
+    p.run(PACKETS);
+    const t1 = process.hrtime.bigint();
+    const after = process.memoryUsage().heapUsed;
+    await new Promise((r) => setImmediate(r)); // let the observer deliver its entries
+    obs.disconnect();
+    const s = p.dp.stats();
+    if (s.outside.delivered < PACKETS || p.pool.available !== p.pool.count) throw new Error('pipeline lost packets or slots');
+    const secs = Number(t1 - t0) / 1e9;
+    rows.push(`| ${size} B | ${PACKETS.toLocaleString('en')} | ${((after - before) / 1024).toFixed(1)} KiB | ${((after - before) / PACKETS).toFixed(3)} B | ${gcs} | ${fmt(PACKETS / secs)} packets/s |`);
+  }
+  console.log('\nallocation proof: packets through inside → loopback → outside after warm-up');
+  console.log('| frame | packets | heap growth | per packet | GC events | rate |\n| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows) console.log(r);
+}
+
+await main();
