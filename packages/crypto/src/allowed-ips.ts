@@ -61,7 +61,7 @@ export function ipv6Bytes(addr: string): Buffer {
   return out;
 }
 
-function ipv6Text(b: Buffer): string {
+export function ipv6Text(b: Buffer): string {
   const g: string[] = [];
   for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
   return g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');

@@ -6,7 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { CookieGenerator } from './cookie.js';
 import { InvalidAddressError } from './errors.js';
-import { ipv6Bytes, type Prefix } from './allowed-ips.js';
+import { ipv6Bytes, ipv6Text, type Prefix } from './allowed-ips.js';
 import type { HandshakeState } from './noise.js';
 import type { Keypair } from './transport-data.js';
 
@@ -29,9 +29,7 @@ export class BinaryEndpoint {
 
   toEndpoint(): Endpoint {
     if (this.family === 4) return { address: Array.from(this.addr).join('.'), port: this.port };
-    const g: string[] = [];
-    for (let i = 0; i < 16; i += 2) g.push(this.addr.readUInt16BE(i).toString(16));
-    return { address: g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::'), port: this.port };
+    return { address: ipv6Text(this.addr), port: this.port };
   }
 
   /** Source bytes for cookies: address then big-endian port. */
