@@ -125,7 +125,9 @@ export class WireGuardDevice extends EventEmitter {
   private pool: BufferPool | null = null;
   private transport: Transport | null = null;
   private cipher: DataCipher | null = null;
-  private txBatch = new PacketBatch(256);
+  private readonly txBatch = new PacketBatch(256);
+  /** Queue flushes use their own batch: they can run inside send() when a transport delivers synchronously. */
+  private readonly queueBatch = new PacketBatch(256);
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -293,9 +295,9 @@ export class WireGuardDevice extends EventEmitter {
       this.afterDataSent(peer, kp, now, plainLen);
       tx.push(slot);
       accepted++;
-      if (tx.count === tx.capacity) accepted -= this.flushTx(pool);
+      if (tx.count === tx.capacity) accepted -= this.flushTx(pool, tx);
     }
-    accepted -= this.flushTx(pool);
+    accepted -= this.flushTx(pool, tx);
     return accepted;
   }
 
@@ -503,6 +505,7 @@ export class WireGuardDevice extends EventEmitter {
     }
     p.lastTimestamp = result.timestamp;
     p.lastInitiationConsumedAt = now;
+    p.newHandshakeAt = 0;
     p.endpoint = source;
     const localIndex = this.newIndex();
     const resp = Buffer.alloc(RESPONSE_LEN);
@@ -542,6 +545,7 @@ export class WireGuardDevice extends EventEmitter {
     entry.keypair = kp;
     peer.endpoint = source;
     peer.retransmitAt = 0;
+    peer.newHandshakeAt = 0;
     peer.rekeyRequested = false;
     // Initiator: the new keypair is current at once; the old current becomes previous.
     if (peer.next) {
@@ -633,8 +637,7 @@ export class WireGuardDevice extends EventEmitter {
       }
       if (peer.newHandshakeAt !== 0 && now >= peer.newHandshakeAt) {
         peer.newHandshakeAt = 0;
-        // Nothing heard since we sent: the endpoint may have moved; try the configured one.
-        if (peer.configuredEndpoint) peer.endpoint = peer.configuredEndpoint;
+        // Sent data but heard nothing for KEEPALIVE + REKEY_TIMEOUT: the session may be dead.
         this.initiate(peer, false);
       }
       if (peer.persistentAt !== 0 && now >= peer.persistentAt) {
@@ -642,12 +645,6 @@ export class WireGuardDevice extends EventEmitter {
         this.sendKeepalive(peer, now);
       }
       if (peer.zeroKeysAt !== 0 && now >= peer.zeroKeysAt) this.zeroKeys(peer, 'keys_expired');
-      // A session we initiated that reached REKEY_AFTER_TIME is renewed even when idle on our
-      // side but busy on theirs; the send path covers the common case.
-      const cur = peer.current;
-      if (cur && cur.initiator && !peer.handshake && now - cur.createdAt >= REKEY_AFTER_TIME && now - cur.createdAt < REJECT_AFTER_TIME && peer.keepaliveAt !== 0) {
-        this.initiate(peer, false);
-      }
     }
   }
 
@@ -750,7 +747,7 @@ export class WireGuardDevice extends EventEmitter {
     const pool = this.pool!;
     const kp = this.usableSendKeypair(peer, now);
     if (!kp || !peer.endpoint) return;
-    const tx = this.txBatch;
+    const tx = this.queueBatch;
     tx.clear();
     while (peer.queueCount > 0) {
       const slot = peer.queue[peer.queueHead];
@@ -765,9 +762,9 @@ export class WireGuardDevice extends EventEmitter {
       this.setDestination(pool, slot, peer);
       this.afterDataSent(peer, kp, now, plainLen);
       tx.push(slot);
-      if (tx.count === tx.capacity) this.flushTx(pool, true);
+      if (tx.count === tx.capacity) this.flushTx(pool, tx, true);
     }
-    this.flushTx(pool, true);
+    this.flushTx(pool, tx, true);
   }
 
   private clearQueue(peer: Peer, reason: DropReason | null): void {
@@ -781,9 +778,8 @@ export class WireGuardDevice extends EventEmitter {
     }
   }
 
-  /** Sends txBatch; returns how many failed (counted). Releases the slots when `owned`. */
-  private flushTx(pool: BufferPool, owned = false): number {
-    const tx = this.txBatch;
+  /** Sends a batch; returns how many failed (counted). Releases the slots when `owned`. */
+  private flushTx(pool: BufferPool, tx: PacketBatch, owned = false): number {
     if (tx.count === 0) return 0;
     let sent = 0;
     try {
