@@ -29,7 +29,8 @@ import {
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, wipeState } from './noise.js';
 import { BinaryEndpoint, endpointKey, Peer, type Endpoint } from './peer.js';
 import { dh, publicFromPrivate, randomBytes, wipe } from './primitives.js';
-import { compareTai64n, tai64n } from './tai64n.js';
+import { LoadGuard } from './load.js';
+import { compareTai64n, Tai64nStamper } from './tai64n.js';
 import { DataCipher, Keypair } from './transport-data.js';
 
 export interface WireGuardDeviceOptions {
@@ -98,11 +99,6 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
-/** Per-source token bucket for initiations under load: 20/s, burst 5 (as wireguard-go). */
-const RATE_PER_MS = 20 / 1000;
-const RATE_BURST = 5;
-const RATE_TABLE_MAX = 4096;
-
 export class WireGuardDevice extends EventEmitter {
   readonly publicKey: string;
   readonly mode: 'l3' | 'overlay';
@@ -111,9 +107,8 @@ export class WireGuardDevice extends EventEmitter {
   private readonly clock: () => number;
   private readonly wallBase: number;
   private readonly clockBase: number;
-  private lastTai: Buffer = Buffer.alloc(12);
+  private readonly stamper: Tai64nStamper;
   private readonly queueLimit: number;
-  private readonly underLoadThreshold: number;
   private readonly tickMs: number;
   private readonly checker: CookieChecker;
 
@@ -131,10 +126,7 @@ export class WireGuardDevice extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
-  private loadWindowStart = 0;
-  private loadWindowCount = 0;
-  private underLoadUntil = -Infinity;
-  private readonly rateTable = new Map<string, { tokens: number; at: number }>();
+  private readonly load: LoadGuard;
 
   private readonly drops: Record<DropReason, number>;
   private readonly txStats = { packets: 0, bytes: 0, keepalives: 0, handshakeInitiations: 0, handshakeResponses: 0, cookieReplies: 0 };
@@ -152,7 +144,8 @@ export class WireGuardDevice extends EventEmitter {
     this.wallBase = Date.now();
     this.queueLimit = o.queueLimit ?? 128;
     if (!Number.isInteger(this.queueLimit) || this.queueLimit < 0 || this.queueLimit > 65536) throw new InvalidConfigError('queueLimit', 'must be an integer in 0..65536');
-    this.underLoadThreshold = o.underLoadThreshold ?? 500;
+    this.load = new LoadGuard(o.underLoadThreshold ?? 500);
+    this.stamper = new Tai64nStamper(() => this.wallNow());
     this.tickMs = o.tickMs ?? 100;
     this.checker = new CookieChecker(this.staticPublic, this.clock());
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
@@ -463,13 +456,13 @@ export class WireGuardDevice extends EventEmitter {
       this.drops.bad_mac1++;
       return;
     }
-    if (this.underLoad(now)) {
+    if (this.load.underLoad(now)) {
       if (!this.checker.checkMac2(msg, macAt, source.bytes(), now)) {
         this.sendCookieReply(msg, macAt, source, now);
         this.drops.under_load_cookie_sent++;
         return;
       }
-      if (!this.rateAllows(source, now)) {
+      if (!this.load.allow(source.addr, now)) {
         this.drops.rate_limited++;
         return;
       }
@@ -602,7 +595,7 @@ export class WireGuardDevice extends EventEmitter {
     const localIndex = this.newIndex();
     const msg = Buffer.alloc(INITIATION_LEN);
     peer.handshake = createInitiation(
-      { staticPublic: this.staticPublic, remoteStatic: peer.publicKey, staticShared: peer.staticShared, timestamp: this.timestamp(), senderIndex: localIndex },
+      { staticPublic: this.staticPublic, remoteStatic: peer.publicKey, staticShared: peer.staticShared, timestamp: this.stamper.next(), senderIndex: localIndex },
       msg,
     );
     peer.cookies.addMacs(msg, INIT_MAC1, now);
@@ -870,31 +863,6 @@ export class WireGuardDevice extends EventEmitter {
     return endpointKey(ep.family, a, 0, ep.port);
   }
 
-  private underLoad(now: number): boolean {
-    if (this.underLoadThreshold === 0) return true;
-    if (now - this.loadWindowStart >= 1000) {
-      this.loadWindowStart = now;
-      this.loadWindowCount = 0;
-    }
-    if (++this.loadWindowCount > this.underLoadThreshold) this.underLoadUntil = now + 1000;
-    return now < this.underLoadUntil;
-  }
-
-  private rateAllows(source: BinaryEndpoint, now: number): boolean {
-    const key = source.addr.toString('hex');
-    let b = this.rateTable.get(key);
-    if (!b) {
-      if (this.rateTable.size >= RATE_TABLE_MAX) this.rateTable.clear();
-      b = { tokens: RATE_BURST, at: now };
-      this.rateTable.set(key, b);
-    }
-    b.tokens = Math.min(RATE_BURST, b.tokens + (now - b.at) * RATE_PER_MS);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
   private newIndex(): number {
     const b = Buffer.alloc(4);
     for (;;) {
@@ -911,22 +879,6 @@ export class WireGuardDevice extends EventEmitter {
 
   private wallNow(): number {
     return this.wallBase + (this.clock() - this.clockBase);
-  }
-
-  /** TAI64N of the device clock, strictly increasing even when the clock stands still. */
-  private timestamp(): Buffer {
-    const t = tai64n(this.wallNow());
-    if (compareTai64n(t, this.lastTai) <= 0) {
-      // Same or earlier microsecond: step one microsecond past the last one sent.
-      const nanos = this.lastTai.readUInt32BE(8) + 1000;
-      this.lastTai.copy(t);
-      if (nanos >= 1e9) {
-        t.writeBigUInt64BE(t.readBigUInt64BE(0) + 1n, 0);
-        t.writeUInt32BE(0, 8);
-      } else t.writeUInt32BE(nanos, 8);
-    }
-    t.copy(this.lastTai);
-    return t;
   }
 
   private peerOf(publicKey: string): Peer {

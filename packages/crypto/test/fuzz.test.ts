@@ -107,7 +107,7 @@ describe('fuzz: random and mutated packets are counted drops without state chang
   for (const [name, type, side, from] of cases) {
     it(`${name}: ${PER_TYPE} packets`, () => {
       // The receiving side must not be under load here, or valid-mac1 packets would get cookies.
-      (side.dev as unknown as { underLoadThreshold: number }).underLoadThreshold = 1e9;
+      (side.dev as unknown as { load: { threshold: number } }).load.threshold = 1e9;
       const before = stateOf(side.dev);
       const freeBefore = side.pool.available;
       const arb = fc.array(fc.oneof(mutatedArb(env.samples[type]), randomArb(type, exact[type])), { minLength: BATCH, maxLength: BATCH });

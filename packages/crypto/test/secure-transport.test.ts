@@ -52,3 +52,40 @@ describe('createSecureTransport', () => {
     await b.t.close();
   });
 });
+
+describe('the dataplane over createSecureTransport', () => {
+  it('carries VXLAN frames encrypted between two dataplanes; the wire never sees the frame', async () => {
+    const { createDataplane } = await import('@overlay/dataplane');
+    const { createMemoryDevice, buildFrame } = await import('@overlay/dataplane/testing');
+    const net = createTestnet({});
+    const wire: Buffer[] = [];
+    const mk = (address: string, mac: string) => {
+      const dev = new WireGuardDevice({ privateKey: generatePrivateKey(), mode: 'overlay', tickMs: 0 });
+      const inner = net.transport(address, 4789);
+      const origSend = inner.send.bind(inner);
+      inner.send = (p, b) => {
+        for (let i = 0; i < b.count; i++) wire.push(p.copyOut(b.slots[i]));
+        return origSend(p, b);
+      };
+      const tap = createMemoryDevice({ name: `m${address.slice(-1)}`, mtu: 1400 });
+      const dp = createDataplane({ transport: createSecureTransport({ inner, device: dev }), networks: [{ vni: 42, device: tap }] });
+      dp.start();
+      return { dev, dp, tap, address, mac };
+    };
+    const a = mk('198.18.0.1', '02:00:00:00:00:01');
+    const b = mk('198.18.0.2', '02:00:00:00:00:02');
+    a.dev.setPeer({ publicKey: b.dev.publicKey, endpoint: { address: b.address, port: 4789 } });
+    b.dev.setPeer({ publicKey: a.dev.publicKey, endpoint: { address: a.address, port: 4789 } });
+    a.dp.setFdb(42, b.mac, { address: b.address });
+    b.dp.setFdb(42, a.mac, { address: a.address });
+    const marker = Buffer.from('SECRET-OVERLAY-PAYLOAD-0123456789');
+    const frame = buildFrame({ dst: b.mac, src: a.mac, payload: Buffer.concat([marker, Buffer.alloc(40)]) });
+    expect(a.tap.inject(frame)).toBe(true);
+    for (let i = 0; i < 40 && b.tap.received.length === 0; i++) await settle();
+    expect(b.tap.received.map((f) => f.toString('hex'))).toEqual([frame.toString('hex')]);
+    expect(wire.length).toBeGreaterThanOrEqual(3); // initiation, response, data (+ keepalive)
+    expect(wire.some((d) => d.includes(marker))).toBe(false);
+    await a.dp.close();
+    await b.dp.close();
+  });
+});
