@@ -261,6 +261,29 @@ describe('cookies and roaming', () => {
     expect(a.dev.stats().drops.bad_cookie).toBe(0);
   });
 
+  it('consumes at most one initiation per 20 ms per peer, and rate-limits sources under load', () => {
+    const wire = new Wire();
+    const clock = new Clock();
+    const a = makeSide(wire, clock, '198.18.0.1', '198.19.0.1');
+    const b = makeSide(wire, clock, '198.18.0.2', '198.19.0.2', { underLoadThreshold: 0 });
+    connect(a, b);
+    a.sendIp('198.19.0.2', Buffer.from('x'));
+    wire.flush(); // cookie reply
+    clock.advance(C.REKEY_TIMEOUT + 1000, a.dev, b.dev);
+    wire.flush(); // handshake with mac2
+    expect(b.received.map(payloadOf)).toEqual(['x']);
+    clock.t += 100; // the bucket refills to its burst of 5
+    // Ten fresh initiations (newer timestamps, valid mac1 and mac2) at one instant.
+    const peer = (a.dev as unknown as { peersByKey: Map<string, unknown> }).peersByKey.get(b.dev.publicKey);
+    const initiate = (a.dev as unknown as { initiate(p: unknown, retransmit: boolean): void }).initiate.bind(a.dev);
+    for (let i = 0; i < 10; i++) initiate(peer, true);
+    wire.flush();
+    const d = b.dev.stats().drops;
+    expect(d.rate_limited).toBe(5);
+    expect(d.initiation_flood).toBe(4);
+    expect(b.dev.stats().tx.handshakeResponses).toBe(2);
+  });
+
   it('follows a peer to its new address (roaming)', () => {
     const { wire, clock, a, b } = pair();
     a.sendIp('198.19.0.2', Buffer.from('x'));
