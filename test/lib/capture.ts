@@ -37,7 +37,8 @@ function collect(child: ChildProcess): () => Promise<string[]> {
         clearTimeout(t);
         resolve(out.split('\n').filter(Boolean));
       });
-      child.kill('SIGINT');
+      // The capture tools lag the wire a little: let them print the last packets first.
+      setTimeout(() => child.kill('SIGINT'), 750);
     });
 }
 
@@ -50,14 +51,17 @@ export async function tcpdump(host: TestHost, iface: string, filter: string, max
 }
 
 /**
- * tshark dissecting live (`-T fields -E separator=,`) with the given fields, decoding UDP
- * `port` as VXLAN. Bounded by `maxSeconds`.
+ * tshark dissecting live (`-T fields -E separator=|`) with the given fields, decoding UDP
+ * `port` as VXLAN. A field that occurs more than once (outer and inner ip.src) is joined with
+ * ','. Bounded by `maxSeconds`.
  */
 export async function tsharkFields(host: TestHost, iface: string, filter: string, fields: string[], port = 4789, maxSeconds = 60): Promise<Capture> {
-  const args = ['-n', '-l', '-i', iface, '-f', filter, '-a', `duration:${maxSeconds}`, '-d', `udp.port==${port},vxlan`, '-T', 'fields', '-E', 'separator=,'];
+  const args = ['-n', '-l', '-i', iface, '-f', filter, '-a', `duration:${maxSeconds}`, '-d', `udp.port==${port},vxlan`, '-T', 'fields', '-E', 'separator=|'];
   for (const f of fields) args.push('-e', f);
   const child = host.spawn('tshark', args);
   const stop = collect(child);
   await started(child, /Capturing on/, 20_000);
+  // dumpcap announces itself slightly before its filter is attached.
+  await new Promise((r) => setTimeout(r, 500));
   return { stop };
 }
