@@ -6,6 +6,8 @@ import { VtepTable } from './vtep.js';
 
 /** How often (in clock ms) learned FDB entries are swept for ageing. */
 const SWEEP_INTERVAL_MS = 1000;
+/** Resolution of the default clock (see startClock). */
+const CLOCK_TICK_MS = 100;
 
 /**
  * What `inside` and `outside` share: the pool, the transport, the networks by VNI, the VTEP
@@ -22,7 +24,13 @@ export class Core {
   /** Networks with frames in their `out` batch during one outside() call. */
   readonly dirty: Network[] = [];
   dirtyCount = 0;
-  private lastSweep = -Infinity;
+  /**
+   * The clock reading of the current batch, in a typed array so passing it around never
+   * boxes a double (a heap allocation) the way a number argument can.
+   */
+  readonly clock = new Float64Array(1);
+  private readonly lastSweep = new Float64Array([-Infinity]);
+  private ticker: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     readonly pool: BufferPool,
@@ -83,8 +91,9 @@ export class Core {
    * exists and points there) only refreshes the timestamp; creating or moving an entry
    * interns the endpoint, which allocates, once per change.
    */
-  learn(net: Network, hi: number, lo: number, slot: number, now: number): void {
+  learn(net: Network, hi: number, lo: number, slot: number): void {
     const fdb = net.fdb;
+    const now = this.clock[0];
     const i = fdb.find(hi, lo);
     if (i >= 0) {
       if (fdb.flags[i] !== FDB_LEARNED) return; // Static entries are the control plane's word.
@@ -109,10 +118,33 @@ export class Core {
     this.counters.c[C.learned]++;
   }
 
+  /** Read the clock for this batch into `clock[0]` (once per batch, never per packet). */
+  readClock(): void {
+    if (this.ticker === null) this.clock[0] = this.now();
+  }
+
+  /**
+   * With the default clock, keep `clock[0]` current from a 100 ms timer instead of reading
+   * Date.now() per batch: the reading is a boxed double, i.e. an allocation per batch, and
+   * ageing needs no finer resolution. An injected clock is read per batch (tests).
+   */
+  startClock(): void {
+    if (this.now !== Date.now || this.ticker !== null) return;
+    this.clock[0] = Date.now();
+    this.ticker = setInterval(() => (this.clock[0] = Date.now()), CLOCK_TICK_MS);
+    this.ticker.unref();
+  }
+
+  stopClock(): void {
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
   /** Age out learned entries, at most once per SWEEP_INTERVAL_MS of clock time. */
-  maybeSweep(now: number): void {
-    if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
-    this.lastSweep = now;
+  maybeSweep(): void {
+    const now = this.clock[0];
+    if (now - this.lastSweep[0] < SWEEP_INTERVAL_MS) return;
+    this.lastSweep[0] = now;
     for (const net of this.networks.values()) if (net.learnedCount > 0) net.sweep(now, this.vteps);
   }
 }

@@ -33,7 +33,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
   }
   const fdb = net.fdb;
   const vni = net.vni;
-  let now = -1;
+  let clockRead = false;
   for (let i = 0; i < n; i++) {
     const slot = batch.slots[i];
     const off = pool.off[slot];
@@ -70,8 +70,11 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     const lo = (d[off + 2] << 24) | (d[off + 3] << 16) | (d[off + 4] << 8) | d[off + 5];
     let e = fdb.find(hi, lo);
     if (e >= 0 && fdb.flags[e] === FDB_LEARNED) {
-      if (now < 0) now = core.now();
-      if (now - fdb.stamp[e] > net.ageingMs) {
+      if (!clockRead) {
+        core.readClock();
+        clockRead = true;
+      }
+      if (core.clock[0] - fdb.stamp[e] > net.ageingMs) {
         core.vteps.unref(fdb.va[e]);
         net.learnedCount--;
         fdb.removeAt(e);

@@ -21,7 +21,7 @@ export function outside(core: Core, batch: PacketBatch): void {
   const drops = core.counters.drops;
   const networks = core.networks;
   const n = batch.count;
-  let now = -1;
+  let clockRead = false;
   for (let i = 0; i < n; i++) {
     const slot = batch.slots[i];
     const off = pool.off[slot];
@@ -61,13 +61,16 @@ export function outside(core: Core, batch: PacketBatch): void {
     pool.len[slot] = flen;
     pool.vni[slot] = vni;
     if (net.learning && (d[foff + 6] & 1) === 0) {
-      if (now < 0) now = core.now();
+      if (!clockRead) {
+        core.readClock();
+        clockRead = true;
+      }
       const hi = (d[foff + 6] << 8) | d[foff + 7];
       const lo = (d[foff + 8] << 24) | (d[foff + 9] << 16) | (d[foff + 10] << 8) | d[foff + 11];
-      if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot, now);
+      if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot);
     }
     core.pushDevice(net, slot);
   }
   core.flushDevices();
-  if (now >= 0) core.maybeSweep(now);
+  if (clockRead) core.maybeSweep();
 }
