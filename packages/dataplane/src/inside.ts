@@ -98,7 +98,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     core.pushTx(slot);
   }
   core.flushTx();
-  if (net.dirty) net.flushDevice(pool, core.counters);
+  core.flushDevices(); // ARP replies; also resets the dirty list so it cannot grow
 }
 
 /**

@@ -115,6 +115,19 @@ describe('ARP suppression', () => {
     expect(net.stats.sent).toBe(0);
   });
 
+  it('answers many requests in a row without any state growing', async () => {
+    const net = createTestnet();
+    const a = node(net, 1);
+    a.dp.setNeighbour(VNI, '198.19.0.9', M(9));
+    const req = buildArpRequest({ srcMac: M(1), srcIp: '198.19.0.1', targetIp: '198.19.0.9' });
+    for (let i = 0; i < 200; i++) a.dev.inject(req);
+    expect(a.dev.received).toHaveLength(200);
+    expect(a.dp.stats().inside.arpSuppressed).toBe(200);
+    // The list of networks with pending device writes is reset after every batch.
+    expect((a.dp as unknown as { core: { dirty: unknown[] } }).core.dirty.length).toBeLessThanOrEqual(1);
+    expect(a.dp.pool.available).toBe(a.dp.pool.count);
+  });
+
   it('floods gratuitous ARP, replies, unknown targets, deleted neighbours and everything when off', async () => {
     const net = createTestnet();
     const a = node(net, 1);
