@@ -1,0 +1,68 @@
+/**
+ * iperf3 TCP across two namespace hosts: our userspace VXLAN (VNI 100, port 4789, 198.19.0.0/24)
+ * next to the Linux kernel's vxlan device (VNI 200, port 4790, 198.19.1.0/24) on the same
+ * hosts and underlay, alternating in one run; medians of N rounds.
+ * Run as root: node --conditions=source --import tsx packages/native/bench/iperf-vxlan.ts [rounds] [seconds]
+ */
+import { createTestbed, exec, type TestHost } from '../../../test/lib/testbed.js';
+import { endpointMac, meshConfig, startVtep, type VtepProcess } from '../../../test/lib/vtep.js';
+
+const rounds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv[3] ?? 5);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function iperf(client: TestHost, server: TestHost, address: string): Promise<{ bps: number; retransmits: number }> {
+  const srv = server.spawn('iperf3', ['-s', '-1', '-B', address]);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await client.run('iperf3', ['-c', address, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits: number } } };
+    return { bps: j.end.sum_received.bits_per_second, retransmits: j.end.sum_sent.retransmits };
+  } finally {
+    srv.kill('SIGKILL');
+  }
+}
+
+const tb = await createTestbed({ hosts: 2, prefix: 'bvx' });
+const [a, b] = tb.hosts;
+let vteps: VtepProcess[] = [];
+const ours: number[] = [];
+const kernel: number[] = [];
+try {
+  for (const [h, peer] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    await exec('ip', ['-n', h.name, '-batch', '-'], {
+      input:
+        [
+          `link add vxk type vxlan id 200 dstport 4790 local ${h.underlay} dev ul0 nolearning`,
+          `link set vxk address ${endpointMac(h.index, 0x20)} mtu 1450`,
+          `addr add 198.19.1.${h.index}/24 dev vxk`,
+          'link set vxk up',
+        ].join('\n') + '\n',
+    });
+    await h.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxk', 'dst', peer.underlay]);
+    await h.exec('bridge', ['fdb', 'add', endpointMac(peer.index, 0x20), 'dev', 'vxk', 'dst', peer.underlay]);
+    await h.exec('ip', ['neigh', 'replace', `198.19.1.${peer.index}`, 'lladdr', endpointMac(peer.index, 0x20), 'dev', 'vxk']);
+  }
+  const cfg = meshConfig(tb.hosts, [100]);
+  vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
+  for (let r = 0; r < rounds; r++) {
+    const o = await iperf(a, b, '198.19.0.2');
+    const k = await iperf(a, b, '198.19.1.2');
+    ours.push(o.bps);
+    kernel.push(k.bps);
+    process.stdout.write(
+      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
+    );
+  }
+  const s = await vteps[0].stats();
+  process.stdout.write(`our sender: ${s.transport.txPackets} datagrams in ${s.transport.txSyscalls} sendmmsg calls, drops ${JSON.stringify(Object.fromEntries(Object.entries(s.dataplane.drops).filter(([, v]) => v)))}\n`);
+} finally {
+  await Promise.all(vteps.map((v) => v.stop()));
+  await tb.destroy();
+}
+const mo = median(ours);
+const mk = median(kernel);
+process.stdout.write(`\nmedian of ${rounds} rounds, ${seconds} s each: ours ${(mo / 1e6).toFixed(0)} Mbit/s, kernel vxlan ${(mk / 1e6).toFixed(0)} Mbit/s, ratio ${((mo / mk) * 100).toFixed(1)} %\n`);
