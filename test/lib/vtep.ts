@@ -93,11 +93,13 @@ export function endpointMac(h: number, n = 0): string {
 /**
  * Full-mesh static configuration: every host has one TAP per VNI with address
  * 198.19.<vni-index>.<host> (/24), and knows every other host's MAC, IP and VTEP.
- * `members[vni]` lists host indexes (1-based) attached to that VNI; default all.
+ * `members[vni]` lists host indexes (1-based) attached to that VNI; default all. With `ipv6`,
+ * VTEPs use the hosts' IPv6 underlay addresses.
  */
-export function meshConfig(hosts: TestHost[], vnis: number[] = [100], members?: Record<number, number[]>): HostConfig[] {
+export function meshConfig(hosts: TestHost[], vnis: number[] = [100], members?: Record<number, number[]>, o: { ipv6?: boolean } = {}): HostConfig[] {
+  const u = (h: TestHost) => (o.ipv6 ? h.underlay6! : h.underlay);
   return hosts.map((h) => ({
-    address: h.underlay,
+    address: u(h),
     networks: vnis
       .map((vni, vi) => ({ vni, vi, members: members?.[vni] ?? hosts.map((x) => x.index) }))
       .filter((n) => n.members.includes(h.index))
@@ -108,9 +110,9 @@ export function meshConfig(hosts: TestHost[], vnis: number[] = [100], members?: 
           tap: `vx${vi}`,
           mac: endpointMac(h.index, vi),
           addresses: [`198.19.${vi}.${h.index}/24`],
-          fdb: peers.map((p) => ({ mac: endpointMac(p.index, vi), vtep: p.underlay })),
+          fdb: peers.map((p) => ({ mac: endpointMac(p.index, vi), vtep: u(p) })),
           neighbours: peers.map((p) => ({ ip: `198.19.${vi}.${p.index}`, mac: endpointMac(p.index, vi) })),
-          flood: peers.map((p) => p.underlay),
+          flood: peers.map((p) => u(p)),
         };
       }),
   }));
