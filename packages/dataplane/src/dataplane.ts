@@ -1,4 +1,4 @@
-import { parseIpv4Address } from './codec/address.js';
+import { parseIpAddress, parseIpv4Address } from './codec/address.js';
 import { formatMac, macHi, macJoin, macLo, parseMac } from './codec/mac.js';
 import { Core } from './core.js';
 import type { DataplaneStats } from './counters.js';
@@ -49,7 +49,10 @@ export interface Dataplane {
   /** Static FDB entry (replaces a learned one). mac 'aa:bb:cc:dd:ee:ff'. */
   setFdb(vni: number, mac: string, vtep: Vtep): void;
   deleteFdb(vni: number, mac: string): void;
-  /** ARP suppression entry: requests for `ip` are answered locally with `mac`. IPv4. */
+  /**
+   * Suppression entry: ARP requests (IPv4) or neighbour solicitations (IPv6) for `ip` are
+   * answered locally with `mac`.
+   */
   setNeighbour(vni: number, ip: string, mac: string): void;
   deleteNeighbour(vni: number, ip: string): void;
   /** Add a VTEP to the network's head-end replication list (idempotent). */
@@ -153,9 +156,13 @@ class DataplaneImpl implements Dataplane {
   setNeighbour(vni: number, ip: string, mac: string): void {
     this.open();
     const net = this.net(vni);
-    const a = parseIpv4Address(ip);
+    const addr = parseIpAddress(ip);
     const m = parseMac(mac);
-    const i = net.neighbours.insert(0, a | 0);
+    if (addr.family === 6) {
+      if (!net.neighbours6.set(addr, macHi(m), macLo(m))) throw new InvalidConfigError('neighbours', `network ${vni} IPv6 neighbour table is full`);
+      return;
+    }
+    const i = net.neighbours.insert(0, parseIpv4Address(ip) | 0);
     if (i < 0) throw new InvalidConfigError('neighbours', `network ${vni} neighbour table is full`);
     net.neighbours.va[i] = macHi(m);
     net.neighbours.vb[i] = macLo(m);
@@ -164,7 +171,9 @@ class DataplaneImpl implements Dataplane {
   deleteNeighbour(vni: number, ip: string): void {
     this.open();
     const net = this.net(vni);
-    net.neighbours.remove(0, parseIpv4Address(ip) | 0);
+    const addr = parseIpAddress(ip);
+    if (addr.family === 6) net.neighbours6.delete(addr);
+    else net.neighbours.remove(0, parseIpv4Address(ip) | 0);
   }
 
   addFloodVtep(vni: number, vtep: Vtep): void {

@@ -1,6 +1,8 @@
 import { ARP_LENGTH, ARP_REQUEST, arpTargetIp, rewriteArpRequestAsReply } from './codec/arp.js';
-import { ETHERTYPE_ARP, ETHERTYPE_VLAN } from './codec/ethernet.js';
+import { ETHERTYPE_ARP, ETHERTYPE_IPV6, etherTypeAt, ethernetHeaderLength } from './codec/ethernet.js';
+import { ND_ADVERTISEMENT_LENGTH, neighborSolicitationTarget, rewriteSolicitationAsAdvertisement } from './codec/nd.js';
 import { encodeVxlan, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
+import { readI32 } from './codec/bytes.js';
 import type { Core } from './core.js';
 import { C, Drop } from './counters.js';
 import { FDB_LEARNED, type Network } from './network.js';
@@ -57,7 +59,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     }
     if ((d[off] & 1) === 1) {
       // Group address: broadcast or multicast.
-      if (net.arpSuppression && suppressArp(core, net, slot, off, len)) continue;
+      if (net.arpSuppression && (suppressArp(core, net, slot, off, len) || suppressNd(core, net, slot, off, len))) continue;
       if (!net.flood) {
         drops[Drop.bum_dropped]++;
         pool.release(slot);
@@ -152,24 +154,45 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
  */
 function suppressArp(core: Core, net: Network, slot: number, off: number, len: number): boolean {
   const d = core.pool.data;
-  let type = (d[off + 12] << 8) | d[off + 13];
-  let arpOff = off + 14;
-  if (type === ETHERTYPE_VLAN) {
-    if (len < 18) return false;
-    type = (d[off + 16] << 8) | d[off + 17];
-    arpOff = off + 18;
-  }
-  if (type !== ETHERTYPE_ARP || arpOff + ARP_LENGTH > off + len) return false;
+  const hl = ethernetHeaderLength(d, off, len);
+  if (hl < 0 || etherTypeAt(d, off, hl) !== ETHERTYPE_ARP) return false;
+  const arpOff = off + hl;
+  if (arpOff + ARP_LENGTH > off + len) return false;
   // Ethernet/IPv4 request: htype 1, ptype 0x0800, hlen 6, plen 4, op 1.
   if (d[arpOff] !== 0 || d[arpOff + 1] !== 1 || d[arpOff + 2] !== 0x08 || d[arpOff + 3] !== 0 || d[arpOff + 4] !== 6 || d[arpOff + 5] !== 4) return false;
   if (((d[arpOff + 6] << 8) | d[arpOff + 7]) !== ARP_REQUEST) return false;
   const tpa = arpTargetIp(d, arpOff);
-  const spa = (d[arpOff + 14] << 24) | (d[arpOff + 15] << 16) | (d[arpOff + 16] << 8) | d[arpOff + 17];
+  const spa = readI32(d, arpOff + 14);
   if (tpa === spa) return false;
   const e = net.neighbours.find(0, tpa);
   if (e < 0) return false;
   const replyLen = rewriteArpRequestAsReply(d, off, arpOff, net.neighbours.va[e], net.neighbours.vb[e]);
   core.pool.len[slot] = replyLen;
+  core.counters.c[C.arpSuppressed]++;
+  core.pushDevice(net, slot);
+  return true;
+}
+
+/**
+ * ND suppression, the IPv6 counterpart: a multicast Neighbor Solicitation (optionally
+ * 802.1Q-tagged) for an address in the IPv6 neighbour table is rewritten in place into the
+ * Neighbor Advertisement and queued for the device. Duplicate address detection (source ::)
+ * and unknown targets are left to the flood policy. Counted in `arpSuppressed` as well.
+ */
+function suppressNd(core: Core, net: Network, slot: number, off: number, len: number): boolean {
+  if (net.neighbours6.size === 0) return false;
+  const pool = core.pool;
+  const d = pool.data;
+  const hl = ethernetHeaderLength(d, off, len);
+  if (hl < 0 || etherTypeAt(d, off, hl) !== ETHERTYPE_IPV6) return false;
+  const ipOff = off + hl;
+  const target = neighborSolicitationTarget(d, ipOff, off + len);
+  if (target < 0) return false;
+  // The advertisement may be longer than a solicitation without options: it must fit the slot.
+  if (ipOff + ND_ADVERTISEMENT_LENGTH > slot * pool.stride + pool.stride) return false;
+  const e = net.neighbours6.find(d, target);
+  if (e < 0) return false;
+  pool.len[slot] = rewriteSolicitationAsAdvertisement(d, off, ipOff, net.neighbours6.hi(e), net.neighbours6.lo(e));
   core.counters.c[C.arpSuppressed]++;
   core.pushDevice(net, slot);
   return true;

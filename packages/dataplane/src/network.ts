@@ -3,6 +3,7 @@ import { Drop, type Counters, C } from './counters.js';
 import { InvalidConfigError } from './errors.js';
 import type { BatchSink, FrameDevice } from './io.js';
 import { PacketBatch, type BufferPool } from './pool.js';
+import { Ipv6Neighbours } from './neighbours.js';
 import { PairTable } from './table.js';
 import type { VtepTable } from './vtep.js';
 
@@ -17,7 +18,7 @@ export interface NetworkOptions {
   learning?: boolean;
   /** Learned entries age out after this long without traffic. Default 300 000 ms. */
   ageingMs?: number;
-  /** Answer ARP requests for known neighbours locally. Default true. */
+  /** Answer ARP requests and IPv6 neighbour solicitations for known neighbours locally. Default true. */
   arpSuppression?: boolean;
 }
 
@@ -45,6 +46,8 @@ export class Network {
   readonly fdb = new PairTable(MAX_FDB);
   /** IPv4 (0, ip32) → MAC (va: hi16, vb: lo32). */
   readonly neighbours = new PairTable(MAX_FDB);
+  /** IPv6 → MAC, for ND suppression. */
+  readonly neighbours6 = new Ipv6Neighbours(MAX_FDB);
   /** Head-end replication list: VTEP indices. */
   readonly floodList: number[] = [];
   learnedCount = 0;

@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  Ipv6Header, Status, decodeIpv6, formatIpAddress, formatMac, ipv6PseudoHeaderSum, onesComplementSum, readMac,
   BufferPool, ClosedError, DuplicateNetworkError, InvalidAddressError, InvalidConfigError, UnknownNetworkError, createDataplane, encodeVxlan, type Dataplane,
 } from '@overlay/dataplane';
-import { buildArpRequest, buildFrame, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
+import { buildArpRequest, buildFrame, buildNeighborSolicitation, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 
 const VNI = 7;
 const M = (n: number) => `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
@@ -156,6 +157,61 @@ describe('ARP suppression', () => {
   });
 });
 
+describe('ND suppression (IPv6)', () => {
+  it('answers a neighbour solicitation with a valid advertisement; nothing crosses the underlay', async () => {
+    const net = createTestnet();
+    const a = node(net, 1);
+    a.dp.setNeighbour(VNI, '2001:db8:1::9', M(9));
+    a.dp.setNeighbour(VNI, 'fe80::9', M(0x19)); // same interface id, different prefix
+    for (const vlan of [undefined, 12]) {
+      a.dev.received.length = 0;
+      a.dev.inject(buildNeighborSolicitation({ srcMac: M(1), srcIp: '2001:db8:1::1', targetIp: '2001:db8:1::9', vlan }));
+      await net.idle();
+      expect(a.dev.received).toHaveLength(1);
+      const f = a.dev.received[0];
+      const l2 = vlan === undefined ? 14 : 18;
+      expect(f.length).toBe(l2 + 72);
+      expect(formatMac(readMac(f, 0))).toBe(M(1));
+      expect(formatMac(readMac(f, 6))).toBe(M(9));
+      if (vlan !== undefined) expect(f.readUInt16BE(14) & 0xfff).toBe(vlan);
+      const h = new Ipv6Header();
+      expect(decodeIpv6(f, l2, f.length - l2, h)).toBe(Status.OK);
+      expect([h.nextHeader, h.hopLimit, h.payloadLength]).toEqual([58, 255, 32]);
+      expect(formatIpAddress(6, h.src)).toBe('2001:db8:1::9');
+      expect(formatIpAddress(6, h.dst)).toBe('2001:db8:1::1');
+      const icmp = l2 + 40;
+      expect([f[icmp], f[icmp + 1], f[icmp + 4]]).toEqual([136, 0, 0x60]);
+      expect(formatIpAddress(6, f, icmp + 8)).toBe('2001:db8:1::9');
+      expect([f[icmp + 24], f[icmp + 25]]).toEqual([2, 1]);
+      expect(formatMac(readMac(f, icmp + 26))).toBe(M(9));
+      // A correct ICMPv6 checksum makes pseudo-header + message sum to 0xffff.
+      expect(onesComplementSum(f, icmp, 32, ipv6PseudoHeaderSum(f, l2 + 8, l2 + 24, 58, 32))).toBe(0xffff);
+    }
+    a.dev.received.length = 0;
+    a.dev.inject(buildNeighborSolicitation({ srcMac: M(1), srcIp: 'fe80::1', targetIp: 'fe80::9' }));
+    await net.idle();
+    expect(formatMac(readMac(a.dev.received[0], 6))).toBe(M(0x19));
+    expect(net.stats.sent).toBe(0);
+    expect(a.dp.stats().inside.arpSuppressed).toBe(3);
+  });
+
+  it('floods duplicate address detection, unknown targets and deleted neighbours', async () => {
+    const net = createTestnet();
+    const a = node(net, 1);
+    const b = node(net, 2);
+    a.dp.addFloodVtep(VNI, { address: U(2) });
+    a.dp.setNeighbour(VNI, '2001:db8:1::9', M(9));
+    a.dev.inject(buildNeighborSolicitation({ srcMac: M(1), srcIp: '::', targetIp: '2001:db8:1::9' }));
+    a.dev.inject(buildNeighborSolicitation({ srcMac: M(1), srcIp: '2001:db8:1::1', targetIp: '2001:db8:1::77' }));
+    a.dp.deleteNeighbour(VNI, '2001:db8:1::9');
+    a.dev.inject(buildNeighborSolicitation({ srcMac: M(1), srcIp: '2001:db8:1::1', targetIp: '2001:db8:1::9' }));
+    await net.idle();
+    expect(b.dev.received).toHaveLength(3);
+    expect(a.dev.received).toHaveLength(0);
+    expect(a.dp.stats().inside.arpSuppressed).toBe(0);
+  });
+});
+
 describe('head-end replication and BUM policy', () => {
   it('sends one identical datagram per flood VTEP and stops sending to a removed one', async () => {
     const net = createTestnet({ capture: true });
@@ -295,7 +351,8 @@ describe('control API', () => {
     expect(() => a.dp.setFdb(VNI, M(2), { address: 'example.com' })).toThrow(InvalidConfigError);
     expect(() => a.dp.setFdb(VNI, M(2), { address: U(2), port: 70000 })).toThrow(InvalidConfigError);
     expect(() => a.dp.setFdb(99, M(2), { address: U(2) })).toThrow(UnknownNetworkError);
-    expect(() => a.dp.setNeighbour(VNI, '2001:db8::1', M(2))).toThrow(InvalidAddressError);
+    expect(() => a.dp.setNeighbour(VNI, '198.19.0.300', M(2))).toThrow(InvalidAddressError);
+    expect(() => a.dp.setNeighbour(VNI, '198.19.0.3', 'zz')).toThrow(InvalidAddressError);
     expect(() => a.dp.addNetwork({ vni: VNI, device: createMemoryDevice({ name: 'x' }) })).toThrow(DuplicateNetworkError);
     expect(() => a.dp.addNetwork({ vni: 1 << 24, device: createMemoryDevice({ name: 'x' }) })).toThrow(InvalidConfigError);
     expect(() => a.dp.addNetwork({ vni: 1, device: createMemoryDevice({ name: 'x' }), unknownUnicast: 'maybe' as 'drop' })).toThrow(InvalidConfigError);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDataplane, type Dataplane } from '@overlay/dataplane';
-import { buildArpRequest, buildUdpFrame, createMemoryDevice, createTestnet, pcapFromWire, type WireDatagram } from '@overlay/dataplane/testing';
+import { buildArpRequest, buildNeighborSolicitation, buildUdpFrame, createMemoryDevice, createTestnet, encodePcap, pcapFromWire, type WireDatagram } from '@overlay/dataplane/testing';
 
 /**
  * Packets the dataplane produced, wrapped in the outer Ethernet/IP/UDP headers the kernel
@@ -79,6 +79,32 @@ describe('pcap of dataplane output, dissected by tshark', () => {
     expect(six[6]).toBe('198.19.0.1');
 
     // No checksum or length problems anywhere (tshark's expert info would flag them).
+    expect(tshark(file, ['frame.number'], '_ws.malformed || _ws.expert.severity >= warning')).toEqual([]);
+  });
+
+  it('produces ARP replies and neighbour advertisements that tshark accepts, checksums included', async () => {
+    const net = createTestnet();
+    const dev = createMemoryDevice({ name: 'nd' });
+    const dp = createDataplane({ transport: net.transport('198.18.0.1'), networks: [{ vni: 1, device: dev }] });
+    open.push(dp);
+    dp.setNeighbour(1, '198.19.0.9', '02:00:00:00:00:09');
+    dp.setNeighbour(1, '2001:db8:1::9', '02:00:00:00:00:09');
+    dp.start();
+    dev.inject(buildArpRequest({ srcMac: '02:00:00:00:00:01', srcIp: '198.19.0.1', targetIp: '198.19.0.9' }));
+    dev.inject(buildNeighborSolicitation({ srcMac: '02:00:00:00:00:01', srcIp: '2001:db8:1::1', targetIp: '2001:db8:1::9' }));
+    expect(dev.received).toHaveLength(2);
+    const file = join(dir, 'suppression.pcap');
+    writeFileSync(file, encodePcap(dev.received.map((data) => ({ data }))));
+    const rows = tshark(file, ['frame.protocols', 'eth.dst', 'arp.opcode', 'arp.src.hw_mac', 'arp.src.proto_ipv4', 'icmpv6.type', 'icmpv6.nd.na.target_address', 'icmpv6.opt.linkaddr', 'icmpv6.checksum.status', 'ipv6.dst']);
+    expect(rows).toHaveLength(2);
+    const [arp, na] = rows;
+    expect(arp.slice(0, 5)).toEqual(['eth:ethertype:arp', '02:00:00:00:00:01', '2', '02:00:00:00:00:09', '198.19.0.9']);
+    expect(na[0]).toBe('eth:ethertype:ipv6:icmpv6');
+    expect(na[5]).toBe('136');
+    expect(na[6]).toBe('2001:db8:1::9');
+    expect(na[7]).toBe('02:00:00:00:00:09');
+    expect(na[8]).toBe('1'); // checksum status: good
+    expect(na[9]).toBe('2001:db8:1::1');
     expect(tshark(file, ['frame.number'], '_ws.malformed || _ws.expert.severity >= warning')).toEqual([]);
   });
 });

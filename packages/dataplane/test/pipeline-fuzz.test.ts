@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BufferPool, DROP_REASONS, PacketBatch, createDataplane, encodeVxlan, type BatchSink, type FrameDevice, type Transport } from '@overlay/dataplane';
-import { buildArpRequest, buildFrame } from '@overlay/dataplane/testing';
+import { buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
 
 /** Synchronous doubles so thousands of random batches run fast, without timers. */
 class SyncDevice implements FrameDevice {
@@ -58,6 +58,8 @@ describe('pipeline on arbitrary input', () => {
       buildFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' }),
       buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:01', vlan: 5 }),
       buildArpRequest({ srcMac: '02:00:00:00:00:01', srcIp: '198.19.0.1', targetIp: '198.19.0.2' }),
+      buildNeighborSolicitation({ srcMac: '02:00:00:00:00:01', srcIp: '2001:db8::1', targetIp: '2001:db8::2' }),
+      buildNeighborSolicitation({ srcMac: '02:00:00:00:00:01', srcIp: '2001:db8::1', targetIp: '2001:db8::2', vlan: 3 }),
     ];
     const frame = fc.oneof(
       fc.uint8Array({ maxLength: 200 }),
@@ -89,6 +91,7 @@ describe('pipeline on arbitrary input', () => {
           const dp = createDataplane({ transport: t, pool, batchSize: 16, now: () => (now += 700), networks: [{ vni: VNI, device: dev, learning, ageingMs: 1000, unknownUnicast: learning ? 'drop' : 'flood' }] });
           dp.setFdb(VNI, '02:00:00:00:00:02', { address: '198.18.0.2' });
           dp.setNeighbour(VNI, '198.19.0.2', '02:00:00:00:00:02');
+          dp.setNeighbour(VNI, '2001:db8::2', '02:00:00:00:00:02');
           for (const n of [2, 3, 4]) dp.addFloodVtep(VNI, { address: `198.18.0.${n}` });
           dp.start();
           return { pool, dev, t, dp };

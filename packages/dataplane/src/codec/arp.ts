@@ -1,4 +1,4 @@
-import { readU32, writeU32 } from './bytes.js';
+import { readI32, readU32, writeU32 } from './bytes.js';
 import { macHi, macLo, readMac, readMacHi, readMacLo, writeMacParts } from './mac.js';
 import { Status, rangeOk } from './status.js';
 
@@ -56,7 +56,7 @@ export function encodeArp(buf: Uint8Array, off: number, p: ArpPacket): number {
 
 /** Target protocol address of the (already validated) ARP packet at buf[arpOff], as int32. */
 export function arpTargetIp(buf: Uint8Array, arpOff: number): number {
-  return (buf[arpOff + 24] << 24) | (buf[arpOff + 25] << 16) | (buf[arpOff + 26] << 8) | buf[arpOff + 27];
+  return readI32(buf, arpOff + 24);
 }
 
 /**
@@ -68,8 +68,8 @@ export function arpTargetIp(buf: Uint8Array, arpOff: number): number {
 export function rewriteArpRequestAsReply(buf: Uint8Array, frameOff: number, arpOff: number, hi: number, lo: number): number {
   const reqHi = readMacHi(buf, arpOff + 8);
   const reqLo = readMacLo(buf, arpOff + 8);
-  const spa = readU32(buf, arpOff + 14);
-  const tpa = readU32(buf, arpOff + 24);
+  const spa = readI32(buf, arpOff + 14);
+  const tpa = readI32(buf, arpOff + 24);
   writeMacParts(buf, frameOff, reqHi, reqLo);
   writeMacParts(buf, frameOff + 6, hi, lo);
   buf[arpOff + 6] = 0;

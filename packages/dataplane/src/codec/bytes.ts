@@ -12,3 +12,11 @@ export function writeU32(buf: Uint8Array, off: number, v: number): void {
   buf[off + 2] = v >>> 8;
   buf[off + 3] = v;
 }
+
+/**
+ * The same 32 bits as a signed int32: what the hot path uses, since values ≥ 2^31 as
+ * unsigned would be heap numbers (an allocation) whenever V8 has to box them.
+ */
+export function readI32(buf: Uint8Array, off: number): number {
+  return (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3];
+}

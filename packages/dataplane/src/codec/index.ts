@@ -7,3 +7,4 @@ export * from './arp.js';
 export * from './ip.js';
 export * from './checksum.js';
 export * from './parse.js';
+export * from './nd.js';

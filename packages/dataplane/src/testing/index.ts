@@ -13,4 +13,4 @@ export { createTestnet, Testnet, MemoryTransport, type TestnetOptions, type Test
 export { createMemoryDevice, MemoryDevice, type MemoryDeviceOptions } from './memory-device.js';
 export { encodePcap, buildUdpFrame, pcapFromWire, LINKTYPE_ETHERNET, type PcapRecord, type UdpFrameOptions } from './pcap.js';
 export { seededRandom } from './rng.js';
-export { buildFrame, buildArpRequest, type FrameOptions } from './frames.js';
+export { buildFrame, buildArpRequest, buildNeighborSolicitation, type FrameOptions } from './frames.js';
