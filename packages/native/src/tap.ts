@@ -1,8 +1,8 @@
-import { ClosedError, InvalidConfigError, type BatchSink, type BufferPool, type FrameDevice, type PacketBatch } from '@overlay/dataplane';
+import { InvalidConfigError, type BatchSink, type BufferPool, type FrameDevice, type PacketBatch } from '@overlay/dataplane';
 import { KIND_TAP, native, TAP_MULTI_QUEUE, TAP_TUN, TAP_VNET_HDR, type NativeHandle } from './binding.js';
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
-import { Receiver, registerPool } from './receiver.js';
+import { NativeIo } from './native-io.js';
 
 /** VXLAN over IPv4 costs 50 bytes of underlay MTU: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD_IPV4 = 50;
@@ -44,30 +44,19 @@ export interface TapOptions {
  * The device lives in the network namespace of the calling process. Single-threaded: use it
  * from the thread that opened it.
  */
-export class TapDevice implements FrameDevice {
+export class TapDevice extends NativeIo implements FrameDevice {
   readonly name: string;
   readonly mode: 'tap' | 'tun';
   readonly vnetHdr: boolean;
-  readonly batchSize: number;
-  /** Native counters, readable at any time without a native call. */
-  readonly counters: IoCounters;
+  protected override readonly rxSyscall = 'read';
   private _mtu: number;
-  private handle: NativeHandle | undefined;
-  private pool: BufferPool | undefined;
-  private receiver: Receiver | undefined;
-  private readonly onError: (err: NativeError) => void;
-  /** Set when reading failed for good. */
-  lastError: NativeError | undefined;
 
   private constructor(name: string, handle: NativeHandle, counters: IoCounters, o: TapOptions, mtu: number) {
+    super(handle, counters, o.batchSize ?? 64, o.onError);
     this.name = name;
-    this.handle = handle;
-    this.counters = counters;
     this.mode = o.mode ?? 'tap';
     this.vnetHdr = !!o.vnetHdr;
-    this.batchSize = o.batchSize ?? 64;
     this._mtu = mtu;
-    this.onError = o.onError ?? ((err) => process.emitWarning(`${this.name}: ${err.message}`, 'OverlayDeviceWarning'));
   }
 
   /** Open (or create) the device. Throws NativeError (e.g. code 'EPERM' without CAP_NET_ADMIN). */
@@ -110,41 +99,21 @@ export class TapDevice implements FrameDevice {
     this._mtu = mtu;
   }
 
-  start(pool: BufferPool, sink: BatchSink): void {
-    const h = this.live();
-    if (this.receiver) throw new InvalidConfigError('start', 'already started');
+  override start(pool: BufferPool, sink: BatchSink): void {
     if (this.vnetHdr && pool.headroom < VNET_HDR_LEN) throw new InvalidConfigError('pool.headroom', `vnetHdr needs at least ${VNET_HDR_LEN}`);
-    this.usePool(h, pool);
-    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), 'read');
-    this.receiver.start();
+    super.start(pool, sink);
   }
 
+  /** Write each frame with write(2), in one native call. Returns how many were written. */
   write(pool: BufferPool, batch: PacketBatch): number {
-    const h = this.live();
-    if (pool !== this.pool) this.usePool(h, pool);
-    return native().send(h, batch.slots, batch.count);
+    return this.transmit(pool, batch);
   }
 
-  async close(): Promise<void> {
-    const h = this.handle;
-    if (!h) return;
-    this.handle = undefined;
-    native().close(h);
-    this.receiver?.releaseSlots();
+  protected capacity(pool: BufferPool): number {
+    return pool.frameCapacity;
   }
 
-  private usePool(h: NativeHandle, pool: BufferPool): void {
-    registerPool(h, pool, pool.frameCapacity);
-    this.pool = pool;
-  }
-
-  private live(): NativeHandle {
-    if (!this.handle) throw new ClosedError(`TAP device ${this.name}`);
-    return this.handle;
-  }
-
-  private failed(err: NativeError): void {
-    this.lastError = err;
-    this.onError(err);
+  protected describe(): string {
+    return `TAP device ${this.name}`;
   }
 }

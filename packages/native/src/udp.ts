@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { ClosedError, InvalidConfigError, type BatchSink, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
+import { InvalidConfigError, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
 import { KIND_UDP, native, type NativeHandle } from './binding.js';
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
-import { Receiver, registerPool } from './receiver.js';
+import { NativeIo } from './native-io.js';
 
 export interface UdpOptions {
   /** Local address to bind: IPv4, or IPv6 ('::' is dual-stack and also carries IPv4). */
@@ -31,31 +31,22 @@ export interface UdpOptions {
  *
  * Single-threaded: use it from the thread that bound it.
  */
-export class UdpTransport implements Transport {
+export class UdpTransport extends NativeIo implements Transport {
   readonly address: string;
   readonly family: 4 | 6;
   readonly localPort: number;
-  readonly batchSize: number;
-  /** Native counters, readable at any time without a native call. */
-  readonly counters: IoCounters;
-  private handle: NativeHandle | undefined;
-  private pool: BufferPool | undefined;
-  private receiver: Receiver | undefined;
-  private readonly onError: (err: NativeError) => void;
-  lastError: NativeError | undefined;
+  protected override readonly rxSyscall = 'recvmmsg';
 
   private constructor(o: UdpOptions, family: 4 | 6, handle: NativeHandle, counters: IoCounters, localPort: number) {
+    super(handle, counters, o.batchSize ?? 64, o.onError);
     this.address = o.address;
     this.family = family;
-    this.handle = handle;
-    this.counters = counters;
     this.localPort = localPort;
-    this.batchSize = o.batchSize ?? 64;
-    this.onError = o.onError ?? ((err) => process.emitWarning(`udp ${this.address}:${this.localPort}: ${err.message}`, 'OverlayTransportWarning'));
   }
 
   /** Bind the socket. Throws NativeError (e.g. code 'EADDRINUSE') or InvalidConfigError. */
-  static bind(o: UdpOptions): UdpTransport {
+  // `override`: a class constructor inherits Function.prototype.bind; this static replaces it.
+  static override bind(o: UdpOptions): UdpTransport {
     const family = isIP(o.address);
     if (family !== 4 && family !== 6) throw new InvalidConfigError('address', `not an IP address: ${JSON.stringify(o.address)}`);
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new InvalidConfigError('port', `must be 0..65535, got ${o.port}`);
@@ -79,41 +70,17 @@ export class UdpTransport implements Transport {
     }
   }
 
-  start(pool: BufferPool, sink: BatchSink): void {
-    const h = this.live();
-    if (this.receiver) throw new InvalidConfigError('start', 'already started');
-    this.usePool(h, pool);
-    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), 'recvmmsg');
-    this.receiver.start();
-  }
-
+  /** sendmmsg in chunks of batchSize, in one native call. Returns how many were sent. */
   send(pool: BufferPool, batch: PacketBatch): number {
-    const h = this.live();
-    if (pool !== this.pool) this.usePool(h, pool);
-    return native().send(h, batch.slots, batch.count);
+    return this.transmit(pool, batch);
   }
 
-  async close(): Promise<void> {
-    const h = this.handle;
-    if (!h) return;
-    this.handle = undefined;
-    native().close(h);
-    this.receiver?.releaseSlots();
-  }
-
-  private usePool(h: NativeHandle, pool: BufferPool): void {
+  protected capacity(pool: BufferPool): number {
     // A datagram may use the tailroom too (room for VXLAN and tunnel headers over a full frame).
-    registerPool(h, pool, Math.min(pool.frameCapacity + pool.tailroom, pool.stride - pool.headroom));
-    this.pool = pool;
+    return Math.min(pool.frameCapacity + pool.tailroom, pool.stride - pool.headroom);
   }
 
-  private live(): NativeHandle {
-    if (!this.handle) throw new ClosedError(`UDP transport ${this.address}:${this.localPort}`);
-    return this.handle;
-  }
-
-  private failed(err: NativeError): void {
-    this.lastError = err;
-    this.onError(err);
+  protected describe(): string {
+    return `UDP transport ${this.address}:${this.localPort}`;
   }
 }
