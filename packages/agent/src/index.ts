@@ -1,1 +1,11 @@
-export {};
+export * from './agent.js';
+export * from './env.js';
+export * from './presets.js';
+export * from './membership.js';
+export * from './broadcast.js';
+export * from './endpoints.js';
+export * from './program.js';
+export * from './keyring.js';
+export * from './wire.js';
+export * from './sim.js';
+export * from './simcluster.js';

@@ -1,0 +1,561 @@
+/**
+ * SWIM membership with the Lifeguard extensions, as a state machine over an injected clock and
+ * message sink (no I/O here).
+ *
+ * - Probing: round-robin over a shuffled member list; direct ping, then after the probe timeout
+ *   indirect pings through `indirectChecks` random members, who answer ack or, Lifeguard, nack
+ *   when the target stayed silent (so the requester can tell "target down" from "I am slow").
+ * - Local health awareness (Lifeguard LHA): a score 0..max-1; probe interval and timeout are
+ *   scaled by (score+1). Missed nacks and failed probes raise it, successful probes lower it,
+ *   having to refute a suspicion about ourselves raises it.
+ * - Suspicion (Lifeguard dynamic suspicion): timeout starts at max and shrinks towards min with
+ *   each independent confirmation (a suspect message from another member), logarithmically.
+ * - Incarnation refutation: a member suspected or declared dead at its current incarnation
+ *   broadcasts alive with a higher one. A restarted node starts at 0 and refutes its own old
+ *   death as soon as it hears of it (through the seed's push-pull), rejoining at a higher number.
+ *
+ * Single-threaded: all methods run on the owner's event loop.
+ */
+import type { Addr, Clock, TimerHandle } from './env.js';
+import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, SuspectMsg } from './wire.js';
+import { encodeMessageField } from './wire.js';
+import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
+
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+/** A member as this node sees it. Returned copies are snapshots. */
+export interface Member {
+  name: string;
+  ip: string;
+  port: number;
+  incarnation: number;
+  state: MemberState;
+  /** Clock time of the last state change. */
+  since: number;
+  meta: NodeMeta;
+}
+
+/**
+ * Membership events for embedders. Called synchronously on the agent's event loop right after
+ * the state changed; must not block and must not call back into the agent re-entrantly (queue
+ * work instead). `member` is a snapshot the callee may keep.
+ */
+export interface MembershipEvents {
+  onJoin?(member: Member): void;
+  /** Declared dead (state 'dead') or left gracefully ('left'). */
+  onLeave?(member: Member): void;
+  /** Meta or address changed, or suspicion was refuted. */
+  onUpdate?(member: Member): void;
+  onSuspect?(member: Member): void;
+}
+
+export interface MembershipDeps {
+  self: { name: string; ip: string; port: number; meta: NodeMeta };
+  config: MembershipConfig;
+  clock: Clock;
+  random: () => number;
+  /** Send encoded message fields to one address (the agent adds piggyback and seals). */
+  send(to: Addr, fields: Uint8Array[]): void;
+  /** Queue a broadcast about `key`, replacing older news about it. */
+  broadcast(key: string, field: Uint8Array): void;
+  events?: MembershipEvents;
+  /** Reliable (TCP) ping used in parallel with indirect probes; resolves true if answered. */
+  streamPing?(to: Addr, target: string, timeoutMs: number, done: (ok: boolean) => void): void;
+  /** Accept (true) or reject a new/changed meta, e.g. a changed signing key. */
+  acceptMeta?(name: string, meta: NodeMeta, previous: NodeMeta | undefined): boolean;
+}
+
+interface Suspicion {
+  from: Set<string>;
+  k: number;
+  min: number;
+  max: number;
+  start: number;
+  timer: TimerHandle;
+}
+
+interface MemberRec extends Member {
+  suspicion?: Suspicion;
+}
+
+interface AckWait {
+  onAck: () => void;
+  onNack?: () => void;
+  timer: TimerHandle;
+}
+
+export interface MembershipCounters {
+  probes: number;
+  probesFailed: number;
+  indirectProbes: number;
+  nacksSent: number;
+  nacksReceived: number;
+  refutations: number;
+  suspicions: number;
+  declaredDead: number;
+}
+
+export class Membership {
+  readonly name: string;
+  incarnation = 0;
+  /** Lifeguard local health score, 0..awarenessMaxMultiplier-1. */
+  awareness = 0;
+  readonly counters: MembershipCounters = { probes: 0, probesFailed: 0, indirectProbes: 0, nacksSent: 0, nacksReceived: 0, refutations: 0, suspicions: 0, declaredDead: 0 };
+
+  private readonly members = new Map<string, MemberRec>();
+  /** Same members as an array, for O(1) random picks. */
+  private readonly list: MemberRec[] = [];
+  private probeOrder: MemberRec[] = [];
+  private probeIndex = 0;
+  private seq = 0;
+  private readonly acks = new Map<number, AckWait>();
+  private probeTimer: TimerHandle | null = null;
+  private running = false;
+  private leaving = false;
+  private readonly d: MembershipDeps;
+  private self: MemberRec;
+
+  constructor(deps: MembershipDeps) {
+    this.d = deps;
+    this.name = deps.self.name;
+    this.self = { ...deps.self, incarnation: 0, state: 'alive', since: deps.clock.now() };
+    this.insert(this.self);
+  }
+
+  get config(): MembershipConfig {
+    return this.d.config;
+  }
+
+  /** Number of members not dead or left, self included. */
+  aliveCount(): number {
+    return this.live;
+  }
+  /** Members alive or suspect, self included; kept incrementally (read per packet). */
+  private live = 0;
+  /** All known members except self that are not dead/left. */
+  size(): number {
+    return this.list.length;
+  }
+  get(name: string): Member | undefined {
+    const m = this.members.get(name);
+    return m && snapshot(m);
+  }
+  /** Live reference for hot internal checks; do not mutate. */
+  stateOf(name: string): MemberState | undefined {
+    return this.members.get(name)?.state;
+  }
+  metaOf(name: string): NodeMeta | undefined {
+    return this.members.get(name)?.meta;
+  }
+  all(): Member[] {
+    return this.list.map(snapshot);
+  }
+  selfAlive(): AliveMsg {
+    return { name: this.name, incarnation: this.incarnation, ip: this.self.ip, port: this.self.port, meta: this.self.meta };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.scheduleProbe(this.d.random() * this.d.config.probeIntervalMs);
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.probeTimer) this.d.clock.clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+    for (const w of this.acks.values()) this.d.clock.clearTimeout(w.timer);
+    this.acks.clear();
+    for (const m of this.list) if (m.suspicion) this.clearSuspicion(m);
+  }
+
+  /** Broadcast our own graceful leave. The caller lets gossip carry it, then stops. */
+  leave(): void {
+    this.leaving = true;
+    const dead: DeadMsg = { name: this.name, incarnation: this.incarnation, from: this.name };
+    this.self.state = 'left';
+    this.live--;
+    this.d.broadcast(`n:${this.name}`, encodeMessageField({ dead }));
+  }
+
+  /** Scale a timeout by local health (Lifeguard). */
+  scale(ms: number): number {
+    return ms * (this.awareness + 1);
+  }
+  private applyAwareness(delta: number): void {
+    const max = this.d.config.awarenessMaxMultiplier - 1;
+    this.awareness = Math.max(0, Math.min(max, this.awareness + delta));
+  }
+
+  /** Announce ourselves (after start or meta change). */
+  announce(): void {
+    this.d.broadcast(`n:${this.name}`, encodeMessageField({ alive: this.selfAlive() }));
+  }
+
+  /** Change our advertised meta: bumps incarnation so it wins everywhere. */
+  setMeta(meta: NodeMeta): void {
+    this.self.meta = meta;
+    this.incarnation++;
+    this.self.incarnation = this.incarnation;
+    this.announce();
+  }
+
+  // ---- probing -----------------------------------------------------------------------------
+
+  private scheduleProbe(delay: number): void {
+    if (!this.running) return;
+    this.probeTimer = this.d.clock.setTimeout(() => this.probeRound(), delay);
+  }
+
+  private nextTarget(): MemberRec | null {
+    for (let tries = 0; tries < 2; tries++) {
+      while (this.probeIndex < this.probeOrder.length) {
+        const m = this.probeOrder[this.probeIndex++];
+        if (m !== this.self && this.members.get(m.name) === m && (m.state === 'alive' || m.state === 'suspect')) return m;
+      }
+      // Reshuffle once per pass over the members (SWIM's round-robin with random order).
+      this.probeOrder = this.list.slice();
+      for (let i = this.probeOrder.length - 1; i > 0; i--) {
+        const j = Math.floor(this.d.random() * (i + 1));
+        const t = this.probeOrder[i];
+        this.probeOrder[i] = this.probeOrder[j];
+        this.probeOrder[j] = t;
+      }
+      this.probeIndex = 0;
+    }
+    return null;
+  }
+
+  private probeRound(): void {
+    this.probeTimer = null;
+    if (!this.running) return;
+    const interval = this.scale(this.d.config.probeIntervalMs);
+    const target = this.nextTarget();
+    if (target) this.probe(target, interval);
+    this.scheduleProbe(interval);
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  private probe(target: MemberRec, interval: number): void {
+    this.counters.probes++;
+    const seqNo = this.nextSeq();
+    const timeout = this.scale(this.d.config.probeTimeoutMs);
+    let acked = false;
+    let expectedNacks = 0;
+    let nacks = 0;
+    let finished = false;
+    const clock = this.d.clock;
+    const wait: AckWait = {
+      onAck: () => {
+        if (acked || finished) return;
+        acked = true;
+        this.applyAwareness(-1);
+      },
+      onNack: () => {
+        nacks++;
+        this.counters.nacksReceived++;
+      },
+      timer: null,
+    };
+    this.acks.set(seqNo, wait);
+    this.d.send({ ip: target.ip, port: target.port }, [encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } })]);
+
+    const indirect = () => {
+      if (acked || !this.running) return;
+      const helpers = this.pickRandom(this.d.config.indirectChecks, (m) => m !== target && m.state === 'alive');
+      this.counters.indirectProbes += helpers.length;
+      const req: IndirectPingMsg = { seqNo, target: target.name, targetIp: target.ip, targetPort: target.port, nack: true };
+      const field = encodeMessageField({ indirectPing: req });
+      for (const h of helpers) {
+        expectedNacks++;
+        this.d.send({ ip: h.ip, port: h.port }, [field]);
+      }
+      // memberlist's TCP fallback: a reliable ping survives UDP loss that kills the probes.
+      if (this.d.streamPing) {
+        this.d.streamPing({ ip: target.ip, port: target.port }, target.name, Math.max(1, interval - timeout), (ok) => {
+          if (ok) wait.onAck();
+        });
+      }
+      wait.timer = clock.setTimeout(finish, Math.max(0, interval - timeout));
+    };
+    const finish = () => {
+      finished = true;
+      this.acks.delete(seqNo);
+      if (acked || !this.running) return;
+      this.counters.probesFailed++;
+      // Lifeguard: if helpers did not even nack, the problem may be us; otherwise nobody heard
+      // the target, which is the case SWIM suspects on.
+      if (expectedNacks > 0) {
+        if (nacks < expectedNacks) this.applyAwareness(expectedNacks - nacks);
+      } else {
+        this.applyAwareness(1);
+      }
+      const cur = this.members.get(target.name);
+      if (cur === target && (cur.state === 'alive' || cur.state === 'suspect')) {
+        this.suspect({ name: target.name, incarnation: target.incarnation, from: this.name });
+      }
+    };
+    wait.timer = clock.setTimeout(indirect, timeout);
+  }
+
+  private pickRandom(k: number, ok: (m: MemberRec) => boolean): MemberRec[] {
+    const out: MemberRec[] = [];
+    const n = this.list.length;
+    for (let tries = 0; tries < 3 * n && out.length < k; tries++) {
+      const m = this.list[Math.floor(this.d.random() * n)];
+      if (m === this.self || !ok(m) || out.includes(m)) continue;
+      out.push(m);
+    }
+    return out;
+  }
+
+  /** Members to gossip to this round: alive/suspect, or dead within gossipToTheDead. */
+  gossipTargets(): Addr[] {
+    const now = this.d.clock.now();
+    const dtd = this.d.config.gossipToTheDeadMs;
+    return this.pickRandom(this.d.config.gossipNodes, (m) => m.state === 'alive' || m.state === 'suspect' || now - m.since < dtd).map((m) => ({ ip: m.ip, port: m.port }));
+  }
+
+  /** A random member declared dead (not left), for reconnect attempts after a partition. */
+  randomDead(): Member | undefined {
+    const m = this.pickRandom(1, (x) => x.state === 'dead')[0];
+    return m && snapshot(m);
+  }
+
+  /** A random live member for push-pull. */
+  randomLive(): Member | undefined {
+    const m = this.pickRandom(1, (x) => x.state === 'alive')[0];
+    return m && snapshot(m);
+  }
+
+  // ---- incoming ----------------------------------------------------------------------------
+
+  /** Handle one membership message from `from` (the datagram's source). */
+  handle(from: Addr, m: Message): void {
+    if ('ping' in m) this.onPing(from, m.ping);
+    else if ('indirectPing' in m) this.onIndirectPing(from, m.indirectPing);
+    else if ('ack' in m) this.acks.get(m.ack.seqNo)?.onAck();
+    else if ('nack' in m) this.acks.get(m.nack.seqNo)?.onNack?.();
+    else if ('alive' in m) this.alive(m.alive);
+    else if ('suspect' in m) this.suspect(m.suspect);
+    else if ('dead' in m) this.dead(m.dead);
+  }
+
+  private onPing(from: Addr, p: PingMsg): void {
+    if (p.target !== '' && p.target !== this.name) return; // meant for a previous owner of this address
+    const to = p.replyIp ? { ip: p.replyIp, port: p.replyPort } : from;
+    this.d.send(to, [encodeMessageField({ ack: { seqNo: p.seqNo } })]);
+  }
+
+  private onIndirectPing(from: Addr, r: IndirectPingMsg): void {
+    const localSeq = this.nextSeq();
+    let done = false;
+    const clock = this.d.clock;
+    const wait: AckWait = {
+      onAck: () => {
+        if (done) return;
+        done = true;
+        this.acks.delete(localSeq);
+        clock.clearTimeout(wait.timer);
+        this.d.send(from, [encodeMessageField({ ack: { seqNo: r.seqNo } })]);
+      },
+      timer: null,
+    };
+    this.acks.set(localSeq, wait);
+    this.d.send({ ip: r.targetIp, port: r.targetPort }, [encodeMessageField({ ping: { seqNo: localSeq, target: r.target, replyIp: '', replyPort: 0 } })]);
+    const timeout = this.d.config.probeTimeoutMs;
+    // Nack at 80 % of the probe timeout so it arrives before the requester gives up.
+    wait.timer = clock.setTimeout(() => {
+      if (done) return;
+      if (r.nack) {
+        this.counters.nacksSent++;
+        this.d.send(from, [encodeMessageField({ nack: { seqNo: r.seqNo } })]);
+      }
+      wait.timer = clock.setTimeout(() => {
+        done = true;
+        this.acks.delete(localSeq);
+      }, timeout * 0.2);
+    }, timeout * 0.8);
+  }
+
+  /** Apply an alive message (also used for push-pull merges). */
+  alive(a: AliveMsg, bootstrap = false): void {
+    if (a.name === '' || !a.ip || a.port <= 0 || a.port > 65535) return;
+    if (a.name === this.name) {
+      if (this.leaving) return;
+      // Someone holds a newer or different view of us (we restarted): refute with a higher number.
+      if (a.incarnation > this.incarnation || (a.incarnation === this.incarnation && (a.ip !== this.self.ip || a.port !== this.self.port))) {
+        this.refute(a.incarnation);
+      }
+      return;
+    }
+    const cur = this.members.get(a.name);
+    if (this.d.acceptMeta && !this.d.acceptMeta(a.name, a.meta, cur?.meta)) return;
+    const now = this.d.clock.now();
+    if (!cur) {
+      const m: MemberRec = { name: a.name, ip: a.ip, port: a.port, incarnation: a.incarnation, state: 'alive', since: now, meta: a.meta };
+      this.insert(m);
+      // Insert at a random position of the probe order so new members are probed soon.
+      const pos = Math.floor(this.d.random() * (this.probeOrder.length - this.probeIndex + 1)) + this.probeIndex;
+      this.probeOrder.splice(pos, 0, m);
+      if (!bootstrap) this.d.broadcast(`n:${a.name}`, encodeMessageField({ alive: a }));
+      this.d.events?.onJoin?.(snapshot(m));
+      return;
+    }
+    if (a.incarnation <= cur.incarnation) return;
+    const wasLive = cur.state === 'alive' || cur.state === 'suspect';
+    const changed = cur.ip !== a.ip || cur.port !== a.port || !metaEqual(cur.meta, a.meta);
+    const wasSuspect = cur.state === 'suspect';
+    this.clearSuspicion(cur);
+    cur.incarnation = a.incarnation;
+    cur.ip = a.ip;
+    cur.port = a.port;
+    cur.meta = a.meta;
+    if (cur.state !== 'alive') {
+      cur.state = 'alive';
+      cur.since = now;
+      if (!wasLive) this.live++;
+    }
+    this.d.broadcast(`n:${a.name}`, encodeMessageField({ alive: a }));
+    if (!wasLive) this.d.events?.onJoin?.(snapshot(cur));
+    else if (changed || wasSuspect) this.d.events?.onUpdate?.(snapshot(cur));
+  }
+
+  private refute(incarnation: number): void {
+    this.incarnation = Math.max(this.incarnation, incarnation) + 1;
+    this.self.incarnation = this.incarnation;
+    this.counters.refutations++;
+    this.applyAwareness(1);
+    this.announce();
+  }
+
+  suspect(s: SuspectMsg): void {
+    const cur = this.members.get(s.name);
+    if (!cur || s.incarnation < cur.incarnation) return;
+    if (s.name === this.name) {
+      if (!this.leaving) this.refute(s.incarnation);
+      return;
+    }
+    if (cur.state === 'dead' || cur.state === 'left') return;
+    if (cur.state === 'suspect') {
+      const sp = cur.suspicion;
+      // An independent confirmation shortens the timeout (Lifeguard); re-gossip only new ones.
+      if (sp && s.incarnation === cur.incarnation && !sp.from.has(s.from)) {
+        sp.from.add(s.from);
+        this.rearmSuspicion(cur);
+        this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
+      }
+      return;
+    }
+    const now = this.d.clock.now();
+    cur.incarnation = s.incarnation;
+    cur.state = 'suspect';
+    cur.since = now;
+    this.counters.suspicions++;
+    const n = this.aliveCount();
+    // Expect suspicionMult-2 confirmations, none in clusters too small to provide them.
+    const k = n - 2 < this.d.config.suspicionMult - 2 ? 0 : this.d.config.suspicionMult - 2;
+    const min = suspicionTimeoutMs(this.d.config, n);
+    const max = this.d.config.suspicionMaxTimeoutMult * min;
+    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null };
+    this.rearmSuspicion(cur);
+    this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
+    this.d.events?.onSuspect?.(snapshot(cur));
+  }
+
+  /** Lifeguard: timeout = max − (max − min)·log(C+1)/log(k+1), floored at min; C = confirmations. */
+  private rearmSuspicion(m: MemberRec): void {
+    const sp = m.suspicion!;
+    if (sp.timer) this.d.clock.clearTimeout(sp.timer);
+    const c = sp.from.size - 1; // the first suspecter is not a confirmation
+    const frac = sp.k > 0 ? Math.log(c + 1) / Math.log(sp.k + 1) : 1;
+    const timeout = Math.max(sp.min, Math.floor(sp.max - frac * (sp.max - sp.min)));
+    const remaining = Math.max(0, sp.start + timeout - this.d.clock.now());
+    const inc = m.incarnation;
+    sp.timer = this.d.clock.setTimeout(() => {
+      sp.timer = null;
+      if (m.state === 'suspect' && m.incarnation === inc && this.members.get(m.name) === m) {
+        this.dead({ name: m.name, incarnation: inc, from: this.name });
+      }
+    }, remaining);
+  }
+
+  private clearSuspicion(m: MemberRec): void {
+    if (m.suspicion?.timer) this.d.clock.clearTimeout(m.suspicion.timer);
+    m.suspicion = undefined;
+  }
+
+  dead(d: DeadMsg): void {
+    const cur = this.members.get(d.name);
+    if (!cur || d.incarnation < cur.incarnation) return;
+    if (cur.state === 'dead' || cur.state === 'left') return;
+    if (d.name === this.name) {
+      if (!this.leaving) this.refute(d.incarnation);
+      return;
+    }
+    this.clearSuspicion(cur);
+    cur.incarnation = d.incarnation;
+    cur.state = d.from === d.name ? 'left' : 'dead';
+    this.live--;
+    cur.since = this.d.clock.now();
+    if (cur.state === 'dead') this.counters.declaredDead++;
+    this.d.broadcast(`n:${d.name}`, encodeMessageField({ dead: d }));
+    this.d.events?.onLeave?.(snapshot(cur));
+  }
+
+  /**
+   * Merge one member from a push-pull peer. Remote "dead" is only a suspicion here (memberlist's
+   * rule): we must see it fail ourselves or hear a dead broadcast; "left" is taken as is.
+   */
+  merge(a: AliveMsg, state: number, bootstrap = false): void {
+    switch (state) {
+      case 0:
+        this.alive(a, bootstrap);
+        break;
+      case 3:
+        if (!this.members.has(a.name) && a.name !== this.name) return;
+        this.dead({ name: a.name, incarnation: a.incarnation, from: a.name });
+        break;
+      default:
+        if (!this.members.has(a.name) && a.name !== this.name) {
+          // Unknown and dead elsewhere: nothing to track.
+          return;
+        }
+        this.suspect({ name: a.name, incarnation: a.incarnation, from: this.name });
+    }
+  }
+
+  /** Remove members dead/left for longer than `olderThanMs`. Returns removed names. */
+  reap(olderThanMs: number): string[] {
+    const now = this.d.clock.now();
+    const out: string[] = [];
+    for (let i = this.list.length - 1; i >= 0; i--) {
+      const m = this.list[i];
+      if ((m.state === 'dead' || m.state === 'left') && now - m.since > olderThanMs) {
+        this.members.delete(m.name);
+        this.list[i] = this.list[this.list.length - 1];
+        this.list.pop();
+        out.push(m.name);
+      }
+    }
+    return out;
+  }
+
+  private insert(m: MemberRec): void {
+    if (m.state === 'alive' || m.state === 'suspect') this.live++;
+    this.members.set(m.name, m);
+    this.list.push(m);
+  }
+}
+
+function snapshot(m: MemberRec): Member {
+  return { name: m.name, ip: m.ip, port: m.port, incarnation: m.incarnation, state: m.state, since: m.since, meta: m.meta };
+}
+
+export function metaEqual(a: NodeMeta, b: NodeMeta): boolean {
+  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0;
+}

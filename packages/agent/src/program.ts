@@ -1,0 +1,129 @@
+/**
+ * Drives the data plane from the endpoint table: every live remote endpoint becomes an FDB entry
+ * (MAC → owner's VTEP), neighbour entries for its IPs (ARP/ND suppression) and its VTEP joins the
+ * network's flood list (reference counted per VTEP). Works as a reconciler: given what a record
+ * should program now, it undoes what it programmed before and applies the difference, so repeated
+ * or out-of-order calls converge to the same dataplane state.
+ *
+ * Single-threaded; owned by one agent.
+ */
+export interface Vtep {
+  address: string;
+  port?: number;
+}
+
+/**
+ * The part of `Dataplane` (@overlay/dataplane) the agent programs. A real `Dataplane` satisfies it
+ * structurally; tests pass a recording fake. Calls are synchronous and must not throw for
+ * well-formed input (a throw is caught and counted as `program_failed`).
+ */
+export interface DataplaneControl {
+  setFdb(vni: number, mac: string, vtep: Vtep): void;
+  deleteFdb(vni: number, mac: string): void;
+  setNeighbour(vni: number, ip: string, mac: string): void;
+  deleteNeighbour(vni: number, ip: string): void;
+  addFloodVtep(vni: number, vtep: Vtep): void;
+  removeFloodVtep(vni: number, vtep: Vtep): void;
+}
+
+/** What one endpoint record programs; null when it programs nothing. */
+export interface Programmed {
+  vni: number;
+  mac: string;
+  ips: string[];
+  vtep: Vtep;
+}
+
+const vtepKey = (vni: number, v: Vtep) => `${vni}/${v.address}/${v.port ?? 4789}`;
+
+export class Programmer {
+  private readonly done = new Map<string, Programmed>();
+  private readonly flood = new Map<string, number>();
+  failures = 0;
+
+  constructor(private readonly dp: DataplaneControl | undefined) {}
+
+  /** Make record `key` program `want` (or nothing). */
+  reconcile(key: string, want: Programmed | null): void {
+    const prev = this.done.get(key);
+    if (prev && want && same(prev, want)) return;
+    if (prev) {
+      this.undo(prev);
+      this.done.delete(key);
+    }
+    if (want) {
+      this.apply(want);
+      this.done.set(key, want);
+    }
+  }
+
+  /** Number of records currently programmed. */
+  get size(): number {
+    return this.done.size;
+  }
+
+  private call(f: () => void): void {
+    try {
+      f();
+    } catch {
+      this.failures++;
+    }
+  }
+
+  private apply(p: Programmed): void {
+    const dp = this.dp;
+    if (!dp) return;
+    this.call(() => dp.setFdb(p.vni, p.mac, p.vtep));
+    for (const ip of p.ips) this.call(() => dp.setNeighbour(p.vni, ip, p.mac));
+    const k = vtepKey(p.vni, p.vtep);
+    const n = this.flood.get(k) ?? 0;
+    this.flood.set(k, n + 1);
+    if (n === 0) this.call(() => dp.addFloodVtep(p.vni, p.vtep));
+  }
+
+  private undo(p: Programmed): void {
+    const dp = this.dp;
+    if (!dp) return;
+    this.call(() => dp.deleteFdb(p.vni, p.mac));
+    for (const ip of p.ips) this.call(() => dp.deleteNeighbour(p.vni, ip));
+    const k = vtepKey(p.vni, p.vtep);
+    const n = (this.flood.get(k) ?? 1) - 1;
+    if (n <= 0) {
+      this.flood.delete(k);
+      this.call(() => dp.removeFloodVtep(p.vni, p.vtep));
+    } else this.flood.set(k, n);
+  }
+}
+
+function same(a: Programmed, b: Programmed): boolean {
+  return a.vni === b.vni && a.mac === b.mac && a.vtep.address === b.vtep.address && a.vtep.port === b.vtep.port && a.ips.length === b.ips.length && a.ips.every((x, i) => x === b.ips[i]);
+}
+
+export function macToString(m: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < m.length; i++) s += (i ? ':' : '') + m[i].toString(16).padStart(2, '0');
+  return s;
+}
+export function macFromString(s: string): Uint8Array | null {
+  const p = s.split(':');
+  if (p.length !== 6 || !p.every((x) => /^[0-9a-fA-F]{2}$/.test(x))) return null;
+  return Uint8Array.from(p.map((x) => parseInt(x, 16)));
+}
+export function ipv4ToString(b: Uint8Array): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+export function ipv6ToString(b: Uint8Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((b[i] << 8) | b[i + 1]).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (parts[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}

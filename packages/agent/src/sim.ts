@@ -1,0 +1,207 @@
+/**
+ * One-process simulation support: a virtual clock (binary heap of timers, time advances only when
+ * the simulation runs) and a virtual network (per-packet loss, latency with jitter, partitions,
+ * byte counters). Agents built on these run exactly the production core. Deterministic for a seed.
+ *
+ * Single-threaded. Push-pull exchanges are delivered as reliable (TCP) after one RTT each way
+ * unless the endpoints are partitioned or down.
+ */
+import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
+
+interface Timer {
+  at: number;
+  seq: number;
+  fn: (() => void) | null;
+}
+
+export class VirtualClock implements Clock {
+  private t: number;
+  private heap: Timer[] = [];
+  private seq = 0;
+
+  constructor(start = 1_700_000_000_000) {
+    this.t = start;
+  }
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: Timer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn };
+    this.push(timer);
+    return timer;
+  }
+  clearTimeout(h: TimerHandle): void {
+    if (h) (h as Timer).fn = null;
+  }
+  /** Run every timer due up to `until` (inclusive), advancing time. */
+  runUntil(until: number): void {
+    const h = this.heap;
+    while (h.length > 0 && h[0].at <= until) {
+      const top = this.pop();
+      this.t = top.at;
+      const fn = top.fn;
+      if (fn) {
+        top.fn = null;
+        fn();
+      }
+    }
+    this.t = until;
+  }
+  runFor(ms: number): void {
+    this.runUntil(this.t + ms);
+  }
+  /** Run until `pred()` holds (checked every `stepMs`) or `maxMs` passes. Returns elapsed ms or -1. */
+  runUntilTrue(pred: () => boolean, maxMs: number, stepMs = 10): number {
+    const start = this.t;
+    while (this.t - start < maxMs) {
+      if (pred()) return this.t - start;
+      this.runFor(stepMs);
+    }
+    return pred() ? this.t - start : -1;
+  }
+  get pending(): number {
+    return this.heap.length;
+  }
+
+  private less(a: Timer, b: Timer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+  private push(x: Timer): void {
+    const h = this.heap;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i], h[p])) break;
+      [h[i], h[p]] = [h[p], h[i]];
+      i = p;
+    }
+  }
+  private pop(): Timer {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l], h[m])) m = l;
+        if (r < h.length && this.less(h[r], h[m])) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m], h[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** Small fast seeded PRNG (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SimHost {
+  handlePacket(from: Addr, bytes: Uint8Array): void;
+  handleExchange(from: Addr, chunks: Uint8Array[]): Uint8Array[];
+}
+
+export interface VirtualNetworkOptions {
+  /** Probability each datagram is lost. */
+  loss?: number;
+  /** One-way latency base and uniform jitter, ms. */
+  latencyMs?: number;
+  jitterMs?: number;
+  seed?: number;
+}
+
+export class VirtualNetwork {
+  loss: number;
+  latencyMs: number;
+  jitterMs: number;
+  readonly random: () => number;
+  private readonly hosts = new Map<string, SimHost>();
+  private readonly group = new Map<string, number>();
+  private partitioned = false;
+  /** Bytes and datagrams sent per source address (ip:port). */
+  readonly sentBytes = new Map<string, number>();
+  datagrams = 0;
+  lost = 0;
+  streamBytes = 0;
+
+  constructor(readonly clock: VirtualClock, o: VirtualNetworkOptions = {}) {
+    this.loss = o.loss ?? 0;
+    this.latencyMs = o.latencyMs ?? 0.5;
+    this.jitterMs = o.jitterMs ?? 0.5;
+    this.random = seededRandom(o.seed ?? 1);
+  }
+
+  attach(addr: Addr, host: SimHost): void {
+    this.hosts.set(`${addr.ip}:${addr.port}`, host);
+  }
+  /** A crashed host: everything addressed to it disappears. */
+  detach(addr: Addr): void {
+    this.hosts.delete(`${addr.ip}:${addr.port}`);
+  }
+  /** Split hosts (by ip) into groups; datagrams and streams only flow within a group. */
+  partition(groups: string[][]): void {
+    this.group.clear();
+    groups.forEach((g, i) => g.forEach((ip) => this.group.set(ip, i)));
+    this.partitioned = true;
+  }
+  heal(): void {
+    this.partitioned = false;
+    this.group.clear();
+  }
+  private reachable(a: string, b: string): boolean {
+    return !this.partitioned || this.group.get(a) === this.group.get(b);
+  }
+  private delay(): number {
+    return this.latencyMs + this.random() * this.jitterMs;
+  }
+
+  /** The PacketNet and StreamNet of the host at `self`. */
+  endpoint(self: Addr): PacketNet & StreamNet {
+    const key = `${self.ip}:${self.port}`;
+    return {
+      send: (to, bytes) => {
+        this.datagrams++;
+        this.sentBytes.set(key, (this.sentBytes.get(key) ?? 0) + bytes.length);
+        if (!this.reachable(self.ip, to.ip) || this.random() < this.loss) {
+          this.lost++;
+          return;
+        }
+        this.clock.setTimeout(() => this.hosts.get(`${to.ip}:${to.port}`)?.handlePacket(self, bytes), this.delay());
+      },
+      exchange: (to, chunks, timeoutMs, done) => {
+        const fail = () => this.clock.setTimeout(() => done(new Error('exchange failed'), null), timeoutMs);
+        let n = 0;
+        for (const c of chunks) n += c.length;
+        this.streamBytes += n;
+        this.sentBytes.set(key, (this.sentBytes.get(key) ?? 0) + n);
+        if (!this.reachable(self.ip, to.ip)) return void fail();
+        this.clock.setTimeout(() => {
+          const tk = `${to.ip}:${to.port}`;
+          const h = this.hosts.get(tk);
+          if (!h) return void fail();
+          const reply = h.handleExchange(self, chunks);
+          let m = 0;
+          for (const c of reply) m += c.length;
+          this.streamBytes += m;
+          this.sentBytes.set(tk, (this.sentBytes.get(tk) ?? 0) + m);
+          this.clock.setTimeout(() => (this.hosts.has(key) ? done(null, reply) : done(new Error('gone'), null)), this.delay() * 2);
+        }, this.delay() * 2);
+      },
+    };
+  }
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Keyring, SimCluster, encodeHeader, encodeMessageField } from '@overlay/agent';
+
+const blue = { name: 'blue', vni: 100 };
+
+function snapshot(c: SimCluster) {
+  const a = c.agents[0];
+  return JSON.stringify({ members: a.membership.all().map((m) => [m.name, m.state, m.incarnation]), digest: a.table.digest(), inc: a.membership.incarnation, queued: a.queue.size });
+}
+
+describe('gossip fuzzing', () => {
+  it('drops and counts 100 000+ malformed, oversized, wrongly keyed and replayed packets; state unchanged', () => {
+    const c = new SimCluster({ n: 4, seed: 9, encrypt: true, networks: [blue] });
+    // Capture real sealed packets addressed to node 0 for replays.
+    const captured: Uint8Array[] = [];
+    const a0 = c.agents[0];
+    const orig = a0.handlePacket.bind(a0);
+    a0.handlePacket = (from, bytes) => {
+      if (captured.length < 500) captured.push(bytes);
+      orig(from, bytes);
+    };
+    c.bootstrapAll();
+    for (let i = 0; i < 4; i++) c.agents[i].publish(blue, { id: `e${i}`, mac: Uint8Array.of(2, 0, 0, 0, 0, i) });
+    c.run(30_000);
+    a0.handlePacket = orig;
+    expect(captured.length).toBeGreaterThan(50);
+    const before = snapshot(c);
+    const drops0 = Object.values(a0.drops).reduce((s, v) => s + v, 0);
+    const from = c.addrs[1];
+    const wrong = new Keyring([Buffer.alloc(32, 99)]);
+    const right = new Keyring([new Uint8Array(32).fill(7)]); // the cluster key SimCluster uses
+    const validHead = () => encodeHeader({ pmin: 1, pmax: 1, from: 'node-1', session: 1, seq: 1, ts: c.clock.now() });
+    let sent = 0;
+
+    // 1) random bytes of any length (also oversized up to 4 KiB)
+    fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 4096 }), (b) => { a0.handlePacket(from, b); sent++; }), { numRuns: 50_000, seed: 1 });
+    // 1b) oversized datagrams, genuine-looking or not
+    for (let i = 0; i < 1000; i++) { a0.handlePacket(from, right.seal(new Uint8Array(1400 + i * 4))); sent++; }
+    // 2) random plaintext sealed with a wrong key
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 1300 }), (b) => { a0.handlePacket(from, wrong.seal(b)); sent++; }), { numRuns: 20_000, seed: 2 });
+    // 3) correctly keyed garbage and mutated valid envelopes (bad protobuf, bad protocol range, self sender, stale time)
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 1300 }), fc.nat(10), (b, mode) => {
+      let plain: Uint8Array = b;
+      if (mode === 1) plain = encodeHeader({ pmin: 9, pmax: 12, from: 'node-1', session: 1, seq: 1, ts: c.clock.now() });
+      if (mode === 2) plain = encodeHeader({ pmin: 1, pmax: 1, from: 'node-0', session: 1, seq: 1, ts: c.clock.now() });
+      if (mode === 3) plain = Buffer.concat([encodeHeader({ pmin: 1, pmax: 1, from: 'node-1', session: 1, seq: 2, ts: c.clock.now() - 3_600_000 }), encodeMessageField({ dead: { name: 'node-2', incarnation: 99, from: 'node-1' } })]);
+      if (mode === 4) plain = Buffer.concat([validHead(), b]);
+      a0.handlePacket(from, right.seal(plain));
+      sent++;
+    }), { numRuns: 20_000, seed: 3 });
+    // 4) replays of captured genuine packets (each already accepted once)
+    for (let r = 0; r < 40; r++) for (const p of captured) { a0.handlePacket(from, p); sent++; }
+    // 5) bit flips of genuine packets
+    fc.assert(fc.property(fc.nat(captured.length - 1), fc.nat(2000), (i, pos) => {
+      const p = Buffer.from(captured[i]);
+      p[pos % p.length] ^= 0x20;
+      a0.handlePacket(from, p);
+      sent++;
+    }), { numRuns: 10_000, seed: 4 });
+
+    expect(sent).toBeGreaterThanOrEqual(100_000);
+    expect(snapshot(c)).toBe(before);
+    const drops = Object.values(a0.drops).reduce((s, v) => s + v, 0) - drops0;
+    // mode 4 and random bytes may decode as an empty-but-valid envelope only if sealed right; all else must drop
+    expect(drops).toBeGreaterThan(sent - 10_000);
+    expect(a0.drops.auth_failed).toBeGreaterThan(60_000);
+    expect((a0.drops.replayed ?? 0) + (a0.drops.old_session ?? 0)).toBeGreaterThanOrEqual(40 * captured.length);
+    expect(a0.drops.protocol_mismatch).toBeGreaterThan(0);
+    expect(a0.drops.bad_sender).toBeGreaterThan(0);
+    expect(a0.drops.stale_timestamp).toBeGreaterThan(0);
+    expect(a0.drops.oversized).toBeGreaterThan(0);
+    // The agent still works: time runs on and the cluster stays healthy.
+    c.run(5000);
+    expect(a0.membership.aliveCount()).toBe(4);
+  });
+});

@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { LAN, LOCAL, SimCluster, suspicionTimeoutMs, type DataplaneControl, type Vtep } from '@overlay/agent';
+
+const blue = { name: 'blue', vni: 100 };
+
+/** Records every dataplane call and keeps the resulting tables. */
+class RecordingDataplane implements DataplaneControl {
+  fdb = new Map<string, string>();
+  neigh = new Map<string, string>();
+  flood = new Set<string>();
+  calls: string[] = [];
+  setFdb(vni: number, mac: string, v: Vtep) { this.calls.push(`setFdb ${vni} ${mac}`); this.fdb.set(`${vni}/${mac}`, v.address); }
+  deleteFdb(vni: number, mac: string) { this.calls.push(`deleteFdb ${vni} ${mac}`); this.fdb.delete(`${vni}/${mac}`); }
+  setNeighbour(vni: number, ip: string, mac: string) { this.neigh.set(`${vni}/${ip}`, mac); }
+  deleteNeighbour(vni: number, ip: string) { this.neigh.delete(`${vni}/${ip}`); }
+  addFloodVtep(vni: number, v: Vtep) { this.flood.add(`${vni}/${v.address}`); }
+  removeFloodVtep(vni: number, v: Vtep) { this.flood.delete(`${vni}/${v.address}`); }
+}
+
+function cluster(n: number, loss = 0, config = LAN) {
+  const dps = Array.from({ length: n }, () => new RecordingDataplane());
+  const c = new SimCluster({ n, loss, seed: 5, config, networks: [blue], dataplane: (i) => dps[i] });
+  return { c, dps };
+}
+
+const ep = (i: number) => ({ id: `ep-${i}`, mac: Uint8Array.of(2, 0, 0, 0, 0, i), ipv4: Uint8Array.of(198, 19, 0, i) });
+
+describe('simulated cluster', () => {
+  it('nodes join through one seed and learn every endpoint; dataplanes are programmed', async () => {
+    const { c, dps } = cluster(12, 0.01);
+    for (const a of c.agents) a.start();
+    for (let i = 1; i < 12; i++) {
+      const p = c.agents[i].join([c.addrs[0]]);
+      c.run(20);
+      expect(await p).toBe(1);
+    }
+    for (let i = 0; i < 12; i++) c.agents[i].publish(blue, ep(i));
+    const t = c.clock.runUntilTrue(() => c.agents.every((a) => a.membership.aliveCount() === 12 && a.table.count() === 12), 20_000);
+    expect(t).toBeGreaterThanOrEqual(0);
+    c.run(2000);
+    for (let i = 0; i < 12; i++) {
+      expect(dps[i].fdb.size).toBe(11); // every remote endpoint, not its own
+      expect(dps[i].fdb.has(`100/02:00:00:00:00:0${(i + 1) % 12 === 0 ? 0 : ((i + 1) % 12).toString(16)}`)).toBe(true);
+      expect(dps[i].neigh.get(`100/198.19.0.${(i + 3) % 12}`)).toBeDefined();
+      expect(dps[i].flood.size).toBe(11);
+    }
+    const digests = new Set(c.agents.map((a) => a.table.digest()));
+    expect(digests.size).toBe(1);
+  });
+
+  it('a killed node is declared dead within the suspicion bound, its endpoints leave every dataplane; restarted, it rejoins with a higher incarnation and its endpoints return', async () => {
+    const n = 10;
+    const { c, dps } = cluster(n);
+    c.bootstrapAll();
+    for (let i = 0; i < n; i++) c.agents[i].publish(blue, ep(i));
+    c.run(5000);
+    expect(dps[0].fdb.has('100/02:00:00:00:00:04')).toBe(true);
+    const inc0 = c.agents[4].membership.incarnation;
+    c.kill(4);
+    // Bound: detection (≤ 2 probe rounds of every member) + the max suspicion timeout + gossip.
+    const bound = 2 * n * LAN.probeIntervalMs + LAN.suspicionMaxTimeoutMult * suspicionTimeoutMs(LAN, n) + 2000;
+    const took = c.clock.runUntilTrue(() => c.agents.every((a, i) => i === 4 || a.membership.stateOf('node-4') === 'dead'), bound, 50);
+    expect(took).toBeGreaterThan(0);
+    for (let i = 0; i < n; i++) if (i !== 4) {
+      expect(dps[i].fdb.has('100/02:00:00:00:00:04')).toBe(false);
+      expect(dps[i].neigh.has('100/198.19.0.4')).toBe(false);
+      expect(dps[i].flood.has('100/198.18.0.4')).toBe(false);
+    }
+    // The record is still in the tables (not a tombstone): it is the owner that decides.
+    expect(c.agents[0].table.get('blue', 'ep-4')!.rec.deleted).toBe(false);
+    const oldVersion = c.agents[0].table.get('blue', 'ep-4')!.rec.version;
+
+    const a4 = await c.restart(4, 0);
+    a4.publish(blue, ep(4));
+    const back = c.clock.runUntilTrue(() => c.agents.every((a, i) => i === 4 || (a.membership.stateOf('node-4') === 'alive' && a.table.get('blue', 'ep-4')!.rec.version > oldVersion)), 30_000, 50);
+    expect(back).toBeGreaterThanOrEqual(0);
+    expect(a4.membership.incarnation).toBeGreaterThan(inc0);
+    c.run(1000);
+    for (let i = 0; i < n; i++) if (i !== 4) expect(dps[i].fdb.get('100/02:00:00:00:00:04')).toBe('198.18.0.4');
+  });
+
+  it('a restarted node that lost an endpoint tombstones its old record with a newer version', async () => {
+    const { c } = cluster(5, 0, LOCAL);
+    c.bootstrapAll();
+    c.agents[2].publish(blue, ep(2));
+    c.run(3000);
+    c.kill(2);
+    c.run(20_000);
+    await c.restart(2, 0); // comes back without ep-2
+    const t = c.clock.runUntilTrue(() => c.agents.every((a) => a.table.get('blue', 'ep-2')?.rec.deleted === true), 30_000, 50);
+    expect(t).toBeGreaterThanOrEqual(0);
+  });
+
+  it('refutes a suspicion about itself and nobody declares it dead', () => {
+    const { c } = cluster(8);
+    c.bootstrapAll();
+    c.run(2000);
+    const inc = c.agents[3].membership.incarnation;
+    c.agents[0].membership.suspect({ name: 'node-3', incarnation: inc, from: 'node-0' });
+    c.run(30_000);
+    expect(c.agents[3].membership.incarnation).toBeGreaterThan(inc);
+    expect(c.agents[3].membership.counters.refutations).toBeGreaterThan(0);
+    expect(c.agents.every((a, i) => i === 3 || a.membership.stateOf('node-3') === 'alive')).toBe(true);
+    expect(c.agents.reduce((s, a) => s + a.membership.counters.declaredDead, 0)).toBe(0);
+  });
+
+  it('graceful leave is seen as left, not dead', async () => {
+    const { c } = cluster(6);
+    c.bootstrapAll();
+    c.run(2000);
+    const p = c.agents[5].leave(1000);
+    c.run(1500);
+    await p;
+    c.net.detach(c.addrs[5]);
+    c.run(5000);
+    expect(c.agents.slice(0, 5).every((a) => a.membership.stateOf('node-5') === 'left')).toBe(true);
+    expect(c.agents.reduce((s, a) => s + a.membership.counters.declaredDead, 0)).toBe(0);
+  });
+
+  it('an isolated node raises its own local-health score instead of killing others (Lifeguard)', () => {
+    const { c } = cluster(6);
+    c.bootstrapAll();
+    c.run(2000);
+    c.net.partition([['198.18.0.0'], ['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4', '198.18.0.5']]);
+    c.run(4000);
+    expect(c.agents[0].membership.awareness).toBeGreaterThan(0);
+    expect(c.agents[1].membership.awareness).toBe(0);
+  });
+
+  it('partition 2 | 3 and heal: tables converge to the same digest everywhere', () => {
+    const { c } = cluster(5, 0, LOCAL);
+    c.bootstrapAll();
+    for (let i = 0; i < 5; i++) c.agents[i].publish(blue, ep(i));
+    c.run(3000);
+    c.net.partition([['198.18.0.0', '198.18.0.1'], ['198.18.0.2', '198.18.0.3', '198.18.0.4']]);
+    c.run(40_000);
+    expect(c.agents[0].membership.stateOf('node-3')).toBe('dead');
+    // Changes on both sides while split.
+    c.agents[0].publish(blue, { ...ep(0), ipv4: Uint8Array.of(198, 19, 1, 0) });
+    c.agents[3].unpublish('blue', 'ep-3');
+    c.agents[4].publish(blue, ep(9));
+    c.run(5000);
+    expect(c.agents[0].table.digest()).not.toBe(c.agents[4].table.digest());
+    c.net.heal();
+    const t = c.clock.runUntilTrue(() => new Set(c.agents.map((a) => a.table.digest())).size === 1 && c.agents.every((a) => a.membership.aliveCount() === 5), 120_000, 100);
+    expect(t).toBeGreaterThanOrEqual(0);
+    expect(c.agents[1].table.get('blue', 'ep-3')!.rec.deleted).toBe(true);
+    expect(c.agents[1].table.get('blue', 'ep-9')).toBeDefined();
+  });
+});
