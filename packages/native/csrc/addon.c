@@ -112,6 +112,20 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   return NULL;
 }
 
+/* A non-negative result as a JS number, or the errno error for a negative one. */
+static napi_value int_result(napi_env env, int rc, const char *syscall) {
+  if (rc < 0) return throw_errno(env, -rc, syscall);
+  napi_value v;
+  CHECK(napi_create_int32(env, rc, &v));
+  return v;
+}
+
+/* Declares argc/argv and fetches up to n arguments. */
+#define ARGS(n)                                                                                                     \
+  size_t argc = (n);                                                                                                \
+  napi_value argv[(n)];                                                                                             \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
 static int get_i32(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
@@ -255,9 +269,7 @@ static void on_poll(uv_poll_t *w, int status, int events) {
 
 /* openTap(name, flags) -> [fd, name] */
 static napi_value js_open_tap(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   char name[NAME_ARG_MAX];
   size_t nl;
   int32_t flags;
@@ -278,9 +290,7 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
 
 /* linkSet(name, mtu, up) */
 static napi_value js_link_set(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(3);
   char name[NAME_ARG_MAX];
   size_t nl;
   int32_t mtu, up;
@@ -295,26 +305,19 @@ static napi_value js_link_set(napi_env env, napi_callback_info info) {
 
 /* linkMtu(name) -> mtu */
 static napi_value js_link_mtu(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   char name[NAME_ARG_MAX];
   size_t nl;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &nl) != napi_ok)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "linkMtu(name)"), NULL;
   const char *sc = "ioctl";
   int rc = ovl_link_get_mtu(name, &sc);
-  if (rc < 0) return throw_errno(env, -rc, sc);
-  napi_value v;
-  CHECK(napi_create_int32(env, rc, &v));
-  return v;
+  return int_result(env, rc, sc);
 }
 
 /* openUdp(family, address, port, reuseport, rcvbuf, sndbuf) -> fd */
 static napi_value js_open_udp(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(6);
   int32_t family, port, reuse, rcv, snd;
   char addr[64];
   size_t al;
@@ -324,33 +327,23 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openUdp(family, address, port, reuseport, rcvbuf, sndbuf)"), NULL;
   const char *sc = "socket";
   int fd = ovl_udp_open(family, addr, port, reuse, rcv, snd, &sc);
-  if (fd < 0) return throw_errno(env, -fd, sc);
-  napi_value v;
-  CHECK(napi_create_int32(env, fd, &v));
-  return v;
+  return int_result(env, fd, sc);
 }
 
 /* localPort(handle) -> port */
 static napi_value js_local_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   handle_t *h = argc >= 1 ? get_handle(env, argv[0]) : NULL;
   if (!h) return NULL;
   const char *sc = "getsockname";
   int rc = ovl_udp_local_port(h->fd, &sc);
-  if (rc < 0) return throw_errno(env, -rc, sc);
-  napi_value v;
-  CHECK(napi_create_int32(env, rc, &v));
-  return v;
+  return int_result(env, rc, sc);
 }
 
 /* create(fd, kind, family, vnetHdr, maxBatch, waitMs, counters: Float64Array) -> handle.
    Takes ownership of fd (closed by close() or when the handle is collected). */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(7);
   int32_t fd, kind, family, vnet, max_batch, wait_ms;
   double *ctr;
   size_t ctr_len;
@@ -386,9 +379,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
 
 /* setPool(handle, data, off, len, family, addr, port, stride, capacity) */
 static napi_value js_set_pool(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(9);
   handle_t *h = argc >= 9 ? get_handle(env, argv[0]) : NULL;
   if (!h) return argc >= 9 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool: 9 arguments"), NULL);
   struct ovl_pool p;
@@ -417,9 +408,7 @@ static napi_value js_set_pool(napi_env env, napi_callback_info info) {
 
 /* start(handle, rxSlots: Int32Array, ctl: Int32Array, onBatch(n)) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(4);
   handle_t *h = argc >= 4 ? get_handle(env, argv[0]) : NULL;
   if (!h) return argc >= 4 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start: 4 arguments"), NULL);
   size_t n_slots, n_ctl;
@@ -453,9 +442,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 
 /* send(handle, slots: Int32Array, count) -> sent. TAP: write() per frame; UDP: sendmmsg. */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(3);
   handle_t *h = argc >= 3 ? get_handle(env, argv[0]) : NULL;
   if (!h) return argc >= 3 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send: 3 arguments"), NULL);
   int32_t *slots, count;
@@ -468,16 +455,12 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int sent = h->kind == KIND_TAP
                  ? ovl_tap_write(h->fd, h->vnet_hdr, &h->pool, slots, count, h->wait_ms, h->ctr, &sc)
                  : ovl_udp_send(h->fd, h->family, h->batch, &h->pool, slots, count, h->wait_ms, h->ctr, &sc);
-  napi_value v;
-  CHECK(napi_create_int32(env, sent, &v));
-  return v;
+  return int_result(env, sent, sc);
 }
 
 /* close(handle): stop polling, close the descriptor. Safe to call from inside onBatch. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   handle_t *h = NULL;
   if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return NULL;
   shutdown_handle(h, 0);
@@ -486,9 +469,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 
 /* setErrorClass(ctor): errors are built as new ctor(code, message, errno, syscall). */
 static napi_value js_set_error_class(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(1);
   napi_ref *ec = error_class_ref(env);
   if (!ec) return NULL;
   if (*ec) napi_delete_reference(env, *ec);
@@ -499,9 +480,7 @@ static napi_value js_set_error_class(napi_env env, napi_callback_info info) {
 
 /* errnoError(errno, syscall): the error object for an errno reported through onBatch. */
 static napi_value js_errno_error(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  ARGS(2);
   int32_t e;
   char sc[64] = "read";
   size_t l;
