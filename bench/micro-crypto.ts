@@ -11,6 +11,10 @@
  *    sodium-native vs node:crypto vs tweetnacl;
  * 4. allocation proof: 10^6 packets through send/receive, heap growth and GC count.
  *
+ * Options: --quick (fewer, shorter rounds); --alloc-only (allocation proof at 10^5, 10^6, 3·10^6
+ * packets; SIZE=64 for small packets, GC_KINDS=1 to print GC kinds); --diag (V8 sampling heap
+ * profile of send+receive, to find what still allocates).
+ *
  * Writes bench/results/crypto.md.
  */
 import { createRequire } from 'node:module';
@@ -241,10 +245,13 @@ async function allocationProof(size: number, packets: number): Promise<{ heapGro
   g.gc?.();
   let gcs = 0;
   let gcMs = 0;
+  const gcKinds: Record<number, number> = {};
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       gcs++;
       gcMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0;
+      gcKinds[kind] = (gcKinds[kind] ?? 0) + 1;
     }
   });
   obs.observe({ entryTypes: ['gc'] });
@@ -255,14 +262,36 @@ async function allocationProof(size: number, packets: number): Promise<{ heapGro
   // GC entries are delivered asynchronously: let them arrive before counting.
   await new Promise((r) => setTimeout(r, 100));
   obs.disconnect();
+  if (process.env.GC_KINDS) console.log('gc kinds (1 minor/scavenge, 4 major, 8 incremental, 16 weak callbacks):', gcKinds);
   return { heapGrowthKiB: (heap1 - heap0) / 1024, gcs, gcMs, rounds };
 }
 
 // ---------------------------------------------------------------- run
 console.log(`micro-crypto: ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${ROUNDS} rounds, median`);
+if (process.argv.includes('--diag')) {
+  const { Session } = await import('node:inspector');
+  const ses = new Session(); ses.connect();
+  const post = (m: string, p: object = {}) => new Promise<any>((res, rej) => ses.post(m, p, (e, r) => (e ? rej(e) : res(r))));
+  const h = deviceHarness(Number(process.env.SIZE ?? 1400));
+  for (let i = 0; i < Number(process.env.WARM ?? 2000); i++) h.round();
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  for (let i = 0; i < 30000; i++) h.round();
+  const { profile } = await post('HeapProfiler.stopSampling');
+  const agg = new Map<string, number>();
+  const walk = (n: any, stack: string[]) => {
+    const fr = `${n.callFrame.functionName || '(anon)'} ${String(n.callFrame.url).split('/').slice(-1)[0]}:${n.callFrame.lineNumber + 1}`;
+    const st = [...stack, fr];
+    if (n.selfSize > 0) agg.set(st.slice(-4).join(' < '), (agg.get(st.slice(-4).join(' < ')) ?? 0) + n.selfSize);
+    for (const c of n.children) walk(c, st);
+  };
+  walk(profile.head, []);
+  for (const [k, v] of [...agg.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log((v / 1024).toFixed(0).padStart(8), 'KiB', k);
+  process.exit(0);
+}
 if (process.argv.includes('--alloc-only')) {
-  for (const n of [100_000, 1_000_000]) {
-    const r = await allocationProof(1400, n);
+  for (const n of [100_000, 1_000_000, 3_000_000]) {
+    const r = await allocationProof(Number(process.env.SIZE ?? 1400), n);
     console.log(`allocation proof: ${r.rounds * BATCH} packets: heap ${r.heapGrowthKiB.toFixed(0)} KiB, ${r.gcs} GCs (${r.gcMs.toFixed(1)} ms)`);
   }
   process.exit(0);
@@ -277,7 +306,9 @@ const hs = handshakeBench();
 primitiveBench();
 await new Promise((r) => setTimeout(r, 50));
 const alloc = await allocationProof(1400, quick ? 200_000 : 1_000_000);
+const alloc64 = await allocationProof(64, quick ? 200_000 : 1_000_000);
 console.log(`allocation proof: ${alloc.rounds * BATCH} packets (1400 B) through send+receive: heap ${alloc.heapGrowthKiB.toFixed(0)} KiB, ${alloc.gcs} GCs (${alloc.gcMs.toFixed(1)} ms)`);
+console.log(`allocation proof: ${alloc64.rounds * BATCH} packets (64 B) through send+receive: heap ${alloc64.heapGrowthKiB.toFixed(0)} KiB, ${alloc64.gcs} GCs (${alloc64.gcMs.toFixed(1)} ms)`);
 
 const byName = (s: string) => median(rows.find((r) => r.name.startsWith(s))!.values);
 const gbps = (pps: number, size: number) => ((pps * size * 8) / 1e9).toFixed(2);
@@ -296,8 +327,17 @@ shared with other work, node ${process.version}); each figure is the median of $
 
 Handshakes: ${fmt(median(hs.values))} full handshakes/s per core (${(1e6 / median(hs.values)).toFixed(0)} µs for both sides, four X25519 each side plus BLAKE2s/HMAC in JS).
 
-Allocation: ${alloc.rounds * BATCH} packets of 1400 B through send+receive after warm-up: heap growth ${alloc.heapGrowthKiB.toFixed(0)} KiB,
-${alloc.gcs} garbage collections (${alloc.gcMs.toFixed(1)} ms in total).
+Allocation: ${alloc.rounds * BATCH} packets through WireGuardDevice.send+receive after warm-up, batches of ${BATCH}
+(the harness itself allocates nothing per packet):
+
+| packet | heap growth | per packet | garbage collections |
+| --- | --- | --- | --- |
+| 1400 B | ${alloc.heapGrowthKiB.toFixed(0)} KiB | ${((alloc.heapGrowthKiB * 1024) / (alloc.rounds * BATCH)).toFixed(2)} B | ${alloc.gcs} (${alloc.gcMs.toFixed(1)} ms) |
+| 64 B | ${alloc64.heapGrowthKiB.toFixed(0)} KiB | ${((alloc64.heapGrowthKiB * 1024) / (alloc64.rounds * BATCH)).toFixed(2)} B | ${alloc64.gcs} (${alloc64.gcMs.toFixed(1)} ms) |
+
+One boxed number per packet would be 16 B per packet (16 MB and several scavenges per million).
+That is what a receiver index ≥ 2^31 cost before local indices were limited to 30 bits (a V8
+small integer); \`--diag\` prints a sampling heap profile of the path to find such cases.
 
 ## Primitive choice (same run)
 

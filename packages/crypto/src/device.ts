@@ -99,6 +99,8 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
+const INDEX_MASK = 0x3fffffff;
+
 export class WireGuardDevice extends EventEmitter {
   readonly publicKey: string;
   readonly mode: 'l3' | 'overlay';
@@ -125,6 +127,12 @@ export class WireGuardDevice extends EventEmitter {
   private readonly queueBatch = new PacketBatch(256);
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /**
+   * The clock reading for the batch (or timer pass) in progress. Hot-path helpers read it
+   * here instead of taking it as an argument: a double passed to a call V8 does not inline is
+   * boxed, one allocation per packet.
+   */
+  private now = 0;
 
   private readonly load: LoadGuard;
 
@@ -258,7 +266,7 @@ export class WireGuardDevice extends EventEmitter {
   send(pool: BufferPool, batch: PacketBatch): number {
     const cipher = this.cipher;
     if (!cipher || pool !== this.pool) throw new InvalidConfigError('pool', 'send() before attach() or with another pool');
-    const now = this.clock();
+    const now = (this.now = this.clock());
     const tx = this.txBatch;
     tx.clear();
     let accepted = 0;
@@ -269,7 +277,7 @@ export class WireGuardDevice extends EventEmitter {
         this.drops.no_peer++;
         continue;
       }
-      const kp = this.usableSendKeypair(peer, now);
+      const kp = this.usableSendKeypair(peer);
       if (!kp) {
         if (this.enqueue(peer, pool, slot)) accepted++;
         this.initiate(peer, false);
@@ -285,7 +293,7 @@ export class WireGuardDevice extends EventEmitter {
         continue;
       }
       this.setDestination(pool, slot, peer);
-      this.afterDataSent(peer, kp, now, plainLen);
+      this.afterDataSent(peer, kp, plainLen);
       tx.push(slot);
       accepted++;
       if (tx.count === tx.capacity) accepted -= this.flushTx(pool, tx);
@@ -304,7 +312,7 @@ export class WireGuardDevice extends EventEmitter {
    */
   receive(pool: BufferPool, batch: PacketBatch, out: PacketBatch): void {
     if (!this.cipher || pool !== this.pool) throw new InvalidConfigError('pool', 'receive() before attach() or with another pool');
-    const now = this.clock();
+    const now = (this.now = this.clock());
     for (let i = 0; i < batch.count; i++) {
       const slot = batch.slots[i];
       const len = pool.len[slot];
@@ -317,7 +325,7 @@ export class WireGuardDevice extends EventEmitter {
       }
       const type = data.readUInt32LE(off);
       if (type === MSG_DATA) {
-        if (this.openData(pool, slot, now)) out.push(slot);
+        if (this.openData(pool, slot)) out.push(slot);
         else pool.release(slot);
         continue;
       }
@@ -330,7 +338,8 @@ export class WireGuardDevice extends EventEmitter {
     }
   }
 
-  private openData(pool: BufferPool, slot: number, now: number): boolean {
+  private openData(pool: BufferPool, slot: number): boolean {
+    const now = this.now;
     const data = pool.data;
     const off = pool.off[slot];
     const len = pool.len[slot];
@@ -338,7 +347,9 @@ export class WireGuardDevice extends EventEmitter {
       this.drops.too_short++;
       return false;
     }
-    const entry = this.indices.get(data.readUInt32LE(off + DATA_RECEIVER));
+    const index = data.readUInt32LE(off + DATA_RECEIVER);
+    // Our indices are below 2^30 (small integers to V8, so the lookup never boxes a number).
+    const entry = index <= INDEX_MASK ? this.indices.get(index) : undefined;
     const kp = entry?.keypair;
     if (!entry || !kp) {
       this.drops.unknown_index++;
@@ -581,7 +592,7 @@ export class WireGuardDevice extends EventEmitter {
 
   /** Sends an initiation unless one went out less than REKEY_TIMEOUT ago (or `retransmit`). */
   private initiate(peer: Peer, retransmit: boolean): void {
-    const now = this.clock();
+    const now = (this.now = this.clock());
     if (!retransmit && peer.handshake && now - peer.lastInitiationSentAt < REKEY_TIMEOUT) return;
     if (!peer.endpoint) {
       this.drops.no_endpoint++;
@@ -618,7 +629,7 @@ export class WireGuardDevice extends EventEmitter {
   /** Evaluates every peer's timers against the clock. Called on an interval once attached. */
   tick(): void {
     if (this.closed) return;
-    const now = this.clock();
+    const now = (this.now = this.clock());
     for (const peer of this.peersByKey.values()) {
       if (peer.retransmitAt !== 0 && now >= peer.retransmitAt) {
         if (now - peer.handshakeStartedAt >= REKEY_ATTEMPT_TIME) this.giveUp(peer);
@@ -649,7 +660,7 @@ export class WireGuardDevice extends EventEmitter {
       peer.handshake = null;
     }
     this.clearQueue(peer, 'handshake_timeout');
-    const now = this.clock();
+    const now = (this.now = this.clock());
     if (peer.up && !(peer.current && now - peer.current.createdAt < REJECT_AFTER_TIME)) {
       peer.up = false;
       const e: PeerDownEvent = { publicKey: peer.publicKeyText, reason: 'handshake_timeout' };
@@ -674,7 +685,8 @@ export class WireGuardDevice extends EventEmitter {
 
   // ---------------------------------------------------------------- helpers
 
-  private usableSendKeypair(peer: Peer, now: number): Keypair | null {
+  private usableSendKeypair(peer: Peer): Keypair | null {
+    const now = this.now;
     const kp = peer.current;
     if (!kp) return null;
     const age = now - kp.createdAt;
@@ -683,7 +695,8 @@ export class WireGuardDevice extends EventEmitter {
     return kp;
   }
 
-  private afterDataSent(peer: Peer, kp: Keypair, now: number, plainLen: number): void {
+  private afterDataSent(peer: Peer, kp: Keypair, plainLen: number): void {
+    const now = this.now;
     peer.txBytes += plainLen;
     this.txStats.packets++;
     this.txStats.bytes += plainLen;
@@ -694,7 +707,7 @@ export class WireGuardDevice extends EventEmitter {
   }
 
   private sendKeepalive(peer: Peer, now: number): void {
-    const kp = this.usableSendKeypair(peer, now);
+    const kp = this.usableSendKeypair(peer);
     const pool = this.pool;
     if (!kp || !pool || !peer.endpoint) return;
     const slot = pool.acquire();
@@ -705,7 +718,7 @@ export class WireGuardDevice extends EventEmitter {
     pool.len[slot] = 0;
     this.cipher!.seal(slot, kp, 1);
     this.setDestination(pool, slot, peer);
-    this.afterDataSent(peer, kp, now, 0);
+    this.afterDataSent(peer, kp, 0);
     this.txStats.keepalives++;
     this.sendOwned(pool, slot);
   }
@@ -738,7 +751,7 @@ export class WireGuardDevice extends EventEmitter {
 
   private flushQueue(peer: Peer, now: number): void {
     const pool = this.pool!;
-    const kp = this.usableSendKeypair(peer, now);
+    const kp = this.usableSendKeypair(peer);
     if (!kp || !peer.endpoint) return;
     const tx = this.queueBatch;
     tx.clear();
@@ -753,7 +766,7 @@ export class WireGuardDevice extends EventEmitter {
         continue;
       }
       this.setDestination(pool, slot, peer);
-      this.afterDataSent(peer, kp, now, plainLen);
+      this.afterDataSent(peer, kp, plainLen);
       tx.push(slot);
       if (tx.count === tx.capacity) this.flushTx(pool, tx, true);
     }
@@ -863,11 +876,10 @@ export class WireGuardDevice extends EventEmitter {
     return endpointKey(ep.family, a, 0, ep.port);
   }
 
+  /** A fresh random local index. 30 bits: still unguessable, and always a V8 small integer. */
   private newIndex(): number {
-    const b = Buffer.alloc(4);
     for (;;) {
-      randomBytes(4).copy(b);
-      const i = b.readUInt32LE(0);
+      const i = randomBytes(4).readUInt32LE(0) & INDEX_MASK;
       if (!this.indices.has(i)) return i;
     }
   }
