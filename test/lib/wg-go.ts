@@ -73,6 +73,7 @@ export interface OurPeer {
 
 export async function startOurPeer(host: TestHost, cfg: WgPeerConfig): Promise<OurPeer> {
   const child = host.spawn('node', ['--conditions=source', '--import', 'tsx', 'test/lib/wg-peer.ts'], { cwd: process.cwd(), stdio: 'pipe' });
+  child.stderr!.on('data', (d: Buffer) => process.stderr.write(`wg-peer: ${d}`));
   const events: string[] = [];
   let buf = '';
   const statsWaiters: ((s: string) => void)[] = [];

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { generatePresharedKey, generatePrivateKey } from '../src/index.js';
 import { constants as C } from '../src/index.js';
 import { pair, payloadOf, makeSide, Clock, connect } from './helpers/pair.js';
-import { Wire } from './helpers/wire.js';
+import { ipv6, Wire } from './helpers/wire.js';
+import { PacketBatch } from '@overlay/dataplane';
+import { ipv6Bytes } from '../src/allowed-ips.js';
 
 describe('handshake and transport data (L3)', () => {
   for (const withPsk of [false, true]) {
@@ -58,6 +60,26 @@ describe('handshake and transport data (L3)', () => {
     expect(spoof).toBe(1);
     wire.flush();
     expect(b.received.map(payloadOf)).toEqual(['ok']);
+    expect(b.dev.stats().drops.source_not_allowed).toBe(1);
+  });
+
+  it('carries IPv6 packets routed and checked by IPv6 allowed IPs', () => {
+    const { wire, a, b } = pair();
+    a.dev.setPeer({ publicKey: b.dev.publicKey, allowedIPs: ['198.19.0.2/32', '2001:db8::/64'] });
+    b.dev.setPeer({ publicKey: a.dev.publicKey, allowedIPs: ['198.19.0.1/32', '2001:db8:1::1/128'] });
+    const send6 = (src: string, text: string) => {
+      const slot = a.pool.acquire();
+      a.pool.fill(slot, ipv6(ipv6Bytes(src), ipv6Bytes('2001:db8::2'), Buffer.from(text)));
+      const batch = new PacketBatch(1);
+      batch.push(slot);
+      a.dev.send(a.pool, batch);
+      a.pool.release(slot);
+    };
+    send6('2001:db8:1::1', 'v6 hello');
+    send6('2001:db8:1::9', 'v6 spoof');
+    wire.flush();
+    expect(b.received.map((p) => p.subarray(40).toString())).toEqual(['v6 hello']);
+    expect(b.received[0].length).toBe(40 + 8); // padding trimmed by the IPv6 payload length
     expect(b.dev.stats().drops.source_not_allowed).toBe(1);
   });
 

@@ -90,3 +90,16 @@ export function ipv4(src: string, dst: string, payload: Buffer): Buffer {
   payload.copy(b, 20);
   return b;
 }
+
+/** Builds an IPv6 packet (UDP next header) with a payload. */
+export function ipv6(src: Buffer, dst: Buffer, payload: Buffer): Buffer {
+  const b = Buffer.alloc(40 + payload.length);
+  b[0] = 0x60;
+  b.writeUInt16BE(payload.length, 4);
+  b[6] = 17;
+  b[7] = 64;
+  src.copy(b, 8);
+  dst.copy(b, 24);
+  payload.copy(b, 40);
+  return b;
+}
