@@ -18,7 +18,7 @@
  * Writes bench/results/crypto.md.
  */
 import { createRequire } from 'node:module';
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
@@ -66,6 +66,33 @@ function measure(name: string, opsPerCall: number, fn: () => void, ms = quick ? 
   const m = median(values);
   console.log(`${name.padEnd(62)} ${fmt(m).padStart(10)} ops/s  ${(1e6 / m).toFixed(2).padStart(8)} µs/op  ±${spreadPct(values).toFixed(0)}%`);
   return row;
+}
+
+/**
+ * Like measure() for competitors, interleaved round by round (A B C, A B C, ...), so a load
+ * change on the shared machine hits all of them alike and the ratios stay fair.
+ */
+function compare(entries: [string, () => void][], ms = quick ? 100 : 250): void {
+  for (const [, fn] of entries) for (let i = 0; i < 10; i++) fn();
+  const values = entries.map(() => [] as number[]);
+  for (let r = 0; r < ROUNDS; r++) {
+    entries.forEach(([, fn], k) => {
+      let calls = 0;
+      const t0 = process.hrtime.bigint();
+      let t = t0;
+      while (t - t0 < BigInt(ms) * 1_000_000n) {
+        fn();
+        calls++;
+        t = process.hrtime.bigint();
+      }
+      values[k].push(calls / (Number(t - t0) / 1e9));
+    });
+  }
+  entries.forEach(([name], k) => {
+    rows.push({ name, unit: 'ops/s', values: values[k] });
+    const m = median(values[k]);
+    console.log(`${name.padEnd(62)} ${fmt(m).padStart(10)} ops/s  ${(1e6 / m).toFixed(2).padStart(8)} µs/op  ±${spreadPct(values[k]).toFixed(0)}%`);
+  });
 }
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1));
@@ -202,39 +229,35 @@ function primitiveBench(): void {
   const out = Buffer.alloc(1400);
   const tag = Buffer.alloc(16);
   const nonce = Buffer.alloc(12);
-  measure('ChaCha20-Poly1305 1400 B: sodium-native (detached, in place)', 1, () => {
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, tag, msg, null, null, nonce, key);
-  });
-  measure('ChaCha20-Poly1305 1400 B: node:crypto (createCipheriv)', 1, () => {
-    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-    c.update(msg);
-    c.final();
-    c.getAuthTag();
-  });
   const tweetKey = new Uint8Array(key);
   const tweetNonce = new Uint8Array(24);
-  measure('XSalsa20-Poly1305 1400 B: tweetnacl secretbox', 1, () => {
-    nacl.secretbox(msg, tweetNonce, tweetKey);
-  }, quick ? 150 : 300);
-  void createDecipheriv;
+  compare([
+    ['ChaCha20-Poly1305 1400 B: sodium-native (detached, in place)', () => {
+      sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, tag, msg, null, null, nonce, key);
+    }],
+    ['ChaCha20-Poly1305 1400 B: node:crypto (createCipheriv)', () => {
+      const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+      c.update(msg);
+      c.final();
+      c.getAuthTag();
+    }],
+    ['XSalsa20-Poly1305 1400 B: tweetnacl secretbox', () => {
+      nacl.secretbox(msg, tweetNonce, tweetKey);
+    }],
+  ]);
 
   const a = generatePrivate();
   const bPub = publicFromPrivate(generatePrivate());
-  measure('X25519: sodium-native crypto_scalarmult', 1, () => {
-    dh(a, bPub);
-  });
   const jwk = (d: Buffer | null, x: Buffer) => ({ kty: 'OKP', crv: 'X25519', x: x.toString('base64url'), ...(d ? { d: d.toString('base64url') } : {}) });
   const priv = createPrivateKey({ key: jwk(a, publicFromPrivate(a)), format: 'jwk' });
   const pub = createPublicKey({ key: jwk(null, bPub), format: 'jwk' });
-  measure('X25519: node:crypto diffieHellman (KeyObjects ready)', 1, () => {
-    diffieHellman({ privateKey: priv, publicKey: pub });
-  });
-  measure('X25519: node:crypto diffieHellman (KeyObjects from raw keys)', 1, () => {
-    diffieHellman({ privateKey: createPrivateKey({ key: jwk(a, publicFromPrivate(a)), format: 'jwk' }), publicKey: createPublicKey({ key: jwk(null, bPub), format: 'jwk' }) });
-  });
-  measure('X25519: tweetnacl scalarMult', 1, () => {
-    nacl.scalarMult(a, bPub);
-  }, quick ? 300 : 600);
+  compare([
+    ['X25519: sodium-native crypto_scalarmult', () => void dh(a, bPub)],
+    ['X25519: node:crypto diffieHellman (KeyObjects ready)', () => void diffieHellman({ privateKey: priv, publicKey: pub })],
+    ['X25519: node:crypto diffieHellman (KeyObjects from raw keys)', () =>
+      void diffieHellman({ privateKey: createPrivateKey({ key: jwk(a, publicFromPrivate(a)), format: 'jwk' }), publicKey: createPublicKey({ key: jwk(null, bPub), format: 'jwk' }) })],
+    ['X25519: tweetnacl scalarMult', () => void nacl.scalarMult(a, bPub)],
+  ]);
 }
 
 // ---------------------------------------------------------------- 4. allocation proof
