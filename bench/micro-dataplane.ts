@@ -263,6 +263,7 @@ async function allocationProof(): Promise<void> {
     ['1400 B, learning on', 1400, true, undefined],
     ['ARP requests answered locally', 42, false, arp],
     ['IPv6 NS answered locally', ns.length, false, ns],
+    ['oversized frames dropped (counted)', 9050, false, buildFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', payload: new Uint8Array(9050 - 14) })],
   ];
   for (const [label, size, learning, frame] of cases) {
     const p = pipeline(size, learning, frame);
@@ -270,7 +271,11 @@ async function allocationProof(): Promise<void> {
     const before = p.dp.stats();
     const m = await measure(() => p.run(PACKETS));
     const s = p.dp.stats();
-    const done = frame ? s.inside.arpSuppressed - before.inside.arpSuppressed : s.outside.delivered - before.outside.delivered;
+    const done = !frame
+      ? s.outside.delivered - before.outside.delivered
+      : label.startsWith('oversized')
+        ? s.drops.frame_too_big - before.drops.frame_too_big
+        : s.inside.arpSuppressed - before.inside.arpSuppressed;
     if (done < PACKETS || p.pool.available !== p.pool.count) throw new Error(`${label}: pipeline lost packets or slots`);
     rows.push(row(label, m));
   }

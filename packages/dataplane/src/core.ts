@@ -55,7 +55,7 @@ export class Core {
     if (!(sent >= 0)) sent = 0;
     if (sent > n) sent = n;
     this.counters.c[C.sent] += sent;
-    this.counters.drops[Drop.transport_send_failed] += n - sent;
+    if (sent < n) this.counters.drop(Drop.transport_send_failed, -1, n - sent);
     const pool = this.pool;
     for (let i = 0; i < n; i++) pool.release(b.slots[i]);
     b.clear();

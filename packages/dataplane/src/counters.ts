@@ -1,3 +1,5 @@
+import { channel } from 'node:diagnostics_channel';
+
 /**
  * Counters of a dataplane, kept in one Float64Array indexed by constants so the hot path
  * increments without allocating (a plain object field would turn into a boxed double past
@@ -66,9 +68,30 @@ export interface DataplaneStats {
   drops: Record<DropReason, number>;
 }
 
+/** What `dropChannel` publishes: one event per drop site hit (count > 1 for batch refusals). */
+export interface DropEvent {
+  reason: DropReason;
+  /** The network concerned, or -1 when not known (e.g. a datagram too short for a VNI). */
+  vni: number;
+  count: number;
+}
+
+/**
+ * `node:diagnostics_channel` channel 'overlay.dataplane.drop': every drop, with its reason and
+ * VNI, for debugging and tracing. Costs one property read per drop while nobody subscribes;
+ * publishing allocates the event, so subscribe only to investigate.
+ */
+export const dropChannel = channel('overlay.dataplane.drop');
+
 export class Counters {
   readonly c = new Float64Array(10);
   readonly drops = new Float64Array(DROP_REASONS.length);
+
+  /** Count `count` drops for `reason` (an index from `Drop`). */
+  drop(reason: number, vni: number, count = 1): void {
+    this.drops[reason] += count;
+    if (dropChannel.hasSubscribers) dropChannel.publish({ reason: DROP_REASONS[reason], vni, count } satisfies DropEvent);
+  }
 
   snapshot(): DataplaneStats {
     const c = this.c;

@@ -26,11 +26,11 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
   const pool = core.pool;
   const d = pool.data;
   const c = core.counters.c;
-  const drops = core.counters.drops;
+  const counters = core.counters;
   const n = batch.count;
   if (net.removed) {
     for (let i = 0; i < n; i++) pool.release(batch.slots[i]);
-    drops[Drop.network_removed] += n;
+    counters.drop(Drop.network_removed, net.vni, n);
     return;
   }
   const fdb = net.fdb;
@@ -43,17 +43,17 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     c[C.insideFrames]++;
     c[C.insideBytes] += len;
     if (len > net.maxFrame) {
-      drops[Drop.frame_too_big]++;
+      counters.drop(Drop.frame_too_big, vni);
       pool.release(slot);
       continue;
     }
     if (len < 14) {
-      drops[Drop.frame_malformed]++;
+      counters.drop(Drop.frame_malformed, vni);
       pool.release(slot);
       continue;
     }
     if (off - slot * pool.stride < VXLAN_HEADER_LENGTH) {
-      drops[Drop.no_headroom]++;
+      counters.drop(Drop.no_headroom, vni);
       pool.release(slot);
       continue;
     }
@@ -61,7 +61,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
       // Group address: broadcast or multicast.
       if (net.arpSuppression && (suppressArp(core, net, slot, off, len) || suppressNd(core, net, slot, off, len))) continue;
       if (!net.flood) {
-        drops[Drop.bum_dropped]++;
+        counters.drop(Drop.bum_dropped, vni);
         pool.release(slot);
         continue;
       }
@@ -85,7 +85,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     }
     if (e < 0) {
       if (!net.flood) {
-        drops[Drop.no_fdb_entry]++;
+        counters.drop(Drop.no_fdb_entry, vni);
         pool.release(slot);
         continue;
       }
@@ -113,7 +113,7 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
   const list = net.floodList;
   const k = list.length;
   if (k === 0) {
-    core.counters.drops[Drop.no_flood_vtep]++;
+    core.counters.drop(Drop.no_flood_vtep, net.vni);
     pool.release(slot);
     return;
   }
@@ -129,7 +129,7 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
   for (let j = 1; j < k; j++) {
     const copy = pool.acquire();
     if (copy < 0) {
-      core.counters.drops[Drop.pool_exhausted]++;
+      core.counters.drop(Drop.pool_exhausted, net.vni);
       continue;
     }
     const coff = copy * pool.stride + headroom;

@@ -93,7 +93,7 @@ export class Network {
     if (!(written >= 0)) written = 0;
     if (written > n) written = n;
     counters.c[C.delivered] += written;
-    counters.drops[Drop.device_write_failed] += n - written;
+    if (written < n) counters.drop(Drop.device_write_failed, this.vni, n - written);
     for (let i = 0; i < n; i++) pool.release(b.slots[i]);
     b.clear();
   }

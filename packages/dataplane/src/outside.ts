@@ -18,7 +18,7 @@ export function outside(core: Core, batch: PacketBatch): void {
   const pool = core.pool;
   const d = pool.data;
   const c = core.counters.c;
-  const drops = core.counters.drops;
+  const counters = core.counters;
   const networks = core.networks;
   const n = batch.count;
   let clockRead = false;
@@ -29,31 +29,31 @@ export function outside(core: Core, batch: PacketBatch): void {
     c[C.outsideDatagrams]++;
     c[C.outsideBytes] += len;
     if (len < VXLAN_HEADER_LENGTH) {
-      drops[Drop.vxlan_too_short]++;
+      counters.drop(Drop.vxlan_too_short, -1);
       pool.release(slot);
       continue;
     }
     if ((d[off] & VXLAN_FLAG_I) === 0) {
-      drops[Drop.vxlan_no_i_flag]++;
+      counters.drop(Drop.vxlan_no_i_flag, -1);
       pool.release(slot);
       continue;
     }
     const vni = (d[off + 4] << 16) | (d[off + 5] << 8) | d[off + 6];
     const net = networks.get(vni);
     if (net === undefined) {
-      drops[Drop.unknown_vni]++;
+      counters.drop(Drop.unknown_vni, vni);
       pool.release(slot);
       continue;
     }
     const foff = off + VXLAN_HEADER_LENGTH;
     const flen = len - VXLAN_HEADER_LENGTH;
     if (flen < 14) {
-      drops[Drop.frame_malformed]++;
+      counters.drop(Drop.frame_malformed, vni);
       pool.release(slot);
       continue;
     }
     if (flen > net.maxFrame) {
-      drops[Drop.frame_too_big]++;
+      counters.drop(Drop.frame_too_big, vni);
       pool.release(slot);
       continue;
     }

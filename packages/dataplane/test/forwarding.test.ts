@@ -1,7 +1,8 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Ipv6Header, Status, decodeIpv6, formatIpAddress, formatMac, ipv6PseudoHeaderSum, onesComplementSum, readMac,
-  BufferPool, ClosedError, DuplicateNetworkError, InvalidAddressError, InvalidConfigError, UnknownNetworkError, createDataplane, encodeVxlan, type Dataplane,
+  BufferPool, ClosedError, dropChannel, type DropEvent, DuplicateNetworkError, InvalidAddressError, InvalidConfigError, UnknownNetworkError, createDataplane, encodeVxlan, type Dataplane,
 } from '@overlay/dataplane';
 import { buildArpRequest, buildFrame, buildNeighborSolicitation, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 
@@ -308,6 +309,28 @@ describe('drops are counted by reason', () => {
     await net.idle();
     expect(a.dp.stats().drops.transport_send_failed).toBe(1);
     expect(a.dp.stats().inside.sent).toBe(1);
+  });
+
+  it('publishes drops on the diagnostics channel only while subscribed', async () => {
+    const net = createTestnet();
+    const a = node(net, 1, { mtu: 100 });
+    const events: DropEvent[] = [];
+    const listen = (m: unknown) => events.push(m as DropEvent);
+    a.dev.inject(buildFrame({ dst: M(2), src: M(1), payload: new Uint8Array(200) }));
+    subscribe('overlay.dataplane.drop', listen);
+    try {
+      expect(dropChannel.hasSubscribers).toBe(true);
+      a.dev.inject(buildFrame({ dst: M(2), src: M(1), payload: new Uint8Array(200) }));
+      a.dev.inject(buildFrame({ dst: M(2), src: M(1) }));
+    } finally {
+      unsubscribe('overlay.dataplane.drop', listen);
+    }
+    a.dev.inject(buildFrame({ dst: M(2), src: M(1) }));
+    expect(events).toEqual([
+      { reason: 'frame_too_big', vni: VNI, count: 1 },
+      { reason: 'no_flood_vtep', vni: VNI, count: 1 },
+    ]);
+    expect(a.dp.stats().drops).toMatchObject({ frame_too_big: 2, no_flood_vtep: 2 });
   });
 
   it('drops frames without room for the VXLAN header as no_headroom', async () => {
