@@ -19,6 +19,7 @@
  * callback of the same agent (queue work instead).
  */
 import nacl from 'tweetnacl';
+import type { WireGuardDevice } from '@overlay/crypto';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 import { addrKey } from './env.js';
 import { BroadcastQueue } from './broadcast.js';
@@ -33,11 +34,12 @@ import {
   WireDecodeError, decodeEnvelope, decodeStateChunk, encodeHeader, encodeMessageField, encodeStateChunk,
 } from './wire.js';
 
-/** WireGuard peer programming (the crypto package's peer API is adapted to this seam). */
-export interface TunnelPeers {
-  setPeer(peer: { publicKey: string; endpoint: { address: string; port: number } }): void;
-  removePeer(publicKey: string): void;
-}
+/**
+ * WireGuard peer programming: the crypto package's `WireGuardDevice` satisfies this directly.
+ * Each live member that advertises a WireGuard key becomes a peer at its VTEP address and
+ * advertised port; a dead or departed member's peer is removed. `peers()` feeds `agent status`.
+ */
+export type TunnelPeers = Pick<WireGuardDevice, 'setPeer' | 'removePeer'> & Partial<Pick<WireGuardDevice, 'peers'>>;
 
 /** Endpoint change events; `rec` is the stored record (treat as read-only). */
 export interface AgentEvents extends MembershipEvents {
@@ -719,6 +721,7 @@ export class Agent {
       digest: this.table.digest(),
       counters: { ...this.counters, ...this.membership.counters, queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
       drops: { ...this.drops },
+      peers: this.o.tunnel?.peers?.().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null, up: p.up, handshakeAgeMs: p.lastHandshake ? Date.now() - p.lastHandshake : null })),
     };
   }
 }
@@ -732,7 +735,7 @@ export interface AgentStatus {
   digest: string;
   counters: Record<string, number>;
   drops: Record<string, number>;
-  peers?: unknown;
+  peers?: { publicKey: string; endpoint: string | null; up: boolean; handshakeAgeMs: number | null }[];
 }
 
 function blen(s: string): number {

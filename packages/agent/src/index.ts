@@ -9,3 +9,6 @@ export * from './keyring.js';
 export * from './wire.js';
 export * from './sim.js';
 export * from './simcluster.js';
+export * from './config.js';
+export * from './runtime.js';
+export { main, keygen, runAgent, formatStatus } from './cli.js';

@@ -7,24 +7,14 @@
  *
  * Single-threaded; owned by one agent.
  */
-export interface Vtep {
-  address: string;
-  port?: number;
-}
+import type { Dataplane, Vtep } from '@overlay/dataplane';
+export type { Vtep };
 
 /**
- * The part of `Dataplane` (@overlay/dataplane) the agent programs. A real `Dataplane` satisfies it
- * structurally; tests pass a recording fake. Calls are synchronous and must not throw for
- * well-formed input (a throw is caught and counted as `program_failed`).
+ * The part of `Dataplane` (@overlay/dataplane) the agent programs; tests pass a recording fake.
+ * A throw is caught and counted (`programFailures`), never propagated into gossip handling.
  */
-export interface DataplaneControl {
-  setFdb(vni: number, mac: string, vtep: Vtep): void;
-  deleteFdb(vni: number, mac: string): void;
-  setNeighbour(vni: number, ip: string, mac: string): void;
-  deleteNeighbour(vni: number, ip: string): void;
-  addFloodVtep(vni: number, vtep: Vtep): void;
-  removeFloodVtep(vni: number, vtep: Vtep): void;
-}
+export type DataplaneControl = Pick<Dataplane, 'setFdb' | 'deleteFdb' | 'setNeighbour' | 'deleteNeighbour' | 'addFloodVtep' | 'removeFloodVtep'>;
 
 /** What one endpoint record programs; null when it programs nothing. */
 export interface Programmed {
