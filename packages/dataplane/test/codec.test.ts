@@ -3,7 +3,7 @@ import {
   ArpPacket, DecodeError, EthernetHeader, Ipv4Header, Ipv6Header, MalformedHeaderError, Status, TruncatedHeaderError, UnsupportedHeaderError,
   decodeArp, decodeEthernet, decodeIpv4, decodeIpv6, decodeVxlan, encodeArp, encodeEthernet, encodeIpv4, encodeIpv6, encodeVxlan, encodeVxlanChecked,
   formatIpAddress, formatIpv4Address, formatMac, internetChecksum, onesComplementSum, parseArp, parseEthernet, parseIpAddress, parseIpv4,
-  parseIpv4Address, parseIpv6, parseMac, parseVxlan, rewriteArpRequestAsReply, statusName, udpChecksumIpv4, InvalidAddressError, VXLAN_PORT,
+  parseIpv4Address, parseIpv6, parseMac, parseVxlan, rewriteArpRequestAsReply, statusName, StatusCounts, udpChecksumIpv4, InvalidAddressError, VXLAN_PORT,
 } from '@overlay/dataplane';
 
 /** Hex string (spaces ignored) to bytes: byte layouts below are written out from the RFCs. */
@@ -219,6 +219,18 @@ describe('IPv6 header (RFC 8200 §3)', () => {
     expect(decodeIpv6(v4, 0, 40, h)).toBe(Status.ipv6_bad_version);
     expect(decodeIpv6(header, 0, 40, h)).toBe(Status.ipv6_truncated);
     expect(parseIpv6(header)).toBeInstanceOf(TruncatedHeaderError);
+  });
+});
+
+describe('StatusCounts', () => {
+  it('counts failures by reason and passes statuses through', () => {
+    const counts = new StatusCounts();
+    const b = hex('00 000000 000001 00');
+    expect(counts.record(decodeVxlan(b, 0, 8))).toBe(Status.vxlan_no_i_flag);
+    counts.record(decodeVxlan(b, 0, 3));
+    counts.record(decodeVxlan(b, 0, 2));
+    expect(counts.record(decodeVxlan(hex('08 000000 000001 00'), 0, 8))).toBe(1);
+    expect(counts.snapshot()).toEqual({ vxlan_no_i_flag: 1, vxlan_too_short: 2 });
   });
 });
 

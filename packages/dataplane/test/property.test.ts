@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  ArpPacket, DecodeError, ERROR_STATUSES, EthernetHeader, Ipv4Header, Ipv6Header, Status,
+  ArpPacket, DecodeError, ERROR_STATUSES, EthernetHeader, Ipv4Header, Ipv6Header, Status, StatusCounts,
   decodeArp, decodeEthernet, decodeIpv4, decodeIpv6, decodeVxlan, encodeArp, encodeEthernet, encodeIpv4, encodeIpv6, encodeVxlan,
   parseArp, parseEthernet, parseIpv4, parseIpv6, parseVxlan,
 } from '@overlay/dataplane';
@@ -160,9 +160,11 @@ function fuzz(name: string, valid: fc.Arbitrary<Uint8Array>, decode: Decode, par
   it(`${name}: ${FUZZ_RUNS} random/mutated byte strings yield a value or a typed error`, () => {
     const okStatuses = new Set([...ERROR_STATUSES]);
     const seen = new Set<number>();
+    const counts = new StatusCounts();
     fc.assert(
       fc.property(bytesOrMutated(valid), fc.uint8Array({ minLength: 0, maxLength: 8 }), fc.uint8Array({ minLength: 1, maxLength: 8 }), (bytes, before, after) => {
         const r = decode(bytes, 0, bytes.length);
+        counts.record(r.status);
         if (!(r.status >= 0 || okStatuses.has(r.status))) throw new Error(`status ${r.status} is not defined`);
         seen.add(r.status >= 0 ? 0 : r.status);
         const big = Buffer.concat([before, bytes, after]);
@@ -178,6 +180,9 @@ function fuzz(name: string, valid: fc.Arbitrary<Uint8Array>, decode: Decode, par
     // The generator reached both outcomes: the property is not vacuous.
     expect(seen.has(0)).toBe(true);
     expect(seen.size).toBeGreaterThan(1);
+    const byName = counts.snapshot();
+    expect(Object.keys(byName).length).toBe(seen.size - 1);
+    expect(Object.keys(byName)).not.toContain('unknown_status');
   });
 }
 

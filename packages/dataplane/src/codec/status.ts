@@ -58,3 +58,26 @@ export function decodeError(status: number): DecodeError {
 export function rangeOk(buf: Uint8Array, off: number, len: number): boolean {
   return off >= 0 && len >= 0 && off + len <= buf.length && (off | 0) === off && (len | 0) === len;
 }
+
+/**
+ * Counts decode failures by status, for embedders that run the decoders outside the pipeline
+ * (which counts its own drops by reason). `record` passes the status through, so it wraps a
+ * call: `if (counts.record(decodeIpv4(buf, off, len, h)) < 0) return;`. Never allocates.
+ */
+export class StatusCounts {
+  private readonly counts = new Float64Array(names.length + 1);
+
+  record(status: number): number {
+    if (status < 0) this.counts[-status < this.counts.length ? -status : 0]++;
+    return status;
+  }
+
+  /** Failures so far, by status name (only non-zero ones). Allocates. */
+  snapshot(): Record<string, number> {
+    const out: Record<string, number> = {};
+    this.counts.forEach((n, i) => {
+      if (n > 0) out[i === 0 ? 'unknown_status' : names[i]] = n;
+    });
+    return out;
+  }
+}
