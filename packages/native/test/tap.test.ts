@@ -58,6 +58,11 @@ describe('TapDevice against the kernel', () => {
     expect(r.vnetArpTarget).toBe('198.19.3.2');
   });
 
+  it('opens several queues of one multi-queue device; a single-queue open of it is refused', () => {
+    expect(r.mqNames).toEqual(['mq0', 'mq0']);
+    expect(r.mqSingleError).toMatch(/^E[A-Z]+$/);
+  });
+
   it('reports errors as NativeError with the errno name, and bad names as config errors', () => {
     expect(r.loError).toMatchObject({ cls: 'NativeError', isNative: true, syscall: 'ioctl(TUNSETIFF)' });
     expect(r.loError.code).toMatch(/^E[A-Z]+$/);
