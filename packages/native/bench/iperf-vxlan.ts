@@ -6,12 +6,18 @@
  * offloads 'off' turns off TX checksum offload (and so TSO) on both underlay veths, as on a wire
  * whose NIC cannot offload VXLAN: the kernel then segments and checksums in software too.
  */
+import { readFileSync } from 'node:fs';
 import { createTestbed, exec, type TestHost } from '../../../test/lib/testbed.js';
 import { endpointMac, meshConfig, startVtep, type VtepProcess } from '../../../test/lib/vtep.js';
 
 const rounds = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 5);
 const offloads = process.argv[4] ?? 'on';
+/** CPU seconds (user + system) a process has used so far. */
+const cpuSeconds = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function iperf(client: TestHost, server: TestHost, address: string): Promise<{ bps: number; retransmits: number }> {
@@ -53,12 +59,16 @@ try {
   const cfg = meshConfig(tb.hosts, [100]);
   vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
   for (let r = 0; r < rounds; r++) {
+    const c0 = vteps.map((v) => cpuSeconds(v.child.pid!));
+    const t0 = performance.now();
     const o = await iperf(a, b, '198.19.0.2');
+    const el = (performance.now() - t0) / 1000;
+    const cpu = vteps.map((v, i) => Math.round(((cpuSeconds(v.child.pid!) - c0[i]) / el) * 100));
     const k = await iperf(a, b, '198.19.1.2');
     ours.push(o.bps);
     kernel.push(k.bps);
     process.stdout.write(
-      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
+      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
     );
   }
   const s = await vteps[0].stats();
