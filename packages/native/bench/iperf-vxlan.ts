@@ -18,6 +18,8 @@ const cpuSeconds = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
+/** Seconds a process spent waiting on a run queue (runnable but not running), from schedstat. */
+const waitSeconds = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function iperf(client: TestHost, server: TestHost, address: string): Promise<{ bps: number; retransmits: number }> {
@@ -60,15 +62,17 @@ try {
   vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
   for (let r = 0; r < rounds; r++) {
     const c0 = vteps.map((v) => cpuSeconds(v.child.pid!));
+    const w0 = vteps.map((v) => waitSeconds(v.child.pid!));
     const t0 = performance.now();
     const o = await iperf(a, b, '198.19.0.2');
     const el = (performance.now() - t0) / 1000;
     const cpu = vteps.map((v, i) => Math.round(((cpuSeconds(v.child.pid!) - c0[i]) / el) * 100));
+    const wait = vteps.map((v, i) => Math.round(((waitSeconds(v.child.pid!) - w0[i]) / el) * 100));
     const k = await iperf(a, b, '198.19.1.2');
     ours.push(o.bps);
     kernel.push(k.bps);
     process.stdout.write(
-      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
+      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %, run-queue wait ${wait[0]} % / ${wait[1]} %), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
     );
   }
   const s = await vteps[0].stats();
