@@ -296,8 +296,9 @@ describe('cookies and roaming', () => {
     expect(b.received.map(payloadOf)).toEqual(['x']);
     clock.t += 100; // the bucket refills to its burst of 5
     // Ten fresh initiations (newer timestamps, valid mac1 and mac2) at one instant.
-    const peer = (a.dev as unknown as { peersByKey: Map<string, unknown> }).peersByKey.get(b.dev.publicKey);
-    const initiate = (a.dev as unknown as { initiate(p: unknown, retransmit: boolean): void }).initiate.bind(a.dev);
+    const engine = (a.dev as unknown as { e: { peersByKey: Map<string, unknown>; initiate(p: unknown, retransmit: boolean): void } }).e;
+    const peer = engine.peersByKey.get(b.dev.publicKey);
+    const initiate = engine.initiate.bind(engine);
     for (let i = 0; i < 10; i++) initiate(peer, true);
     wire.flush();
     const d = b.dev.stats().drops;

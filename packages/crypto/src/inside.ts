@@ -1,0 +1,69 @@
+/**
+ * Inside: packets from the device side (a TUN device, or the dataplane's VXLAN datagrams) to
+ * the network. Routes each slot to a peer, seals it in place and transmits the batch; packets
+ * for a peer without a session are queued while its handshake runs.
+ */
+import { InvalidConfigError, type BufferPool, type PacketBatch } from '@overlay/dataplane';
+import type { Engine } from './engine.js';
+import { endpointKey, type Peer } from './peer.js';
+
+/**
+ * Encrypts and transmits the packets of `batch`. Slots stay owned by the caller (as with
+ * Transport.send); a packet held for a pending handshake is copied. Returns how many were
+ * sent or queued; every other packet is a counted drop in stats().drops.
+ */
+export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): number {
+  const cipher = e.cipher;
+  if (!cipher || pool !== e.pool) throw new InvalidConfigError('pool', 'send() before attach() or with another pool');
+  e.now = e.clock();
+  const tx = e.txBatch;
+  tx.clear();
+  let accepted = 0;
+  for (let i = 0; i < batch.count; i++) {
+    const slot = batch.slots[i];
+    const peer = routeOf(e, pool, slot);
+    if (!peer) {
+      e.drops.no_peer++;
+      continue;
+    }
+    const kp = e.usableSendKeypair(peer);
+    if (!kp) {
+      if (e.enqueue(peer, pool, slot)) accepted++;
+      e.initiate(peer, false);
+      continue;
+    }
+    if (!peer.endpoint) {
+      e.drops.no_endpoint++;
+      continue;
+    }
+    const plainLen = pool.len[slot];
+    if (!cipher.seal(slot, kp, e.mode === 'l3' ? 16 : 1)) {
+      e.drops.no_room++;
+      continue;
+    }
+    e.setDestination(pool, slot, peer);
+    e.afterDataSent(peer, kp, plainLen);
+    tx.push(slot);
+    accepted++;
+    if (tx.count === tx.capacity) accepted -= e.flushTx(pool, tx);
+  }
+  accepted -= e.flushTx(pool, tx);
+  return accepted;
+}
+
+function routeOf(e: Engine, pool: BufferPool, slot: number): Peer | null {
+  const data = pool.data;
+  if (e.mode === 'overlay') {
+    const peer = e.peersByEndpoint.get(endpointKey(pool.family[slot], pool.addr, slot * 16, pool.port[slot]));
+    if (!peer) return null;
+    const ep = peer.configuredEndpoint!;
+    if (ep.family === 6 && pool.addr.compare(ep.addr, 0, 16, slot * 16, slot * 16 + 16) !== 0) return null;
+    return peer;
+  }
+  const off = pool.off[slot];
+  const len = pool.len[slot];
+  const version = len > 0 ? data[off] >> 4 : 0;
+  if (version === 4 && len >= 20) return e.routes.lookup(4, data, off + 16);
+  if (version === 6 && len >= 40) return e.routes.lookup(6, data, off + 24);
+  return null;
+}

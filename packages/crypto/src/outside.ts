@@ -1,0 +1,307 @@
+/**
+ * Outside: datagrams from the network. Transport data is authenticated and decrypted in place
+ * and handed on; handshake initiations, responses and cookie replies are consumed here. Every
+ * rejected datagram is a counted drop with a stable reason, never a throw.
+ */
+import { InvalidConfigError, type BufferPool, type PacketBatch } from '@overlay/dataplane';
+import { INDEX_MASK, type Engine } from './engine.js';
+import {
+  COOKIE_RECEIVER, COOKIE_REPLY_LEN, DATA_COUNTER, DATA_MIN_LEN, DATA_RECEIVER, INIT_MAC1, INITIATION_LEN, INITIATION_MIN_INTERVAL,
+  KEEPALIVE_TIMEOUT, MSG_COOKIE_REPLY, MSG_DATA, MSG_INITIATION, MSG_RESPONSE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
+  REKEY_TIMEOUT, RESP_MAC1, RESP_RECEIVER, RESPONSE_LEN, ZERO_KEYS_AFTER,
+} from './messages.js';
+import { consumeInitiation, consumeResponse, createResponse, wipeState } from './noise.js';
+import type { BinaryEndpoint, Peer } from './peer.js';
+import { compareTai64n } from './tai64n.js';
+import { Keypair } from './transport-data.js';
+
+/**
+ * Processes received datagrams. Takes ownership of every slot in `batch`: transport data that
+ * authenticates is decrypted in place and pushed to `out` (ownership passes to the caller);
+ * everything else is consumed or dropped with a counted reason and released. Never throws
+ * on packet content. `out` must have room for batch.count slots.
+ */
+export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, out: PacketBatch): void {
+  if (!e.cipher || pool !== e.pool) throw new InvalidConfigError('pool', 'receive() before attach() or with another pool');
+  const now = (e.now = e.clock());
+  for (let i = 0; i < batch.count; i++) {
+    const slot = batch.slots[i];
+    const len = pool.len[slot];
+    const off = pool.off[slot];
+    const data = pool.data;
+    if (len < 4) {
+      e.drops.too_short++;
+      pool.release(slot);
+      continue;
+    }
+    const type = data.readUInt32LE(off);
+    if (type === MSG_DATA) {
+      if (openData(e, pool, slot)) out.push(slot);
+      else pool.release(slot);
+      continue;
+    }
+    if (type === MSG_INITIATION || type === MSG_RESPONSE || type === MSG_COOKIE_REPLY) {
+      handleHandshake(e, pool, slot, type, now);
+    } else {
+      e.drops.unknown_type++;
+    }
+    pool.release(slot);
+  }
+}
+
+function openData(e: Engine, pool: BufferPool, slot: number): boolean {
+  const now = e.now;
+  const data = pool.data;
+  const off = pool.off[slot];
+  const len = pool.len[slot];
+  if (len < DATA_MIN_LEN) {
+    e.drops.too_short++;
+    return false;
+  }
+  const index = data.readUInt32LE(off + DATA_RECEIVER);
+  // Our indices are below 2^30 (small integers to V8, so the lookup never boxes a number).
+  const entry = index <= INDEX_MASK ? e.indices.get(index) : undefined;
+  const kp = entry?.keypair;
+  if (!entry || !kp) {
+    e.drops.unknown_index++;
+    return false;
+  }
+  const hi = data.readUInt32LE(off + DATA_COUNTER + 4);
+  if (hi >= 0x200000) {
+    e.drops.counter_too_large++;
+    return false;
+  }
+  const counter = hi * 0x100000000 + data.readUInt32LE(off + DATA_COUNTER);
+  if (now - kp.createdAt >= REJECT_AFTER_TIME || counter >= REJECT_AFTER_MESSAGES) {
+    e.drops.key_expired++;
+    return false;
+  }
+  if (!kp.replay.mayAccept(counter)) {
+    e.drops.replay++;
+    return false;
+  }
+  if (!e.cipher!.open(slot, kp, counter)) {
+    e.drops.decrypt_failed++;
+    return false;
+  }
+  kp.replay.accept(counter);
+  const peer = entry.peer;
+  if (kp === peer.next) confirmNext(e, peer, now);
+  roam(e, peer, pool, slot);
+  peer.newHandshakeAt = 0;
+  if (peer.persistentKeepaliveMs > 0) peer.persistentAt = now + peer.persistentKeepaliveMs;
+  if (kp === peer.current && kp.initiator && !peer.rekeyRequested && now - kp.createdAt >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+    peer.rekeyRequested = true;
+    e.initiate(peer, false);
+  }
+  const plain = pool.len[slot];
+  e.rxStats.packets++;
+  if (plain === 0) {
+    e.rxStats.keepalives++;
+    return false;
+  }
+  if (peer.keepaliveAt === 0) peer.keepaliveAt = now + KEEPALIVE_TIMEOUT;
+  if (e.mode === 'l3') {
+    if (!checkInner(e, pool, slot, peer)) return false;
+  } else {
+    presentSource(e, pool, slot, peer);
+  }
+  peer.rxBytes += pool.len[slot];
+  e.rxStats.bytes += pool.len[slot];
+  return true;
+}
+
+/** L3: trims padding by the IP length and checks the source against the peer's allowed IPs. */
+function checkInner(e: Engine, pool: BufferPool, slot: number, peer: Peer): boolean {
+  const data = pool.data;
+  const off = pool.off[slot];
+  const len = pool.len[slot];
+  const version = data[off] >> 4;
+  let ipLen: number;
+  let srcAt: number;
+  let family: 4 | 6;
+  if (version === 4 && len >= 20) {
+    ipLen = data.readUInt16BE(off + 2);
+    srcAt = off + 12;
+    family = 4;
+  } else if (version === 6 && len >= 40) {
+    ipLen = 40 + data.readUInt16BE(off + 4);
+    srcAt = off + 8;
+    family = 6;
+  } else {
+    e.drops.malformed_inner++;
+    return false;
+  }
+  if (ipLen > len || ipLen < (family === 4 ? 20 : 40)) {
+    e.drops.malformed_inner++;
+    return false;
+  }
+  if (e.routes.lookup(family, data, srcAt) !== peer) {
+    e.drops.source_not_allowed++;
+    return false;
+  }
+  pool.len[slot] = ipLen;
+  return true;
+}
+
+/** Overlay: the dataplane sees the peer's configured VTEP endpoint as the source. */
+function presentSource(e: Engine, pool: BufferPool, slot: number, peer: Peer): void {
+  const ep = peer.configuredEndpoint ?? peer.endpoint;
+  if (ep) {
+    pool.family[slot] = ep.family;
+    ep.addr.copy(pool.addr, slot * 16);
+    pool.port[slot] = ep.port;
+  }
+}
+
+/** Roaming: the peer's endpoint follows the source of its latest authenticated packet. */
+function roam(e: Engine, peer: Peer, pool: BufferPool, slot: number): void {
+  const ep = peer.endpoint;
+  const fam = pool.family[slot];
+  if (fam !== 4 && fam !== 6) return;
+  const at = slot * 16;
+  if (ep && ep.family === fam && ep.port === pool.port[slot] && pool.addr.compare(ep.addr, 0, ep.addr.length, at, at + ep.addr.length) === 0) return;
+  peer.endpoint = e.sourceOf(pool, slot);
+}
+
+function handleHandshake(e: Engine, pool: BufferPool, slot: number, type: number, now: number): void {
+  const off = pool.off[slot];
+  const len = pool.len[slot];
+  const expected = type === MSG_INITIATION ? INITIATION_LEN : type === MSG_RESPONSE ? RESPONSE_LEN : COOKIE_REPLY_LEN;
+  if (len !== expected) {
+    e.drops.bad_length++;
+    return;
+  }
+  // Handshake path: copying out is fine (at most a few thousand per second).
+  const msg = Buffer.from(pool.data.subarray(off, off + len));
+  const source = e.sourceOf(pool, slot);
+  if (type === MSG_COOKIE_REPLY) {
+    e.rxStats.cookieReplies++;
+    const entry = e.indices.get(msg.readUInt32LE(COOKIE_RECEIVER));
+    if (!entry || !entry.peer.cookies.consumeReply(msg, now)) e.drops.bad_cookie++;
+    return;
+  }
+  const macAt = type === MSG_INITIATION ? INIT_MAC1 : RESP_MAC1;
+  if (!e.checker.checkMac1(msg, macAt)) {
+    e.drops.bad_mac1++;
+    return;
+  }
+  if (e.load.underLoad(now)) {
+    if (!e.checker.checkMac2(msg, macAt, source.bytes(), now)) {
+      sendCookieReply(e, msg, macAt, source, now);
+      e.drops.under_load_cookie_sent++;
+      return;
+    }
+    if (!e.load.allow(source.addr, now)) {
+      e.drops.rate_limited++;
+      return;
+    }
+  }
+  if (type === MSG_INITIATION) consumeInitiationMsg(e, msg, source, now);
+  else consumeResponseMsg(e, msg, source, now);
+}
+
+function consumeInitiationMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, now: number): void {
+  e.rxStats.handshakeInitiations++;
+  let peer: Peer | undefined;
+  let sawStatic = false;
+  const result = consumeInitiation(msg, e.staticPrivate, e.staticPublic, (remote) => {
+    sawStatic = true;
+    peer = e.peersByKey.get(remote.toString('base64'));
+    return peer ? peer.staticShared : null;
+  });
+  if (!result) {
+    // An authenticated static key we do not hold gets no response, only a count.
+    e.drops[sawStatic && peer === undefined ? 'unknown_peer' : 'handshake_failed']++;
+    return;
+  }
+  const p = peer!;
+  if (compareTai64n(result.timestamp, p.lastTimestamp) <= 0) {
+    e.drops.replayed_initiation++;
+    wipeState(result.state);
+    return;
+  }
+  if (now - p.lastInitiationConsumedAt < INITIATION_MIN_INTERVAL) {
+    e.drops.initiation_flood++;
+    wipeState(result.state);
+    return;
+  }
+  p.lastTimestamp = result.timestamp;
+  p.lastInitiationConsumedAt = now;
+  p.newHandshakeAt = 0;
+  p.endpoint = source;
+  const localIndex = e.newIndex();
+  const resp = Buffer.alloc(RESPONSE_LEN);
+  const keys = createResponse(result.state, { remoteStatic: p.publicKey, presharedKey: p.presharedKey, senderIndex: localIndex }, resp);
+  p.cookies.addMacs(resp, RESP_MAC1, now);
+  const kp = new Keypair(keys.send, keys.recv, localIndex, result.state.remoteIndex, false, now, p);
+  wipeState(result.state);
+  e.indices.set(localIndex, { peer: p, keypair: kp });
+  // Responder: the new keypair waits in `next` until the initiator's first data packet confirms it.
+  if (p.next) e.dropKeypair(p.next);
+  if (p.previous) e.dropKeypair(p.previous);
+  p.previous = null;
+  p.next = kp;
+  p.zeroKeysAt = now + ZERO_KEYS_AFTER;
+  p.lastHandshakeWallMs = e.wallNow();
+  e.transmitControl(resp, p);
+  e.txStats.handshakeResponses++;
+}
+
+function consumeResponseMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, now: number): void {
+  e.rxStats.handshakeResponses++;
+  const entry = e.indices.get(msg.readUInt32LE(RESP_RECEIVER));
+  const peer = entry?.peer;
+  if (!entry || entry.keypair || !peer || !peer.handshake || peer.handshake.localIndex !== msg.readUInt32LE(RESP_RECEIVER)) {
+    e.drops.unexpected_response++;
+    return;
+  }
+  const keys = consumeResponse(msg, peer.handshake, e.staticPrivate, peer.presharedKey);
+  if (!keys) {
+    e.drops.handshake_failed++;
+    return;
+  }
+  const hs = peer.handshake;
+  const kp = new Keypair(keys.send, keys.recv, hs.localIndex, hs.remoteIndex, true, now, peer);
+  wipeState(hs);
+  peer.handshake = null;
+  entry.keypair = kp;
+  peer.endpoint = source;
+  peer.retransmitAt = 0;
+  peer.newHandshakeAt = 0;
+  peer.rekeyRequested = false;
+  // Initiator: the new keypair is current at once; the old current becomes previous.
+  if (peer.next) {
+    e.dropKeypair(peer.next);
+    peer.next = null;
+  }
+  if (peer.previous) e.dropKeypair(peer.previous);
+  peer.previous = peer.current;
+  peer.current = kp;
+  peer.zeroKeysAt = now + ZERO_KEYS_AFTER;
+  peer.lastHandshakeWallMs = e.wallNow();
+  peer.handshakesCompleted++;
+  e.announce(peer);
+  // Confirm the session to the responder: queued data does it, or an empty keepalive.
+  if (peer.queueCount > 0) e.flushQueue(peer, now);
+  else e.sendKeepalive(peer, now);
+}
+
+function confirmNext(e: Engine, peer: Peer, now: number): void {
+  const kp = peer.next!;
+  if (peer.previous) e.dropKeypair(peer.previous);
+  peer.previous = peer.current;
+  peer.current = kp;
+  peer.next = null;
+  peer.handshakesCompleted++;
+  peer.rekeyRequested = false;
+  e.announce(peer);
+  if (peer.queueCount > 0) e.flushQueue(peer, now);
+}
+
+function sendCookieReply(e: Engine, msg: Buffer, macAt: number, source: BinaryEndpoint, now: number): void {
+  const out = Buffer.alloc(COOKIE_REPLY_LEN);
+  e.checker.createReply(msg, macAt, msg.readUInt32LE(4), source.bytes(), now, out);
+  e.transmitTo(out, source);
+  e.txStats.cookieReplies++;
+}
