@@ -119,7 +119,7 @@ function suite(name: string, add: (s: Benchmark.Suite) => void): Promise<{ name:
     add(s);
     const rows: { name: string; hz: number; rme: number; samples: number }[] = [];
     s.on('cycle', (e: Benchmark.Event) => {
-      const b = e.target as Benchmark;
+      const b = e.target as unknown as Benchmark;
       // Median of the per-op sample times, not the mean: the machine is shared and noisy.
       const sample = b.stats?.sample ?? [];
       rows.push({ name: String(b.name), hz: sample.length ? 1 / median(sample) : 0, rme: b.stats?.rme ?? 0, samples: sample.length });

@@ -13,20 +13,22 @@ import type { PacketBatch } from './pool.js';
  * device. Every slot of the batch is forwarded or released before returning. Per frame:
  *
  * 1. drop frames longer than MTU + 18 (`frame_too_big`) or shorter than 14 (`frame_malformed`);
- * 2. a broadcast ARP request for a known neighbour is answered in place and written back to
- *    the device (ARP suppression); nothing crosses the underlay;
+ * 2. a broadcast ARP request or multicast IPv6 neighbour solicitation for a known neighbour
+ *    is answered in place and written back to the device (ARP/ND suppression); nothing
+ *    crosses the underlay;
  * 3. a unicast destination found in the FDB gets the 8-byte VXLAN header written into its
  *    headroom and goes to that VTEP;
  * 4. anything else (broadcast, multicast, unknown unicast) is flooded to the network's VTEP
  *    list by head-end replication (one copy per extra VTEP) or dropped, per policy.
  *
- * Allocates nothing: the clock is read once per batch, counters are typed arrays.
+ * Allocates nothing: counters are typed arrays, the clock is read at most once per batch (and
+ * only for learned entries), headers are written in place.
  */
 export function inside(core: Core, net: Network, batch: PacketBatch): void {
   const pool = core.pool;
   const d = pool.data;
-  const c = core.counters.c;
   const counters = core.counters;
+  const c = counters.c;
   const n = batch.count;
   if (net.removed) {
     for (let i = 0; i < n; i++) pool.release(batch.slots[i]);

@@ -45,7 +45,7 @@ const ipv6Arb = fc.record({
   dst: addr16,
 });
 
-function ethernetBytes(x: fc.RecordValue<typeof ethernetArb extends fc.Arbitrary<infer T> ? T : never>): Buffer {
+function ethernetBytes(x: typeof ethernetArb extends fc.Arbitrary<infer T> ? T : never): Buffer {
   const h = Object.assign(new EthernetHeader(), x);
   const b = Buffer.alloc(18);
   return b.subarray(0, encodeEthernet(b, 0, h));
