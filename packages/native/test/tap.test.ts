@@ -63,6 +63,12 @@ describe('TapDevice against the kernel', () => {
     expect(r.mqSingleError).toMatch(/^E[A-Z]+$/);
   });
 
+  it('reports a deleted device once as a typed error and stops polling (no spin)', () => {
+    expect(r.goneErrors).toHaveLength(1);
+    expect(r.goneErrors[0]).toMatchObject({ isNative: true, code: 'EIO' });
+    expect(r.goneRxSyscalls).toBeLessThan(5);
+  });
+
   it('reports errors as NativeError with the errno name, and bad names as config errors', () => {
     expect(r.loError).toMatchObject({ cls: 'NativeError', isNative: true, syscall: 'ioctl(TUNSETIFF)' });
     expect(r.loError.code).toMatch(/^E[A-Z]+$/);
