@@ -45,6 +45,19 @@ describe('two hosts over our VXLAN dataplane', () => {
     expect(after.transport.rxSyscalls - before.transport.rxSyscalls).toBeLessThan(after.transport.rxPackets - before.transport.rxPackets);
   }, 150_000);
 
+  it('keeps TCP intact over a lossy underlay (2 % random loss each way)', async () => {
+    const [a, b] = tb.hosts;
+    await tb.netem(a, 'loss 2%');
+    await tb.netem(b, 'loss 2%');
+    try {
+      const r = await tcpTransfer(b, a, '198.19.0.1', 5005, 5 * 1024 * 1024, 60_000);
+      expect(r.received).toEqual(r.sent);
+    } finally {
+      await tb.clearNetem(a);
+      await tb.clearNetem(b);
+    }
+  }, 90_000);
+
   it('stops cleanly on SIGTERM', async () => {
     const codes = await Promise.all(vteps.map((v) => v.stop()));
     expect(codes).toEqual([0, 0]);
