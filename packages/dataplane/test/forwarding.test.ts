@@ -89,6 +89,27 @@ describe('FDB learning and ageing', () => {
     expect(a.dp.fdb(VNI).map((e) => e.mac)).toEqual([M(0x99)]);
   });
 
+  it('ages out exactly the idle entries among hundreds (sweep with backward-shift deletion)', async () => {
+    let now = 0;
+    const net = createTestnet();
+    const a = node(net, 1, { learning: true, ageingMs: 60_000, now: () => now });
+    const b = node(net, 2);
+    b.dp.addFloodVtep(VNI, { address: U(1) });
+    const mac = (i: number) => `02:00:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    const frames = (pick: (i: number) => boolean) => [...Array(600).keys()].filter(pick).map((i) => buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: mac(i) }));
+    b.dev.injectBatch(frames(() => true));
+    await net.idle();
+    expect(a.dp.fdb(VNI)).toHaveLength(600);
+    now = 40_000;
+    b.dev.injectBatch(frames((i) => i % 3 === 0));
+    await net.idle();
+    now = 70_000;
+    const left = a.dp.fdb(VNI).map((e) => e.mac).sort();
+    expect(left).toEqual(frames((i) => i % 3 === 0).map((_, k) => mac(k * 3)).sort());
+    now = 100_001;
+    expect(a.dp.fdb(VNI)).toEqual([]);
+  });
+
   it('does not learn when learning is off', async () => {
     const net = createTestnet();
     const a = node(net, 1);
