@@ -137,3 +137,23 @@ describe('in-memory 3-host overlay', () => {
     expect(c.dp.stats().drops.unknown_vni).toBe(1);
   });
 });
+
+describe('the embedding example of docs/parts/dataplane.md', () => {
+  it('works as written, with a second host to receive', async () => {
+    const net = createTestnet();
+    const dev = createMemoryDevice({ name: 'vx0', mtu: 1450 });
+    const dp = createDataplane({ transport: net.transport('198.18.0.1'), networks: [{ vni: 42, device: dev }] });
+    dp.setFdb(42, '02:00:00:00:00:02', { address: '198.18.0.2' });
+    dp.setNeighbour(42, '198.19.0.2', '02:00:00:00:00:02');
+    dp.addFloodVtep(42, { address: '198.18.0.2' });
+    dp.start();
+
+    const dev2 = createMemoryDevice({ name: 'vx0b' });
+    const dp2 = createDataplane({ transport: net.transport('198.18.0.2'), networks: [{ vni: 42, device: dev2 }] });
+    dp2.start();
+    const frame = buildFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01' });
+    dev.inject(frame);
+    await expect(dev2.waitFor(1, 2000)).resolves.toEqual([frame]);
+    await Promise.all([dp.close(), dp2.close()]);
+  });
+});
