@@ -40,7 +40,8 @@ export async function tcpTransfer(from: Place, to: Place, address: string, port:
 
 /** Ping `count` times (0.2 s apart); returns packets received. */
 export async function ping(from: TestHost, address: string, count = 3, extra: string[] = []): Promise<number> {
-  const r = await from.run('ping', ['-c', String(count), '-i', '0.2', '-W', '1', '-q', ...extra, address], { timeoutMs: count * 1000 + 5000 });
+  // -W 2: a reply delayed by a loaded machine still counts.
+  const r = await from.run('ping', ['-c', String(count), '-i', '0.2', '-W', '2', '-q', ...extra, address], { timeoutMs: count * 1000 + 8000 });
   const m = /(\d+) received/.exec(r.stdout);
   return m ? Number(m[1]) : 0;
 }
