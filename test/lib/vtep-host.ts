@@ -25,6 +25,8 @@ export interface HostNetworkConfig {
   addresses?: string[];
   /** Default: underlay MTU − 50 (− 70 over IPv6). */
   mtu?: number;
+  /** TAP transmit queue length. Default: HostConfig.txQueueLen. */
+  txQueueLen?: number;
   unknownUnicast?: 'flood' | 'drop';
   learning?: boolean;
   arpSuppression?: boolean;
@@ -43,6 +45,8 @@ export interface HostConfig {
   poolSlots?: number;
   recvBufferBytes?: number;
   sendBufferBytes?: number;
+  /** Default transmit queue length for every TAP. Default 4096: no TCP retransmits from TAP overflow on a busy machine. */
+  txQueueLen?: number;
   networks: HostNetworkConfig[];
 }
 
@@ -69,7 +73,7 @@ function main(): void {
   const taps: TapDevice[] = [];
   const info: Array<{ vni: number; tap: string; mac: string; mtu: number }> = [];
   for (const n of cfg.networks) {
-    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, batchSize, up: false });
+    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, txQueueLen: n.txQueueLen ?? cfg.txQueueLen ?? 4096, batchSize, up: false });
     taps.push(tap);
     if (n.mac) ip(['link', 'set', 'dev', tap.name, 'address', n.mac]);
     for (const a of n.addresses ?? []) ip(['addr', 'add', a, 'dev', tap.name]);

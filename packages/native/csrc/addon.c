@@ -288,17 +288,17 @@ static napi_value js_open_tap(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* linkSet(name, mtu, up) */
+/* linkSet(name, mtu, txqlen, up) */
 static napi_value js_link_set(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   char name[NAME_ARG_MAX];
   size_t nl;
-  int32_t mtu, up;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &nl) != napi_ok || !get_i32(env, argv[1], &mtu) ||
-      !get_i32(env, argv[2], &up))
-    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "linkSet(name, mtu, up)"), NULL;
+  int32_t mtu, txqlen, up;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &nl) != napi_ok || !get_i32(env, argv[1], &mtu) ||
+      !get_i32(env, argv[2], &txqlen) || !get_i32(env, argv[3], &up))
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "linkSet(name, mtu, txqlen, up)"), NULL;
   const char *sc = "ioctl";
-  int rc = ovl_link_set(name, mtu, up, &sc);
+  int rc = ovl_link_set(name, mtu, txqlen, up, &sc);
   if (rc < 0) return throw_errno(env, -rc, sc);
   return NULL;
 }

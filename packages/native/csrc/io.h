@@ -51,8 +51,9 @@ enum {
 
 /* Open /dev/net/tun and attach to (or create) the interface `name`. Writes the kernel's name. */
 int ovl_tap_open(const char *name, int flags, char *out_name, const char **syscall);
-/* Set MTU and/or bring a link up, by ioctl on a datagram socket. mtu <= 0 leaves it. */
-int ovl_link_set(const char *name, int mtu, int up, const char **syscall);
+/* Set MTU, transmit queue length and/or bring a link up, by ioctl on a datagram socket.
+   mtu/txqlen <= 0 leave them. */
+int ovl_link_set(const char *name, int mtu, int txqlen, int up, const char **syscall);
 int ovl_link_get_mtu(const char *name, const char **syscall);
 
 /* UDP socket, non-blocking. family 4 or 6; IPv6 sockets are dual-stack. */

@@ -97,7 +97,7 @@ static int ctl_socket(const char **syscall) {
   return s;
 }
 
-int ovl_link_set(const char *name, int mtu, int up, const char **syscall) {
+int ovl_link_set(const char *name, int mtu, int txqlen, int up, const char **syscall) {
   int s = ctl_socket(syscall);
   if (s < 0) return s;
   struct ifreq ifr;
@@ -109,6 +109,13 @@ int ovl_link_set(const char *name, int mtu, int up, const char **syscall) {
     if (ioctl(s, SIOCSIFMTU, &ifr) < 0) {
       rc = -errno;
       *syscall = "ioctl(SIOCSIFMTU)";
+    }
+  }
+  if (rc == 0 && txqlen > 0) {
+    ifr.ifr_qlen = txqlen;
+    if (ioctl(s, SIOCSIFTXQLEN, &ifr) < 0) {
+      rc = -errno;
+      *syscall = "ioctl(SIOCSIFTXQLEN)";
     }
   }
   if (rc == 0 && up) {

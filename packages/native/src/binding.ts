@@ -5,7 +5,7 @@ import { NativeAddonMissingError, NativeError, UnsupportedPlatformError } from '
 export interface Addon {
   readonly counterCount: number;
   openTap(name: string, flags: number): [fd: number, name: string];
-  linkSet(name: string, mtu: number, up: number): void;
+  linkSet(name: string, mtu: number, txqlen: number, up: number): void;
   linkMtu(name: string): number;
   openUdp(family: 4 | 6, address: string, port: number, reuseport: number, rcvbuf: number, sndbuf: number): number;
   localPort(handle: NativeHandle): number;

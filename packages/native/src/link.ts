@@ -9,5 +9,5 @@ export function linkMtu(name: string): number {
 /** Set a link's MTU (ioctl SIOCSIFMTU). */
 export function setLinkMtu(name: string, mtu: number): void {
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidConfigError('mtu', `must be an integer in 68..65535, got ${mtu}`);
-  native().linkSet(name, mtu, 0);
+  native().linkSet(name, mtu, 0, 0);
 }

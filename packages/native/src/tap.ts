@@ -29,6 +29,12 @@ export interface TapOptions {
   multiQueue?: boolean;
   /** Frames read per native call, and the largest batch handed to the sink. Default 64. */
   batchSize?: number;
+  /**
+   * Transmit queue length of the link: frames the kernel holds for us to read. The default (the
+   * kernel's, 1000) overflows while a busy reader is descheduled; each overflow is a drop the
+   * inner TCP must retransmit.
+   */
+  txQueueLen?: number;
   /** Bring the link up after opening. Default true. */
   up?: boolean;
   /** Called when reading fails for good (the device went away). Default: a process warning. */
@@ -67,6 +73,9 @@ export class TapDevice extends NativeIo implements FrameDevice {
     if (o.mode !== undefined && o.mode !== 'tap' && o.mode !== 'tun') throw new InvalidConfigError('mode', `must be 'tap' or 'tun'`);
     const batch = o.batchSize ?? 64;
     if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new InvalidConfigError('batchSize', `must be 1..1024, got ${batch}`);
+    if (o.txQueueLen !== undefined && (!Number.isInteger(o.txQueueLen) || o.txQueueLen < 1 || o.txQueueLen > 1 << 20)) {
+      throw new InvalidConfigError('txQueueLen', `must be an integer in 1..${1 << 20}, got ${o.txQueueLen}`);
+    }
     if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65521)) {
       throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${o.mtu}`);
     }
@@ -79,7 +88,7 @@ export class TapDevice extends NativeIo implements FrameDevice {
     try {
       let mtu = o.mtu;
       if (mtu === undefined && o.underlay !== undefined) mtu = n.linkMtu(o.underlay) - VXLAN_OVERHEAD_IPV4;
-      if (mtu !== undefined || o.up !== false) n.linkSet(name, mtu ?? 0, o.up === false ? 0 : 1);
+      if (mtu !== undefined || o.txQueueLen !== undefined || o.up !== false) n.linkSet(name, mtu ?? 0, o.txQueueLen ?? 0, o.up === false ? 0 : 1);
       return new TapDevice(name, handle, counters, o, n.linkMtu(name));
     } catch (err) {
       n.close(handle);
@@ -95,7 +104,7 @@ export class TapDevice extends NativeIo implements FrameDevice {
   /** Change the link MTU. */
   setMtu(mtu: number): void {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65521) throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${mtu}`);
-    native().linkSet(this.name, mtu, 0);
+    native().linkSet(this.name, mtu, 0, 0);
     this._mtu = mtu;
   }
 

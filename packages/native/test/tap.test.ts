@@ -20,10 +20,11 @@ describe('TapDevice against the kernel', () => {
     await tb?.destroy();
   });
 
-  it('opens by name and sets the MTU', () => {
+  it('opens by name and sets the MTU and transmit queue length', () => {
     expect(r.tapName).toBe('tp0');
     expect(r.tapMtu).toBe(1400);
     expect(r.kernelMtu).toBe(1400);
+    expect(r.txQueueLen).toBe(3000);
   });
 
   it('reads the frames the kernel sends (an ARP request for the peer)', () => {
