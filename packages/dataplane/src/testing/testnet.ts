@@ -41,7 +41,7 @@ export interface TestnetStats {
   lost: number;
   duplicated: number;
   reordered: number;
-  /** No transport bound at the destination. */
+  /** No transport bound (or started) at the destination. */
   unreachable: number;
   /** Larger than the underlay MTU. */
   tooBig: number;
@@ -160,10 +160,9 @@ export class Testnet {
 
   private schedule(target: MemoryTransport, from: Endpoint, payload: Buffer, delay: number): void {
     this.inFlight++;
+    // In flight until the receiver has handed it to its sink (see landed()).
     const arrive = () => {
-      this.inFlight--;
-      target.enqueue(from, payload);
-      this.settle();
+      if (!target.enqueue(from, payload)) this.landed(1, 0, 0, 1);
     };
     if (delay <= 0) {
       setImmediate(arrive);
@@ -178,7 +177,7 @@ export class Testnet {
 
   private settle(): void {
     if (this.inFlight > 0) return;
-    // Let receivers flush their queues (also setImmediate) before waking idle() callers.
+    // Wake idle() callers on the next turn, after the sinks' synchronous work and microtasks.
     setImmediate(() => {
       if (this.inFlight > 0) return;
       const w = this.idleWaiters;
@@ -187,10 +186,13 @@ export class Testnet {
     });
   }
 
-  /** @internal */
-  countDelivered(n: number, exhausted: number): void {
-    this.stats.delivered += n;
+  /** @internal A receiver processed `n` queued datagrams. */
+  landed(n: number, delivered: number, exhausted: number, unreachable: number): void {
+    this.stats.delivered += delivered;
     this.stats.poolExhausted += exhausted;
+    this.stats.unreachable += unreachable;
+    this.inFlight = Math.max(0, this.inFlight - n);
+    this.settle();
   }
 }
 
@@ -247,14 +249,15 @@ export class MemoryTransport implements Transport {
     this.net.route(this, ip.family, ip.bytes, 0, to.port, Buffer.from(payload), true);
   }
 
-  /** @internal */
-  enqueue(from: Endpoint, payload: Buffer): void {
-    if (this.closed) return;
+  /** @internal Queue a datagram for the sink; false when this transport is closed. */
+  enqueue(from: Endpoint, payload: Buffer): boolean {
+    if (this.closed) return false;
     this.pending.push({ from, payload });
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
     }
+    return true;
   }
 
   private flush(): void {
@@ -262,9 +265,13 @@ export class MemoryTransport implements Transport {
     const pool = this.pool;
     const sink = this.sink;
     if (!pool || !sink || this.closed) {
+      // Not started (or closed meanwhile): nobody is listening.
+      const n = this.pending.length;
       this.pending.length = 0;
+      this.net.landed(n, 0, 0, n);
       return;
     }
+    const n = this.pending.length;
     const batch = new PacketBatch(64);
     let delivered = 0;
     let exhausted = 0;
@@ -285,7 +292,7 @@ export class MemoryTransport implements Transport {
       }
     }
     if (batch.count > 0) sink(batch);
-    this.net.countDelivered(delivered, exhausted);
+    this.net.landed(n, delivered, exhausted, 0);
   }
 
   async close(): Promise<void> {
