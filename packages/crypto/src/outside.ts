@@ -36,8 +36,12 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     }
     const type = data.readUInt32LE(off);
     if (type === MSG_DATA) {
-      if (openData(e, pool, slot)) out.push(slot);
-      else pool.release(slot);
+      if (!openData(e, pool, slot)) pool.release(slot);
+      else if (!out.push(slot)) {
+        // The caller's batch is smaller than documented: never leak the slot.
+        e.drops.out_batch_full++;
+        pool.release(slot);
+      }
       continue;
     }
     if (type === MSG_INITIATION || type === MSG_RESPONSE || type === MSG_COOKIE_REPLY) {
