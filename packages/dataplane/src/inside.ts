@@ -62,12 +62,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
     if ((d[off] & 1) === 1) {
       // Group address: broadcast or multicast.
       if (net.arpSuppression && (suppressArp(core, net, slot, off, len) || suppressNd(core, net, slot, off, len))) continue;
-      if (!net.flood) {
-        counters.drop(Drop.bum_dropped, vni);
-        pool.release(slot);
-        continue;
-      }
-      flood(core, net, slot, off, len);
+      floodOrDrop(core, net, slot, off, len, Drop.bum_dropped);
       continue;
     }
     const hi = (d[off] << 8) | d[off + 1];
@@ -86,12 +81,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
       }
     }
     if (e < 0) {
-      if (!net.flood) {
-        counters.drop(Drop.no_fdb_entry, vni);
-        pool.release(slot);
-        continue;
-      }
-      flood(core, net, slot, off, len);
+      floodOrDrop(core, net, slot, off, len, Drop.no_fdb_entry);
       continue;
     }
     encodeVxlan(d, off - VXLAN_HEADER_LENGTH, vni);
@@ -103,6 +93,16 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
   }
   core.flushTx();
   core.flushDevices(); // ARP replies; also resets the dirty list so it cannot grow
+}
+
+/** BUM policy: flood, or drop counting `reason` (`bum_dropped` / `no_fdb_entry`). */
+function floodOrDrop(core: Core, net: Network, slot: number, off: number, len: number, reason: number): void {
+  if (net.flood) {
+    flood(core, net, slot, off, len);
+    return;
+  }
+  core.counters.drop(reason, net.vni);
+  core.pool.release(slot);
 }
 
 /**
