@@ -141,7 +141,7 @@ function oneDirection(frameLen: number, direction: 'inside' | 'outside') {
   return { run, dp, sent: () => sent };
 }
 
-function pipeline(frameLen: number, learning = true, frame?: Uint8Array) {
+function pipeline(frameLen: number, learning = true, frame?: Uint8Array, floodVteps = 0) {
   const dst = '02:00:00:00:00:02';
   const template = frame ?? buildFrame({ dst, src: '02:00:00:00:00:01', payload: new Uint8Array(frameLen - 14) });
   const pool = new BufferPool({ count: 1024, frameCapacity: 9100 });
@@ -151,6 +151,7 @@ function pipeline(frameLen: number, learning = true, frame?: Uint8Array) {
   dp.setFdb(4242, dst, { address: '198.18.0.2' });
   dp.setNeighbour(4242, '198.19.0.2', dst);
   dp.setNeighbour(4242, '2001:db8::2', dst);
+  for (let i = 0; i < floodVteps; i++) dp.addFloodVtep(4242, { address: `198.18.0.${10 + i}` });
   dp.start();
   /** Push `packets` frames through inside and back through outside, BATCH at a time. */
   const run = (packets: number) => {
@@ -317,21 +318,23 @@ async function allocationProof(): Promise<void> {
     `| ${label} | ${PACKETS.toLocaleString('en')} | ${(m.growth / 1024).toFixed(1)} KiB | ${(m.growth / PACKETS).toFixed(3)} B | ${m.gcs} | ${fmt(PACKETS / m.secs)} packets/s |`;
   const arp = buildArpRequest({ srcMac: '02:00:00:00:00:01', srcIp: '198.19.0.1', targetIp: '198.19.0.2' });
   const ns = buildNeighborSolicitation({ srcMac: '02:00:00:00:00:01', srcIp: '2001:db8::1', targetIp: '2001:db8::2' });
-  const cases: [string, number, boolean, Uint8Array | undefined][] = [
+  const bcast = buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:01', payload: new Uint8Array(50) });
+  const cases: [string, number, boolean, Uint8Array | undefined, number?][] = [
     ['64 B, learning off', 64, false, undefined],
     ['64 B, learning on', 64, true, undefined],
     ['1400 B, learning on', 1400, true, undefined],
     ['ARP requests answered locally', 42, false, arp],
     ['IPv6 NS answered locally', ns.length, false, ns],
+    ['broadcast, head-end replicated to 3 VTEPs', 64, false, bcast, 3],
     ['oversized frames dropped (counted)', 9050, false, buildFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', payload: new Uint8Array(9050 - 14) })],
   ];
-  for (const [label, size, learning, frame] of cases) {
-    const p = pipeline(size, learning, frame);
+  for (const [label, size, learning, frame, floodVteps] of cases) {
+    const p = pipeline(size, learning, frame, floodVteps);
     p.run(300_000); // warm up: optimise, size every table and batch
     const before = p.dp.stats();
     const m = await measure(() => p.run(PACKETS));
     const s = p.dp.stats();
-    const done = !frame
+    const done = !frame || floodVteps
       ? s.outside.delivered - before.outside.delivered
       : label.startsWith('oversized')
         ? s.drops.frame_too_big - before.drops.frame_too_big
