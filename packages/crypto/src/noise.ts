@@ -10,8 +10,8 @@
  * handled in cookie.ts; these functions leave those 32 bytes to the caller.
  */
 import {
-  CONSTRUCTION, IDENTIFIER, INIT_EPHEMERAL, INIT_SENDER, INIT_STATIC, INIT_TIMESTAMP, INITIATION_LEN,
-  MSG_INITIATION, MSG_RESPONSE, RESP_EMPTY, RESP_EPHEMERAL, RESP_RECEIVER, RESP_SENDER, RESPONSE_LEN,
+  CONSTRUCTION, IDENTIFIER, INIT_EPHEMERAL, INIT_SENDER, INIT_STATIC, INIT_TIMESTAMP,
+  MSG_INITIATION, MSG_RESPONSE, RESP_EMPTY, RESP_EPHEMERAL, RESP_RECEIVER, RESP_SENDER,
 } from './messages.js';
 import { aeadDecrypt, aeadEncrypt, dh, generatePrivate, hash, kdf, publicFromPrivate, wipe } from './primitives.js';
 
@@ -42,16 +42,28 @@ export interface InitiationInput {
   remoteStatic: Buffer;
   /** DH(our static private, remote static public), precomputed per peer. */
   staticShared: Buffer;
+  /** The first message's payload: WireGuard's 12-byte TAI64N timestamp. */
   timestamp: Buffer;
   senderIndex: number;
   ephemeralPrivate?: Buffer;
+  /** Noise prologue; WireGuard's identifier by default (other values: published Noise vectors). */
+  prologue?: Buffer;
 }
 
-/** Writes bytes 0..115 of an initiation into `out` (mac1/mac2 follow). */
+/** h after MixHash(prologue) and the pre-message MixHash(responder static). */
+function initialHash(prologue: Buffer | undefined, responderStatic: Buffer): Buffer {
+  return hash(prologue ? hash(INITIAL_CHAIN, prologue) : INITIAL_HASH, responderStatic);
+}
+
+/**
+ * Writes an initiation into `out`: the header, then the Noise message (ephemeral, encrypted
+ * static, encrypted payload) from byte 8; with the 12-byte timestamp that is bytes 0..115 and
+ * mac1/mac2 follow.
+ */
 export function createInitiation(input: InitiationInput, out: Buffer): HandshakeState {
   const e = input.ephemeralPrivate ?? generatePrivate();
   const ePub = publicFromPrivate(e);
-  let h = hash(INITIAL_HASH, input.remoteStatic);
+  let h = initialHash(input.prologue, input.remoteStatic);
   let [c] = kdf(1, INITIAL_CHAIN, ePub);
   h = hash(h, ePub);
   let k: Buffer;
@@ -62,7 +74,7 @@ export function createInitiation(input: InitiationInput, out: Buffer): Handshake
   const encTime = aeadEncrypt(k, 0, input.timestamp, h);
   h = hash(h, encTime);
   k.fill(0);
-  out.fill(0, 0, INITIATION_LEN);
+  out.fill(0);
   out[0] = MSG_INITIATION;
   out.writeUInt32LE(input.senderIndex >>> 0, INIT_SENDER);
   ePub.copy(out, INIT_EPHEMERAL);
@@ -87,9 +99,10 @@ export function consumeInitiation(
   staticPrivate: Buffer,
   staticPublic: Buffer,
   staticSharedFor: (remoteStatic: Buffer) => Buffer | null,
+  options: { prologue?: Buffer; payloadLen?: number } = {},
 ): ConsumedInitiation | null {
   const ePub = Buffer.from(msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + 32));
-  let h = hash(INITIAL_HASH, staticPublic);
+  let h = initialHash(options.prologue, staticPublic);
   let [c] = kdf(1, INITIAL_CHAIN, ePub);
   h = hash(h, ePub);
   let k: Buffer;
@@ -107,7 +120,7 @@ export function consumeInitiation(
   const ss = staticSharedFor(remoteStatic);
   if (!ss) return null;
   [c, k] = kdf(2, c, ss);
-  const encTime = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + 28);
+  const encTime = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + (options.payloadLen ?? 12) + 16);
   const timestamp = aeadDecrypt(k, 0, encTime, h);
   k.fill(0);
   if (!timestamp) return null;
@@ -125,9 +138,14 @@ export interface ResponseInput {
   presharedKey: Buffer | null;
   senderIndex: number;
   ephemeralPrivate?: Buffer;
+  /** The second message's payload; WireGuard's is empty. */
+  payload?: Buffer;
 }
 
-/** Writes bytes 0..59 of a response into `out`; returns the session keys (responder side). */
+/**
+ * Writes a response into `out` (the Noise message from byte 12; with WireGuard's empty payload
+ * that is bytes 0..59 and mac1/mac2 follow); returns the session keys (responder side).
+ */
 export function createResponse(state: HandshakeState, input: ResponseInput, out: Buffer): SessionKeys {
   const e = input.ephemeralPrivate ?? generatePrivate();
   const ePub = publicFromPrivate(e);
@@ -141,11 +159,11 @@ export function createResponse(state: HandshakeState, input: ResponseInput, out:
   let k: Buffer;
   [c, t, k] = kdf(3, c, input.presharedKey ?? ZERO_KEY);
   h = hash(h, t);
-  const empty = aeadEncrypt(k, 0, EMPTY, h);
+  const empty = aeadEncrypt(k, 0, input.payload ?? EMPTY, h);
   h = hash(h, empty);
   wipe(e);
   wipe(k);
-  out.fill(0, 0, RESPONSE_LEN);
+  out.fill(0);
   out[0] = MSG_RESPONSE;
   out.writeUInt32LE(input.senderIndex >>> 0, RESP_SENDER);
   out.writeUInt32LE(state.remoteIndex >>> 0, RESP_RECEIVER);
@@ -166,7 +184,8 @@ export function consumeResponse(
   state: HandshakeState,
   staticPrivate: Buffer,
   presharedKey: Buffer | null,
-): SessionKeys | null {
+  payloadLen = 0,
+): (SessionKeys & { payload: Buffer }) | null {
   const ePub = Buffer.from(msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + 32));
   let c = state.chainingKey;
   let h = state.hash;
@@ -182,13 +201,13 @@ export function consumeResponse(
   let k: Buffer;
   [c, t, k] = kdf(3, c, presharedKey ?? ZERO_KEY);
   h = hash(h, t);
-  const empty = msg.subarray(RESP_EMPTY, RESP_EMPTY + 16);
-  const ok = aeadDecrypt(k, 0, empty, h);
+  const empty = msg.subarray(RESP_EMPTY, RESP_EMPTY + payloadLen + 16);
+  const payload = aeadDecrypt(k, 0, empty, h);
   wipe(k);
-  if (!ok) return null;
+  if (!payload) return null;
   state.remoteIndex = (msg[RESP_SENDER] | (msg[RESP_SENDER + 1] << 8) | (msg[RESP_SENDER + 2] << 16) | (msg[RESP_SENDER + 3] << 24)) >>> 0;
   const [send, recv] = kdf(2, c, EMPTY);
-  return { send, recv };
+  return { send, recv, payload };
 }
 
 export function wipeState(state: HandshakeState): void {

@@ -1,5 +1,6 @@
-// Known-answer tests: RFC 7693 (BLAKE2s), RFC 8439 (ChaCha20-Poly1305), RFC 7748 (X25519), and
-// the full WireGuard handshake transcript against an independent implementation (vectors/).
+// Known-answer tests: RFC 7693 (BLAKE2s), RFC 8439 (ChaCha20-Poly1305), RFC 7748 (X25519), the
+// published cacophony vector for Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s, and the full WireGuard
+// handshake transcript (mac1, indices, TAI64N) against an independent implementation (vectors/).
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
@@ -164,6 +165,36 @@ describe('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s as WireGuard frames it', () => {
     const kp = new Keypair(ikeys!.send, ikeys!.recv, v.initiator_index, v.responder_index, true, 0, null);
     expect(new DataCipher(pool).seal(slot, kp, 1)).toBe(true);
     expect(pool.copyOut(slot).toString('hex')).toBe(v.first_data);
+  });
+
+  it('matches the published cacophony vector for Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s (prologue, payloads, transport)', () => {
+    const v = JSON.parse(readFileSync(new URL('./vectors/noise-ikpsk2-cacophony.json', import.meta.url), 'utf8'));
+    const m = (v.messages as { payload: string; ciphertext: string }[]).map((x) => ({ p: hex(x.payload), c: hex(x.ciphertext) }));
+    const prologue = hex(v.init_prologue);
+    const psk = hex(v.init_psk);
+    const si = hex(v.init_static);
+    const sr = hex(v.resp_static);
+    const Si = publicFromPrivate(si);
+    const Sr = publicFromPrivate(sr);
+    expect(Sr.toString('hex')).toBe(v.init_remote_static);
+    // Message 1 sits after WireGuard's 8-byte header, message 2 after its 12-byte header.
+    const m1 = Buffer.alloc(8 + m[0].c.length);
+    const ist = createInitiation({ staticPublic: Si, remoteStatic: Sr, staticShared: dh(si, Sr), timestamp: m[0].p, senderIndex: 0, ephemeralPrivate: hex(v.init_ephemeral), prologue }, m1);
+    expect(m1.subarray(8).toString('hex')).toBe(m[0].c.toString('hex'));
+    const got = consumeInitiation(m1, sr, Sr, (remote) => (remote.equals(Si) ? dh(sr, Si) : null), { prologue, payloadLen: m[0].p.length });
+    expect(got?.timestamp).toEqual(m[0].p);
+    const m2 = Buffer.alloc(12 + m[1].c.length);
+    const rkeys = createResponse(got!.state, { remoteStatic: Si, presharedKey: psk, senderIndex: 0, ephemeralPrivate: hex(v.resp_ephemeral), payload: m[1].p }, m2);
+    expect(m2.subarray(12).toString('hex')).toBe(m[1].c.toString('hex'));
+    const ikeys = consumeResponse(m2, ist, si, psk, m[1].p.length);
+    expect(ikeys?.payload).toEqual(m[1].p);
+    // Transport messages alternate initiator, responder, each direction counting from 0.
+    const empty = Buffer.alloc(0);
+    expect(aeadEncrypt(ikeys!.send, 0, m[2].p, empty)).toEqual(m[2].c);
+    expect(aeadEncrypt(rkeys.send, 0, m[3].p, empty)).toEqual(m[3].c);
+    expect(aeadEncrypt(ikeys!.send, 1, m[4].p, empty)).toEqual(m[4].c);
+    expect(aeadEncrypt(rkeys.send, 1, m[5].p, empty)).toEqual(m[5].c);
+    expect(aeadDecrypt(rkeys.recv, 1, m[4].c, empty)).toEqual(m[4].p);
   });
 
   it('a wrong preshared key fails the response', () => {
