@@ -97,11 +97,11 @@ export class Core {
     const i = fdb.find(hi, lo);
     if (i >= 0) {
       if (fdb.flags[i] !== FDB_LEARNED) return; // Static entries are the control plane's word.
-      if (this.vteps.matchesSlot(fdb.va[i], this.pool, slot)) {
+      if (this.vteps.matchesSlot(fdb.va[i], this.pool, slot, net.learnPort)) {
         fdb.stamp[i] = now;
         return;
       }
-      const v = this.vteps.internSlot(this.pool, slot);
+      const v = this.vteps.internSlot(this.pool, slot, net.learnPort);
       this.vteps.unref(fdb.va[i]);
       fdb.va[i] = v;
       fdb.stamp[i] = now;
@@ -111,7 +111,7 @@ export class Core {
     if (net.learnedCount >= MAX_LEARNED_PER_NETWORK) return;
     const j = fdb.insert(hi, lo);
     if (j < 0) return;
-    fdb.va[j] = this.vteps.internSlot(this.pool, slot);
+    fdb.va[j] = this.vteps.internSlot(this.pool, slot, net.learnPort);
     fdb.flags[j] = FDB_LEARNED;
     fdb.stamp[j] = now;
     net.learnedCount++;

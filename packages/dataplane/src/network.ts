@@ -16,6 +16,13 @@ export interface NetworkOptions {
   unknownUnicast?: 'flood' | 'drop';
   /** Learn inner source MAC → outer source VTEP on receive. Default false. */
   learning?: boolean;
+  /**
+   * UDP port of learned VTEPs: 'source' (default) takes the datagram's source port, right for
+   * peers like ours that send from their VXLAN port; a number (e.g. 4789) suits peers that send
+   * from varying source ports, as the Linux kernel's VXLAN does (RFC 7348 §5 suggests a
+   * flow-hashed source port).
+   */
+  learnPort?: 'source' | number;
   /** Learned entries age out after this long without traffic. Default 300 000 ms. */
   ageingMs?: number;
   /** Answer ARP requests and IPv6 neighbour solicitations for known neighbours locally. Default true. */
@@ -42,6 +49,8 @@ export class Network {
   readonly learning: boolean;
   readonly ageingMs: number;
   readonly arpSuppression: boolean;
+  /** 0: the source port; else the fixed port learned VTEPs get. */
+  readonly learnPort: number;
   /** MAC (hi16, lo32) → va: VTEP index; flags FDB_STATIC/FDB_LEARNED; stamp: last seen (learned). */
   readonly fdb = new PairTable(MAX_FDB);
   /** IPv4 (0, ip32) → MAC (va: hi16, vb: lo32). */
@@ -68,7 +77,10 @@ export class Network {
     if (policy !== 'flood' && policy !== 'drop') throw new InvalidConfigError('unknownUnicast', `must be 'flood' or 'drop', got ${String(policy)}`);
     const ageing = o.ageingMs ?? 300_000;
     if (typeof ageing !== 'number' || !(ageing > 0)) throw new InvalidConfigError('ageingMs', `must be a positive number, got ${ageing}`);
+    const lp = o.learnPort ?? 'source';
+    if (lp !== 'source' && (!Number.isInteger(lp) || lp < 1 || lp > 65535)) throw new InvalidConfigError('learnPort', `must be 'source' or a port 1..65535, got ${String(lp)}`);
     this.vni = o.vni;
+    this.learnPort = lp === 'source' ? 0 : lp;
     this.device = d;
     this.maxFrame = d.mtu + 18;
     this.flood = policy === 'flood';

@@ -56,9 +56,12 @@ export class VtepTable {
     return this.internBytes(p.family, p.bytes, 0, p.port);
   }
 
-  /** Index of the endpoint that sent the datagram in `slot`, taking one reference. */
-  internSlot(pool: BufferPool, slot: number): number {
-    return this.internBytes(pool.family[slot] === 6 ? 6 : 4, pool.addr, slot * 16, pool.port[slot]);
+  /**
+   * Index of the endpoint that sent the datagram in `slot`, taking one reference. `port` 0
+   * means the datagram's source port; otherwise that port replaces it.
+   */
+  internSlot(pool: BufferPool, slot: number, port = 0): number {
+    return this.internBytes(pool.family[slot] === 6 ? 6 : 4, pool.addr, slot * 16, port || pool.port[slot]);
   }
 
   private internBytes(family: 4 | 6, bytes: Uint8Array, off: number, port: number): number {
@@ -91,10 +94,10 @@ export class VtepTable {
     return this.byKey.get(VtepTable.key(p.family, p.bytes, 0, p.port)) ?? -1;
   }
 
-  /** True when `slot`'s underlay endpoint equals entry `i`. Never allocates. */
-  matchesSlot(i: number, pool: BufferPool, slot: number): boolean {
+  /** True when `slot`'s underlay endpoint (port: as in internSlot) equals entry `i`. Never allocates. */
+  matchesSlot(i: number, pool: BufferPool, slot: number, port = 0): boolean {
     const fam = this.family[i];
-    if (pool.family[slot] !== fam || pool.port[slot] !== this.port[i]) return false;
+    if (pool.family[slot] !== fam || (port || pool.port[slot]) !== this.port[i]) return false;
     const n = fam === 4 ? 4 : 16;
     const a = this.addr;
     const b = pool.addr;

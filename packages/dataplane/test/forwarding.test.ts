@@ -110,6 +110,35 @@ describe('FDB learning and ageing', () => {
     expect(a.dp.fdb(VNI)).toEqual([]);
   });
 
+  it("learns the datagram's source port, or a fixed learnPort for peers with varying source ports", async () => {
+    const net = createTestnet();
+    const mk = (addr: string, port: number, learnPort?: 'source' | number) => {
+      const dev = createMemoryDevice({ name: `lp${port}` });
+      const dp = createDataplane({ transport: net.transport(addr, port), networks: [{ vni: VNI, device: dev, learning: true, learnPort }] });
+      dp.start();
+      open.push(dp);
+      return { dp, dev };
+    };
+    const src = mk(U(2), 40_000);
+    const bySource = mk(U(1), 4789);
+    const fixed = mk(U(3), 4789, 4789);
+    for (const dst of [U(1), U(3)]) src.dp.addFloodVtep(VNI, { address: dst });
+    src.dev.inject(buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: M(0xb) }));
+    await net.idle();
+    expect(bySource.dp.fdb(VNI)).toEqual([{ mac: M(0xb), vtep: { address: U(2), port: 40_000 }, kind: 'learned' }]);
+    expect(fixed.dp.fdb(VNI)).toEqual([{ mac: M(0xb), vtep: { address: U(2), port: 4789 }, kind: 'learned' }]);
+    // The same MAC from another source port of the same host: the fixed-port entry is merely
+    // refreshed, the source-port entry moves.
+    const src2 = mk(U(2), 40_001);
+    for (const dst of [U(1), U(3)]) src2.dp.addFloodVtep(VNI, { address: dst });
+    src2.dev.inject(buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: M(0xb) }));
+    await net.idle();
+    expect(fixed.dp.stats().outside.learned).toBe(1);
+    expect(bySource.dp.stats().outside.learned).toBe(2);
+    expect(bySource.dp.fdb(VNI)[0].vtep.port).toBe(40_001);
+    expect(() => createDataplane({ transport: net.transport(U(4)), networks: [{ vni: 1, device: createMemoryDevice({ name: 'x' }), learnPort: 0 }] })).toThrow(InvalidConfigError);
+  });
+
   it('does not learn when learning is off', async () => {
     const net = createTestnet();
     const a = node(net, 1);
