@@ -16,7 +16,7 @@
  *    address in the sending peer's allowed IPs.
  */
 import { EventEmitter } from 'node:events';
-import { InvalidConfigError, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
+import { ClosedError, InvalidConfigError, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
 import { formatPrefix, parsePrefix } from './allowed-ips.js';
 import { Engine, type DropReason, type PeerDownEvent, type PeerEvent } from './engine.js';
 import { UnknownPeerError } from './errors.js';
@@ -170,6 +170,8 @@ export class WireGuardDevice extends EventEmitter {
    */
   attach(pool: BufferPool, transport: Transport): void {
     if (pool.headroom < DATA_HEADER_LEN || pool.tailroom < 16 + 15) throw new InvalidConfigError('pool', 'needs headroom >= 16 and tailroom >= 31');
+    if (this.e.pool) throw new InvalidConfigError('attach', 'the device is already attached');
+    if (this.e.closed) throw new ClosedError('WireGuardDevice');
     this.e.pool = pool;
     this.e.transport = transport;
     this.e.cipher = new DataCipher(pool);

@@ -15,6 +15,10 @@ import { endpointKey, type Peer } from './peer.js';
 export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): number {
   const cipher = e.cipher;
   if (!cipher || pool !== e.pool) throw new InvalidConfigError('pool', 'send() before attach() or with another pool');
+  if (e.closed) {
+    e.drops.device_closed += batch.count;
+    return 0;
+  }
   e.now = e.clock();
   const tx = e.txBatch;
   tx.clear();

@@ -23,6 +23,12 @@ import { Keypair } from './transport-data.js';
  */
 export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, out: PacketBatch): void {
   if (!e.cipher || pool !== e.pool) throw new InvalidConfigError('pool', 'receive() before attach() or with another pool');
+  if (e.closed) {
+    // A transport may still deliver a batch it had in hand when the device closed.
+    for (let i = 0; i < batch.count; i++) pool.release(batch.slots[i]);
+    e.drops.device_closed += batch.count;
+    return;
+  }
   const now = (e.now = e.clock());
   for (let i = 0; i < batch.count; i++) {
     const slot = batch.slots[i];

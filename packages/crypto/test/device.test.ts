@@ -181,6 +181,22 @@ describe('negative cases', () => {
     expect(b.dev.stats().rx.handshakeInitiations).toBe(0);
   });
 
+  it('after close(), send and receive are counted drops and attach is refused', async () => {
+    const { wire, a, b } = pair();
+    a.sendIp('198.19.0.2', Buffer.from('x'));
+    wire.flush();
+    await b.dev.close();
+    a.sendIp('198.19.0.2', Buffer.from('after close'));
+    wire.flush();
+    expect(b.received.map(payloadOf)).toEqual(['x']);
+    expect(b.dev.stats().drops.device_closed).toBe(1);
+    expect(b.pool.available).toBe(b.pool.count);
+    await a.dev.close();
+    expect(a.sendIp('198.19.0.2', Buffer.from('y'))).toBe(0);
+    expect(a.dev.stats().drops.device_closed).toBe(1);
+    expect(() => a.dev.attach(a.pool, a.end)).toThrow(/already attached/);
+  });
+
   it('never puts key material in errors', () => {
     const secret = generatePrivateKey();
     const bad = secret.slice(0, -2) + '!=';
