@@ -89,3 +89,45 @@ describe('the dataplane over createSecureTransport', () => {
     await b.dp.close();
   });
 });
+
+describe('createSecureTransport over an IPv6 underlay', () => {
+  it('routes by IPv6 VTEP endpoints and presents them as the source', async () => {
+    const { ipv6Bytes } = await import('../src/allowed-ips.js');
+    const net = createTestnet({});
+    const mk = (address: string) => {
+      const dev = new WireGuardDevice({ privateKey: generatePrivateKey(), mode: 'overlay', tickMs: 0 });
+      const t = createSecureTransport({ inner: net.transport(address, 4789), device: dev });
+      const pool = new BufferPool({ count: 256, frameCapacity: 2048 });
+      const got: { from: string; text: string }[] = [];
+      t.start(pool, (batch) => {
+        for (let i = 0; i < batch.count; i++) {
+          const s = batch.slots[i];
+          got.push({ from: pool.addr.subarray(s * 16, s * 16 + 16).toString('hex'), text: pool.copyOut(s).toString() });
+          pool.release(s);
+        }
+      });
+      const send = (to: string, text: string) => {
+        const slot = pool.acquire();
+        pool.fill(slot, Buffer.from(text));
+        pool.setEndpoint(slot, 6, ipv6Bytes(to), 4789);
+        const b = new PacketBatch(1);
+        b.push(slot);
+        const n = t.send(pool, b);
+        pool.release(slot);
+        return n;
+      };
+      return { dev, t, got, send };
+    };
+    const a = mk('2001:db8::1');
+    const b = mk('2001:db8::2');
+    a.dev.setPeer({ publicKey: b.dev.publicKey, endpoint: { address: '2001:db8::2', port: 4789 } });
+    b.dev.setPeer({ publicKey: a.dev.publicKey, endpoint: { address: '2001:db8::1', port: 4789 } });
+    expect(a.send('2001:db8::2', 'over v6')).toBe(1);
+    for (let i = 0; i < 40 && b.got.length === 0; i++) await settle();
+    expect(b.got).toEqual([{ from: ipv6Bytes('2001:db8::1').toString('hex'), text: 'over v6' }]);
+    a.send('2001:db8::3', 'nobody');
+    expect(a.dev.stats().drops.no_peer).toBe(1);
+    await a.t.close();
+    await b.t.close();
+  });
+});
