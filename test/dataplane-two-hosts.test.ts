@@ -41,8 +41,12 @@ describe('two hosts over our VXLAN dataplane', () => {
     const after = await vteps[1].stats();
     // At least 100 MB / 1398 bytes of TCP payload per full-size frame went through the pipeline.
     expect(after.dataplane.outside.delivered - before.dataplane.outside.delivered).toBeGreaterThan(75_000);
-    // And it arrived in batches: fewer recvmmsg calls than datagrams.
+    // And it arrived in batches: fewer recvmmsg calls than datagrams ...
     expect(after.transport.rxSyscalls - before.transport.rxSyscalls).toBeLessThan(after.transport.rxPackets - before.transport.rxPackets);
+    // ... and went into the TAP coalesced: several TCP segments per write, none with a bad checksum.
+    const tap = (s: typeof after) => s.devices.vx0;
+    expect(tap(after).txSyscalls - tap(before).txSyscalls).toBeLessThan((tap(after).txPackets - tap(before).txPackets) / 2);
+    expect(after.gro.vx0.badChecksum).toBe(0);
   }, 150_000);
 
   it('keeps TCP intact over a lossy underlay (2 % random loss each way)', async () => {

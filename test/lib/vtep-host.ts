@@ -25,6 +25,8 @@ export interface HostNetworkConfig {
   addresses?: string[];
   /** Default: underlay MTU − 50 (− 70 over IPv6). */
   mtu?: number;
+  /** Coalesce TCP segments into GSO writes on the TAP (TapDevice `gro`). Default: HostConfig.gro. */
+  gro?: boolean;
   /** TAP transmit queue length. Default: HostConfig.txQueueLen. */
   txQueueLen?: number;
   unknownUnicast?: 'flood' | 'drop';
@@ -45,6 +47,8 @@ export interface HostConfig {
   poolSlots?: number;
   recvBufferBytes?: number;
   sendBufferBytes?: number;
+  /** Default `gro` for every TAP. Default true (the plain path: set false). */
+  gro?: boolean;
   /** Default transmit queue length for every TAP. Default 4096: no TCP retransmits from TAP overflow on a busy machine. */
   txQueueLen?: number;
   networks: HostNetworkConfig[];
@@ -73,7 +77,7 @@ function main(): void {
   const taps: TapDevice[] = [];
   const info: Array<{ vni: number; tap: string; mac: string; mtu: number }> = [];
   for (const n of cfg.networks) {
-    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, txQueueLen: n.txQueueLen ?? cfg.txQueueLen ?? 4096, batchSize, up: false });
+    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, txQueueLen: n.txQueueLen ?? cfg.txQueueLen ?? 4096, gro: n.gro ?? cfg.gro ?? true, batchSize, up: false });
     taps.push(tap);
     if (n.mac) ip(['link', 'set', 'dev', tap.name, 'address', n.mac]);
     for (const a of n.addresses ?? []) ip(['addr', 'add', a, 'dev', tap.name]);
@@ -91,6 +95,7 @@ function main(): void {
     dataplane: dp.stats(),
     transport: transport.counters.snapshot(),
     devices: Object.fromEntries(taps.map((t) => [t.name, t.counters.snapshot()])),
+    gro: Object.fromEntries(taps.map((t) => [t.name, { merged: t.coalescer?.merged ?? 0, segments: t.coalescer?.segments ?? 0, badChecksum: t.coalescer?.badChecksum ?? 0 }])),
     pool: { available: pool.available, exhausted: pool.exhausted },
   });
 

@@ -19,6 +19,8 @@ export interface HostStats {
   dataplane: DataplaneStats;
   transport: IoCounterSnapshot;
   devices: Record<string, IoCounterSnapshot>;
+  /** Per TAP: frames merged into GSO writes, merged writes, TCP segments refused for a bad checksum. */
+  gro: Record<string, { merged: number; segments: number; badChecksum: number }>;
   pool: { available: number; exhausted: number };
 }
 

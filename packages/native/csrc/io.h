@@ -84,6 +84,15 @@ int ovl_discard(int fd, int is_udp, int n, double *ctr);
  */
 int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
                   double *ctr, const char **syscall);
+/*
+ * TAP with a virtio-net header: write `ngroups` groups of `slots[0..n)` in order. groups[2g] is how
+ * many consecutive slots form group g, groups[2g+1] their header length. A group of one is a plain
+ * frame; a larger group is one TCP segment for the kernel to take as GSO: the first slot's frame
+ * (its virtio-net header already set in the headroom) followed by the others' payloads, gathered
+ * by one writev. Returns how many slots went out.
+ */
+int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
+                      const int32_t *groups, int ngroups, int wait_ms, double *ctr, const char **syscall);
 int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                  int wait_ms, double *ctr, const char **syscall);
 

@@ -23,6 +23,7 @@ export interface Addon {
   ): void;
   start(handle: NativeHandle, rxSlots: Int32Array, ctl: Int32Array, onBatch: (n: number) => void): void;
   send(handle: NativeHandle, slots: Int32Array, count: number): number;
+  writeGso(handle: NativeHandle, slots: Int32Array, count: number, groups: Int32Array, ngroups: number): number;
   close(handle: NativeHandle): void;
   setErrorClass(ctor: typeof NativeError): void;
   errnoError(errno: number, syscall: string): NativeError;

@@ -117,6 +117,13 @@ export abstract class NativeIo {
     return native().send(h, batch.slots, batch.count);
   }
 
+  /** TAP with a virtio-net header: write coalesced groups (see TcpCoalescer) with one native call. */
+  protected transmitGroups(pool: BufferPool, batch: PacketBatch, groups: Int32Array, ngroups: number): number {
+    const h = this.live();
+    if (pool !== this.pool) this.usePool(h, pool);
+    return native().writeGso(h, batch.slots, batch.count, groups, ngroups);
+  }
+
   /** Stop polling, close the descriptor, return the pre-acquired slots. Idempotent. */
   async close(): Promise<void> {
     const h = this.handle;
