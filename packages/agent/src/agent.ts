@@ -295,8 +295,12 @@ export class Agent {
     return true;
   }
 
+  /**
+   * Versions are a hybrid logical clock: above every version seen (Lamport) and never below the
+   * clock in ms, so a node restarted without state never reissues a version it used before.
+   */
   private nextVersion(): number {
-    this.table.lamport++;
+    this.table.lamport = Math.max(this.table.lamport + 1, Math.floor(this.o.clock.now()));
     return this.table.lamport;
   }
 
@@ -443,9 +447,10 @@ export class Agent {
     const key = `${r.network}\u0000${r.id}`;
     const mine = this.local.get(key);
     const stored = this.table.get(r.network, r.id)?.rec;
-    if (stored && stored.owner === this.name && stored.version >= r.version) return;
+    const same = (x: EndpointRecord) => x.version === r.version && Buffer.compare(Buffer.from(x.sig), Buffer.from(r.sig)) === 0;
+    if (stored && stored.owner === this.name && (stored.version > r.version || same(stored))) return;
     if (mine) {
-      if (mine.version >= r.version) return;
+      if (mine.version > r.version || same(mine)) return;
       const rec = this.sign({ ...mine, version: this.nextVersion() });
       this.local.set(key, rec);
       this.storeOwn(rec);

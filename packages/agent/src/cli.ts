@@ -7,6 +7,7 @@
  */
 import nacl from 'tweetnacl';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Agent } from './agent.js';
 import { loadConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
@@ -56,10 +57,54 @@ export function formatStatus(s: AgentStatus): string {
   return out.join('\n') + '\n';
 }
 
+/**
+ * The data plane for networks with a `device`: a batched UDP socket on vtep:vtepPort (wrapped in
+ * the WireGuard secure transport when `wireguard` is configured), one TAP per network. An endpoint
+ * whose `device` is the TAP gets its MAC and addresses assigned to the TAP.
+ */
+async function openDataplane(cfg: AgentConfig) {
+  if (!cfg.networks.some((n) => n.device)) return null;
+  const { createDataplane } = await import('@overlay/dataplane');
+  const native = await import('@overlay/native');
+  const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort });
+  let transport: import('@overlay/dataplane').Transport = udp;
+  let wg: import('@overlay/crypto').WireGuardDevice | undefined;
+  if (cfg.wireguard) {
+    const c = await import('@overlay/crypto');
+    wg = new c.WireGuardDevice({ privateKey: cfg.wireguard.privateKey, mode: 'overlay' });
+    transport = c.createSecureTransport({ inner: udp, device: wg });
+  }
+  const dp = createDataplane({ transport });
+  for (const n of cfg.networks) {
+    if (!n.device) continue;
+    const tap = native.TapDevice.open({ name: n.device, up: false });
+    const ipcmd = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const prefix4 = n.subnet && !n.subnet.includes(':') ? n.subnet.split('/')[1] : '32';
+    const prefix6 = n.subnet && n.subnet.includes(':') ? n.subnet.split('/')[1] : '128';
+    for (const e of n.endpoints) {
+      if (e.device !== n.device) continue;
+      ipcmd(['link', 'set', 'dev', tap.name, 'address', e.macText]);
+      if (e.ipv4Text) ipcmd(['addr', 'add', `${e.ipv4Text}/${prefix4}`, 'dev', tap.name]);
+      if (e.ipv6Text) ipcmd(['addr', 'add', `${e.ipv6Text}/${prefix6}`, 'dev', tap.name, 'nodad']);
+    }
+    ipcmd(['link', 'set', 'dev', tap.name, 'up']);
+    dp.addNetwork({ vni: n.vni, device: tap });
+  }
+  dp.start();
+  return { dp, wg };
+}
+
 /** Build and start an agent from a validated config; resolves once gossip is listening. */
 export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n')) {
+  const plane = await openDataplane(cfg);
   const io = createRealIo(cfg.listen);
+  let wgPublic: string | undefined;
+  if (cfg.wireguard) wgPublic = (await import('@overlay/crypto')).publicKeyOf(cfg.wireguard.privateKey);
   const agent = new Agent({
+    dataplane: plane?.dp,
+    tunnel: plane?.wg,
+    // The tunnel rides the VXLAN socket (secure transport), so peers are reached on vtepPort.
+    wireguard: wgPublic ? { publicKey: wgPublic, port: cfg.vtepPort } : undefined,
     name: cfg.name,
     advertise: cfg.advertise,
     vtep: cfg.vtep,
@@ -88,6 +133,7 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     await agent.leave(1000);
     control.close();
     await io.close();
+    await plane?.dp.close();
   };
   return { agent, stop };
 }

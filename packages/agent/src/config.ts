@@ -20,7 +20,8 @@
  *   - name: blue
  *     vni: 100
  *     subnet: 198.19.0.0/24
- *     endpoints:
+ *     device: ov0                # TAP the dataplane attaches for this VNI (optional)
+ *     endpoints:                 # an endpoint whose `device` is the TAP gets its MAC/IPs set on it
  *       - { id: a1, device: tap0, mac: "02:00:00:00:00:01", ipv4: 198.19.0.1, ipv6: "2001:db8::1" }
  * ```
  */
@@ -34,7 +35,14 @@ import { macFromString } from './program.js';
 export class AgentConfigError extends InvalidConfigError {}
 
 export interface EndpointConfig { id: string; device?: string; mac: Uint8Array; macText: string; ipv4?: Uint8Array; ipv4Text?: string; ipv6?: Uint8Array; ipv6Text?: string }
-export interface NetworkConfig { name: string; vni: number; subnet?: string; endpoints: EndpointConfig[] }
+export interface NetworkConfig {
+  name: string;
+  vni: number;
+  subnet?: string;
+  /** TAP device attached to the dataplane for this network; without it the network is gossip-only. */
+  device?: string;
+  endpoints: EndpointConfig[];
+}
 export interface AgentConfig {
   name: string;
   listen: { ip: string; port: number };
@@ -188,7 +196,12 @@ export function validateConfig(doc: unknown, readFile: (p: string) => string = (
       }
       return out;
     });
-    return { name: nn, vni, subnet: r.subnet as string | undefined, endpoints };
+    const device = r.device === undefined ? undefined : str(r.device, `${f}.device`);
+    if (device && Buffer.byteLength(device) > 15) fail(`${f}.device`, 'interface names are at most 15 characters');
+    endpoints.forEach((e, j) => {
+      if (e.device && e.device !== device) fail(`${f}.endpoints[${j}].device`, `must be the network's device (${device ?? 'none'})`);
+    });
+    return { name: nn, vni, subnet: r.subnet as string | undefined, device, endpoints };
   });
   return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks };
 }

@@ -167,3 +167,8 @@ export class EndpointTable {
     return h.digest('hex');
   }
 }
+
+/** A new Ed25519 node identity (64-byte tweetnacl secret key). */
+export function generateSigningKey(): Uint8Array {
+  return nacl.sign.keyPair().secretKey;
+}

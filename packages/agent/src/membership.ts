@@ -517,16 +517,24 @@ export class Membership {
         this.alive(a, bootstrap);
         break;
       case 3:
-        if (!this.members.has(a.name) && a.name !== this.name) return;
+        if (!this.members.has(a.name) && a.name !== this.name) return this.learnGone(a, 'left');
         this.dead({ name: a.name, incarnation: a.incarnation, from: a.name });
         break;
       default:
         if (!this.members.has(a.name) && a.name !== this.name) {
-          // Unknown and dead elsewhere: nothing to track.
-          return;
+          // Unknown here: remember it as dead (no event), so its records can be verified and
+          // tables stay identical across the cluster; it comes alive with a higher incarnation.
+          if (state === 2) return this.learnGone(a, 'dead');
+          return this.alive(a, true);
         }
         this.suspect({ name: a.name, incarnation: a.incarnation, from: this.name });
     }
+  }
+
+  private learnGone(a: AliveMsg, state: 'dead' | 'left'): void {
+    if (!a.name || !a.ip || a.port <= 0 || a.port > 65535) return;
+    if (this.d.acceptMeta && !this.d.acceptMeta(a.name, a.meta, undefined)) return;
+    this.insert({ name: a.name, ip: a.ip, port: a.port, incarnation: a.incarnation, state, since: this.d.clock.now(), meta: a.meta });
   }
 
   /** Remove members dead/left for longer than `olderThanMs`. Returns removed names. */
