@@ -230,6 +230,37 @@ describe('timers (fake clock)', () => {
     expect(a.dev.stats().tx.handshakeInitiations).toBeGreaterThanOrEqual(2);
   });
 
+  it('accepts packets sealed under the previous keypair that arrive after the rekey', () => {
+    const { wire, clock, a, b } = pair();
+    a.sendIp('198.19.0.2', Buffer.from('m0'));
+    wire.flush();
+    // Time passes with the wire delivering (b's keepalive reaches a), up to REKEY_AFTER_TIME.
+    for (let t = 0; t <= C.REKEY_AFTER_TIME; t += 1000) {
+      clock.advance(1000, a.dev, b.dev);
+      wire.flush();
+    }
+    expect(a.dev.stats().tx.handshakeInitiations).toBe(1);
+    // Hold a's data packets (sealed under the old keypair) while the new handshake completes.
+    const held: { from: string; to: string; bytes: Buffer }[] = [];
+    wire.filter = (d) => {
+      if (d.bytes[0] === 4 && d.bytes.length > 32 && held.length < 3) {
+        held.push(d);
+        return false;
+      }
+      return true;
+    };
+    for (const m of ['m1', 'm2', 'm3']) a.sendIp('198.19.0.2', Buffer.from(m)); // the first starts the rekey
+    wire.flush();
+    expect(a.events).toContain('rekey');
+    expect(b.events).toContain('rekey');
+    wire.filter = () => true;
+    a.sendIp('198.19.0.2', Buffer.from('m4')); // under the new keypair
+    for (const d of held) wire.inject(d.from, d.to, d.bytes);
+    wire.flush();
+    expect(b.received.map(payloadOf)).toEqual(['m0', 'm4', 'm1', 'm2', 'm3']);
+    expect(b.dev.stats().drops.unknown_index).toBe(0);
+  });
+
   it('sends a keepalive KEEPALIVE_TIMEOUT after receiving data when it had nothing to send', () => {
     const { wire, clock, a, b } = pair();
     a.sendIp('198.19.0.2', Buffer.from('x'));
