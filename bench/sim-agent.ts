@@ -7,7 +7,7 @@
  *   - bytes sent per node per second (UDP gossip + TCP push-pull) in that run
  * Writes a table to bench/results/agent.md. Usage: node --conditions=source --import tsx bench/sim-agent.ts [N] [minutes]
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { SimCluster, LAN, suspicionTimeoutMs } from '@overlay/agent';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -103,5 +103,13 @@ const lines = [
   ...rows.filter((r) => r.fp !== undefined).map((r) => `Over ${r.simMin} simulated minutes at ${r.loss * 100} % loss: **${r.fp} false positives** (alive nodes declared dead, summed over all observers), ${r.susp} suspicions (observer-count), ${r.refut} refutations; **${r.bps!.toFixed(0)} bytes sent per node per second** (gossip + probes + push-pull).`),
   '',
 ];
-writeFileSync(new URL('./results/agent.md', import.meta.url), lines.join('\n'));
+// Keep the namespace comparison with serf (written by test/agent-serf.test.ts between markers).
+const file = new URL('./results/agent.md', import.meta.url);
+let serf = '';
+try {
+  serf = /<!-- serf -->[\s\S]*<!-- \/serf -->/.exec(readFileSync(file, 'utf8'))?.[0] ?? '';
+} catch {
+  // first run
+}
+writeFileSync(file, lines.join('\n') + (serf ? `\n${serf}\n` : ''));
 console.log(lines.join('\n'));
