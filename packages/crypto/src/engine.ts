@@ -154,7 +154,7 @@ export class Engine {
     return kp;
   }
 
-  afterDataSent(peer: Peer, kp: Keypair, plainLen: number): void {
+  afterDataSent(peer: Peer, plainLen: number): void {
     const now = this.now;
     peer.txBytes += plainLen;
     this.txStats.packets++;
@@ -162,10 +162,9 @@ export class Engine {
     peer.keepaliveAt = 0;
     if (plainLen > 0 && peer.newHandshakeAt === 0) peer.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT;
     if (peer.persistentKeepaliveMs > 0) peer.persistentAt = now + peer.persistentKeepaliveMs;
-    void kp;
   }
 
-  sendKeepalive(peer: Peer, now: number): void {
+  sendKeepalive(peer: Peer): void {
     const kp = this.usableSendKeypair(peer);
     const pool = this.pool;
     if (!kp || !pool || !peer.endpoint) return;
@@ -177,7 +176,7 @@ export class Engine {
     pool.len[slot] = 0;
     this.cipher!.seal(slot, kp, 1);
     this.setDestination(pool, slot, peer);
-    this.afterDataSent(peer, kp, 0);
+    this.afterDataSent(peer, 0);
     this.txStats.keepalives++;
     this.sendOwned(pool, slot);
   }
@@ -208,7 +207,7 @@ export class Engine {
     return true;
   }
 
-  flushQueue(peer: Peer, now: number): void {
+  flushQueue(peer: Peer): void {
     const pool = this.pool!;
     const kp = this.usableSendKeypair(peer);
     if (!kp || !peer.endpoint) return;
@@ -225,7 +224,7 @@ export class Engine {
         continue;
       }
       this.setDestination(pool, slot, peer);
-      this.afterDataSent(peer, kp, plainLen);
+      this.afterDataSent(peer, plainLen);
       tx.push(slot);
       if (tx.count === tx.capacity) this.flushTx(pool, tx, true);
     }

@@ -46,7 +46,7 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
       continue;
     }
     e.setDestination(pool, slot, peer);
-    e.afterDataSent(peer, kp, plainLen);
+    e.afterDataSent(peer, plainLen);
     tx.push(slot);
     accepted++;
     if (tx.count === tx.capacity) accepted -= e.flushTx(pool, tx);

@@ -96,7 +96,7 @@ function openData(e: Engine, pool: BufferPool, slot: number): boolean {
   }
   kp.replay.accept(counter);
   const peer = entry.peer;
-  if (kp === peer.next) confirmNext(e, peer, now);
+  if (kp === peer.next) confirmNext(e, peer);
   roam(e, peer, pool, slot);
   peer.newHandshakeAt = 0;
   if (peer.persistentKeepaliveMs > 0) peer.persistentAt = now + peer.persistentKeepaliveMs;
@@ -114,7 +114,7 @@ function openData(e: Engine, pool: BufferPool, slot: number): boolean {
   if (e.mode === 'l3') {
     if (!checkInner(e, pool, slot, peer)) return false;
   } else {
-    presentSource(e, pool, slot, peer);
+    presentSource(pool, slot, peer);
   }
   peer.rxBytes += pool.len[slot];
   e.rxStats.bytes += pool.len[slot];
@@ -155,7 +155,7 @@ function checkInner(e: Engine, pool: BufferPool, slot: number, peer: Peer): bool
 }
 
 /** Overlay: the dataplane sees the peer's configured VTEP endpoint as the source. */
-function presentSource(e: Engine, pool: BufferPool, slot: number, peer: Peer): void {
+function presentSource(pool: BufferPool, slot: number, peer: Peer): void {
   const ep = peer.configuredEndpoint ?? peer.endpoint;
   if (ep) {
     pool.family[slot] = ep.family;
@@ -293,11 +293,11 @@ function consumeResponseMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, now:
   peer.handshakesCompleted++;
   e.announce(peer);
   // Confirm the session to the responder: queued data does it, or an empty keepalive.
-  if (peer.queueCount > 0) e.flushQueue(peer, now);
-  else e.sendKeepalive(peer, now);
+  if (peer.queueCount > 0) e.flushQueue(peer);
+  else e.sendKeepalive(peer);
 }
 
-function confirmNext(e: Engine, peer: Peer, now: number): void {
+function confirmNext(e: Engine, peer: Peer): void {
   const kp = peer.next!;
   if (peer.previous) e.dropKeypair(peer.previous);
   peer.previous = peer.current;
@@ -306,7 +306,7 @@ function confirmNext(e: Engine, peer: Peer, now: number): void {
   peer.handshakesCompleted++;
   peer.rekeyRequested = false;
   e.announce(peer);
-  if (peer.queueCount > 0) e.flushQueue(peer, now);
+  if (peer.queueCount > 0) e.flushQueue(peer);
 }
 
 function sendCookieReply(e: Engine, msg: Buffer, macAt: number, source: BinaryEndpoint, now: number): void {

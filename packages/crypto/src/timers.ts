@@ -19,7 +19,7 @@ export function tick(e: Engine): void {
     }
     if (peer.keepaliveAt !== 0 && now >= peer.keepaliveAt) {
       peer.keepaliveAt = 0;
-      e.sendKeepalive(peer, now);
+      e.sendKeepalive(peer);
     }
     if (peer.newHandshakeAt !== 0 && now >= peer.newHandshakeAt) {
       peer.newHandshakeAt = 0;
@@ -28,7 +28,7 @@ export function tick(e: Engine): void {
     }
     if (peer.persistentAt !== 0 && now >= peer.persistentAt) {
       peer.persistentAt = now + peer.persistentKeepaliveMs;
-      e.sendKeepalive(peer, now);
+      e.sendKeepalive(peer);
     }
     if (peer.zeroKeysAt !== 0 && now >= peer.zeroKeysAt) e.zeroKeys(peer, 'keys_expired');
   }
