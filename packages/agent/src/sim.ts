@@ -6,6 +6,7 @@
  * Single-threaded. Push-pull exchanges are delivered as reliable (TCP) after one RTT each way
  * unless the endpoints are partitioned or down.
  */
+import { seededRandom } from '@overlay/dataplane/testing';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 
 interface Timer {
@@ -99,17 +100,7 @@ export class VirtualClock implements Clock {
   }
 }
 
-/** Small fast seeded PRNG (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export interface SimHost {
   handlePacket(from: Addr, bytes: Uint8Array): void;
