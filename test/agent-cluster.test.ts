@@ -39,6 +39,22 @@ describe('agents in network namespaces', () => {
     }
   }, 180_000);
 
+  it('`agent status` shows members, endpoints, WireGuard peers and drop counters', async () => {
+    const h = tb.hosts[0];
+    const r = await h.run('node', ['--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts', 'status', '--socket', c.procs[0]!.socket], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('MEMBERS');
+    expect(r.stdout.match(/ alive /g)?.length).toBe(N);
+    expect(r.stdout).toContain('NETWORK blue');
+    for (let i = 0; i < N; i++) expect(r.stdout).toContain(c.ip(i));
+    expect(r.stdout).toContain('PEERS');
+    expect(r.stdout.match(/ up handshake/g)?.length ?? 0).toBeGreaterThanOrEqual(1);
+    const j = await h.run('node', ['--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts', 'status', '--json', '--socket', c.procs[0]!.socket], { timeoutMs: 20_000 });
+    const s = JSON.parse(j.stdout);
+    expect(s.peers).toHaveLength(N - 1);
+    expect(s.drops).toBeTypeOf('object');
+  }, 60_000);
+
   it('kill -9 one agent: every other removes its endpoints within the suspicion bound; restarted, it rejoins and is reachable', async () => {
     const victim = N - 1;
     const t0 = Date.now();
