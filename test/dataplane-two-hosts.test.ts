@@ -47,6 +47,10 @@ describe('two hosts over our VXLAN dataplane', () => {
     const tap = (s: typeof after) => s.devices.vx0;
     expect(tap(after).txSyscalls - tap(before).txSyscalls).toBeLessThan((tap(after).txPackets - tap(before).txPackets) / 2);
     expect(after.gro.vx0.badChecksum).toBe(0);
+    // The sender read 64 KiB segments from its TAP and cut them itself (TSO).
+    const sent = await vteps[0].stats();
+    expect(sent.tso.vx0.segments).toBeGreaterThan(sent.tso.vx0.superFrames * 4);
+    expect(sent.tso.vx0.malformed + sent.tso.vx0.poolDrops).toBe(0);
   }, 150_000);
 
   it('keeps TCP intact over a lossy underlay (2 % random loss each way)', async () => {

@@ -27,6 +27,8 @@ export interface HostNetworkConfig {
   mtu?: number;
   /** Coalesce TCP segments into GSO writes on the TAP (TapDevice `gro`). Default: HostConfig.gro. */
   gro?: boolean;
+  /** Take 64 KiB TCP segments from the TAP and cut them here (TapDevice `tso`). Default: HostConfig.tso. */
+  tso?: boolean;
   /** TAP transmit queue length. Default: HostConfig.txQueueLen. */
   txQueueLen?: number;
   unknownUnicast?: 'flood' | 'drop';
@@ -49,6 +51,8 @@ export interface HostConfig {
   sendBufferBytes?: number;
   /** Default `gro` for every TAP. Default true (the plain path: set false). */
   gro?: boolean;
+  /** Default `tso` for every TAP. Default true (the plain path: set false). */
+  tso?: boolean;
   /** Default transmit queue length for every TAP. Default 4096: no TCP retransmits from TAP overflow on a busy machine. */
   txQueueLen?: number;
   networks: HostNetworkConfig[];
@@ -77,7 +81,7 @@ function main(): void {
   const taps: TapDevice[] = [];
   const info: Array<{ vni: number; tap: string; mac: string; mtu: number }> = [];
   for (const n of cfg.networks) {
-    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, txQueueLen: n.txQueueLen ?? cfg.txQueueLen ?? 4096, gro: n.gro ?? cfg.gro ?? true, batchSize, up: false });
+    const tap = TapDevice.open({ name: n.tap, mtu: n.mtu ?? underlayMtu - overhead, txQueueLen: n.txQueueLen ?? cfg.txQueueLen ?? 4096, gro: n.gro ?? cfg.gro ?? true, tso: n.tso ?? cfg.tso ?? true, batchSize, up: false });
     taps.push(tap);
     if (n.mac) ip(['link', 'set', 'dev', tap.name, 'address', n.mac]);
     for (const a of n.addresses ?? []) ip(['addr', 'add', a, 'dev', tap.name]);
@@ -95,6 +99,12 @@ function main(): void {
     dataplane: dp.stats(),
     transport: transport.counters.snapshot(),
     devices: Object.fromEntries(taps.map((t) => [t.name, t.counters.snapshot()])),
+    tso: Object.fromEntries(
+      taps.map((t) => {
+        const g = t.segmenter;
+        return [t.name, { superFrames: g?.superFrames ?? 0, segments: g?.segments ?? 0, checksummed: g?.checksummed ?? 0, poolDrops: g?.poolDrops ?? 0, malformed: g?.malformed ?? 0 }];
+      }),
+    ),
     gro: Object.fromEntries(taps.map((t) => [t.name, { merged: t.coalescer?.merged ?? 0, segments: t.coalescer?.segments ?? 0, badChecksum: t.coalescer?.badChecksum ?? 0 }])),
     pool: { available: pool.available, exhausted: pool.exhausted },
   });

@@ -21,6 +21,8 @@ export interface HostStats {
   devices: Record<string, IoCounterSnapshot>;
   /** Per TAP: frames merged into GSO writes, merged writes, TCP segments refused for a bad checksum. */
   gro: Record<string, { merged: number; segments: number; badChecksum: number }>;
+  /** Per TAP: 64 KiB segments read, frames cut from them, partial checksums completed, drops. */
+  tso: Record<string, { superFrames: number; segments: number; checksummed: number; poolDrops: number; malformed: number }>;
   pool: { available: number; exhausted: number };
 }
 

@@ -26,6 +26,7 @@
     if ((call) != napi_ok) return throw_status(env, #call);                                                         \
   } while (0)
 
+enum { RX, TX };
 enum { POOL_DATA, POOL_OFF, POOL_LEN, POOL_FAMILY, POOL_ADDR, POOL_PORT, POOL_REFS };
 
 typedef struct handle {
@@ -37,9 +38,10 @@ typedef struct handle {
   int wait_ms;
   uint32_t max_batch;
   struct ovl_batch *batch;
-  struct ovl_pool pool;
-  int has_pool;
-  napi_ref pool_refs[POOL_REFS];
+  /* [RX] the pool reads land in, [TX] the pool writes come from: usually the same one. */
+  struct ovl_pool pool[2];
+  int has_pool[2];
+  napi_ref pool_refs[2][POOL_REFS];
   double *ctr;
   napi_ref ctr_ref;
   int32_t *rx_slots; /* pre-acquired slots, filled by JS */
@@ -161,9 +163,9 @@ static void drop_ref(napi_env env, napi_ref *r) {
   }
 }
 
-static void release_pool(handle_t *h) {
-  for (int i = 0; i < POOL_REFS; i++) drop_ref(h->env, &h->pool_refs[i]);
-  h->has_pool = 0;
+static void release_pool(handle_t *h, int which) {
+  for (int i = 0; i < POOL_REFS; i++) drop_ref(h->env, &h->pool_refs[which][i]);
+  h->has_pool[which] = 0;
 }
 
 static void on_uv_closed(uv_handle_t *uvh) {
@@ -180,7 +182,8 @@ static void shutdown_handle(handle_t *h, int from_finalizer) {
   if (h->fd >= 0) close(h->fd);
   h->fd = -1;
   if (!from_finalizer) {
-    release_pool(h);
+    release_pool(h, RX);
+    release_pool(h, TX);
     drop_ref(h->env, &h->ctr_ref);
     drop_ref(h->env, &h->rx_slots_ref);
     drop_ref(h->env, &h->ctl_ref);
@@ -237,7 +240,7 @@ static void on_poll(uv_poll_t *w, int status, int events) {
     int avail = h->ctl[0];
     if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
     if (avail > (int)h->max_batch) avail = (int)h->max_batch;
-    if (avail <= 0 && h->has_pool) {
+    if (avail <= 0 && h->has_pool[RX]) {
       /* Ask JS to refill from slots released since the last batch (n = 0 means "refill"). */
       call_js(h, 0);
       if (h->closed) break;
@@ -245,14 +248,14 @@ static void on_poll(uv_poll_t *w, int status, int events) {
       if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
       if (avail > (int)h->max_batch) avail = (int)h->max_batch;
     }
-    if (avail <= 0 || !h->has_pool) {
+    if (avail <= 0 || !h->has_pool[RX]) {
       /* No free slot: drop what is queued (counted) rather than let level-triggered poll spin. */
       if (ovl_discard(h->fd, h->kind == KIND_UDP, (int)h->max_batch, h->ctr) < (int)h->max_batch) break;
       continue;
     }
     const char *sc = "read";
-    int r = h->kind == KIND_TAP ? ovl_tap_read(h->fd, h->vnet_hdr, &h->pool, h->rx_slots, avail, h->ctr, &sc)
-                                : ovl_udp_recv(h->fd, h->batch, &h->pool, h->rx_slots, avail, h->ctr, &sc);
+    int r = h->kind == KIND_TAP ? ovl_tap_read(h->fd, h->vnet_hdr, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc)
+                                : ovl_udp_recv(h->fd, h->batch, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc);
     if (r < 0) {
       /* Not transient (those return 0): the device went away or the slots were bad. */
       uv_poll_stop(&h->poll);
@@ -378,32 +381,36 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-/* setPool(handle, data, off, len, family, addr, port, stride, capacity) */
+/* setPool(handle, which (1 receive, 2 send, 3 both), data, off, len, family, addr, port, stride, capacity) */
 static napi_value js_set_pool(napi_env env, napi_callback_info info) {
-  ARGS(9);
-  handle_t *h = argc >= 9 ? get_handle(env, argv[0]) : NULL;
-  if (!h) return argc >= 9 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool: 9 arguments"), NULL);
+  ARGS(10);
+  handle_t *h = argc >= 10 ? get_handle(env, argv[0]) : NULL;
+  if (!h) return argc >= 10 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool: 10 arguments"), NULL);
   struct ovl_pool p;
   size_t n_off, n_len, n_fam, n_addr, n_port;
-  int32_t stride, capacity;
-  if (!get_typed(env, argv[1], napi_uint8_array, (void **)&p.data, &p.data_len) ||
-      !get_typed(env, argv[2], napi_int32_array, (void **)&p.off, &n_off) ||
-      !get_typed(env, argv[3], napi_int32_array, (void **)&p.len, &n_len) ||
-      !get_typed(env, argv[4], napi_uint8_array, (void **)&p.family, &n_fam) ||
-      !get_typed(env, argv[5], napi_uint8_array, (void **)&p.addr, &n_addr) ||
-      !get_typed(env, argv[6], napi_uint16_array, (void **)&p.port, &n_port) || !get_i32(env, argv[7], &stride) ||
-      !get_i32(env, argv[8], &capacity) || stride <= 0 || capacity <= 0 || capacity > stride)
-    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool(handle, data, off, len, family, addr, port, stride, capacity)"), NULL;
+  int32_t which, stride, capacity;
+  if (!get_i32(env, argv[1], &which) || which < 1 || which > 3 ||
+      !get_typed(env, argv[2], napi_uint8_array, (void **)&p.data, &p.data_len) ||
+      !get_typed(env, argv[3], napi_int32_array, (void **)&p.off, &n_off) ||
+      !get_typed(env, argv[4], napi_int32_array, (void **)&p.len, &n_len) ||
+      !get_typed(env, argv[5], napi_uint8_array, (void **)&p.family, &n_fam) ||
+      !get_typed(env, argv[6], napi_uint8_array, (void **)&p.addr, &n_addr) ||
+      !get_typed(env, argv[7], napi_uint16_array, (void **)&p.port, &n_port) || !get_i32(env, argv[8], &stride) ||
+      !get_i32(env, argv[9], &capacity) || stride <= 0 || capacity <= 0 || capacity > stride)
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool(handle, which, data, off, len, family, addr, port, stride, capacity)"), NULL;
   p.count = (uint32_t)n_off;
   if (n_len < p.count || n_fam < p.count || n_port < p.count || n_addr < (size_t)p.count * 16 ||
       p.data_len < (size_t)p.count * (size_t)stride)
     return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pool arrays are shorter than the slot count"), NULL;
   p.stride = (uint32_t)stride;
   p.capacity = (uint32_t)capacity;
-  release_pool(h);
-  for (int i = 0; i < POOL_REFS; i++) CHECK(napi_create_reference(env, argv[1 + i], 1, &h->pool_refs[i]));
-  h->pool = p;
-  h->has_pool = 1;
+  for (int w = RX; w <= TX; w++) {
+    if (!(which & (1 << w))) continue;
+    release_pool(h, w);
+    for (int i = 0; i < POOL_REFS; i++) CHECK(napi_create_reference(env, argv[2 + i], 1, &h->pool_refs[w][i]));
+    h->pool[w] = p;
+    h->has_pool[w] = 1;
+  }
   return NULL;
 }
 
@@ -420,7 +427,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
       napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start(handle, rxSlots, ctl, onBatch)"), NULL;
   if (h->poll_init) return napi_throw_error(env, "ERR_ALREADY_STARTED", "already started"), NULL;
-  if (!h->has_pool) return napi_throw_error(env, "ERR_NO_POOL", "setPool before start"), NULL;
+  if (!h->has_pool[RX]) return napi_throw_error(env, "ERR_NO_POOL", "setPool before start"), NULL;
   h->rx_slots = slots;
   h->rx_slots_len = (uint32_t)n_slots;
   h->ctl = ctl;
@@ -451,11 +458,11 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if (!get_typed(env, argv[1], napi_int32_array, (void **)&slots, &n) || !get_i32(env, argv[2], &count) || count < 0 ||
       (size_t)count > n)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send(handle, slots, count)"), NULL;
-  if (!h->has_pool) return napi_throw_error(env, "ERR_NO_POOL", "setPool before send"), NULL;
+  if (!h->has_pool[TX]) return napi_throw_error(env, "ERR_NO_POOL", "setPool before send"), NULL;
   const char *sc = "write";
   int sent = h->kind == KIND_TAP
-                 ? ovl_tap_write(h->fd, h->vnet_hdr, &h->pool, slots, count, h->wait_ms, h->ctr, &sc)
-                 : ovl_udp_send(h->fd, h->family, h->batch, &h->pool, slots, count, h->wait_ms, h->ctr, &sc);
+                 ? ovl_tap_write(h->fd, h->vnet_hdr, &h->pool[TX], slots, count, h->wait_ms, h->ctr, &sc)
+                 : ovl_udp_send(h->fd, h->family, h->batch, &h->pool[TX], slots, count, h->wait_ms, h->ctr, &sc);
   return int_result(env, sent, sc);
 }
 
@@ -471,9 +478,9 @@ static napi_value js_write_gso(napi_env env, napi_callback_info info) {
       !get_i32(env, argv[4], &ngroups) || ngroups < 0 || (size_t)ngroups * 2 > ng)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "writeGso(handle, slots, count, groups, ngroups)"), NULL;
   if (h->kind != KIND_TAP || !h->vnet_hdr) return napi_throw_error(env, "ERR_INVALID_STATE", "writeGso needs a TAP opened with vnetHdr"), NULL;
-  if (!h->has_pool) return napi_throw_error(env, "ERR_NO_POOL", "setPool before send"), NULL;
+  if (!h->has_pool[TX]) return napi_throw_error(env, "ERR_NO_POOL", "setPool before send"), NULL;
   const char *sc = "writev";
-  int sent = ovl_tap_write_gso(h->fd, h->batch, &h->pool, slots, count, groups, ngroups, h->wait_ms, h->ctr, &sc);
+  int sent = ovl_tap_write_gso(h->fd, h->batch, &h->pool[TX], slots, count, groups, ngroups, h->wait_ms, h->ctr, &sc);
   return int_result(env, sent, sc);
 }
 

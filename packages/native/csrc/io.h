@@ -48,6 +48,9 @@ enum {
 #define OVL_TAP_TUN 1
 #define OVL_TAP_VNET_HDR 2
 #define OVL_TAP_MULTI_QUEUE 4
+/* TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4): the kernel may hand over TCP segments up to 64 KiB and
+   packets whose checksum is left to us (needs OVL_TAP_VNET_HDR to say so). */
+#define OVL_TAP_OFFLOAD 8
 
 /* Open /dev/net/tun and attach to (or create) the interface `name`. Writes the kernel's name. */
 int ovl_tap_open(const char *name, int flags, char *out_name, const char **syscall);

@@ -82,6 +82,12 @@ int ovl_tap_open(const char *name, int flags, char *out_name, const char **sysca
       return -e;
     }
   }
+  if ((flags & OVL_TAP_OFFLOAD) && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4)) < 0) {
+    int e = errno;
+    close(fd);
+    *syscall = "ioctl(TUNSETOFFLOAD)";
+    return -e;
+  }
   memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
   out_name[IFNAMSIZ - 1] = 0;
   return fd;

@@ -12,6 +12,7 @@ export interface Addon {
   create(fd: number, kind: number, family: number, vnetHdr: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
   setPool(
     handle: NativeHandle,
+    which: number,
     data: Uint8Array,
     off: Int32Array,
     len: Int32Array,
@@ -37,6 +38,10 @@ export const KIND_UDP = 1;
 export const TAP_TUN = 1;
 export const TAP_VNET_HDR = 2;
 export const TAP_MULTI_QUEUE = 4;
+export const TAP_OFFLOAD = 8;
+/** setPool `which`: the pool receives land in, the pool sends come from. */
+export const POOL_RX = 1;
+export const POOL_TX = 2;
 
 let addon: Addon | undefined;
 

@@ -1,4 +1,5 @@
 import type { BufferPool, PacketBatch } from '@overlay/dataplane';
+import { fold, sum16 } from './checksum.js';
 
 /** Most segments merged into one write: 64 × 1400 bytes stays under the 64 KiB IP limit. */
 const MAX_SEGMENTS = 64;
@@ -172,17 +173,4 @@ function readU32(d: Buffer, o: number): number {
 function writeLe16(d: Buffer, o: number, v: number): void {
   d[o] = v & 0xff;
   d[o + 1] = v >>> 8;
-}
-
-/** One's-complement sum of n bytes at o (big-endian 16-bit words), added to `acc`, unfolded. */
-function sum16(d: Buffer, o: number, n: number, acc: number): number {
-  const end = o + (n & ~1);
-  for (let i = o; i < end; i += 2) acc += (d[i] << 8) | d[i + 1];
-  if (n & 1) acc += d[o + n - 1] << 8;
-  return acc;
-}
-
-function fold(x: number): number {
-  while (x > 0xffff) x = (x & 0xffff) + Math.floor(x / 0x10000);
-  return x;
 }

@@ -1,5 +1,5 @@
 import { ClosedError, InvalidConfigError, PacketBatch, type BatchSink, type BufferPool } from '@overlay/dataplane';
-import { native, type NativeHandle } from './binding.js';
+import { native, POOL_RX, POOL_TX, type NativeHandle } from './binding.js';
 import type { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
 
@@ -81,7 +81,8 @@ export abstract class NativeIo {
   /** Set when receiving failed for good (the device went away); also passed to onError. */
   lastError: NativeError | undefined;
   private handle: NativeHandle | undefined;
-  private pool: BufferPool | undefined;
+  private rxPool: BufferPool | undefined;
+  private txPool: BufferPool | undefined;
   private receiver: Receiver | undefined;
 
   protected constructor(
@@ -105,7 +106,7 @@ export abstract class NativeIo {
   start(pool: BufferPool, sink: BatchSink): void {
     const h = this.live();
     if (this.receiver) throw new InvalidConfigError('start', 'already started');
-    this.usePool(h, pool);
+    this.usePool(h, pool, POOL_RX);
     this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), this.rxSyscall);
     this.receiver.start();
   }
@@ -113,14 +114,14 @@ export abstract class NativeIo {
   /** One native call for the whole batch. Returns how many went out, in order. */
   protected transmit(pool: BufferPool, batch: PacketBatch): number {
     const h = this.live();
-    if (pool !== this.pool) this.usePool(h, pool);
+    if (pool !== this.txPool) this.usePool(h, pool, POOL_TX);
     return native().send(h, batch.slots, batch.count);
   }
 
   /** TAP with a virtio-net header: write coalesced groups (see TcpCoalescer) with one native call. */
   protected transmitGroups(pool: BufferPool, batch: PacketBatch, groups: Int32Array, ngroups: number): number {
     const h = this.live();
-    if (pool !== this.pool) this.usePool(h, pool);
+    if (pool !== this.txPool) this.usePool(h, pool, POOL_TX);
     return native().writeGso(h, batch.slots, batch.count, groups, ngroups);
   }
 
@@ -138,10 +139,11 @@ export abstract class NativeIo {
     return this.handle;
   }
 
-  private usePool(h: NativeHandle, pool: BufferPool): void {
-    // Registered once per pool: the native side keeps pointers into its arrays.
-    native().setPool(h, pool.data, pool.off, pool.len, pool.family, pool.addr, pool.port, pool.stride, this.capacity(pool));
-    this.pool = pool;
+  private usePool(h: NativeHandle, pool: BufferPool, which: number): void {
+    // Registered once per pool and direction: the native side keeps pointers into its arrays.
+    native().setPool(h, which, pool.data, pool.off, pool.len, pool.family, pool.addr, pool.port, pool.stride, this.capacity(pool));
+    if (which & POOL_RX) this.rxPool = pool;
+    if (which & POOL_TX) this.txPool = pool;
   }
 
   private failed(err: NativeError): void {

@@ -1,8 +1,9 @@
-import { InvalidConfigError, type BatchSink, type BufferPool, type FrameDevice, type PacketBatch } from '@overlay/dataplane';
-import { KIND_TAP, native, TAP_MULTI_QUEUE, TAP_TUN, TAP_VNET_HDR, type NativeHandle } from './binding.js';
+import { BufferPool, InvalidConfigError, type BatchSink, type FrameDevice, type PacketBatch } from '@overlay/dataplane';
+import { KIND_TAP, native, TAP_MULTI_QUEUE, TAP_OFFLOAD, TAP_TUN, TAP_VNET_HDR, type NativeHandle } from './binding.js';
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
 import { TcpCoalescer } from './gro.js';
+import { TcpSegmenter } from './tso.js';
 import { NativeIo } from './native-io.js';
 
 /** VXLAN over IPv4 costs 50 bytes of underlay MTU: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
@@ -32,6 +33,12 @@ export interface TapOptions {
    * `vnetHdr`. Default false.
    */
   gro?: boolean;
+  /**
+   * Let the kernel hand over TCP segments of up to 64 KiB and leave checksums to us
+   * (TUNSETOFFLOAD TSO4|CSUM), cut here into MTU-sized frames with full checksums (see
+   * TcpSegmenter): the kernel's TCP send path then runs once per 64 KiB. Implies `vnetHdr`. Default false.
+   */
+  tso?: boolean;
   /** IFF_MULTI_QUEUE: open one queue of a multi-queue device (open the same name again for more). */
   multiQueue?: boolean;
   /** Frames read per native call, and the largest batch handed to the sink. Default 64. */
@@ -63,6 +70,10 @@ export class TapDevice extends NativeIo implements FrameDevice {
   readonly vnetHdr: boolean;
   /** Set when opened with `gro`: merge counters (merged frames, segments written, bad checksums). */
   readonly coalescer: TcpCoalescer | undefined;
+  /** Set when opened with `tso`, after start(): segmentation counters. */
+  segmenter: TcpSegmenter | undefined;
+  private readonly tso: boolean;
+  private jumbo: BufferPool | undefined;
   protected override readonly rxSyscall = 'read';
   private _mtu: number;
 
@@ -70,7 +81,8 @@ export class TapDevice extends NativeIo implements FrameDevice {
     super(handle, counters, o.batchSize ?? 64, o.onError);
     this.name = name;
     this.mode = o.mode ?? 'tap';
-    this.vnetHdr = !!(o.vnetHdr || o.gro);
+    this.vnetHdr = !!(o.vnetHdr || o.gro || o.tso);
+    this.tso = !!o.tso;
     this.coalescer = o.gro ? new TcpCoalescer() : undefined;
     this._mtu = mtu;
   }
@@ -90,9 +102,9 @@ export class TapDevice extends NativeIo implements FrameDevice {
       throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${o.mtu}`);
     }
     const n = native();
-    if (o.gro && o.mode === 'tun') throw new InvalidConfigError('gro', 'needs Ethernet frames (mode tap)');
-    const vnet = !!(o.vnetHdr || o.gro);
-    const flags = (o.mode === 'tun' ? TAP_TUN : 0) | (vnet ? TAP_VNET_HDR : 0) | (o.multiQueue ? TAP_MULTI_QUEUE : 0);
+    if ((o.gro || o.tso) && o.mode === 'tun') throw new InvalidConfigError(o.gro ? 'gro' : 'tso', 'needs Ethernet frames (mode tap)');
+    const vnet = !!(o.vnetHdr || o.gro || o.tso);
+    const flags = (o.mode === 'tun' ? TAP_TUN : 0) | (vnet ? TAP_VNET_HDR : 0) | (o.tso ? TAP_OFFLOAD : 0) | (o.multiQueue ? TAP_MULTI_QUEUE : 0);
     const [fd, name] = n.openTap(o.name, flags);
     const counters = new IoCounters(n.counterCount);
     // From here the handle owns fd: closing the handle closes it.
@@ -122,7 +134,13 @@ export class TapDevice extends NativeIo implements FrameDevice {
 
   override start(pool: BufferPool, sink: BatchSink): void {
     if (this.vnetHdr && pool.headroom < VNET_HDR_LEN) throw new InvalidConfigError('pool.headroom', `vnetHdr needs at least ${VNET_HDR_LEN}`);
-    super.start(pool, sink);
+    if (!this.tso) return super.start(pool, sink);
+    // Reads land in large private slots; the segmenter copies frames into the caller's pool.
+    const jumbo = new BufferPool({ count: this.batchSize * 2, frameCapacity: 65535, headroom: 64, tailroom: 64 });
+    const seg = new TcpSegmenter(pool, sink, this.batchSize);
+    this.jumbo = jumbo;
+    this.segmenter = seg;
+    super.start(jumbo, (b) => seg.consume(jumbo, b));
   }
 
   /** Write each frame with write(2), in one native call. Returns how many were written. */
@@ -134,7 +152,8 @@ export class TapDevice extends NativeIo implements FrameDevice {
   }
 
   protected capacity(pool: BufferPool): number {
-    return pool.frameCapacity;
+    // A TSO read is up to 64 KiB of IP plus Ethernet: the whole large slot.
+    return pool === this.jumbo ? pool.stride - pool.headroom : pool.frameCapacity;
   }
 
   protected describe(): string {

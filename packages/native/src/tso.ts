@@ -1,0 +1,179 @@
+import { PacketBatch, type BatchSink, type BufferPool } from '@overlay/dataplane';
+import { fold, sum16 } from './checksum.js';
+
+const ETH = 14;
+const VNET_HDR_LEN = 12;
+const VNET_F_NEEDS_CSUM = 1;
+const VNET_GSO_NONE = 0;
+const VNET_GSO_TCPV4 = 1;
+const VNET_GSO_ECN = 0x80;
+
+/**
+ * Send-side segmentation for a TAP opened with offloads (inside direction: frames the kernel
+ * sends out of the TAP, on their way to encapsulation). With TSO the kernel hands over TCP
+ * segments of up to 64 KiB in one read, and packets whose checksum it left to the device; this
+ * turns each into ordinary MTU-sized frames with complete checksums, copied into slots of the
+ * dataplane's pool, exactly as a NIC's TSO would put them on the wire. The kernel's TCP stack
+ * then runs once per 64 KiB instead of once per segment.
+ *
+ * Reads land in a private pool of large slots (`jumbo`); each is released once segmented.
+ * Allocates nothing per packet. Single-threaded, owned by one TapDevice.
+ */
+export class TcpSegmenter {
+  /** Large frames cut into segments, segments made, frames completed from a partial checksum. */
+  superFrames = 0;
+  segments = 0;
+  checksummed = 0;
+  /** Frames dropped: no free slot in the dataplane pool, or a shape this does not handle. */
+  poolDrops = 0;
+  malformed = 0;
+  private readonly out: PacketBatch;
+
+  constructor(
+    private readonly pool: BufferPool,
+    private readonly sink: BatchSink,
+    batchSize: number,
+  ) {
+    this.out = new PacketBatch(batchSize);
+  }
+
+  /** Sink for the jumbo pool's batches: segment, hand on in batches, release the jumbo slots. */
+  consume(jumbo: BufferPool, batch: PacketBatch): void {
+    for (let i = 0; i < batch.count; i++) {
+      const j = batch.slots[i];
+      this.frame(jumbo, j);
+      jumbo.release(j);
+    }
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.out.count > 0) {
+      this.sink(this.out);
+      this.out.clear();
+    }
+  }
+
+  private push(slot: number): void {
+    this.out.push(slot);
+    if (this.out.count === this.out.capacity) this.flush();
+  }
+
+  private frame(jumbo: BufferPool, j: number): void {
+    const jd = jumbo.data;
+    const o = jumbo.off[j];
+    const len = jumbo.len[j];
+    const v = o - VNET_HDR_LEN;
+    const flags = jd[v];
+    const gso = jd[v + 1] & ~VNET_GSO_ECN;
+    const csumStart = jd[v + 6] | (jd[v + 7] << 8);
+    const csumOffset = jd[v + 8] | (jd[v + 9] << 8);
+    if (gso === VNET_GSO_NONE) {
+      const s = this.copy(jd, o, len);
+      if (s < 0) return;
+      if (flags & VNET_F_NEEDS_CSUM) {
+        const d = this.pool.data;
+        const so = this.pool.off[s];
+        if (csumStart + csumOffset + 2 > len) {
+          this.pool.release(s);
+          this.malformed++;
+          return;
+        }
+        // The field holds the pseudo-header sum: summing from csum_start over it finishes it.
+        const c = ~fold(sum16(d, so + csumStart, len - csumStart, 0)) & 0xffff;
+        d[so + csumStart + csumOffset] = c >>> 8;
+        d[so + csumStart + csumOffset + 1] = c & 0xff;
+        this.checksummed++;
+      }
+      this.push(s);
+      return;
+    }
+    if (gso !== VNET_GSO_TCPV4) {
+      this.malformed++;
+      return;
+    }
+    this.segment(jd, o, len, jd[v + 4] | (jd[v + 5] << 8));
+  }
+
+  /** Copy a whole frame into a fresh dataplane slot; -1 (counted) when none is free or it does not fit. */
+  private copy(src: Buffer, o: number, len: number): number {
+    const pool = this.pool;
+    if (len > pool.frameCapacity) {
+      this.malformed++;
+      return -1;
+    }
+    const s = pool.acquire();
+    if (s < 0) {
+      this.poolDrops++;
+      return -1;
+    }
+    src.copy(pool.data, pool.off[s], o, o + len);
+    pool.len[s] = len;
+    return s;
+  }
+
+  /** Cut one IPv4 TCP super-segment at `mss`, fixing lengths, IDs, sequence numbers, flags, checksums. */
+  private segment(jd: Buffer, o: number, len: number, mss: number): void {
+    const ip = o + ETH;
+    if (len < ETH + 40 || jd[o + 12] !== 0x08 || jd[o + 13] !== 0x00 || jd[ip] >> 4 !== 4 || jd[ip + 9] !== 6 || mss < 1) {
+      this.malformed++;
+      return;
+    }
+    const ihl = (jd[ip] & 0x0f) * 4;
+    const tcp = ip + ihl;
+    const thl = (jd[tcp + 12] >>> 4) * 4;
+    const hdr = ETH + ihl + thl;
+    const total = len - hdr;
+    if (ihl < 20 || thl < 20 || total <= 0) {
+      this.malformed++;
+      return;
+    }
+    this.superFrames++;
+    const seq0 = ((jd[tcp + 4] << 24) | (jd[tcp + 5] << 16) | (jd[tcp + 6] << 8) | jd[tcp + 7]) >>> 0;
+    const id0 = (jd[ip + 4] << 8) | jd[ip + 5];
+    const flags0 = jd[tcp + 13];
+    const pool = this.pool;
+    const d = pool.data;
+    for (let at = 0, k = 0; at < total; at += mss, k++) {
+      const plen = Math.min(mss, total - at);
+      const s = pool.acquire();
+      if (s < 0) {
+        this.poolDrops++;
+        continue;
+      }
+      const so = pool.off[s];
+      jd.copy(d, so, o, o + hdr);
+      jd.copy(d, so + hdr, o + hdr + at, o + hdr + at + plen);
+      pool.len[s] = hdr + plen;
+      const sip = so + ETH;
+      const stcp = sip + ihl;
+      const l4 = thl + plen;
+      d[sip + 2] = (ihl + l4) >>> 8;
+      d[sip + 3] = (ihl + l4) & 0xff;
+      const id = (id0 + k) & 0xffff;
+      d[sip + 4] = id >>> 8;
+      d[sip + 5] = id & 0xff;
+      d[sip + 10] = 0;
+      d[sip + 11] = 0;
+      const ipsum = ~fold(sum16(d, sip, ihl, 0)) & 0xffff;
+      d[sip + 10] = ipsum >>> 8;
+      d[sip + 11] = ipsum & 0xff;
+      const seq = (seq0 + at) >>> 0;
+      d[stcp + 4] = seq >>> 24;
+      d[stcp + 5] = (seq >>> 16) & 0xff;
+      d[stcp + 6] = (seq >>> 8) & 0xff;
+      d[stcp + 7] = seq & 0xff;
+      let f = flags0;
+      if (at + plen < total) f &= ~0x09; // FIN and PSH only on the last segment
+      if (k > 0) f &= ~0x80; // CWR only on the first
+      d[stcp + 13] = f;
+      d[stcp + 16] = 0;
+      d[stcp + 17] = 0;
+      const c = ~fold(sum16(d, stcp, l4, sum16(d, sip + 12, 8, 6 + l4))) & 0xffff;
+      d[stcp + 16] = c >>> 8;
+      d[stcp + 17] = c & 0xff;
+      this.segments++;
+      this.push(s);
+    }
+  }
+}
