@@ -373,7 +373,14 @@ export class Agent {
     if (Math.abs(now - env.ts) > (this.o.maxClockSkewMs ?? 120_000)) return this.drop('stale_timestamp');
     const why = this.checkReplay(env.from, env.session, env.seq);
     if (why) return this.drop(why);
-    for (const m of env.msgs) this.dispatch(from, m);
+    for (const m of env.msgs) {
+      try {
+        this.dispatch(from, m);
+      } catch {
+        // A bug must not take gossip down: count it and go on with the next message.
+        this.drop('handler_error');
+      }
+    }
   }
 
   /** Sliding-window replay check; records the packet as seen when accepted. */
@@ -613,7 +620,12 @@ export class Agent {
     }
     const ok = this.mergeChunks(chunks);
     if (!ok) return [];
-    return this.stateChunks(false);
+    try {
+      return this.stateChunks(false);
+    } catch {
+      this.drop('pushpull_state_too_big');
+      return [];
+    }
   }
 
   /** Our full state as sealed chunks, each ≤ MAX_CHUNK_BYTES before sealing. */

@@ -18,6 +18,7 @@ export interface Handler {
 }
 
 const FRAME_CAP = MAX_CHUNK_BYTES + 64;
+const MAX_CONCURRENT_STREAMS = 64;
 
 /** Reads length-prefixed frames until a zero-length frame; calls back once. */
 function readFrames(sock: net.Socket, done: (err: Error | null, chunks: Uint8Array[] | null) => void): void {
@@ -66,6 +67,7 @@ export interface RealIo extends PacketNet, StreamNet {
 export function createRealIo(listen: Addr): RealIo {
   const udp = dgram.createSocket({ type: listen.ip.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
   let server: net.Server | null = null;
+  let active = 0;
   return {
     send(to, bytes) {
       udp.send(bytes, to.port, to.ip, () => {});
@@ -95,6 +97,13 @@ export function createRealIo(listen: Addr): RealIo {
         udp.bind(listen.port, listen.ip, () => res());
       });
       server = net.createServer((sock) => {
+        // Bound concurrent push-pulls: state exchanges are rare (one per member per ~30 s).
+        if (++active > MAX_CONCURRENT_STREAMS) {
+          active--;
+          sock.destroy();
+          return;
+        }
+        sock.once('close', () => active--);
         const from = { ip: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
         const t = setTimeout(() => sock.destroy(), 10_000);
         readFrames(sock, (err, chunks) => {
