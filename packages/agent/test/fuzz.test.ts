@@ -75,3 +75,34 @@ describe('gossip fuzzing', () => {
     expect(a0.membership.aliveCount()).toBe(4);
   });
 });
+
+describe('replay window', () => {
+  it('accepts reordering inside the 64-packet window, rejects duplicates, stale sequence numbers and older sessions', () => {
+    const c = new SimCluster({ n: 2, seed: 3 });
+    c.bootstrapAll();
+    const a = c.agents[0];
+    const from = c.addrs[1];
+    const send = (session: number, seq: number) => {
+      const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session, seq, ts: c.clock.now() });
+      const p = new Uint8Array(h.length + 1);
+      p.set(h, 1);
+      a.handlePacket(from, p);
+    };
+    const drops = () => (a.drops.replayed ?? 0) + (a.drops.old_session ?? 0);
+    send(10, 5);
+    send(10, 3);
+    send(10, 4);
+    expect(drops()).toBe(0);
+    send(10, 3);
+    expect(a.drops.replayed).toBe(1);
+    send(10, 100);
+    send(10, 37); // 63 behind: inside the window
+    expect(a.drops.replayed).toBe(1);
+    send(10, 36); // 64 behind: outside
+    expect(a.drops.replayed).toBe(2);
+    send(9, 1000);
+    expect(a.drops.old_session).toBe(1);
+    send(11, 1); // a restart: new session, window resets
+    expect(drops()).toBe(3);
+  });
+});
