@@ -51,7 +51,8 @@ describe.sequential('interop with wireguard-go (L3, TUN)', () => {
       const s = await p.ours.stats();
       expect(s.device.tx.handshakeInitiations).toBeGreaterThanOrEqual(1);
       expect(s.device.rx.handshakeResponses).toBeGreaterThanOrEqual(1);
-      expect(s.device.rx.handshakeInitiations).toBe(0);
+      // Not asserting that wireguard-go never initiated: on a loaded machine it may also start a
+      // handshake of its own (both sides have traffic queued); the response proves ours completed.
       expect((await ping(p.them, OUR_INNER, 3)).received).toBe(3);
       expect(await latestHandshake(p.them, p.iface)).toBeGreaterThan(0);
     });
