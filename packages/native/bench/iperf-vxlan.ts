@@ -1,7 +1,8 @@
 /**
- * iperf3 TCP across two namespace hosts: our userspace VXLAN (VNI 100, port 4789, 198.19.0.0/24)
- * next to the Linux kernel's vxlan device (VNI 200, port 4790, 198.19.1.0/24) on the same
- * hosts and underlay, alternating in one run; medians of N rounds.
+ * iperf3 TCP across two namespace hosts: our userspace VXLAN with TAP offloads (TSO + GRO; VNI 100,
+ * port 4789, 198.19.0.0/24), ours without them (one frame per syscall; VNI 300, port 4791,
+ * 198.19.2.0/24) and the Linux kernel's vxlan device (VNI 200, port 4790, 198.19.1.0/24), on the
+ * same hosts and underlay, alternating in one run; medians of N rounds.
  * Run as root: node --conditions=source --import tsx packages/native/bench/iperf-vxlan.ts [rounds] [seconds] [offloads]
  * offloads 'off' turns off TX checksum offload (and so TSO) on both underlay veths, as on a wire
  * whose NIC cannot offload VXLAN: the kernel then segments and checksums in software too.
@@ -38,6 +39,7 @@ const tb = await createTestbed({ hosts: 2, prefix: 'bvx' });
 const [a, b] = tb.hosts;
 let vteps: VtepProcess[] = [];
 const ours: number[] = [];
+const plain: number[] = [];
 const kernel: number[] = [];
 try {
   if (offloads === 'off') for (const h of tb.hosts) await h.exec('ethtool', ['-K', 'ul0', 'tx', 'off']);
@@ -60,6 +62,23 @@ try {
   }
   const cfg = meshConfig(tb.hosts, [100]);
   vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
+  // A second dataplane per host on its own port, VNI and subnet, with the TAP offloads off.
+  const plainCfg = meshConfig(tb.hosts, [300]).map((c) => ({
+    ...c,
+    port: 4791,
+    gro: false,
+    tso: false,
+    networks: c.networks.map((n) => ({
+      ...n,
+      tap: 'vxp',
+      addresses: n.addresses!.map((a) => a.replace(/^198\.19\.0\./, '198.19.2.')),
+      neighbours: n.neighbours!.map((x) => ({ ...x, ip: x.ip.replace(/^198\.19\.0\./, '198.19.2.') })),
+      fdb: n.fdb!.map((f) => ({ ...f, port: 4791 })),
+      flood: n.flood!.map((f) => ({ address: f as string, port: 4791 })),
+    })),
+  }));
+  const plainVteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, plainCfg[i])));
+  vteps.push(...plainVteps);
   for (let r = 0; r < rounds; r++) {
     const c0 = vteps.map((v) => cpuSeconds(v.child.pid!));
     const w0 = vteps.map((v) => waitSeconds(v.child.pid!));
@@ -68,11 +87,13 @@ try {
     const el = (performance.now() - t0) / 1000;
     const cpu = vteps.map((v, i) => Math.round(((cpuSeconds(v.child.pid!) - c0[i]) / el) * 100));
     const wait = vteps.map((v, i) => Math.round(((waitSeconds(v.child.pid!) - w0[i]) / el) * 100));
+    const p = await iperf(a, b, '198.19.2.2');
     const k = await iperf(a, b, '198.19.1.2');
     ours.push(o.bps);
+    plain.push(p.bps);
     kernel.push(k.bps);
     process.stdout.write(
-      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %, run-queue wait ${wait[0]} % / ${wait[1]} %), kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
+      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %, run-queue wait ${wait[0]} % / ${wait[1]} %), ours without TAP offloads ${(p.bps / 1e6).toFixed(0)} Mbit/s, kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
     );
   }
   const s = await vteps[0].stats();
@@ -82,5 +103,6 @@ try {
   await tb.destroy();
 }
 const mo = median(ours);
+const mp = median(plain);
 const mk = median(kernel);
-process.stdout.write(`\nunderlay offloads ${offloads}; median of ${rounds} rounds, ${seconds} s each: ours ${(mo / 1e6).toFixed(0)} Mbit/s, kernel vxlan ${(mk / 1e6).toFixed(0)} Mbit/s, ratio ${((mo / mk) * 100).toFixed(1)} %\n`);
+process.stdout.write(`\nunderlay offloads ${offloads}; median of ${rounds} rounds, ${seconds} s each: ours ${(mo / 1e6).toFixed(0)} Mbit/s (${((mo / mk) * 100).toFixed(1)} % of kernel), ours without TAP offloads ${(mp / 1e6).toFixed(0)} Mbit/s (${((mp / mk) * 100).toFixed(1)} %), kernel vxlan ${(mk / 1e6).toFixed(0)} Mbit/s\n`);
