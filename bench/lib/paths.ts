@@ -3,7 +3,7 @@
  * names the overlay address to measure against, lists our processes (for CPU and memory), and
  * tears itself down. Only one path is up at a time so they never share CPU.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import type { Testbed, TestHost } from '../../test/lib/testbed.js';
 import { meshConfig, startVtep, type VtepProcess } from '../../test/lib/vtep.js';
 import { startWireguardGo } from '../../test/lib/wg-go.js';
@@ -93,7 +93,7 @@ export const wireguardGo: PathSpec = {
   async up(tb) {
     const hs = pair(tb);
     const keys = hs.map(() => wgKeys());
-    const children = [];
+    const children: ChildProcess[] = [];
     for (let i = 0; i < 2; i++) {
       const j = 1 - i;
       children.push(
@@ -128,7 +128,7 @@ export const nebula: PathSpec = {
     const dir = execFileSync('mktemp', ['-d']).toString().trim();
     const sh = (args: string[]) => execFileSync('nebula-cert', args, { cwd: dir, stdio: 'pipe' });
     sh(['ca', '-name', 'bench', '-out-crt', 'ca.crt', '-out-key', 'ca.key']);
-    const children = [];
+    const children: ChildProcess[] = [];
     for (const h of hs) {
       sh(['sign', '-name', `h${h.index}`, '-ip', `198.19.62.${h.index}/24`, '-out-crt', `h${h.index}.crt`, '-out-key', `h${h.index}.key`]);
       const peer = hs.find((x) => x !== h)!;
@@ -181,7 +181,7 @@ export const ourEncrypted: PathSpec = {
     }));
     const procs: VtepProcess[] = [];
     try {
-      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i] as never));
+      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
     } catch (e) {
       for (const p of procs) await p.stop();
       throw e;

@@ -12,7 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { BufferPool, createDataplane, type Dataplane } from '@overlay/dataplane';
+import { BufferPool, createDataplane, type Dataplane, type Transport } from '@overlay/dataplane';
+import { createSecureTransport, WireGuardDevice } from '@overlay/crypto';
 import { linkMtu, TapDevice, UdpTransport, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from '@overlay/native';
 
 export interface HostNetworkConfig {
@@ -56,6 +57,11 @@ export interface HostConfig {
   /** Default transmit queue length for every TAP. Default 4096: no TCP retransmits from TAP overflow on a busy machine. */
   txQueueLen?: number;
   networks: HostNetworkConfig[];
+  /**
+   * Encrypt the underlay with the WireGuard protocol (@overlay/crypto, overlay mode): one peer
+   * per remote VTEP, its endpoint being that VTEP's underlay address. Keys in WireGuard base64.
+   */
+  encryption?: { privateKey: string; peers: Array<{ publicKey: string; endpoint: string; port?: number; presharedKey?: string }> };
 }
 
 function ip(args: string[]): void {
@@ -68,16 +74,26 @@ function main(): void {
   const cfg = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as HostConfig;
   const batchSize = cfg.batchSize ?? 64;
   const pool = new BufferPool({ count: cfg.poolSlots ?? 4096 });
-  const transport = UdpTransport.bind({
+  const udp = UdpTransport.bind({
     address: cfg.address,
     port: cfg.port ?? 4789,
     batchSize,
     recvBufferBytes: cfg.recvBufferBytes ?? 4 << 20,
     sendBufferBytes: cfg.sendBufferBytes ?? 4 << 20,
   });
+  let transport: Transport = udp;
+  let wg: WireGuardDevice | undefined;
+  if (cfg.encryption) {
+    wg = new WireGuardDevice({ privateKey: cfg.encryption.privateKey, mode: 'overlay' });
+    for (const p of cfg.encryption.peers) {
+      wg.setPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: { address: p.endpoint, port: p.port ?? cfg.port ?? 4789 } });
+    }
+    transport = createSecureTransport({ inner: udp, device: wg });
+  }
   const dp: Dataplane = createDataplane({ transport, pool, batchSize });
   const underlayMtu = linkMtu(cfg.underlayDevice ?? 'ul0');
-  const overhead = transport.family === 6 && cfg.address !== '::' ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4;
+  // WireGuard transport data adds a 16-byte header and a 16-byte tag (no padding in overlay mode).
+  const overhead = (udp.family === 6 && cfg.address !== '::' ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4) + (wg ? 32 : 0);
   const taps: TapDevice[] = [];
   const info: Array<{ vni: number; tap: string; mac: string; mtu: number }> = [];
   for (const n of cfg.networks) {
@@ -97,7 +113,8 @@ function main(): void {
 
   const stats = () => ({
     dataplane: dp.stats(),
-    transport: transport.counters.snapshot(),
+    transport: udp.counters.snapshot(),
+    ...(wg ? { tunnel: wg.stats() } : {}),
     devices: Object.fromEntries(taps.map((t) => [t.name, t.counters.snapshot()])),
     tso: Object.fromEntries(
       taps.map((t) => {
@@ -126,7 +143,7 @@ function main(): void {
     if (line.trim() === 'stats') process.stdout.write(`STATS ${JSON.stringify(stats())}\n`);
   });
   rl.on('close', () => void shutdown());
-  process.stdout.write(`READY ${JSON.stringify({ port: transport.localPort, networks: info })}\n`);
+  process.stdout.write(`READY ${JSON.stringify({ port: udp.localPort, networks: info })}\n`);
 }
 
 try {
