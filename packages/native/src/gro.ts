@@ -1,14 +1,9 @@
-import type { BufferPool, PacketBatch } from '@overlay/dataplane';
-import { fold, sum16 } from './checksum.js';
+import { internetChecksum, onesComplementSum, type BufferPool, type PacketBatch } from '@overlay/dataplane';
+import { ETH, IPV4, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_HDR_LEN } from './headers.js';
 
 /** Most segments merged into one write: 64 × 1400 bytes stays under the 64 KiB IP limit. */
 const MAX_SEGMENTS = 64;
-const ETH = 14;
-const IP = 20;
-const VNET_HDR_LEN = 12;
-/** virtio_net_hdr: flags NEEDS_CSUM, gso_type TCPV4. */
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_GSO_TCPV4 = 1;
+const IP = IPV4;
 
 /**
  * Receive-side coalescing for a TAP opened with a virtio-net header (outside direction: frames
@@ -104,12 +99,12 @@ export class TcpCoalescer {
       d[ip + 3] = (IP + l4) & 0xff;
       d[ip + 10] = 0;
       d[ip + 11] = 0;
-      const ipsum = ~fold(sum16(d, ip, IP, 0)) & 0xffff;
+      const ipsum = internetChecksum(d, ip, IP, 0);
       d[ip + 10] = ipsum >>> 8;
       d[ip + 11] = ipsum & 0xff;
       if (psh) d[tcp + 13] |= 0x08;
       // Checksum offload: the field holds the pseudo-header sum; the kernel adds the rest.
-      const pseudo = fold(sum16(d, ip + 12, 8, 6 + l4));
+      const pseudo = onesComplementSum(d, ip + 12, 8, 6 + l4);
       d[tcp + 16] = pseudo >>> 8;
       d[tcp + 17] = pseudo & 0xff;
       const v = o - VNET_HDR_LEN;
@@ -143,7 +138,7 @@ export class TcpCoalescer {
     const flags = d[tcp + 13];
     if (thl < 20 || len - ETH - IP - thl <= 0 || (flags !== 0x10 && flags !== 0x18)) return 0;
     const l4 = len - ETH - IP;
-    if (fold(sum16(d, tcp, l4, sum16(d, ip + 12, 8, 6 + l4))) !== 0xffff) {
+    if (onesComplementSum(d, tcp, l4, onesComplementSum(d, ip + 12, 8, 6 + l4)) !== 0xffff) {
       this.badChecksum++;
       return 0;
     }

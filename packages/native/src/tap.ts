@@ -3,6 +3,7 @@ import { KIND_TAP, native, TAP_MULTI_QUEUE, TAP_OFFLOAD, TAP_TUN, TAP_VNET_HDR, 
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
 import { TcpCoalescer } from './gro.js';
+import { VNET_HDR_LEN } from './headers.js';
 import { TcpSegmenter } from './tso.js';
 import { NativeIo } from './native-io.js';
 
@@ -11,7 +12,7 @@ export const VXLAN_OVERHEAD_IPV4 = 50;
 /** The same over IPv6: outer IPv6 is 40 bytes. */
 export const VXLAN_OVERHEAD_IPV6 = 70;
 /** virtio-net header length used with `vnetHdr` (it sits in the pool headroom). */
-export const VNET_HDR_LEN = 12;
+export { VNET_HDR_LEN };
 
 export interface TapOptions {
   /** Interface name (at most 15 bytes). Opens an existing TAP/TUN or creates a non-persistent one. */

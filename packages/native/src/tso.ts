@@ -1,12 +1,6 @@
-import { PacketBatch, type BatchSink, type BufferPool } from '@overlay/dataplane';
-import { fold, sum16 } from './checksum.js';
+import { internetChecksum, onesComplementSum, PacketBatch, type BatchSink, type BufferPool } from '@overlay/dataplane';
+import { ETH, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from './headers.js';
 
-const ETH = 14;
-const VNET_HDR_LEN = 12;
-const VNET_F_NEEDS_CSUM = 1;
-const VNET_GSO_NONE = 0;
-const VNET_GSO_TCPV4 = 1;
-const VNET_GSO_ECN = 0x80;
 
 /**
  * Send-side segmentation for a TAP opened with offloads (inside direction: frames the kernel
@@ -80,7 +74,7 @@ export class TcpSegmenter {
           return;
         }
         // The field holds the pseudo-header sum: summing from csum_start over it finishes it.
-        const c = ~fold(sum16(d, so + csumStart, len - csumStart, 0)) & 0xffff;
+        const c = internetChecksum(d, so + csumStart, len - csumStart, 0);
         d[so + csumStart + csumOffset] = c >>> 8;
         d[so + csumStart + csumOffset + 1] = c & 0xff;
         this.checksummed++;
@@ -155,7 +149,7 @@ export class TcpSegmenter {
       d[sip + 5] = id & 0xff;
       d[sip + 10] = 0;
       d[sip + 11] = 0;
-      const ipsum = ~fold(sum16(d, sip, ihl, 0)) & 0xffff;
+      const ipsum = internetChecksum(d, sip, ihl, 0);
       d[sip + 10] = ipsum >>> 8;
       d[sip + 11] = ipsum & 0xff;
       const seq = (seq0 + at) >>> 0;
@@ -169,7 +163,7 @@ export class TcpSegmenter {
       d[stcp + 13] = f;
       d[stcp + 16] = 0;
       d[stcp + 17] = 0;
-      const c = ~fold(sum16(d, stcp, l4, sum16(d, sip + 12, 8, 6 + l4))) & 0xffff;
+      const c = internetChecksum(d, stcp, l4, onesComplementSum(d, sip + 12, 8, 6 + l4));
       d[stcp + 16] = c >>> 8;
       d[stcp + 17] = c & 0xff;
       this.segments++;
