@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpResult } from './lib/iperf.js';
-import { kernelVxlan, nebula, ourEncrypted, ourPlain, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
+import { kernelVxlan, nebula, ourEncrypted, ourPlain, ourPlainNoOffload, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { median, spreadPct } from './lib/stats.js';
 import { barChart } from './lib/svg.js';
@@ -130,7 +130,7 @@ function table(results: PathResult[]): string {
 async function main() {
   const o = args();
   if (process.getuid?.() !== 0) throw new Error('the throughput benchmark needs root (network namespaces)');
-  const specs = [underlay, kernelVxlan, ourPlain, ourEncrypted, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
+  const specs = [underlay, kernelVxlan, ourPlain, ourPlainNoOffload, ourEncrypted, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${o.reps} reps × ${o.seconds} s per TCP figure`);
   const tb = await createTestbed({ hosts: 2, prefix: 'bn' });
   const results: PathResult[] = [];

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+echo "test: type-checking tests, benchmarks and scripts"
+npx tsc -p tsconfig.check.json
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 set +e

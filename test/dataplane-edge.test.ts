@@ -122,7 +122,7 @@ describe('bridged endpoints, MTU and malformed input', () => {
       await new Promise((r) => setTimeout(r, 50));
       after = await vteps[1].stats();
     }
-    const d = (k: string) => after.dataplane.drops[k] - before.dataplane.drops[k];
+    const d = (k: keyof typeof after.dataplane.drops) => after.dataplane.drops[k] - before.dataplane.drops[k];
     expect(d('vxlan_no_i_flag')).toBe(1);
     expect(d('unknown_vni')).toBe(1);
     expect(d('vxlan_too_short')).toBe(1);

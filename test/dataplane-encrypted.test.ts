@@ -51,7 +51,7 @@ describe('two hosts over our encrypted VXLAN dataplane', () => {
     const [a] = tb.hosts;
     const marker = 'ENCRYPTME-' + (process.pid % 100000).toString().padStart(5, '0');
     const hex = Buffer.from(marker.slice(0, 16)).toString('hex');
-    let inner = Buffer.alloc(0);
+    let inner: Buffer = Buffer.alloc(0);
     const outer = await capture(a, 'ul0', ['udp', 'port', '4789'], async () => {
       inner = await capture(a, 'vx0', ['icmp'], async () => {
         // Long enough that tcpdump's capture ring hands over its packets before it is stopped.

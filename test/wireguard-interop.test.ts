@@ -62,7 +62,7 @@ describe.sequential('interop with wireguard-go (L3, TUN)', () => {
     const p = await fresh({});
     expect((await ping(p.us, THEIR_INNER, 2)).received).toBeGreaterThanOrEqual(1);
     const marker = `PLAINTEXT-MARKER-${process.pid}`;
-    let inner = Buffer.alloc(0);
+    let inner: Buffer = Buffer.alloc(0);
     const outer = await capture(p.us, 'ul0', ['udp', 'port', '51820'], async () => {
       inner = await capture(p.us, p.tun, ['tcp'], async () => {
         const t = await tcpTransfer(p.us, p.them, THEIR_INNER, 2, marker);

@@ -64,12 +64,14 @@ export const kernelVxlan: PathSpec = {
   },
 };
 
-export const ourPlain: PathSpec = {
-  id: 'ours-plain',
-  label: 'ours: plain VXLAN',
+/** Our plain overlay; `offloads: false` is the before-figure for the TAP TSO/GRO change. */
+function ours(id: string, label: string, offloads: boolean): PathSpec {
+  return {
+  id,
+  label,
   async up(tb) {
     const hs = pair(tb);
-    const cfgs = meshConfig(hs, [100]);
+    const cfgs = meshConfig(hs, [100]).map((c) => ({ ...c, tso: offloads, gro: offloads }));
     const procs: VtepProcess[] = [];
     try {
       for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
@@ -85,7 +87,11 @@ export const ourPlain: PathSpec = {
       },
     };
   },
-};
+  };
+}
+
+export const ourPlain = ours('ours-plain', 'ours: plain VXLAN', true);
+export const ourPlainNoOffload = ours('ours-plain-no-offload', 'ours: plain, no TAP offloads', false);
 
 export const wireguardGo: PathSpec = {
   id: 'wireguard-go',

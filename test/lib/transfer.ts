@@ -5,7 +5,7 @@ import { waitForLine } from './testbed.js';
 import { repoRoot } from './vtep.js';
 
 const tcpCheck = fileURLToPath(new URL('./tcp-check.ts', import.meta.url));
-const node = (script: string, args: string[]) => [process.execPath, ['--conditions=source', '--import', 'tsx', script, ...args]] as const;
+const node = (script: string, args: string[]): [string, string[]] => [process.execPath, ['--conditions=source', '--import', 'tsx', script, ...args]];
 
 /** Where a command runs: a testbed host or a bare namespace name. */
 export type Place = TestHost | { name: string; spawn: TestHost['spawn'] };

@@ -81,8 +81,8 @@ describe('RFC 7748 X25519', () => {
   });
 
   it('iterates §5.2 1 and 1000 times', () => {
-    let k = hex('0900000000000000000000000000000000000000000000000000000000000000');
-    let u = Buffer.from(k);
+    let k: Buffer = hex('0900000000000000000000000000000000000000000000000000000000000000');
+    let u: Buffer = Buffer.from(k);
     for (let i = 1; i <= 1000; i++) {
       const r = dh(k, u);
       u = k;
