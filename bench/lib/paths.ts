@@ -5,7 +5,7 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import type { Testbed, TestHost } from '../../test/lib/testbed.js';
-import { meshConfig, startVtep, type VtepProcess } from '../../test/lib/vtep.js';
+import { meshConfig, startVtep, type HostConfig, type VtepProcess } from '../../test/lib/vtep.js';
 import { startWireguardGo } from '../../test/lib/wg-go.js';
 
 export interface PathUp {
@@ -64,29 +64,34 @@ export const kernelVxlan: PathSpec = {
   },
 };
 
+/** Start our VTEP host process on each host (all or none); host 2's overlay address is the target. */
+async function startVteps(hs: TestHost[], cfgs: HostConfig[]): Promise<PathUp> {
+  const procs: VtepProcess[] = [];
+  try {
+    for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
+  } catch (e) {
+    for (const p of procs) await p.stop();
+    throw e;
+  }
+  return {
+    dst: '198.19.0.2',
+    pids: procs.map((p) => p.child.pid!),
+    down: async () => {
+      for (const p of procs) await p.stop();
+    },
+  };
+}
+
 /** Our plain overlay; `offloads: false` is the before-figure for the TAP TSO/GRO change. */
 function ours(id: string, label: string, offloads: boolean): PathSpec {
   return {
-  id,
-  label,
-  async up(tb) {
-    const hs = pair(tb);
-    const cfgs = meshConfig(hs, [100]).map((c) => ({ ...c, tso: offloads, gro: offloads }));
-    const procs: VtepProcess[] = [];
-    try {
-      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
-    } catch (e) {
-      for (const p of procs) await p.stop();
-      throw e;
-    }
-    return {
-      dst: '198.19.0.2',
-      pids: procs.map((p) => p.child.pid!),
-      down: async () => {
-        for (const p of procs) await p.stop();
-      },
-    };
-  },
+    id,
+    label,
+    async up(tb) {
+      const hs = pair(tb);
+      const cfgs = meshConfig(hs, [100]).map((c) => ({ ...c, tso: offloads, gro: offloads }));
+      return startVteps(hs, cfgs);
+    },
   };
 }
 
@@ -185,19 +190,6 @@ export const ourEncrypted: PathSpec = {
       ...c,
       encryption: { privateKey: keys[i].priv, peers: hs.filter((_, j) => j !== i).map((h) => ({ publicKey: keys[hs.indexOf(h)].pub, endpoint: h.underlay })) },
     }));
-    const procs: VtepProcess[] = [];
-    try {
-      for (let i = 0; i < hs.length; i++) procs.push(await startVtep(hs[i], cfgs[i]));
-    } catch (e) {
-      for (const p of procs) await p.stop();
-      throw e;
-    }
-    return {
-      dst: '198.19.0.2',
-      pids: procs.map((p) => p.child.pid!),
-      down: async () => {
-        for (const p of procs) await p.stop();
-      },
-    };
+    return startVteps(hs, cfgs);
   },
 };
