@@ -10,8 +10,8 @@ describe('two hosts over an IPv6 underlay', () => {
   let vteps: VtepProcess[] = [];
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 2, ipv6: true, prefix: 'dp6' });
-    // gro and tso off: this file also covers the plain one-frame-per-syscall TAP path end to end.
-    const cfg = meshConfig(tb.hosts, [100], undefined, { ipv6: true }).map((c) => ({ ...c, gro: false, tso: false }));
+    // TAP and UDP offloads off: this file also covers the plain one-packet-per-unit path end to end.
+    const cfg = meshConfig(tb.hosts, [100], undefined, { ipv6: true }).map((c) => ({ ...c, gso: false, gro: false, tso: false }));
     vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
   });
   afterAll(async () => {

@@ -50,6 +50,8 @@ export interface HostConfig {
   poolSlots?: number;
   recvBufferBytes?: number;
   sendBufferBytes?: number;
+  /** UDP GSO on the underlay socket (UdpTransport `gso`). Default true. */
+  gso?: boolean;
   /** Default `gro` for every TAP. Default true (the plain path: set false). */
   gro?: boolean;
   /** Default `tso` for every TAP. Default true (the plain path: set false). */
@@ -79,6 +81,7 @@ function main(): void {
     port: cfg.port ?? 4789,
     batchSize,
     recvBufferBytes: cfg.recvBufferBytes ?? 4 << 20,
+    gso: cfg.gso ?? true,
     sendBufferBytes: cfg.sendBufferBytes ?? 4 << 20,
   });
   let transport: Transport = udp;

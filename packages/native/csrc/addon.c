@@ -36,6 +36,7 @@ typedef struct handle {
   int family;
   int vnet_hdr;
   int wait_ms;
+  int gso; /* UDP: use UDP_SEGMENT for runs to one destination */
   uint32_t max_batch;
   struct ovl_batch *batch;
   /* [RX] the pool reads land in, [TX] the pool writes come from: usually the same one. */
@@ -53,6 +54,7 @@ typedef struct handle {
   napi_async_context actx;
   uv_poll_t poll;
   int poll_init;
+  int refs; /* 1 for the JS external, 1 more while the libuv handle is open */
   int closed;
   int in_callback;
 } handle_t;
@@ -168,17 +170,27 @@ static void release_pool(handle_t *h, int which) {
   h->has_pool[which] = 0;
 }
 
-static void on_uv_closed(uv_handle_t *uvh) {
-  handle_t *h = uvh->data;
+/* The struct lives while the JS external or the libuv handle still refers to it. */
+static void unref_handle(handle_t *h) {
+  if (--h->refs > 0) return;
   ovl_batch_free(h->batch);
   free(h);
 }
 
-/* Stop polling, close the descriptor, drop every reference. The struct is freed later. */
+static void on_uv_closed(uv_handle_t *uvh) {
+  unref_handle(uvh->data);
+}
+
+/*
+ * Stop polling, close the descriptor, drop every reference. The libuv handle is closed before
+ * the descriptor: libuv deregisters a poll handle's fd from epoll when the handle is stopped or
+ * closed, so doing that later, after the fd number was reused by a new socket or TAP, would
+ * silently stop the new one's polling.
+ */
 static void shutdown_handle(handle_t *h, int from_finalizer) {
   if (h->closed) return;
   h->closed = 1;
-  if (h->poll_init) uv_poll_stop(&h->poll);
+  if (h->poll_init) uv_close((uv_handle_t *)&h->poll, on_uv_closed);
   if (h->fd >= 0) close(h->fd);
   h->fd = -1;
   if (!from_finalizer) {
@@ -200,12 +212,7 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   /* References cannot be deleted safely during GC finalization on every Node version; the
      environment frees them at teardown. */
   shutdown_handle(h, 1);
-  if (h->poll_init) {
-    uv_close((uv_handle_t *)&h->poll, on_uv_closed);
-  } else {
-    ovl_batch_free(h->batch);
-    free(h);
-  }
+  unref_handle(h);
 }
 
 /* Call the JS batch callback with `n` (>= 0 packets, < 0 -errno). */
@@ -343,7 +350,7 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
   return int_result(env, rc, sc);
 }
 
-/* create(fd, kind, family, vnetHdr, maxBatch, waitMs, counters: Float64Array) -> handle.
+/* create(fd, kind, family, vnetHdr (TAP) | gso (UDP), maxBatch, waitMs, counters: Float64Array) -> handle.
    Takes ownership of fd (closed by close() or when the handle is collected). */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   ARGS(7);
@@ -358,10 +365,13 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   handle_t *h = calloc(1, sizeof(*h));
   if (!h) return throw_errno(env, ENOMEM, "calloc");
   h->env = env;
+  h->refs = 1;
   h->fd = fd;
   h->kind = kind;
   h->family = family;
-  h->vnet_hdr = vnet;
+  /* The fourth argument is per kind: TAP virtio-net header, or UDP GSO. */
+  h->vnet_hdr = kind == KIND_TAP ? vnet : 0;
+  h->gso = kind == KIND_UDP ? vnet : 0;
   h->wait_ms = wait_ms;
   h->max_batch = (uint32_t)max_batch;
   h->ctr = ctr;
@@ -443,6 +453,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (rc < 0) return throw_errno(env, -rc, "uv_poll_init");
   h->poll.data = h;
   h->poll_init = 1;
+  h->refs++;
   rc = uv_poll_start(&h->poll, UV_READABLE, on_poll);
   if (rc < 0) return throw_errno(env, -rc, "uv_poll_start");
   return NULL;
@@ -462,7 +473,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   const char *sc = "write";
   int sent = h->kind == KIND_TAP
                  ? ovl_tap_write(h->fd, h->vnet_hdr, &h->pool[TX], slots, count, h->wait_ms, h->ctr, &sc)
-                 : ovl_udp_send(h->fd, h->family, h->batch, &h->pool[TX], slots, count, h->wait_ms, h->ctr, &sc);
+                 : ovl_udp_send(h->fd, h->family, &h->gso, h->batch, &h->pool[TX], slots, count, h->wait_ms, h->ctr, &sc);
   return int_result(env, sent, sc);
 }
 

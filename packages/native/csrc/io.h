@@ -41,6 +41,7 @@ enum {
   OVL_TX_EAGAIN,         /* kernel queue full when sending; retried briefly, then left unsent */
   OVL_TX_ERRORS,
   OVL_TX_UNSENT,         /* frames or datagrams handed to send/write that did not go out */
+  OVL_TX_GSO_FALLBACKS,  /* UDP GSO refused by the route: turned off for the socket */
   OVL_COUNTERS
 };
 
@@ -96,7 +97,8 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
  */
 int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                       const int32_t *groups, int ngroups, int wait_ms, double *ctr, const char **syscall);
-int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
+/* *gso: group runs to one destination into UDP_SEGMENT messages; cleared if the route refuses. */
+int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                  int wait_ms, double *ctr, const char **syscall);
 
 #endif

@@ -8,6 +8,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+/* Kernel limits for one UDP GSO message: segments and payload bytes. */
+#define OVL_GSO_MAX_SEGMENTS 64
+#define OVL_GSO_MAX_BYTES 65000
+
 /* virtio_net_hdr_mrg_rxbuf: the header size asked for with TUNSETVNETHDRSZ. */
 #define VNET_HDR_LEN 12
 
 struct ovl_batch {
   uint32_t max;
+  uint8_t *cmsg; /* one UDP_SEGMENT control message per mmsghdr */
   struct mmsghdr *msgs;
   struct iovec *iov;
   struct sockaddr_in6 *addrs;
@@ -39,7 +51,8 @@ struct ovl_batch *ovl_batch_new(uint32_t max) {
   b->iov = calloc(max, sizeof(*b->iov));
   b->addrs = calloc(max, sizeof(*b->addrs));
   b->spare = calloc(max, sizeof(*b->spare));
-  if (!b->msgs || !b->iov || !b->addrs || !b->spare) {
+  b->cmsg = calloc(max, CMSG_SPACE(sizeof(uint16_t)));
+  if (!b->msgs || !b->iov || !b->addrs || !b->spare || !b->cmsg) {
     ovl_batch_free(b);
     return NULL;
   }
@@ -52,6 +65,7 @@ void ovl_batch_free(struct ovl_batch *b) {
   free(b->iov);
   free(b->addrs);
   free(b->spare);
+  free(b->cmsg);
   free(b);
 }
 
@@ -503,58 +517,96 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
   return done;
 }
 
-int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
-                 int wait_ms, double *ctr, const char **syscall) {
+/* Fill sockaddr `sa` with a slot's destination for a socket of `family`. */
+static socklen_t dest_addr(int family, const struct ovl_pool *p, int32_t slot, struct sockaddr_in6 *sa) {
+  memset(sa, 0, sizeof(*sa));
+  const uint8_t *a = p->addr + (size_t)slot * 16;
+  if (family == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons(p->port[slot]);
+    memcpy(&s4->sin_addr, a, 4);
+    return sizeof(*s4);
+  }
+  sa->sin6_family = AF_INET6;
+  sa->sin6_port = htons(p->port[slot]);
+  if (p->family[slot] == 4) {
+    sa->sin6_addr.s6_addr[10] = 0xff;
+    sa->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&sa->sin6_addr.s6_addr[12], a, 4);
+  } else {
+    memcpy(&sa->sin6_addr, a, 16);
+  }
+  return sizeof(*sa);
+}
+
+static int same_dest(const struct ovl_pool *p, int32_t x, int32_t y) {
+  return p->family[x] == p->family[y] && p->port[x] == p->port[y] &&
+         memcmp(p->addr + (size_t)x * 16, p->addr + (size_t)y * 16, p->family[x] == 4 ? 4 : 16) == 0;
+}
+
+int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots,
+                 int n, int wait_ms, double *ctr, const char **syscall) {
   int64_t deadline = 0;
   int sent = 0;
   int stop = 0;
   while (sent < n && !stop) {
-    unsigned k = 0;
     unsigned chunk = (unsigned)(n - sent) < b->max ? (unsigned)(n - sent) : b->max;
-    for (; k < chunk; k++) {
-      int32_t slot = slots[sent + k];
+    unsigned i = 0, m = 0; /* slots placed, messages built */
+    while (i < chunk) {
+      int32_t slot = slots[sent + i];
       if (!slot_valid(p, slot, 0) || (p->family[slot] != 4 && p->family[slot] != 6) ||
           (family == 4 && p->family[slot] != 4)) {
         ctr[OVL_TX_ERRORS]++;
         stop = 1;
         break;
       }
-      struct sockaddr_in6 *sa = &b->addrs[k];
-      memset(sa, 0, sizeof(*sa));
-      socklen_t sl;
-      const uint8_t *a = p->addr + (size_t)slot * 16;
-      if (family == 4) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(p->port[slot]);
-        memcpy(&s4->sin_addr, a, 4);
-        sl = sizeof(*s4);
-      } else {
-        sa->sin6_family = AF_INET6;
-        sa->sin6_port = htons(p->port[slot]);
-        if (p->family[slot] == 4) {
-          sa->sin6_addr.s6_addr[10] = 0xff;
-          sa->sin6_addr.s6_addr[11] = 0xff;
-          memcpy(&sa->sin6_addr.s6_addr[12], a, 4);
-        } else {
-          memcpy(&sa->sin6_addr, a, 16);
-        }
-        sl = sizeof(*sa);
+      socklen_t sl = dest_addr(family, p, slot, &b->addrs[m]);
+      size_t seg = (size_t)p->len[slot], total = seg;
+      unsigned cnt = 1;
+      b->iov[i].iov_base = p->data + p->off[slot];
+      b->iov[i].iov_len = seg;
+      /* UDP GSO: a run of datagrams to one VTEP, all `seg` long but the last (which may be
+         shorter), leaves as one message the kernel cuts up late (UDP_SEGMENT). */
+      while (*gso && seg > 0 && i + cnt < chunk && cnt < OVL_GSO_MAX_SEGMENTS) {
+        int32_t s2 = slots[sent + i + cnt];
+        if (!slot_valid(p, s2, 0) || !same_dest(p, slot, s2) || (size_t)p->len[s2] > seg || p->len[s2] == 0 ||
+            total + (size_t)p->len[s2] > OVL_GSO_MAX_BYTES)
+          break;
+        b->iov[i + cnt].iov_base = p->data + p->off[s2];
+        b->iov[i + cnt].iov_len = (size_t)p->len[s2];
+        total += (size_t)p->len[s2];
+        cnt++;
+        if ((size_t)p->len[s2] < seg) break;
       }
-      b->iov[k].iov_base = p->data + p->off[slot];
-      b->iov[k].iov_len = (size_t)p->len[slot];
-      struct msghdr *h = &b->msgs[k].msg_hdr;
-      h->msg_name = sa;
+      struct msghdr *h = &b->msgs[m].msg_hdr;
+      h->msg_name = &b->addrs[m];
       h->msg_namelen = sl;
-      h->msg_iov = &b->iov[k];
-      h->msg_iovlen = 1;
-      h->msg_control = NULL;
-      h->msg_controllen = 0;
+      h->msg_iov = &b->iov[i];
+      h->msg_iovlen = cnt;
       h->msg_flags = 0;
+      if (cnt > 1) {
+        uint8_t *buf = b->cmsg + (size_t)m * CMSG_SPACE(sizeof(uint16_t));
+        memset(buf, 0, CMSG_SPACE(sizeof(uint16_t)));
+        h->msg_control = buf;
+        h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gs = (uint16_t)seg;
+        memcpy(CMSG_DATA(c), &gs, sizeof(gs));
+      } else {
+        h->msg_control = NULL;
+        h->msg_controllen = 0;
+      }
+      b->spare[m] = (int32_t)cnt;
+      i += cnt;
+      m++;
     }
     unsigned done = 0;
-    while (done < k) {
-      int r = sendmmsg(fd, b->msgs + done, k - done, MSG_DONTWAIT);
+    while (done < m) {
+      int r = sendmmsg(fd, b->msgs + done, m - done, MSG_DONTWAIT);
       ctr[OVL_TX_SYSCALLS]++;
       if (r < 0) {
         int e = errno;
@@ -563,6 +615,12 @@ int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool 
           ctr[OVL_TX_EAGAIN]++;
           if (!deadline) deadline = now_ms() + wait_ms;
           if (wait_writable(fd, deadline)) continue;
+        } else if (*gso && (e == EIO || e == EINVAL) && b->spare[done] > 1) {
+          /* The route cannot take UDP GSO (e.g. no checksum offload): stop using it and send
+             the rest of this batch again datagram by datagram. */
+          *gso = 0;
+          ctr[OVL_TX_GSO_FALLBACKS]++;
+          break;
         } else {
           ctr[OVL_TX_ERRORS]++;
           *syscall = "sendmmsg";
@@ -570,13 +628,13 @@ int ovl_udp_send(int fd, int family, struct ovl_batch *b, const struct ovl_pool 
         stop = 1;
         break;
       }
-      for (int i = 0; i < r; i++) {
-        ctr[OVL_TX_PACKETS]++;
-        ctr[OVL_TX_BYTES] += b->msgs[done + i].msg_len;
+      for (int j = 0; j < r; j++) {
+        ctr[OVL_TX_PACKETS] += b->spare[done + j];
+        ctr[OVL_TX_BYTES] += b->msgs[done + j].msg_len;
+        sent += b->spare[done + j];
       }
       done += (unsigned)r;
     }
-    sent += (int)done;
   }
   ctr[OVL_TX_UNSENT] += n - sent;
   return sent;

@@ -9,7 +9,7 @@ export interface Addon {
   linkMtu(name: string): number;
   openUdp(family: 4 | 6, address: string, port: number, reuseport: number, rcvbuf: number, sndbuf: number): number;
   localPort(handle: NativeHandle): number;
-  create(fd: number, kind: number, family: number, vnetHdr: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
+  create(fd: number, kind: number, family: number, vnetHdrOrGso: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
   setPool(
     handle: NativeHandle,
     which: number,

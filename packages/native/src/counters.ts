@@ -13,6 +13,7 @@ export const COUNTER_NAMES = [
   'txEagain',
   'txErrors',
   'txUnsent',
+  'txGsoFallbacks',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -22,7 +23,8 @@ export type IoCounterSnapshot = Record<CounterName, number>;
  * Counters of one device or socket, written by the native side into memory JS owns, so reading
  * them costs no native call. rxNoBufferDrops: packets read and dropped because the pool had no
  * free slot; rxTooBigDrops: larger than a slot; txEagain: times the kernel queue was full on send;
- * txUnsent: packets handed to write/send that did not go out.
+ * txUnsent: packets handed to write/send that did not go out; txGsoFallbacks: UDP GSO refused by
+ * the route (then turned off for the socket).
  */
 export class IoCounters {
   /** The raw array; index with COUNTER_NAMES.indexOf(name). */

@@ -17,6 +17,12 @@ export interface UdpOptions {
   sendBufferBytes?: number;
   /** Datagrams per recvmmsg/sendmmsg call. Default 64. */
   batchSize?: number;
+  /**
+   * UDP GSO (UDP_SEGMENT): a run of same-size datagrams to one destination in a batch (as the
+   * frames cut from one TSO read are) goes down the stack as one message, cut up late by the
+   * kernel. Turned off by itself if the route refuses it (counters.txGsoFallbacks). Default false.
+   */
+  gso?: boolean;
   /** How long send() may wait for room when the socket buffer is full before giving up on the rest. Default 2 ms. */
   sendWaitMs?: number;
   /** Called when receiving fails for good. Default: a process warning. */
@@ -61,7 +67,7 @@ export class UdpTransport extends NativeIo implements Transport {
     const n = native();
     const fd = n.openUdp(family, o.address, o.port, o.reuseport ? 1 : 0, o.recvBufferBytes ?? 0, o.sendBufferBytes ?? 0);
     const counters = new IoCounters(n.counterCount);
-    const handle = n.create(fd, KIND_UDP, family, 0, batch, wait, counters.values);
+    const handle = n.create(fd, KIND_UDP, family, o.gso ? 1 : 0, batch, wait, counters.values);
     try {
       return new UdpTransport(o, family, handle, counters, n.localPort(handle));
     } catch (err) {

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BufferPool, ClosedError, InvalidConfigError, PacketBatch } from '@overlay/dataplane';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { NativeError, UdpTransport } from '@overlay/native';
 
 // Loopback only (127.0.0.1 / ::1): no namespace needed for the socket layer.
@@ -14,10 +16,10 @@ afterEach(async () => {
 });
 
 const LOOP4 = Buffer.from([127, 0, 0, 1]);
-const until = async (cond: () => boolean, ms = 3000) => {
+const until = async (cond: () => boolean, ms = 10_000, what = () => '') => {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
+    if (Date.now() > end) throw new Error(`timed out ${what()}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 };
@@ -165,13 +167,87 @@ describe('UdpTransport', () => {
       for (let i = 0; i < batch.count; i++) held.push(batch.slots[i]);
     });
     expect(sendMany(a, sendPool, b.localPort, 200)).toBe(200);
-    await until(() => held.length + b.counters.get('rxNoBufferDrops') === 200);
+    await until(
+      () => held.length + b.counters.get('rxNoBufferDrops') === 200,
+      10_000,
+      () => `held ${held.length} ${JSON.stringify(b.counters.snapshot())}`,
+    );
     expect(held.length).toBe(80);
     expect(b.counters.get('rxNoBufferDrops')).toBe(120);
     expect(pool.exhausted).toBe(0);
     for (const s of held.splice(0)) pool.release(s);
     expect(sendMany(a, sendPool, b.localPort, 10)).toBe(10);
     await until(() => held.length === 10);
+  });
+
+  it('sends runs to one destination as UDP GSO messages, received as the same datagrams', async () => {
+    const pool = new BufferPool({ count: 512 });
+    const a = bind({ address: '127.0.0.1', port: 0, gso: true, sendBufferBytes: 4 << 20 });
+    const b = bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 4 << 20 });
+    const c = bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 4 << 20 });
+    const got = new Map<number, string[]>();
+    const sink = (t: UdpTransport) => (batch: PacketBatch) => {
+      for (let i = 0; i < batch.count; i++) {
+        const s = batch.slots[i];
+        const list = got.get(t.localPort) ?? [];
+        list.push(`${pool.len[s]}:${pool.data[pool.off[s]]}`);
+        got.set(t.localPort, list);
+        pool.release(s);
+      }
+    };
+    b.start(pool, sink(b));
+    c.start(pool, sink(c));
+    // 40 × 1000 bytes to b, one 300-byte tail, then 3 to c, then 2 more to b.
+    const plan: Array<[UdpTransport, number]> = [
+      ...Array.from({ length: 40 }, () => [b, 1000] as [UdpTransport, number]),
+      [b, 300],
+      [c, 800],
+      [c, 800],
+      [c, 800],
+      [b, 1000],
+      [b, 1000],
+    ];
+    const batch = new PacketBatch(64);
+    plan.forEach(([to, size], i) => {
+      const s = pool.acquire();
+      pool.fill(s, Buffer.alloc(size, i));
+      pool.setEndpoint(s, 4, LOOP4, to.localPort);
+      batch.push(s);
+    });
+    expect(a.send(pool, batch)).toBe(plan.length);
+    for (let i = 0; i < batch.count; i++) pool.release(batch.slots[i]);
+    await until(() => (got.get(b.localPort)?.length ?? 0) === 43 && (got.get(c.localPort)?.length ?? 0) === 3);
+    const expectB = plan.map(([to, size], i) => (to === b ? `${size}:${i}` : '')).filter(Boolean);
+    expect(got.get(b.localPort)).toEqual(expectB);
+    expect(a.counters.get('txPackets')).toBe(plan.length);
+    // Four GSO messages (40+1 to b, 3 to c, 2 to b) in one sendmmsg.
+    expect(a.counters.get('txSyscalls')).toBe(1);
+    expect(a.counters.get('txGsoFallbacks')).toBe(0);
+  });
+
+  it('keeps polling a new socket after a closed one that had the same descriptor is collected', async () => {
+    // Regression: libuv deregisters a poll handle's fd from epoll when the handle is closed; the
+    // old handle must be closed before its fd is, not at GC time after the number is reused.
+    setFlagsFromString('--expose_gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pool = new BufferPool({ count: 512 });
+    const from = bind({ address: '127.0.0.1', port: 0 });
+    for (let round = 0; round < 4; round++) {
+      let old: UdpTransport | undefined = UdpTransport.bind({ address: '127.0.0.1', port: 0 });
+      old.start(pool, () => {});
+      await old.close();
+      old = undefined;
+      const fresh = bind({ address: '127.0.0.1', port: 0 });
+      let got = 0;
+      fresh.start(pool, (b) => {
+        got += b.count;
+        for (let i = 0; i < b.count; i++) pool.release(b.slots[i]);
+      });
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(sendMany(from, pool, fresh.localPort, 5)).toBe(5);
+      await until(() => got === 5);
+    }
   });
 
   it('refuses use after close', async () => {
