@@ -1,25 +1,110 @@
 /**
- * The README's demo: three network-namespace hosts on one bridge, our VXLAN dataplane on each
- * (static configuration), all-pairs ping across the overlay, a short iperf3 figure, cleanup.
+ * The README's demo: three network-namespace hosts on one bridge, one overlay agent on each. The
+ * agents join through one seed, learn each other's endpoints by gossip, program their VXLAN
+ * dataplanes and WireGuard-protocol tunnels, and the demo shows all-pairs ping across the
+ * encrypted overlay, a short iperf3 figure, and `agent status`. Everything is removed at the end.
+ *
+ *   bash scripts/demo.sh            # agents, gossip, encryption on (the default)
+ *   bash scripts/demo.sh --static   # no agents: static dataplane configuration, unencrypted
+ *
  * Needs root. Run through `bash scripts/demo.sh` (which installs and builds first).
  */
+import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { ping } from '../test/lib/transfer.js';
 import { meshConfig, startVtep, type VtepProcess } from '../test/lib/vtep.js';
 
 const step = (msg: string) => process.stdout.write(`\n==> ${msg}\n`);
 const info = (msg: string) => process.stdout.write(`    ${msg}\n`);
+const overlayIp = (hostIndex: number) => `198.19.0.${hostIndex}`;
 
 async function iperf(tb: Testbed, seconds: number): Promise<number> {
   const [a, b] = tb.hosts;
-  const server = b.spawn('iperf3', ['-s', '-1', '-B', '198.19.0.2']);
+  const server = b.spawn('iperf3', ['-s', '-1', '-B', overlayIp(2)]);
   try {
     await new Promise((r) => setTimeout(r, 500));
-    const r = await a.run('iperf3', ['-c', '198.19.0.2', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+    const r = await a.run('iperf3', ['-c', overlayIp(2), '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
     if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stderr || r.stdout.slice(0, 500)}`);
     return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
   } finally {
     server.kill('SIGKILL');
+  }
+}
+
+/** All-pairs ping; a pair gets a few rounds, since the first packets may wait for a handshake. */
+async function allPairs(tb: Testbed): Promise<number> {
+  let failed = 0;
+  for (const a of tb.hosts) {
+    for (const b of tb.hosts) {
+      if (a === b) continue;
+      let got = 0;
+      for (let round = 0; round < 4 && got < 3; round++) got = await ping(a, overlayIp(b.index), 3);
+      if (got !== 3) failed++;
+      info(`host ${a.index} -> ${overlayIp(b.index)}: ${got}/3 replies ${got === 3 ? 'ok' : 'FAILED'}`);
+    }
+  }
+  return failed;
+}
+
+async function withAgents(tb: Testbed): Promise<number> {
+  const cluster = new AgentCluster(tb.hosts, { encrypt: true, profile: 'lan' });
+  try {
+    step('starting one agent per host (gossip on UDP/TCP 7946, seed = host 1, WireGuard on)');
+    for (let i = 0; i < tb.hosts.length; i++) {
+      await cluster.start(i);
+      info(`host ${i + 1}: agent up, endpoint ${cluster.ip(i)} on TAP ov0 (VNI 100)`);
+    }
+
+    step('waiting for membership and endpoint tables to converge by gossip');
+    const ms = await cluster.until(
+      (s) => s.every((x) => x !== null && x.members.filter((m) => m.state === 'alive').length === tb.hosts.length && (x.networks.blue ?? []).filter((e) => !e.deleted).length === tb.hosts.length),
+      30_000,
+    );
+    info(`converged in ${ms} ms: every agent sees ${tb.hosts.length} alive members and ${tb.hosts.length} endpoints`);
+
+    step('all-pairs ping across the encrypted overlay');
+    const failed = await allPairs(tb);
+
+    step('throughput host 1 -> host 2 over the encrypted overlay (iperf3 TCP, 3 s)');
+    info(`${((await iperf(tb, 3)) / 1e6).toFixed(0)} Mbit/s`);
+
+    step('agent status on host 1');
+    const st = (await cluster.statuses())[0]!;
+    for (const m of st.members) info(`member ${m.name.padEnd(24)} ${m.state.padEnd(7)} vtep ${m.vtep}`);
+    for (const e of st.networks.blue ?? []) info(`endpoint ${e.id.padEnd(8)} ${e.mac} ${e.ipv4 ?? ''} owner ${e.owner} v${e.version}${e.deleted ? ' (deleted)' : ''}`);
+    for (const p of st.peers ?? []) info(`peer ${p.publicKey.slice(0, 10)}… ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)} s ago`}`);
+    const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
+    info(`gossip drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}`);
+    return failed;
+  } finally {
+    await cluster.stopAll();
+  }
+}
+
+async function withStaticConfig(tb: Testbed): Promise<number> {
+  let vteps: VtepProcess[] = [];
+  try {
+    step('starting the userspace VXLAN dataplane on each host (static configuration, VNI 100)');
+    const cfg = meshConfig(tb.hosts, [100]);
+    vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
+    for (const [i, v] of vteps.entries()) {
+      const n = v.networks[0];
+      info(`host ${i + 1}: TAP ${n.tap} ${n.mac} ${overlayIp(i + 1)}/24 mtu ${n.mtu}, UDP ${tb.hosts[i].underlay}:${v.port}`);
+    }
+    step('all-pairs ping across the overlay');
+    const failed = await allPairs(tb);
+    step('throughput host 1 -> host 2 over the overlay (iperf3 TCP, 3 s)');
+    info(`${((await iperf(tb, 3)) / 1e6).toFixed(0)} Mbit/s`);
+    step('dataplane counters on host 1');
+    const s = await vteps[0].stats();
+    info(`frames in from TAP: ${s.dataplane.inside.frames}, datagrams out: ${s.dataplane.inside.sent}, ARP answered locally: ${s.dataplane.inside.arpSuppressed}`);
+    info(`datagrams in: ${s.dataplane.outside.datagrams}, frames delivered: ${s.dataplane.outside.delivered}`);
+    info(`recvmmsg calls: ${s.transport.rxSyscalls} for ${s.transport.rxPackets} datagrams; sendmmsg calls: ${s.transport.txSyscalls} for ${s.transport.txPackets}`);
+    const drops = Object.entries(s.dataplane.drops).filter(([, n]) => n > 0);
+    info(`drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}`);
+    return failed;
+  } finally {
+    await Promise.all(vteps.map((v) => v.stop()));
   }
 }
 
@@ -28,45 +113,15 @@ async function main(): Promise<number> {
     process.stderr.write('demo: needs root (network namespaces, TAP devices)\n');
     return 1;
   }
+  const useStatic = process.argv.includes('--static');
   step('creating 3 hosts: network namespaces joined by a bridge (underlay 198.18.0.0/16)');
   const tb = await createTestbed({ hosts: 3, prefix: 'demo' });
-  let vteps: VtepProcess[] = [];
   let failed = 0;
   try {
     for (const h of tb.hosts) info(`${h.name}  underlay ${h.underlay}`);
-
-    step('starting the userspace VXLAN dataplane on each host (VNI 100, overlay 198.19.0.0/24)');
-    const cfg = meshConfig(tb.hosts, [100]);
-    vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
-    for (const [i, v] of vteps.entries()) {
-      const n = v.networks[0];
-      info(`host ${i + 1}: TAP ${n.tap} ${n.mac} 198.19.0.${i + 1}/24 mtu ${n.mtu}, UDP ${tb.hosts[i].underlay}:${v.port}`);
-    }
-
-    step('all-pairs ping across the overlay');
-    for (const a of tb.hosts) {
-      for (const b of tb.hosts) {
-        if (a === b) continue;
-        const got = await ping(a, `198.19.0.${b.index}`, 3);
-        if (got !== 3) failed++;
-        info(`host ${a.index} -> 198.19.0.${b.index}: ${got}/3 replies ${got === 3 ? 'ok' : 'FAILED'}`);
-      }
-    }
-
-    step('throughput host 1 -> host 2 over the overlay (iperf3 TCP, 3 s)');
-    const bps = await iperf(tb, 3);
-    info(`${(bps / 1e6).toFixed(0)} Mbit/s`);
-
-    step('dataplane counters on host 1');
-    const s = await vteps[0].stats();
-    info(`frames in from TAP: ${s.dataplane.inside.frames}, datagrams out: ${s.dataplane.inside.sent}, ARP answered locally: ${s.dataplane.inside.arpSuppressed}`);
-    info(`datagrams in: ${s.dataplane.outside.datagrams}, frames delivered: ${s.dataplane.outside.delivered}`);
-    info(`recvmmsg calls: ${s.transport.rxSyscalls} for ${s.transport.rxPackets} datagrams; sendmmsg calls: ${s.transport.txSyscalls} for ${s.transport.txPackets}`);
-    const drops = Object.entries(s.dataplane.drops).filter(([, n]) => n > 0);
-    info(`drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}`);
+    failed = useStatic ? await withStaticConfig(tb) : await withAgents(tb);
   } finally {
     step('cleaning up');
-    await Promise.all(vteps.map((v) => v.stop()));
     await tb.destroy();
     info('namespaces, devices and processes removed');
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAN, suspicionTimeoutMs } from '@overlay/agent';
 import { createTestbed, type Testbed } from './lib/testbed.js';
-import { ping } from './lib/transfer.js';
+import { ping, tcpTransfer } from './lib/transfer.js';
 import { AgentCluster } from './lib/agent-cluster.js';
 
 const N = 5;
@@ -38,6 +38,14 @@ describe('agents in network namespaces', () => {
       }
     }
   }, 180_000);
+
+  it('carries full-size TCP across the encrypted overlay with a matching checksum', async () => {
+    // Full-size frames prove the agent sized the overlay MTU for VXLAN + WireGuard overhead:
+    // a TAP at the underlay MTU would have its large frames refused by the underlay socket.
+    const r = await tcpTransfer(tb.hosts[0], tb.hosts[1], c.ip(1), 5021, 8 * 1024 * 1024, 60_000);
+    expect(r.received).toEqual(r.sent);
+    expect(r.received.bytes).toBe(8 * 1024 * 1024);
+  }, 90_000);
 
   it('`agent status` shows members, endpoints, WireGuard peers and drop counters', async () => {
     const h = tb.hosts[0];

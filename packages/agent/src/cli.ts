@@ -58,6 +58,20 @@ export function formatStatus(s: AgentStatus): string {
 }
 
 /**
+ * MTU of the link that holds `address` (the VTEP), 1500 when it cannot be told (a wildcard
+ * address, or `ip` missing).
+ */
+function underlayMtu(address: string, linkMtu: (name: string) => number): number {
+  try {
+    const links = JSON.parse(execFileSync('ip', ['-j', 'addr', 'show'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()) as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
+    const link = links.find((l) => l.addr_info?.some((a) => a.local === address));
+    return link ? linkMtu(link.ifname) : 1500;
+  } catch {
+    return 1500;
+  }
+}
+
+/**
  * The data plane for networks with a `device`: a batched UDP socket on vtep:vtepPort (wrapped in
  * the WireGuard secure transport when `wireguard` is configured), one TAP per network. An endpoint
  * whose `device` is the TAP gets its MAC and addresses assigned to the TAP.
@@ -75,9 +89,15 @@ async function openDataplane(cfg: AgentConfig) {
     transport = c.createSecureTransport({ inner: udp, device: wg });
   }
   const dp = createDataplane({ transport });
+  // Overlay MTU: the underlay link's MTU less VXLAN's outer headers and, with encryption, the
+  // WireGuard header and tag, so no encapsulated frame exceeds the underlay (we never fragment).
+  const overhead = (cfg.vtep.includes(':') ? native.VXLAN_OVERHEAD_IPV6 : native.VXLAN_OVERHEAD_IPV4) + (wg ? 32 : 0);
+  const mtu = underlayMtu(cfg.vtep, native.linkMtu) - overhead;
   for (const n of cfg.networks) {
     if (!n.device) continue;
-    const tap = native.TapDevice.open({ name: n.device, up: false });
+    // TSO/GRO on the TAP: 64 KiB reads cut into MSS frames here, and TCP segments merged into one
+    // TAP write on the way out (measured in bench/RESULTS.md); a deep TX queue rides out pauses.
+    const tap = native.TapDevice.open({ name: n.device, up: false, mtu, tso: true, gro: true, txQueueLen: 4096 });
     const ipcmd = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const prefix4 = n.subnet && !n.subnet.includes(':') ? n.subnet.split('/')[1] : '32';
     const prefix6 = n.subnet && n.subnet.includes(':') ? n.subnet.split('/')[1] : '128';
