@@ -31,6 +31,11 @@ import { DataCipher } from './transport-data.js';
 
 export type { DropReason, PeerDownEvent, PeerEvent };
 
+function sameEndpoint(x: BinaryEndpoint | null, y: BinaryEndpoint | null): boolean {
+  if (!x || !y) return x === y;
+  return x.family === y.family && x.port === y.port && x.addr.equals(y.addr);
+}
+
 export interface WireGuardDeviceOptions {
   /** Our static private key, WireGuard base64. */
   privateKey: string;
@@ -100,7 +105,12 @@ export class WireGuardDevice extends EventEmitter {
 
   // ---------------------------------------------------------------- configuration
 
-  /** Adds a peer or updates one with the same public key. */
+  /**
+   * Adds a peer or updates one with the same public key. Fields left undefined keep their
+   * value; repeating the current configuration changes nothing (sessions, a pending handshake,
+   * queued packets, a roamed endpoint and timers are kept), so embedders may call it whenever
+   * they re-program a member.
+   */
   setPeer(cfg: PeerConfig): void {
     const pub = decodeKey(cfg.publicKey, 'publicKey');
     const text = pub.toString('base64');
@@ -116,12 +126,18 @@ export class WireGuardDevice extends EventEmitter {
       this.e.peersByKey.set(text, peer);
     }
     if (cfg.presharedKey !== undefined) peer.presharedKey = cfg.presharedKey ? decodeKey(cfg.presharedKey, 'presharedKey') : null;
+    let endpointChanged = false;
     if (cfg.endpoint !== undefined) {
-      if (peer.configuredEndpoint) this.e.peersByEndpoint.delete(this.e.keyOf(peer.configuredEndpoint));
       const ep = cfg.endpoint ? BinaryEndpoint.parse(cfg.endpoint) : null;
-      peer.configuredEndpoint = ep;
-      peer.endpoint = ep;
-      if (ep) this.e.peersByEndpoint.set(this.e.keyOf(ep), peer);
+      // Unchanged configuration is a no-op (embedders re-program peers often): in particular a
+      // roamed endpoint stays where the peer's packets last came from.
+      if (!sameEndpoint(ep, peer.configuredEndpoint)) {
+        endpointChanged = true;
+        if (peer.configuredEndpoint) this.e.peersByEndpoint.delete(this.e.keyOf(peer.configuredEndpoint));
+        peer.configuredEndpoint = ep;
+        peer.endpoint = ep;
+        if (ep) this.e.peersByEndpoint.set(this.e.keyOf(ep), peer);
+      }
     }
     if (cfg.allowedIPs !== undefined) {
       const prefixes = cfg.allowedIPs.map((a) => parsePrefix(a));
@@ -132,8 +148,15 @@ export class WireGuardDevice extends EventEmitter {
     if (cfg.persistentKeepalive !== undefined) {
       const s = cfg.persistentKeepalive;
       if (!Number.isInteger(s) || s < 0 || s > 65535) throw new InvalidConfigError('persistentKeepalive', 'must be an integer in 0..65535 seconds');
-      peer.persistentKeepaliveMs = s * 1000;
-      peer.persistentAt = s > 0 ? this.e.clock() + peer.persistentKeepaliveMs : 0;
+      if (peer.persistentKeepaliveMs !== s * 1000) {
+        peer.persistentKeepaliveMs = s * 1000;
+        peer.persistentAt = s > 0 ? this.e.clock() + peer.persistentKeepaliveMs : 0;
+      }
+    }
+    // A handshake pending towards the old (or no) endpoint: start over at the new one now rather
+    // than after REKEY_TIMEOUT, so the queued packets do not wait for the retransmission timer.
+    if (endpointChanged && peer.endpoint && this.e.pool && (peer.handshake || peer.queueCount > 0)) {
+      this.e.initiate(peer, peer.handshake !== null);
     }
   }
 

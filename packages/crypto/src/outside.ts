@@ -280,13 +280,19 @@ function consumeResponseMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, now:
   peer.retransmitAt = 0;
   peer.newHandshakeAt = 0;
   peer.rekeyRequested = false;
-  // Initiator: the new keypair is current at once; the old current becomes previous.
-  if (peer.next) {
-    e.dropKeypair(peer.next);
-    peer.next = null;
-  }
+  // Initiator: the new keypair is current at once. The one to keep as previous is the newest
+  // the peer may still send under: an unconfirmed `next` (we answered its initiation while ours
+  // was in flight: it completes its handshake with that keypair and sends under it) rather than
+  // the old current. Dropping `next` here left both sides of crossing initiations sending under
+  // keypairs the other had discarded, until the 15 s new-handshake timer.
   if (peer.previous) e.dropKeypair(peer.previous);
-  peer.previous = peer.current;
+  if (peer.next) {
+    if (peer.current) e.dropKeypair(peer.current);
+    peer.previous = peer.next;
+    peer.next = null;
+  } else {
+    peer.previous = peer.current;
+  }
   peer.current = kp;
   peer.zeroKeysAt = now + ZERO_KEYS_AFTER;
   peer.lastHandshakeWallMs = e.wallNow();
@@ -305,6 +311,9 @@ function confirmNext(e: Engine, peer: Peer): void {
   peer.next = null;
   peer.handshakesCompleted++;
   peer.rekeyRequested = false;
+  // The session is up: an initiation of ours still in flight (crossing the peer's) need not be
+  // retransmitted; a late response to it is still consumed.
+  peer.retransmitAt = 0;
   e.announce(peer);
   if (peer.queueCount > 0) e.flushQueue(peer);
 }
