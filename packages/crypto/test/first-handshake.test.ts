@@ -214,6 +214,18 @@ describe('first handshake: late configuration and repeated setPeer', () => {
     sim.run(C.REKEY_TIMEOUT * 2);
     expect(latency(b, 'a1', t1)).toBeLessThanOrEqual(LOSSLESS_BOUND);
   });
+  it('a peer configured without an endpoint: packets wait, and go as soon as the endpoint is set', () => {
+    const { sim, a, b } = twoHosts();
+    b.add(a);
+    a.dev.setPeer({ publicKey: b.dev.publicKey, allowedIPs: [`${b.inner}/32`] });
+    expect(a.send(b, 'a1')).toBe(1); // queued
+    expect(a.dev.stats().drops.no_endpoint).toBe(1);
+    sim.run(1000);
+    const t1 = sim.t;
+    a.add(b);
+    sim.run(1000);
+    expect(latency(b, 'a1', t1)).toBeLessThanOrEqual(LOSSLESS_BOUND);
+  });
 });
 
 describe('first handshake: loss', () => {
