@@ -17,6 +17,8 @@ export interface AgentClusterOptions {
   profile?: 'lan' | 'wan' | 'local';
   encrypt?: boolean;
   seed?: number; // index of the seed host
+  /** Extra arguments for the agent's `node` (e.g. `--cpu-prof`), placed before the script. */
+  nodeArgs?: string[];
 }
 
 export interface AgentProc {
@@ -72,7 +74,7 @@ export class AgentCluster {
     writeFileSync(file, this.config(i, endpointIp, seedIndex), { mode: 0o600 });
     const host = this.hosts[i];
     const socket = join(this.dir, `a${i}.sock`);
-    const proc = host.spawn('node', ['--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts', '--config', file], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = host.spawn('node', [...(this.o.nodeArgs ?? []), '--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts', '--config', file], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr?.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
