@@ -52,6 +52,8 @@ export interface HostConfig {
   sendBufferBytes?: number;
   /** UDP GSO on the underlay socket (UdpTransport `gso`). Default true. */
   gso?: boolean;
+  /** UDP GRO on the underlay socket (UdpTransport `gro`). Default true. */
+  udpGro?: boolean;
   /** Default `gro` for every TAP. Default true (the plain path: set false). */
   gro?: boolean;
   /** Default `tso` for every TAP. Default true (the plain path: set false). */
@@ -82,6 +84,7 @@ function main(): void {
     batchSize,
     recvBufferBytes: cfg.recvBufferBytes ?? 4 << 20,
     gso: cfg.gso ?? true,
+    gro: cfg.udpGro ?? true,
     sendBufferBytes: cfg.sendBufferBytes ?? 4 << 20,
   });
   let transport: Transport = udp;

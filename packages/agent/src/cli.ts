@@ -80,7 +80,7 @@ async function openDataplane(cfg: AgentConfig) {
   if (!cfg.networks.some((n) => n.device)) return null;
   const { createDataplane } = await import('@overlay/dataplane');
   const native = await import('@overlay/native');
-  const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort });
+  const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort, gro: true });
   let transport: import('@overlay/dataplane').Transport = udp;
   let wg: import('@overlay/crypto').WireGuardDevice | undefined;
   if (cfg.wireguard) {

@@ -4,7 +4,9 @@
  * one sink call per batch). Prints heap growth and garbage collections during the run; a
  * path that allocated per packet would show thousands of scavenges. The harness itself
  * allocates one Immediate per 4 batches (256 datagrams) to yield to the event loop.
- * Run: node --expose-gc --conditions=source --import tsx packages/native/bench/alloc.ts [packets]
+ * With `offloads`, the sender uses UDP GSO and the receiver UDP GRO (coalesced messages split
+ * into slots).
+ * Run: node --expose-gc --conditions=source --import tsx packages/native/bench/alloc.ts [packets] [offloads]
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
@@ -12,9 +14,10 @@ import { UdpTransport } from '@overlay/native';
 
 const total = Number(process.argv[2] ?? 2_000_000);
 const BATCH = 64;
+const offloads = process.argv[3] === 'offloads';
 const pool = new BufferPool({ count: 1024, frameCapacity: 2048 });
-const rx = UdpTransport.bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 16 << 20, batchSize: BATCH });
-const tx = UdpTransport.bind({ address: '127.0.0.1', port: 0, sendBufferBytes: 16 << 20, batchSize: BATCH });
+const rx = UdpTransport.bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 16 << 20, batchSize: BATCH, gro: offloads });
+const tx = UdpTransport.bind({ address: '127.0.0.1', port: 0, sendBufferBytes: 16 << 20, batchSize: BATCH, gso: offloads });
 let received = 0;
 rx.start(pool, (b) => {
   received += b.count;
@@ -58,7 +61,7 @@ const got = received - rx0;
 process.stdout.write(
   `sent ${sent}, received ${got} (${((got / sent) * 100).toFixed(1)} %; loopback drops when the receiver falls behind) in ${ms.toFixed(0)} ms\n` +
     `heap growth ${((heap1 - heap0) / 1024).toFixed(0)} KiB = ${((heap1 - heap0) / (sent + got)).toFixed(3)} bytes/packet; GCs during run: ${gcs}\n` +
-    `tx syscalls ${tx.counters.get('txSyscalls')}, rx syscalls ${rx.counters.get('rxSyscalls')}, rx batches ${rx.counters.get('rxBatches')}\n`,
+    `tx syscalls ${tx.counters.get('txSyscalls')}, rx syscalls ${rx.counters.get('rxSyscalls')}, rx batches ${rx.counters.get('rxBatches')}, rx coalesced messages ${rx.counters.get('rxGroMessages')}\n`,
 );
 await tx.close();
 await rx.close();

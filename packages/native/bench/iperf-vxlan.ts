@@ -1,6 +1,7 @@
 /**
  * iperf3 TCP across two namespace hosts: our userspace VXLAN with offloads (TAP TSO + GRO, UDP GSO;
- * VNI 100, port 4789, 198.19.0.0/24), ours without them (one frame per syscall; VNI 300, port 4791,
+ * VNI 100, port 4789, 198.19.0.0/24), the same plus UDP GRO on the receiving socket (VNI 400, port
+ * 4792, 198.19.3.0/24), ours without offloads (one frame per syscall; VNI 300, port 4791,
  * 198.19.2.0/24) and the Linux kernel's vxlan device (VNI 200, port 4790, 198.19.1.0/24), on the
  * same hosts and underlay, alternating in one run; medians of N rounds.
  * Run as root: node --conditions=source --import tsx packages/native/bench/iperf-vxlan.ts [rounds] [seconds] [offloads]
@@ -39,6 +40,10 @@ const tb = await createTestbed({ hosts: 2, prefix: 'bvx' });
 const [a, b] = tb.hosts;
 let vteps: VtepProcess[] = [];
 const ours: number[] = [];
+const withGro: number[] = [];
+/** CPU seconds of both hosts' VTEP processes per gigabit carried, per round. */
+const oursCpuPerGbit: number[] = [];
+const groCpuPerGbit: number[] = [];
 const plain: number[] = [];
 const kernel: number[] = [];
 try {
@@ -62,24 +67,26 @@ try {
   }
   const cfg = meshConfig(tb.hosts, [100]);
   vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
-  // A second dataplane per host on its own port, VNI and subnet, with every offload off.
-  const plainCfg = meshConfig(tb.hosts, [300]).map((c) => ({
-    ...c,
-    port: 4791,
-    gso: false,
-    gro: false,
-    tso: false,
-    networks: c.networks.map((n) => ({
-      ...n,
-      tap: 'vxp',
-      addresses: n.addresses!.map((a) => a.replace(/^198\.19\.0\./, '198.19.2.')),
-      neighbours: n.neighbours!.map((x) => ({ ...x, ip: x.ip.replace(/^198\.19\.0\./, '198.19.2.') })),
-      fdb: n.fdb!.map((f) => ({ ...f, port: 4791 })),
-      flood: n.flood!.map((f) => ({ address: f as string, port: 4791 })),
-    })),
-  }));
-  const plainVteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, plainCfg[i])));
-  vteps.push(...plainVteps);
+  // More dataplanes per host, each on its own port, VNI, TAP and subnet.
+  const variant = (vni: number, port: number, tap: string, subnet: number, opts: { gso: boolean; gro: boolean; tso: boolean; udpGro: boolean }) =>
+    meshConfig(tb.hosts, [vni]).map((c) => ({
+      ...c,
+      port,
+      ...opts,
+      networks: c.networks.map((n) => ({
+        ...n,
+        tap,
+        addresses: n.addresses!.map((a) => a.replace(/^198\.19\.0\./, `198.19.${subnet}.`)),
+        neighbours: n.neighbours!.map((x) => ({ ...x, ip: x.ip.replace(/^198\.19\.0\./, `198.19.${subnet}.`) })),
+        fdb: n.fdb!.map((f) => ({ ...f, port })),
+        flood: n.flood!.map((f) => ({ address: f as string, port })),
+      })),
+    }));
+  // Every offload off; and every offload on plus UDP GRO.
+  const plainCfg = variant(300, 4791, 'vxp', 2, { gso: false, gro: false, tso: false, udpGro: false });
+  const groCfg = variant(400, 4792, 'vxg', 3, { gso: true, gro: true, tso: true, udpGro: true });
+  vteps.push(...(await Promise.all(tb.hosts.map((h, i) => startVtep(h, plainCfg[i])))));
+  vteps.push(...(await Promise.all(tb.hosts.map((h, i) => startVtep(h, groCfg[i])))));
   for (let r = 0; r < rounds; r++) {
     const c0 = vteps.map((v) => cpuSeconds(v.child.pid!));
     const w0 = vteps.map((v) => waitSeconds(v.child.pid!));
@@ -88,22 +95,40 @@ try {
     const el = (performance.now() - t0) / 1000;
     const cpu = vteps.map((v, i) => Math.round(((cpuSeconds(v.child.pid!) - c0[i]) / el) * 100));
     const wait = vteps.map((v, i) => Math.round(((waitSeconds(v.child.pid!) - w0[i]) / el) * 100));
+    const gc0 = vteps.map((v) => cpuSeconds(v.child.pid!));
+    const gt0 = performance.now();
+    const g = await iperf(a, b, '198.19.3.2');
+    const gel = (performance.now() - gt0) / 1000;
+    const gcpu = vteps.map((v, i) => Math.round(((cpuSeconds(v.child.pid!) - gc0[i]) / gel) * 100));
     const p = await iperf(a, b, '198.19.2.2');
     const k = await iperf(a, b, '198.19.1.2');
     ours.push(o.bps);
+    withGro.push(g.bps);
+    oursCpuPerGbit.push(((cpu[0] + cpu[1]) / 100) * el / ((o.bps * el) / 1e9));
+    groCpuPerGbit.push(((gcpu[4] + gcpu[5]) / 100) * gel / ((g.bps * gel) / 1e9));
     plain.push(p.bps);
     kernel.push(k.bps);
     process.stdout.write(
-      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %, run-queue wait ${wait[0]} % / ${wait[1]} %), ours without offloads ${(p.bps / 1e6).toFixed(0)} Mbit/s, kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
+      `round ${r + 1}: ours ${(o.bps / 1e6).toFixed(0)} Mbit/s (retr ${o.retransmits}, VTEP CPU ${cpu[0]} % / ${cpu[1]} %, run-queue wait ${wait[0]} % / ${wait[1]} %), ours + UDP GRO ${(g.bps / 1e6).toFixed(0)} Mbit/s (retr ${g.retransmits}, VTEP CPU ${gcpu[4]} % / ${gcpu[5]} %), ours without offloads ${(p.bps / 1e6).toFixed(0)} Mbit/s, kernel ${(k.bps / 1e6).toFixed(0)} Mbit/s (retr ${k.retransmits})\n`,
     );
   }
   const s = await vteps[0].stats();
   process.stdout.write(`our sender: ${s.transport.txPackets} datagrams in ${s.transport.txSyscalls} sendmmsg calls, drops ${JSON.stringify(Object.fromEntries(Object.entries(s.dataplane.drops).filter(([, v]) => v)))}\n`);
+  for (const [name, v] of [
+    ['receiver without UDP GRO', vteps[1]],
+    ['receiver with UDP GRO', vteps[5]],
+  ] as const) {
+    const t = (await v.stats()).transport;
+    process.stdout.write(
+      `${name}: ${t.rxPackets} datagrams in ${t.rxSyscalls} recvmmsg calls, ${t.rxGroDatagrams} of them in ${t.rxGroMessages} coalesced messages, drops nobuf ${t.rxNoBufferDrops} toobig ${t.rxTooBigDrops}\n`,
+    );
+  }
 } finally {
   await Promise.all(vteps.map((v) => v.stop()));
   await tb.destroy();
 }
 const mo = median(ours);
+const mg = median(withGro);
 const mp = median(plain);
 const mk = median(kernel);
-process.stdout.write(`\nunderlay offloads ${offloads}; median of ${rounds} rounds, ${seconds} s each: ours ${(mo / 1e6).toFixed(0)} Mbit/s (${((mo / mk) * 100).toFixed(1)} % of kernel), ours without offloads ${(mp / 1e6).toFixed(0)} Mbit/s (${((mp / mk) * 100).toFixed(1)} %), kernel vxlan ${(mk / 1e6).toFixed(0)} Mbit/s\n`);
+process.stdout.write(`\nunderlay offloads ${offloads}; median of ${rounds} rounds, ${seconds} s each: ours ${(mo / 1e6).toFixed(0)} Mbit/s (${((mo / mk) * 100).toFixed(1)} % of kernel), ours + UDP GRO ${(mg / 1e6).toFixed(0)} Mbit/s (${((mg / mk) * 100).toFixed(1)} %; ${(mg / mo).toFixed(2)}× without; VTEP CPU per Gbit ${median(groCpuPerGbit).toFixed(2)} s vs ${median(oursCpuPerGbit).toFixed(2)} s), ours without offloads ${(mp / 1e6).toFixed(0)} Mbit/s (${((mp / mk) * 100).toFixed(1)} %), kernel vxlan ${(mk / 1e6).toFixed(0)} Mbit/s\n`);

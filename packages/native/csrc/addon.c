@@ -17,6 +17,9 @@
 #define NAME_ARG_MAX 64
 #define KIND_TAP 0
 #define KIND_UDP 1
+/* create()'s fourth argument for a UDP socket. */
+#define UDP_FLAG_GSO 1
+#define UDP_FLAG_GRO 2
 /* Batches read per wake-up before yielding to the event loop, so one busy descriptor cannot
    starve timers and other descriptors. */
 #define MAX_BATCHES_PER_WAKE 8
@@ -37,6 +40,7 @@ typedef struct handle {
   int vnet_hdr;
   int wait_ms;
   int gso; /* UDP: use UDP_SEGMENT for runs to one destination */
+  int gro; /* UDP: UDP_GRO on, receive through the batch's staging area */
   uint32_t max_batch;
   struct ovl_batch *batch;
   /* [RX] the pool reads land in, [TX] the pool writes come from: usually the same one. */
@@ -243,7 +247,10 @@ static void on_poll(uv_poll_t *w, int status, int events) {
     uv_poll_stop(&h->poll);
     call_js(h, -EIO);
   }
-  for (int i = 0; status >= 0 && i < MAX_BATCHES_PER_WAKE && !h->closed; i++) {
+  /* Datagrams a GRO socket already received but had no slot for are drained past the cap: the
+     socket may not be readable again, and they are bounded by one recvmmsg's worth. */
+  for (int i = 0; status >= 0 && (i < MAX_BATCHES_PER_WAKE || (h->gro && ovl_udp_gro_pending(h->batch))) && !h->closed;
+       i++) {
     int avail = h->ctl[0];
     if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
     if (avail > (int)h->max_batch) avail = (int)h->max_batch;
@@ -257,22 +264,29 @@ static void on_poll(uv_poll_t *w, int status, int events) {
     }
     if (avail <= 0 || !h->has_pool[RX]) {
       /* No free slot: drop what is queued (counted) rather than let level-triggered poll spin. */
-      if (ovl_discard(h->fd, h->kind == KIND_UDP, (int)h->max_batch, h->ctr) < (int)h->max_batch) break;
+      if (h->gro && ovl_udp_gro_pending(h->batch)) {
+        ovl_udp_gro_drop_pending(h->batch, h->ctr);
+        continue;
+      }
+      if (ovl_discard(h->fd, h->kind == KIND_UDP, h->gro, (int)h->max_batch, h->ctr) < (int)h->max_batch) break;
       continue;
     }
     const char *sc = "read";
     int r = h->kind == KIND_TAP ? ovl_tap_read(h->fd, h->vnet_hdr, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc)
-                                : ovl_udp_recv(h->fd, h->batch, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc);
+                : h->gro ? ovl_udp_recv_gro(h->fd, h->batch, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc)
+                         : ovl_udp_recv(h->fd, h->batch, &h->pool[RX], h->rx_slots, avail, h->ctr, &sc);
     if (r < 0) {
       /* Not transient (those return 0): the device went away or the slots were bad. */
       uv_poll_stop(&h->poll);
       call_js(h, r);
       break;
     }
-    if (r == 0) break;
-    h->ctr[OVL_RX_BATCHES]++;
-    call_js(h, r);
-    if (r < avail) break;
+    if (r == 0 && !(h->gro && ovl_udp_gro_pending(h->batch))) break;
+    if (r > 0) {
+      h->ctr[OVL_RX_BATCHES]++;
+      call_js(h, r);
+    }
+    if (r < avail && !(h->gro && ovl_udp_gro_pending(h->batch))) break;
   }
   napi_close_handle_scope(h->env, scope);
 }
@@ -350,7 +364,7 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
   return int_result(env, rc, sc);
 }
 
-/* create(fd, kind, family, vnetHdr (TAP) | gso (UDP), maxBatch, waitMs, counters: Float64Array) -> handle.
+/* create(fd, kind, family, vnetHdr (TAP) | UDP_FLAG_GSO/UDP_FLAG_GRO (UDP), maxBatch, waitMs, counters: Float64Array) -> handle.
    Takes ownership of fd (closed by close() or when the handle is collected). */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   ARGS(7);
@@ -369,9 +383,10 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   h->fd = fd;
   h->kind = kind;
   h->family = family;
-  /* The fourth argument is per kind: TAP virtio-net header, or UDP GSO. */
+  /* The fourth argument is per kind: TAP virtio-net header, or UDP GSO/GRO flags. */
   h->vnet_hdr = kind == KIND_TAP ? vnet : 0;
-  h->gso = kind == KIND_UDP ? vnet : 0;
+  h->gso = kind == KIND_UDP ? (vnet & UDP_FLAG_GSO) != 0 : 0;
+  h->gro = kind == KIND_UDP ? (vnet & UDP_FLAG_GRO) != 0 : 0;
   h->wait_ms = wait_ms;
   h->max_batch = (uint32_t)max_batch;
   h->ctr = ctr;
@@ -380,6 +395,17 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   if (!h->batch) {
     free(h);
     return throw_errno(env, ENOMEM, "calloc");
+  }
+  if (h->gro) {
+    const char *sc = "setsockopt(UDP_GRO)";
+    int rc = ovl_udp_gro_enable(fd, h->batch, &sc);
+    if (rc < 0) {
+      /* create() owns fd: nothing else will close it. */
+      close(fd);
+      ovl_batch_free(h->batch);
+      free(h);
+      return throw_errno(env, -rc, sc);
+    }
   }
   napi_value ext;
   if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {

@@ -42,6 +42,8 @@ enum {
   OVL_TX_ERRORS,
   OVL_TX_UNSENT,         /* frames or datagrams handed to send/write that did not go out */
   OVL_TX_GSO_FALLBACKS,  /* UDP GSO refused by the route: turned off for the socket */
+  OVL_RX_GRO_MESSAGES,   /* UDP GRO: received messages that carried more than one datagram */
+  OVL_RX_GRO_DATAGRAMS,  /* ... and how many datagrams they carried */
   OVL_COUNTERS
 };
 
@@ -79,8 +81,25 @@ int ovl_tap_read(int fd, int vnet_hdr, const struct ovl_pool *p, int32_t *slots,
                  const char **syscall);
 int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
                  const char **syscall);
-/* Read and discard up to `n` packets (no pool slot was free). Returns how many. */
-int ovl_discard(int fd, int is_udp, int n, double *ctr);
+/*
+ * UDP GRO (UDP_GRO socket option): the kernel may hand over a run of datagrams of one flow as one
+ * message with their segment size in a control message (all `size` long but the last). Enable it
+ * on `fd` and give the batch its staging area: one 64 KiB buffer per message of a recvmmsg.
+ */
+int ovl_udp_gro_enable(int fd, struct ovl_batch *b, const char **syscall);
+/*
+ * ovl_udp_recv for a GRO socket: one recvmmsg into the staging area (only when nothing is
+ * pending), then each datagram is copied into its own slot. Datagrams that did not fit in
+ * slots[0..n) stay pending for the next call (ovl_udp_gro_pending), in order.
+ */
+int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                     const char **syscall);
+int ovl_udp_gro_pending(const struct ovl_batch *b);
+/* Drop what is pending (no pool slot was free), counted as rxNoBufferDrops. Returns how many. */
+int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr);
+/* Read and discard up to `n` packets (no pool slot was free). Returns how many packets were
+   read; for a GRO socket the drop counter counts every datagram of a coalesced message. */
+int ovl_discard(int fd, int is_udp, int gro, int n, double *ctr);
 
 /*
  * Send the packets of `slots[0..n)`, in order. Returns how many went out; on a full queue it

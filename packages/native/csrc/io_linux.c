@@ -21,9 +21,15 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
+/* Staging room per GRO message: a coalesced run is at most one 64 KiB skb. */
+#define OVL_GRO_MSG_BYTES 65536
+#define OVL_GRO_CMSG_SPACE CMSG_SPACE(sizeof(int))
 /* Kernel limits for one UDP GSO message: segments and payload bytes. */
 #define OVL_GSO_MAX_SEGMENTS 64
 #define OVL_GSO_MAX_BYTES 65000
@@ -38,6 +44,13 @@ struct ovl_batch {
   struct iovec *iov;
   struct sockaddr_in6 *addrs;
   int32_t *spare; /* slots that held a dropped datagram, to hand back after the good ones */
+  /* UDP GRO staging (NULL until ovl_udp_gro_enable): received messages not yet split into slots
+     are messages [gro_cur, gro_n), the current one from byte gro_off. */
+  uint8_t *gro_buf;
+  uint8_t *gro_cmsg;
+  int32_t *gro_seg; /* segment size per message (its length when not coalesced) */
+  unsigned gro_n, gro_cur;
+  uint32_t gro_off;
 };
 
 /* Discard target: a dropped frame is read here so a level-triggered poll does not spin. */
@@ -66,6 +79,9 @@ void ovl_batch_free(struct ovl_batch *b) {
   free(b->addrs);
   free(b->spare);
   free(b->cmsg);
+  free(b->gro_buf);
+  free(b->gro_cmsg);
+  free(b->gro_seg);
   free(b);
 }
 
@@ -345,6 +361,18 @@ static void set_source(const struct ovl_pool *p, int32_t slot, const struct sock
   }
 }
 
+/* recvmmsg into the prepared b->msgs[0..vlen). Returns messages received, 0 when none, or -errno. */
+static int recv_batch(int fd, struct ovl_batch *b, unsigned vlen, double *ctr, const char **syscall) {
+  int r = recvmmsg(fd, b->msgs, vlen, MSG_DONTWAIT, NULL);
+  ctr[OVL_RX_SYSCALLS]++;
+  if (r >= 0) return r;
+  int e = errno;
+  if (transient(e)) return 0;
+  ctr[OVL_RX_ERRORS]++;
+  *syscall = "recvmmsg";
+  return -e;
+}
+
 int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
                  const char **syscall) {
   unsigned vlen = (unsigned)n < b->max ? (unsigned)n : b->max;
@@ -366,15 +394,8 @@ int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t 
     h->msg_controllen = 0;
     h->msg_flags = 0;
   }
-  int r = recvmmsg(fd, b->msgs, vlen, MSG_DONTWAIT, NULL);
-  ctr[OVL_RX_SYSCALLS]++;
-  if (r < 0) {
-    int e = errno;
-    if (transient(e)) return 0;
-    ctr[OVL_RX_ERRORS]++;
-    *syscall = "recvmmsg";
-    return -e;
-  }
+  int r = recv_batch(fd, b, vlen, ctr, syscall);
+  if (r <= 0) return r;
   int good = 0, bad = 0;
   for (int i = 0; i < r; i++) {
     int32_t slot = slots[i];
@@ -393,16 +414,165 @@ int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t 
   return good;
 }
 
-int ovl_discard(int fd, int is_udp, int n, double *ctr) {
-  int dropped = 0;
+/* The UDP_GRO segment size of a received message, or 0 when it carries one datagram. */
+static int gro_segment(struct msghdr *h) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+      return seg > 0 ? seg : 0;
+    }
+  }
+  return 0;
+}
+
+/* How many datagrams a message of `len` bytes with segment size `seg` (0: not coalesced) holds. */
+static uint32_t gro_count(size_t len, int seg) {
+  if (seg <= 0 || len <= (size_t)seg) return 1;
+  return (uint32_t)((len + (size_t)seg - 1) / (size_t)seg);
+}
+
+int ovl_discard(int fd, int is_udp, int gro, int n, double *ctr) {
+  int read_n = 0;
+  double dropped = 0;
   for (int i = 0; i < n; i++) {
-    ssize_t r = is_udp ? recv(fd, scratch, 1, MSG_DONTWAIT | MSG_TRUNC) : read(fd, scratch, sizeof(scratch));
+    ssize_t r;
+    uint32_t k = 1;
+    if (is_udp && gro) {
+      /* MSG_TRUNC returns the whole length, so the datagrams of a coalesced message are counted. */
+      uint8_t cbuf[OVL_GRO_CMSG_SPACE];
+      struct iovec iov = {.iov_base = scratch, .iov_len = 1};
+      struct msghdr h = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+      r = recvmsg(fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+      if (r >= 0) k = gro_count((size_t)r, gro_segment(&h));
+    } else {
+      r = is_udp ? recv(fd, scratch, 1, MSG_DONTWAIT | MSG_TRUNC) : read(fd, scratch, sizeof(scratch));
+    }
     ctr[OVL_RX_SYSCALLS]++;
     if (r < 0) break;
-    dropped++;
+    read_n++;
+    dropped += k;
+  }
+  ctr[OVL_RX_NOBUF_DROPS] += dropped;
+  return read_n;
+}
+
+int ovl_udp_gro_enable(int fd, struct ovl_batch *b, const char **syscall) {
+  int one = 1;
+  if (!b->gro_buf) {
+    b->gro_buf = malloc((size_t)b->max * OVL_GRO_MSG_BYTES);
+    b->gro_cmsg = calloc(b->max, OVL_GRO_CMSG_SPACE);
+    b->gro_seg = calloc(b->max, sizeof(*b->gro_seg));
+    if (!b->gro_buf || !b->gro_cmsg || !b->gro_seg) {
+      *syscall = "malloc";
+      return -ENOMEM;
+    }
+  }
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0) {
+    *syscall = "setsockopt(UDP_GRO)";
+    return -errno;
+  }
+  return 0;
+}
+
+int ovl_udp_gro_pending(const struct ovl_batch *b) {
+  return b->gro_buf && b->gro_cur < b->gro_n;
+}
+
+int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr) {
+  int dropped = 0;
+  for (; b->gro_cur < b->gro_n; b->gro_cur++, b->gro_off = 0) {
+    const struct msghdr *h = &b->msgs[b->gro_cur].msg_hdr;
+    size_t len = b->msgs[b->gro_cur].msg_len;
+    if (h->msg_flags & MSG_TRUNC) continue; /* counted as too big when received */
+    int seg = b->gro_seg[b->gro_cur];
+    size_t left = len - b->gro_off;
+    dropped += seg > 0 ? (int)gro_count(left, seg) : (b->gro_off == 0);
   }
   ctr[OVL_RX_NOBUF_DROPS] += dropped;
   return dropped;
+}
+
+/* One recvmmsg into the staging area. Returns messages received, 0 when none, or -errno. */
+static int gro_fill(int fd, struct ovl_batch *b, double *ctr, const char **syscall) {
+  for (unsigned i = 0; i < b->max; i++) {
+    b->iov[i].iov_base = b->gro_buf + (size_t)i * OVL_GRO_MSG_BYTES;
+    b->iov[i].iov_len = OVL_GRO_MSG_BYTES;
+    struct msghdr *h = &b->msgs[i].msg_hdr;
+    h->msg_name = &b->addrs[i];
+    h->msg_namelen = sizeof(b->addrs[i]);
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = b->gro_cmsg + (size_t)i * OVL_GRO_CMSG_SPACE;
+    h->msg_controllen = OVL_GRO_CMSG_SPACE;
+    h->msg_flags = 0;
+  }
+  int r = recv_batch(fd, b, b->max, ctr, syscall);
+  if (r <= 0) return r;
+  for (int i = 0; i < r; i++) {
+    struct msghdr *h = &b->msgs[i].msg_hdr;
+    int seg = gro_segment(h);
+    size_t len = b->msgs[i].msg_len;
+    if (h->msg_flags & MSG_TRUNC) {
+      /* Longer than the staging buffer: the kernel cut it; nothing of it is delivered. */
+      ctr[OVL_RX_TRUNC_DROPS] += gro_count(len, seg);
+      continue;
+    }
+    uint32_t k = gro_count(len, seg);
+    b->gro_seg[i] = k > 1 ? seg : (int32_t)len;
+    if (k > 1) {
+      ctr[OVL_RX_GRO_MESSAGES]++;
+      ctr[OVL_RX_GRO_DATAGRAMS] += k;
+    }
+  }
+  b->gro_n = (unsigned)r;
+  b->gro_cur = 0;
+  b->gro_off = 0;
+  return r;
+}
+
+int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
+                     const char **syscall) {
+  if (!ovl_udp_gro_pending(b)) {
+    int r = gro_fill(fd, b, ctr, syscall);
+    if (r <= 0) return r;
+  }
+  int good = 0;
+  /* Each step fills a slot or drops one datagram, so this ends after at most n + pending steps. */
+  while (good < n && b->gro_cur < b->gro_n) {
+    unsigned m = b->gro_cur;
+    const struct msghdr *h = &b->msgs[m].msg_hdr;
+    size_t len = b->msgs[m].msg_len;
+    if (h->msg_flags & MSG_TRUNC) {
+      b->gro_cur++;
+      b->gro_off = 0;
+      continue;
+    }
+    size_t seg = (size_t)b->gro_seg[m];
+    size_t take = len - b->gro_off < seg ? len - b->gro_off : seg; /* an empty datagram: seg == len == 0 */
+    int32_t slot = slots[good];
+    int room = slot_room(p, slot, 1);
+    if (room < 0) {
+      *syscall = "slot";
+      return -EINVAL;
+    }
+    if (take > p->capacity || take > (size_t)room) {
+      ctr[OVL_RX_TRUNC_DROPS]++; /* the slot stays unused for the next datagram */
+    } else {
+      memcpy(p->data + p->off[slot], b->gro_buf + (size_t)m * OVL_GRO_MSG_BYTES + b->gro_off, take);
+      p->len[slot] = (int32_t)take;
+      set_source(p, slot, &b->addrs[m]);
+      ctr[OVL_RX_PACKETS]++;
+      ctr[OVL_RX_BYTES] += (double)take;
+      good++;
+    }
+    b->gro_off += (uint32_t)take;
+    if (b->gro_off >= len) {
+      b->gro_cur++;
+      b->gro_off = 0;
+    }
+  }
+  return good;
 }
 
 static int64_t now_ms(void) {

@@ -9,7 +9,7 @@ export interface Addon {
   linkMtu(name: string): number;
   openUdp(family: 4 | 6, address: string, port: number, reuseport: number, rcvbuf: number, sndbuf: number): number;
   localPort(handle: NativeHandle): number;
-  create(fd: number, kind: number, family: number, vnetHdrOrGso: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
+  create(fd: number, kind: number, family: number, vnetHdrOrUdpFlags: number, maxBatch: number, waitMs: number, counters: Float64Array): NativeHandle;
   setPool(
     handle: NativeHandle,
     which: number,
@@ -39,6 +39,9 @@ export const TAP_TUN = 1;
 export const TAP_VNET_HDR = 2;
 export const TAP_MULTI_QUEUE = 4;
 export const TAP_OFFLOAD = 8;
+/** create() flags for a UDP socket. */
+export const UDP_GSO = 1;
+export const UDP_GRO = 2;
 /** setPool `which`: the pool receives land in, the pool sends come from. */
 export const POOL_RX = 1;
 export const POOL_TX = 2;

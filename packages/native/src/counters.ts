@@ -14,6 +14,8 @@ export const COUNTER_NAMES = [
   'txErrors',
   'txUnsent',
   'txGsoFallbacks',
+  'rxGroMessages',
+  'rxGroDatagrams',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -24,7 +26,8 @@ export type IoCounterSnapshot = Record<CounterName, number>;
  * them costs no native call. rxNoBufferDrops: packets read and dropped because the pool had no
  * free slot; rxTooBigDrops: larger than a slot; txEagain: times the kernel queue was full on send;
  * txUnsent: packets handed to write/send that did not go out; txGsoFallbacks: UDP GSO refused by
- * the route (then turned off for the socket).
+ * the route (then turned off for the socket); rxGroMessages/rxGroDatagrams: UDP GRO messages that
+ * carried more than one datagram, and how many they carried (rxPackets counts every datagram).
  */
 export class IoCounters {
   /** The raw array; index with COUNTER_NAMES.indexOf(name). */

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { InvalidConfigError, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
-import { KIND_UDP, native, type NativeHandle } from './binding.js';
+import { KIND_UDP, native, UDP_GRO, UDP_GSO, type NativeHandle } from './binding.js';
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
 import { NativeIo } from './native-io.js';
@@ -23,6 +23,13 @@ export interface UdpOptions {
    * kernel. Turned off by itself if the route refuses it (counters.txGsoFallbacks). Default false.
    */
   gso?: boolean;
+  /**
+   * UDP GRO (UDP_GRO): the kernel may hand over a run of datagrams of one flow (e.g. a peer's GSO
+   * message) as one message; it lands in a private 64 KiB staging buffer per recvmmsg message
+   * (batchSize × 64 KiB per socket) and each datagram is copied into its own pool slot, in order,
+   * so the sink still sees one datagram per slot. Counters rxGroMessages/rxGroDatagrams. Default false.
+   */
+  gro?: boolean;
   /** How long send() may wait for room when the socket buffer is full before giving up on the rest. Default 2 ms. */
   sendWaitMs?: number;
   /** Called when receiving fails for good. Default: a process warning. */
@@ -67,7 +74,7 @@ export class UdpTransport extends NativeIo implements Transport {
     const n = native();
     const fd = n.openUdp(family, o.address, o.port, o.reuseport ? 1 : 0, o.recvBufferBytes ?? 0, o.sendBufferBytes ?? 0);
     const counters = new IoCounters(n.counterCount);
-    const handle = n.create(fd, KIND_UDP, family, o.gso ? 1 : 0, batch, wait, counters.values);
+    const handle = n.create(fd, KIND_UDP, family, (o.gso ? UDP_GSO : 0) | (o.gro ? UDP_GRO : 0), batch, wait, counters.values);
     try {
       return new UdpTransport(o, family, handle, counters, n.localPort(handle));
     } catch (err) {

@@ -1,44 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BufferPool, ClosedError, InvalidConfigError, PacketBatch } from '@overlay/dataplane';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { NativeError, UdpTransport } from '@overlay/native';
+import { collect, LOOP4, sendBodies, transports, until } from './helpers/udp.js';
 
 // Loopback only (127.0.0.1 / ::1): no namespace needed for the socket layer.
-const open: UdpTransport[] = [];
-const bind = (o: Parameters<typeof UdpTransport.bind>[0]) => {
-  const t = UdpTransport.bind(o);
-  open.push(t);
-  return t;
-};
-afterEach(async () => {
-  for (const t of open.splice(0)) await t.close();
-});
-
-const LOOP4 = Buffer.from([127, 0, 0, 1]);
-const until = async (cond: () => boolean, ms = 10_000, what = () => '') => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out ${what()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
-
-/** Queue `n` datagrams "msg i" to port on 127.0.0.1 from `from`; returns how many went out. */
+const bind = transports();
+/** Queue `n` datagrams "msg i" (padded to `size`) to port on 127.0.0.1 from `from`; returns how many went out. */
 function sendMany(from: UdpTransport, pool: BufferPool, port: number, n: number, size = 0): number {
-  let sent = 0;
-  const batch = new PacketBatch(n);
-  for (let i = 0; i < n; i++) {
-    const s = pool.acquire();
+  const bodies = Array.from({ length: n }, (_, i) => {
     const body = Buffer.alloc(Math.max(size, 12));
     body.write(`msg ${i}`);
-    pool.fill(s, size ? body : Buffer.from(`msg ${i}`));
-    pool.setEndpoint(s, 4, LOOP4, port);
-    batch.push(s);
-  }
-  sent = from.send(pool, batch);
-  for (let i = 0; i < batch.count; i++) pool.release(batch.slots[i]);
-  return sent;
+    return size ? body : Buffer.from(`msg ${i}`);
+  });
+  return sendBodies(from, pool, port, bodies);
 }
 
 describe('UdpTransport', () => {
@@ -46,28 +22,17 @@ describe('UdpTransport', () => {
     const pool = new BufferPool({ count: 2048 });
     const a = bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 4 << 20 });
     const b = bind({ address: '127.0.0.1', port: 0, recvBufferBytes: 4 << 20, batchSize: 64 });
-    const got: string[] = [];
-    const sources = new Set<string>();
-    let maxBatch = 0;
-    b.start(pool, (batch) => {
-      maxBatch = Math.max(maxBatch, batch.count);
-      for (let i = 0; i < batch.count; i++) {
-        const s = batch.slots[i];
-        got.push(pool.copyOut(s).toString());
-        sources.add(`${pool.family[s]} ${[...pool.addr.subarray(s * 16, s * 16 + 4)].join('.')}:${pool.port[s]}`);
-        pool.release(s);
-      }
-    });
+    const c = collect(b, pool);
     expect(sendMany(a, pool, b.localPort, 500)).toBe(500);
-    await until(() => got.length === 500);
-    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => `msg ${i}`));
-    expect([...sources]).toEqual([`4 127.0.0.1:${a.localPort}`]);
+    await until(() => c.got.length === 500);
+    expect(c.got.map(String)).toEqual(Array.from({ length: 500 }, (_, i) => `msg ${i}`));
+    expect([...c.sources]).toEqual([`4 127.0.0.1:${a.localPort}`]);
     // 500 datagrams in far fewer syscalls: they were batched both ways.
     expect(a.counters.get('txSyscalls')).toBeLessThanOrEqual(10);
     expect(b.counters.get('rxPackets')).toBe(500);
     expect(b.counters.get('rxSyscalls')).toBeLessThan(100);
-    expect(maxBatch).toBeGreaterThan(1);
-    expect(maxBatch).toBeLessThanOrEqual(64);
+    expect(c.maxBatch).toBeGreaterThan(1);
+    expect(c.maxBatch).toBeLessThanOrEqual(64);
     await b.close();
     expect(pool.available).toBe(pool.count);
   });
