@@ -6,8 +6,8 @@ import { AgentCluster } from './lib/agent-cluster.js';
 
 const N = 5;
 
-/** Ping until one reply or `tries` rounds (a fresh WireGuard session may need a handshake retry). */
-async function reachable(host: Parameters<typeof ping>[0], ip: string, tries = 6): Promise<boolean> {
+/** Ping until one reply or `tries` rounds: a lost first initiation is retried after REKEY_TIMEOUT (5 s). */
+async function reachable(host: Parameters<typeof ping>[0], ip: string, tries = 4): Promise<boolean> {
   for (let t = 0; t < tries; t++) if ((await ping(host, ip, 2)) > 0) return true;
   return false;
 }
