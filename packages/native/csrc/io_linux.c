@@ -29,6 +29,8 @@
 #endif
 /* Staging room per GRO message: a coalesced run is at most one 64 KiB skb. */
 #define OVL_GRO_MSG_BYTES 65536
+/* Messages per GRO recvmmsg, whatever the batch size: bounds the staging area to 4 MiB. */
+#define OVL_GRO_MAX_MSGS 64
 #define OVL_GRO_CMSG_SPACE CMSG_SPACE(sizeof(int))
 /* Kernel limits for one UDP GSO message: segments and payload bytes. */
 #define OVL_GSO_MAX_SEGMENTS 64
@@ -47,6 +49,12 @@ struct ovl_batch {
   /* UDP GRO staging (NULL until ovl_udp_gro_enable): received messages not yet split into slots
      are messages [gro_cur, gro_n), the current one from byte gro_off. */
   uint8_t *gro_buf;
+  unsigned gro_max; /* messages the staging area holds */
+  /* Its own headers, not msgs/iov/addrs: a send from inside the sink must not overwrite what
+     is still pending. */
+  struct mmsghdr *gro_msgs;
+  struct iovec *gro_iov;
+  struct sockaddr_in6 *gro_addrs;
   uint8_t *gro_cmsg;
   int32_t *gro_seg; /* segment size per message (its length when not coalesced) */
   unsigned gro_n, gro_cur;
@@ -80,6 +88,9 @@ void ovl_batch_free(struct ovl_batch *b) {
   free(b->spare);
   free(b->cmsg);
   free(b->gro_buf);
+  free(b->gro_msgs);
+  free(b->gro_iov);
+  free(b->gro_addrs);
   free(b->gro_cmsg);
   free(b->gro_seg);
   free(b);
@@ -361,9 +372,9 @@ static void set_source(const struct ovl_pool *p, int32_t slot, const struct sock
   }
 }
 
-/* recvmmsg into the prepared b->msgs[0..vlen). Returns messages received, 0 when none, or -errno. */
-static int recv_batch(int fd, struct ovl_batch *b, unsigned vlen, double *ctr, const char **syscall) {
-  int r = recvmmsg(fd, b->msgs, vlen, MSG_DONTWAIT, NULL);
+/* recvmmsg into the prepared msgs[0..vlen). Returns messages received, 0 when none, or -errno. */
+static int recv_batch(int fd, struct mmsghdr *msgs, unsigned vlen, double *ctr, const char **syscall) {
+  int r = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL);
   ctr[OVL_RX_SYSCALLS]++;
   if (r >= 0) return r;
   int e = errno;
@@ -394,7 +405,7 @@ int ovl_udp_recv(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t 
     h->msg_controllen = 0;
     h->msg_flags = 0;
   }
-  int r = recv_batch(fd, b, vlen, ctr, syscall);
+  int r = recv_batch(fd, b->msgs, vlen, ctr, syscall);
   if (r <= 0) return r;
   int good = 0, bad = 0;
   for (int i = 0; i < r; i++) {
@@ -460,10 +471,14 @@ int ovl_discard(int fd, int is_udp, int gro, int n, double *ctr) {
 int ovl_udp_gro_enable(int fd, struct ovl_batch *b, const char **syscall) {
   int one = 1;
   if (!b->gro_buf) {
-    b->gro_buf = malloc((size_t)b->max * OVL_GRO_MSG_BYTES);
-    b->gro_cmsg = calloc(b->max, OVL_GRO_CMSG_SPACE);
-    b->gro_seg = calloc(b->max, sizeof(*b->gro_seg));
-    if (!b->gro_buf || !b->gro_cmsg || !b->gro_seg) {
+    b->gro_max = b->max < OVL_GRO_MAX_MSGS ? b->max : OVL_GRO_MAX_MSGS;
+    b->gro_buf = malloc((size_t)b->gro_max * OVL_GRO_MSG_BYTES);
+    b->gro_cmsg = calloc(b->gro_max, OVL_GRO_CMSG_SPACE);
+    b->gro_seg = calloc(b->gro_max, sizeof(*b->gro_seg));
+    b->gro_msgs = calloc(b->gro_max, sizeof(*b->gro_msgs));
+    b->gro_iov = calloc(b->gro_max, sizeof(*b->gro_iov));
+    b->gro_addrs = calloc(b->gro_max, sizeof(*b->gro_addrs));
+    if (!b->gro_buf || !b->gro_cmsg || !b->gro_seg || !b->gro_msgs || !b->gro_iov || !b->gro_addrs) {
       *syscall = "malloc";
       return -ENOMEM;
     }
@@ -482,8 +497,8 @@ int ovl_udp_gro_pending(const struct ovl_batch *b) {
 int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr) {
   int dropped = 0;
   for (; b->gro_cur < b->gro_n; b->gro_cur++, b->gro_off = 0) {
-    const struct msghdr *h = &b->msgs[b->gro_cur].msg_hdr;
-    size_t len = b->msgs[b->gro_cur].msg_len;
+    const struct msghdr *h = &b->gro_msgs[b->gro_cur].msg_hdr;
+    size_t len = b->gro_msgs[b->gro_cur].msg_len;
     if (h->msg_flags & MSG_TRUNC) continue; /* counted as too big when received */
     int seg = b->gro_seg[b->gro_cur];
     size_t left = len - b->gro_off;
@@ -495,24 +510,24 @@ int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr) {
 
 /* One recvmmsg into the staging area. Returns messages received, 0 when none, or -errno. */
 static int gro_fill(int fd, struct ovl_batch *b, double *ctr, const char **syscall) {
-  for (unsigned i = 0; i < b->max; i++) {
-    b->iov[i].iov_base = b->gro_buf + (size_t)i * OVL_GRO_MSG_BYTES;
-    b->iov[i].iov_len = OVL_GRO_MSG_BYTES;
-    struct msghdr *h = &b->msgs[i].msg_hdr;
-    h->msg_name = &b->addrs[i];
-    h->msg_namelen = sizeof(b->addrs[i]);
-    h->msg_iov = &b->iov[i];
+  for (unsigned i = 0; i < b->gro_max; i++) {
+    b->gro_iov[i].iov_base = b->gro_buf + (size_t)i * OVL_GRO_MSG_BYTES;
+    b->gro_iov[i].iov_len = OVL_GRO_MSG_BYTES;
+    struct msghdr *h = &b->gro_msgs[i].msg_hdr;
+    h->msg_name = &b->gro_addrs[i];
+    h->msg_namelen = sizeof(b->gro_addrs[i]);
+    h->msg_iov = &b->gro_iov[i];
     h->msg_iovlen = 1;
     h->msg_control = b->gro_cmsg + (size_t)i * OVL_GRO_CMSG_SPACE;
     h->msg_controllen = OVL_GRO_CMSG_SPACE;
     h->msg_flags = 0;
   }
-  int r = recv_batch(fd, b, b->max, ctr, syscall);
+  int r = recv_batch(fd, b->gro_msgs, b->gro_max, ctr, syscall);
   if (r <= 0) return r;
   for (int i = 0; i < r; i++) {
-    struct msghdr *h = &b->msgs[i].msg_hdr;
+    struct msghdr *h = &b->gro_msgs[i].msg_hdr;
     int seg = gro_segment(h);
-    size_t len = b->msgs[i].msg_len;
+    size_t len = b->gro_msgs[i].msg_len;
     if (h->msg_flags & MSG_TRUNC) {
       /* Longer than the staging buffer: the kernel cut it; nothing of it is delivered. */
       ctr[OVL_RX_TRUNC_DROPS] += gro_count(len, seg);
@@ -541,8 +556,8 @@ int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int3
   /* Each step fills a slot or drops one datagram, so this ends after at most n + pending steps. */
   while (good < n && b->gro_cur < b->gro_n) {
     unsigned m = b->gro_cur;
-    const struct msghdr *h = &b->msgs[m].msg_hdr;
-    size_t len = b->msgs[m].msg_len;
+    const struct msghdr *h = &b->gro_msgs[m].msg_hdr;
+    size_t len = b->gro_msgs[m].msg_len;
     if (h->msg_flags & MSG_TRUNC) {
       b->gro_cur++;
       b->gro_off = 0;
@@ -561,7 +576,7 @@ int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int3
     } else {
       memcpy(p->data + p->off[slot], b->gro_buf + (size_t)m * OVL_GRO_MSG_BYTES + b->gro_off, take);
       p->len[slot] = (int32_t)take;
-      set_source(p, slot, &b->addrs[m]);
+      set_source(p, slot, &b->gro_addrs[m]);
       ctr[OVL_RX_PACKETS]++;
       ctr[OVL_RX_BYTES] += (double)take;
       good++;

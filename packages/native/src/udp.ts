@@ -26,7 +26,7 @@ export interface UdpOptions {
   /**
    * UDP GRO (UDP_GRO): the kernel may hand over a run of datagrams of one flow (e.g. a peer's GSO
    * message) as one message; it lands in a private 64 KiB staging buffer per recvmmsg message
-   * (batchSize × 64 KiB per socket) and each datagram is copied into its own pool slot, in order,
+   * (min(batchSize, 64) × 64 KiB per socket) and each datagram is copied into its own pool slot, in order,
    * so the sink still sees one datagram per slot. Counters rxGroMessages/rxGroDatagrams. Default false.
    */
   gro?: boolean;

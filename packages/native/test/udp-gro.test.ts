@@ -74,6 +74,29 @@ describe('UdpTransport with gro', () => {
     expect(b.counters.get('rxGroMessages')).toBe(1);
   });
 
+  it('keeps what is pending intact when the sink sends on the same socket between deliveries', async () => {
+    const pool = new BufferPool({ count: 256 });
+    const replyPool = new BufferPool({ count: 8 });
+    const a = bind({ address: '127.0.0.1', port: 0, gso: true });
+    const b = bind({ address: '127.0.0.1', port: 0, gro: true, gso: true, batchSize: 16 });
+    const c = bind({ address: '127.0.0.1', port: 0 });
+    const replies = collect(c, new BufferPool({ count: 128 }));
+    const got: Buffer[] = [];
+    b.start(pool, (batch) => {
+      for (let i = 0; i < batch.count; i++) {
+        got.push(pool.copyOut(batch.slots[i]));
+        pool.release(batch.slots[i]);
+      }
+      // A reply per delivery, as a tunnel answering a handshake would: same socket, mid-message.
+      expect(sendBodies(b, replyPool, c.localPort, [Buffer.from('ack')])).toBe(1);
+    });
+    const sizes = [...Array<number>(40).fill(900), 13];
+    expect(sendRun(a, pool, b.localPort, sizes, 0)).toBe(41);
+    await until(() => got.length === 41 && replies.got.length >= 3, 10_000, () => `${got.length} ${replies.got.length}`);
+    got.forEach((g, i) => expect(g.equals(body(i, sizes[i])), `datagram ${i}`).toBe(true));
+    expect(b.counters.get('rxGroMessages')).toBe(1);
+  });
+
   it('receives ordinary datagrams unchanged', async () => {
     const pool = new BufferPool({ count: 512 });
     const a = bind({ address: '127.0.0.1', port: 0 });
