@@ -134,9 +134,10 @@ describe('ARP (RFC 826) for Ethernet/IPv4', () => {
 });
 
 describe('IPv4 header (RFC 791) and checksums (RFC 1071)', () => {
-  // Version 4, IHL 5, TOS 0, total 0x0073, id 0, DF, TTL 64, UDP, checksum b861,
-  // 192.168.0.1 → 192.168.0.199 (the widely used worked example of the header checksum).
-  const header = hex('4500 0073 0000 4000 4011 b861 c0a80001 c0a800c7');
+  // Version 4, IHL 5, TOS 0, total 0x0073, id 0, DF, TTL 64, UDP, 198.18.0.1 → 198.18.0.199:
+  // the widely used worked example of the header checksum (b861 for 192.168.0.1 → .199) moved
+  // to our test range; checksum ad8d computed independently (Python, RFC 1071 sum).
+  const header = hex('4500 0073 0000 4000 4011 ad8d c6120001 c61200c7');
 
   it('RFC 1071 §3 example: the sum of 0001 f203 f4f5 f6f7 is ddf2, checksum 220d', () => {
     const b = hex('0001 f203 f4f5 f6f7');
@@ -150,9 +151,9 @@ describe('IPv4 header (RFC 791) and checksums (RFC 1071)', () => {
     const h = new Ipv4Header();
     const packet = Buffer.concat([header, Buffer.alloc(0x73 - 20)]);
     expect(decodeIpv4(packet, 0, packet.length, h, true)).toBe(Status.OK);
-    expect([h.ihl, h.totalLength, h.flags, h.fragmentOffset, h.ttl, h.protocol, h.checksum]).toEqual([5, 0x73, 2, 0, 64, 17, 0xb861]);
-    expect(formatIpv4Address(h.src)).toBe('192.168.0.1');
-    expect(formatIpv4Address(h.dst)).toBe('192.168.0.199');
+    expect([h.ihl, h.totalLength, h.flags, h.fragmentOffset, h.ttl, h.protocol, h.checksum]).toEqual([5, 0x73, 2, 0, 64, 17, 0xad8d]);
+    expect(formatIpv4Address(h.src)).toBe('198.18.0.1');
+    expect(formatIpv4Address(h.dst)).toBe('198.18.0.199');
     expect(internetChecksum(header, 0, 20)).toBe(0);
   });
 
