@@ -129,7 +129,7 @@ export async function exec(cmd: string, args: string[], opts: { timeoutMs?: numb
 function sweepStale(prefix: string): void {
   let list = '';
   try {
-    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return;
   }
@@ -150,7 +150,7 @@ function sweepStale(prefix: string): void {
 
 function killAndDeleteSync(ns: string): void {
   try {
-    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\s+/).filter(Boolean);
     for (const p of pids) {
       try {
         process.kill(Number(p), 'SIGKILL');
