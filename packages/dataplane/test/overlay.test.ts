@@ -165,7 +165,7 @@ describe('overlay over an impaired underlay', () => {
   });
 });
 
-describe('the embedding example of docs/parts/dataplane.md', () => {
+describe('the embedding example of docs/ARCHITECTURE.md (Data plane)', () => {
   it('works as written, with a second host to receive', async () => {
     const net = createTestnet();
     const dev = createMemoryDevice({ name: 'vx0', mtu: 1450 });
