@@ -135,7 +135,7 @@ describe('ARP (RFC 826) for Ethernet/IPv4', () => {
 
 describe('IPv4 header (RFC 791) and checksums (RFC 1071)', () => {
   // Version 4, IHL 5, TOS 0, total 0x0073, id 0, DF, TTL 64, UDP, 198.18.0.1 → 198.18.0.199:
-  // the widely used worked example of the header checksum (b861 for 192.168.0.1 → .199) moved
+  // the widely used worked example of the header checksum (its private-range addresses) moved
   // to our test range; checksum ad8d computed independently (Python, RFC 1071 sum).
   const header = hex('4500 0073 0000 4000 4011 ad8d c6120001 c61200c7');
 
