@@ -36,6 +36,12 @@ function sameEndpoint(x: BinaryEndpoint | null, y: BinaryEndpoint | null): boole
   return x.family === y.family && x.port === y.port && x.addr.equals(y.addr);
 }
 
+/** The secrets a peer holds beyond its sessions; wiped once the peer is gone for good. */
+function wipePeerSecrets(p: Peer): void {
+  wipe(p.staticShared);
+  wipe(p.presharedKey);
+}
+
 export interface WireGuardDeviceOptions {
   /** Our static private key, WireGuard base64. */
   privateKey: string;
@@ -125,7 +131,11 @@ export class WireGuardDevice extends EventEmitter {
       peer = new Peer(pub, shared, this.e.queueLimit);
       this.e.peersByKey.set(text, peer);
     }
-    if (cfg.presharedKey !== undefined) peer.presharedKey = cfg.presharedKey ? decodeKey(cfg.presharedKey, 'presharedKey') : null;
+    if (cfg.presharedKey !== undefined) {
+      const psk = cfg.presharedKey ? decodeKey(cfg.presharedKey, 'presharedKey') : null;
+      wipe(peer.presharedKey);
+      peer.presharedKey = psk;
+    }
     let endpointChanged = false;
     if (cfg.endpoint !== undefined) {
       const ep = cfg.endpoint ? BinaryEndpoint.parse(cfg.endpoint) : null;
@@ -167,6 +177,7 @@ export class WireGuardDevice extends EventEmitter {
     this.e.peersByKey.delete(peer.publicKeyText);
     this.e.clearQueue(peer, null);
     this.e.zeroKeys(peer, 'removed');
+    wipePeerSecrets(peer);
   }
 
   peer(publicKey: string): PeerStatus | null {
@@ -216,6 +227,7 @@ export class WireGuardDevice extends EventEmitter {
     for (const p of this.e.peersByKey.values()) {
       this.e.clearQueue(p, null);
       this.e.zeroKeys(p, null);
+      wipePeerSecrets(p);
     }
     wipe(this.e.staticPrivate);
   }

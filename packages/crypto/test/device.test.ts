@@ -197,6 +197,27 @@ describe('negative cases', () => {
     expect(() => a.dev.attach(a.pool, a.end)).toThrow(/already attached/);
   });
 
+  it('wipes a peer\'s static shared secret and preshared key when it is replaced, removed or the device closes', async () => {
+    const { a, b } = pair({}, {}, generatePresharedKey());
+    type Secrets = { staticShared: Buffer; presharedKey: Buffer | null };
+    const secretsOf = (s: typeof a, key: string) => (s.dev as unknown as { e: { peersByKey: Map<string, Secrets> } }).e.peersByKey.get(key)!;
+    const zero = Buffer.alloc(32);
+    const pa = secretsOf(a, b.dev.publicKey);
+    const oldPsk = pa.presharedKey!;
+    a.dev.setPeer({ publicKey: b.dev.publicKey, presharedKey: generatePresharedKey() });
+    expect(oldPsk.equals(zero)).toBe(true);
+    const { staticShared, presharedKey } = pa;
+    expect(staticShared.equals(zero) || presharedKey!.equals(zero)).toBe(false);
+    a.dev.removePeer(b.dev.publicKey);
+    expect(staticShared.equals(zero)).toBe(true);
+    expect(presharedKey!.equals(zero)).toBe(true);
+    const pb = secretsOf(b, a.dev.publicKey);
+    await b.dev.close();
+    expect(pb.staticShared.equals(zero)).toBe(true);
+    expect(pb.presharedKey!.equals(zero)).toBe(true);
+    await a.dev.close();
+  });
+
   it('never puts key material in errors', () => {
     const secret = generatePrivateKey();
     const bad = secret.slice(0, -2) + '!=';
