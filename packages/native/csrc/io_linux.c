@@ -647,7 +647,8 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
   int done = 0;
   for (int g = 0; g < ngroups && done < n; g++) {
     int k = groups[2 * g], hdr = groups[2 * g + 1];
-    if (k < 1 || done + k > n || (unsigned)k > b->max) {
+    /* hdr is counted from each slot's offset: negative would gather bytes before the slot. */
+    if (k < 1 || done + k > n || (unsigned)k > b->max || hdr < 0) {
       ctr[OVL_TX_ERRORS]++;
       break;
     }

@@ -59,6 +59,12 @@ describe('TapDevice against the kernel', () => {
     expect(r.vnetArpTarget).toBe('198.19.3.2');
   });
 
+  it('refuses a coalesced group with a negative header length (counted, nothing written)', () => {
+    expect(r.negHdrWritten).toBe(0);
+    expect(r.negHdrTxErrors).toBe(1);
+    expect(r.negHdrUnsent).toBe(2);
+  });
+
   it('opens several queues of one multi-queue device; a single-queue open of it is refused', () => {
     expect(r.mqNames).toEqual(['mq0', 'mq0']);
     expect(r.mqSingleError).toMatch(/^E[A-Z]+$/);
