@@ -118,7 +118,8 @@ export class TcpSegmenter {
     const thl = (jd[tcp + 12] >>> 4) * 4;
     const hdr = ETH + ihl + thl;
     const total = len - hdr;
-    if (ihl < 20 || thl < 20 || total <= 0) {
+    // Every segment but the last is hdr + mss long: it must fit a dataplane slot as copy() requires.
+    if (ihl < 20 || thl < 20 || total <= 0 || hdr + Math.min(mss, total) > this.pool.frameCapacity) {
       this.malformed++;
       return;
     }

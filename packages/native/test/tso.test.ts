@@ -92,4 +92,18 @@ describe('TcpSegmenter', () => {
     expect(udp.out).toHaveLength(0);
     expect(udp.seg.malformed).toBe(1);
   });
+
+  it('refuses an MSS whose segments would not fit a dataplane slot, and leaves the pool untouched', () => {
+    // Default slots take 9018-byte frames: 54 header bytes + 9000 do not fit.
+    const { out, seg, pool, jumbo } = run([{ frame: superFrame(20_000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
+    expect(out).toHaveLength(0);
+    expect(seg.malformed).toBe(1);
+    expect(seg.superFrames).toBe(0);
+    expect(pool.data.every((b) => b === 0)).toBe(true);
+    expect(jumbo.available).toBe(jumbo.count);
+    // A single segment shorter than the MSS still fits and goes through.
+    const one = run([{ frame: superFrame(1000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
+    expect(one.out).toHaveLength(1);
+    expect(one.seg.malformed).toBe(0);
+  });
 });
