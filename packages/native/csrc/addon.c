@@ -409,6 +409,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   }
   napi_value ext;
   if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {
+    close(fd);
     ovl_batch_free(h->batch);
     free(h);
     return throw_status(env, "napi_create_external");
