@@ -60,7 +60,6 @@ typedef struct handle {
   int poll_init;
   int refs; /* 1 for the JS external, 1 more while the libuv handle is open */
   int closed;
-  int in_callback;
 } handle_t;
 
 /* Per-environment state (worker threads each have their own). */
@@ -174,6 +173,15 @@ static void release_pool(handle_t *h, int which) {
   h->has_pool[which] = 0;
 }
 
+/* What start() took: the slot and control arrays, the callback and its async context. */
+static void release_receiver(handle_t *h) {
+  drop_ref(h->env, &h->rx_slots_ref);
+  drop_ref(h->env, &h->ctl_ref);
+  drop_ref(h->env, &h->cb_ref);
+  if (h->actx) napi_async_destroy(h->env, h->actx);
+  h->actx = NULL;
+}
+
 /* The struct lives while the JS external or the libuv handle still refers to it. */
 static void unref_handle(handle_t *h) {
   if (--h->refs > 0) return;
@@ -201,11 +209,7 @@ static void shutdown_handle(handle_t *h, int from_finalizer) {
     release_pool(h, RX);
     release_pool(h, TX);
     drop_ref(h->env, &h->ctr_ref);
-    drop_ref(h->env, &h->rx_slots_ref);
-    drop_ref(h->env, &h->ctl_ref);
-    drop_ref(h->env, &h->cb_ref);
-    if (h->actx) napi_async_destroy(h->env, h->actx);
-    h->actx = NULL;
+    release_receiver(h);
   }
 }
 
@@ -227,14 +231,20 @@ static void call_js(handle_t *h, int n) {
   /* napi_make_callback wants an object receiver; the callback is an arrow function anyway. */
   napi_get_global(env, &recv);
   napi_create_int32(env, n, &arg);
-  h->in_callback = 1;
   napi_status st = napi_make_callback(env, h->actx, recv, cb, 1, &arg, &result);
-  h->in_callback = 0;
   if (st == napi_pending_exception) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc);
   }
+}
+
+/* Pre-acquired slots JS says are valid, within the array and the batch size. */
+static int rx_avail(const handle_t *h) {
+  int avail = h->ctl[0];
+  if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
+  if (avail > (int)h->max_batch) avail = (int)h->max_batch;
+  return avail;
 }
 
 static void on_poll(uv_poll_t *w, int status, int events) {
@@ -251,16 +261,12 @@ static void on_poll(uv_poll_t *w, int status, int events) {
      socket may not be readable again, and they are bounded by one recvmmsg's worth. */
   for (int i = 0; status >= 0 && (i < MAX_BATCHES_PER_WAKE || (h->gro && ovl_udp_gro_pending(h->batch))) && !h->closed;
        i++) {
-    int avail = h->ctl[0];
-    if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
-    if (avail > (int)h->max_batch) avail = (int)h->max_batch;
+    int avail = rx_avail(h);
     if (avail <= 0 && h->has_pool[RX]) {
       /* Ask JS to refill from slots released since the last batch (n = 0 means "refill"). */
       call_js(h, 0);
       if (h->closed) break;
-      avail = h->ctl[0];
-      if (avail > (int)h->rx_slots_len) avail = (int)h->rx_slots_len;
-      if (avail > (int)h->max_batch) avail = (int)h->max_batch;
+      avail = rx_avail(h);
     }
     if (avail <= 0 || !h->has_pool[RX]) {
       /* No free slot: drop what is queued (counted) rather than let level-triggered poll spin. */
@@ -468,16 +474,23 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   h->rx_slots = slots;
   h->rx_slots_len = (uint32_t)n_slots;
   h->ctl = ctl;
-  CHECK(napi_create_reference(env, argv[1], 1, &h->rx_slots_ref));
-  CHECK(napi_create_reference(env, argv[2], 1, &h->ctl_ref));
-  CHECK(napi_create_reference(env, argv[3], 1, &h->cb_ref));
+  /* Until the poll is initialised start() may be called again: a failure gives back what it took. */
   napi_value name;
-  CHECK(napi_create_string_utf8(env, h->kind == KIND_TAP ? "overlay:tap" : "overlay:udp", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &h->actx));
   uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  if (napi_create_reference(env, argv[1], 1, &h->rx_slots_ref) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &h->ctl_ref) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &h->cb_ref) != napi_ok ||
+      napi_create_string_utf8(env, h->kind == KIND_TAP ? "overlay:tap" : "overlay:udp", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &h->actx) != napi_ok || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_value r = throw_status(env, "start");
+    release_receiver(h);
+    return r;
+  }
   int rc = uv_poll_init(loop, &h->poll, h->fd);
-  if (rc < 0) return throw_errno(env, -rc, "uv_poll_init");
+  if (rc < 0) {
+    release_receiver(h);
+    return throw_errno(env, -rc, "uv_poll_init");
+  }
   h->poll.data = h;
   h->poll_init = 1;
   h->refs++;
