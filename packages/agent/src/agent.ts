@@ -26,7 +26,8 @@ import { BroadcastQueue } from './broadcast.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN, pushPullScale } from './presets.js';
 import { EndpointTable, signRecord, type ApplyResult } from './endpoints.js';
-import { type DataplaneControl, Programmer, type Programmed, ipv4ToString, ipv6ToString, macToString } from './program.js';
+import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
+import { type DataplaneControl, Programmer, type Programmed } from './program.js';
 import type { Sealer } from './keyring.js';
 import {
   type AliveMsg, type EndpointRecord, type Message, type NodeMeta, type StateChunk,
@@ -485,9 +486,9 @@ export class Agent {
     if (st !== 'alive' && st !== 'suspect') return null;
     const meta = this.membership.metaOf(r.owner)!;
     const ips: string[] = [];
-    if (r.ipv4.length === 4) ips.push(ipv4ToString(r.ipv4));
-    if (r.ipv6.length === 16) ips.push(ipv6ToString(r.ipv6));
-    return { vni, mac: macToString(r.mac), ips, vtep: { address: r.vtep || meta.vtep, port: meta.vtepPort || 4789 } };
+    if (r.ipv4.length === 4) ips.push(formatIpAddress(4, r.ipv4));
+    if (r.ipv6.length === 16) ips.push(formatIpAddress(6, r.ipv6));
+    return { vni, mac: formatMac(readMac(r.mac, 0)), ips, vtep: { address: r.vtep || meta.vtep, port: meta.vtepPort || 4789 } };
   }
 
   private reprogram(r: EndpointRecord): void {
@@ -725,7 +726,7 @@ export class Agent {
     const networks: AgentStatus['networks'] = {};
     for (const net of this.table.networks()) {
       networks[net] = [...this.table.entries(net)].map(({ rec: r }) => ({
-        id: r.id, mac: macToString(r.mac), ipv4: r.ipv4.length ? ipv4ToString(r.ipv4) : undefined, ipv6: r.ipv6.length ? ipv6ToString(r.ipv6) : undefined,
+        id: r.id, mac: formatMac(readMac(r.mac, 0)), ipv4: r.ipv4.length ? formatIpAddress(4, r.ipv4) : undefined, ipv6: r.ipv6.length ? formatIpAddress(6, r.ipv6) : undefined,
         owner: r.owner, vtep: r.vtep, version: r.version, deleted: r.deleted,
       }));
     }

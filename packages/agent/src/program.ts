@@ -89,31 +89,8 @@ function same(a: Programmed, b: Programmed): boolean {
   return a.vni === b.vni && a.mac === b.mac && a.vtep.address === b.vtep.address && a.vtep.port === b.vtep.port && a.ips.length === b.ips.length && a.ips.every((x, i) => x === b.ips[i]);
 }
 
-export function macToString(m: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < m.length; i++) s += (i ? ':' : '') + m[i].toString(16).padStart(2, '0');
-  return s;
-}
 export function macFromString(s: string): Uint8Array | null {
   const p = s.split(':');
   if (p.length !== 6 || !p.every((x) => /^[0-9a-fA-F]{2}$/.test(x))) return null;
   return Uint8Array.from(p.map((x) => parseInt(x, 16)));
-}
-export function ipv4ToString(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-export function ipv6ToString(b: Uint8Array): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((b[i] << 8) | b[i + 1]).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
 }
