@@ -32,7 +32,7 @@ import type { Sealer } from './keyring.js';
 import {
   type AliveMsg, type EndpointRecord, type Message, type NodeMeta, type StateChunk,
   MAX_CHUNKS, MAX_CHUNK_BYTES, PROTOCOL_MAX, PROTOCOL_MIN,
-  WireDecodeError, decodeEnvelope, decodeStateChunk, encodeHeader, encodeMessageField, encodeStateChunk,
+  decodeEnvelope, decodeStateChunk, encodeHeader, encodeMessageField, encodeStateChunk,
 } from './wire.js';
 
 /**
@@ -364,8 +364,7 @@ export class Agent {
     let env;
     try {
       env = decodeEnvelope(plain);
-    } catch (e) {
-      if (e instanceof WireDecodeError) return this.drop('malformed');
+    } catch {
       return this.drop('malformed');
     }
     if (env.pmax < PROTOCOL_MIN || env.pmin > PROTOCOL_MAX || env.pmin > env.pmax) return this.drop('protocol_mismatch');

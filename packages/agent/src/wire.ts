@@ -8,6 +8,7 @@
  */
 import protobuf from 'protobufjs';
 import { fileURLToPath } from 'node:url';
+import { OverlayError } from '@overlay/dataplane';
 
 /** Oldest protocol version this build accepts, and the one it speaks. Bump max on additions. */
 export const PROTOCOL_MIN = 1;
@@ -102,7 +103,11 @@ export function encodeHeader(h: EnvelopeHeader): Uint8Array {
 }
 
 /** Thrown by decoders on bytes that are not a valid message; callers count and drop. */
-export class WireDecodeError extends Error {}
+export class WireDecodeError extends OverlayError {
+  constructor(message: string) {
+    super('OVL_ERR_AGENT_WIRE_DECODE', message);
+  }
+}
 
 function normMeta(m: Record<string, unknown> | null | undefined): NodeMeta {
   return {
@@ -204,12 +209,4 @@ export function decodeStateChunk(buf: Uint8Array): StateChunk {
 /** Bytes an endpoint record is signed over: the record with `sig` cleared, protobuf-encoded. */
 export function signedBytes(r: EndpointRecord): Uint8Array {
   return EndpointRecordType.encode({ ...r, sig: EMPTY } as object).finish();
-}
-
-/** Encoded size of one record inside a StateChunk (for chunk packing). */
-export function recordSize(r: EndpointRecord): number {
-  return EndpointRecordType.encode(r as object).len + 4;
-}
-export function aliveSize(a: AliveMsg): number {
-  return T('Alive').encode(a as object).len + 8;
 }

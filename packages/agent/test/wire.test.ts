@@ -39,5 +39,6 @@ describe('wire codec', () => {
     const head = encodeHeader({ pmin: 1, pmax: 1, from: 'abcdef', session: 1, seq: 1, ts: 1 });
     expect(() => decodeEnvelope(Uint8Array.from([...head, 0x7f, 0x01]))).toThrow(WireDecodeError);
     expect(() => decodeStateChunk(Uint8Array.from([0x2a, 0xff]))).toThrow(WireDecodeError);
+    expect(() => decodeStateChunk(Uint8Array.from([0x2a, 0xff]))).toThrow(expect.objectContaining({ code: 'OVL_ERR_AGENT_WIRE_DECODE' }));
   });
 });
