@@ -630,12 +630,12 @@ export class Agent {
 
   /** Our full state as sealed chunks, each ≤ MAX_CHUNK_BYTES before sealing. */
   stateChunks(join: boolean): Uint8Array[] {
-    const out: Uint8Array[] = [];
+    const out: StateChunk[] = [];
     const mk = (): StateChunk => ({ pmin: PROTOCOL_MIN, pmax: PROTOCOL_MAX, from: this.name, join, nodes: [], endpoints: [], last: false });
     let cur = mk();
     let size = 64;
     const flush = () => {
-      out.push(cur as unknown as Uint8Array);
+      out.push(cur);
       cur = mk();
       size = 64;
     };
@@ -658,7 +658,7 @@ export class Agent {
     cur.last = true;
     flush();
     if (out.length > MAX_CHUNKS) throw new Error('state exceeds the push-pull cap');
-    return (out as unknown as StateChunk[]).map((c) => this.o.sealer.seal(encodeStateChunk(c)));
+    return out.map((c) => this.o.sealer.seal(encodeStateChunk(c)));
   }
 
   /** Open, decode and merge a peer's chunks. Returns false (counted) if any chunk is bad. */
