@@ -132,10 +132,6 @@ export class Membership {
   }
   /** Members alive or suspect, self included; kept incrementally (read per packet). */
   private live = 0;
-  /** All known members except self that are not dead/left. */
-  size(): number {
-    return this.list.length;
-  }
   get(name: string): Member | undefined {
     const m = this.members.get(name);
     return m && snapshot(m);
@@ -171,6 +167,7 @@ export class Membership {
 
   /** Broadcast our own graceful leave. The caller lets gossip carry it, then stops. */
   leave(): void {
+    if (this.leaving) return; // a second call must not count self out of `live` twice
     this.leaving = true;
     const dead: DeadMsg = { name: this.name, incarnation: this.incarnation, from: this.name };
     this.self.state = 'left';

@@ -108,9 +108,12 @@ describe('simulated cluster', () => {
     const { c } = cluster(6);
     c.bootstrapAll();
     c.run(2000);
+    const live = c.agents[5].membership.aliveCount();
     const p = c.agents[5].leave(1000);
+    const again = c.agents[5].leave(1000); // e.g. SIGTERM then SIGINT: counts self out once
+    expect(c.agents[5].membership.aliveCount()).toBe(live - 1);
     c.run(1500);
-    await p;
+    await Promise.all([p, again]);
     c.net.detach(c.addrs[5]);
     c.run(5000);
     expect(c.agents.slice(0, 5).every((a) => a.membership.stateOf('node-5') === 'left')).toBe(true);
