@@ -25,7 +25,7 @@ import { addrKey } from './env.js';
 import { BroadcastQueue } from './broadcast.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN, pushPullScale } from './presets.js';
-import { EndpointTable, signRecord, type ApplyResult } from './endpoints.js';
+import { EndpointTable, signRecord, verifyRecord, wellFormed, type ApplyResult } from './endpoints.js';
 import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
 import { type DataplaneControl, Programmer, type Programmed } from './program.js';
 import type { Sealer } from './keyring.js';
@@ -431,6 +431,13 @@ export class Agent {
   /** Apply a remote record; keeps our own records authoritative. */
   private applyRecord(r: EndpointRecord): ApplyResult | 'own' {
     if (r.owner === this.name) {
+      // Only a record we once signed (before a restart) may make us re-issue or keep a tombstone;
+      // anything else naming us as owner is a forgery and must not be signed over or stored.
+      const bad = !wellFormed(r) ? 'malformed' : !verifyRecord(r, this.signPublic) ? 'bad_signature' : null;
+      if (bad) {
+        this.drop(`record_${bad}`);
+        return bad;
+      }
       this.reassertOwn(r);
       return 'own';
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Keyring, SimCluster, encodeHeader, encodeMessageField } from '@overlay/agent';
+import { Keyring, SimCluster, encodeHeader, encodeMessageField, generateSigningKey, signRecord, type EndpointRecord } from '@overlay/agent';
 
 const blue = { name: 'blue', vni: 100 };
 
@@ -104,5 +104,31 @@ describe('replay window', () => {
     expect(a.drops.old_session).toBe(1);
     send(11, 1); // a restart: new session, window resets
     expect(drops()).toBe(3);
+  });
+});
+
+describe('records naming the receiver as owner', () => {
+  it('a forged or malformed record of ours is dropped and counted, never stored or signed over', () => {
+    const c = new SimCluster({ n: 2, seed: 5, networks: [blue] });
+    c.bootstrapAll();
+    const a = c.agents[0];
+    let seq = 0;
+    const deliver = (rec: Omit<EndpointRecord, 'sig'>, key: Uint8Array) => {
+      const signed = signRecord(rec, key);
+      const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session: 1, seq: ++seq, ts: c.clock.now() });
+      const f = encodeMessageField({ endpoint: signed });
+      const p = new Uint8Array(1 + h.length + f.length);
+      p.set(h, 1);
+      p.set(f, 1 + h.length);
+      a.handlePacket(c.addrs[1], p);
+    };
+    const base = { network: 'blue', vni: 100, id: 'forged', mac: Uint8Array.of(2, 0, 0, 0, 0, 9), ipv4: new Uint8Array(0), ipv6: new Uint8Array(0), owner: 'node-0', vtep: '198.18.0.1', version: 5, deleted: false };
+    const other = generateSigningKey();
+    deliver(base, other);
+    deliver({ ...base, deleted: true }, other);
+    deliver({ ...base, mac: new Uint8Array(3) }, other);
+    expect(a.drops.record_bad_signature).toBe(2);
+    expect(a.drops.record_malformed).toBe(1);
+    expect(a.table.get('blue', 'forged')).toBeUndefined();
   });
 });
