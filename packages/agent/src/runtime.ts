@@ -8,7 +8,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { unlinkSync } from 'node:fs';
+import { chmodSync, unlinkSync } from 'node:fs';
 import type { Addr, ExchangeDone, PacketNet, StreamNet } from './env.js';
 import { MAX_CHUNKS, MAX_CHUNK_BYTES } from './wire.js';
 
@@ -125,7 +125,7 @@ export function createRealIo(listen: Addr): RealIo {
   };
 }
 
-/** Serve `status()` JSON on a unix socket: a client writes "status\n" and reads to EOF. */
+/** Serve `status()` JSON on a unix socket (mode 0600): a client writes "status\n" and reads to EOF. */
 export async function serveControl(path: string, status: () => unknown): Promise<net.Server> {
   try {
     unlinkSync(path);
@@ -143,6 +143,8 @@ export async function serveControl(path: string, status: () => unknown): Promise
     srv.once('error', rej);
     srv.listen(path, () => res());
   });
+  // Owner only, whatever the umask: status names every member and endpoint of the cluster.
+  chmodSync(path, 0o600);
   return srv;
 }
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { validateConfig } from '@overlay/agent';
+import { queryControl, serveControl, validateConfig } from '@overlay/agent';
 
 function agent(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -38,4 +38,22 @@ describe('agent CLI', () => {
     const r3 = await agent(['status']);
     expect(r3.code).toBe(2);
   }, 60_000);
+
+  it('serves status on a control socket only its owner can open, whatever the umask', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-ctl-'));
+    const path = join(dir, 'ctl.sock');
+    const old = process.umask(0);
+    try {
+      const srv = await serveControl(path, () => ({ name: 'n1' }));
+      try {
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+        expect(await queryControl(path)).toEqual({ name: 'n1' });
+      } finally {
+        srv.close();
+      }
+    } finally {
+      process.umask(old);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
