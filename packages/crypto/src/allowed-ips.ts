@@ -3,8 +3,7 @@
  * family. Built at configuration time; lookups read the address straight out of a packet buffer
  * and allocate nothing.
  */
-import { isIPv4, isIPv6 } from 'node:net';
-import { InvalidAddressError } from './errors.js';
+import { formatIpAddress, InvalidAddressError, parseIpAddress } from '@overlay/dataplane';
 
 interface Node<T> {
   zero: Node<T> | null;
@@ -20,51 +19,30 @@ export interface Prefix {
   bits: number;
 }
 
+/** An IP address from configuration as bytes; a malformed one throws naming `field`. */
+export function parseAddress(text: string, field: string): { family: 4 | 6; bytes: Buffer } {
+  try {
+    const a = parseIpAddress(text);
+    return { family: a.family, bytes: Buffer.from(a.bytes) };
+  } catch {
+    throw new InvalidAddressError(field, String(text));
+  }
+}
+
 /** Parses '198.19.0.0/16', '2001:db8::/32' or a bare address (a host prefix). */
 export function parsePrefix(text: string, field = 'allowedIPs'): Prefix {
   const [addr, lenText] = text.split('/');
-  const family = isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
-  if (family === 0) throw new InvalidAddressError(field, text);
+  const { family, bytes } = parseAddress(addr, field);
   const max = family === 4 ? 32 : 128;
   const bits = lenText === undefined ? max : Number(lenText);
   if (!Number.isInteger(bits) || bits < 0 || bits > max || (lenText !== undefined && !/^\d+$/.test(lenText))) throw new InvalidAddressError(field, text);
-  const bytes = family === 4 ? Buffer.from(addr.split('.').map(Number)) : ipv6Bytes(addr);
   // Canonicalise: clear host bits so '198.19.1.7/16' and '198.19.0.0/16' are one entry.
   for (let i = 0; i < bytes.length * 8; i++) if (i >= bits) bytes[i >> 3] &= ~(0x80 >> (i & 7));
   return { family, bytes, bits };
 }
 
 export function formatPrefix(p: Prefix): string {
-  const a = p.family === 4 ? Array.from(p.bytes).join('.') : ipv6Text(p.bytes);
-  return `${a}/${p.bits}`;
-}
-
-export function ipv6Bytes(addr: string): Buffer {
-  let text = addr;
-  const out = Buffer.alloc(16);
-  const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
-  let tail: number[] = [];
-  if (v4) {
-    const b = v4[1].split('.').map(Number);
-    tail = [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
-    text = text.slice(0, -v4[1].length) + '0:0';
-  }
-  const [head, rest] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16) & 0xffff, i * 2);
-  if (tail.length) {
-    out.writeUInt16BE(tail[0], 12);
-    out.writeUInt16BE(tail[1], 14);
-  }
-  return out;
-}
-
-export function ipv6Text(b: Buffer): string {
-  const g: string[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
-  return g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+  return `${formatIpAddress(p.family, p.bytes)}/${p.bits}`;
 }
 
 export class AllowedIps<T> {

@@ -19,11 +19,5 @@ export class UnknownPeerError extends OverlayError {
   }
 }
 
-/** An allowed-IP or endpoint string does not parse. */
-export class InvalidAddressError extends OverlayError {
-  readonly field: string;
-  constructor(field: string, value: string) {
-    super('OVL_ERR_INVALID_ADDRESS', `${field}: cannot parse ${JSON.stringify(value)}`);
-    this.field = field;
-  }
-}
+/** An allowed-IP or endpoint string does not parse: the dataplane's error, one class for both packages. */
+export { InvalidAddressError } from '@overlay/dataplane';

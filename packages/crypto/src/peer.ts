@@ -3,10 +3,9 @@
  * previous/current/next keypairs, its timer deadlines and the packets queued while a handshake
  * is pending. Plain state; the protocol logic lives in device.ts. Owned by one device.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpAddress, InvalidAddressError } from '@overlay/dataplane';
 import { CookieGenerator } from './cookie.js';
-import { InvalidAddressError } from './errors.js';
-import { ipv6Bytes, ipv6Text, type Prefix } from './allowed-ips.js';
+import { parseAddress, type Prefix } from './allowed-ips.js';
 import type { HandshakeState } from './noise.js';
 import type { Keypair } from './transport-data.js';
 
@@ -22,14 +21,12 @@ export class BinaryEndpoint {
   static parse(e: Endpoint, field = 'endpoint'): BinaryEndpoint {
     const port = e.port;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidAddressError(field, `${e.address}:${port}`);
-    if (isIPv4(e.address)) return new BinaryEndpoint(4, Buffer.from(e.address.split('.').map(Number)), port);
-    if (isIPv6(e.address)) return new BinaryEndpoint(6, ipv6Bytes(e.address), port);
-    throw new InvalidAddressError(field, e.address);
+    const a = parseAddress(e.address, field);
+    return new BinaryEndpoint(a.family, a.bytes, port);
   }
 
   toEndpoint(): Endpoint {
-    if (this.family === 4) return { address: Array.from(this.addr).join('.'), port: this.port };
-    return { address: ipv6Text(this.addr), port: this.port };
+    return { address: formatIpAddress(this.family, this.addr), port: this.port };
   }
 
   /** Source bytes for cookies: address then big-endian port. */

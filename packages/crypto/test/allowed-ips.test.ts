@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AllowedIps, formatPrefix, parsePrefix, type Prefix } from '../src/allowed-ips.js';
+import { InvalidAddressError } from '../src/index.js';
 
 function matches(p: Prefix, addr: Buffer): boolean {
   for (let i = 0; i < p.bits; i++) {
@@ -16,7 +17,9 @@ describe('AllowedIps', () => {
     expect(formatPrefix(parsePrefix('198.19.1.7/16'))).toBe('198.19.0.0/16');
     expect(formatPrefix(parsePrefix('198.19.1.7'))).toBe('198.19.1.7/32');
     expect(formatPrefix(parsePrefix('2001:db8::1/32'))).toBe('2001:db8::/32');
-    for (const bad of ['198.19.0.0/33', 'x/8', '2001:db8::/129', '198.19.0.0/-1', '198.19.0.0/1a']) expect(() => parsePrefix(bad)).toThrow(/OVL_ERR|cannot parse/);
+    // RFC 5952: the longest run of zero groups is the one compressed.
+    expect(formatPrefix(parsePrefix('2001:db8:0:0:1:0:0:0/128'))).toBe('2001:db8:0:0:1::/128');
+    for (const bad of ['198.19.0.0/33', 'x/8', '2001:db8::/129', '198.19.0.0/-1', '198.19.0.0/1a', 'fe80::1%eth0/64']) expect(() => parsePrefix(bad)).toThrow(InvalidAddressError);
   });
 
   for (const family of [4, 6] as const) {

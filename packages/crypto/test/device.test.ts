@@ -4,9 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { generatePresharedKey, generatePrivateKey } from '../src/index.js';
 import { constants as C } from '../src/index.js';
 import { pair, payloadOf, makeSide, Clock, connect } from './helpers/pair.js';
-import { ipv6, Wire } from './helpers/wire.js';
+import { ipBytes, ipv6, Wire } from './helpers/wire.js';
 import { PacketBatch } from '@overlay/dataplane';
-import { ipv6Bytes } from '../src/allowed-ips.js';
 
 describe('handshake and transport data (L3)', () => {
   for (const withPsk of [false, true]) {
@@ -69,7 +68,7 @@ describe('handshake and transport data (L3)', () => {
     b.dev.setPeer({ publicKey: a.dev.publicKey, allowedIPs: ['198.19.0.1/32', '2001:db8:1::1/128'] });
     const send6 = (src: string, text: string) => {
       const slot = a.pool.acquire();
-      a.pool.fill(slot, ipv6(ipv6Bytes(src), ipv6Bytes('2001:db8::2'), Buffer.from(text)));
+      a.pool.fill(slot, ipv6(ipBytes(src), ipBytes('2001:db8::2'), Buffer.from(text)));
       const batch = new PacketBatch(1);
       batch.push(slot);
       a.dev.send(a.pool, batch);

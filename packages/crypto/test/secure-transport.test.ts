@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
 import { createTestnet } from '@overlay/dataplane/testing';
 import { vtepSide } from './helpers/vtep.js';
+import { ipBytes } from './helpers/wire.js';
 import { WireGuardDevice, createSecureTransport, generatePrivateKey } from '../src/index.js';
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
@@ -68,7 +69,6 @@ describe('the dataplane over createSecureTransport', () => {
 
 describe('createSecureTransport over an IPv6 underlay', () => {
   it('routes by IPv6 VTEP endpoints and presents them as the source', async () => {
-    const { ipv6Bytes } = await import('../src/allowed-ips.js');
     const net = createTestnet({});
     const mk = (address: string) => {
       const dev = new WireGuardDevice({ privateKey: generatePrivateKey(), mode: 'overlay', tickMs: 0 });
@@ -85,7 +85,7 @@ describe('createSecureTransport over an IPv6 underlay', () => {
       const send = (to: string, text: string) => {
         const slot = pool.acquire();
         pool.fill(slot, Buffer.from(text));
-        pool.setEndpoint(slot, 6, ipv6Bytes(to), 4789);
+        pool.setEndpoint(slot, 6, ipBytes(to), 4789);
         const b = new PacketBatch(1);
         b.push(slot);
         const n = t.send(pool, b);
@@ -100,7 +100,7 @@ describe('createSecureTransport over an IPv6 underlay', () => {
     b.dev.setPeer({ publicKey: a.dev.publicKey, endpoint: { address: '2001:db8::1', port: 4789 } });
     expect(a.send('2001:db8::2', 'over v6')).toBe(1);
     for (let i = 0; i < 40 && b.got.length === 0; i++) await settle();
-    expect(b.got).toEqual([{ from: ipv6Bytes('2001:db8::1').toString('hex'), text: 'over v6' }]);
+    expect(b.got).toEqual([{ from: ipBytes('2001:db8::1').toString('hex'), text: 'over v6' }]);
     a.send('2001:db8::3', 'nobody');
     expect(a.dev.stats().drops.no_peer).toBe(1);
     await a.t.close();

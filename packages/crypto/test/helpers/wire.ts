@@ -2,7 +2,7 @@
  * A tiny in-process underlay for tests: transports addressed by 'a.b.c.d:port' that deliver
  * synchronously when `flush()` is called, with a tap to capture and a filter to drop datagrams.
  */
-import { BufferPool, PacketBatch, type BatchSink, type Transport } from '@overlay/dataplane';
+import { BufferPool, PacketBatch, parseIpAddress, type BatchSink, type Transport } from '@overlay/dataplane';
 
 export interface Datagram {
   from: string;
@@ -90,6 +90,9 @@ export function ipv4(src: string, dst: string, payload: Buffer): Buffer {
   payload.copy(b, 20);
   return b;
 }
+
+/** An address's 4 or 16 bytes. */
+export const ipBytes = (text: string): Buffer => Buffer.from(parseIpAddress(text).bytes);
 
 /** Builds an IPv6 packet (UDP next header) with a payload. */
 export function ipv6(src: Buffer, dst: Buffer, payload: Buffer): Buffer {
