@@ -1,5 +1,6 @@
-import { ARP_LENGTH, ARP_REQUEST, arpTargetIp, rewriteArpRequestAsReply } from './codec/arp.js';
-import { ETHERTYPE_ARP, ETHERTYPE_IPV6, etherTypeAt, ethernetHeaderLength } from './codec/ethernet.js';
+import { ARP_LENGTH, ARP_REQUEST, arpTargetIp, isEthernetIpv4Arp, rewriteArpRequestAsReply } from './codec/arp.js';
+import { ETHERNET_HEADER_LENGTH, ETHERTYPE_ARP, ETHERTYPE_IPV6, etherTypeAt, ethernetHeaderLength } from './codec/ethernet.js';
+import { isGroupMac, readMacHi, readMacLo } from './codec/mac.js';
 import { ND_ADVERTISEMENT_LENGTH, neighborSolicitationTarget, rewriteSolicitationAsAdvertisement } from './codec/nd.js';
 import { encodeVxlan, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
 import { readI32 } from './codec/bytes.js';
@@ -49,25 +50,22 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
       pool.release(slot);
       continue;
     }
-    if (len < 14) {
+    if (len < ETHERNET_HEADER_LENGTH) {
       counters.drop(Drop.frame_malformed, vni);
       pool.release(slot);
       continue;
     }
-    if (off - slot * pool.stride < VXLAN_HEADER_LENGTH) {
+    if (off - pool.base(slot) < VXLAN_HEADER_LENGTH) {
       counters.drop(Drop.no_headroom, vni);
       pool.release(slot);
       continue;
     }
-    if ((d[off] & 1) === 1) {
-      // Group address: broadcast or multicast.
+    if (isGroupMac(d, off)) {
       if (net.arpSuppression && (suppressArp(core, net, slot, off, len) || suppressNd(core, net, slot, off, len))) continue;
       floodOrDrop(core, net, slot, off, len, Drop.bum_dropped);
       continue;
     }
-    const hi = (d[off] << 8) | d[off + 1];
-    const lo = (d[off + 2] << 24) | (d[off + 3] << 16) | (d[off + 4] << 8) | d[off + 5];
-    let e = fdb.find(hi, lo);
+    let e = fdb.find(readMacHi(d, off), readMacLo(d, off));
     if (e >= 0 && fdb.flags[e] === FDB_LEARNED) {
       if (!clockRead) {
         core.readClock();
@@ -126,7 +124,7 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
   pool.off[slot] = hoff;
   pool.len[slot] = hlen;
   pool.vni[slot] = net.vni;
-  const headroom = hoff - slot * pool.stride;
+  const headroom = hoff - pool.base(slot);
   core.counters.c[C.flooded]++;
   for (let j = 1; j < k; j++) {
     const copy = pool.acquire();
@@ -134,7 +132,7 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
       core.counters.drop(Drop.pool_exhausted, net.vni);
       continue;
     }
-    const coff = copy * pool.stride + headroom;
+    const coff = pool.base(copy) + headroom;
     d.copyWithin(coff, hoff, hoff + hlen);
     pool.off[copy] = coff;
     pool.len[copy] = hlen;
@@ -160,9 +158,7 @@ function suppressArp(core: Core, net: Network, slot: number, off: number, len: n
   if (hl < 0 || etherTypeAt(d, off, hl) !== ETHERTYPE_ARP) return false;
   const arpOff = off + hl;
   if (arpOff + ARP_LENGTH > off + len) return false;
-  // Ethernet/IPv4 request: htype 1, ptype 0x0800, hlen 6, plen 4, op 1.
-  if (d[arpOff] !== 0 || d[arpOff + 1] !== 1 || d[arpOff + 2] !== 0x08 || d[arpOff + 3] !== 0 || d[arpOff + 4] !== 6 || d[arpOff + 5] !== 4) return false;
-  if (((d[arpOff + 6] << 8) | d[arpOff + 7]) !== ARP_REQUEST) return false;
+  if (!isEthernetIpv4Arp(d, arpOff) || ((d[arpOff + 6] << 8) | d[arpOff + 7]) !== ARP_REQUEST) return false;
   const tpa = arpTargetIp(d, arpOff);
   const spa = readI32(d, arpOff + 14);
   if (tpa === spa) return false;
@@ -191,7 +187,7 @@ function suppressNd(core: Core, net: Network, slot: number, off: number, len: nu
   const target = neighborSolicitationTarget(d, ipOff, off + len);
   if (target < 0) return false;
   // The advertisement may be longer than a solicitation without options: it must fit the slot.
-  if (ipOff + ND_ADVERTISEMENT_LENGTH > slot * pool.stride + pool.stride) return false;
+  if (ipOff + ND_ADVERTISEMENT_LENGTH > pool.limit(slot)) return false;
   const e = net.neighbours6.find(d, target);
   if (e < 0) return false;
   pool.len[slot] = rewriteSolicitationAsAdvertisement(d, off, ipOff, net.neighbours6.hi(e), net.neighbours6.lo(e));

@@ -1,3 +1,5 @@
+import { ETHERNET_HEADER_LENGTH } from './codec/ethernet.js';
+import { isGroupMac, readMacHi, readMacLo } from './codec/mac.js';
 import { VXLAN_FLAG_I, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
 import type { Core } from './core.js';
 import { C, Drop } from './counters.js';
@@ -47,7 +49,7 @@ export function outside(core: Core, batch: PacketBatch): void {
     }
     const foff = off + VXLAN_HEADER_LENGTH;
     const flen = len - VXLAN_HEADER_LENGTH;
-    if (flen < 14) {
+    if (flen < ETHERNET_HEADER_LENGTH) {
       counters.drop(Drop.frame_malformed, vni);
       pool.release(slot);
       continue;
@@ -60,13 +62,13 @@ export function outside(core: Core, batch: PacketBatch): void {
     pool.off[slot] = foff;
     pool.len[slot] = flen;
     pool.vni[slot] = vni;
-    if (net.learning && (d[foff + 6] & 1) === 0) {
+    if (net.learning && !isGroupMac(d, foff + 6)) {
       if (!clockRead) {
         core.readClock();
         clockRead = true;
       }
-      const hi = (d[foff + 6] << 8) | d[foff + 7];
-      const lo = (d[foff + 8] << 24) | (d[foff + 9] << 16) | (d[foff + 10] << 8) | d[foff + 11];
+      const hi = readMacHi(d, foff + 6);
+      const lo = readMacLo(d, foff + 6);
       if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot);
     }
     core.pushDevice(net, slot);

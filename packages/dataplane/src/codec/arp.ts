@@ -1,5 +1,5 @@
 import { readI32, readU32, writeU32 } from './bytes.js';
-import { macHi, macLo, readMac, readMacHi, readMacLo, writeMacParts } from './mac.js';
+import { readMac, readMacHi, readMacLo, writeMac, writeMacParts } from './mac.js';
 import { Status, rangeOk } from './status.js';
 
 /** ARP (RFC 826) for Ethernet and IPv4: the only combination an Ethernet overlay needs. */
@@ -25,15 +25,21 @@ export class ArpPacket {
 export function decodeArp(buf: Uint8Array, off: number, len: number, out: ArpPacket): number {
   if (!rangeOk(buf, off, len)) return Status.bad_range;
   if (len < ARP_LENGTH) return Status.arp_too_short;
-  const htype = (buf[off] << 8) | buf[off + 1];
-  const ptype = (buf[off + 2] << 8) | buf[off + 3];
-  if (htype !== 1 || ptype !== 0x0800 || buf[off + 4] !== 6 || buf[off + 5] !== 4) return Status.arp_unsupported;
+  if (!isEthernetIpv4Arp(buf, off)) return Status.arp_unsupported;
   out.op = (buf[off + 6] << 8) | buf[off + 7];
   out.sha = readMac(buf, off + 8);
   out.spa = readU32(buf, off + 14);
   out.tha = readMac(buf, off + 18);
   out.tpa = readU32(buf, off + 24);
   return Status.OK;
+}
+
+/**
+ * True when the ARP header at buf[off] is for Ethernet (htype 1, hlen 6) and IPv4 (ptype
+ * 0x0800, plen 4). The caller guarantees 6 readable bytes. Never allocates.
+ */
+export function isEthernetIpv4Arp(buf: Uint8Array, off: number): boolean {
+  return buf[off] === 0 && buf[off + 1] === 1 && buf[off + 2] === 0x08 && buf[off + 3] === 0 && buf[off + 4] === 6 && buf[off + 5] === 4;
 }
 
 /** Write `p` at buf[off]. Returns 28 or `Status.bad_range`. */
@@ -47,9 +53,9 @@ export function encodeArp(buf: Uint8Array, off: number, p: ArpPacket): number {
   buf[off + 5] = 4;
   buf[off + 6] = p.op >>> 8;
   buf[off + 7] = p.op & 0xff;
-  writeMacParts(buf, off + 8, macHi(p.sha), macLo(p.sha));
+  writeMac(buf, off + 8, p.sha);
   writeU32(buf, off + 14, p.spa);
-  writeMacParts(buf, off + 18, macHi(p.tha), macLo(p.tha));
+  writeMac(buf, off + 18, p.tha);
   writeU32(buf, off + 24, p.tpa);
   return ARP_LENGTH;
 }

@@ -1,4 +1,4 @@
-import { macHi, macLo, readMac, writeMacParts } from './mac.js';
+import { readMac, writeMac } from './mac.js';
 import { Status, rangeOk } from './status.js';
 
 export const ETHERTYPE_IPV4 = 0x0800;
@@ -58,8 +58,8 @@ export function decodeEthernet(buf: Uint8Array, off: number, len: number, out: E
 export function encodeEthernet(buf: Uint8Array, off: number, h: EthernetHeader): number {
   const n = h.vlan >= 0 ? ETHERNET_VLAN_HEADER_LENGTH : ETHERNET_HEADER_LENGTH;
   if (!rangeOk(buf, off, n)) return Status.bad_range;
-  writeMacParts(buf, off, macHi(h.dst), macLo(h.dst));
-  writeMacParts(buf, off + 6, macHi(h.src), macLo(h.src));
+  writeMac(buf, off, h.dst);
+  writeMac(buf, off + 6, h.src);
   let p = off + 12;
   if (h.vlan >= 0) {
     const tci = ((h.pcp & 7) << 13) | ((h.dei & 1) << 12) | (h.vlan & 0xfff);
