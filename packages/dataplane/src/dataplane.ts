@@ -147,10 +147,7 @@ class DataplaneImpl implements Dataplane {
     const net = this.net(vni);
     const m = parseMac(mac);
     const i = net.fdb.find(macHi(m), macLo(m));
-    if (i < 0) return;
-    this.core.vteps.unref(net.fdb.va[i]);
-    if (net.fdb.flags[i] === FDB_LEARNED) net.learnedCount--;
-    net.fdb.removeAt(i);
+    if (i >= 0) net.removeFdbAt(i, this.core.vteps);
   }
 
   setNeighbour(vni: number, ip: string, mac: string): void {

@@ -72,9 +72,7 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
         clockRead = true;
       }
       if (core.clock[0] - fdb.stamp[e] > net.ageingMs) {
-        core.vteps.unref(fdb.va[e]);
-        net.learnedCount--;
-        fdb.removeAt(e);
+        net.removeFdbAt(e, core.vteps);
         e = -1;
       }
     }

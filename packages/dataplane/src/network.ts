@@ -110,14 +110,19 @@ export class Network {
     b.clear();
   }
 
+  /** Remove FDB entry `i` (static or learned), releasing its VTEP reference. Never allocates. */
+  removeFdbAt(i: number, vteps: VtepTable): void {
+    vteps.unref(this.fdb.va[i]);
+    if (this.fdb.flags[i] === FDB_LEARNED) this.learnedCount--;
+    this.fdb.removeAt(i);
+  }
+
   /** Drop learned entries idle longer than ageingMs. */
   sweep(now: number, vteps: VtepTable): void {
     const t = this.fdb;
     for (let i = 0; i < t.capacity; ) {
       if (t.used[i] === 1 && t.flags[i] === FDB_LEARNED && now - t.stamp[i] > this.ageingMs) {
-        vteps.unref(t.va[i]);
-        this.learnedCount--;
-        t.removeAt(i); // Backward shift may move another entry into i: look at i again.
+        this.removeFdbAt(i, vteps); // Backward shift may move another entry into i: look at i again.
         continue;
       }
       i++;
