@@ -1,4 +1,4 @@
-import { Drop, C, Counters } from './counters.js';
+import { Drop, C, Counters, settleBatch } from './counters.js';
 import type { Transport } from './io.js';
 import { FDB_LEARNED, MAX_LEARNED_PER_NETWORK, type Network } from './network.js';
 import { PacketBatch, type BufferPool } from './pool.js';
@@ -52,13 +52,7 @@ export class Core {
     } catch {
       sent = 0; // A throwing transport must not take the pipeline down: count it.
     }
-    if (!(sent >= 0)) sent = 0;
-    if (sent > n) sent = n;
-    this.counters.c[C.sent] += sent;
-    if (sent < n) this.counters.drop(Drop.transport_send_failed, -1, n - sent);
-    const pool = this.pool;
-    for (let i = 0; i < n; i++) pool.release(b.slots[i]);
-    b.clear();
+    settleBatch(this.pool, b, n, sent, this.counters, C.sent, Drop.transport_send_failed, -1);
   }
 
   /** Queue a slot for the transport, flushing first when the batch is full. */

@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import type { BufferPool, PacketBatch } from './pool.js';
 
 /**
  * Counters of a dataplane, kept in one Float64Array indexed by constants so the hot path
@@ -103,4 +104,19 @@ export class Counters {
       drops,
     };
   }
+}
+
+/**
+ * After handing the `n` slots of `batch` to a device's write or a transport's send (`n` read
+ * before the call, so a callee that touches the batch cannot leak slots): count the
+ * `accepted` ones (clamped to 0..n; NaN counts as 0) in `c[okIndex]`, the rest as drops for
+ * `reason`, then release every slot and clear the batch. Never allocates.
+ */
+export function settleBatch(pool: BufferPool, batch: PacketBatch, n: number, accepted: number, counters: Counters, okIndex: number, reason: number, vni: number): void {
+  if (!(accepted >= 0)) accepted = 0;
+  if (accepted > n) accepted = n;
+  counters.c[okIndex] += accepted;
+  if (accepted < n) counters.drop(reason, vni, n - accepted);
+  for (let i = 0; i < n; i++) pool.release(batch.slots[i]);
+  batch.clear();
 }

@@ -1,5 +1,5 @@
 import { isValidVni } from './codec/vxlan.js';
-import { Drop, type Counters, C } from './counters.js';
+import { Drop, type Counters, C, settleBatch } from './counters.js';
 import { InvalidConfigError } from './errors.js';
 import type { BatchSink, FrameDevice } from './io.js';
 import { PacketBatch, type BufferPool } from './pool.js';
@@ -102,12 +102,7 @@ export class Network {
     } catch {
       written = 0; // A throwing device must not take the pipeline down: count it.
     }
-    if (!(written >= 0)) written = 0;
-    if (written > n) written = n;
-    counters.c[C.delivered] += written;
-    if (written < n) counters.drop(Drop.device_write_failed, this.vni, n - written);
-    for (let i = 0; i < n; i++) pool.release(b.slots[i]);
-    b.clear();
+    settleBatch(pool, b, n, written, counters, C.delivered, Drop.device_write_failed, this.vni);
   }
 
   /** Remove FDB entry `i` (static or learned), releasing its VTEP reference. Never allocates. */
