@@ -1,4 +1,5 @@
 import type { IpBytes } from './codec/address.js';
+import { readI32 } from './codec/bytes.js';
 import { PairTable } from './table.js';
 
 /**
@@ -24,10 +25,6 @@ export class Ipv6Neighbours {
     return this.table.size;
   }
 
-  private static word(b: Uint8Array, o: number): number {
-    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
-  }
-
   private static foldA(w0: number, w2: number): number {
     return Math.imul(w0, 0x9e3779b1) ^ w2;
   }
@@ -38,15 +35,21 @@ export class Ipv6Neighbours {
 
   /** Entry index for the address at buf[off], or -1. */
   find(buf: Uint8Array, off: number): number {
-    const w0 = Ipv6Neighbours.word(buf, off);
-    const w1 = Ipv6Neighbours.word(buf, off + 4);
-    const w2 = Ipv6Neighbours.word(buf, off + 8);
-    const w3 = Ipv6Neighbours.word(buf, off + 12);
+    const i = this.indexOf(buf, off);
+    return i < 0 ? -1 : this.table.va[i];
+  }
+
+  /** Table index holding the address at buf[off] (full address compared), or -1. */
+  private indexOf(buf: Uint8Array, off: number): number {
+    const w0 = readI32(buf, off);
+    const w1 = readI32(buf, off + 4);
+    const w2 = readI32(buf, off + 8);
+    const w3 = readI32(buf, off + 12);
     const i = this.table.find(Ipv6Neighbours.foldA(w0, w2), Ipv6Neighbours.foldB(w1, w3));
     if (i < 0) return -1;
     const e = this.table.va[i];
     const a = this.addr;
-    return a[4 * e] === w0 && a[4 * e + 1] === w1 && a[4 * e + 2] === w2 && a[4 * e + 3] === w3 ? e : -1;
+    return a[4 * e] === w0 && a[4 * e + 1] === w1 && a[4 * e + 2] === w2 && a[4 * e + 3] === w3 ? i : -1;
   }
 
   hi(e: number): number {
@@ -60,7 +63,7 @@ export class Ipv6Neighbours {
   /** Set (or replace) an entry. Returns false when the table is full or the fold is taken. */
   set(ip: IpBytes, hi: number, lo: number): boolean {
     const b = ip.bytes;
-    const w = [0, 4, 8, 12].map((o) => Ipv6Neighbours.word(b, o));
+    const w = [0, 4, 8, 12].map((o) => readI32(b, o));
     const existing = this.find(b, 0);
     if (existing >= 0) {
       this.macHi[existing] = hi;
@@ -82,10 +85,8 @@ export class Ipv6Neighbours {
   }
 
   delete(ip: IpBytes): boolean {
-    const b = ip.bytes;
-    if (this.find(b, 0) < 0) return false;
-    const w = [0, 4, 8, 12].map((o) => Ipv6Neighbours.word(b, o));
-    const i = this.table.find(Ipv6Neighbours.foldA(w[0], w[2]), Ipv6Neighbours.foldB(w[1], w[3]));
+    const i = this.indexOf(ip.bytes, 0);
+    if (i < 0) return false;
     this.freeList.push(this.table.va[i]);
     this.table.removeAt(i);
     return true;
