@@ -88,7 +88,11 @@ describe('agents in network namespaces', () => {
     await c.until((s) => s.every((x, i) => x !== null && liveCount(x) === (i < 2 ? 2 : 3)), 60_000, 500);
     // A change on side B while split: host 4 restarts with another overlay address, joining
     // through host 3 (host 1, the usual seed, is on the other side).
-    await c.procs[3]!.kill('SIGTERM');
+    // SIGTERM is a graceful leave: exit code 0, and its side hears `left`, not a failure.
+    const name3 = c.procs[3]!.host.name.slice(-12) + '-a3';
+    expect(await c.procs[3]!.kill('SIGTERM')).toBe(0);
+    c.procs[3] = null;
+    await c.until((s) => [2, 4].every((i) => s[i]!.members.find((m) => m.name === name3)?.state === 'left'), 10_000);
     await c.start(3, '198.19.0.44', 2);
     c.ip = (i: number) => (i === 3 ? '198.19.0.44' : `198.19.0.${i + 1}`);
     await c.until((s) => new Set(s.slice(2).map((x) => x?.digest)).size === 1, 30_000);

@@ -110,7 +110,7 @@ describe('simulated cluster', () => {
     c.run(2000);
     const live = c.agents[5].membership.aliveCount();
     const p = c.agents[5].leave(1000);
-    const again = c.agents[5].leave(1000); // e.g. SIGTERM then SIGINT: counts self out once
+    const again = c.agents[5].leave(1000); // a second caller: self is counted out once
     expect(c.agents[5].membership.aliveCount()).toBe(live - 1);
     c.run(1500);
     await Promise.all([p, again]);
