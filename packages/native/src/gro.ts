@@ -52,7 +52,7 @@ export class TcpCoalescer {
           h === hdr &&
           plen <= gso &&
           payload + plen + h - ETH <= 65535 &&
-          readU32(d, o + ETH + IP + 4) === nextSeq &&
+          d.readUInt32BE(o + ETH + IP + 4) === nextSeq &&
           sameFlow(d, lo, o, h)
         ) {
           count++;
@@ -71,7 +71,7 @@ export class TcpCoalescer {
         hdr = h;
         gso = pool.len[s] - h;
         payload = gso;
-        nextSeq = (readU32(d, o + ETH + IP + 4) + gso) >>> 0;
+        nextSeq = (d.readUInt32BE(o + ETH + IP + 4) + gso) >>> 0;
         lastPsh = (d[o + ETH + IP + 13] & 0x08) !== 0;
         ended = lastPsh;
       } else {
@@ -111,10 +111,10 @@ export class TcpCoalescer {
       d.fill(0, v, o);
       d[v] = VNET_F_NEEDS_CSUM;
       d[v + 1] = VNET_GSO_TCPV4;
-      writeLe16(d, v + 2, hdr);
-      writeLe16(d, v + 4, gso);
-      writeLe16(d, v + 6, ETH + IP);
-      writeLe16(d, v + 8, 16);
+      d.writeUInt16LE(hdr, v + 2);
+      d.writeUInt16LE(gso, v + 4);
+      d.writeUInt16LE(ETH + IP, v + 6);
+      d.writeUInt16LE(16, v + 8);
       this.merged += count;
       this.segments++;
     }
@@ -159,13 +159,4 @@ function sameFlow(d: Buffer, a: number, b: number, hdr: number): boolean {
   for (let k = 14; k < 16; k++) if (d[ta + k] !== d[tb + k]) return false; // window
   for (let k = 20; k < hdr - ETH - IP; k++) if (d[ta + k] !== d[tb + k]) return false; // options
   return true;
-}
-
-function readU32(d: Buffer, o: number): number {
-  return ((d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]) >>> 0;
-}
-
-function writeLe16(d: Buffer, o: number, v: number): void {
-  d[o] = v & 0xff;
-  d[o + 1] = v >>> 8;
 }

@@ -60,8 +60,8 @@ export class TcpSegmenter {
     const v = o - VNET_HDR_LEN;
     const flags = jd[v];
     const gso = jd[v + 1] & ~VNET_GSO_ECN;
-    const csumStart = jd[v + 6] | (jd[v + 7] << 8);
-    const csumOffset = jd[v + 8] | (jd[v + 9] << 8);
+    const csumStart = jd.readUInt16LE(v + 6);
+    const csumOffset = jd.readUInt16LE(v + 8);
     if (gso === VNET_GSO_NONE) {
       const s = this.copy(jd, o, len);
       if (s < 0) return;
@@ -86,7 +86,7 @@ export class TcpSegmenter {
       this.malformed++;
       return;
     }
-    this.segment(jd, o, len, jd[v + 4] | (jd[v + 5] << 8));
+    this.segment(jd, o, len, jd.readUInt16LE(v + 4));
   }
 
   /** Copy a whole frame into a fresh dataplane slot; -1 (counted) when none is free or it does not fit. */
@@ -124,7 +124,7 @@ export class TcpSegmenter {
       return;
     }
     this.superFrames++;
-    const seq0 = ((jd[tcp + 4] << 24) | (jd[tcp + 5] << 16) | (jd[tcp + 6] << 8) | jd[tcp + 7]) >>> 0;
+    const seq0 = jd.readUInt32BE(tcp + 4);
     const id0 = (jd[ip + 4] << 8) | jd[ip + 5];
     const flags0 = jd[tcp + 13];
     const pool = this.pool;
@@ -154,10 +154,7 @@ export class TcpSegmenter {
       d[sip + 10] = ipsum >>> 8;
       d[sip + 11] = ipsum & 0xff;
       const seq = (seq0 + at) >>> 0;
-      d[stcp + 4] = seq >>> 24;
-      d[stcp + 5] = (seq >>> 16) & 0xff;
-      d[stcp + 6] = (seq >>> 8) & 0xff;
-      d[stcp + 7] = seq & 0xff;
+      d.writeUInt32BE(seq, stcp + 4);
       let f = flags0;
       if (at + plen < total) f &= ~0x09; // FIN and PSH only on the last segment
       if (k > 0) f &= ~0x80; // CWR only on the first
