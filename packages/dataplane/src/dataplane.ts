@@ -1,4 +1,5 @@
-import { parseIpAddress, parseIpv4Address } from './codec/address.js';
+import { parseIpAddress } from './codec/address.js';
+import { readI32 } from './codec/bytes.js';
 import { formatMac, macHi, macJoin, macLo, parseMac } from './codec/mac.js';
 import { Core } from './core.js';
 import type { DataplaneStats } from './counters.js';
@@ -8,7 +9,7 @@ import type { Transport } from './io.js';
 import { FDB_LEARNED, FDB_STATIC, Network, type NetworkOptions } from './network.js';
 import { outside } from './outside.js';
 import { BufferPool } from './pool.js';
-import { VtepTable, type Vtep } from './vtep.js';
+import type { Vtep } from './vtep.js';
 
 export interface DataplaneOptions {
   /** The underlay. Owned by the dataplane: close() closes it. */
@@ -159,7 +160,7 @@ class DataplaneImpl implements Dataplane {
       if (!net.neighbours6.set(addr, macHi(m), macLo(m))) throw new InvalidConfigError('neighbours', `network ${vni} IPv6 neighbour table is full`);
       return;
     }
-    const i = net.neighbours.insert(0, parseIpv4Address(ip) | 0);
+    const i = net.neighbours.insert(0, readI32(addr.bytes, 0));
     if (i < 0) throw new InvalidConfigError('neighbours', `network ${vni} neighbour table is full`);
     net.neighbours.va[i] = macHi(m);
     net.neighbours.vb[i] = macLo(m);
@@ -170,7 +171,7 @@ class DataplaneImpl implements Dataplane {
     const net = this.net(vni);
     const addr = parseIpAddress(ip);
     if (addr.family === 6) net.neighbours6.delete(addr);
-    else net.neighbours.remove(0, parseIpv4Address(ip) | 0);
+    else net.neighbours.remove(0, readI32(addr.bytes, 0));
   }
 
   addFloodVtep(vni: number, vtep: Vtep): void {
@@ -187,8 +188,7 @@ class DataplaneImpl implements Dataplane {
   removeFloodVtep(vni: number, vtep: Vtep): void {
     this.open();
     const net = this.net(vni);
-    VtepTable.parse(vtep);
-    const v = this.core.vteps.lookup(vtep);
+    const v = this.core.vteps.lookup(vtep); // validates: throws InvalidConfigError
     const at = v < 0 ? -1 : net.floodList.indexOf(v);
     if (at < 0) return;
     net.floodList.splice(at, 1);
