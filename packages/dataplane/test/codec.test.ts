@@ -3,7 +3,7 @@ import {
   ArpPacket, DecodeError, EthernetHeader, Ipv4Header, Ipv6Header, MalformedHeaderError, Status, TruncatedHeaderError, UnsupportedHeaderError,
   decodeArp, decodeEthernet, decodeIpv4, decodeIpv6, decodeVxlan, encodeArp, encodeEthernet, encodeIpv4, encodeIpv6, encodeVxlan, encodeVxlanChecked,
   formatIpAddress, formatIpv4Address, formatMac, internetChecksum, onesComplementSum, parseArp, parseEthernet, parseIpAddress, parseIpv4,
-  parseIpv4Address, parseIpv6, parseMac, parseVxlan, rewriteArpRequestAsReply, statusName, StatusCounts, udpChecksumIpv4, InvalidAddressError, VXLAN_PORT,
+  parseIpv4Address, parseIpv6, parseMac, parseVxlan, rewriteArpRequestAsReply, statusName, StatusCounts, udpChecksumIpv4, udpChecksumIpv6, InvalidAddressError, VXLAN_PORT,
 } from '@overlay/dataplane';
 
 /** Hex string (spaces ignored) to bytes: byte layouts below are written out from the RFCs. */
@@ -192,6 +192,17 @@ describe('IPv4 header (RFC 791) and checksums (RFC 1071)', () => {
     // Receiver check: sum over pseudo-header + segment including the checksum = 0xffff.
     const pseudo = hex('c6120001 c6120002 0011 000c');
     expect(onesComplementSum(udp, 0, 12, onesComplementSum(pseudo, 0, 12))).toBe(0xffff);
+  });
+
+  it('computes the UDP checksum over IPv6 with the RFC 8200 pseudo-header', () => {
+    // Addresses 2001:db8::1 and 2001:db8::2 at 0 and 16, the UDP segment at 32.
+    const buf = hex('20010db8000000000000000000000001 20010db8000000000000000000000002 c000 12b5 000c 0000 deadbeef');
+    const c = udpChecksumIpv6(buf, 32, 12, 0, 16);
+    buf.writeUInt16BE(c, 38);
+    // Receiver check: pseudo-header (src, dst, 32-bit length, 3 zero bytes, next header 17).
+    const pseudo = Buffer.concat([buf.subarray(0, 32), hex('0000000c 00000011')]);
+    expect(onesComplementSum(buf, 32, 12, onesComplementSum(pseudo, 0, 40))).toBe(0xffff);
+    expect(c).toBe(0x10000 - 1 - ((0x2001 + 0x0db8 + 0x0001 + 0x2001 + 0x0db8 + 0x0002 + 0x000c + 0x0011 + 0xc000 + 0x12b5 + 0x000c + 0xdead + 0xbeef) % 0xffff));
   });
 });
 

@@ -42,3 +42,13 @@ export function udpChecksumIpv4(buf: Uint8Array, off: number, len: number, src: 
   const c = internetChecksum(buf, off, len, ipv4PseudoHeaderSum(src, dst, 17, len));
   return c === 0 ? 0xffff : c;
 }
+
+/**
+ * UDP checksum over IPv6 (RFC 8200 §8.1) for the UDP header + payload at buf[off .. off+len),
+ * checksum field zero while computing; the 16-byte src and dst are at srcOff and dstOff.
+ * A result of 0 is sent as 0xffff.
+ */
+export function udpChecksumIpv6(buf: Uint8Array, off: number, len: number, srcOff: number, dstOff: number): number {
+  const c = internetChecksum(buf, off, len, ipv6PseudoHeaderSum(buf, srcOff, dstOff, 17, len));
+  return c === 0 ? 0xffff : c;
+}

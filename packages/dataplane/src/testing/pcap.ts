@@ -1,5 +1,5 @@
 import { parseIpAddress } from '../codec/address.js';
-import { internetChecksum, ipv6PseudoHeaderSum, udpChecksumIpv4 } from '../codec/checksum.js';
+import { internetChecksum, udpChecksumIpv4, udpChecksumIpv6 } from '../codec/checksum.js';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../codec/ethernet.js';
 import { IPPROTO_UDP } from '../codec/ip.js';
 import { parseMac, writeMac } from '../codec/mac.js';
@@ -90,13 +90,7 @@ export function buildUdpFrame(o: UdpFrameOptions): Buffer {
   f.writeUInt16BE(o.dstPort, udp + 2);
   f.writeUInt16BE(udpLen, udp + 4);
   f.set(o.payload, udp + 8);
-  let c: number;
-  if (v6) {
-    c = internetChecksum(f, udp, udpLen, ipv6PseudoHeaderSum(f, ip + 8, ip + 24, IPPROTO_UDP, udpLen));
-    if (c === 0) c = 0xffff;
-  } else {
-    c = udpChecksumIpv4(f, udp, udpLen, f.readUInt32BE(ip + 12), f.readUInt32BE(ip + 16));
-  }
+  const c = v6 ? udpChecksumIpv6(f, udp, udpLen, ip + 8, ip + 24) : udpChecksumIpv4(f, udp, udpLen, f.readUInt32BE(ip + 12), f.readUInt32BE(ip + 16));
   f.writeUInt16BE(c, udp + 6);
   return f;
 }
