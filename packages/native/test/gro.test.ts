@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
 import { TcpCoalescer } from '../src/gro.js';
+import { csum } from './helpers/checksum.js';
 
 // Frames are built by hand here so every header field the coalescer reads is explicit.
 const SRC = [198, 19, 0, 1];
 const DST = [198, 19, 0, 2];
-
-function csum(b: Buffer, start: number, end: number, acc = 0): number {
-  for (let i = start; i < end; i += 2) acc += (b[i] << 8) | (i + 1 < end ? b[i + 1] : 0);
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return acc;
-}
 
 interface Seg {
   seq: number;

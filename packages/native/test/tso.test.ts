@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
 import { TcpSegmenter } from '../src/tso.js';
-
-function csum(b: Buffer, start: number, end: number, acc = 0): number {
-  for (let i = start; i < end; i += 2) acc += (b[i] << 8) | (i + 1 < end ? b[i + 1] : 0);
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return acc;
-}
+import { csum } from './helpers/checksum.js';
 
 /** A TCP super-segment as the kernel hands it over with TSO: one header, `payload` bytes, partial checksum. */
 function superFrame(payload: number, flags = 0x18): Buffer {
