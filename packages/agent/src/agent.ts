@@ -25,7 +25,7 @@ import { addrKey } from './env.js';
 import { BroadcastQueue } from './broadcast.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN, pushPullScale } from './presets.js';
-import { EndpointTable, signRecord, verifyRecord, wellFormed, type ApplyResult } from './endpoints.js';
+import { EndpointTable, MAX_NAME_LEN, signRecord, verifyRecord, wellFormed, type ApplyResult } from './endpoints.js';
 import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
 import { type DataplaneControl, Programmer, type Programmed } from './program.js';
 import type { Sealer } from './keyring.js';
@@ -368,7 +368,7 @@ export class Agent {
       return this.drop('malformed');
     }
     if (env.pmax < PROTOCOL_MIN || env.pmin > PROTOCOL_MAX || env.pmin > env.pmax) return this.drop('protocol_mismatch');
-    if (env.from === '' || env.from === this.name || env.from.length > 64) return this.drop('bad_sender');
+    if (env.from === '' || env.from === this.name || env.from.length > MAX_NAME_LEN) return this.drop('bad_sender');
     const now = this.o.clock.now();
     if (Math.abs(now - env.ts) > (this.o.maxClockSkewMs ?? 120_000)) return this.drop('stale_timestamp');
     const why = this.checkReplay(env.from, env.session, env.seq);

@@ -20,6 +20,7 @@ import type { Addr, Clock, TimerHandle } from './env.js';
 import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, SuspectMsg } from './wire.js';
 import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
+import { MAX_NAME_LEN } from './endpoints.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -93,6 +94,8 @@ export interface MembershipCounters {
   refutations: number;
   suspicions: number;
   declaredDead: number;
+  /** Alive entries (gossip or push-pull) dropped for an empty or over-long name or a bad address. */
+  badAlive: number;
 }
 
 export class Membership {
@@ -100,7 +103,7 @@ export class Membership {
   incarnation = 0;
   /** Lifeguard local health score, 0..awarenessMaxMultiplier-1. */
   awareness = 0;
-  readonly counters: MembershipCounters = { probes: 0, probesFailed: 0, indirectProbes: 0, nacksSent: 0, nacksReceived: 0, refutations: 0, suspicions: 0, declaredDead: 0 };
+  readonly counters: MembershipCounters = { probes: 0, probesFailed: 0, indirectProbes: 0, nacksSent: 0, nacksReceived: 0, refutations: 0, suspicions: 0, declaredDead: 0, badAlive: 0 };
 
   private readonly members = new Map<string, MemberRec>();
   /** Same members as an array, for O(1) random picks. */
@@ -381,7 +384,7 @@ export class Membership {
 
   /** Apply an alive message (also used for push-pull merges). */
   alive(a: AliveMsg, bootstrap = false): void {
-    if (a.name === '' || !a.ip || a.port <= 0 || a.port > 65535) return;
+    if (!this.usable(a)) return;
     if (a.name === this.name) {
       if (this.leaving) return;
       // Someone holds a newer or different view of us (we restarted): refute with a higher number.
@@ -420,6 +423,13 @@ export class Membership {
     this.d.broadcast(`n:${a.name}`, encodeMessageField({ alive: a }));
     if (!wasLive) this.d.events?.onJoin?.(snapshot(cur));
     else if (changed || wasSuspect) this.d.events?.onUpdate?.(snapshot(cur));
+  }
+
+  /** Whether `a` can name a member; a counted drop when not. */
+  private usable(a: AliveMsg): boolean {
+    if (a.name !== '' && a.name.length <= MAX_NAME_LEN && a.ip !== '' && a.port > 0 && a.port <= 65535) return true;
+    this.counters.badAlive++;
+    return false;
   }
 
   private refute(incarnation: number): void {
@@ -529,7 +539,7 @@ export class Membership {
   }
 
   private learnGone(a: AliveMsg, state: 'dead' | 'left'): void {
-    if (!a.name || !a.ip || a.port <= 0 || a.port > 65535) return;
+    if (!this.usable(a)) return;
     if (this.d.acceptMeta && !this.d.acceptMeta(a.name, a.meta, undefined)) return;
     this.insert({ name: a.name, ip: a.ip, port: a.port, incarnation: a.incarnation, state, since: this.d.clock.now(), meta: a.meta });
   }

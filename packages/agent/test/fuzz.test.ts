@@ -4,6 +4,19 @@ import { Keyring, SimCluster, encodeHeader, encodeMessageField, generateSigningK
 
 const blue = { name: 'blue', vni: 100 };
 
+/** An unsealed (PlainSealer) gossip packet from `node-x`: [0x00][header][fields]. */
+function plainPacket(now: number, seq: number, fields: Uint8Array[] = [], session = 1): Uint8Array {
+  const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session, seq, ts: now });
+  const p = new Uint8Array(1 + h.length + fields.reduce((n, f) => n + f.length, 0));
+  p.set(h, 1);
+  let off = 1 + h.length;
+  for (const f of fields) {
+    p.set(f, off);
+    off += f.length;
+  }
+  return p;
+}
+
 function snapshot(c: SimCluster) {
   const a = c.agents[0];
   return JSON.stringify({ members: a.membership.all().map((m) => [m.name, m.state, m.incarnation]), digest: a.table.digest(), inc: a.membership.incarnation, queued: a.queue.size });
@@ -82,12 +95,7 @@ describe('replay window', () => {
     c.bootstrapAll();
     const a = c.agents[0];
     const from = c.addrs[1];
-    const send = (session: number, seq: number) => {
-      const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session, seq, ts: c.clock.now() });
-      const p = new Uint8Array(h.length + 1);
-      p.set(h, 1);
-      a.handlePacket(from, p);
-    };
+    const send = (session: number, seq: number) => a.handlePacket(from, plainPacket(c.clock.now(), seq, [], session));
     const drops = () => (a.drops.replayed ?? 0) + (a.drops.old_session ?? 0);
     send(10, 5);
     send(10, 3);
@@ -113,15 +121,8 @@ describe('records naming the receiver as owner', () => {
     c.bootstrapAll();
     const a = c.agents[0];
     let seq = 0;
-    const deliver = (rec: Omit<EndpointRecord, 'sig'>, key: Uint8Array) => {
-      const signed = signRecord(rec, key);
-      const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session: 1, seq: ++seq, ts: c.clock.now() });
-      const f = encodeMessageField({ endpoint: signed });
-      const p = new Uint8Array(1 + h.length + f.length);
-      p.set(h, 1);
-      p.set(f, 1 + h.length);
-      a.handlePacket(c.addrs[1], p);
-    };
+    const deliver = (rec: Omit<EndpointRecord, 'sig'>, key: Uint8Array) =>
+      a.handlePacket(c.addrs[1], plainPacket(c.clock.now(), ++seq, [encodeMessageField({ endpoint: signRecord(rec, key) })]));
     const base = { network: 'blue', vni: 100, id: 'forged', mac: Uint8Array.of(2, 0, 0, 0, 0, 9), ipv4: new Uint8Array(0), ipv6: new Uint8Array(0), owner: 'node-0', vtep: '198.18.0.1', version: 5, deleted: false };
     const other = generateSigningKey();
     deliver(base, other);
@@ -130,5 +131,26 @@ describe('records naming the receiver as owner', () => {
     expect(a.drops.record_bad_signature).toBe(2);
     expect(a.drops.record_malformed).toBe(1);
     expect(a.table.get('blue', 'forged')).toBeUndefined();
+  });
+});
+
+describe('alive messages that cannot name a member', () => {
+  it('empty or over-long names and bad addresses are counted, never inserted', () => {
+    const c = new SimCluster({ n: 2, seed: 6 });
+    c.bootstrapAll();
+    const a = c.agents[0];
+    const meta = a.membership.selfAlive().meta;
+    const before = a.membership.all().length;
+    let seq = 0;
+    for (const alive of [
+      { name: '', incarnation: 1, ip: '198.18.0.9', port: 7946, meta },
+      { name: 'x'.repeat(65), incarnation: 1, ip: '198.18.0.9', port: 7946, meta },
+      { name: 'ok-name', incarnation: 1, ip: '', port: 7946, meta },
+      { name: 'ok-name', incarnation: 1, ip: '198.18.0.9', port: 70000, meta },
+    ]) {
+      a.handlePacket(c.addrs[1], plainPacket(c.clock.now(), ++seq, [encodeMessageField({ alive })]));
+    }
+    expect(a.membership.counters.badAlive).toBe(4);
+    expect(a.membership.all().length).toBe(before);
   });
 });
