@@ -604,10 +604,10 @@ static int wait_writable(int fd, int64_t deadline) {
   return poll(&pfd, 1, (int)left) > 0;
 }
 
-int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
-                  double *ctr, const char **syscall) {
-  int hdr = vnet_hdr ? VNET_HDR_LEN : 0;
-  int64_t deadline = 0;
+/* Write frames one by one; *deadline (0: not set yet) bounds the waits of the whole call. Leaves
+   counting what did not go out to the caller. */
+static int tap_write_frames(int fd, int hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
+                            int64_t *deadline, double *ctr, const char **syscall) {
   int sent = 0;
   while (sent < n) {
     int32_t slot = slots[sent];
@@ -625,8 +625,8 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
       if (e == EINTR) continue;
       if (e == EAGAIN || e == EWOULDBLOCK) {
         ctr[OVL_TX_EAGAIN]++;
-        if (!deadline) deadline = now_ms() + wait_ms;
-        if (wait_writable(fd, deadline)) continue;
+        if (!*deadline) *deadline = now_ms() + wait_ms;
+        if (wait_writable(fd, *deadline)) continue;
         break;
       }
       ctr[OVL_TX_ERRORS]++;
@@ -637,6 +637,13 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
     ctr[OVL_TX_BYTES] += p->len[slot];
     sent++;
   }
+  return sent;
+}
+
+int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
+                  double *ctr, const char **syscall) {
+  int64_t deadline = 0;
+  int sent = tap_write_frames(fd, vnet_hdr ? VNET_HDR_LEN : 0, p, slots, n, wait_ms, &deadline, ctr, syscall);
   ctr[OVL_TX_UNSENT] += n - sent;
   return sent;
 }
@@ -653,10 +660,8 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
       break;
     }
     if (k == 1) {
-      /* Not coalesced: a plain frame behind a zero header (ovl_tap_write counts what it leaves). */
-      int w = ovl_tap_write(fd, 1, p, slots + done, 1, wait_ms, ctr, syscall);
-      ctr[OVL_TX_UNSENT] -= 1 - w;
-      if (w != 1) break;
+      /* Not coalesced: a plain frame behind a zero header. */
+      if (tap_write_frames(fd, VNET_HDR_LEN, p, slots + done, 1, wait_ms, &deadline, ctr, syscall) != 1) break;
       done++;
       continue;
     }
