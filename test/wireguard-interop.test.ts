@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestbed, type Testbed } from './lib/testbed.js';
 import { latestHandshake } from './lib/wg-go.js';
-import { capture, OUR_INNER, ping, startPair, tcpTransfer, THEIR_INNER, type Pair } from './lib/wg-interop.js';
+import { ping, tcpTransfer } from './lib/transfer.js';
+import { capture, OUR_INNER, startPair, THEIR_INNER, type Pair } from './lib/wg-interop.js';
 
 const MB = 50;
 
@@ -29,44 +30,46 @@ describe.sequential('interop with wireguard-go (L3, TUN)', () => {
 
     it(`wireguard-go initiates, ${tag}: ping and ${MB} MB TCP both ways`, async () => {
       const p = await fresh({ psk });
-      const r = await ping(p.them, OUR_INNER, 5);
-      expect(r.received).toBeGreaterThanOrEqual(4);
+      expect(await ping(p.them, OUR_INNER, 5)).toBeGreaterThanOrEqual(4);
       const s = await p.ours.stats();
       expect(s.device.rx.handshakeInitiations).toBeGreaterThanOrEqual(1);
       expect(s.device.tx.handshakeInitiations).toBe(0);
       expect(p.ours.events[0]).toBe('peer-up');
-      const up = await tcpTransfer(p.them, p.us, OUR_INNER, MB);
-      expect(up.bytes).toBe(MB << 20);
-      expect(up.received).toBe(up.sent);
-      const down = await tcpTransfer(p.us, p.them, THEIR_INNER, MB);
-      expect(down.bytes).toBe(MB << 20);
-      expect(down.received).toBe(down.sent);
-      console.log(`interop ${tag}: ${MB} MB them->us ${up.ms} ms, us->them ${down.ms} ms`);
+      let t0 = Date.now();
+      const up = await tcpTransfer(p.them, p.us, OUR_INNER, 5021, MB << 20, 150_000);
+      const upMs = Date.now() - t0;
+      expect(up.received.bytes).toBe(MB << 20);
+      expect(up.received).toEqual(up.sent);
+      t0 = Date.now();
+      const down = await tcpTransfer(p.us, p.them, THEIR_INNER, 5022, MB << 20, 150_000);
+      const downMs = Date.now() - t0;
+      expect(down.received.bytes).toBe(MB << 20);
+      expect(down.received).toEqual(down.sent);
+      console.log(`interop ${tag}: ${MB} MB them->us ${upMs} ms, us->them ${downMs} ms`);
     });
 
     it(`we initiate, ${tag}: ping both ways`, async () => {
       const p = await fresh({ psk });
-      const r = await ping(p.us, THEIR_INNER, 5);
-      expect(r.received).toBeGreaterThanOrEqual(4);
+      expect(await ping(p.us, THEIR_INNER, 5)).toBeGreaterThanOrEqual(4);
       const s = await p.ours.stats();
       expect(s.device.tx.handshakeInitiations).toBeGreaterThanOrEqual(1);
       expect(s.device.rx.handshakeResponses).toBeGreaterThanOrEqual(1);
       // Not asserting that wireguard-go never initiated: on a loaded machine it may also start a
       // handshake of its own (both sides have traffic queued); the response proves ours completed.
-      expect((await ping(p.them, OUR_INNER, 3)).received).toBe(3);
+      expect(await ping(p.them, OUR_INNER, 3)).toBe(3);
       expect(await latestHandshake(p.them, p.iface)).toBeGreaterThan(0);
     });
   }
 
   it('a capture of the encrypted transfer contains no plaintext marker (the TUN side does)', async () => {
     const p = await fresh({});
-    expect((await ping(p.us, THEIR_INNER, 2)).received).toBeGreaterThanOrEqual(1);
+    expect(await ping(p.us, THEIR_INNER, 2)).toBeGreaterThanOrEqual(1);
     const marker = `PLAINTEXT-MARKER-${process.pid}`;
     let inner: Buffer = Buffer.alloc(0);
     const outer = await capture(p.us, 'ul0', ['udp', 'port', '51820'], async () => {
       inner = await capture(p.us, p.tun, ['tcp'], async () => {
-        const t = await tcpTransfer(p.us, p.them, THEIR_INNER, 2, marker);
-        expect(t.received).toBe(t.sent);
+        const t = await tcpTransfer(p.us, p.them, THEIR_INNER, 5023, 2 << 20, 150_000, marker);
+        expect(t.received).toEqual(t.sent);
       });
     });
     expect(outer.length).toBeGreaterThan(2 << 20); // the transfer went through the underlay
@@ -77,13 +80,13 @@ describe.sequential('interop with wireguard-go (L3, TUN)', () => {
   it('rekeys while traffic flows, our side initiating on its fast clock, without loss', async () => {
     // 30× clock: REKEY_AFTER_TIME (120 s) passes every 4 s of real time.
     const p = await fresh({ clockSpeed: 30 });
-    expect((await ping(p.us, THEIR_INNER, 2)).received).toBeGreaterThanOrEqual(1);
+    expect(await ping(p.us, THEIR_INNER, 2)).toBeGreaterThanOrEqual(1);
     const first = await latestHandshake(p.them, p.iface);
-    const r = await ping(p.us, THEIR_INNER, 60, 0.2);
+    const received = await ping(p.us, THEIR_INNER, 60);
     const s = await p.ours.stats();
     expect(p.ours.events.filter((e) => e === 'rekey').length).toBeGreaterThanOrEqual(2);
     expect(s.device.tx.handshakeInitiations).toBeGreaterThanOrEqual(3);
     expect(await latestHandshake(p.them, p.iface)).toBeGreaterThan(first);
-    expect(r.received).toBe(r.sent);
+    expect(received).toBe(60);
   });
 });

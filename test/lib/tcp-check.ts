@@ -1,13 +1,14 @@
 /**
  * TCP transfer with an end-to-end checksum, run inside a namespace:
  *   tcp-check.ts sink ADDRESS PORT            prints `LISTENING`, then `DONE <bytes> <sha256>` per connection (exits after one)
- *   tcp-check.ts source ADDRESS PORT BYTES SEED   sends BYTES of deterministic data, prints `SENT <bytes> <sha256>`
- * The data is a xorshift stream seeded by SEED; the sink hashes what arrives, the source what it sent.
+ *   tcp-check.ts source ADDRESS PORT BYTES SEED [MARKER]   sends BYTES of deterministic data, prints `SENT <bytes> <sha256>`
+ * The data is a xorshift stream seeded by SEED (with MARKER written every 4096 bytes, for
+ * captures to look for); the sink hashes what arrives, the source what it sent.
  */
 import { createHash } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 
-const [mode, address, portArg, bytesArg, seed = 'overlay'] = process.argv.slice(2);
+const [mode, address, portArg, bytesArg, seed = 'overlay', marker = ''] = process.argv.slice(2);
 const port = Number(portArg);
 
 if (mode === 'sink') {
@@ -43,6 +44,7 @@ if (mode === 'sink') {
       x ^= x << 5;
       words[i] = x;
     }
+    if (marker) for (let i = 0; i + marker.length <= chunk; i += 4096) block.write(marker, i);
   };
   const sock = connect({ host: address, port }, () => {
     const pump = () => {
@@ -63,6 +65,6 @@ if (mode === 'sink') {
     process.exit(1);
   });
 } else {
-  process.stderr.write('usage: tcp-check.ts sink|source ADDRESS PORT [BYTES SEED]\n');
+  process.stderr.write('usage: tcp-check.ts sink|source ADDRESS PORT [BYTES SEED [MARKER]]\n');
   process.exit(2);
 }
