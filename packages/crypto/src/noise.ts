@@ -64,16 +64,16 @@ export function createInitiation(input: InitiationInput, out: Buffer): Handshake
   const e = input.ephemeralPrivate ?? generatePrivate();
   const ePub = publicFromPrivate(e);
   let h = initialHash(input.prologue, input.remoteStatic);
-  let [c] = kdf(1, INITIAL_CHAIN, ePub);
+  const [c0] = kdf(1, INITIAL_CHAIN, ePub);
   h = hash(h, ePub);
-  let k: Buffer;
-  [c, k] = kdf(2, c, dh(e, input.remoteStatic));
-  const encStatic = aeadEncrypt(k, 0, input.staticPublic, h);
+  const es = dh(e, input.remoteStatic);
+  const [c1, k1] = kdf(2, c0, es);
+  const encStatic = aeadEncrypt(k1, 0, input.staticPublic, h);
   h = hash(h, encStatic);
-  [c, k] = kdf(2, c, input.staticShared);
-  const encTime = aeadEncrypt(k, 0, input.timestamp, h);
+  const [c, k2] = kdf(2, c1, input.staticShared);
+  const encTime = aeadEncrypt(k2, 0, input.timestamp, h);
   h = hash(h, encTime);
-  k.fill(0);
+  wipe(c0, es, c1, k1, k2);
   out.fill(0);
   out[0] = MSG_INITIATION;
   out.writeUInt32LE(input.senderIndex >>> 0, INIT_SENDER);
@@ -103,27 +103,34 @@ export function consumeInitiation(
 ): ConsumedInitiation | null {
   const ePub = Buffer.from(msg.subarray(INIT_EPHEMERAL, INIT_EPHEMERAL + 32));
   let h = initialHash(options.prologue, staticPublic);
-  let [c] = kdf(1, INITIAL_CHAIN, ePub);
+  const [c0] = kdf(1, INITIAL_CHAIN, ePub);
   h = hash(h, ePub);
-  let k: Buffer;
   let es: Buffer;
   try {
     es = dh(staticPrivate, ePub);
   } catch {
     return null;
   }
-  [c, k] = kdf(2, c, es);
+  const [c1, k1] = kdf(2, c0, es);
+  wipe(c0, es);
   const encStatic = msg.subarray(INIT_STATIC, INIT_STATIC + 48);
-  const remoteStatic = aeadDecrypt(k, 0, encStatic, h);
-  if (!remoteStatic) return null;
+  const remoteStatic = aeadDecrypt(k1, 0, encStatic, h);
+  wipe(k1);
+  const ss = remoteStatic && staticSharedFor(remoteStatic);
+  if (!ss) {
+    wipe(c1);
+    return null;
+  }
   h = hash(h, encStatic);
-  const ss = staticSharedFor(remoteStatic);
-  if (!ss) return null;
-  [c, k] = kdf(2, c, ss);
+  const [c, k2] = kdf(2, c1, ss);
+  wipe(c1);
   const encTime = msg.subarray(INIT_TIMESTAMP, INIT_TIMESTAMP + (options.payloadLen ?? 12) + 16);
-  const timestamp = aeadDecrypt(k, 0, encTime, h);
-  k.fill(0);
-  if (!timestamp) return null;
+  const timestamp = aeadDecrypt(k2, 0, encTime, h);
+  wipe(k2);
+  if (!timestamp) {
+    wipe(c);
+    return null;
+  }
   h = hash(h, encTime);
   const senderIndex = msg[4] | (msg[5] << 8) | (msg[6] << 16) | (msg[7] << 24);
   return {
@@ -149,20 +156,17 @@ export interface ResponseInput {
 export function createResponse(state: HandshakeState, input: ResponseInput, out: Buffer): SessionKeys {
   const e = input.ephemeralPrivate ?? generatePrivate();
   const ePub = publicFromPrivate(e);
-  let c = state.chainingKey;
-  let h = state.hash;
-  [c] = kdf(1, c, ePub);
-  h = hash(h, ePub);
-  [c] = kdf(1, c, dh(e, state.remoteEphemeral!));
-  [c] = kdf(1, c, dh(e, input.remoteStatic));
-  let t: Buffer;
-  let k: Buffer;
-  [c, t, k] = kdf(3, c, input.presharedKey ?? ZERO_KEY);
+  const [c1] = kdf(1, state.chainingKey, ePub);
+  let h = hash(state.hash, ePub);
+  const ee = dh(e, state.remoteEphemeral!);
+  const [c2] = kdf(1, c1, ee);
+  const se = dh(e, input.remoteStatic);
+  const [c3] = kdf(1, c2, se);
+  const [c, t, k] = kdf(3, c3, input.presharedKey ?? ZERO_KEY);
   h = hash(h, t);
   const empty = aeadEncrypt(k, 0, input.payload ?? EMPTY, h);
   h = hash(h, empty);
-  wipe(e);
-  wipe(k);
+  wipe(e, ee, se, c1, c2, c3, t, k);
   out.fill(0);
   out[0] = MSG_RESPONSE;
   out.writeUInt32LE(input.senderIndex >>> 0, RESP_SENDER);
@@ -187,33 +191,36 @@ export function consumeResponse(
   payloadLen = 0,
 ): (SessionKeys & { payload: Buffer }) | null {
   const ePub = Buffer.from(msg.subarray(RESP_EPHEMERAL, RESP_EPHEMERAL + 32));
-  let c = state.chainingKey;
-  let h = state.hash;
-  [c] = kdf(1, c, ePub);
-  h = hash(h, ePub);
+  // Only derived values are wiped: the state stays usable for a genuine response.
+  const [c1] = kdf(1, state.chainingKey, ePub);
+  const h = hash(state.hash, ePub);
+  let ee: Buffer | null = null;
+  let se: Buffer;
   try {
-    [c] = kdf(1, c, dh(state.ephemeralPrivate!, ePub));
-    [c] = kdf(1, c, dh(staticPrivate, ePub));
+    ee = dh(state.ephemeralPrivate!, ePub);
+    se = dh(staticPrivate, ePub);
   } catch {
+    wipe(c1, ee);
     return null;
   }
-  let t: Buffer;
-  let k: Buffer;
-  [c, t, k] = kdf(3, c, presharedKey ?? ZERO_KEY);
-  h = hash(h, t);
+  const [c2] = kdf(1, c1, ee);
+  const [c3] = kdf(1, c2, se);
+  const [c, t, k] = kdf(3, c3, presharedKey ?? ZERO_KEY);
   const empty = msg.subarray(RESP_EMPTY, RESP_EMPTY + payloadLen + 16);
-  const payload = aeadDecrypt(k, 0, empty, h);
-  wipe(k);
-  if (!payload) return null;
+  const payload = aeadDecrypt(k, 0, empty, hash(h, t));
+  wipe(ee, se, c1, c2, c3, t, k);
+  if (!payload) {
+    wipe(c);
+    return null;
+  }
   state.remoteIndex = (msg[RESP_SENDER] | (msg[RESP_SENDER + 1] << 8) | (msg[RESP_SENDER + 2] << 16) | (msg[RESP_SENDER + 3] << 24)) >>> 0;
   const [send, recv] = kdf(2, c, EMPTY);
+  wipe(c);
   return { send, recv, payload };
 }
 
 export function wipeState(state: HandshakeState): void {
-  wipe(state.chainingKey);
-  wipe(state.hash);
-  wipe(state.ephemeralPrivate);
+  wipe(state.chainingKey, state.hash, state.ephemeralPrivate);
   state.ephemeralPrivate = null;
 }
 

@@ -36,7 +36,9 @@ export function kdf(n: 1 | 2 | 3, chainingKey: Uint8Array, input: Uint8Array): B
   const out: Buffer[] = [];
   let prev: Buffer = Buffer.alloc(0);
   for (let i = 1; i <= n; i++) {
-    prev = hmacBlake2s(t0, Buffer.concat([prev, Buffer.from([i])]));
+    const input = Buffer.concat([prev, Buffer.from([i])]);
+    prev = hmacBlake2s(t0, input);
+    input.fill(0);
     out.push(prev);
   }
   t0.fill(0);
@@ -121,6 +123,7 @@ export function equal(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-export function wipe(b: Uint8Array | null | undefined): void {
-  if (b) b.fill(0);
+/** Zeroes each buffer given (nulls skipped). */
+export function wipe(...bs: (Uint8Array | null | undefined)[]): void {
+  for (const b of bs) if (b) b.fill(0);
 }
