@@ -20,18 +20,44 @@ export interface Handler {
 const FRAME_CAP = MAX_CHUNK_BYTES + 64;
 const MAX_CONCURRENT_STREAMS = 64;
 
+/**
+ * Bytes that all push-pull streams of one agent may hold at once, before they are decrypted.
+ * Frames are authenticated only once a stream is complete, so without this bound anyone who can
+ * reach the TCP port (no cluster key needed) could make the agent buffer up to
+ * MAX_CONCURRENT_STREAMS × MAX_CHUNKS × FRAME_CAP bytes. 64 MiB holds a full exchange of tens of
+ * thousands of endpoints; a stream that would pass it is refused (and the peer retries later).
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 << 20;
+
+/** Shared accounting of bytes buffered by unfinished streams. */
+interface StreamBudget {
+  used: number;
+  readonly max: number;
+  /** Streams refused because the budget was exhausted. */
+  refused: number;
+}
+
 /** Reads length-prefixed frames until a zero-length frame; calls back once. */
-function readFrames(sock: net.Socket, done: (err: Error | null, chunks: Uint8Array[] | null) => void): void {
+function readFrames(sock: net.Socket, budget: StreamBudget, done: (err: Error | null, chunks: Uint8Array[] | null) => void): void {
   let buf: Buffer = Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let finished = false;
+  let held = 0;
   const finish = (err: Error | null, c: Uint8Array[] | null) => {
     if (finished) return;
     finished = true;
+    budget.used -= held;
+    held = 0;
     sock.removeListener('data', onData);
     done(err, c);
   };
   const onData = (d: Buffer) => {
+    if (budget.used + d.length > budget.max) {
+      budget.refused++;
+      return finish(new Error('push-pull buffer budget exhausted'), null);
+    }
+    budget.used += d.length;
+    held += d.length;
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     while (buf.length >= 4) {
       const n = buf.readUInt32BE(0);
@@ -62,13 +88,24 @@ export interface RealIo extends PacketNet, StreamNet {
   /** Start delivering to `h`. */
   bind(h: Handler): Promise<void>;
   close(): Promise<void>;
+  /** Push-pull streams refused because unfinished streams held `maxBufferedBytes`. */
+  readonly streamsRefused: number;
 }
 
-export function createRealIo(listen: Addr): RealIo {
+export interface RealIoOptions {
+  /** Bound on bytes held by unfinished push-pull streams, in and out. Default 64 MiB. */
+  maxBufferedBytes?: number;
+}
+
+export function createRealIo(listen: Addr, options: RealIoOptions = {}): RealIo {
+  const budget: StreamBudget = { used: 0, max: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES, refused: 0 };
   const udp = dgram.createSocket({ type: listen.ip.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
   let server: net.Server | null = null;
   let active = 0;
   return {
+    get streamsRefused() {
+      return budget.refused;
+    },
     send(to, bytes) {
       udp.send(bytes, to.port, to.ip, () => {});
     },
@@ -86,7 +123,7 @@ export function createRealIo(listen: Addr): RealIo {
       sock.on('error', (e) => cb(e, null));
       sock.on('connect', () => {
         writeFrames(sock, chunks);
-        readFrames(sock, cb);
+        readFrames(sock, budget, cb);
       });
     },
     async bind(h) {
@@ -106,7 +143,7 @@ export function createRealIo(listen: Addr): RealIo {
         sock.once('close', () => active--);
         const from = { ip: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
         const t = setTimeout(() => sock.destroy(), 10_000);
-        readFrames(sock, (err, chunks) => {
+        readFrames(sock, budget, (err, chunks) => {
           if (err || !chunks) return sock.destroy();
           writeFrames(sock, h.handleExchange(from, chunks));
           clearTimeout(t);
