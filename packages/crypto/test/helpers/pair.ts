@@ -1,6 +1,6 @@
 /** Two L3 WireGuard devices on an in-process wire, a fake clock, and their pools. */
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
-import { WireGuardDevice, generatePrivateKey, publicKeyOf, type WireGuardDeviceOptions } from '../../src/index.js';
+import { WireGuardDevice, generatePrivateKey, type WireGuardDeviceOptions } from '../../src/index.js';
 import { ipv4, Wire, type End } from './wire.js';
 
 export interface Side {
@@ -58,7 +58,6 @@ export function makeSide(wire: Wire, clock: Clock, addr: string, inner: string, 
       return n;
     },
   };
-  void publicKeyOf;
   return side;
 }
 
