@@ -102,9 +102,15 @@ export class Core {
       this.counters.c[C.learned]++;
       return;
     }
-    if (net.learnedCount >= MAX_LEARNED_PER_NETWORK) return;
+    if (net.learnedCount >= MAX_LEARNED_PER_NETWORK) {
+      this.counters.c[C.learnRefused]++;
+      return;
+    }
     const j = fdb.insert(hi, lo);
-    if (j < 0) return;
+    if (j < 0) {
+      this.counters.c[C.learnRefused]++;
+      return;
+    }
     fdb.va[j] = this.vteps.internSlot(this.pool, slot, net.learnPort);
     fdb.flags[j] = FDB_LEARNED;
     fdb.stamp[j] = now;

@@ -41,6 +41,7 @@ export const C = {
   outsideBytes: 7,
   delivered: 8,
   learned: 9,
+  learnRefused: 10,
 } as const;
 
 export interface DataplaneStats {
@@ -65,6 +66,11 @@ export interface DataplaneStats {
     delivered: number;
     /** FDB entries created or moved by learning. */
     learned: number;
+    /**
+     * Source MACs not learned because the network holds its cap of learned entries (or the table
+     * is full). The frame itself is still delivered; a rising count means a MAC flood or a cap to raise.
+     */
+    learnRefused: number;
   };
   drops: Record<DropReason, number>;
 }
@@ -85,7 +91,7 @@ export interface DropEvent {
 export const dropChannel = channel('overlay.dataplane.drop');
 
 export class Counters {
-  readonly c = new Float64Array(10);
+  readonly c = new Float64Array(Object.keys(C).length);
   readonly drops = new Float64Array(DROP_REASONS.length);
 
   /** Count `count` drops for `reason` (an index from `Drop`). */
@@ -100,7 +106,7 @@ export class Counters {
     DROP_REASONS.forEach((r, i) => (drops[r] = this.drops[i]));
     return {
       inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent] },
-      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned] },
+      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned], learnRefused: c[C.learnRefused] },
       drops,
     };
   }

@@ -67,6 +67,27 @@ describe('FDB learning and ageing', () => {
     expect(a.dp.fdb(VNI)).toEqual([]);
   });
 
+  it('caps learned MACs per network: the rest are delivered but counted as learnRefused, never stored', async () => {
+    const net = createTestnet();
+    const a = node(net, 1, { learning: true, unknownUnicast: 'drop' });
+    const b = node(net, 2);
+    b.dp.addFloodVtep(VNI, { address: U(1) });
+    const cap = 65_536;
+    const total = cap + 5;
+    const mac = (i: number) => `02:01:${((i >>> 24) & 0xff).toString(16).padStart(2, '0')}:${((i >>> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >>> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+    for (let i = 0; i < total; i += 64) {
+      const batch = [];
+      for (let j = i; j < Math.min(total, i + 64); j++) batch.push(buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: mac(j) }));
+      expect(b.dev.injectBatch(batch)).toBe(batch.length);
+      await net.idle();
+    }
+    const s = a.dp.stats();
+    expect(s.outside.delivered).toBe(total);
+    expect(s.outside.learned).toBe(cap);
+    expect(s.outside.learnRefused).toBe(total - cap);
+    expect(a.dp.fdb(VNI)).toHaveLength(cap);
+  }, 60_000);
+
   it('moves a learned MAC to its new VTEP, but never overrides a static entry', async () => {
     const net = createTestnet();
     const a = node(net, 1, { learning: true });
