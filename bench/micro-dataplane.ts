@@ -13,8 +13,8 @@
  */
 import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { BufferPool, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type FrameDevice, type Transport } from '@overlay/dataplane';
-import { buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
+import { BufferPool, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type Transport } from '@overlay/dataplane';
+import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
 import { median } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -22,16 +22,13 @@ const BATCH = 64;
 
 // ---------------------------------------------------------------- pipeline harness
 /** A device the bench drives: `push(n)` hands n frames from a template to the dataplane. */
-class BenchDevice implements FrameDevice {
-  readonly name = 'bench0';
-  written = 0;
-  sink: BatchSink = () => {};
-  pool!: BufferPool;
+class BenchDevice extends CountingDevice {
   private readonly batch = new PacketBatch(BATCH);
-  constructor(readonly mtu: number, private readonly template: Uint8Array) {}
-  start(pool: BufferPool, sink: BatchSink): void {
-    this.pool = pool;
-    this.sink = sink;
+  constructor(
+    mtu: number,
+    private readonly template: Uint8Array,
+  ) {
+    super(mtu, 'bench0');
   }
   /**
    * One batch of frames into the dataplane. With `copy` false the frame is not copied: every
@@ -53,11 +50,6 @@ class BenchDevice implements FrameDevice {
     }
     this.sink(b);
   }
-  write(_pool: BufferPool, batch: PacketBatch): number {
-    this.written += batch.count;
-    return batch.count;
-  }
-  async close(): Promise<void> {}
 }
 
 /**
@@ -113,14 +105,7 @@ function oneDirection(frameLen: number, direction: 'inside' | 'outside') {
   for (let s = 0; s < pool.count; s++) pool.fill(pool.acquire(), direction === 'inside' ? frame : datagram);
   for (let s = 0; s < pool.count; s++) pool.release(s);
   const dev = new BenchDevice(9000, frame);
-  let sink: BatchSink = () => {};
-  let sent = 0;
-  const transport: Transport = {
-    localPort: 4789,
-    start: (_p, s) => void (sink = s),
-    send: (_p, b) => ((sent += b.count), b.count),
-    close: async () => {},
-  };
+  const transport = new CountingTransport();
   const dp = createDataplane({ transport, pool, batchSize: BATCH, networks: [{ vni: 4242, device: dev }] });
   dp.setFdb(4242, dst, { address: '198.18.0.2' });
   dp.start();
@@ -135,10 +120,10 @@ function oneDirection(frameLen: number, direction: 'inside' | 'outside') {
       pool.port[slot] = 4789;
       rx.slots[rx.count++] = slot;
     }
-    sink(rx);
+    transport.sink(rx);
   };
   const run = direction === 'inside' ? () => dev.push(BATCH, false) : receive;
-  return { run, dp, sent: () => sent };
+  return { run, dp, sent: () => transport.sent };
 }
 
 function pipeline(frameLen: number, learning = true, frame?: Uint8Array, floodVteps = 0) {

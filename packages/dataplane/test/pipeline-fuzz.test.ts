@@ -1,38 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BufferPool, DROP_REASONS, PacketBatch, createDataplane, encodeVxlan, type BatchSink, type FrameDevice, type Transport } from '@overlay/dataplane';
-import { buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
-
-/** Synchronous doubles so thousands of random batches run fast, without timers. */
-class SyncDevice implements FrameDevice {
-  readonly name = 'fuzz0';
-  sink: BatchSink = () => {};
-  pool!: BufferPool;
-  written = 0;
-  constructor(readonly mtu: number) {}
-  start(pool: BufferPool, sink: BatchSink): void {
-    this.pool = pool;
-    this.sink = sink;
-  }
-  write(_p: BufferPool, b: PacketBatch): number {
-    this.written += b.count;
-    return b.count;
-  }
-  async close(): Promise<void> {}
-}
-class SyncTransport implements Transport {
-  readonly localPort = 4789;
-  sink: BatchSink = () => {};
-  sent = 0;
-  start(_p: BufferPool, sink: BatchSink): void {
-    this.sink = sink;
-  }
-  send(_p: BufferPool, b: PacketBatch): number {
-    this.sent += b.count;
-    return b.count;
-  }
-  async close(): Promise<void> {}
-}
+import { BufferPool, DROP_REASONS, PacketBatch, createDataplane, encodeVxlan, type BatchSink } from '@overlay/dataplane';
+// Synchronous doubles, so thousands of random batches run fast, without timers.
+import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
 
 function hand(pool: BufferPool, sink: BatchSink, items: Uint8Array[], from?: boolean): number {
   const b = new PacketBatch(items.length || 1);
@@ -85,8 +55,8 @@ describe('pipeline on arbitrary input', () => {
         // One dataplane per direction so every drop reason is attributable.
         const mk = () => {
           const pool = new BufferPool({ count: 128, frameCapacity: 1600 });
-          const dev = new SyncDevice(1000);
-          const t = new SyncTransport();
+          const dev = new CountingDevice(1000);
+          const t = new CountingTransport();
           let now = 0;
           const dp = createDataplane({ transport: t, pool, batchSize: 16, now: () => (now += 700), networks: [{ vni: VNI, device: dev, learning, ageingMs: 1000, unknownUnicast: learning ? 'drop' : 'flood' }] });
           dp.setFdb(VNI, '02:00:00:00:00:02', { address: '198.18.0.2' });

@@ -14,3 +14,4 @@ export { createMemoryDevice, MemoryDevice, type MemoryDeviceOptions } from './me
 export { encodePcap, buildUdpFrame, pcapFromWire, LINKTYPE_ETHERNET, type PcapRecord, type UdpFrameOptions } from './pcap.js';
 export { seededRandom } from './rng.js';
 export { buildFrame, buildArpRequest, buildNeighborSolicitation, type FrameOptions } from './frames.js';
+export { CountingDevice, CountingTransport } from './counting.js';
