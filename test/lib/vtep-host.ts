@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BufferPool, createDataplane, type Dataplane, type Transport } from '@overlay/dataplane';
-import { createSecureTransport, WireGuardDevice } from '@overlay/crypto';
+import { createSecureTransport, SECURE_TRANSPORT_OVERHEAD, WireGuardDevice } from '@overlay/crypto';
 import { linkMtu, TapDevice, UdpTransport, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from '@overlay/native';
 
 export interface HostNetworkConfig {
@@ -98,8 +98,7 @@ function main(): void {
   }
   const dp: Dataplane = createDataplane({ transport, pool, batchSize });
   const underlayMtu = linkMtu(cfg.underlayDevice ?? 'ul0');
-  // WireGuard transport data adds a 16-byte header and a 16-byte tag (no padding in overlay mode).
-  const overhead = (udp.family === 6 && cfg.address !== '::' ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4) + (wg ? 32 : 0);
+  const overhead = (udp.family === 6 && cfg.address !== '::' ? VXLAN_OVERHEAD_IPV6 : VXLAN_OVERHEAD_IPV4) + (wg ? SECURE_TRANSPORT_OVERHEAD : 0);
   const taps: TapDevice[] = [];
   const info: Array<{ vni: number; tap: string; mac: string; mtu: number }> = [];
   for (const n of cfg.networks) {

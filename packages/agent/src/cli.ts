@@ -83,15 +83,17 @@ async function openDataplane(cfg: AgentConfig) {
   const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort, gro: true });
   let transport: import('@overlay/dataplane').Transport = udp;
   let wg: import('@overlay/crypto').WireGuardDevice | undefined;
+  let tunnelOverhead = 0;
   if (cfg.wireguard) {
     const c = await import('@overlay/crypto');
     wg = new c.WireGuardDevice({ privateKey: cfg.wireguard.privateKey, mode: 'overlay' });
+    tunnelOverhead = c.SECURE_TRANSPORT_OVERHEAD;
     transport = c.createSecureTransport({ inner: udp, device: wg });
   }
   const dp = createDataplane({ transport });
   // Overlay MTU: the underlay link's MTU less VXLAN's outer headers and, with encryption, the
   // WireGuard header and tag, so no encapsulated frame exceeds the underlay (we never fragment).
-  const overhead = (cfg.vtep.includes(':') ? native.VXLAN_OVERHEAD_IPV6 : native.VXLAN_OVERHEAD_IPV4) + (wg ? 32 : 0);
+  const overhead = (cfg.vtep.includes(':') ? native.VXLAN_OVERHEAD_IPV6 : native.VXLAN_OVERHEAD_IPV4) + tunnelOverhead;
   const mtu = underlayMtu(cfg.vtep, native.linkMtu) - overhead;
   for (const n of cfg.networks) {
     if (!n.device) continue;

@@ -1,7 +1,7 @@
 export { WireGuardDevice } from './device.js';
 export type { WireGuardDeviceOptions, PeerConfig, PeerStatus, DeviceStats, PeerEvent, PeerDownEvent, DropReason } from './device.js';
 export type { Endpoint } from './peer.js';
-export { createSecureTransport } from './secure-transport.js';
+export { createSecureTransport, SECURE_TRANSPORT_OVERHEAD } from './secure-transport.js';
 export type { SecureTransportOptions } from './secure-transport.js';
 export { createTunnel } from './tunnel.js';
 export type { Tunnel, TunnelOptions } from './tunnel.js';

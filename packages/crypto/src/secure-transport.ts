@@ -7,6 +7,14 @@
  */
 import { InvalidConfigError, PacketBatch, type BatchSink, type BufferPool, type Transport } from '@overlay/dataplane';
 import type { WireGuardDevice } from './device.js';
+import { DATA_HEADER_LEN } from './messages.js';
+import { TAG_LEN } from './primitives.js';
+
+/**
+ * Bytes the secure transport adds to every datagram: the 16-byte transport-data header and the
+ * 16-byte tag (overlay mode does not pad). Lower the overlay MTU by this much.
+ */
+export const SECURE_TRANSPORT_OVERHEAD = DATA_HEADER_LEN + TAG_LEN;
 
 export interface SecureTransportOptions {
   inner: Transport;
