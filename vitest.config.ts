@@ -11,6 +11,8 @@ export default defineConfig({
       { find: /^@overlay\/dataplane$/, replacement: src('./packages/dataplane/src/index.ts') },
       { find: /^@overlay\/crypto$/, replacement: src('./packages/crypto/src/index.ts') },
       { find: /^@overlay\/native$/, replacement: src('./packages/native/src/index.ts') },
+      { find: /^@overlay\/host$/, replacement: src('./packages/host/src/index.ts') },
+      { find: /^@overlay\/services$/, replacement: src('./packages/services/src/index.ts') },
       { find: /^@overlay\/agent$/, replacement: src('./packages/agent/src/index.ts') },
     ],
   },

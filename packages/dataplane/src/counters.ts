@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import { CounterSet, type CountEvent } from './reasons.js';
 import type { BufferPool, PacketBatch } from './pool.js';
 
 /**
@@ -75,12 +76,34 @@ export interface DataplaneStats {
   drops: Record<DropReason, number>;
 }
 
-/** What `dropChannel` publishes: one event per drop site hit (count > 1 for batch refusals). */
-export interface DropEvent {
+/** What `dropChannel` publishes: one event per drop site hit (count > 1 for batch refusals); scope is the VNI, -1 when not known. */
+export interface DropEvent extends CountEvent {
   reason: DropReason;
-  /** The network concerned, or -1 when not known (e.g. a datagram too short for a VNI). */
-  vni: number;
-  count: number;
+}
+
+/**
+ * The dataplane's counters, in the discipline of every package (reasons.ts): packet counters in
+ * `c` (indexed by `C`), drops in a `CounterSet` over `DROP_REASONS` that publishes each drop on the
+ * `node:diagnostics_channel` channel 'overlay.dataplane.drop' (`dropChannel`) with the VNI as scope.
+ */
+export class Counters {
+  readonly c = new Float64Array(Object.keys(C).length);
+  readonly dropSet = new CounterSet(DROP_REASONS, 'overlay.dataplane.drop');
+  readonly drops = this.dropSet.values;
+
+  /** Count `count` drops for `reason` (an index from `Drop`). */
+  drop(reason: number, vni: number, count = 1): void {
+    this.dropSet.add(reason, count, vni);
+  }
+
+  snapshot(): DataplaneStats {
+    const c = this.c;
+    return {
+      inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent] },
+      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned], learnRefused: c[C.learnRefused] },
+      drops: this.dropSet.snapshot(),
+    };
+  }
 }
 
 /**
@@ -89,28 +112,6 @@ export interface DropEvent {
  * publishing allocates the event, so subscribe only to investigate.
  */
 export const dropChannel = channel('overlay.dataplane.drop');
-
-export class Counters {
-  readonly c = new Float64Array(Object.keys(C).length);
-  readonly drops = new Float64Array(DROP_REASONS.length);
-
-  /** Count `count` drops for `reason` (an index from `Drop`). */
-  drop(reason: number, vni: number, count = 1): void {
-    this.drops[reason] += count;
-    if (dropChannel.hasSubscribers) dropChannel.publish({ reason: DROP_REASONS[reason], vni, count } satisfies DropEvent);
-  }
-
-  snapshot(): DataplaneStats {
-    const c = this.c;
-    const drops = {} as Record<DropReason, number>;
-    DROP_REASONS.forEach((r, i) => (drops[r] = this.drops[i]));
-    return {
-      inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent] },
-      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned], learnRefused: c[C.learnRefused] },
-      drops,
-    };
-  }
-}
 
 /**
  * After handing the `n` slots of `batch` to a device's write or a transport's send (`n` read

@@ -7,3 +7,4 @@ export type { NetworkOptions } from './network.js';
 export type { Vtep } from './vtep.js';
 export { DROP_REASONS, dropChannel, type DataplaneStats, type DropEvent, type DropReason } from './counters.js';
 export { PairTable } from './table.js';
+export { CounterSet, type CountEvent } from './reasons.js';

@@ -398,8 +398,8 @@ describe('drops are counted by reason', () => {
     }
     a.dev.inject(buildFrame({ dst: M(2), src: M(1) }));
     expect(events).toEqual([
-      { reason: 'frame_too_big', vni: VNI, count: 1 },
-      { reason: 'no_flood_vtep', vni: VNI, count: 1 },
+      { reason: 'frame_too_big', scope: VNI, count: 1 },
+      { reason: 'no_flood_vtep', scope: VNI, count: 1 },
     ]);
     expect(a.dp.stats().drops).toMatchObject({ frame_too_big: 2, no_flood_vtep: 2 });
   });
