@@ -1,6 +1,6 @@
-import { parseIpAddress } from './codec/address.js';
+import { toIpBytes, type IpInput } from './codec/address.js';
 import { readI32 } from './codec/bytes.js';
-import { formatMac, macHi, macJoin, macLo, parseMac } from './codec/mac.js';
+import { describeBytes, formatMac, macHi, macJoin, macLo, toMac, type MacInput } from './codec/mac.js';
 import { Core } from './core.js';
 import type { DataplaneStats } from './counters.js';
 import { ClosedError, DuplicateNetworkError, InvalidAddressError, InvalidConfigError, UnknownNetworkError } from './errors.js';
@@ -47,15 +47,18 @@ export interface Dataplane {
   addNetwork(o: NetworkOptions): void;
   /** Detach a network: its FDB, neighbours and flood list are dropped and its device closed. */
   removeNetwork(vni: number): void;
-  /** Static FDB entry (replaces a learned one). mac 'aa:bb:cc:dd:ee:ff'. */
-  setFdb(vni: number, mac: string, vtep: Vtep): void;
-  deleteFdb(vni: number, mac: string): void;
+  /**
+   * Static FDB entry (replaces a learned one). `mac` as text 'aa:bb:cc:dd:ee:ff', a 48-bit
+   * number, or 6 bytes; a group (multicast) MAC is refused.
+   */
+  setFdb(vni: number, mac: MacInput, vtep: Vtep): void;
+  deleteFdb(vni: number, mac: MacInput): void;
   /**
    * Suppression entry: ARP requests (IPv4) or neighbour solicitations (IPv6) for `ip` are
-   * answered locally with `mac`.
+   * answered locally with `mac`. `ip` as text or 4/16 bytes (the family follows the length).
    */
-  setNeighbour(vni: number, ip: string, mac: string): void;
-  deleteNeighbour(vni: number, ip: string): void;
+  setNeighbour(vni: number, ip: IpInput, mac: MacInput): void;
+  deleteNeighbour(vni: number, ip: IpInput): void;
   /** Add a VTEP to the network's head-end replication list (idempotent). */
   addFloodVtep(vni: number, vtep: Vtep): void;
   removeFloodVtep(vni: number, vtep: Vtep): void;
@@ -126,11 +129,11 @@ class DataplaneImpl implements Dataplane {
     void net.device.close().catch(() => {});
   }
 
-  setFdb(vni: number, mac: string, vtep: Vtep): void {
+  setFdb(vni: number, mac: MacInput, vtep: Vtep): void {
     this.open();
     const net = this.net(vni);
-    const m = parseMac(mac);
-    if (m % 2 ** 41 >= 2 ** 40) throw new InvalidAddressError('unicast MAC address (group bit set)', mac);
+    const m = toMac(mac);
+    if (m % 2 ** 41 >= 2 ** 40) throw new InvalidAddressError('unicast MAC address (group bit set)', typeof mac === 'string' ? mac : mac instanceof Uint8Array ? describeBytes(mac) : formatMac(m));
     const v = this.core.vteps.intern(vtep);
     const i = net.fdb.insert(macHi(m), macLo(m));
     if (i < 0) {
@@ -143,19 +146,19 @@ class DataplaneImpl implements Dataplane {
     net.fdb.flags[i] = FDB_STATIC;
   }
 
-  deleteFdb(vni: number, mac: string): void {
+  deleteFdb(vni: number, mac: MacInput): void {
     this.open();
     const net = this.net(vni);
-    const m = parseMac(mac);
+    const m = toMac(mac);
     const i = net.fdb.find(macHi(m), macLo(m));
     if (i >= 0) net.removeFdbAt(i, this.core.vteps);
   }
 
-  setNeighbour(vni: number, ip: string, mac: string): void {
+  setNeighbour(vni: number, ip: IpInput, mac: MacInput): void {
     this.open();
     const net = this.net(vni);
-    const addr = parseIpAddress(ip);
-    const m = parseMac(mac);
+    const addr = toIpBytes(ip);
+    const m = toMac(mac);
     if (addr.family === 6) {
       if (!net.neighbours6.set(addr, macHi(m), macLo(m))) throw new InvalidConfigError('neighbours', `network ${vni} IPv6 neighbour table is full`);
       return;
@@ -166,10 +169,10 @@ class DataplaneImpl implements Dataplane {
     net.neighbours.vb[i] = macLo(m);
   }
 
-  deleteNeighbour(vni: number, ip: string): void {
+  deleteNeighbour(vni: number, ip: IpInput): void {
     this.open();
     const net = this.net(vni);
-    const addr = parseIpAddress(ip);
+    const addr = toIpBytes(ip);
     if (addr.family === 6) net.neighbours6.delete(addr);
     else net.neighbours.remove(0, readI32(addr.bytes, 0));
   }

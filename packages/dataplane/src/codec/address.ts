@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidAddressError } from '../errors.js';
+import { describeBytes } from './mac.js';
 
 /** An IP address in binary: 4 or 16 bytes. Control-plane type; the hot path uses pool.addr. */
 export interface IpBytes {
@@ -54,6 +55,22 @@ export function parseIpAddress(text: string): IpBytes {
     bytes[2 * i + 1] = all[i] & 255;
   }
   return { family: 6, bytes };
+}
+
+/** An IP address as the control API takes it: text, or 4 (IPv4) or 16 (IPv6) bytes in network order. */
+export type IpInput = string | Uint8Array;
+
+/**
+ * An IP address in any control-API form as IpBytes. Bytes are copied (the caller may reuse its
+ * buffer); any length other than 4 or 16 throws InvalidAddressError, as does malformed text.
+ */
+export function toIpBytes(ip: IpInput): IpBytes {
+  if (ip instanceof Uint8Array) {
+    if (ip.length === 4) return { family: 4, bytes: Uint8Array.from(ip) };
+    if (ip.length === 16) return { family: 6, bytes: Uint8Array.from(ip) };
+    throw new InvalidAddressError('IP address (4 or 16 bytes)', describeBytes(ip));
+  }
+  return parseIpAddress(ip);
 }
 
 /** Format 4 or 16 bytes at buf[off] as an address (IPv6 compressed per RFC 5952). */

@@ -19,6 +19,32 @@ export function parseMac(text: string): number {
   return n;
 }
 
+/** A MAC as the control API takes it: text, a 48-bit number (as `parseMac` returns), or 6 bytes. */
+export type MacInput = string | number | Uint8Array;
+
+/**
+ * A MAC in any control-API form as a 48-bit number. A number must be an integer in 0..2^48-1, a
+ * byte array exactly 6 bytes long (read, not kept). Throws InvalidAddressError.
+ */
+export function toMac(mac: MacInput): number {
+  if (typeof mac === 'number') {
+    if (Number.isInteger(mac) && mac >= 0 && mac <= BROADCAST_MAC) return mac;
+    throw new InvalidAddressError('MAC address (48-bit number)', String(mac));
+  }
+  if (mac instanceof Uint8Array) {
+    if (mac.length === 6) return readMac(mac, 0);
+    throw new InvalidAddressError('MAC address (6 bytes)', describeBytes(mac));
+  }
+  return parseMac(mac);
+}
+
+/** Bytes for an error message: length and hex, e.g. 'Uint8Array(5) 0a0b0c0d0e'. */
+export function describeBytes(b: Uint8Array): string {
+  let hex = '';
+  for (let i = 0; i < b.length && i < 24; i++) hex += b[i].toString(16).padStart(2, '0');
+  return `Uint8Array(${b.length}) ${hex}`;
+}
+
 /** Format a 48-bit number as lowercase 'aa:bb:cc:dd:ee:ff'. */
 export function formatMac(mac: number): string {
   const parts: string[] = [];
