@@ -7,4 +7,4 @@ export { TapDevice, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6, VNET_HDR_LEN, type
 export { UdpTransport, type UdpOptions } from './udp.js';
 export { NativeError, NativeAddonMissingError, UnsupportedPlatformError } from './errors.js';
 export { IoCounters, COUNTER_NAMES, type CounterName, type IoCounterSnapshot } from './counters.js';
-export { linkMtu, setLinkMtu } from './link.js';
+export { linkMtu, setLinkMtu, overlayMtu, linkFamily } from './link.js';

@@ -6,11 +6,9 @@ import { TcpCoalescer } from './gro.js';
 import { VNET_HDR_LEN } from './headers.js';
 import { TcpSegmenter } from './tso.js';
 import { NativeIo } from './native-io.js';
+import { linkFamily, overlayMtu, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from './link.js';
 
-/** VXLAN over IPv4 costs 50 bytes of underlay MTU: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD_IPV4 = 50;
-/** The same over IPv6: outer IPv6 is 40 bytes. */
-export const VXLAN_OVERHEAD_IPV6 = 70;
+export { VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 };
 /** virtio-net header length used with `vnetHdr` (it sits in the pool headroom). */
 export { VNET_HDR_LEN };
 
@@ -20,12 +18,20 @@ export interface TapOptions {
   /** 'tap' for Ethernet frames (default), 'tun' for IP packets. */
   mode?: 'tap' | 'tun';
   /**
-   * Link MTU to set. Default: MTU of `underlay` minus the VXLAN overhead (50), or leave the
-   * link's MTU unchanged when no underlay is named.
+   * Link MTU to set. Default: the overlay MTU rule (`overlayMtu`) applied to `underlay`: its MTU
+   * less 50 over IPv4, 70 over IPv6, less `tunnelOverhead`; or leave the link's MTU unchanged
+   * when no underlay is named.
    */
   mtu?: number;
   /** Underlay interface whose MTU gives the default overlay MTU. */
   underlay?: string;
+  /**
+   * Family of the VXLAN underlay on `underlay`. Default: 6 if that link carries a global IPv6
+   * address (the larger overhead never overflows), else 4.
+   */
+  underlayFamily?: 4 | 6;
+  /** Bytes an encrypting transport adds to each datagram (SECURE_TRANSPORT_OVERHEAD). Default 0. */
+  tunnelOverhead?: number;
   /** IFF_VNET_HDR: a 12-byte virtio-net header precedes each frame (kept in the headroom; zero on write). */
   vnetHdr?: boolean;
   /**
@@ -102,6 +108,7 @@ export class TapDevice extends NativeIo implements FrameDevice {
     if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65521)) {
       throw new InvalidConfigError('mtu', `must be an integer in 68..65521, got ${o.mtu}`);
     }
+    if (o.underlayFamily !== undefined && o.underlayFamily !== 4 && o.underlayFamily !== 6) throw new InvalidConfigError('underlayFamily', `must be 4 or 6, got ${String(o.underlayFamily)}`);
     const n = native();
     if ((o.gro || o.tso) && o.mode === 'tun') throw new InvalidConfigError(o.gro ? 'gro' : 'tso', 'needs Ethernet frames (mode tap)');
     const vnet = !!(o.vnetHdr || o.gro || o.tso);
@@ -112,7 +119,7 @@ export class TapDevice extends NativeIo implements FrameDevice {
     const handle = n.create(fd, KIND_TAP, 0, vnet ? 1 : 0, batch, 0, counters.values);
     try {
       let mtu = o.mtu;
-      if (mtu === undefined && o.underlay !== undefined) mtu = n.linkMtu(o.underlay) - VXLAN_OVERHEAD_IPV4;
+      if (mtu === undefined && o.underlay !== undefined) mtu = overlayMtu(n.linkMtu(o.underlay), o.underlayFamily ?? linkFamily(o.underlay), o.tunnelOverhead ?? 0);
       if (mtu !== undefined || o.txQueueLen !== undefined || o.up !== false) n.linkSet(name, mtu ?? 0, o.txQueueLen ?? 0, o.up === false ? 0 : 1);
       return new TapDevice(name, handle, counters, o, n.linkMtu(name));
     } catch (err) {

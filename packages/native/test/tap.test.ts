@@ -89,3 +89,39 @@ describe('TapDevice against the kernel', () => {
     expect(r.linksAfter).toBe(0);
   });
 });
+
+// The overlay MTU rule over an IPv6 underlay: VXLAN in IPv6 costs 70 bytes, not 50, and an
+// encrypting transport costs its own overhead on top. Run in a namespace whose `ul0` carries
+// 2001:db8::1/64 beside 198.18.0.1/16.
+describe('TapDevice MTU from an IPv6 underlay', () => {
+  let tb: Testbed;
+  let r: Record<string, number>;
+  beforeAll(async () => {
+    tb = await createTestbed({ hosts: 1, ipv6: true, prefix: 'ntap6' });
+    const src = new URL('../src/index.ts', import.meta.url).href;
+    const code = [
+      `const { TapDevice } = await import(${JSON.stringify(src)});`,
+      `const auto = TapDevice.open({ name: 'mt0', underlay: 'ul0', up: false });`,
+      `const v4 = TapDevice.open({ name: 'mt1', underlay: 'ul0', underlayFamily: 4, up: false });`,
+      `const wg6 = TapDevice.open({ name: 'mt2', underlay: 'ul0', underlayFamily: 6, tunnelOverhead: 32, up: false });`,
+      `console.log('RESULT ' + JSON.stringify({ auto: auto.mtu, v4: v4.mtu, wg6: wg6.mtu }));`,
+      `for (const t of [auto, v4, wg6]) await t.close();`,
+    ].join('\n');
+    const out = await tb.hosts[0].run(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
+    const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    if (!line) throw new Error(`script failed (${out.code}): ${out.stderr}`);
+    r = JSON.parse(line.slice(7));
+  });
+  afterAll(async () => {
+    await tb?.destroy();
+  });
+
+  it('takes 70 bytes when the underlay link carries IPv6 and no family is named', () => {
+    expect(r.auto).toBe(1430);
+  });
+
+  it('takes 50 when told the underlay is IPv4, and the tunnel overhead on top over IPv6', () => {
+    expect(r.v4).toBe(1450);
+    expect(r.wg6).toBe(1500 - 70 - 32);
+  });
+});
