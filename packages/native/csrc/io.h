@@ -44,6 +44,11 @@ enum {
   OVL_TX_GSO_FALLBACKS,  /* UDP GSO refused by the route: turned off for the socket */
   OVL_RX_GRO_MESSAGES,   /* UDP GRO: received messages that carried more than one datagram */
   OVL_RX_GRO_DATAGRAMS,  /* ... and how many datagrams they carried */
+  /* OVL_TX_ERRORS by errno class (each error counts in the total and in one class): */
+  OVL_TX_ERR_NO_ROUTE,   /* ENETUNREACH, EHOSTUNREACH, ENETDOWN, EHOSTDOWN, EADDRNOTAVAIL, EINVAL (blackhole route) */
+  OVL_TX_ERR_FILTERED,   /* EPERM, EACCES: a firewall rule or a prohibit route refused it */
+  OVL_TX_ERR_TOO_BIG,    /* EMSGSIZE */
+  OVL_TX_ERR_OTHER,      /* any other errno, and slots or groups the caller described wrongly */
   OVL_COUNTERS
 };
 
@@ -116,7 +121,13 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
  */
 int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                       const int32_t *groups, int ngroups, int wait_ms, double *ctr, const char **syscall);
-/* *gso: group runs to one destination into UDP_SEGMENT messages; cleared if the route refuses. */
+/*
+ * *gso: group runs to one destination into UDP_SEGMENT messages; cleared if the route refuses.
+ * A message the kernel refuses for its destination (no route, a firewall drop, too big) or a slot
+ * described wrongly is counted (txErrors and its class) and skipped: the messages after it still
+ * go. Only a full queue that stays full past wait_ms gives up on the rest. Returns how many
+ * datagrams went out (not necessarily a prefix of slots).
+ */
 int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                  int wait_ms, double *ctr, const char **syscall);
 

@@ -305,6 +305,31 @@ static int slot_valid(const struct ovl_pool *p, int32_t slot, int headroom_neede
          (size_t)(base + p->stride) <= p->data_len;
 }
 
+/* One send or write error: the total and its errno class (e == 0: the caller's slot or group
+   description was wrong). */
+static void count_tx_error(double *ctr, int e) {
+  ctr[OVL_TX_ERRORS]++;
+  switch (e) {
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+    case EHOSTDOWN:
+    case EADDRNOTAVAIL:
+    case EINVAL:
+      ctr[OVL_TX_ERR_NO_ROUTE]++;
+      break;
+    case EPERM:
+    case EACCES:
+      ctr[OVL_TX_ERR_FILTERED]++;
+      break;
+    case EMSGSIZE:
+      ctr[OVL_TX_ERR_TOO_BIG]++;
+      break;
+    default:
+      ctr[OVL_TX_ERR_OTHER]++;
+  }
+}
+
 static int transient(int e) {
   return e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ENOBUFS || e == ENOMEM || e == ECONNREFUSED;
 }
@@ -613,7 +638,7 @@ static int tap_write_frames(int fd, int hdr, const struct ovl_pool *p, const int
   while (sent < n) {
     int32_t slot = slots[sent];
     if (!slot_valid(p, slot, hdr)) {
-      ctr[OVL_TX_ERRORS]++;
+      count_tx_error(ctr, 0);
       break;
     }
     uint8_t *src = p->data + p->off[slot] - hdr;
@@ -630,7 +655,7 @@ static int tap_write_frames(int fd, int hdr, const struct ovl_pool *p, const int
         if (wait_writable(fd, *deadline)) continue;
         break;
       }
-      ctr[OVL_TX_ERRORS]++;
+      count_tx_error(ctr, e);
       *syscall = "write";
       break;
     }
@@ -657,7 +682,7 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
     int k = groups[2 * g], hdr = groups[2 * g + 1];
     /* hdr is counted from each slot's offset: negative would gather bytes before the slot. */
     if (k < 1 || done + k > n || (unsigned)k > b->max || hdr < 0) {
-      ctr[OVL_TX_ERRORS]++;
+      count_tx_error(ctr, 0);
       break;
     }
     if (k == 1) {
@@ -680,7 +705,7 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
       total += j == 0 ? (size_t)p->len[s] : (size_t)(p->len[s] - hdr);
     }
     if (!ok) {
-      ctr[OVL_TX_ERRORS]++;
+      count_tx_error(ctr, 0);
       break;
     }
     ssize_t r;
@@ -695,7 +720,7 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
         if (!deadline) deadline = now_ms() + wait_ms;
         if (wait_writable(fd, deadline)) continue;
       } else {
-        ctr[OVL_TX_ERRORS]++;
+        count_tx_error(ctr, e);
         *syscall = "writev";
       }
       break;
@@ -740,18 +765,22 @@ static int same_dest(const struct ovl_pool *p, int32_t x, int32_t y) {
 int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots,
                  int n, int wait_ms, double *ctr, const char **syscall) {
   int64_t deadline = 0;
-  int sent = 0;
+  int sent = 0; /* datagrams that went out */
+  int pos = 0;  /* slots settled: sent, or counted as an error and skipped */
   int stop = 0;
-  while (sent < n && !stop) {
-    unsigned chunk = (unsigned)(n - sent) < b->max ? (unsigned)(n - sent) : b->max;
+  while (pos < n && !stop) {
+    unsigned chunk = (unsigned)(n - pos) < b->max ? (unsigned)(n - pos) : b->max;
     unsigned i = 0, m = 0; /* slots placed, messages built */
     while (i < chunk) {
-      int32_t slot = slots[sent + i];
+      int32_t slot = slots[pos + i];
       if (!slot_valid(p, slot, 0) || (p->family[slot] != 4 && p->family[slot] != 6) ||
           (family == 4 && p->family[slot] != 4)) {
-        ctr[OVL_TX_ERRORS]++;
-        stop = 1;
-        break;
+        /* Send what is built first; a bad slot at the front of a chunk is counted and skipped. */
+        if (m > 0) break;
+        count_tx_error(ctr, 0);
+        pos++;
+        chunk--;
+        continue;
       }
       socklen_t sl = dest_addr(family, p, slot, &b->addrs[m]);
       size_t seg = (size_t)p->len[slot], total = seg;
@@ -761,7 +790,7 @@ int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct
       /* UDP GSO: a run of datagrams to one VTEP, all `seg` long but the last (which may be
          shorter), leaves as one message the kernel cuts up late (UDP_SEGMENT). */
       while (*gso && seg > 0 && i + cnt < chunk && cnt < OVL_GSO_MAX_SEGMENTS) {
-        int32_t s2 = slots[sent + i + cnt];
+        int32_t s2 = slots[pos + i + cnt];
         if (!slot_valid(p, s2, 0) || !same_dest(p, slot, s2) || (size_t)p->len[s2] > seg || p->len[s2] == 0 ||
             total + (size_t)p->len[s2] > OVL_GSO_MAX_BYTES)
           break;
@@ -796,6 +825,7 @@ int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct
       i += cnt;
       m++;
     }
+    /* Messages [done, m) are unsettled; pos is the first slot of message `done`. */
     unsigned done = 0;
     while (done < m) {
       int r = sendmmsg(fd, b->msgs + done, m - done, MSG_DONTWAIT);
@@ -807,23 +837,30 @@ int ovl_udp_send(int fd, int family, int *gso, struct ovl_batch *b, const struct
           ctr[OVL_TX_EAGAIN]++;
           if (!deadline) deadline = now_ms() + wait_ms;
           if (wait_writable(fd, deadline)) continue;
-        } else if (*gso && (e == EIO || e == EINVAL) && b->spare[done] > 1) {
-          /* The route cannot take UDP GSO (e.g. no checksum offload): stop using it and send
-             the rest of this batch again datagram by datagram. */
+          /* Still full: give up on the rest of the batch (counted as unsent). */
+          stop = 1;
+          break;
+        }
+        if (*gso && (e == EIO || e == EINVAL) && b->spare[done] > 1) {
+          /* The route cannot take UDP GSO (e.g. no checksum offload): stop using it and build
+             the rest of this batch again datagram by datagram, from message `done`. */
           *gso = 0;
           ctr[OVL_TX_GSO_FALLBACKS]++;
           break;
-        } else {
-          ctr[OVL_TX_ERRORS]++;
-          *syscall = "sendmmsg";
         }
-        stop = 1;
-        break;
+        /* This message's destination failed (no route, firewall, too big): count it, skip it,
+           and go on with the next one. The kernel sent nothing of it. */
+        count_tx_error(ctr, e);
+        *syscall = "sendmmsg";
+        pos += b->spare[done];
+        done++;
+        continue;
       }
       for (int j = 0; j < r; j++) {
         ctr[OVL_TX_PACKETS] += b->spare[done + j];
         ctr[OVL_TX_BYTES] += b->msgs[done + j].msg_len;
         sent += b->spare[done + j];
+        pos += b->spare[done + j];
       }
       done += (unsigned)r;
     }

@@ -25,6 +25,7 @@ class Receiver {
     batchSize: number,
     private readonly onError: (err: NativeError) => void,
     private readonly syscall: string,
+    private readonly counters: IoCounters,
   ) {
     this.rxSlots = new Int32Array(batchSize);
     this.batch = new PacketBatch(batchSize);
@@ -46,6 +47,7 @@ class Receiver {
   }
 
   private deliver(n: number): void {
+    this.counters.flush();
     if (n < 0) {
       this.onError(native().errnoError(-n, this.syscall));
       return;
@@ -107,22 +109,30 @@ export abstract class NativeIo {
     const h = this.live();
     if (this.receiver) throw new InvalidConfigError('start', 'already started');
     this.usePool(h, pool, POOL_RX);
-    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), this.rxSyscall);
+    this.receiver = new Receiver(h, pool, sink, this.batchSize, (err) => this.failed(err), this.rxSyscall, this.counters);
     this.receiver.start();
   }
 
-  /** One native call for the whole batch. Returns how many went out, in order. */
+  /**
+   * One native call for the whole batch. Returns how many went out. A TAP write stops at the
+   * first frame the kernel refuses; a UDP send counts and skips a datagram whose destination
+   * fails (no route, firewall) and sends the rest, so what went out need not be a prefix.
+   */
   protected transmit(pool: BufferPool, batch: PacketBatch): number {
     const h = this.live();
     if (pool !== this.txPool) this.usePool(h, pool, POOL_TX);
-    return native().send(h, batch.slots, batch.count);
+    const sent = native().send(h, batch.slots, batch.count);
+    this.counters.flush();
+    return sent;
   }
 
   /** TAP with a virtio-net header: write coalesced groups (see TcpCoalescer) with one native call. */
   protected transmitGroups(pool: BufferPool, batch: PacketBatch, groups: Int32Array, ngroups: number): number {
     const h = this.live();
     if (pool !== this.txPool) this.usePool(h, pool, POOL_TX);
-    return native().writeGso(h, batch.slots, batch.count, groups, ngroups);
+    const sent = native().writeGso(h, batch.slots, batch.count, groups, ngroups);
+    this.counters.flush();
+    return sent;
   }
 
   /** Stop polling, close the descriptor, return the pre-acquired slots. Idempotent. */

@@ -83,7 +83,12 @@ export class UdpTransport extends NativeIo implements Transport {
     }
   }
 
-  /** sendmmsg in chunks of batchSize, in one native call. Returns how many were sent. */
+  /**
+   * sendmmsg in chunks of batchSize, in one native call. Returns how many were sent. A datagram
+   * the kernel refuses for its destination (no route, a firewall drop, too big) is counted in
+   * txErrors and its class and skipped; the others still go. Only a send queue that stays full
+   * for sendWaitMs gives up on the rest (txEagain, txUnsent).
+   */
   send(pool: BufferPool, batch: PacketBatch): number {
     return this.transmit(pool, batch);
   }
