@@ -38,10 +38,21 @@ export const IDENTIFIER = Buffer.from('WireGuard v1 zx2c4 Jason@zx2c4.com');
 export const LABEL_MAC1 = Buffer.from('mac1----');
 export const LABEL_COOKIE = Buffer.from('cookie--');
 
-/** Protocol constants from the WireGuard paper, section 6.1 (times in ms). */
-export const REKEY_AFTER_MESSAGES = 2 ** 60;
-/** 2^64 - 2^13 - 1; counters beyond 2^53 cannot be represented and are rejected earlier. */
-export const REJECT_AFTER_MESSAGES = 2 ** 64 - 2 ** 13 - 1;
+/**
+ * Message limits. The paper (section 6.1) says rekey after 2^60 messages and reject after
+ * 2^64 − 2^13 − 1, but counters here are JS numbers, exact only up to 2^53 − 1: past it
+ * `sendCounter++` stops changing and a nonce would repeat. So the limits enforced are
+ * min(paper, 2^53 − 1) for rejecting and, to rekey while the session still works, half of that
+ * space for rekeying. Every counter check (sending, the receive-side reject, the replay window)
+ * uses these two.
+ */
+export const SPEC_REKEY_AFTER_MESSAGES = 2n ** 60n;
+export const SPEC_REJECT_AFTER_MESSAGES = 2n ** 64n - 2n ** 13n - 1n;
+/** Counters from this one on are never sent nor accepted: 2^53 − 1. */
+export const REJECT_AFTER_MESSAGES = Math.min(Number.MAX_SAFE_INTEGER, Number(SPEC_REJECT_AFTER_MESSAGES));
+/** The initiator starts a new handshake once a session has sent this many: 2^52. */
+export const REKEY_AFTER_MESSAGES = Math.min(Number(SPEC_REKEY_AFTER_MESSAGES), 2 ** 52);
+/** Protocol times from the WireGuard paper, section 6.1 (ms). */
 export const REKEY_AFTER_TIME = 120_000;
 export const REJECT_AFTER_TIME = 180_000;
 export const REKEY_ATTEMPT_TIME = 90_000;

@@ -3,14 +3,17 @@
  * whole blocks instead of shifting bits. 256 blocks = 8192 bits, of which one block is the
  * slack the RFC needs, so 8160 counters behind the highest are tracked (wireguard-go: 8128).
  *
- * Counters are JS numbers: exact up to 2^53, far beyond what a session can send before
- * REKEY_AFTER_MESSAGES forces a new one in practice; larger counters are rejected.
+ * Counters are JS numbers, exact up to 2^53 − 1: counters from REJECT_AFTER_MESSAGES (that
+ * bound) on are rejected, as the receive path rejects them too.
  */
+import { REJECT_AFTER_MESSAGES } from './messages.js';
+
 const BLOCK_BITS = 32;
 const BLOCKS = 256;
 const BLOCK_MASK = BLOCKS - 1;
 export const REPLAY_WINDOW = (BLOCKS - 1) * BLOCK_BITS;
-const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
+/** The largest counter a window accepts. */
+const MAX_COUNTER = REJECT_AFTER_MESSAGES - 1;
 
 export class ReplayWindow {
   private readonly bitmap = new Uint32Array(BLOCKS);

@@ -394,3 +394,43 @@ describe('cookies and roaming', () => {
     void clock;
   });
 });
+
+describe('message limits', () => {
+  it('enforces limits that are exact JS integers, at most 2^53 − 1, rekeying before rejecting', () => {
+    expect(Number.isSafeInteger(C.REJECT_AFTER_MESSAGES)).toBe(true);
+    expect(Number.isSafeInteger(C.REKEY_AFTER_MESSAGES)).toBe(true);
+    expect(C.REJECT_AFTER_MESSAGES).toBe(2 ** 53 - 1);
+    expect(BigInt(C.REJECT_AFTER_MESSAGES) <= C.SPEC_REJECT_AFTER_MESSAGES).toBe(true);
+    expect(BigInt(C.REKEY_AFTER_MESSAGES) <= C.SPEC_REKEY_AFTER_MESSAGES).toBe(true);
+    expect(C.REKEY_AFTER_MESSAGES).toBeLessThan(C.REJECT_AFTER_MESSAGES);
+  });
+
+  it('never sends two messages with one counter at the end of the exact range: a new session takes over', () => {
+    const { wire, clock, a, b } = pair();
+    a.sendIp('198.19.0.2', Buffer.from('first'));
+    wire.flush();
+    // A new initiation may follow the first only REKEY_TIMEOUT later.
+    clock.advance(C.REKEY_TIMEOUT + 1000, a.dev, b.dev);
+    wire.flush();
+    // Jump the session to the last exact counter (2^53 − 1); sending goes on for three more.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const peer = [...(a.dev as any).e.peersByKey.values()][0];
+    peer.current.sendCounter = 2 ** 53 - 1;
+    const from = wire.log.length;
+    for (const t of ['x1', 'x2', 'x3']) a.sendIp('198.19.0.2', Buffer.from(t));
+    wire.flush();
+    clock.advance(C.REKEY_TIMEOUT + 1000, a.dev, b.dev);
+    wire.flush();
+    const counters = wire.log
+      .slice(from)
+      .filter((d) => d.bytes[0] === 4 && d.bytes.length > 32)
+      .map((d) => d.bytes.readBigUInt64LE(8));
+    expect(counters.length).toBeGreaterThanOrEqual(3);
+    for (const c of counters) expect(c < BigInt(C.REJECT_AFTER_MESSAGES)).toBe(true);
+    // Counters of one session never repeat: (receiver index, counter) pairs are unique.
+    const keys = wire.log.slice(from).filter((d) => d.bytes[0] === 4).map((d) => `${d.bytes.readUInt32LE(4)}/${d.bytes.readBigUInt64LE(8)}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(b.received.map(payloadOf)).toEqual(['first', 'x1', 'x2', 'x3']);
+    expect(a.dev.stats().tx.handshakeInitiations).toBe(2);
+  });
+});
