@@ -32,7 +32,7 @@ export const DROP_REASONS = [
   'unknown_peer', 'replayed_initiation', 'initiation_flood', 'unknown_index', 'unexpected_response', 'bad_cookie',
   'key_expired', 'replay', 'counter_too_large', 'decrypt_failed', 'source_not_allowed', 'malformed_inner', 'no_peer',
   'no_endpoint', 'queue_full', 'pool_exhausted', 'no_room', 'transport_send_failed', 'handshake_timeout', 'device_write_failed',
-  'out_batch_full', 'device_closed',
+  'out_batch_full', 'device_closed', 'rate_table_full',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

@@ -14,6 +14,7 @@ import { consumeInitiation, consumeResponse, createResponse, wipeState } from '.
 import type { BinaryEndpoint, Peer } from './peer.js';
 import { compareTai64n } from './tai64n.js';
 import { Keypair } from './transport-data.js';
+import { RATE_LIMITED, RATE_OK } from './load.js';
 
 /**
  * Processes received datagrams. Takes ownership of every slot in `batch`: transport data that
@@ -202,8 +203,9 @@ function handleHandshake(e: Engine, pool: BufferPool, slot: number, type: number
       e.drops.under_load_cookie_sent++;
       return;
     }
-    if (!e.load.allow(source.addr, now)) {
-      e.drops.rate_limited++;
+    const verdict = e.load.allow(source.addr, now);
+    if (verdict !== RATE_OK) {
+      e.drops[verdict === RATE_LIMITED ? 'rate_limited' : 'rate_table_full']++;
       return;
     }
   }
