@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
-# The benchmarks: `bash bench/run.sh` runs the throughput comparison (root; network namespaces);
-# `bash bench/run.sh micro` runs the benchmark.js micro-benchmarks of the dataplane and crypto.
-# Installs what it needs first.
+# The benchmarks (root; network namespaces). Installs what it needs first: setup.sh's tools plus
+# the comparison peers and profilers below, and runs every peer it installs.
+#
+#   bash bench/run.sh [args]           throughput: veth underlay, kernel VXLAN, our plain and
+#                                      encrypted overlays, wireguard-go, nebula (bench/throughput.ts)
+#   bash bench/run.sh micro [args]     benchmark.js micro-benchmarks of the dataplane and crypto
+#   bash bench/run.sh serf [--save]    kill -9 detection, our agent vs serf (bench/serf-compare.ts)
+#   bash bench/run.sh soak [--minutes N] [--save]   encrypted TCP + gossip churn, RSS over time (bench/soak.ts)
+#   bash bench/run.sh profile [args]   where the agent's time goes (bench/profile-agent.ts, perf)
+#   bash bench/run.sh sim [N] [min]    1 000 simulated agents (bench/sim-agent.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-command -v nebula >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q --no-install-recommends nebula >/dev/null; }
-if [ "${1:-}" = micro ]; then
-  shift
-  for f in bench/micro-*.ts; do node --expose-gc --conditions=source --import tsx "$f" "$@"; done
-else
-  exec node --conditions=source --import tsx bench/throughput.ts "$@"
-fi
+
+# program:Debian package, tools only benchmarks spawn (test/setup-coverage.test.ts reads this).
+bench_tools=(
+  nebula:nebula nebula-cert:nebula
+  perf:linux-perf
+)
+bash scripts/setup.sh "${bench_tools[@]}"
+
+ts() { node --expose-gc --conditions=source --import tsx "$@"; }
+case "${1:-}" in
+  micro)
+    shift
+    for f in bench/micro-*.ts; do ts "$f" "$@"; done
+    ;;
+  serf) shift; ts bench/serf-compare.ts "$@" ;;
+  soak) shift; ts bench/soak.ts "$@" ;;
+  profile) shift; ts bench/profile-agent.ts "$@" ;;
+  sim) shift; ts bench/sim-agent.ts "$@" ;;
+  *) ts bench/throughput.ts --nebula "$@" ;;
+esac
