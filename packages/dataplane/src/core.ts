@@ -24,6 +24,10 @@ export class Core {
   /** Networks with frames in their `out` batch during one outside() call. */
   readonly dirty: Network[] = [];
   dirtyCount = 0;
+  /** > 0 while inside/outside (or a stage's toNetwork) runs: stage hand-backs are flushed at its end. */
+  depth = 0;
+  /** The clock was read for the current batch (inside's forwarding reads it at most once). */
+  clockRead = false;
   /**
    * The clock reading of the current batch, in a typed array so passing it around never
    * boxes a double (a heap allocation) the way a number argument can.

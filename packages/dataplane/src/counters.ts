@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import { InvalidConfigError } from './errors.js';
 import { CounterSet, type CountEvent } from './reasons.js';
 import type { BufferPool, PacketBatch } from './pool.js';
 
@@ -23,6 +24,7 @@ export const DROP_REASONS = [
   'device_write_failed', // the device accepted fewer frames than written
   'transport_send_failed', // the transport accepted fewer datagrams than sent
   'network_removed', // frame from a device whose network was removed
+  'stage_failed', // a stage threw, returned an unknown verdict, or left its frame out of bounds (stage.ts)
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -43,6 +45,10 @@ export const C = {
   delivered: 8,
   learned: 9,
   learnRefused: 10,
+  insideStageReplies: 11,
+  insideStageTaken: 12,
+  outsideStageReplies: 13,
+  outsideStageTaken: 14,
 } as const;
 
 export interface DataplaneStats {
@@ -58,6 +64,10 @@ export interface DataplaneStats {
     replicas: number;
     /** Datagrams the transport accepted. */
     sent: number;
+    /** Frames a stage answered (REPLY): written back to the device. ARP/ND suppression included. */
+    stageReplies: number;
+    /** Frames a stage took ownership of (TAKEN). */
+    stageTaken: number;
   };
   outside: {
     /** Datagrams received from the transport and their bytes. */
@@ -72,13 +82,20 @@ export interface DataplaneStats {
      * is full). The frame itself is still delivered; a rising count means a MAC flood or a cap to raise.
      */
     learnRefused: number;
+    /** Frames a stage answered (REPLY): re-encapsulated and sent back to the source VTEP. */
+    stageReplies: number;
+    /** Frames a stage took ownership of (TAKEN). */
+    stageTaken: number;
   };
   drops: Record<DropReason, number>;
+  /** Drops by stage name and the stage's own reason, summed over networks (stage.ts). */
+  stages: Record<string, Record<string, number>>;
 }
 
 /** What `dropChannel` publishes: one event per drop site hit (count > 1 for batch refusals); scope is the VNI, -1 when not known. */
 export interface DropEvent extends CountEvent {
-  reason: DropReason;
+  /** A dataplane reason, or `'<stage>.<reason>'` for a stage's own drop. */
+  reason: DropReason | `${string}.${string}`;
 }
 
 /**
@@ -91,17 +108,44 @@ export class Counters {
   readonly dropSet = new CounterSet(DROP_REASONS, 'overlay.dataplane.drop');
   readonly drops = this.dropSet.values;
 
+  /** Stage drop counters by stage name: names `'<stage>.<reason>'`, kept after the stage is removed. */
+  private readonly stageSets = new Map<string, { reasons: readonly string[]; set: CounterSet<string> }>();
+
   /** Count `count` drops for `reason` (an index from `Drop`). */
   drop(reason: number, vni: number, count = 1): void {
     this.dropSet.add(reason, count, vni);
   }
 
+  /**
+   * The drop counters of stages named `name` (one set for every network's stage of that name),
+   * created on first use. Throws InvalidConfigError when `reasons` differ from the set's.
+   */
+  stageSet(name: string, reasons: readonly string[]): CounterSet<string> {
+    const have = this.stageSets.get(name);
+    if (have !== undefined) {
+      if (have.reasons.length !== reasons.length || have.reasons.some((r, i) => r !== reasons[i])) {
+        throw new InvalidConfigError('stage.reasons', `stage ${name} was registered with reasons [${have.reasons.join(', ')}]; a stage of the same name must declare the same`);
+      }
+      return have.set;
+    }
+    const set = new CounterSet(reasons.map((r) => `${name}.${r}`), 'overlay.dataplane.drop');
+    this.stageSets.set(name, { reasons: [...reasons], set });
+    return set;
+  }
+
   snapshot(): DataplaneStats {
     const c = this.c;
+    const stages: Record<string, Record<string, number>> = {};
+    for (const [name, { reasons, set }] of this.stageSets) {
+      const r: Record<string, number> = {};
+      for (let i = 0; i < reasons.length; i++) r[reasons[i]] = set.values[i];
+      stages[name] = r;
+    }
     return {
-      inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent] },
-      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned], learnRefused: c[C.learnRefused] },
+      inside: { frames: c[C.insideFrames], bytes: c[C.insideBytes], arpSuppressed: c[C.arpSuppressed], flooded: c[C.flooded], replicas: c[C.replicas], sent: c[C.sent], stageReplies: c[C.insideStageReplies], stageTaken: c[C.insideStageTaken] },
+      outside: { datagrams: c[C.outsideDatagrams], bytes: c[C.outsideBytes], delivered: c[C.delivered], learned: c[C.learned], learnRefused: c[C.learnRefused], stageReplies: c[C.outsideStageReplies], stageTaken: c[C.outsideStageTaken] },
       drops: this.dropSet.snapshot(),
+      stages,
     };
   }
 }

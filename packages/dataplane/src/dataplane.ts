@@ -9,6 +9,10 @@ import type { Transport } from './io.js';
 import { FDB_LEARNED, FDB_STATIC, Network, type NetworkOptions } from './network.js';
 import { outside } from './outside.js';
 import { BufferPool } from './pool.js';
+import type { Stage } from './stage.js';
+import { StageChain } from './stage-chain.js';
+import { ArpResponder } from './stages/arp.js';
+import { NdResponder } from './stages/nd.js';
 import type { Vtep } from './vtep.js';
 
 export interface DataplaneOptions {
@@ -45,8 +49,21 @@ export interface Dataplane {
   start(): void;
   /** Attach a network; its device is started now if the dataplane is running. */
   addNetwork(o: NetworkOptions): void;
-  /** Detach a network: its FDB, neighbours and flood list are dropped and its device closed. */
+  /** Detach a network: its FDB, neighbours and flood list are dropped, its stages detached and its device closed. */
   removeNetwork(vni: number): void;
+  /**
+   * Add a stage to the network's list (contract in stage.ts). Its `kind` fixes its band —
+   * inside: responders, filters, translators; outside: translators, filters, responders —
+   * and `position` its place among the stages of its kind (0 = first; default last). Throws
+   * DuplicateStageError for a name the network has, InvalidConfigError for a malformed stage,
+   * a bad position, or a stage object attached elsewhere. Not from within a stage call of the
+   * same network.
+   */
+  addStage(vni: number, stage: Stage, options?: { position?: number }): void;
+  /** Remove the network's stage called `name` and detach it; false when there is none. */
+  removeStage(vni: number, name: string): boolean;
+  /** Names of the network's stages, in inside order (then outside-only ones). */
+  stages(vni: number): string[];
   /**
    * Static FDB entry (replaces a learned one). `mac` as text 'aa:bb:cc:dd:ee:ff', a 48-bit
    * number, or 6 bytes; a group (multicast) MAC is refused.
@@ -114,6 +131,17 @@ class DataplaneImpl implements Dataplane {
     const core = this.core;
     if (core.networks.has(net.vni)) throw new DuplicateNetworkError(net.vni);
     net.sink = (batch) => inside(core, net, batch);
+    net.chain = new StageChain(core, net);
+    try {
+      if (net.arpSuppression) {
+        net.chain.add(new ArpResponder(net, core.counters));
+        net.chain.add(new NdResponder(net, core.counters));
+      }
+      for (const s of o.stages ?? []) net.chain.add(s);
+    } catch (err) {
+      net.chain.detachAll();
+      throw err;
+    }
     core.networks.set(net.vni, net);
     if (this.started) net.device.start(core.pool, net.sink);
   }
@@ -127,6 +155,23 @@ class DataplaneImpl implements Dataplane {
     core.networks.delete(vni);
     net.releaseVteps(core.vteps);
     void net.device.close().catch(() => {});
+    const failed = net.chain.detachAll();
+    if (failed !== undefined) throw failed;
+  }
+
+  addStage(vni: number, stage: Stage, options?: { position?: number }): void {
+    this.open();
+    this.net(vni).chain.add(stage, options?.position);
+  }
+
+  removeStage(vni: number, name: string): boolean {
+    this.open();
+    return this.net(vni).chain.remove(name);
+  }
+
+  stages(vni: number): string[] {
+    this.open();
+    return this.net(vni).chain.names();
   }
 
   setFdb(vni: number, mac: MacInput, vtep: Vtep): void {
@@ -223,11 +268,14 @@ class DataplaneImpl implements Dataplane {
     const core = this.core;
     core.stopClock();
     const closing: Promise<void>[] = [core.transport.close()];
+    let detachFailed: unknown;
     for (const net of core.networks.values()) {
       net.removed = true;
       closing.push(net.device.close());
+      detachFailed ??= net.chain.detachAll();
     }
     core.networks.clear();
+    if (detachFailed !== undefined) closing.push(Promise.reject(detachFailed));
     const results = await Promise.allSettled(closing);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

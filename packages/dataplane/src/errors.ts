@@ -63,6 +63,17 @@ export class DuplicateNetworkError extends OverlayError {
   }
 }
 
+/** A stage with that name is already in the network's stage list. */
+export class DuplicateStageError extends OverlayError {
+  readonly vni: number;
+  readonly stage: string;
+  constructor(vni: number, stage: string) {
+    super('OVL_ERR_DUPLICATE_STAGE', `network ${vni} already has a stage named ${stage}`);
+    this.vni = vni;
+    this.stage = stage;
+  }
+}
+
 /**
  * A byte string is not a valid header of the kind asked for. Returned (not thrown) by the
  * `parse*` convenience decoders; the hot-path `decode*` functions return the numeric status

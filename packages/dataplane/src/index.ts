@@ -7,4 +7,5 @@ export type { NetworkOptions } from './network.js';
 export type { Vtep } from './vtep.js';
 export { DROP_REASONS, dropChannel, type DataplaneStats, type DropEvent, type DropReason } from './counters.js';
 export { PairTable } from './table.js';
+export { PASS, REPLY, TAKEN, dropVerdict, dropReasonOf, STAGE_KINDS, type Stage, type StageContext, type StageKind } from './stage.js';
 export { CounterSet, type CountEvent } from './reasons.js';

@@ -5,6 +5,8 @@ import type { BatchSink, FrameDevice } from './io.js';
 import { PacketBatch, type BufferPool } from './pool.js';
 import { Ipv6Neighbours } from './neighbours.js';
 import { PairTable } from './table.js';
+import type { StageChain } from './stage-chain.js';
+import type { Stage } from './stage.js';
 import type { VtepTable } from './vtep.js';
 
 export interface NetworkOptions {
@@ -25,8 +27,13 @@ export interface NetworkOptions {
   learnPort?: 'source' | number;
   /** Learned entries age out after this long without traffic. Default 300 000 ms. */
   ageingMs?: number;
-  /** Answer ARP requests and IPv6 neighbour solicitations for known neighbours locally. Default true. */
+  /**
+   * Answer ARP requests and IPv6 neighbour solicitations for known neighbours locally: installs
+   * the responder stages 'arp' and 'nd' (stages/arp.ts, stages/nd.ts) first. Default true.
+   */
   arpSuppression?: boolean;
+  /** Stages for this network (stage.ts), added in this order after the ARP/ND responders. */
+  stages?: readonly Stage[];
 }
 
 /** FDB entry flags. */
@@ -66,6 +73,8 @@ export class Network {
   removed = false;
   /** The device's sink, bound once. */
   sink: BatchSink = () => {};
+  /** The network's stage list (set by the dataplane right after construction). */
+  chain!: StageChain;
 
   constructor(o: NetworkOptions, batchSize: number) {
     if (o === null || typeof o !== 'object') throw new InvalidConfigError('network', 'must be an object');
@@ -79,6 +88,7 @@ export class Network {
     if (typeof ageing !== 'number' || !(ageing > 0)) throw new InvalidConfigError('ageingMs', `must be a positive number, got ${ageing}`);
     const lp = o.learnPort ?? 'source';
     if (lp !== 'source' && (!Number.isInteger(lp) || lp < 1 || lp > 65535)) throw new InvalidConfigError('learnPort', `must be 'source' or a port 1..65535, got ${String(lp)}`);
+    if (o.stages !== undefined && !Array.isArray(o.stages)) throw new InvalidConfigError('stages', 'must be an array of stages');
     this.vni = o.vni;
     this.learnPort = lp === 'source' ? 0 : lp;
     this.device = d;
