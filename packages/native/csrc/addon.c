@@ -199,27 +199,31 @@ static void on_uv_closed(uv_handle_t *uvh) {
  * closed, so doing that later, after the fd number was reused by a new socket or TAP, would
  * silently stop the new one's polling.
  */
-static void shutdown_handle(handle_t *h, int from_finalizer) {
+static void shutdown_handle(handle_t *h) {
   if (h->closed) return;
   h->closed = 1;
   if (h->poll_init) uv_close((uv_handle_t *)&h->poll, on_uv_closed);
   if (h->fd >= 0) close(h->fd);
   h->fd = -1;
-  if (!from_finalizer) {
-    release_pool(h, RX);
-    release_pool(h, TX);
-    drop_ref(h->env, &h->ctr_ref);
-    release_receiver(h);
-  }
+  release_pool(h, RX);
+  release_pool(h, TX);
+  drop_ref(h->env, &h->ctr_ref);
+  release_receiver(h);
 }
 
+/*
+ * The JS external was collected without close(): close and release the same way, references
+ * included, or the pool's arrays (megabytes) and the counters stayed pinned until the
+ * environment ends. Node runs this finalizer after the GC pass, from the event loop, where
+ * deleting references is allowed; at environment teardown externals are finalized before the
+ * remaining references, so ours still exist here. (A started handle is never collected before
+ * close(): its callback reference keeps the JS object that owns the external alive.)
+ */
 static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   handle_t *h = data;
-  /* References cannot be deleted safely during GC finalization on every Node version; the
-     environment frees them at teardown. */
-  shutdown_handle(h, 1);
+  shutdown_handle(h);
   unref_handle(h);
 }
 
@@ -540,7 +544,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   ARGS(1);
   handle_t *h = NULL;
   if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&h) != napi_ok || !h) return NULL;
-  shutdown_handle(h, 0);
+  shutdown_handle(h);
   return NULL;
 }
 
