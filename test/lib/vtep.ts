@@ -1,30 +1,20 @@
 /**
- * Starts and talks to VTEP host processes (vtep-host.ts) in testbed namespaces, and builds the
- * static configurations the system tests and the demo use.
+ * Starts and talks to VTEP host processes (vtep-host.ts: openHost from @overlay/host behind a
+ * stdio protocol) in testbed namespaces, and builds the static configurations the system tests,
+ * the demo and the benchmark use.
  */
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DataplaneStats } from '@overlay/dataplane';
-import type { IoCounterSnapshot } from '@overlay/native';
+import type { HostStats } from '@overlay/host';
 import type { TestHost } from './testbed.js';
 import { waitForLine } from './testbed.js';
-import type { HostConfig } from './vtep-host.js';
+import type { HostConfig } from './host-config.js';
 
-export type { HostConfig, HostNetworkConfig } from './vtep-host.js';
+export type { HostConfig, HostNetworkConfig } from './host-config.js';
+export type { HostStats };
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const runner = fileURLToPath(new URL('./vtep-host.ts', import.meta.url));
-
-export interface HostStats {
-  dataplane: DataplaneStats;
-  transport: IoCounterSnapshot;
-  devices: Record<string, IoCounterSnapshot>;
-  /** Per TAP: frames merged into GSO writes, merged writes, TCP segments refused for a bad checksum. */
-  gro: Record<string, { merged: number; segments: number; badChecksum: number }>;
-  /** Per TAP: 64 KiB segments read, frames cut from them, partial checksums completed, drops. */
-  tso: Record<string, { superFrames: number; segments: number; checksummed: number; poolDrops: number; malformed: number }>;
-  pool: { available: number; exhausted: number };
-}
 
 export interface VtepProcess {
   readonly host: TestHost;
