@@ -1,1 +1,10 @@
-export {};
+export { HealthSpecError, HEALTH_KINDS, HEALTH_DEFAULTS, MIN_INTERVAL_MS, MAX_DURATION_MS, parseDuration, parseHealthSpec, type HealthKind, type HealthSpec } from './health/spec.js';
+export { HealthState, type HealthStatus, type HealthTiming, type HealthEvent } from './health/state.js';
+export { HealthChecker, DuplicateInstanceError, systemClock, type Clock, type HealthCheckerOptions, type InstanceHealth } from './health/checker.js';
+export { HEALTH_COUNTERS, HEALTH_CHANNEL, createHealthCounters, type HealthCounter } from './health/counters.js';
+export { selectForAnswer, type Selection } from './health/select.js';
+export { PROBE_WHYS, OUTPUT_LIMIT, type ProbeResult, type ProbeWhy, type HealthTarget, type Probe } from './health/probes/result.js';
+export { tcpProbe, tcpConnect } from './health/probes/tcp.js';
+export { httpProbe } from './health/probes/http.js';
+export { execProbe, OutputTail } from './health/probes/exec.js';
+export { IcmpProber, type IcmpProberOptions } from './health/probes/icmp.js';
