@@ -108,7 +108,8 @@ int ovl_discard(int fd, int is_udp, int gro, int n, double *ctr);
 
 /*
  * Send the packets of `slots[0..n)`, in order. Returns how many went out; on a full queue it
- * waits up to wait_ms for room before giving up on the rest.
+ * waits up to wait_ms for room before giving up on the rest. A slot described wrongly (e.g. no
+ * headroom for the virtio-net header) is counted as a tx error and skipped.
  */
 int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
                   double *ctr, const char **syscall);
@@ -117,7 +118,8 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
  * many consecutive slots form group g, groups[2g+1] their header length. A group of one is a plain
  * frame; a larger group is one TCP segment for the kernel to take as GSO: the first slot's frame
  * (its virtio-net header already set in the headroom) followed by the others' payloads, gathered
- * by one writev. Returns how many slots went out.
+ * by one writev. Returns how many slots went out. A group whose slots are described wrongly is
+ * counted as one tx error and skipped; a wrong group list (counts, header length) stops.
  */
 int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                       const int32_t *groups, int ngroups, int wait_ms, double *ctr, const char **syscall);

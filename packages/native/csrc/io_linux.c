@@ -630,16 +630,20 @@ static int wait_writable(int fd, int64_t deadline) {
   return poll(&pfd, 1, (int)left) > 0;
 }
 
-/* Write frames one by one; *deadline (0: not set yet) bounds the waits of the whole call. Leaves
-   counting what did not go out to the caller. */
+/* Write frames one by one; *deadline (0: not set yet) bounds the waits of the whole call. A slot
+   described wrongly (out of the pool, or without room for the header in front) is counted and
+   skipped; a write error or a queue that stays full stops. Returns how many were written;
+   *settled says how many slots were dealt with (written or skipped). Leaves counting what did not
+   go out to the caller. */
 static int tap_write_frames(int fd, int hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
-                            int64_t *deadline, double *ctr, const char **syscall) {
-  int sent = 0;
-  while (sent < n) {
-    int32_t slot = slots[sent];
+                            int64_t *deadline, double *ctr, const char **syscall, int *settled) {
+  int sent = 0, i = 0;
+  while (i < n) {
+    int32_t slot = slots[i];
     if (!slot_valid(p, slot, hdr)) {
       count_tx_error(ctr, 0);
-      break;
+      i++;
+      continue;
     }
     uint8_t *src = p->data + p->off[slot] - hdr;
     /* No offloads were negotiated, so a zero header means a complete frame. */
@@ -662,14 +666,17 @@ static int tap_write_frames(int fd, int hdr, const struct ovl_pool *p, const int
     ctr[OVL_TX_PACKETS]++;
     ctr[OVL_TX_BYTES] += p->len[slot];
     sent++;
+    i++;
   }
+  *settled = i;
   return sent;
 }
 
 int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t *slots, int n, int wait_ms,
                   double *ctr, const char **syscall) {
   int64_t deadline = 0;
-  int sent = tap_write_frames(fd, vnet_hdr ? VNET_HDR_LEN : 0, p, slots, n, wait_ms, &deadline, ctr, syscall);
+  int settled;
+  int sent = tap_write_frames(fd, vnet_hdr ? VNET_HDR_LEN : 0, p, slots, n, wait_ms, &deadline, ctr, syscall, &settled);
   ctr[OVL_TX_UNSENT] += n - sent;
   return sent;
 }
@@ -677,7 +684,8 @@ int ovl_tap_write(int fd, int vnet_hdr, const struct ovl_pool *p, const int32_t 
 int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, const int32_t *slots, int n,
                       const int32_t *groups, int ngroups, int wait_ms, double *ctr, const char **syscall) {
   int64_t deadline = 0;
-  int done = 0;
+  int done = 0; /* slots dealt with */
+  int sent = 0; /* slots written */
   for (int g = 0; g < ngroups && done < n; g++) {
     int k = groups[2 * g], hdr = groups[2 * g + 1];
     /* hdr is counted from each slot's offset: negative would gather bytes before the slot. */
@@ -686,8 +694,10 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
       break;
     }
     if (k == 1) {
-      /* Not coalesced: a plain frame behind a zero header. */
-      if (tap_write_frames(fd, VNET_HDR_LEN, p, slots + done, 1, wait_ms, &deadline, ctr, syscall) != 1) break;
+      /* Not coalesced: a plain frame behind a zero header (skipped, counted, if it has no room for it). */
+      int settled;
+      sent += tap_write_frames(fd, VNET_HDR_LEN, p, slots + done, 1, wait_ms, &deadline, ctr, syscall, &settled);
+      if (settled != 1) break;
       done++;
       continue;
     }
@@ -705,8 +715,10 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
       total += j == 0 ? (size_t)p->len[s] : (size_t)(p->len[s] - hdr);
     }
     if (!ok) {
+      /* A group described wrongly: count it, skip its slots, go on with the next group. */
       count_tx_error(ctr, 0);
-      break;
+      done += k;
+      continue;
     }
     ssize_t r;
     for (;;) {
@@ -729,9 +741,10 @@ int ovl_tap_write_gso(int fd, struct ovl_batch *b, const struct ovl_pool *p, con
     ctr[OVL_TX_PACKETS] += k;
     ctr[OVL_TX_BYTES] += (double)total;
     done += k;
+    sent += k;
   }
-  ctr[OVL_TX_UNSENT] += n - done;
-  return done;
+  ctr[OVL_TX_UNSENT] += n - sent;
+  return sent;
 }
 
 /* Fill sockaddr `sa` with a slot's destination for a socket of `family`. */

@@ -26,6 +26,12 @@ export class TcpCoalescer {
   segments = 0;
   /** TCP segments not merged because their checksum was wrong (the kernel then drops them). */
   badChecksum = 0;
+  /**
+   * Frames without VNET_HDR_LEN bytes of free headroom in front (a pool made with less, or a
+   * frame moved to the slot's start): nothing may be written before them, so they lead no
+   * merged segment, and the native write counts them as tx errors (txErrorsOther) and skips them.
+   */
+  noHeadroom = 0;
 
   /** Returns the number of groups; `groups[0 .. 2*n)` describe batch.slots[0 .. batch.count). */
   plan(pool: BufferPool, batch: PacketBatch): number {
@@ -65,7 +71,11 @@ export class TcpCoalescer {
         }
       }
       if (lead >= 0) ng = this.close(pool, g, ng, lead, count, hdr, gso, payload, lastPsh);
-      if (h > 0) {
+      // The virtio-net header goes in front of the frame: without room it would overwrite the
+      // previous slot's bytes.
+      const room = o - pool.base(s) >= VNET_HDR_LEN;
+      if (!room) this.noHeadroom++;
+      if (h > 0 && room) {
         lead = s;
         count = 1;
         hdr = h;

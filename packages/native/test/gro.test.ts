@@ -46,8 +46,8 @@ function tcpFrame({ seq, len = 1000, flags = 0x10, sport = 40000, ack = 7, badSu
   return f;
 }
 
-function plan(frames: Buffer[]) {
-  const pool = new BufferPool({ count: 128 });
+function plan(frames: Buffer[], headroom?: number) {
+  const pool = new BufferPool({ count: 128, headroom });
   const batch = new PacketBatch(128);
   for (const fr of frames) {
     const s = pool.acquire();
@@ -131,5 +131,26 @@ describe('TcpCoalescer', () => {
     const r = plan(big);
     // 46 × 1400 + 52 header bytes fits in 65535; a 47th would not.
     expect(r.groups.map((g) => g[0])).toEqual([46, 4]);
+  });
+
+  it('writes no virtio-net header in front of a frame without the headroom for it, and counts it', () => {
+    const segs = [0, 1000, 2000, 3000].map((seq) => tcpFrame({ seq }));
+    // No headroom: each frame starts where its slot starts, right after the previous slot.
+    const { pool, c, groups } = plan(segs, 0);
+    const before = Buffer.from(pool.data);
+    const again = c.plan(pool, (() => {
+      const b = new PacketBatch(4);
+      for (let i = 0; i < 4; i++) b.push(i);
+      return b;
+    })());
+    expect(groups).toEqual([[1, 0], [1, 0], [1, 0], [1, 0]]);
+    expect(again).toBe(4);
+    expect(c.noHeadroom).toBe(8);
+    expect(c.merged).toBe(0);
+    expect(Buffer.compare(before, pool.data)).toBe(0);
+    // With room, the same frames merge.
+    const ok = plan(segs, 12);
+    expect(ok.groups).toEqual([[4, 66]]);
+    expect(ok.c.noHeadroom).toBe(0);
   });
 });
