@@ -1,24 +1,27 @@
 /**
- * `agent --config FILE`   run the agent (SIGTERM/SIGINT: graceful leave, then exit 0)
+ * `agent [run] --config FILE`   run the agent (SIGTERM/SIGINT: graceful leave, then exit 0)
+ * `agent check --config FILE`   validate the config, open nothing, print a one-line summary
  * `agent status [--json] [--socket PATH | --config FILE]`   members, endpoints, peers, drops
- * `agent keygen`          print a new signing key, cluster key and WireGuard key pair (YAML)
+ * `agent keygen`                print a new signing key, cluster key and WireGuard key (YAML)
+ * `--help`/`-h` after any command, `--version`; `--config=FILE` works too.
  *
  * Exit codes: 0 ok, 2 bad configuration or usage (message names the field), 1 runtime failure.
  */
 import nacl from 'tweetnacl';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Agent } from './agent.js';
-import { loadConfig, type AgentConfig } from './config.js';
+import { AgentConfigError, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
 import { Keyring, PlainSealer } from './keyring.js';
 import { PRESETS } from './presets.js';
 import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
+import { describeStatus, formatStatus } from './status.js';
 
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
+export { formatStatus } from './status.js';
 
 export async function keygen(): Promise<string> {
   const kp = nacl.sign.keyPair();
@@ -33,52 +36,70 @@ export async function keygen(): Promise<string> {
   try {
     const c = await import('@overlay/crypto');
     const priv = c.generatePrivateKey();
-    lines.push(`wireguard:`, `  privateKey: ${priv}`, `  # public: ${c.publicKeyOf(priv)}`, `  port: 51820`);
+    lines.push(`# WireGuard key (optional: encrypts the overlay between hosts on the VXLAN port)`, `wireguard:`, `  privateKey: ${priv}`, `  # public: ${c.publicKeyOf(priv)}`);
   } catch {
     // crypto package unavailable: no WireGuard key
   }
   return lines.join('\n') + '\n';
 }
 
-export function formatStatus(s: AgentStatus): string {
-  const out: string[] = [`node ${s.name}  incarnation ${s.incarnation}  health ${s.awareness}  digest ${s.digest.slice(0, 16)}`, '', 'MEMBERS'];
-  for (const m of s.members) out.push(`  ${m.name.padEnd(20)} ${m.state.padEnd(8)} ${m.address.padEnd(24)} inc ${m.incarnation}  vtep ${m.vtep}`);
-  for (const [net, eps] of Object.entries(s.networks)) {
-    out.push('', `NETWORK ${net}`);
-    for (const e of eps) out.push(`  ${e.id.padEnd(16)} ${e.mac} ${(e.ipv4 ?? '').padEnd(15)} ${(e.ipv6 ?? '').padEnd(20)} owner ${e.owner} v${e.version}${e.deleted ? ' (deleted)' : ''}`);
+/**
+ * MTU of the link that holds `address` (the VTEP), 1500 when it cannot be told (a wildcard
+ * address, or `ip` missing).
+ */
+function underlayMtu(address: string, linkMtu: (name: string) => number): number {
+  try {
+    const links = JSON.parse(execFileSync('ip', ['-j', 'addr', 'show'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()) as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
+    const link = links.find((l) => l.addr_info?.some((a) => a.local === address));
+    return link ? linkMtu(link.ifname) : 1500;
+  } catch {
+    return 1500;
   }
-  if (s.peers) {
-    out.push('', 'PEERS');
-    for (const p of s.peers) out.push(`  ${p.publicKey} ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)}s ago`}`);
-  }
-  out.push('', 'DROPS');
-  for (const [k, v] of Object.entries(s.drops)) out.push(`  ${k} ${v}`);
-  return out.join('\n') + '\n';
 }
 
 /**
- * The data plane for networks with a `device`: openHost (@overlay/host) with a UDP socket on
- * vtep:vtepPort (wrapped in the WireGuard secure transport when `wireguard` is configured; peers
- * come from gossip) and one TAP per network, its MTU from the underlay link that holds `vtep`.
- * An endpoint whose `device` is the TAP gives the TAP its MAC and addresses (prefix from the
- * network's subnet, else /32 and /128). The network's dataplane options pass through.
+ * The data plane for networks with a `device`: a batched UDP socket on vtep:vtepPort (wrapped in
+ * the WireGuard secure transport when `wireguard` is configured), one TAP per network. An endpoint
+ * whose `device` is the TAP gets its MAC and addresses assigned to the TAP.
  */
 async function openDataplane(cfg: AgentConfig) {
   if (!cfg.networks.some((n) => n.device)) return null;
-  const { openHost } = await import('@overlay/host');
-  // Optional access: these fields arrive with config.ts's per-network dataplane options.
-  type DataplaneFields = { learning?: boolean; unknownUnicast?: 'flood' | 'drop'; arpSuppression?: boolean; ageingMs?: number };
-  const networks = cfg.networks.flatMap((n) => {
-    if (!n.device) return [];
-    const o = n as typeof n & DataplaneFields;
+  const { createDataplane } = await import('@overlay/dataplane');
+  const native = await import('@overlay/native');
+  const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort, gro: true });
+  let transport: import('@overlay/dataplane').Transport = udp;
+  let wg: import('@overlay/crypto').WireGuardDevice | undefined;
+  let tunnelOverhead = 0;
+  if (cfg.wireguard) {
+    const c = await import('@overlay/crypto');
+    wg = new c.WireGuardDevice({ privateKey: cfg.wireguard.privateKey, mode: 'overlay' });
+    tunnelOverhead = c.SECURE_TRANSPORT_OVERHEAD;
+    transport = c.createSecureTransport({ inner: udp, device: wg });
+  }
+  const dp = createDataplane({ transport });
+  // Overlay MTU: the underlay link's MTU less VXLAN's outer headers and, with encryption, the
+  // WireGuard header and tag, so no encapsulated frame exceeds the underlay (we never fragment).
+  const overhead = (cfg.vtep.includes(':') ? native.VXLAN_OVERHEAD_IPV6 : native.VXLAN_OVERHEAD_IPV4) + tunnelOverhead;
+  const mtu = underlayMtu(cfg.vtep, native.linkMtu) - overhead;
+  for (const n of cfg.networks) {
+    if (!n.device) continue;
+    // TSO/GRO on the TAP: 64 KiB reads cut into MSS frames here, and TCP segments merged into one
+    // TAP write on the way out (measured in bench/RESULTS.md); a deep TX queue rides out pauses.
+    const tap = native.TapDevice.open({ name: n.device, up: false, mtu, tso: true, gro: true, txQueueLen: 4096 });
+    const ipcmd = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const prefix4 = n.subnet && !n.subnet.includes(':') ? n.subnet.split('/')[1] : '32';
     const prefix6 = n.subnet && n.subnet.includes(':') ? n.subnet.split('/')[1] : '128';
-    const mine = n.endpoints.filter((e) => e.device === n.device);
-    const addresses = mine.flatMap((e) => [...(e.ipv4Text ? [`${e.ipv4Text}/${prefix4}`] : []), ...(e.ipv6Text ? [`${e.ipv6Text}/${prefix6}`] : [])]);
-    return [{ vni: n.vni, tap: n.device, mac: mine.at(-1)?.macText, addresses, learning: o.learning, unknownUnicast: o.unknownUnicast, arpSuppression: o.arpSuppression, ageingMs: o.ageingMs }];
-  });
-  const host = await openHost({ underlay: { address: cfg.vtep, port: cfg.vtepPort }, wireguard: cfg.wireguard && { privateKey: cfg.wireguard.privateKey }, networks });
-  return { dp: host.dataplane, wg: host.tunnel, host };
+    for (const e of n.endpoints) {
+      if (e.device !== n.device) continue;
+      ipcmd(['link', 'set', 'dev', tap.name, 'address', e.macText]);
+      if (e.ipv4Text) ipcmd(['addr', 'add', `${e.ipv4Text}/${prefix4}`, 'dev', tap.name]);
+      if (e.ipv6Text) ipcmd(['addr', 'add', `${e.ipv6Text}/${prefix6}`, 'dev', tap.name, 'nodad']);
+    }
+    ipcmd(['link', 'set', 'dev', tap.name, 'up']);
+    dp.addNetwork({ vni: n.vni, device: tap });
+  }
+  dp.start();
+  return { dp, wg };
 }
 
 /** Build and start an agent from a validated config; resolves once gossip is listening. */
@@ -120,41 +141,107 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     await agent.leave(1000);
     control.close();
     await io.close();
-    await plane?.host.close();
+    await plane?.dp.close();
   };
   return { agent, stop };
 }
 
+const USAGE = {
+  run: 'agent [run] --config FILE\n  Run the agent. SIGTERM/SIGINT leave the cluster gracefully, then exit 0.',
+  check: 'agent check --config FILE\n  Validate FILE completely (opens no device or socket); print a one-line summary.',
+  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), WireGuard peers, drops.',
+  keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
+} as const;
+type Command = keyof typeof USAGE;
+/** Options each command takes besides --help; anything else is a usage error (exit 2). */
+const COMMAND_OPTIONS: Record<Command, readonly string[]> = { run: ['config'], check: ['config'], status: ['config', 'socket', 'json'], keygen: [] };
+const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
+const usageAll = () => ['usage:', ...Object.values(USAGE).map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
+
+function version(): string {
+  // src/cli.ts and dist/cli.js both sit one level below the package root.
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Failures of the device layer that are really the configuration's, reported against `vtep` (the
+ * field that picks the underlay link) instead of options the config does not have: the overlay
+ * MTU derived from the VTEP's link is out of range, or no link holds the VTEP address.
+ */
+function asConfigError(e: unknown, cfg: AgentConfig): unknown {
+  const err = e as { code?: string; field?: string; message?: string } | undefined;
+  if (e instanceof AgentConfigError || !err) return e;
+  if (err.code === 'OVL_ERR_INVALID_CONFIG' && /mtu/i.test(err.field ?? '')) {
+    return new AgentConfigError('vtep', `the underlay link of ${cfg.vtep} is too small to carry the overlay (${err.message}); use a link with a larger MTU`);
+  }
+  if (err.code === 'OVL_ERR_HOST_UNDERLAY_NOT_FOUND') return new AgentConfigError('vtep', `no link in this network namespace holds ${cfg.vtep}`);
+  return e;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const cmd = argv[0];
+  const usage = (msg: string) => (process.stderr.write(`agent: ${msg} (see agent --help)\n`), 2);
+  let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { config: { type: 'string', short: 'c' }, socket: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+    }));
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  const cmd = (positionals[0] ?? 'run') as Command;
+  if (!Object.hasOwn(USAGE, cmd)) return usage(`unknown command ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 1) return usage(`unexpected argument ${JSON.stringify(positionals[1])}`);
+  if (values.version) {
+    process.stdout.write(`agent ${version()}\n`);
+    return 0;
+  }
+  if (values.help) {
+    process.stdout.write(positionals.length ? `usage: ${USAGE[cmd]}\n${EXIT_CODES}\n` : usageAll());
+    return 0;
+  }
+  const extra = Object.keys(values).find((k) => !COMMAND_OPTIONS[cmd].includes(k));
+  if (extra) return usage(`--${extra} is not an option of \`agent ${cmd}\``);
   try {
     if (cmd === 'keygen') {
       process.stdout.write(await keygen());
       return 0;
     }
     if (cmd === 'status') {
-      const sock = arg(argv, '--socket') ?? (arg(argv, '--config') ? loadConfig(arg(argv, '--config')!).controlSocket : undefined);
-      if (!sock) {
-        process.stderr.write('agent status: --socket PATH or --config FILE required\n');
-        return 2;
+      if (values.socket && values.config) return usage('status: give --socket or --config, not both');
+      const sock = values.socket ?? (values.config ? loadConfig(values.config).controlSocket : undefined);
+      if (!sock) return usage('status: --socket PATH or --config FILE required');
+      let s: AgentStatus;
+      try {
+        s = (await queryControl(sock)) as AgentStatus;
+      } catch (e) {
+        process.stderr.write(`agent: cannot reach the agent at ${sock}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+        return 1;
       }
-      const s = (await queryControl(sock)) as AgentStatus;
-      process.stdout.write(argv.includes('--json') ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+      process.stdout.write(values.json ? JSON.stringify(describeStatus(s), null, 2) + '\n' : formatStatus(s));
       return 0;
     }
-    const file = arg(argv, '--config');
-    if (!file) {
-      process.stderr.write('usage: agent --config FILE | agent status [--json] [--socket PATH|--config FILE] | agent keygen\n');
-      return 2;
+    if (!values.config) return usage(`${cmd}: --config FILE required`);
+    const cfg = loadConfig(values.config);
+    if (cmd === 'check') {
+      process.stdout.write(`ok ${summarizeConfig(cfg)}\n`);
+      return 0;
     }
-    const cfg = loadConfig(file);
-    const { stop } = await runAgent(cfg);
+    let running: Awaited<ReturnType<typeof runAgent>>;
+    try {
+      running = await runAgent(cfg);
+    } catch (e) {
+      throw asConfigError(e, cfg);
+    }
     await new Promise<void>((resolve) => {
       const onSig = () => resolve();
       process.once('SIGTERM', onSig);
       process.once('SIGINT', onSig);
     });
-    await stop();
+    await running.stop();
     return 0;
   } catch (e) {
     const err = e as { code?: string; message?: string };

@@ -1,36 +1,18 @@
 /**
- * Agent configuration: one YAML file, validated completely before anything starts. Every problem
- * is an `AgentConfigError` naming the field path (e.g. `networks[0].endpoints[1].mac`); the agent
- * never starts half-configured. Secrets (keys) are never echoed in errors.
+ * Agent configuration: one YAML file, validated completely before anything starts (the fields
+ * and a complete example are in docs/ARCHITECTURE.md, "Configuration"; a test parses that
+ * example). Every problem is an `AgentConfigError` naming the field path (e.g.
+ * `networks[0].endpoints[1].mac`), unknown keys included at any depth; the agent never starts
+ * half-configured. Secrets (keys) are never echoed in errors.
  *
- * ```yaml
- * name: host-a
- * listen: 0.0.0.0:7946          # UDP gossip and TCP push-pull (default port 7946)
- * advertise: 198.18.0.1:7946    # what peers dial; default: listen (must then not be 0.0.0.0)
- * seeds: [198.18.0.1:7946]
- * profile: lan                  # lan | wan | local (presets.ts)
- * vtep: 198.18.0.1              # underlay VXLAN address; default advertise ip
- * vtepPort: 4789
- * signingKey: BASE64            # Ed25519 secret (64 bytes) from `agent keygen`; or signingKeyFile
- * encryption:
- *   clusterKeys: [BASE64]       # 32 bytes each, first is primary; or insecure: true (tests only)
- * wireguard: { privateKey: BASE64, port: 51820 }   # optional: encrypted underlay
- * controlSocket: /run/overlay-agent.sock
- * networks:
- *   - name: blue
- *     vni: 100
- *     subnet: 198.19.0.0/24
- *     device: ov0                # TAP the dataplane attaches for this VNI (optional)
- *     endpoints:                 # an endpoint whose `device` is the TAP gets its MAC/IPs set on it
- *       - { id: a1, device: tap0, mac: "02:00:00:00:00:01", ipv4: 198.19.0.1, ipv6: "2001:db8::1" }
- * ```
+ * Addresses are parsed by the dataplane's rules (`parseIpAddress`, `parseMac`), so what the config
+ * accepts is what the dataplane takes: no zone ids (fe80::1%eth0), no prefixes where an address
+ * is meant. Subnet math (prefix, host bits, containment) is done here over the parsed bytes.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { Address4, Address6 } from 'ip-address';
-import { InvalidConfigError } from '@overlay/dataplane';
+import { InvalidConfigError, formatIpAddress, formatMac, isValidVni, parseIpAddress, parseMac, type IpBytes } from '@overlay/dataplane';
 import { type PresetName, PRESETS } from './presets.js';
-import { macFromString } from './program.js';
 
 export class AgentConfigError extends InvalidConfigError {}
 
@@ -38,9 +20,15 @@ export interface EndpointConfig { id: string; device?: string; mac: Uint8Array; 
 export interface NetworkConfig {
   name: string;
   vni: number;
+  /** CIDR text as written (host bits zero); endpoint addresses of its family lie inside it. */
   subnet?: string;
   /** TAP device attached to the dataplane for this network; without it the network is gossip-only. */
   device?: string;
+  /** Dataplane options for this VNI (see NetworkOptions in @overlay/dataplane); absent = its default. */
+  learning?: boolean;
+  unknownUnicast?: 'flood' | 'drop';
+  arpSuppression?: boolean;
+  ageingMs?: number;
   endpoints: EndpointConfig[];
 }
 export interface AgentConfig {
@@ -54,45 +42,103 @@ export interface AgentConfig {
   signingKey: Uint8Array;
   clusterKeys: string[];
   insecure: boolean;
-  wireguard?: { privateKey: string; port: number };
+  /** WireGuard encryption of the overlay; the tunnel rides the VXLAN socket (vtepPort), no port of its own. */
+  wireguard?: { privateKey: string };
   controlSocket: string;
   networks: NetworkConfig[];
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Linux interface names: at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'. */
+const IFNAME_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,15}$/;
+/** Learned FDB entries are swept once a second (dataplane core), so shorter ageing means nothing. */
+const MIN_AGEING_MS = 1000;
+
+const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks'];
+const ENCRYPTION_KEYS = ['clusterKeys', 'insecure'];
+const WIREGUARD_KEYS = ['privateKey'];
+const NETWORK_KEYS = ['name', 'vni', 'subnet', 'device', 'learning', 'unknownUnicast', 'arpSuppression', 'ageingMs', 'endpoints'];
+const ENDPOINT_KEYS = ['id', 'device', 'mac', 'ipv4', 'ipv6'];
 
 function fail(field: string, msg: string): never {
   throw new AgentConfigError(field, msg);
 }
+const at = (path: string, key: string) => (path ? `${path}.${key}` : key);
+
+/** Levenshtein distance, for "did you mean" on unknown keys (short strings only). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** A mapping with only `known` keys; an unknown key fails with its full path. */
+function mapping(v: unknown, path: string, known: readonly string[]): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(path || '(root)', 'must be a mapping');
+  const r = v as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (known.includes(k)) continue;
+    const near = known.filter((x) => distance(x.toLowerCase(), k.toLowerCase()) <= 2);
+    fail(at(path, k), `unknown field${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}`);
+  }
+  return r;
+}
+function list(v: unknown, field: string): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) fail(field, 'must be a list');
+  return v;
+}
 function str(v: unknown, field: string): string {
   if (typeof v !== 'string' || v.length === 0) fail(field, 'must be a non-empty string');
+  return v;
+}
+function bool(v: unknown, field: string): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') fail(field, 'must be true or false');
   return v;
 }
 function int(v: unknown, field: string, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(field, `must be an integer in ${min}..${max}`);
   return v;
 }
-function ip(v: unknown, field: string): string {
+function ifname(v: unknown, field: string): string | undefined {
+  if (v === undefined) return undefined;
   const s = str(v, field);
-  if (!Address4.isValid(s) && !Address6.isValid(s)) fail(field, `not an IPv4 or IPv6 address: ${JSON.stringify(s)}`);
-  if (s.includes('/')) fail(field, 'must be an address, not a subnet');
+  if (!IFNAME_RE.test(s)) fail(field, 'not an interface name (at most 15 of A-Z a-z 0-9 . _ -)');
   return s;
 }
-/** "ip:port", "[v6]:port" or bare ip (default port). */
+/** An IP address by the dataplane's rules; `family` restricts it. */
+function ipBytes(v: unknown, field: string, family?: 4 | 6): IpBytes {
+  const s = str(v, field);
+  const kind = family ? `IPv${family}` : 'IPv4 or IPv6';
+  let a: IpBytes;
+  try {
+    a = parseIpAddress(s);
+  } catch {
+    fail(field, `not an ${kind} address${s.includes('/') ? ' (a prefix is not allowed here)' : s.includes('%') ? ' (zone ids are not allowed)' : ''}: ${JSON.stringify(s)}`);
+  }
+  if (family && a.family !== family) fail(field, `not an ${kind} address: ${JSON.stringify(s)}`);
+  return a;
+}
+/** Canonical text of an address (IPv6 per RFC 5952), as the dataplane and `ip` print it. */
+function ip(v: unknown, field: string): string {
+  const a = ipBytes(v, field);
+  return formatIpAddress(a.family, a.bytes);
+}
+const isWildcard = (a: string) => a === '0.0.0.0' || a === '::';
+
+/** "ip:port", "[v6]:port", "ip" or "[v6]" (default port). IPv6 needs brackets: "2001:db8::1:7946" is ambiguous. */
 export function parseHostPort(v: unknown, field: string, defPort = 7946): { ip: string; port: number } {
   const s = str(v, field);
-  let host = s;
-  let port = defPort;
-  const m6 = /^\[(.+)\]:(\d+)$/.exec(s);
-  if (m6) {
-    host = m6[1];
-    port = Number(m6[2]);
-  } else if (/^[^:]+:\d+$/.test(s)) {
-    const i = s.lastIndexOf(':');
-    host = s.slice(0, i);
-    port = Number(s.slice(i + 1));
-  }
-  return { ip: ip(host, field), port: int(port, field, 1, 65535) };
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(s);
+  if (!m) fail(field, `not ip:port or [ipv6]:port: ${JSON.stringify(s)}`);
+  const addr = ipBytes(m[1], field);
+  if (addr.family === 6 && !s.startsWith('[')) fail(field, 'write IPv6 addresses in brackets: [2001:db8::1]:7946');
+  if (addr.family === 4 && s.startsWith('[')) fail(field, 'brackets are for IPv6 addresses only');
+  return { ip: formatIpAddress(addr.family, addr.bytes), port: m[2] === undefined ? defPort : int(Number(m[2]), field, 1, 65535) };
 }
 function key(v: unknown, field: string, bytes: number): Buffer {
   const s = str(v, field);
@@ -101,24 +147,111 @@ function key(v: unknown, field: string, bytes: number): Buffer {
   return b;
 }
 
+interface Subnet { family: 4 | 6; bytes: Uint8Array; prefix: number; text: string }
+function subnet(v: unknown, field: string): Subnet {
+  const s = str(v, field);
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  if (!m) fail(field, `not a subnet in CIDR form (address/prefix): ${JSON.stringify(s)}`);
+  const a = ipBytes(m[1], field);
+  const prefix = Number(m[2]);
+  if (prefix > (a.family === 4 ? 32 : 128)) fail(field, `prefix length must be at most ${a.family === 4 ? 32 : 128}: ${JSON.stringify(s)}`);
+  const net = masked(a.bytes, prefix);
+  const text = `${formatIpAddress(a.family, net)}/${prefix}`;
+  if (net.some((b, i) => b !== a.bytes[i])) fail(field, `${s} has host bits set (the network is ${text})`);
+  return { family: a.family, bytes: net, prefix, text };
+}
+function masked(bytes: Uint8Array, prefix: number): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  for (let i = 0; i < out.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
+    out[i] &= (0xff00 >> keep) & 0xff;
+  }
+  return out;
+}
+function inside(a: IpBytes, net: Subnet): boolean {
+  return masked(a.bytes, net.prefix).every((b, i) => b === net.bytes[i]);
+}
+
+function endpoint(e: unknown, g: string, net: Subnet | undefined, device: string | undefined): EndpointConfig {
+  const x = mapping(e, g, ENDPOINT_KEYS);
+  const id = str(x.id, `${g}.id`);
+  if (!NAME_RE.test(id)) fail(`${g}.id`, 'letters, digits, . _ - only, at most 63 characters');
+  let macNum: number;
+  try {
+    macNum = parseMac(str(x.mac, `${g}.mac`));
+  } catch {
+    fail(`${g}.mac`, `not a MAC address aa:bb:cc:dd:ee:ff: ${JSON.stringify(x.mac)}`);
+  }
+  const macText = formatMac(macNum);
+  const mac = Uint8Array.from(macText.split(':'), (h) => parseInt(h, 16));
+  if (mac[0] & 1) fail(`${g}.mac`, 'must be unicast (lowest bit of the first byte clear)');
+  if (mac.every((b) => b === 0)) fail(`${g}.mac`, 'must not be all zeros');
+  const out: EndpointConfig = { id, mac, macText, device: ifname(x.device, `${g}.device`) };
+  if (out.device !== undefined && out.device !== device) fail(`${g}.device`, `must be the network's device (${device ?? 'the network has none'}), or left out`);
+  for (const family of [4, 6] as const) {
+    const f = `ipv${family}` as const;
+    if (x[f] === undefined) continue;
+    const a = ipBytes(x[f], `${g}.${f}`, family);
+    if (net?.family === family && !inside(a, net)) fail(`${g}.${f}`, `${x[f]} is outside the network's subnet ${net.text}`);
+    out[f] = a.bytes;
+    out[`${f}Text`] = formatIpAddress(family, a.bytes);
+  }
+  return out;
+}
+
+function network(n: unknown, f: string, seen: { names: Map<string, string>; vnis: Map<number, string>; devices: Map<string, string> }): NetworkConfig {
+  const r = mapping(n, f, NETWORK_KEYS);
+  const unique = <K>(m: Map<K, string>, k: K, field: string, what: string) => {
+    const other = m.get(k);
+    if (other !== undefined) fail(field, `duplicate ${what} ${String(k)} (also ${other})`);
+    m.set(k, field);
+  };
+  const name = str(r.name, `${f}.name`);
+  if (!NAME_RE.test(name)) fail(`${f}.name`, 'letters, digits, . _ - only, at most 63 characters');
+  unique(seen.names, name, `${f}.name`, 'network');
+  if (typeof r.vni !== 'number' || !isValidVni(r.vni)) fail(`${f}.vni`, 'must be an integer in 0..16777215');
+  unique(seen.vnis, r.vni, `${f}.vni`, 'VNI');
+  const net = r.subnet === undefined ? undefined : subnet(r.subnet, `${f}.subnet`);
+  const device = ifname(r.device, `${f}.device`);
+  if (device !== undefined) unique(seen.devices, device, `${f}.device`, 'device');
+  const unknownUnicast = r.unknownUnicast;
+  if (unknownUnicast !== undefined && unknownUnicast !== 'flood' && unknownUnicast !== 'drop') fail(`${f}.unknownUnicast`, "must be 'flood' or 'drop'");
+  const ageingMs = r.ageingMs === undefined ? undefined : int(r.ageingMs, `${f}.ageingMs`, MIN_AGEING_MS, 2 ** 31 - 1);
+  const ids = new Map<string, string>();
+  const macs = new Map<string, string>();
+  const addrs = new Map<string, string>();
+  const endpoints = list(r.endpoints, `${f}.endpoints`).map((e, j) => {
+    const g = `${f}.endpoints[${j}]`;
+    const ep = endpoint(e, g, net, device);
+    unique(ids, ep.id, `${g}.id`, 'endpoint id');
+    unique(macs, ep.macText, `${g}.mac`, 'MAC');
+    if (ep.ipv4Text) unique(addrs, ep.ipv4Text, `${g}.ipv4`, 'address');
+    if (ep.ipv6Text) unique(addrs, ep.ipv6Text, `${g}.ipv6`, 'address');
+    return ep;
+  });
+  return {
+    name, vni: r.vni, subnet: net?.text, device,
+    learning: bool(r.learning, `${f}.learning`), unknownUnicast, arpSuppression: bool(r.arpSuppression, `${f}.arpSuppression`), ageingMs,
+    endpoints,
+  };
+}
+
 /** Validate a parsed YAML document. Throws AgentConfigError naming the first bad field. */
 export function validateConfig(doc: unknown, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): AgentConfig {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) fail('(root)', 'must be a mapping');
-  const d = doc as Record<string, unknown>;
-  const known = new Set(['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks']);
-  for (const k of Object.keys(d)) if (!known.has(k)) fail(k, 'unknown field');
+  const d = mapping(doc, '', ROOT_KEYS);
   const name = str(d.name, 'name');
   if (!NAME_RE.test(name)) fail('name', 'letters, digits, . _ - only, at most 63 characters');
   const listen = parseHostPort(d.listen ?? '0.0.0.0:7946', 'listen');
   const advertise = d.advertise === undefined ? listen : parseHostPort(d.advertise, 'advertise', listen.port);
-  if (advertise.ip === '0.0.0.0' || advertise.ip === '::') fail('advertise', 'required when listen is a wildcard address');
-  if (d.seeds !== undefined && !Array.isArray(d.seeds)) fail('seeds', 'must be a list');
-  const seeds = ((d.seeds as unknown[]) ?? []).map((s, i) => parseHostPort(s, `seeds[${i}]`));
+  if (isWildcard(advertise.ip)) fail('advertise', d.advertise === undefined ? 'required when listen is a wildcard address' : 'must be an address peers can dial, not a wildcard');
+  const seeds = list(d.seeds, 'seeds').map((s, i) => parseHostPort(s, `seeds[${i}]`));
   const profile = (d.profile ?? 'lan') as PresetName;
-  if (!(profile in PRESETS)) fail('profile', `must be one of ${Object.keys(PRESETS).join(', ')}`);
+  if (typeof profile !== 'string' || !Object.hasOwn(PRESETS, profile)) fail('profile', `must be one of ${Object.keys(PRESETS).join(', ')}`);
   const vtep = d.vtep === undefined ? advertise.ip : ip(d.vtep, 'vtep');
+  if (isWildcard(vtep)) fail('vtep', 'must be an address peers can send VXLAN to, not a wildcard');
   const vtepPort = d.vtepPort === undefined ? 4789 : int(d.vtepPort, 'vtepPort', 1, 65535);
   let signingKey: Buffer;
+  if (d.signingKey !== undefined && d.signingKeyFile !== undefined) fail('signingKeyFile', 'give signingKey or signingKeyFile, not both');
   if (d.signingKey !== undefined) signingKey = key(d.signingKey, 'signingKey', 64);
   else if (d.signingKeyFile !== undefined) {
     let text: string;
@@ -129,84 +262,37 @@ export function validateConfig(doc: unknown, readFile: (p: string) => string = (
     }
     signingKey = key(text, 'signingKeyFile', 64);
   } else fail('signingKey', 'required (or signingKeyFile): run `agent keygen`');
-  const enc = (d.encryption ?? {}) as Record<string, unknown>;
-  if (typeof enc !== 'object' || Array.isArray(enc)) fail('encryption', 'must be a mapping');
-  const insecure = enc.insecure === true;
-  if (enc.clusterKeys !== undefined && !Array.isArray(enc.clusterKeys)) fail('encryption.clusterKeys', 'must be a list');
-  const clusterKeys = ((enc.clusterKeys as unknown[]) ?? []).map((k, i) => (key(k, `encryption.clusterKeys[${i}]`, 32), k as string));
+  const enc = mapping(d.encryption ?? {}, 'encryption', ENCRYPTION_KEYS);
+  const insecure = bool(enc.insecure, 'encryption.insecure') ?? false;
+  const clusterKeys = list(enc.clusterKeys, 'encryption.clusterKeys').map((k, i) => (key(k, `encryption.clusterKeys[${i}]`, 32), k as string));
   if (clusterKeys.length === 0 && !insecure) fail('encryption.clusterKeys', 'at least one cluster key is required (or encryption.insecure: true for tests)');
+  if (clusterKeys.length > 0 && insecure) fail('encryption.insecure', 'cannot be true with clusterKeys: choose one');
   let wireguard: AgentConfig['wireguard'];
   if (d.wireguard !== undefined) {
-    const w = d.wireguard as Record<string, unknown>;
-    key(w?.privateKey, 'wireguard.privateKey', 32);
-    wireguard = { privateKey: w.privateKey as string, port: w.port === undefined ? 51820 : int(w.port, 'wireguard.port', 1, 65535) };
+    const raw = d.wireguard as Record<string, unknown> | null;
+    if (raw && typeof raw === 'object' && 'port' in raw) fail('wireguard.port', 'not used: the tunnel rides the VXLAN socket (vtepPort); remove it');
+    const w = mapping(raw, 'wireguard', WIREGUARD_KEYS);
+    key(w.privateKey, 'wireguard.privateKey', 32);
+    wireguard = { privateKey: w.privateKey as string };
   }
   const controlSocket = d.controlSocket === undefined ? `/run/overlay-agent-${name}.sock` : str(d.controlSocket, 'controlSocket');
-  if (d.networks !== undefined && !Array.isArray(d.networks)) fail('networks', 'must be a list');
-  const names = new Set<string>();
-  const vnis = new Set<number>();
-  const networks = ((d.networks as unknown[]) ?? []).map((n, i): NetworkConfig => {
-    const f = `networks[${i}]`;
-    const r = (n ?? {}) as Record<string, unknown>;
-    const nn = str(r.name, `${f}.name`);
-    if (!NAME_RE.test(nn)) fail(`${f}.name`, 'letters, digits, . _ - only');
-    if (names.has(nn)) fail(`${f}.name`, `duplicate network ${nn}`);
-    names.add(nn);
-    const vni = int(r.vni, `${f}.vni`, 0, (1 << 24) - 1);
-    if (vnis.has(vni)) fail(`${f}.vni`, `duplicate VNI ${vni}`);
-    vnis.add(vni);
-    let subnet4: Address4 | undefined;
-    let subnet6: Address6 | undefined;
-    if (r.subnet !== undefined) {
-      const s = str(r.subnet, `${f}.subnet`);
-      if (Address4.isValid(s) && s.includes('/')) subnet4 = new Address4(s);
-      else if (Address6.isValid(s) && s.includes('/')) subnet6 = new Address6(s);
-      else fail(`${f}.subnet`, `not a subnet in CIDR form: ${JSON.stringify(s)}`);
-    }
-    if (r.endpoints !== undefined && !Array.isArray(r.endpoints)) fail(`${f}.endpoints`, 'must be a list');
-    const ids = new Set<string>();
-    const endpoints = ((r.endpoints as unknown[]) ?? []).map((e, j): EndpointConfig => {
-      const g = `${f}.endpoints[${j}]`;
-      const x = (e ?? {}) as Record<string, unknown>;
-      const id = str(x.id, `${g}.id`);
-      if (!NAME_RE.test(id)) fail(`${g}.id`, 'letters, digits, . _ - only');
-      if (ids.has(id)) fail(`${g}.id`, `duplicate endpoint id ${id}`);
-      ids.add(id);
-      const macText = str(x.mac, `${g}.mac`).toLowerCase();
-      const mac = macFromString(macText);
-      if (!mac) fail(`${g}.mac`, `not a MAC address aa:bb:cc:dd:ee:ff: ${JSON.stringify(x.mac)}`);
-      if (mac[0] & 1) fail(`${g}.mac`, 'must be unicast');
-      const out: EndpointConfig = { id, mac, macText, device: x.device === undefined ? undefined : str(x.device, `${g}.device`) };
-      if (out.device && out.device.length > 15) fail(`${g}.device`, 'interface names are at most 15 characters');
-      if (x.ipv4 !== undefined) {
-        const s = str(x.ipv4, `${g}.ipv4`);
-        if (!Address4.isValid(s) || s.includes('/')) fail(`${g}.ipv4`, `not an IPv4 address: ${JSON.stringify(s)}`);
-        const a = new Address4(s);
-        if (subnet4 && !a.isInSubnet(subnet4)) fail(`${g}.ipv4`, `${s} is outside the network subnet ${r.subnet}`);
-        out.ipv4 = Uint8Array.from(a.toArray());
-        out.ipv4Text = a.correctForm();
-      }
-      if (x.ipv6 !== undefined) {
-        const s = str(x.ipv6, `${g}.ipv6`);
-        if (!Address6.isValid(s) || s.includes('/')) fail(`${g}.ipv6`, `not an IPv6 address: ${JSON.stringify(s)}`);
-        const a = new Address6(s);
-        if (subnet6 && !a.isInSubnet(subnet6)) fail(`${g}.ipv6`, `${s} is outside the network subnet ${r.subnet}`);
-        out.ipv6 = Uint8Array.from(Buffer.from(a.canonicalForm().replace(/:/g, ''), 'hex'));
-        out.ipv6Text = a.correctForm();
-      }
-      return out;
-    });
-    const device = r.device === undefined ? undefined : str(r.device, `${f}.device`);
-    if (device && Buffer.byteLength(device) > 15) fail(`${f}.device`, 'interface names are at most 15 characters');
-    endpoints.forEach((e, j) => {
-      if (e.device && e.device !== device) fail(`${f}.endpoints[${j}].device`, `must be the network's device (${device ?? 'none'})`);
-    });
-    return { name: nn, vni, subnet: r.subnet as string | undefined, device, endpoints };
-  });
+  const seen = { names: new Map<string, string>(), vnis: new Map<number, string>(), devices: new Map<string, string>() };
+  const networks = list(d.networks, 'networks').map((n, i) => network(n, `networks[${i}]`, seen));
   return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks };
 }
 
-/** Read and validate a YAML config file. */
+/** Parse YAML text and validate it; `(yaml)` names a syntax error (first line of the parser's message). */
+export function parseConfig(text: string, readFile?: (p: string) => string): AgentConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new AgentConfigError('(yaml)', (e as Error).message.split('\n')[0]);
+  }
+  return validateConfig(doc, readFile);
+}
+
+/** Read and validate a YAML config file. Opens no device or socket. */
 export function loadConfig(path: string): AgentConfig {
   let text: string;
   try {
@@ -214,11 +300,14 @@ export function loadConfig(path: string): AgentConfig {
   } catch (e) {
     throw new AgentConfigError('--config', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new AgentConfigError('(yaml)', (e as Error).message.split('\n')[0]);
-  }
-  return validateConfig(doc);
+  return parseConfig(text);
+}
+
+/** One line saying what a valid config will run (for `agent check`); no secrets. */
+export function summarizeConfig(c: AgentConfig): string {
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  const hp = (a: { ip: string; port: number }) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
+  const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}`);
+  const enc = c.insecure ? 'gossip UNENCRYPTED' : `${plural(c.clusterKeys.length, 'cluster key')}`;
+  return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}`;
 }

@@ -1,0 +1,67 @@
+/**
+ * What `agent status` shows, derived from `Agent.status()`: each endpoint's state from its owner's
+ * membership (a dead owner's records stay in the table until reaped, up to an hour, but no longer
+ * reach the dataplane), and host:port text with IPv6 in brackets. `describeStatus` is what
+ * `--json` prints, `formatStatus` the text form; both come from the same derived view.
+ */
+import type { AgentStatus } from './agent.js';
+
+/**
+ * `active`: the owner is alive or suspect, the record is programmed. `owner-dead`: the owner is
+ * dead, has left or is no longer a member; the record waits to be reaped. `tombstoned`: deleted by
+ * its owner; the tombstone is gossiped until reaped.
+ */
+export type EndpointState = 'active' | 'owner-dead' | 'tombstoned';
+
+type StatusEndpoint = AgentStatus['networks'][string][number];
+export type DescribedEndpoint = StatusEndpoint & { state: EndpointState };
+export type DescribedStatus = Omit<AgentStatus, 'networks'> & { networks: Record<string, DescribedEndpoint[]> };
+
+/** The state of one endpoint record given the member list it came with. */
+export function endpointState(e: Pick<StatusEndpoint, 'owner' | 'deleted'>, members: AgentStatus['members']): EndpointState {
+  if (e.deleted) return 'tombstoned';
+  const owner = members.find((m) => m.name === e.owner);
+  return owner && (owner.state === 'alive' || owner.state === 'suspect') ? 'active' : 'owner-dead';
+}
+
+/**
+ * "host:port" with an IPv6 host in brackets ("[2001:db8::2]:4789"). The input always ends in
+ * ":port", so its last colon separates the port even when the host is unbracketed IPv6.
+ */
+export function formatHostPort(text: string): string {
+  if (text.startsWith('[')) return text;
+  const i = text.lastIndexOf(':');
+  if (i < 0) return text;
+  const host = text.slice(0, i);
+  return host.includes(':') ? `[${host}]${text.slice(i)}` : text;
+}
+
+/** The status with each endpoint's `state` and bracketed IPv6 host:port text; the input is not changed. */
+export function describeStatus(s: AgentStatus): DescribedStatus {
+  const networks: DescribedStatus['networks'] = {};
+  for (const [net, eps] of Object.entries(s.networks)) networks[net] = eps.map((e) => ({ ...e, state: endpointState(e, s.members) }));
+  return {
+    ...s,
+    members: s.members.map((m) => ({ ...m, address: formatHostPort(m.address) })),
+    networks,
+    peers: s.peers?.map((p) => ({ ...p, endpoint: p.endpoint === null ? null : formatHostPort(p.endpoint) })),
+  };
+}
+
+/** The text `agent status` prints. */
+export function formatStatus(status: AgentStatus): string {
+  const s = describeStatus(status);
+  const out: string[] = [`node ${s.name}  incarnation ${s.incarnation}  health ${s.awareness}  digest ${s.digest.slice(0, 16)}`, '', 'MEMBERS'];
+  for (const m of s.members) out.push(`  ${m.name.padEnd(20)} ${m.state.padEnd(8)} ${m.address.padEnd(24)} inc ${m.incarnation}  vtep ${m.vtep}`);
+  for (const [net, eps] of Object.entries(s.networks)) {
+    out.push('', `NETWORK ${net}`);
+    for (const e of eps) out.push(`  ${e.id.padEnd(16)} ${e.mac} ${(e.ipv4 ?? '-').padEnd(15)} ${(e.ipv6 ?? '-').padEnd(20)} ${e.state.padEnd(10)} owner ${e.owner} v${e.version}`);
+  }
+  if (s.peers) {
+    out.push('', 'PEERS');
+    for (const p of s.peers) out.push(`  ${p.publicKey} ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)}s ago`}`);
+  }
+  out.push('', 'DROPS');
+  for (const [k, v] of Object.entries(s.drops)) out.push(`  ${k} ${v}`);
+  return out.join('\n') + '\n';
+}
