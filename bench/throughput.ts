@@ -2,7 +2,7 @@
  * Throughput comparison, one run, one machine: our overlay beside the veth underlay, the Linux
  * kernel's VXLAN, Debian's wireguard-go and (with --nebula) nebula, between two network-namespace
  * hosts. Prints a table with ratios to kernel VXLAN and wireguard-go, writes JSON and an SVG chart
- * to bench/results/.
+ * to bench/results/. Our overlay is openHost (@overlay/host), the agent's host assembly.
  *
  *   bash bench/run.sh [--quick] [--nebula] [--reps N] [--seconds S] [--only id,id]
  */
@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpResult } from './lib/iperf.js';
-import { kernelVxlan, nebula, ourEncrypted, ourPlain, ourPlainNoOffload, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
+import { kernelVxlan, nebula, OUR_HOST, ourEncrypted, ourPlain, ourPlainNoOffload, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { median, spreadPct } from './lib/stats.js';
 import { barChart } from './lib/svg.js';
@@ -132,6 +132,7 @@ async function main() {
   if (process.getuid?.() !== 0) throw new Error('the throughput benchmark needs root (network namespaces)');
   const specs = [underlay, kernelVxlan, ourPlain, ourPlainNoOffload, ourEncrypted, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${o.reps} reps × ${o.seconds} s per TCP figure`);
+  log(`ours: ${OUR_HOST.assembly}, the agent's assembly with its defaults (${OUR_HOST.poolSlots} pool slots, batch ${OUR_HOST.batchSize}, UDP GSO/GRO, TAP TSO/GRO)`);
   const tb = await createTestbed({ hosts: 2, prefix: 'bn' });
   const results: PathResult[] = [];
   try {
@@ -143,7 +144,7 @@ async function main() {
   console.log('\n' + t + '\n');
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const meta = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, options: o };
+  const meta = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, options: o, ourHost: OUR_HOST };
   writeFileSync(new URL(`./results/throughput-${stamp}.json`, import.meta.url), JSON.stringify({ meta, results }, null, 2));
   writeFileSync(new URL('./results/throughput-latest.md', import.meta.url), `Run ${meta.date}, ${meta.cpus} × ${meta.cpuModel}, node ${meta.node}\n\n${t}\n`);
   writeFileSync(

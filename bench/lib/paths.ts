@@ -2,8 +2,14 @@
  * The paths the throughput benchmark compares. Each sets itself up between testbed hosts 1 and 2,
  * names the overlay address to measure against, lists our processes (for CPU and memory), and
  * tears itself down. Only one path is up at a time so they never share CPU.
+ *
+ * Our paths run the assembly the agent ships: openHost (@overlay/host) in each host namespace,
+ * behind the stdio runner (test/lib/vtep-host.ts, which assembles nothing), with openHost's
+ * defaults (OUR_HOST): the configurations set only addresses, static forwarding, the encryption
+ * keys and, for the before-figure, the TAP offloads.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { DEFAULT_BATCH, DEFAULT_POOL_SLOTS, DEFAULT_SOCKET_BUFFER, DEFAULT_TX_QUEUE_LEN, openHost } from '@overlay/host';
 import type { Testbed, TestHost } from '../../test/lib/testbed.js';
 import { meshConfig, startVtep, type HostConfig, type VtepProcess } from '../../test/lib/vtep.js';
 import { startWireguardGo } from '../../test/lib/wg-go.js';
@@ -64,7 +70,20 @@ export const kernelVxlan: PathSpec = {
   },
 };
 
-/** Start our VTEP host process on each host (all or none); host 2's overlay address is the target. */
+/** What our hosts run, recorded with the results: openHost with its defaults. */
+export const OUR_HOST = {
+  assembly: `${openHost.name} (@overlay/host)`,
+  batchSize: DEFAULT_BATCH,
+  poolSlots: DEFAULT_POOL_SLOTS,
+  socketBufferBytes: DEFAULT_SOCKET_BUFFER,
+  udpGso: true,
+  udpGro: true,
+  tapTso: true,
+  tapGro: true,
+  tapTxQueueLen: DEFAULT_TX_QUEUE_LEN,
+} as const;
+
+/** Start openHost on each host through the runner (all or none); host 2's overlay address is the target. */
 async function startVteps(hs: TestHost[], cfgs: HostConfig[]): Promise<PathUp> {
   const procs: VtepProcess[] = [];
   try {
