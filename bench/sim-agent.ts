@@ -33,7 +33,7 @@ for (const loss of [0, 0.01, 0.1]) {
     let p99 = -1;
     const full = c.clock.runUntilTrue(() => {
       let have = 0;
-      for (const a of c.agents) if (a.table.get(net.name, id)) have++;
+      for (const a of c.agents) if (a.endpoint(net.name, id)) have++;
       if (p99 < 0 && have >= 0.99 * N) p99 = 1; // mark, time read below
       return have === N;
     }, 60_000, 10);
@@ -47,7 +47,7 @@ for (const loss of [0, 0.01, 0.1]) {
     const owner = Math.floor(c.random() * N);
     const id = `ep-${t}`;
     c.agents[owner].publish(net, { id, mac: Uint8Array.from([2, 0, 0, 0, 1, t]), ipv4: Uint8Array.from([198, 19, 1, t + 1]) });
-    row.p99.push(c.clock.runUntilTrue(() => c.agents.filter((a) => a.table.get(net.name, id)).length >= 0.99 * N, 60_000, 10));
+    row.p99.push(c.clock.runUntilTrue(() => c.agents.filter((a) => a.endpoint(net.name, id)).length >= 0.99 * N, 60_000, 10));
     c.run(3000);
   }
   log(`loss ${loss}: spread full ${row.full} p99 ${row.p99}`);

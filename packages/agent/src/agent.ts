@@ -1,39 +1,34 @@
 /**
- * The agent core: membership + endpoint tables + dataplane programming, over injected I/O
- * (env.ts). The same class runs in the one-process simulation and in the real daemon.
+ * The agent: membership + signed record table + dataplane programming, over injected I/O
+ * (env.ts). The same class runs in the one-process simulation and in the real daemon. It wires
+ * the concerns that live in their own files and owns the timers:
  *
- * Packet path (UDP): [sealed by the cluster keyring] Envelope{header, msgs...}. Receive checks,
- * each failure a counted drop with a stable reason: size cap (`oversized`), AEAD (`auth_failed`),
- * protobuf (`malformed`), protocol range (`protocol_mismatch`), sender (`bad_sender`), freshness
- * and replay (`stale_timestamp`, `replayed`, `old_session`).
- *
- * Replay protection: every packet carries the sender's name, a session id (its start time in ms,
- * so it grows across restarts), a per-session sequence number and a send timestamp, all inside
- * the AEAD. A receiver keeps, per sender, the newest session and a 64-packet sliding window over
- * sequence numbers (as IPsec/WireGuard do): older sessions, sequence numbers already seen or left
- * of the window are dropped. A timestamp farther than `maxClockSkewMs` from our clock is dropped
- * too, which bounds what a replay can do against a receiver that has just restarted and holds no
- * window yet. Requires clocks within maxClockSkewMs (NTP).
+ * - envelope.ts: building, sealing, opening and replay-checking gossip packets;
+ * - membership.ts: SWIM/Lifeguard; pushpull.ts: state exchange and stream ping;
+ * - records.ts: the signed record table (LWW, verification, owner index); endpoints.ts: the
+ *   endpoint kind and what it programs (program.ts);
+ * - here: lifecycle, joining (retried with backoff), our own records, gossip rounds, reaping,
+ *   TOFU pinning of signing keys, tunnel peers and status.
  *
  * Ownership/threading: one event loop. Public methods must not be called from inside an event
  * callback of the same agent (queue work instead).
  */
 import nacl from 'tweetnacl';
+import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
 import type { WireGuardDevice } from '@overlay/crypto';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 import { addrKey } from './env.js';
 import { BroadcastQueue } from './broadcast.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN, pushPullScale } from './presets.js';
-import { EndpointTable, MAX_NAME_LEN, signRecord, verifyRecord, wellFormed, type ApplyResult } from './endpoints.js';
-import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
-import { type DataplaneControl, Programmer, type Programmed } from './program.js';
+import { type AgentCounters, type AgentDrops, createAgentCounters, createAgentDrops } from './counters.js';
+import { Envelopes } from './envelope.js';
+import { PushPull } from './pushpull.js';
+import { type KindContext, type RecordKind, type SignedRecord, RecordTable, recordKey, signRecord, verifyRecord } from './records.js';
+import { type EndpointData, type EndpointRecord, ENDPOINT_KIND, endpointKind } from './endpoints.js';
+import { type DataplaneControl, Programmer } from './program.js';
 import type { Sealer } from './keyring.js';
-import {
-  type AliveMsg, type EndpointRecord, type Message, type NodeMeta, type StateChunk,
-  MAX_CHUNKS, MAX_CHUNK_BYTES, PROTOCOL_MAX, PROTOCOL_MIN,
-  decodeEnvelope, decodeStateChunk, encodeHeader, encodeMessageField, encodeStateChunk,
-} from './wire.js';
+import { type Message, type NodeMeta, type RecordBytes, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
 
 /**
  * WireGuard peer programming: the crypto package's `WireGuardDevice` satisfies this directly.
@@ -42,9 +37,9 @@ import {
  */
 export type TunnelPeers = Pick<WireGuardDevice, 'setPeer' | 'removePeer'> & Partial<Pick<WireGuardDevice, 'peers'>>;
 
-/** Endpoint change events; `rec` is the stored record (treat as read-only). */
+/** Record change events; `rec` is the stored record (treat as read-only). */
 export interface AgentEvents extends MembershipEvents {
-  onEndpoint?(rec: EndpointRecord): void;
+  onRecord?(rec: SignedRecord): void;
 }
 
 export interface LocalEndpoint {
@@ -80,6 +75,8 @@ export interface AgentOptions {
   dataplane?: DataplaneControl;
   tunnel?: TunnelPeers;
   events?: AgentEvents;
+  /** Record kinds besides endpoints (one RecordKind each, e.g. service instances). */
+  kinds?: RecordKind<unknown>[];
   /** Deleted records are forgotten this long after they arrived. Default 30 min. */
   tombstoneReapMs?: number;
   /** Dead/left members and their records are forgotten after this. Default 1 h. */
@@ -94,52 +91,45 @@ export interface AgentOptions {
   reconnectIntervalMs?: number;
   /** Session id; default clock.now(). Must grow across restarts of the same node. */
   session?: number;
+  /**
+   * Encoded protobuf fields appended to the body of every record this node signs, as a newer
+   * version that added fields would: for wire-compatibility tests only.
+   */
+  recordExtension?: Uint8Array;
 }
 
-export interface AgentCounters {
-  packetsSent: number;
-  bytesSent: number;
-  packetsReceived: number;
-  bytesReceived: number;
-  pushPulls: number;
-  pushPullFailures: number;
-  recordsApplied: number;
-}
-
-interface ReplayWindow {
-  session: number;
-  top: number;
-  lo: number;
-  hi: number;
-}
-
-const MAX_REPLAY_SENDERS = 65536;
+/** First join retry after this, doubling per failed round up to JOIN_RETRY_MAX_MS (±25 % jitter). */
+export const JOIN_RETRY_BASE_MS = 1000;
+export const JOIN_RETRY_MAX_MS = 8000;
 
 export class Agent {
   readonly name: string;
   readonly membership: Membership;
-  readonly table: EndpointTable;
+  readonly table: RecordTable;
   readonly queue: BroadcastQueue;
-  readonly counters: AgentCounters = { packetsSent: 0, bytesSent: 0, packetsReceived: 0, bytesReceived: 0, pushPulls: 0, pushPullFailures: 0, recordsApplied: 0 };
-  /** Dropped packets and rejected records by reason. */
-  readonly drops: Record<string, number> = Object.create(null);
+  /** What the agent did: packets, bytes, exchanges, records applied, join attempts. */
+  readonly counters: AgentCounters = createAgentCounters();
+  /** Dropped packets, exchanges and records by reason (channel 'overlay.agent.drop'). */
+  readonly drops: AgentDrops = createAgentDrops();
 
   private readonly o: AgentOptions;
   private readonly cfg: MembershipConfig;
   private readonly random: () => number;
-  private readonly session: number;
-  private sendSeq = 0;
-  private readonly windows = new Map<string, ReplayWindow>();
+  private readonly envelopes: Envelopes;
+  private readonly pushPulls: PushPull;
   private readonly program: Programmer;
-  private readonly local = new Map<string, EndpointRecord>();
-  private readonly byOwner = new Map<string, Set<string>>();
-  private readonly networks: Map<string, number>;
+  private readonly kinds = new Map<number, RecordKind<unknown>>();
+  /** Our own live records by table key: what we re-issue when the cluster holds an older copy. */
+  private readonly local = new Map<string, SignedRecord>();
   private readonly signPublic: Uint8Array;
   private readonly pinnedKeys = new Map<string, Uint8Array>();
+  private seeds: Addr[] = [];
+  private joinTimeoutMs = 5000;
   private gossipTimer: TimerHandle | null = null;
   private pushPullTimer: TimerHandle | null = null;
   private reapTimer: TimerHandle | null = null;
   private reconnectTimer: TimerHandle | null = null;
+  private joinTimer: TimerHandle | null = null;
   private running = false;
 
   constructor(o: AgentOptions) {
@@ -147,11 +137,12 @@ export class Agent {
     this.name = o.name;
     this.cfg = o.config ?? LAN;
     this.random = o.random ?? Math.random;
-    this.session = o.session ?? o.clock.now();
+    const session = o.session ?? o.clock.now();
+    const maxClockSkewMs = o.maxClockSkewMs ?? 120_000;
     this.signPublic = nacl.sign.keyPair.fromSecretKey(o.signingKey).publicKey;
-    this.networks = new Map((o.networks ?? []).map((n) => [n.name, n.vni]));
     this.queue = new BroadcastQueue(this.cfg.retransmitMult);
     this.program = new Programmer(o.dataplane);
+    this.envelopes = new Envelopes({ name: o.name, session, clock: o.clock, sealer: o.sealer, maxPacketBytes: this.cfg.maxPacketBytes, maxClockSkewMs, drops: this.drops });
     const meta: NodeMeta = {
       signKey: this.signPublic,
       vtep: o.vtep ?? o.advertise.ip,
@@ -170,7 +161,7 @@ export class Agent {
       send: (to, fields) => this.sendPacket(to, fields),
       broadcast: (key, field) => this.queue.queue(key, field),
       acceptMeta: (name, m) => this.acceptMeta(name, m),
-      streamPing: (to, target, timeoutMs, done) => this.streamPing(to, target, timeoutMs, done),
+      streamPing: (to, target, timeoutMs, done) => this.pushPulls.ping(to, target, timeoutMs, done),
       events: {
         onJoin: (m) => {
           this.memberChanged(m);
@@ -187,7 +178,19 @@ export class Agent {
         onSuspect: (m) => user?.onSuspect?.(m),
       },
     });
-    this.table = new EndpointTable((owner) => this.keyOf(owner), () => o.clock.now());
+    const networks = new Map((o.networks ?? []).map((n) => [n.name, n.vni]));
+    const kinds: RecordKind<unknown>[] = [endpointKind(this.program, networks), ...(o.kinds ?? [])];
+    for (const k of kinds) this.kinds.set(k.code, k);
+    const ms = this.membership;
+    const ctx: KindContext = { self: o.name, stateOf: (n) => ms.stateOf(n), metaOf: (n) => ms.metaOf(n) };
+    this.table = new RecordTable(kinds, (owner) => this.keyOf(owner), () => o.clock.now(), ctx);
+    this.pushPulls = new PushPull({
+      name: o.name, session, clock: o.clock, sealer: o.sealer, streams: o.streams, maxClockSkewMs, membership: ms,
+      drops: this.drops, counters: this.counters,
+      records: () => this.table.records(),
+      applyRecord: (r) => void this.applyRecord(r),
+      running: () => this.running,
+    });
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -208,30 +211,48 @@ export class Agent {
     const every = this.o.reconnectIntervalMs ?? 30_000;
     this.reconnectTimer = this.o.clock.setTimeout(() => {
       const dead = this.membership.randomDead();
-      if (dead) this.pushPull({ ip: dead.ip, port: dead.port }, false, 5000).catch(() => this.counters.pushPullFailures++);
+      if (dead) this.pushPull({ ip: dead.ip, port: dead.port }, false, 5000).catch(() => this.counters.add(this.counters.at.push_pull_failures));
       this.scheduleReconnect();
     }, every * (0.75 + 0.5 * this.random()));
   }
 
   /**
-   * Join through seeds: a push-pull with each until one succeeds. Resolves with the number of
-   * seeds that answered; 0 means none did (the agent keeps running and push-pull retries them).
+   * Join through seeds: a push-pull with each. Resolves with the number of seeds that answered.
+   * When none did, the agent keeps running and retries them with backoff (JOIN_RETRY_BASE_MS
+   * doubling up to JOIN_RETRY_MAX_MS, each ±25 %) until it knows another live member.
    */
-  async join(seeds: Addr[], timeoutMs = 5000): Promise<number> {
-    let ok = 0;
-    for (const s of seeds) {
-      if (s.ip === this.o.advertise.ip && s.port === this.o.advertise.port) continue;
-      try {
-        await this.pushPull(s, true, timeoutMs);
-        ok++;
-      } catch {
-        this.counters.pushPullFailures++;
-      }
-    }
-    this.seeds = seeds;
-    return ok;
+  join(seeds: Addr[], timeoutMs = 5000): Promise<number> {
+    this.seeds = seeds.filter((s) => s.ip !== this.o.advertise.ip || s.port !== this.o.advertise.port);
+    this.joinTimeoutMs = timeoutMs;
+    return new Promise((resolve) =>
+      this.joinRound((ok) => {
+        if (ok === 0) this.scheduleJoinRetry(0);
+        resolve(ok);
+      }),
+    );
   }
-  private seeds: Addr[] = [];
+
+  /** One push-pull with each seed in turn; callbacks, not promises, so simulated time drives it. */
+  private joinRound(done: (ok: number) => void, i = 0, ok = 0): void {
+    if (i >= this.seeds.length || !this.running) return done(ok);
+    this.counters.add(this.counters.at.join_attempts);
+    this.pushPulls.run(this.seeds[i], true, this.joinTimeoutMs, (err) => {
+      if (err) this.counters.add(this.counters.at.push_pull_failures);
+      this.joinRound(done, i + 1, err ? ok : ok + 1);
+    });
+  }
+
+  private scheduleJoinRetry(round: number): void {
+    if (!this.running || this.seeds.length === 0 || this.joinTimer) return;
+    const delay = Math.min(JOIN_RETRY_MAX_MS, JOIN_RETRY_BASE_MS * 2 ** round) * (0.75 + 0.5 * this.random());
+    this.joinTimer = this.o.clock.setTimeout(() => {
+      this.joinTimer = null;
+      if (!this.running || this.membership.aliveCount() > 1) return; // someone reached us meanwhile
+      this.joinRound((ok) => {
+        if (ok === 0 && this.membership.aliveCount() <= 1) this.scheduleJoinRetry(round + 1);
+      });
+    }, delay);
+  }
 
   /**
    * Graceful leave: broadcast our departure and keep gossiping for up to `propagateMs` (or until
@@ -257,43 +278,48 @@ export class Agent {
   stop(): void {
     this.running = false;
     this.membership.stop();
-    for (const t of [this.gossipTimer, this.pushPullTimer, this.reapTimer, this.reconnectTimer]) if (t) this.o.clock.clearTimeout(t);
-    this.gossipTimer = this.pushPullTimer = this.reapTimer = this.reconnectTimer = null;
+    for (const t of [this.gossipTimer, this.pushPullTimer, this.reapTimer, this.reconnectTimer, this.joinTimer]) if (t) this.o.clock.clearTimeout(t);
+    this.gossipTimer = this.pushPullTimer = this.reapTimer = this.reconnectTimer = this.joinTimer = null;
   }
 
   get isRunning(): boolean {
     return this.running;
   }
 
-  // ---- local endpoints ---------------------------------------------------------------------
+  // ---- our own records ---------------------------------------------------------------------
 
   /** Create or update one of our endpoints: a new signed version, gossiped to everyone. */
   publish(network: NetworkSpec, ep: LocalEndpoint): EndpointRecord {
-    const rec = this.sign({
-      network: network.name,
-      vni: network.vni,
-      id: ep.id,
-      mac: ep.mac,
-      ipv4: ep.ipv4 ?? new Uint8Array(0),
-      ipv6: ep.ipv6 ?? new Uint8Array(0),
-      owner: this.name,
-      vtep: this.membership.selfAlive().meta.vtep,
-      version: this.nextVersion(),
-      deleted: false,
-    });
-    this.local.set(`${network.name}\u0000${ep.id}`, rec);
-    this.storeOwn(rec);
-    return rec;
+    const data: EndpointData = { vni: network.vni, mac: ep.mac, ipv4: ep.ipv4 ?? new Uint8Array(0), ipv6: ep.ipv6 ?? new Uint8Array(0), vtep: this.membership.selfAlive().meta.vtep };
+    return this.publishRecord(this.kindOf(ENDPOINT_KIND) as RecordKind<EndpointData>, network.name, ep.id, data);
   }
 
   /** Delete one of our endpoints: a signed tombstone. Returns false if it is not ours. */
   unpublish(network: string, id: string): boolean {
-    const key = `${network}\u0000${id}`;
+    return this.unpublishRecord(ENDPOINT_KIND, network, id);
+  }
+
+  /** Create or update one of our records of any kind the agent was given. */
+  publishRecord<D>(kind: RecordKind<D>, network: string, id: string, data: D): SignedRecord<D> {
+    const rec = this.sign(kind, { network, id, owner: this.name, version: this.nextVersion(), deleted: false }, data);
+    this.local.set(recordKey(kind.code, network, id), rec);
+    this.storeOwn(rec);
+    return rec;
+  }
+
+  /** Delete one of our records (a signed tombstone). Returns false if it is not ours. */
+  unpublishRecord(kind: number, network: string, id: string): boolean {
+    const key = recordKey(kind, network, id);
     const cur = this.local.get(key);
     if (!cur) return false;
     this.local.delete(key);
-    this.storeOwn(this.sign({ ...cur, version: this.nextVersion(), deleted: true }));
+    this.storeOwn(this.sign(this.kindOf(kind), { ...cur, version: this.nextVersion(), deleted: true }, cur.data));
     return true;
+  }
+
+  /** The stored endpoint record (any owner), tombstones included. */
+  endpoint(network: string, id: string): EndpointRecord | undefined {
+    return this.table.get<EndpointData>(ENDPOINT_KIND, network, id)?.rec;
   }
 
   /**
@@ -305,218 +331,128 @@ export class Agent {
     return this.table.lamport;
   }
 
-  private sign(r: Omit<EndpointRecord, 'sig'>): EndpointRecord {
-    return signRecord(r, this.o.signingKey);
+  private kindOf(code: number): RecordKind<unknown> {
+    // A kind we do not know can only be tombstoned (no data field).
+    return this.kinds.get(code) ?? { code, field: '', decode: () => null };
   }
 
-  private storeOwn(rec: EndpointRecord): void {
+  private sign<D>(kind: RecordKind<D>, head: Omit<SignedRecord, 'kind' | 'data' | 'body' | 'sig'>, data: D | undefined): SignedRecord<D> {
+    return signRecord(kind, head, data, this.o.signingKey, this.o.recordExtension);
+  }
+
+  private storeOwn(rec: SignedRecord): void {
     this.table.putOwn(rec);
-    this.indexOwner(rec);
-    this.queue.queue(`e:${rec.network}\u0000${rec.id}`, encodeMessageField({ endpoint: rec }));
-    this.o.events?.onEndpoint?.(rec);
+    this.gossipRecord(rec);
+    this.o.events?.onRecord?.(rec);
   }
 
-  // ---- packets -----------------------------------------------------------------------------
-
-  private header(): Uint8Array {
-    return encodeHeader({ pmin: PROTOCOL_MIN, pmax: PROTOCOL_MAX, from: this.name, session: this.session, seq: ++this.sendSeq, ts: this.o.clock.now() });
+  /** Queue a record for gossip: its exact signed bytes, as received or signed. */
+  private gossipRecord(r: SignedRecord): void {
+    this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }));
   }
 
-  /** Send `fields` plus as many piggybacked broadcasts as fit the packet budget. */
-  private sendPacket(to: Addr, fields: Uint8Array[]): void {
-    if (!this.running) return;
-    const head = this.header();
-    let used = head.length + this.o.sealer.overhead;
-    for (const f of fields) used += f.length;
-    const all = fields.slice();
-    this.queue.take(this.cfg.maxPacketBytes - used, this.membership.aliveCount(), all);
-    this.emit(to, head, all);
-  }
-
-  private emit(to: Addr, head: Uint8Array, fields: Uint8Array[]): void {
-    let len = head.length;
-    for (const f of fields) len += f.length;
-    const plain = new Uint8Array(len);
-    plain.set(head, 0);
-    let off = head.length;
-    for (const f of fields) {
-      plain.set(f, off);
-      off += f.length;
-    }
-    const sealed = this.o.sealer.seal(plain);
-    this.counters.packetsSent++;
-    this.counters.bytesSent += sealed.length;
-    this.o.packets.send(to, sealed);
-  }
-
-  private drop(reason: string): void {
-    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
-  }
-
-  /** Entry point for every received datagram. Never throws; failures are counted drops. */
-  handlePacket(from: Addr, bytes: Uint8Array): void {
-    if (!this.running) return;
-    this.counters.packetsReceived++;
-    this.counters.bytesReceived += bytes.length;
-    if (bytes.length > this.cfg.maxPacketBytes) return this.drop('oversized');
-    const plain = this.o.sealer.open(bytes);
-    if (!plain) return this.drop('auth_failed');
-    let env;
-    try {
-      env = decodeEnvelope(plain);
-    } catch {
-      return this.drop('malformed');
-    }
-    if (env.pmax < PROTOCOL_MIN || env.pmin > PROTOCOL_MAX || env.pmin > env.pmax) return this.drop('protocol_mismatch');
-    if (env.from === '' || env.from === this.name || env.from.length > MAX_NAME_LEN) return this.drop('bad_sender');
-    const now = this.o.clock.now();
-    if (Math.abs(now - env.ts) > (this.o.maxClockSkewMs ?? 120_000)) return this.drop('stale_timestamp');
-    const why = this.checkReplay(env.from, env.session, env.seq);
-    if (why) return this.drop(why);
-    for (const m of env.msgs) {
-      try {
-        this.dispatch(from, m);
-      } catch {
-        // A bug must not take gossip down: count it and go on with the next message.
-        this.drop('handler_error');
-      }
-    }
-  }
-
-  /** Sliding-window replay check; records the packet as seen when accepted. */
-  private checkReplay(from: string, session: number, seq: number): string | null {
-    if (seq < 1) return 'replayed';
-    let w = this.windows.get(from);
-    if (!w || session > w.session) {
-      if (!w && this.windows.size >= MAX_REPLAY_SENDERS) this.windows.delete(this.windows.keys().next().value!);
-      this.windows.set(from, { session, top: seq, lo: 1, hi: 0 });
-      return null;
-    }
-    if (session < w.session) return 'old_session';
-    if (seq > w.top) {
-      const d = seq - w.top;
-      if (d >= 64) {
-        w.lo = 0;
-        w.hi = 0;
-      } else if (d >= 32) {
-        w.hi = (w.lo << (d - 32)) >>> 0;
-        w.lo = 0;
-      } else {
-        w.hi = ((w.hi << d) | (w.lo >>> (32 - d))) >>> 0;
-        w.lo = (w.lo << d) >>> 0;
-      }
-      w.lo = (w.lo | 1) >>> 0;
-      w.top = seq;
-      return null;
-    }
-    const i = w.top - seq;
-    if (i >= 64) return 'replayed';
-    if (i < 32) {
-      if ((w.lo >>> i) & 1) return 'replayed';
-      w.lo = (w.lo | (1 << i)) >>> 0;
-    } else {
-      if ((w.hi >>> (i - 32)) & 1) return 'replayed';
-      w.hi = (w.hi | (1 << (i - 32))) >>> 0;
-    }
-    return null;
-  }
-
-  private dispatch(from: Addr, m: Message): void {
-    if ('endpoint' in m) {
-      const r = this.applyRecord(m.endpoint);
-      if (r === 'applied') this.queue.queue(`e:${m.endpoint.network}\u0000${m.endpoint.id}`, encodeMessageField(m));
-    } else this.membership.handle(from, m);
-  }
-
-  /** Apply a remote record; keeps our own records authoritative. */
-  private applyRecord(r: EndpointRecord): ApplyResult | 'own' {
+  /** Apply a received record (gossip or push-pull); keeps our own records authoritative. */
+  private applyRecord(raw: RecordBytes): SignedRecord | null {
+    const d = this.drops;
+    const r = this.table.open(raw);
+    if (!r) return (d.add(d.at.record_malformed), null);
     if (r.owner === this.name) {
       // Only a record we once signed (before a restart) may make us re-issue or keep a tombstone;
       // anything else naming us as owner is a forgery and must not be signed over or stored.
-      const bad = !wellFormed(r) ? 'malformed' : !verifyRecord(r, this.signPublic) ? 'bad_signature' : null;
-      if (bad) {
-        this.drop(`record_${bad}`);
-        return bad;
-      }
+      if (!verifyRecord(r, this.signPublic)) return (d.add(d.at.record_bad_signature), null);
       this.reassertOwn(r);
-      return 'own';
+      return null;
     }
     const res = this.table.apply(r);
     if (res === 'applied') {
-      this.counters.recordsApplied++;
-      this.indexOwner(r);
-      this.reprogram(r);
-      this.o.events?.onEndpoint?.(r);
-    } else if (res !== 'stale') this.drop(`record_${res}`);
-    return res;
+      this.counters.add(this.counters.at.records_applied);
+      this.o.events?.onRecord?.(r);
+      return r;
+    }
+    if (res !== 'stale') d.add(d.at[`record_${res}`]);
+    return null;
   }
 
   /**
    * Someone holds a version of one of our records (we restarted and lost state, or it is old).
-   * If theirs is not older than ours, re-issue ours above it: the live endpoint again, or a
-   * tombstone for an endpoint we no longer have. This is how a returning node's records win.
+   * If theirs is not older than ours, re-issue ours above it: the live record again, or a
+   * tombstone for a record we no longer have. This is how a returning node's records win.
    */
-  private reassertOwn(r: EndpointRecord): void {
+  private reassertOwn(r: SignedRecord): void {
     if (r.version > this.table.lamport) this.table.lamport = r.version;
-    const key = `${r.network}\u0000${r.id}`;
+    const key = recordKey(r.kind, r.network, r.id);
     const mine = this.local.get(key);
-    const stored = this.table.get(r.network, r.id)?.rec;
-    const same = (x: EndpointRecord) => x.version === r.version && Buffer.compare(Buffer.from(x.sig), Buffer.from(r.sig)) === 0;
+    const stored = this.table.get(r.kind, r.network, r.id)?.rec;
+    const same = (x: SignedRecord) => x.version === r.version && Buffer.compare(x.sig, r.sig) === 0;
     if (stored && stored.owner === this.name && (stored.version > r.version || same(stored))) return;
+    const kind = this.kindOf(r.kind);
     if (mine) {
       if (mine.version > r.version || same(mine)) return;
-      const rec = this.sign({ ...mine, version: this.nextVersion() });
+      const rec = this.sign(kind, { ...mine, version: this.nextVersion() }, mine.data);
       this.local.set(key, rec);
       this.storeOwn(rec);
     } else if (!r.deleted) {
-      this.storeOwn(this.sign({ ...r, vtep: r.vtep, version: this.nextVersion(), deleted: true }));
+      this.storeOwn(this.sign(kind, { ...r, version: this.nextVersion(), deleted: true }, r.data));
     } else if (!stored) {
       this.table.putOwn(r); // keep the tombstone so the digest matches the cluster's
     }
   }
 
-  private indexOwner(r: EndpointRecord): void {
-    const key = `${r.network}\u0000${r.id}`;
-    let s = this.byOwner.get(r.owner);
-    if (!s) this.byOwner.set(r.owner, (s = new Set()));
-    s.add(key);
+  // ---- packets -----------------------------------------------------------------------------
+
+  /** Send `fields` plus as many piggybacked broadcasts as fit the packet budget. */
+  private sendPacket(to: Addr, fields: Uint8Array[]): void {
+    if (!this.running) return;
+    const head = this.envelopes.header();
+    let room = this.envelopes.room(head);
+    for (const f of fields) room -= f.length;
+    const all = fields.slice();
+    this.queue.take(room, this.membership.aliveCount(), all);
+    this.emit(to, head, all);
   }
 
-  // ---- programming -------------------------------------------------------------------------
-
-  private wanted(r: EndpointRecord): Programmed | null {
-    if (r.deleted || r.owner === this.name) return null;
-    const vni = this.networks.get(r.network);
-    if (vni === undefined || vni !== r.vni) return null;
-    const st = this.membership.stateOf(r.owner);
-    if (st !== 'alive' && st !== 'suspect') return null;
-    const meta = this.membership.metaOf(r.owner)!;
-    const ips: string[] = [];
-    if (r.ipv4.length === 4) ips.push(formatIpAddress(4, r.ipv4));
-    if (r.ipv6.length === 16) ips.push(formatIpAddress(6, r.ipv6));
-    return { vni, mac: formatMac(readMac(r.mac, 0)), ips, vtep: { address: r.vtep || meta.vtep, port: meta.vtepPort || 4789 } };
+  private emit(to: Addr, head: Uint8Array, fields: Uint8Array[]): void {
+    const sealed = this.envelopes.seal(head, fields);
+    this.counters.add(this.counters.at.packets_sent);
+    this.counters.add(this.counters.at.bytes_sent, sealed.length);
+    this.o.packets.send(to, sealed);
   }
 
-  private reprogram(r: EndpointRecord): void {
-    this.program.reconcile(`${r.network}\u0000${r.id}`, this.wanted(r));
-  }
-
-  private memberChanged(m: Member): void {
-    const keys = this.byOwner.get(m.name);
-    if (keys) {
-      for (const k of keys) {
-        const [net, id] = k.split('\u0000');
-        const e = this.table.get(net, id);
-        if (e && e.rec.owner === m.name) this.reprogram(e.rec);
+  /** Entry point for every received datagram. Never throws; failures are counted drops. */
+  handlePacket(from: Addr, bytes: Uint8Array): void {
+    if (!this.running) return;
+    this.counters.add(this.counters.at.packets_received);
+    this.counters.add(this.counters.at.bytes_received, bytes.length);
+    const env = this.envelopes.open(bytes);
+    if (!env) return;
+    for (const m of env.msgs) {
+      try {
+        this.dispatch(from, m);
+      } catch {
+        // A bug must not take gossip down: count it and go on with the next message.
+        this.drops.add(this.drops.at.handler_error);
       }
     }
+  }
+
+  private dispatch(from: Addr, m: Message): void {
+    if ('record' in m) {
+      const r = this.applyRecord(m.record);
+      if (r) this.gossipRecord(r);
+    } else this.membership.handle(from, m);
+  }
+
+  // ---- members -----------------------------------------------------------------------------
+
+  private memberChanged(m: Member): void {
+    this.table.ownerChanged(m);
     const t = this.o.tunnel;
     if (t && m.meta.wgKey) {
       try {
         if (m.state === 'alive' || m.state === 'suspect') t.setPeer({ publicKey: m.meta.wgKey, endpoint: { address: m.meta.vtep, port: m.meta.wgPort } });
         else t.removePeer(m.meta.wgKey);
       } catch {
-        this.drop('tunnel_program_failed');
+        this.drops.add(this.drops.at.tunnel_program_failed);
       }
     }
   }
@@ -524,7 +460,7 @@ export class Agent {
   /** TOFU pin of each member's signing key: a name cannot be taken over with a new key. */
   private acceptMeta(name: string, meta: NodeMeta): boolean {
     if (meta.signKey.length !== 32) {
-      this.drop('bad_member_meta');
+      this.drops.add(this.drops.at.bad_member_meta);
       return false;
     }
     const pinned = this.pinnedKeys.get(name);
@@ -532,8 +468,8 @@ export class Agent {
       this.pinnedKeys.set(name, meta.signKey);
       return true;
     }
-    if (Buffer.compare(Buffer.from(pinned), Buffer.from(meta.signKey)) !== 0) {
-      this.drop('sign_key_changed');
+    if (Buffer.compare(pinned, meta.signKey) !== 0) {
+      this.drops.add(this.drops.at.sign_key_changed);
       return false;
     }
     return true;
@@ -558,8 +494,8 @@ export class Agent {
     if (this.queue.size === 0) return;
     const n = this.membership.aliveCount();
     for (const to of this.membership.gossipTargets()) {
-      const head = this.header();
-      const fields = this.queue.take(this.cfg.maxPacketBytes - head.length - this.o.sealer.overhead, n);
+      const head = this.envelopes.header();
+      const fields = this.queue.take(this.envelopes.room(head), n);
       if (fields.length === 0) break;
       this.emit(to, head, fields);
     }
@@ -573,124 +509,20 @@ export class Agent {
     this.pushPullTimer = this.o.clock.setTimeout(() => {
       const peer = this.membership.randomLive();
       const target: Addr | undefined = peer ? { ip: peer.ip, port: peer.port } : this.seeds[Math.floor(this.random() * this.seeds.length)];
-      if (target) this.pushPull(target, !peer, 10_000).catch(() => this.counters.pushPullFailures++);
+      if (target) this.pushPull(target, !peer, 10_000).catch(() => this.counters.add(this.counters.at.push_pull_failures));
       this.schedulePushPull();
     }, delay);
   }
 
-  /** One full state exchange with `to` (join = as a joining node). */
+  /** One full state exchange with `to` (join = as a joining node). Rejects with PushPullError. */
   pushPull(to: Addr, join: boolean, timeoutMs: number): Promise<void> {
-    this.counters.pushPulls++;
-    return new Promise((resolve, reject) => {
-      this.o.streams.exchange(to, this.stateChunks(join), timeoutMs, (err, reply) => {
-        if (err || !reply) return reject(err ?? new Error('no reply'));
-        if (!this.running) return resolve();
-        if (this.mergeChunks(reply)) resolve();
-        else reject(new Error('bad push-pull reply'));
-      });
-    });
+    return this.pushPulls.exchange(to, join, timeoutMs);
   }
 
-  private pingChunk(target: string): Uint8Array[] {
-    return [this.o.sealer.seal(encodeStateChunk({ pmin: PROTOCOL_MIN, pmax: PROTOCOL_MAX, from: this.name, join: false, nodes: [], endpoints: [], last: true, ping: true, target }))];
-  }
-
-  /** Reliable ping over the stream transport; true when `target` itself answered. */
-  streamPing(to: Addr, target: string, timeoutMs: number, done: (ok: boolean) => void): void {
-    this.o.streams.exchange(to, this.pingChunk(target), timeoutMs, (err, reply) => {
-      if (err || !reply || reply.length !== 1) return done(false);
-      const plain = this.o.sealer.open(reply[0]);
-      if (!plain) return done(false);
-      try {
-        const c = decodeStateChunk(plain);
-        done(c.ping === true && c.from === target);
-      } catch {
-        done(false);
-      }
-    });
-  }
-
-  /** Responder side of push-pull: merge the peer's state, answer with ours. */
-  handleExchange(from: Addr, chunks: Uint8Array[]): Uint8Array[] {
+  /** Responder side of push-pull and stream pings (the stream transport calls this). */
+  handleExchange(_from: Addr, chunks: Uint8Array[]): Uint8Array[] {
     if (!this.running) return [];
-    if (chunks.length === 1 && chunks[0].length < 512) {
-      // Possibly a stream ping: answer without touching state.
-      const plain = this.o.sealer.open(chunks[0]);
-      if (plain) {
-        try {
-          const c = decodeStateChunk(plain);
-          if (c.ping) return c.target === this.name ? this.pingChunk(this.name) : [];
-        } catch {
-          // fall through: mergeChunks counts it
-        }
-      }
-    }
-    const ok = this.mergeChunks(chunks);
-    if (!ok) return [];
-    try {
-      return this.stateChunks(false);
-    } catch {
-      this.drop('pushpull_state_too_big');
-      return [];
-    }
-  }
-
-  /** Our full state as sealed chunks, each ≤ MAX_CHUNK_BYTES before sealing. */
-  stateChunks(join: boolean): Uint8Array[] {
-    const out: StateChunk[] = [];
-    const mk = (): StateChunk => ({ pmin: PROTOCOL_MIN, pmax: PROTOCOL_MAX, from: this.name, join, nodes: [], endpoints: [], last: false });
-    let cur = mk();
-    let size = 64;
-    const flush = () => {
-      out.push(cur);
-      cur = mk();
-      size = 64;
-    };
-    const self = this.membership.selfAlive();
-    cur.nodes.push({ alive: self, state: 0 });
-    for (const m of this.membership.all()) {
-      if (m.name === this.name) continue;
-      const a: AliveMsg = { name: m.name, incarnation: m.incarnation, ip: m.ip, port: m.port, meta: m.meta };
-      const s = estimateAlive(a);
-      if (size + s > MAX_CHUNK_BYTES) flush();
-      cur.nodes.push({ alive: a, state: m.state === 'alive' ? 0 : m.state === 'suspect' ? 1 : m.state === 'dead' ? 2 : 3 });
-      size += s;
-    }
-    for (const r of this.table.records()) {
-      const s = estimateRecord(r);
-      if (size + s > MAX_CHUNK_BYTES) flush();
-      cur.endpoints.push(r);
-      size += s;
-    }
-    cur.last = true;
-    flush();
-    if (out.length > MAX_CHUNKS) throw new Error('state exceeds the push-pull cap');
-    return out.map((c) => this.o.sealer.seal(encodeStateChunk(c)));
-  }
-
-  /** Open, decode and merge a peer's chunks. Returns false (counted) if any chunk is bad. */
-  private mergeChunks(chunks: Uint8Array[]): boolean {
-    if (chunks.length === 0 || chunks.length > MAX_CHUNKS) {
-      this.drop('pushpull_bad_stream');
-      return false;
-    }
-    const decoded: StateChunk[] = [];
-    for (const c of chunks) {
-      if (c.length > MAX_CHUNK_BYTES + this.o.sealer.overhead) return (this.drop('pushpull_oversized'), false);
-      const plain = this.o.sealer.open(c);
-      if (!plain) return (this.drop('pushpull_auth_failed'), false);
-      try {
-        const d = decodeStateChunk(plain);
-        if (d.pmax < PROTOCOL_MIN || d.pmin > PROTOCOL_MAX) return (this.drop('pushpull_protocol_mismatch'), false);
-        decoded.push(d);
-      } catch {
-        return (this.drop('pushpull_malformed'), false);
-      }
-    }
-    // Members first, so records can be verified against the keys they advertise.
-    for (const d of decoded) for (const n of d.nodes) this.membership.merge(n.alive, n.state, n.alive.name !== d.from);
-    for (const d of decoded) for (const r of d.endpoints) this.applyRecord(r);
-    return true;
+    return this.pushPulls.handle(chunks);
   }
 
   // ---- reaping -----------------------------------------------------------------------------
@@ -714,13 +546,11 @@ export class Agent {
       const m = this.membership.get(owner);
       return !m || ((m.state === 'dead' || m.state === 'left') && now - m.since > deadMs);
     };
-    for (const r of this.table.reap(this.o.tombstoneReapMs ?? 1_800_000, gone)) {
-      this.byOwner.get(r.owner)?.delete(`${r.network}\u0000${r.id}`);
-      this.program.reconcile(`${r.network}\u0000${r.id}`, null);
-    }
+    this.table.reap(this.o.tombstoneReapMs ?? 1_800_000, gone);
     for (const name of this.membership.reap(deadMs)) {
-      this.byOwner.delete(name);
       this.pinnedKeys.delete(name);
+      this.envelopes.forget(name);
+      this.pushPulls.forget(name);
     }
   }
 
@@ -730,11 +560,13 @@ export class Agent {
   status(): AgentStatus {
     const members = this.membership.all().map((m) => ({ name: m.name, address: addrKey(m), state: m.state, incarnation: m.incarnation, vtep: m.meta.vtep, wireguard: m.meta.wgKey || undefined }));
     const networks: AgentStatus['networks'] = {};
-    for (const net of this.table.networks()) {
-      networks[net] = [...this.table.entries(net)].map(({ rec: r }) => ({
-        id: r.id, mac: formatMac(readMac(r.mac, 0)), ipv4: r.ipv4.length ? formatIpAddress(4, r.ipv4) : undefined, ipv6: r.ipv6.length ? formatIpAddress(6, r.ipv6) : undefined,
-        owner: r.owner, vtep: r.vtep, version: r.version, deleted: r.deleted,
-      }));
+    for (const r of this.table.records()) {
+      if (r.kind !== ENDPOINT_KIND) continue;
+      const d = r.data as EndpointData | undefined;
+      (networks[r.network] ??= []).push({
+        id: r.id, mac: d ? formatMac(readMac(d.mac, 0)) : '', ipv4: d?.ipv4.length ? formatIpAddress(4, d.ipv4) : undefined, ipv6: d?.ipv6.length ? formatIpAddress(6, d.ipv6) : undefined,
+        owner: r.owner, vtep: d?.vtep ?? '', version: r.version, deleted: r.deleted,
+      });
     }
     return {
       name: this.name,
@@ -743,8 +575,8 @@ export class Agent {
       members,
       networks,
       digest: this.table.digest(),
-      counters: { ...this.counters, ...this.membership.counters, queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
-      drops: { ...this.drops },
+      counters: { ...this.counters.snapshot(), ...this.membership.counters, queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
+      drops: this.drops.snapshot(),
       peers: this.o.tunnel?.peers?.().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null, up: p.up, handshakeAgeMs: p.lastHandshake ? Date.now() - p.lastHandshake : null })),
     };
   }
@@ -760,14 +592,4 @@ export interface AgentStatus {
   counters: Record<string, number>;
   drops: Record<string, number>;
   peers?: { publicKey: string; endpoint: string | null; up: boolean; handshakeAgeMs: number | null }[];
-}
-
-function blen(s: string): number {
-  return Buffer.byteLength(s) + 3;
-}
-function estimateAlive(a: AliveMsg): number {
-  return 40 + blen(a.name) + blen(a.ip) + blen(a.meta.vtep) + blen(a.meta.wgKey) + a.meta.signKey.length + 3;
-}
-function estimateRecord(r: EndpointRecord): number {
-  return 48 + blen(r.network) + blen(r.id) + blen(r.owner) + blen(r.vtep) + r.mac.length + r.ipv4.length + r.ipv6.length + r.sig.length + 12;
 }

@@ -15,7 +15,11 @@ export const SEAL_VERSION = 1;
 export const SEAL_OVERHEAD = 1 + 12 + 16;
 const AAD = Buffer.from([SEAL_VERSION]);
 
-export class InvalidKeyError extends OverlayError {
+/**
+ * A cluster key is not 32 bytes, or a key to use/remove is not installed or is the primary.
+ * (Named apart from @overlay/crypto's InvalidKeyError, which is about WireGuard keys.)
+ */
+export class InvalidClusterKeyError extends OverlayError {
   constructor(message: string) {
     super('OVL_ERR_AGENT_INVALID_KEY', message);
   }
@@ -35,13 +39,13 @@ export class Keyring implements Sealer {
 
   /** `keys[0]` becomes primary. Each key is 32 bytes or its base64. */
   constructor(keys: (Uint8Array | string)[]) {
-    if (keys.length === 0) throw new InvalidKeyError('keyring needs at least one key');
+    if (keys.length === 0) throw new InvalidClusterKeyError('keyring needs at least one key');
     for (const k of keys) this.add(k);
   }
 
   static parseKey(k: Uint8Array | string): Buffer {
     const b = typeof k === 'string' ? Buffer.from(k, 'base64') : Buffer.from(k);
-    if (b.length !== 32) throw new InvalidKeyError(`cluster key must be 32 bytes (base64 of 32 bytes), got ${b.length} bytes`);
+    if (b.length !== 32) throw new InvalidClusterKeyError(`cluster key must be 32 bytes (base64 of 32 bytes), got ${b.length} bytes`);
     return b;
   }
 
@@ -54,14 +58,14 @@ export class Keyring implements Sealer {
   use(k: Uint8Array | string): void {
     const b = Keyring.parseKey(k);
     const i = this.keys.findIndex((x) => x.equals(b));
-    if (i < 0) throw new InvalidKeyError('key to use is not installed');
+    if (i < 0) throw new InvalidClusterKeyError('key to use is not installed');
     this.keys.unshift(...this.keys.splice(i, 1));
   }
   /** Remove a key that is not primary. */
   remove(k: Uint8Array | string): void {
     const b = Keyring.parseKey(k);
     const i = this.keys.findIndex((x) => x.equals(b));
-    if (i === 0) throw new InvalidKeyError('cannot remove the primary key');
+    if (i === 0) throw new InvalidClusterKeyError('cannot remove the primary key');
     if (i > 0) this.keys.splice(i, 1);
   }
   /** SHA-256 prefix of each key, primary first: safe to show. */

@@ -20,7 +20,7 @@ import type { Addr, Clock, TimerHandle } from './env.js';
 import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, SuspectMsg } from './wire.js';
 import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
-import { MAX_NAME_LEN } from './endpoints.js';
+import { MAX_NAME_LEN } from './wire.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
 

@@ -1,9 +1,12 @@
 /**
  * Drives the data plane from the endpoint table: every live remote endpoint becomes an FDB entry
  * (MAC → owner's VTEP), neighbour entries for its IPs (ARP/ND suppression) and its VTEP joins the
- * network's flood list (reference counted per VTEP). Works as a reconciler: given what a record
- * should program now, it undoes what it programmed before and applies the difference, so repeated
- * or out-of-order calls converge to the same dataplane state.
+ * network's flood list (reference counted per VTEP). Keys are binary, as the records carry them:
+ * the MAC as a 48-bit number, each IP as its 4 or 16 bytes (no bytes → text → bytes).
+ *
+ * Works as a reconciler: given what a record should program now, it undoes what it programmed
+ * before and applies the difference, so repeated or out-of-order calls converge to the same
+ * dataplane state.
  *
  * Single-threaded; owned by one agent.
  */
@@ -19,8 +22,10 @@ export type DataplaneControl = Pick<Dataplane, 'setFdb' | 'deleteFdb' | 'setNeig
 /** What one endpoint record programs; null when it programs nothing. */
 export interface Programmed {
   vni: number;
-  mac: string;
-  ips: string[];
+  /** 48-bit MAC. */
+  mac: number;
+  /** 4- or 16-byte addresses (the record's own bytes: read, never modified). */
+  ips: Uint8Array[];
   vtep: Vtep;
 }
 
@@ -85,8 +90,10 @@ export class Programmer {
   }
 }
 
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
 function same(a: Programmed, b: Programmed): boolean {
-  return a.vni === b.vni && a.mac === b.mac && a.vtep.address === b.vtep.address && a.vtep.port === b.vtep.port && a.ips.length === b.ips.length && a.ips.every((x, i) => x === b.ips[i]);
+  return a.vni === b.vni && a.mac === b.mac && a.vtep.address === b.vtep.address && a.vtep.port === b.vtep.port && a.ips.length === b.ips.length && a.ips.every((x, i) => sameBytes(x, b.ips[i]));
 }
 
 export function macFromString(s: string): Uint8Array | null {

@@ -21,6 +21,8 @@ export interface SimClusterOptions {
   events?: (i: number) => AgentEvents | undefined;
   dataplane?: (i: number) => DataplaneControl | undefined;
   extra?: Partial<AgentOptions>;
+  /** Options for agent i only (applied after `extra`), e.g. a newer node's record extension. */
+  agent?: (i: number) => Partial<AgentOptions> | undefined;
 }
 
 export class SimCluster {
@@ -68,6 +70,7 @@ export class SimCluster {
       events: this.o.events?.(i),
       dataplane: this.o.dataplane?.(i),
       ...this.o.extra,
+      ...this.o.agent?.(i),
     });
     this.net.attach(addr, a);
     return a;

@@ -1,30 +1,35 @@
 /**
- * Wire codec for agent gossip (UDP) and push-pull (TCP), over the checked-in proto/agent.proto.
+ * Wire codec for agent gossip (UDP) and push-pull (TCP), over the schema compiled from
+ * proto/agent.proto into proto/agent.json (loaded with Root.fromJSON: nothing is parsed at run
+ * time, and never a peer's schema). protobufjs generates specialised encode/decode functions per
+ * type on first use, so there is no per-message reflection.
  *
- * The .proto is loaded once with protobufjs at module load; protobufjs then generates
- * specialised encode/decode functions per type on first use, so there is no per-message
- * reflection. Broadcasts are encoded once when queued (as a complete `Envelope.msgs` field) and
- * appended to packets by concatenation, so their size is known exactly when packing to the MTU.
+ * Broadcasts are encoded once when queued (as a complete `Envelope.msgs` field) and appended to
+ * packets by concatenation, so their size is known exactly when packing to the MTU. Signed
+ * records stay bytes: `body` is what the owner signed and what every node forwards (records.ts).
  */
 import protobuf from 'protobufjs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { OverlayError } from '@overlay/dataplane';
 
-/** Oldest protocol version this build accepts, and the one it speaks. Bump max on additions. */
-export const PROTOCOL_MIN = 1;
-export const PROTOCOL_MAX = 1;
+/** Oldest protocol version this build accepts, and the one it speaks. 2: SignedRecord, bound push-pull. */
+export const PROTOCOL_MIN = 2;
+export const PROTOCOL_MAX = 2;
 
 /** A push-pull chunk never exceeds this many bytes (before sealing). */
 export const MAX_CHUNK_BYTES = 64 * 1024;
 /** A whole push-pull exchange (one side) is refused beyond this: 2048 chunks = 128 MiB. */
 export const MAX_CHUNKS = 2048;
+/** Longest node, network or record id name, in UTF-16 units. */
+export const MAX_NAME_LEN = 64;
 
-const root = protobuf.loadSync(fileURLToPath(new URL('../proto/agent.proto', import.meta.url)));
+const descriptor = JSON.parse(readFileSync(new URL('../proto/agent.json', import.meta.url), 'utf8')) as protobuf.INamespace;
+const root = protobuf.Root.fromJSON(descriptor);
 const T = (n: string) => root.lookupType(`overlay.agent.v1.${n}`);
-export const EnvelopeType = T('Envelope');
-export const MessageType = T('Message');
-export const StateChunkType = T('StateChunk');
-const EndpointRecordType = T('EndpointRecord');
+const EnvelopeType = T('Envelope');
+const MessageType = T('Message');
+const StateChunkType = T('StateChunk');
+const RecordBodyType = T('RecordBody');
 
 export interface NodeMeta {
   signKey: Uint8Array;
@@ -40,20 +45,8 @@ export interface SuspectMsg { name: string; incarnation: number; from: string }
 export type DeadMsg = SuspectMsg;
 export interface PingMsg { seqNo: number; target: string; replyIp: string; replyPort: number }
 export interface IndirectPingMsg { seqNo: number; target: string; targetIp: string; targetPort: number; nack: boolean }
-/** One endpoint of one network; see EndpointRecord in agent.proto. */
-export interface EndpointRecord {
-  network: string;
-  vni: number;
-  id: string;
-  mac: Uint8Array;
-  ipv4: Uint8Array;
-  ipv6: Uint8Array;
-  owner: string;
-  vtep: string;
-  version: number;
-  deleted: boolean;
-  sig: Uint8Array;
-}
+/** A signed record as it travels: the owner's exact body bytes and its signature over them. */
+export interface RecordBytes { body: Uint8Array; sig: Uint8Array }
 
 export type Message =
   | { ping: PingMsg }
@@ -63,7 +56,7 @@ export type Message =
   | { alive: AliveMsg }
   | { suspect: SuspectMsg }
   | { dead: DeadMsg }
-  | { endpoint: EndpointRecord };
+  | { record: RecordBytes };
 
 export interface EnvelopeHeader { pmin: number; pmax: number; from: string; session: number; seq: number; ts: number }
 export interface Envelope extends EnvelopeHeader { msgs: Message[] }
@@ -75,10 +68,27 @@ export interface StateChunk {
   from: string;
   join: boolean;
   nodes: { alive: AliveMsg; state: number }[];
-  endpoints: EndpointRecord[];
+  records: RecordBytes[];
   last: boolean;
   ping?: boolean;
   target?: string;
+  /** The request's sender session and exchange number, and its clock when sent. */
+  session: number;
+  seq: number;
+  ts: number;
+  /** In a reply: the (session, seq) of the request it answers. */
+  replySession?: number;
+  replySeq?: number;
+}
+
+/** The fields every record kind shares, as decoded from a RecordBody. */
+export interface RecordHead {
+  kind: number;
+  network: string;
+  id: string;
+  owner: string;
+  version: number;
+  deleted: boolean;
 }
 
 /** Long (from uint64 decode) or number → number. Values above 2^53 are not produced by us. */
@@ -86,6 +96,21 @@ function num(v: unknown): number {
   if (typeof v === 'number') return v;
   if (v && typeof (v as { toNumber?: unknown }).toNumber === 'function') return (v as { toNumber(): number }).toNumber();
   return 0;
+}
+
+/** Thrown by decoders on bytes that are not a valid message; callers count and drop. */
+export class WireDecodeError extends OverlayError {
+  constructor(message: string) {
+    super('OVL_ERR_AGENT_WIRE_DECODE', message);
+  }
+}
+
+function decode(type: protobuf.Type, buf: Uint8Array): Record<string, unknown> {
+  try {
+    return type.decode(buf) as unknown as Record<string, unknown>;
+  } catch (err) {
+    throw new WireDecodeError((err as Error).message);
+  }
 }
 
 /** Encode one message as a complete `Envelope.msgs` field (tag + length + body). */
@@ -102,111 +127,87 @@ export function encodeHeader(h: EnvelopeHeader): Uint8Array {
   return EnvelopeType.encode(h as object).finish();
 }
 
-/** Thrown by decoders on bytes that are not a valid message; callers count and drop. */
-export class WireDecodeError extends OverlayError {
-  constructor(message: string) {
-    super('OVL_ERR_AGENT_WIRE_DECODE', message);
-  }
-}
+const EMPTY = new Uint8Array(0);
+const bytes = (v: unknown): Uint8Array => (v as Uint8Array | undefined) ?? EMPTY;
+const str = (v: unknown): string => (v as string | undefined) ?? '';
+const u32 = (v: unknown): number => (v as number | undefined) ?? 0;
 
 function normMeta(m: Record<string, unknown> | null | undefined): NodeMeta {
-  return {
-    signKey: (m?.signKey as Uint8Array) ?? new Uint8Array(0),
-    vtep: (m?.vtep as string) ?? '',
-    vtepPort: (m?.vtepPort as number) ?? 0,
-    wgKey: (m?.wgKey as string) ?? '',
-    wgPort: (m?.wgPort as number) ?? 0,
-    pmin: (m?.pmin as number) ?? 0,
-    pmax: (m?.pmax as number) ?? 0,
-  };
+  return { signKey: bytes(m?.signKey), vtep: str(m?.vtep), vtepPort: u32(m?.vtepPort), wgKey: str(m?.wgKey), wgPort: u32(m?.wgPort), pmin: u32(m?.pmin), pmax: u32(m?.pmax) };
 }
 function normAlive(a: Record<string, unknown>): AliveMsg {
-  return {
-    name: (a.name as string) ?? '',
-    incarnation: (a.incarnation as number) ?? 0,
-    ip: (a.ip as string) ?? '',
-    port: (a.port as number) ?? 0,
-    meta: normMeta(a.meta as Record<string, unknown>),
-  };
+  return { name: str(a.name), incarnation: u32(a.incarnation), ip: str(a.ip), port: u32(a.port), meta: normMeta(a.meta as Record<string, unknown>) };
 }
-const EMPTY = new Uint8Array(0);
-function normRecord(r: Record<string, unknown>): EndpointRecord {
-  return {
-    network: (r.network as string) ?? '',
-    vni: (r.vni as number) ?? 0,
-    id: (r.id as string) ?? '',
-    mac: (r.mac as Uint8Array) ?? EMPTY,
-    ipv4: (r.ipv4 as Uint8Array) ?? EMPTY,
-    ipv6: (r.ipv6 as Uint8Array) ?? EMPTY,
-    owner: (r.owner as string) ?? '',
-    vtep: (r.vtep as string) ?? '',
-    version: num(r.version),
-    deleted: (r.deleted as boolean) ?? false,
-    sig: (r.sig as Uint8Array) ?? EMPTY,
-  };
+function normRecord(r: Record<string, unknown>): RecordBytes {
+  return { body: bytes(r.body), sig: bytes(r.sig) };
 }
 function normMessage(m: Record<string, unknown>): Message | null {
   const g = (k: string) => m[k] as Record<string, unknown> | undefined;
   let v: Record<string, unknown> | undefined;
-  if ((v = g('ping'))) return { ping: { seqNo: (v.seqNo as number) ?? 0, target: (v.target as string) ?? '', replyIp: (v.replyIp as string) ?? '', replyPort: (v.replyPort as number) ?? 0 } };
-  if ((v = g('indirectPing'))) return { indirectPing: { seqNo: (v.seqNo as number) ?? 0, target: (v.target as string) ?? '', targetIp: (v.targetIp as string) ?? '', targetPort: (v.targetPort as number) ?? 0, nack: (v.nack as boolean) ?? false } };
-  if ((v = g('ack'))) return { ack: { seqNo: (v.seqNo as number) ?? 0 } };
-  if ((v = g('nack'))) return { nack: { seqNo: (v.seqNo as number) ?? 0 } };
+  if ((v = g('ping'))) return { ping: { seqNo: u32(v.seqNo), target: str(v.target), replyIp: str(v.replyIp), replyPort: u32(v.replyPort) } };
+  if ((v = g('indirectPing'))) return { indirectPing: { seqNo: u32(v.seqNo), target: str(v.target), targetIp: str(v.targetIp), targetPort: u32(v.targetPort), nack: (v.nack as boolean) ?? false } };
+  if ((v = g('ack'))) return { ack: { seqNo: u32(v.seqNo) } };
+  if ((v = g('nack'))) return { nack: { seqNo: u32(v.seqNo) } };
   if ((v = g('alive'))) return { alive: normAlive(v) };
-  if ((v = g('suspect'))) return { suspect: { name: (v.name as string) ?? '', incarnation: (v.incarnation as number) ?? 0, from: (v.from as string) ?? '' } };
-  if ((v = g('dead'))) return { dead: { name: (v.name as string) ?? '', incarnation: (v.incarnation as number) ?? 0, from: (v.from as string) ?? '' } };
-  if ((v = g('endpoint'))) return { endpoint: normRecord(v) };
+  if ((v = g('suspect'))) return { suspect: { name: str(v.name), incarnation: u32(v.incarnation), from: str(v.from) } };
+  if ((v = g('dead'))) return { dead: { name: str(v.name), incarnation: u32(v.incarnation), from: str(v.from) } };
+  if ((v = g('record'))) return { record: normRecord(v) };
   return null; // unknown kind from a newer peer: skipped (append-only evolution)
 }
 
 /** Decode an opened packet. Throws WireDecodeError on malformed bytes. */
 export function decodeEnvelope(buf: Uint8Array): Envelope {
-  let e: Record<string, unknown>;
-  try {
-    e = EnvelopeType.decode(buf) as unknown as Record<string, unknown>;
-  } catch (err) {
-    throw new WireDecodeError((err as Error).message);
-  }
+  const e = decode(EnvelopeType, buf);
   const msgs: Message[] = [];
   for (const m of (e.msgs as Record<string, unknown>[]) ?? []) {
     const n = normMessage(m);
     if (n) msgs.push(n);
   }
-  return {
-    pmin: (e.pmin as number) ?? 0,
-    pmax: (e.pmax as number) ?? 0,
-    from: (e.from as string) ?? '',
-    session: num(e.session),
-    seq: num(e.seq),
-    ts: num(e.ts),
-    msgs,
-  };
+  return { pmin: u32(e.pmin), pmax: u32(e.pmax), from: str(e.from), session: num(e.session), seq: num(e.seq), ts: num(e.ts), msgs };
 }
 
 export function encodeStateChunk(c: StateChunk): Uint8Array {
   return StateChunkType.encode(c as object).finish();
 }
 export function decodeStateChunk(buf: Uint8Array): StateChunk {
-  let c: Record<string, unknown>;
-  try {
-    c = StateChunkType.decode(buf) as unknown as Record<string, unknown>;
-  } catch (err) {
-    throw new WireDecodeError((err as Error).message);
-  }
+  const c = decode(StateChunkType, buf);
   return {
-    pmin: (c.pmin as number) ?? 0,
-    pmax: (c.pmax as number) ?? 0,
-    from: (c.from as string) ?? '',
+    pmin: u32(c.pmin),
+    pmax: u32(c.pmax),
+    from: str(c.from),
     join: (c.join as boolean) ?? false,
-    nodes: ((c.nodes as Record<string, unknown>[]) ?? []).map((n) => ({ alive: normAlive((n.alive as Record<string, unknown>) ?? {}), state: (n.state as number) ?? 0 })),
-    endpoints: ((c.endpoints as Record<string, unknown>[]) ?? []).map(normRecord),
+    nodes: ((c.nodes as Record<string, unknown>[]) ?? []).map((n) => ({ alive: normAlive((n.alive as Record<string, unknown>) ?? {}), state: u32(n.state) })),
+    records: ((c.records as Record<string, unknown>[]) ?? []).map(normRecord),
     last: (c.last as boolean) ?? false,
     ping: (c.ping as boolean) ?? false,
-    target: (c.target as string) ?? '',
+    target: str(c.target),
+    session: num(c.session),
+    seq: num(c.seq),
+    ts: num(c.ts),
+    replySession: num(c.replySession),
+    replySeq: num(c.replySeq),
   };
 }
 
-/** Bytes an endpoint record is signed over: the record with `sig` cleared, protobuf-encoded. */
-export function signedBytes(r: EndpointRecord): Uint8Array {
-  return EndpointRecordType.encode({ ...r, sig: EMPTY } as object).finish();
+/**
+ * Encode a record body: the shared head plus the kind's data under its field (`field` names the
+ * RecordBody field, e.g. 'endpoint'). `extra` (already encoded protobuf fields) is appended as a
+ * newer node would add fields; only wire-compatibility tests pass it.
+ */
+export function encodeRecordBody(head: RecordHead, field: string, data: object, extra?: Uint8Array): Uint8Array {
+  const b = RecordBodyType.encode(field ? { ...head, [field]: data } : head).finish();
+  if (!extra || extra.length === 0) return b;
+  const out = new Uint8Array(b.length + extra.length);
+  out.set(b, 0);
+  out.set(extra, b.length);
+  return out;
 }
+
+/** Decode a record body: the head, and the decoded message for the kinds' data fields. */
+export function decodeRecordBody(body: Uint8Array): { head: RecordHead; fields: Record<string, unknown> } {
+  const b = decode(RecordBodyType, body);
+  return { head: { kind: u32(b.kind), network: str(b.network), id: str(b.id), owner: str(b.owner), version: num(b.version), deleted: (b.deleted as boolean) ?? false }, fields: b };
+}
+
+/** Helpers for kinds normalising their decoded data message. */
+export const fieldOf = { bytes, str, u32 };

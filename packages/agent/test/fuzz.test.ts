@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Keyring, SimCluster, encodeHeader, encodeMessageField, generateSigningKey, signRecord, type EndpointRecord } from '@overlay/agent';
+import { ENDPOINTS, Keyring, SimCluster, generateSigningKey, signRecord, type EndpointData } from '@overlay/agent';
+import { encodeHeader, encodeMessageField } from '../src/wire.js';
 
 const blue = { name: 'blue', vni: 100 };
 
 /** An unsealed (PlainSealer) gossip packet from `node-x`: [0x00][header][fields]. */
 function plainPacket(now: number, seq: number, fields: Uint8Array[] = [], session = 1): Uint8Array {
-  const h = encodeHeader({ pmin: 1, pmax: 1, from: 'node-x', session, seq, ts: now });
+  const h = encodeHeader({ pmin: 2, pmax: 2, from: 'node-x', session, seq, ts: now });
   const p = new Uint8Array(1 + h.length + fields.reduce((n, f) => n + f.length, 0));
   p.set(h, 1);
   let off = 1 + h.length;
@@ -39,11 +40,11 @@ describe('gossip fuzzing', () => {
     a0.handlePacket = orig;
     expect(captured.length).toBeGreaterThan(50);
     const before = snapshot(c);
-    const drops0 = Object.values(a0.drops).reduce((s, v) => s + v, 0);
+    const drops0 = a0.drops.total();
     const from = c.addrs[1];
     const wrong = new Keyring([Buffer.alloc(32, 99)]);
     const right = new Keyring([new Uint8Array(32).fill(7)]); // the cluster key SimCluster uses
-    const validHead = () => encodeHeader({ pmin: 1, pmax: 1, from: 'node-1', session: 1, seq: 1, ts: c.clock.now() });
+    const validHead = () => encodeHeader({ pmin: 2, pmax: 2, from: 'node-1', session: 1, seq: 1, ts: c.clock.now() });
     let sent = 0;
 
     // 1) random bytes of any length (also oversized up to 4 KiB)
@@ -56,8 +57,8 @@ describe('gossip fuzzing', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 1300 }), fc.nat(10), (b, mode) => {
       let plain: Uint8Array = b;
       if (mode === 1) plain = encodeHeader({ pmin: 9, pmax: 12, from: 'node-1', session: 1, seq: 1, ts: c.clock.now() });
-      if (mode === 2) plain = encodeHeader({ pmin: 1, pmax: 1, from: 'node-0', session: 1, seq: 1, ts: c.clock.now() });
-      if (mode === 3) plain = Buffer.concat([encodeHeader({ pmin: 1, pmax: 1, from: 'node-1', session: 1, seq: 2, ts: c.clock.now() - 3_600_000 }), encodeMessageField({ dead: { name: 'node-2', incarnation: 99, from: 'node-1' } })]);
+      if (mode === 2) plain = encodeHeader({ pmin: 2, pmax: 2, from: 'node-0', session: 1, seq: 1, ts: c.clock.now() });
+      if (mode === 3) plain = Buffer.concat([encodeHeader({ pmin: 2, pmax: 2, from: 'node-1', session: 1, seq: 2, ts: c.clock.now() - 3_600_000 }), encodeMessageField({ dead: { name: 'node-2', incarnation: 99, from: 'node-1' } })]);
       if (mode === 4) plain = Buffer.concat([validHead(), b]);
       a0.handlePacket(from, right.seal(plain));
       sent++;
@@ -74,15 +75,15 @@ describe('gossip fuzzing', () => {
 
     expect(sent).toBeGreaterThanOrEqual(100_000);
     expect(snapshot(c)).toBe(before);
-    const drops = Object.values(a0.drops).reduce((s, v) => s + v, 0) - drops0;
+    const drops = a0.drops.total() - drops0;
     // mode 4 and random bytes may decode as an empty-but-valid envelope only if sealed right; all else must drop
     expect(drops).toBeGreaterThan(sent - 10_000);
-    expect(a0.drops.auth_failed).toBeGreaterThan(60_000);
-    expect((a0.drops.replayed ?? 0) + (a0.drops.old_session ?? 0)).toBeGreaterThanOrEqual(40 * captured.length);
-    expect(a0.drops.protocol_mismatch).toBeGreaterThan(0);
-    expect(a0.drops.bad_sender).toBeGreaterThan(0);
-    expect(a0.drops.stale_timestamp).toBeGreaterThan(0);
-    expect(a0.drops.oversized).toBeGreaterThan(0);
+    expect(a0.drops.get('auth_failed')).toBeGreaterThan(60_000);
+    expect(a0.drops.get('replayed') + a0.drops.get('old_session')).toBeGreaterThanOrEqual(40 * captured.length);
+    expect(a0.drops.get('protocol_mismatch')).toBeGreaterThan(0);
+    expect(a0.drops.get('bad_sender')).toBeGreaterThan(0);
+    expect(a0.drops.get('stale_timestamp')).toBeGreaterThan(0);
+    expect(a0.drops.get('oversized')).toBeGreaterThan(0);
     // The agent still works: time runs on and the cluster stays healthy.
     c.run(5000);
     expect(a0.membership.aliveCount()).toBe(4);
@@ -96,20 +97,20 @@ describe('replay window', () => {
     const a = c.agents[0];
     const from = c.addrs[1];
     const send = (session: number, seq: number) => a.handlePacket(from, plainPacket(c.clock.now(), seq, [], session));
-    const drops = () => (a.drops.replayed ?? 0) + (a.drops.old_session ?? 0);
+    const drops = () => a.drops.get('replayed') + a.drops.get('old_session');
     send(10, 5);
     send(10, 3);
     send(10, 4);
     expect(drops()).toBe(0);
     send(10, 3);
-    expect(a.drops.replayed).toBe(1);
+    expect(a.drops.get('replayed')).toBe(1);
     send(10, 100);
     send(10, 37); // 63 behind: inside the window
-    expect(a.drops.replayed).toBe(1);
+    expect(a.drops.get('replayed')).toBe(1);
     send(10, 36); // 64 behind: outside
-    expect(a.drops.replayed).toBe(2);
+    expect(a.drops.get('replayed')).toBe(2);
     send(9, 1000);
-    expect(a.drops.old_session).toBe(1);
+    expect(a.drops.get('old_session')).toBe(1);
     send(11, 1); // a restart: new session, window resets
     expect(drops()).toBe(3);
   });
@@ -121,16 +122,19 @@ describe('records naming the receiver as owner', () => {
     c.bootstrapAll();
     const a = c.agents[0];
     let seq = 0;
-    const deliver = (rec: Omit<EndpointRecord, 'sig'>, key: Uint8Array) =>
-      a.handlePacket(c.addrs[1], plainPacket(c.clock.now(), ++seq, [encodeMessageField({ endpoint: signRecord(rec, key) })]));
-    const base = { network: 'blue', vni: 100, id: 'forged', mac: Uint8Array.of(2, 0, 0, 0, 0, 9), ipv4: new Uint8Array(0), ipv6: new Uint8Array(0), owner: 'node-0', vtep: '198.18.0.1', version: 5, deleted: false };
+    const head = { network: 'blue', id: 'forged', owner: 'node-0', version: 5, deleted: false };
+    const data: EndpointData = { vni: 100, mac: Uint8Array.of(2, 0, 0, 0, 0, 9), ipv4: new Uint8Array(0), ipv6: new Uint8Array(0), vtep: '198.18.0.1' };
+    const deliver = (h: typeof head, d: EndpointData, key: Uint8Array) => {
+      const r = signRecord(ENDPOINTS, h, d, key);
+      a.handlePacket(c.addrs[1], plainPacket(c.clock.now(), ++seq, [encodeMessageField({ record: { body: r.body, sig: r.sig } })]));
+    };
     const other = generateSigningKey();
-    deliver(base, other);
-    deliver({ ...base, deleted: true }, other);
-    deliver({ ...base, mac: new Uint8Array(3) }, other);
-    expect(a.drops.record_bad_signature).toBe(2);
-    expect(a.drops.record_malformed).toBe(1);
-    expect(a.table.get('blue', 'forged')).toBeUndefined();
+    deliver(head, data, other);
+    deliver({ ...head, deleted: true }, data, other);
+    deliver(head, { ...data, mac: new Uint8Array(3) }, other);
+    expect(a.drops.get('record_bad_signature')).toBe(2);
+    expect(a.drops.get('record_malformed')).toBe(1);
+    expect(a.endpoint('blue', 'forged')).toBeUndefined();
   });
 });
 

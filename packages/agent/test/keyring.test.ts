@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Keyring, InvalidKeyError, SEAL_OVERHEAD } from '@overlay/agent';
+import { Keyring, InvalidClusterKeyError, SEAL_OVERHEAD } from '@overlay/agent';
 
 const k1 = Buffer.alloc(32, 1).toString('base64');
 const k2 = Buffer.alloc(32, 2).toString('base64');
@@ -30,7 +30,7 @@ describe('Keyring', () => {
     a.remove(k1);
     b.remove(k1);
     expect(b.open(a.seal(Buffer.from('z')))).not.toBeNull();
-    expect(() => a.remove(k2)).toThrow(InvalidKeyError);
+    expect(() => a.remove(k2)).toThrow(InvalidClusterKeyError);
   });
 
   it('rejects bad keys with a typed error that does not contain the key', () => {
@@ -38,7 +38,7 @@ describe('Keyring', () => {
       new Keyring(['c2VjcmV0']);
       expect.unreachable();
     } catch (e) {
-      expect((e as InvalidKeyError).code).toBe('OVL_ERR_AGENT_INVALID_KEY');
+      expect((e as InvalidClusterKeyError).code).toBe('OVL_ERR_AGENT_INVALID_KEY');
       expect(String(e)).not.toContain('c2VjcmV0');
     }
     expect(String(new Keyring([k1]))).not.toContain(k1);

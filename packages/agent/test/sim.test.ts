@@ -1,18 +1,23 @@
 import { describe, expect, it } from 'vitest';
+import { formatIpAddress, formatMac } from '@overlay/dataplane';
 import { LAN, LOCAL, SimCluster, suspicionTimeoutMs, type DataplaneControl, type Vtep } from '@overlay/agent';
 
 const blue = { name: 'blue', vni: 100 };
 
-/** Records every dataplane call and keeps the resulting tables. */
+/** The agent programs binary keys: MAC as a 48-bit number, IPs as 4/16 bytes. */
+const mac = (m: string | number | Uint8Array) => { if (typeof m !== 'number') throw new TypeError(`text/bytes MAC ${String(m)}`); return formatMac(m); };
+const ip = (a: string | Uint8Array) => { if (!(a instanceof Uint8Array)) throw new TypeError(`text IP ${a}`); return formatIpAddress(a.length === 4 ? 4 : 6, a); };
+
+/** Records every dataplane call and keeps the resulting tables (keys as text for the asserts). */
 class RecordingDataplane implements DataplaneControl {
   fdb = new Map<string, string>();
   neigh = new Map<string, string>();
   flood = new Set<string>();
   calls: string[] = [];
-  setFdb(vni: number, mac: string, v: Vtep) { this.calls.push(`setFdb ${vni} ${mac}`); this.fdb.set(`${vni}/${mac}`, v.address); }
-  deleteFdb(vni: number, mac: string) { this.calls.push(`deleteFdb ${vni} ${mac}`); this.fdb.delete(`${vni}/${mac}`); }
-  setNeighbour(vni: number, ip: string, mac: string) { this.neigh.set(`${vni}/${ip}`, mac); }
-  deleteNeighbour(vni: number, ip: string) { this.neigh.delete(`${vni}/${ip}`); }
+  setFdb(vni: number, m: string | number | Uint8Array, v: Vtep) { this.calls.push(`setFdb ${vni} ${mac(m)}`); this.fdb.set(`${vni}/${mac(m)}`, v.address); }
+  deleteFdb(vni: number, m: string | number | Uint8Array) { this.calls.push(`deleteFdb ${vni} ${mac(m)}`); this.fdb.delete(`${vni}/${mac(m)}`); }
+  setNeighbour(vni: number, a: string | Uint8Array, m: string | number | Uint8Array) { this.neigh.set(`${vni}/${ip(a)}`, mac(m)); }
+  deleteNeighbour(vni: number, a: string | Uint8Array) { this.neigh.delete(`${vni}/${ip(a)}`); }
   addFloodVtep(vni: number, v: Vtep) { this.flood.add(`${vni}/${v.address}`); }
   removeFloodVtep(vni: number, v: Vtep) { this.flood.delete(`${vni}/${v.address}`); }
 }
@@ -67,12 +72,12 @@ describe('simulated cluster', () => {
       expect(dps[i].flood.has('100/198.18.0.4')).toBe(false);
     }
     // The record is still in the tables (not a tombstone): it is the owner that decides.
-    expect(c.agents[0].table.get('blue', 'ep-4')!.rec.deleted).toBe(false);
-    const oldVersion = c.agents[0].table.get('blue', 'ep-4')!.rec.version;
+    expect(c.agents[0].endpoint('blue', 'ep-4')!.deleted).toBe(false);
+    const oldVersion = c.agents[0].endpoint('blue', 'ep-4')!.version;
 
     const a4 = await c.restart(4, 0);
     a4.publish(blue, ep(4));
-    const back = c.clock.runUntilTrue(() => c.agents.every((a, i) => i === 4 || (a.membership.stateOf('node-4') === 'alive' && a.table.get('blue', 'ep-4')!.rec.version > oldVersion)), 30_000, 50);
+    const back = c.clock.runUntilTrue(() => c.agents.every((a, i) => i === 4 || (a.membership.stateOf('node-4') === 'alive' && a.endpoint('blue', 'ep-4')!.version > oldVersion)), 30_000, 50);
     expect(back).toBeGreaterThanOrEqual(0);
     expect(a4.membership.incarnation).toBeGreaterThan(inc0);
     c.run(1000);
@@ -87,7 +92,7 @@ describe('simulated cluster', () => {
     c.kill(2);
     c.run(20_000);
     await c.restart(2, 0); // comes back without ep-2
-    const t = c.clock.runUntilTrue(() => c.agents.every((a) => a.table.get('blue', 'ep-2')?.rec.deleted === true), 30_000, 50);
+    const t = c.clock.runUntilTrue(() => c.agents.every((a) => a.endpoint('blue', 'ep-2')?.deleted === true), 30_000, 50);
     expect(t).toBeGreaterThanOrEqual(0);
   });
 
@@ -147,7 +152,7 @@ describe('simulated cluster', () => {
     c.net.heal();
     const t = c.clock.runUntilTrue(() => new Set(c.agents.map((a) => a.table.digest())).size === 1 && c.agents.every((a) => a.membership.aliveCount() === 5), 120_000, 100);
     expect(t).toBeGreaterThanOrEqual(0);
-    expect(c.agents[1].table.get('blue', 'ep-3')!.rec.deleted).toBe(true);
-    expect(c.agents[1].table.get('blue', 'ep-9')).toBeDefined();
+    expect(c.agents[1].endpoint('blue', 'ep-3')!.deleted).toBe(true);
+    expect(c.agents[1].endpoint('blue', 'ep-9')).toBeDefined();
   });
 });
