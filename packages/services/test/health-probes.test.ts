@@ -8,15 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server as TcpServer, type AddressInfo } from 'node:net';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IcmpProber, OUTPUT_LIMIT, OutputTail, execProbe, httpProbe, parseHealthSpec, tcpProbe, type HealthTarget } from '@overlay/services';
 import { matchV4, matchV6 } from '../src/health/probes/icmp.js';
 
 const never = new AbortController().signal;
+const execFileAsync = promisify(execFile);
 const listening: { close(cb?: () => void): unknown }[] = [];
 
 function listen<T extends TcpServer | Server>(server: T, host = '127.0.0.1'): Promise<number> {
@@ -255,6 +258,35 @@ describe('icmp probe', () => {
     expect(opened).toBe(1); // the capability is probed once
     expect(prober.available).toBe(false);
     expect(prober.fallbacks).toBe(3);
+  });
+
+  it('a real process without CAP_NET_RAW gets EPERM, warns and falls back to TCP', async () => {
+    const server = createTcpServer((c) => c.destroy());
+    const port = await listen(server);
+    const dir = mkdtempSync(join(tmpdir(), 'health-noraw-'));
+    try {
+      const script = join(dir, 'probe.mts');
+      const icmpSource = fileURLToPath(new URL('../src/health/probes/icmp.ts', import.meta.url));
+      writeFileSync(script, [
+        `import { IcmpProber } from ${JSON.stringify(icmpSource)};`,
+        `const warnings = [];`,
+        `const p = new IcmpProber({ warn: (m) => warnings.push(m) });`,
+        `const spec = { kind: 'icmp', timeoutMs: 2000 };`,
+        `const r = await p.probe({ id: 'a', address: '127.0.0.1', ports: [${port}] }, spec, new AbortController().signal);`,
+        `console.log(JSON.stringify({ r, warnings, available: p.available }));`,
+      ].join('\n'));
+      // Drop CAP_NET_RAW from the bounding set: root's exec then runs without it.
+      const { stdout } = await execFileAsync('setpriv', ['--bounding-set', '-net_raw', '--inh-caps', '-net_raw', process.execPath, '--import', 'tsx', script], {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+        timeout: 30_000,
+      });
+      const out = JSON.parse(stdout.trim().split('\n').at(-1)!);
+      expect(out.available).toBe(false);
+      expect(out.warnings).toHaveLength(1);
+      expect(out.r).toMatchObject({ ok: true, why: 'ok', detail: `tcp fallback (no CAP_NET_RAW): port ${port} open` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('no reply is a timeout; the socket is closed', async () => {
