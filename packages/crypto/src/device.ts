@@ -191,11 +191,11 @@ export class WireGuardDevice extends EventEmitter {
 
   /** Counts drops that happen around the device (e.g. the TUN write after receive()). */
   countDrop(reason: DropReason, n = 1): void {
-    if (n > 0) this.e.drops[reason] += n;
+    if (n > 0) this.e.drops.count(reason, n);
   }
 
   stats(): DeviceStats {
-    return { tx: { ...this.e.txStats }, rx: { ...this.e.rxStats }, drops: { ...this.e.drops } };
+    return { tx: { ...this.e.txStats }, rx: { ...this.e.rxStats }, drops: this.e.drops.snapshot() };
   }
 
   /**

@@ -6,7 +6,7 @@
  *
  * Single-threaded: used only from the owner's event loop.
  */
-import { InvalidConfigError, PacketBatch, type BufferPool, type Transport } from '@overlay/dataplane';
+import { CounterSet, InvalidConfigError, PacketBatch, type BufferPool, type Transport } from '@overlay/dataplane';
 import { AllowedIps } from './allowed-ips.js';
 import { CookieChecker } from './cookie.js';
 import { decodeKey } from './keys.js';
@@ -72,7 +72,8 @@ export class Engine {
 
   readonly load: LoadGuard;
 
-  readonly drops: Record<DropReason, number>;
+  /** Every drop by reason, published on 'overlay.crypto.drop' (see CounterSet). */
+  readonly drops = new CounterSet<DropReason>(DROP_REASONS, 'overlay.crypto.drop');
   readonly txStats = { packets: 0, bytes: 0, keepalives: 0, handshakeInitiations: 0, handshakeResponses: 0, cookieReplies: 0 };
   readonly rxStats = { packets: 0, bytes: 0, keepalives: 0, handshakeInitiations: 0, handshakeResponses: 0, cookieReplies: 0 };
 
@@ -89,7 +90,6 @@ export class Engine {
     this.load = new LoadGuard(o.underLoadThreshold ?? 500);
     this.stamper = new Tai64nStamper(() => this.wallNow());
     this.checker = new CookieChecker(this.staticPublic, this.clock());
-    this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   }
 
   announce(peer: Peer): void {
@@ -107,7 +107,7 @@ export class Engine {
     const now = (this.now = this.clock());
     if (!retransmit && peer.handshake && now - peer.lastInitiationSentAt < REKEY_TIMEOUT) return;
     if (!peer.endpoint) {
-      this.drops.no_endpoint++;
+      this.drops.add(this.drops.at.no_endpoint);
       return;
     }
     if (!retransmit && !peer.handshake) peer.handshakeStartedAt = now;
@@ -170,7 +170,7 @@ export class Engine {
     if (!kp || !pool || !peer.endpoint) return;
     const slot = pool.acquire();
     if (slot < 0) {
-      this.drops.pool_exhausted++;
+      this.drops.add(this.drops.at.pool_exhausted);
       return;
     }
     pool.len[slot] = 0;
@@ -184,12 +184,12 @@ export class Engine {
   /** Copies a packet into a device-owned slot on the peer's queue. */
   enqueue(peer: Peer, pool: BufferPool, slot: number): boolean {
     if (peer.queueCount >= peer.queue.length) {
-      this.drops.queue_full++;
+      this.drops.add(this.drops.at.queue_full);
       return false;
     }
     const copy = pool.acquire();
     if (copy < 0) {
-      this.drops.pool_exhausted++;
+      this.drops.add(this.drops.at.pool_exhausted);
       return false;
     }
     const off = pool.off[slot];
@@ -219,7 +219,7 @@ export class Engine {
       peer.queueCount--;
       const plainLen = pool.len[slot];
       if (!this.cipher!.seal(slot, kp, this.mode === 'l3' ? 16 : 1)) {
-        this.drops.no_room++;
+        this.drops.add(this.drops.at.no_room);
         pool.release(slot);
         continue;
       }
@@ -237,7 +237,7 @@ export class Engine {
       const slot = peer.queue[peer.queueHead];
       peer.queueHead = (peer.queueHead + 1) % peer.queue.length;
       peer.queueCount--;
-      if (reason) this.drops[reason]++;
+      if (reason) this.drops.count(reason);
       pool?.release(slot);
     }
   }
@@ -252,7 +252,7 @@ export class Engine {
       sent = 0;
     }
     const failed = tx.count - sent;
-    this.drops.transport_send_failed += failed;
+    this.drops.add(this.drops.at.transport_send_failed, failed);
     if (owned) for (let i = 0; i < tx.count; i++) pool.release(tx.slots[i]);
     tx.clear();
     return failed;
@@ -267,7 +267,7 @@ export class Engine {
     } catch {
       sent = 0;
     }
-    if (sent !== 1) this.drops.transport_send_failed++;
+    if (sent !== 1) this.drops.add(this.drops.at.transport_send_failed);
     pool.release(slot);
   }
 
@@ -280,7 +280,7 @@ export class Engine {
     if (!pool || !this.transport) return;
     const slot = pool.acquire();
     if (slot < 0) {
-      this.drops.pool_exhausted++;
+      this.drops.add(this.drops.at.pool_exhausted);
       return;
     }
     pool.fill(slot, msg);

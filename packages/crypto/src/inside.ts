@@ -16,7 +16,7 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
   const cipher = e.cipher;
   if (!cipher || pool !== e.pool) throw new InvalidConfigError('pool', 'send() before attach() or with another pool');
   if (e.closed) {
-    e.drops.device_closed += batch.count;
+    e.drops.add(e.drops.at.device_closed, batch.count);
     return 0;
   }
   e.now = e.clock();
@@ -27,7 +27,7 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
     const slot = batch.slots[i];
     const peer = routeOf(e, pool, slot);
     if (!peer) {
-      e.drops.no_peer++;
+      e.drops.add(e.drops.at.no_peer);
       continue;
     }
     const kp = e.usableSendKeypair(peer);
@@ -37,12 +37,12 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
       continue;
     }
     if (!peer.endpoint) {
-      e.drops.no_endpoint++;
+      e.drops.add(e.drops.at.no_endpoint);
       continue;
     }
     const plainLen = pool.len[slot];
     if (!cipher.seal(slot, kp, e.mode === 'l3' ? 16 : 1)) {
-      e.drops.no_room++;
+      e.drops.add(e.drops.at.no_room);
       continue;
     }
     e.setDestination(pool, slot, peer);

@@ -27,7 +27,7 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
   if (e.closed) {
     // A transport may still deliver a batch it had in hand when the device closed.
     for (let i = 0; i < batch.count; i++) pool.release(batch.slots[i]);
-    e.drops.device_closed += batch.count;
+    e.drops.add(e.drops.at.device_closed, batch.count);
     return;
   }
   const now = (e.now = e.clock());
@@ -37,7 +37,7 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     const off = pool.off[slot];
     const data = pool.data;
     if (len < 4) {
-      e.drops.too_short++;
+      e.drops.add(e.drops.at.too_short);
       pool.release(slot);
       continue;
     }
@@ -46,7 +46,7 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
       if (!openData(e, pool, slot)) pool.release(slot);
       else if (!out.push(slot)) {
         // The caller's batch is smaller than documented: never leak the slot.
-        e.drops.out_batch_full++;
+        e.drops.add(e.drops.at.out_batch_full);
         pool.release(slot);
       }
       continue;
@@ -54,7 +54,7 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     if (type === MSG_INITIATION || type === MSG_RESPONSE || type === MSG_COOKIE_REPLY) {
       handleHandshake(e, pool, slot, type, now);
     } else {
-      e.drops.unknown_type++;
+      e.drops.add(e.drops.at.unknown_type);
     }
     pool.release(slot);
   }
@@ -66,7 +66,7 @@ function openData(e: Engine, pool: BufferPool, slot: number): boolean {
   const off = pool.off[slot];
   const len = pool.len[slot];
   if (len < DATA_MIN_LEN) {
-    e.drops.too_short++;
+    e.drops.add(e.drops.at.too_short);
     return false;
   }
   const index = data.readUInt32LE(off + DATA_RECEIVER);
@@ -74,25 +74,25 @@ function openData(e: Engine, pool: BufferPool, slot: number): boolean {
   const entry = index <= INDEX_MASK ? e.indices.get(index) : undefined;
   const kp = entry?.keypair;
   if (!entry || !kp) {
-    e.drops.unknown_index++;
+    e.drops.add(e.drops.at.unknown_index);
     return false;
   }
   const hi = data.readUInt32LE(off + DATA_COUNTER + 4);
   if (hi >= 0x200000) {
-    e.drops.counter_too_large++;
+    e.drops.add(e.drops.at.counter_too_large);
     return false;
   }
   const counter = hi * 0x100000000 + data.readUInt32LE(off + DATA_COUNTER);
   if (now - kp.createdAt >= REJECT_AFTER_TIME || counter >= REJECT_AFTER_MESSAGES) {
-    e.drops.key_expired++;
+    e.drops.add(e.drops.at.key_expired);
     return false;
   }
   if (!kp.replay.mayAccept(counter)) {
-    e.drops.replay++;
+    e.drops.add(e.drops.at.replay);
     return false;
   }
   if (!e.cipher!.open(slot, kp, counter)) {
-    e.drops.decrypt_failed++;
+    e.drops.add(e.drops.at.decrypt_failed);
     return false;
   }
   kp.replay.accept(counter);
@@ -140,15 +140,15 @@ function checkInner(e: Engine, pool: BufferPool, slot: number, peer: Peer): bool
     srcAt = off + 8;
     family = 6;
   } else {
-    e.drops.malformed_inner++;
+    e.drops.add(e.drops.at.malformed_inner);
     return false;
   }
   if (ipLen > len || ipLen < (family === 4 ? 20 : 40)) {
-    e.drops.malformed_inner++;
+    e.drops.add(e.drops.at.malformed_inner);
     return false;
   }
   if (e.routes.lookup(family, data, srcAt) !== peer) {
-    e.drops.source_not_allowed++;
+    e.drops.add(e.drops.at.source_not_allowed);
     return false;
   }
   pool.len[slot] = ipLen;
@@ -180,7 +180,7 @@ function handleHandshake(e: Engine, pool: BufferPool, slot: number, type: number
   const len = pool.len[slot];
   const expected = type === MSG_INITIATION ? INITIATION_LEN : type === MSG_RESPONSE ? RESPONSE_LEN : COOKIE_REPLY_LEN;
   if (len !== expected) {
-    e.drops.bad_length++;
+    e.drops.add(e.drops.at.bad_length);
     return;
   }
   // Handshake path: copying out is fine (at most a few thousand per second).
@@ -189,23 +189,23 @@ function handleHandshake(e: Engine, pool: BufferPool, slot: number, type: number
   if (type === MSG_COOKIE_REPLY) {
     e.rxStats.cookieReplies++;
     const entry = e.indices.get(msg.readUInt32LE(COOKIE_RECEIVER));
-    if (!entry || !entry.peer.cookies.consumeReply(msg, now)) e.drops.bad_cookie++;
+    if (!entry || !entry.peer.cookies.consumeReply(msg, now)) e.drops.add(e.drops.at.bad_cookie);
     return;
   }
   const macAt = type === MSG_INITIATION ? INIT_MAC1 : RESP_MAC1;
   if (!e.checker.checkMac1(msg, macAt)) {
-    e.drops.bad_mac1++;
+    e.drops.add(e.drops.at.bad_mac1);
     return;
   }
   if (e.load.underLoad(now)) {
     if (!e.checker.checkMac2(msg, macAt, source.bytes(), now)) {
       sendCookieReply(e, msg, macAt, source, now);
-      e.drops.under_load_cookie_sent++;
+      e.drops.add(e.drops.at.under_load_cookie_sent);
       return;
     }
     const verdict = e.load.allow(source.addr, now);
     if (verdict !== RATE_OK) {
-      e.drops[verdict === RATE_LIMITED ? 'rate_limited' : 'rate_table_full']++;
+      e.drops.count(verdict === RATE_LIMITED ? 'rate_limited' : 'rate_table_full');
       return;
     }
   }
@@ -224,17 +224,17 @@ function consumeInitiationMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, no
   });
   if (!result) {
     // An authenticated static key we do not hold gets no response, only a count.
-    e.drops[sawStatic && peer === undefined ? 'unknown_peer' : 'handshake_failed']++;
+    e.drops.count(sawStatic && peer === undefined ? 'unknown_peer' : 'handshake_failed');
     return;
   }
   const p = peer!;
   if (compareTai64n(result.timestamp, p.lastTimestamp) <= 0) {
-    e.drops.replayed_initiation++;
+    e.drops.add(e.drops.at.replayed_initiation);
     wipeState(result.state);
     return;
   }
   if (now - p.lastInitiationConsumedAt < INITIATION_MIN_INTERVAL) {
-    e.drops.initiation_flood++;
+    e.drops.add(e.drops.at.initiation_flood);
     wipeState(result.state);
     return;
   }
@@ -265,12 +265,12 @@ function consumeResponseMsg(e: Engine, msg: Buffer, source: BinaryEndpoint, now:
   const entry = e.indices.get(msg.readUInt32LE(RESP_RECEIVER));
   const peer = entry?.peer;
   if (!entry || entry.keypair || !peer || !peer.handshake || peer.handshake.localIndex !== msg.readUInt32LE(RESP_RECEIVER)) {
-    e.drops.unexpected_response++;
+    e.drops.add(e.drops.at.unexpected_response);
     return;
   }
   const keys = consumeResponse(msg, peer.handshake, e.staticPrivate, peer.presharedKey);
   if (!keys) {
-    e.drops.handshake_failed++;
+    e.drops.add(e.drops.at.handshake_failed);
     return;
   }
   const hs = peer.handshake;

@@ -6,6 +6,7 @@ import { constants as C } from '../src/index.js';
 import { pair, payloadOf, makeSide, Clock, connect } from './helpers/pair.js';
 import { ipBytes, ipv6, Wire } from './helpers/wire.js';
 import { PacketBatch } from '@overlay/dataplane';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 
 describe('handshake and transport data (L3)', () => {
   for (const withPsk of [false, true]) {
@@ -49,7 +50,15 @@ describe('handshake and transport data (L3)', () => {
 
   it('drops packets with no route and inner sources outside the peer\'s allowed IPs', () => {
     const { wire, a, b } = pair();
-    a.sendIp('198.19.9.9', Buffer.from('nowhere'));
+    const events: unknown[] = [];
+    const listen = (m: unknown) => events.push(m);
+    subscribe('overlay.crypto.drop', listen);
+    try {
+      a.sendIp('198.19.9.9', Buffer.from('nowhere'));
+    } finally {
+      unsubscribe('overlay.crypto.drop', listen);
+    }
+    expect(events).toEqual([{ reason: 'no_peer', scope: -1, count: 1 }]);
     expect(a.dev.stats().drops.no_peer).toBe(1);
     a.sendIp('198.19.0.2', Buffer.from('ok'));
     wire.flush();

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BufferPool, ClosedError, InvalidConfigError, PacketBatch } from '@overlay/dataplane';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { NativeError, UdpTransport } from '@overlay/native';
 import { collect, LOOP4, sendBodies, transports, until } from './helpers/udp.js';
 
@@ -97,8 +98,38 @@ describe('UdpTransport', () => {
     pool.fill(s, Buffer.from('x'));
     pool.setEndpoint(s, 6, Buffer.alloc(16, 1), 9);
     batch.push(s);
-    expect(a.send(pool, batch)).toBe(0);
+    const events: unknown[] = [];
+    const listen = (m: unknown) => events.push(m);
+    subscribe('overlay.native.drop', listen);
+    try {
+      expect(a.send(pool, batch)).toBe(0);
+    } finally {
+      unsubscribe('overlay.native.drop', listen);
+    }
     expect(a.counters.get('txErrors')).toBe(1);
+    expect(a.counters.get('txErrorsOther')).toBe(1);
+    expect(a.counters.get('txUnsent')).toBe(1);
+    // The native side counted it; the transport published it on the package's drop channel.
+    expect(events).toEqual([{ reason: 'txUnsent', scope: -1, count: 1 }]);
+  });
+
+  it('skips a bad slot in the middle of a batch and sends the rest', async () => {
+    const pool = new BufferPool({ count: 8 });
+    const a = bind({ address: '127.0.0.1', port: 0 });
+    const b = bind({ address: '127.0.0.1', port: 0 });
+    const c = collect(b, new BufferPool({ count: 128 }));
+    const batch = new PacketBatch(3);
+    for (const [i, fam] of [[0, 4], [1, 6], [2, 4]] as const) {
+      const s = pool.acquire();
+      pool.fill(s, Buffer.from(`m${i}`));
+      pool.setEndpoint(s, fam, fam === 4 ? LOOP4 : Buffer.alloc(16, 1), b.localPort);
+      batch.push(s);
+    }
+    expect(a.send(pool, batch)).toBe(2);
+    for (let i = 0; i < 3; i++) pool.release(batch.slots[i]);
+    await until(() => c.got.length === 2);
+    expect(c.got.map(String)).toEqual(['m0', 'm2']);
+    expect(a.counters.get('txErrorsOther')).toBe(1);
     expect(a.counters.get('txUnsent')).toBe(1);
   });
 
