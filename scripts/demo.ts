@@ -7,6 +7,9 @@
  *   bash scripts/demo.sh            # agents, gossip, encryption on (the default)
  *   bash scripts/demo.sh --static   # no agents: static dataplane configuration, unencrypted
  *
+ * Both run the same host assembly, openHost (@overlay/host): inside each agent, or (--static)
+ * behind the stdio runner test/lib/vtep-host.ts with a static configuration.
+ *
  * Needs root. Run through `bash scripts/demo.sh` (which installs and builds first).
  */
 import { AgentCluster } from '../test/lib/agent-cluster.js';
@@ -49,7 +52,7 @@ async function allPairs(tb: Testbed): Promise<number> {
 async function withAgents(tb: Testbed): Promise<number> {
   const cluster = new AgentCluster(tb.hosts, { encrypt: true, profile: 'lan' });
   try {
-    step('starting one agent per host (gossip on UDP/TCP 7946, seed = host 1, WireGuard on)');
+    step('starting one agent per host (gossip on UDP/TCP 7946, seed = host 1, WireGuard on; dataplane: openHost)');
     for (let i = 0; i < tb.hosts.length; i++) {
       await cluster.start(i);
       info(`host ${i + 1}: agent up, endpoint ${cluster.ip(i)} on TAP ov0 (VNI 100)`);
@@ -84,7 +87,7 @@ async function withAgents(tb: Testbed): Promise<number> {
 async function withStaticConfig(tb: Testbed): Promise<number> {
   let vteps: VtepProcess[] = [];
   try {
-    step('starting the userspace VXLAN dataplane on each host (static configuration, VNI 100)');
+    step('starting openHost (@overlay/host) on each host: UDP socket, TAP, dataplane (static configuration, VNI 100)');
     const cfg = meshConfig(tb.hosts, [100]);
     vteps = await Promise.all(tb.hosts.map((h, i) => startVtep(h, cfg[i])));
     for (const [i, v] of vteps.entries()) {
