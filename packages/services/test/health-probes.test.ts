@@ -131,6 +131,17 @@ describe('http probe', () => {
     expect(r.output.length).toBe(OUTPUT_LIMIT);
   });
 
+  it('IPv6: the request goes to [::1] with a bracketed Host header', async () => {
+    let host: string | undefined;
+    const server = createHttpServer((req, res) => {
+      host = req.headers.host;
+      res.end('v6');
+    });
+    const p6 = await listen(server, '::1');
+    expect(await httpProbe({ id: 'v6', address: '::1', ports: [p6] }, parseHealthSpec({ kind: 'http' }), never)).toMatchObject({ ok: true, output: 'v6' });
+    expect(host).toBe(`[::1]:${p6}`);
+  });
+
   it('a closed port is refused; an abort is aborted', async () => {
     const closed = await closedPort();
     expect(await httpProbe({ id: 'x', address: '127.0.0.1', ports: [closed] }, parseHealthSpec({ kind: 'http' }), never)).toMatchObject({ ok: false, why: 'refused' });
@@ -208,6 +219,16 @@ describe('exec probe', () => {
     await new Promise((res) => setTimeout(res, 50));
     for (const pid of pids) expect(alive(pid)).toBe(false);
     expect(r.ms).toBeLessThan(3_000);
+  });
+
+  it('an abort (the checker stopping) kills the whole group', async () => {
+    const ac = new AbortController();
+    const p = execProbe(t, parseHealthSpec({ test: ['CMD', '/bin/sh', '-c', 'sleep 30 & echo $!; sleep 30'], timeout: '20s' }), ac.signal);
+    setTimeout(() => ac.abort(), 200);
+    const r = await p;
+    expect(r).toMatchObject({ ok: false, why: 'aborted' });
+    expect(r.ms).toBeLessThan(3_000);
+    expect(alive(Number(r.output.trim()))).toBe(false);
   });
 
   it('OutputTail keeps exactly the last bytes across chunk boundaries', () => {
