@@ -220,10 +220,17 @@ function network(n: unknown, f: string, seen: { names: Map<string, string>; vnis
   const ids = new Map<string, string>();
   const macs = new Map<string, string>();
   const addrs = new Map<string, string>();
+  const onTap = new Map<string, string>();
   const endpoints = list(r.endpoints, `${f}.endpoints`).map((e, j) => {
     const g = `${f}.endpoints[${j}]`;
     const ep = endpoint(e, g, net, device);
     unique(ids, ep.id, `${g}.id`, 'endpoint id');
+    // The endpoint naming the TAP is the TAP itself: its MAC becomes the TAP's, and a TAP has one.
+    if (ep.device !== undefined) {
+      const first = onTap.get(ep.device);
+      if (first !== undefined) fail(`${g}.device`, `only one endpoint may name ${ep.device} (already ${first}): its MAC becomes the TAP's, and a TAP has one`);
+      onTap.set(ep.device, g);
+    }
     unique(macs, ep.macText, `${g}.mac`, 'MAC');
     if (ep.ipv4Text) unique(addrs, ep.ipv4Text, `${g}.ipv4`, 'address');
     if (ep.ipv6Text) unique(addrs, ep.ipv6Text, `${g}.ipv6`, 'address');

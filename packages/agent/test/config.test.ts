@@ -122,6 +122,9 @@ describe('agent config', () => {
     expect(errorOf((c) => c.networks[0].endpoints.push({ ...second, ipv4: '198.19.0.1' }))!.message).toContain('networks[0].endpoints[0].ipv4');
     expect(fieldOf((c) => c.networks.push({ name: 'red', vni: 5, device: 'ov0' }))).toBe('networks[1].device');
     expect(fieldOf((c) => (c.networks[0].device = 'a/b'))).toBe('networks[0].device');
+    // A TAP has one MAC: a second endpoint naming it would publish a MAC the TAP never sends from.
+    expect(fieldOf((c) => c.networks[0].endpoints.push({ ...second, device: 'ov0' }))).toBe('networks[0].endpoints[1].device');
+    expect(validateConfig({ ...good(), networks: [{ ...good().networks[0], endpoints: [...good().networks[0].endpoints, second] }] }).networks[0].endpoints).toHaveLength(2);
   });
 
   it('per-network dataplane options are validated with their paths and passed through', () => {
