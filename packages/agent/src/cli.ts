@@ -11,7 +11,6 @@ import nacl from 'tweetnacl';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { Agent } from './agent.js';
 import { AgentConfigError, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
@@ -44,62 +43,28 @@ export async function keygen(): Promise<string> {
 }
 
 /**
- * MTU of the link that holds `address` (the VTEP), 1500 when it cannot be told (a wildcard
- * address, or `ip` missing).
- */
-function underlayMtu(address: string, linkMtu: (name: string) => number): number {
-  try {
-    const links = JSON.parse(execFileSync('ip', ['-j', 'addr', 'show'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()) as Array<{ ifname: string; addr_info?: Array<{ local: string }> }>;
-    const link = links.find((l) => l.addr_info?.some((a) => a.local === address));
-    return link ? linkMtu(link.ifname) : 1500;
-  } catch {
-    return 1500;
-  }
-}
-
-/**
- * The data plane for networks with a `device`: a batched UDP socket on vtep:vtepPort (wrapped in
- * the WireGuard secure transport when `wireguard` is configured), one TAP per network. An endpoint
- * whose `device` is the TAP gets its MAC and addresses assigned to the TAP.
+ * The data plane for networks with a `device`: openHost (@overlay/host) with a UDP socket on
+ * vtep:vtepPort (wrapped in the WireGuard secure transport when `wireguard` is configured; peers
+ * come from gossip) and one TAP per network, its MTU from the underlay link that holds `vtep`.
+ * An endpoint whose `device` is the TAP gives the TAP its MAC and addresses (prefix from the
+ * network's subnet, else /32 and /128). The network's dataplane options pass through.
  */
 async function openDataplane(cfg: AgentConfig) {
   if (!cfg.networks.some((n) => n.device)) return null;
-  const { createDataplane } = await import('@overlay/dataplane');
-  const native = await import('@overlay/native');
-  const udp = await native.UdpTransport.bind({ address: cfg.vtep, port: cfg.vtepPort, gro: true });
-  let transport: import('@overlay/dataplane').Transport = udp;
-  let wg: import('@overlay/crypto').WireGuardDevice | undefined;
-  let tunnelOverhead = 0;
-  if (cfg.wireguard) {
-    const c = await import('@overlay/crypto');
-    wg = new c.WireGuardDevice({ privateKey: cfg.wireguard.privateKey, mode: 'overlay' });
-    tunnelOverhead = c.SECURE_TRANSPORT_OVERHEAD;
-    transport = c.createSecureTransport({ inner: udp, device: wg });
-  }
-  const dp = createDataplane({ transport });
-  // Overlay MTU: the underlay link's MTU less VXLAN's outer headers and, with encryption, the
-  // WireGuard header and tag, so no encapsulated frame exceeds the underlay (we never fragment).
-  const overhead = (cfg.vtep.includes(':') ? native.VXLAN_OVERHEAD_IPV6 : native.VXLAN_OVERHEAD_IPV4) + tunnelOverhead;
-  const mtu = underlayMtu(cfg.vtep, native.linkMtu) - overhead;
-  for (const n of cfg.networks) {
-    if (!n.device) continue;
-    // TSO/GRO on the TAP: 64 KiB reads cut into MSS frames here, and TCP segments merged into one
-    // TAP write on the way out (measured in bench/RESULTS.md); a deep TX queue rides out pauses.
-    const tap = native.TapDevice.open({ name: n.device, up: false, mtu, tso: true, gro: true, txQueueLen: 4096 });
-    const ipcmd = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const { openHost } = await import('@overlay/host');
+  // Optional access: these fields arrive with config.ts's per-network dataplane options.
+  type DataplaneFields = { learning?: boolean; unknownUnicast?: 'flood' | 'drop'; arpSuppression?: boolean; ageingMs?: number };
+  const networks = cfg.networks.flatMap((n) => {
+    if (!n.device) return [];
+    const o = n as typeof n & DataplaneFields;
     const prefix4 = n.subnet && !n.subnet.includes(':') ? n.subnet.split('/')[1] : '32';
     const prefix6 = n.subnet && n.subnet.includes(':') ? n.subnet.split('/')[1] : '128';
-    for (const e of n.endpoints) {
-      if (e.device !== n.device) continue;
-      ipcmd(['link', 'set', 'dev', tap.name, 'address', e.macText]);
-      if (e.ipv4Text) ipcmd(['addr', 'add', `${e.ipv4Text}/${prefix4}`, 'dev', tap.name]);
-      if (e.ipv6Text) ipcmd(['addr', 'add', `${e.ipv6Text}/${prefix6}`, 'dev', tap.name, 'nodad']);
-    }
-    ipcmd(['link', 'set', 'dev', tap.name, 'up']);
-    dp.addNetwork({ vni: n.vni, device: tap });
-  }
-  dp.start();
-  return { dp, wg };
+    const mine = n.endpoints.filter((e) => e.device === n.device);
+    const addresses = mine.flatMap((e) => [...(e.ipv4Text ? [`${e.ipv4Text}/${prefix4}`] : []), ...(e.ipv6Text ? [`${e.ipv6Text}/${prefix6}`] : [])]);
+    return [{ vni: n.vni, tap: n.device, mac: mine.at(-1)?.macText, addresses, learning: o.learning, unknownUnicast: o.unknownUnicast, arpSuppression: o.arpSuppression, ageingMs: o.ageingMs }];
+  });
+  const host = await openHost({ underlay: { address: cfg.vtep, port: cfg.vtepPort }, wireguard: cfg.wireguard && { privateKey: cfg.wireguard.privateKey }, networks });
+  return { dp: host.dataplane, wg: host.tunnel, host };
 }
 
 /** Build and start an agent from a validated config; resolves once gossip is listening. */
@@ -141,7 +106,7 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     await agent.leave(1000);
     control.close();
     await io.close();
-    await plane?.dp.close();
+    await plane?.host.close();
   };
   return { agent, stop };
 }
