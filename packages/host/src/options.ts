@@ -67,6 +67,11 @@ export interface HostNetworkOptions extends TapTuning {
   arpSuppression?: boolean;
   /** Learned entries age out after this long idle. Default 300 000 ms. */
   ageingMs?: number;
+  /**
+   * UDP port of learned VTEPs: 'source' (default) for peers that send from their VXLAN port, as
+   * ours do; 4789 for Linux kernel VTEPs, which send from flow-hashed source ports.
+   */
+  learnPort?: 'source' | number;
   /** Static forwarding (e.g. a configuration without agents). */
   fdb?: Array<{ mac: string; vtep: string; port?: number }>;
   neighbours?: Array<{ ip: string; mac: string }>;
@@ -179,6 +184,7 @@ export function validateHostOptions(o: HostOptions): void {
     bool(n.arpSuppression, `${f}.arpSuppression`);
     if (n.unknownUnicast !== undefined && n.unknownUnicast !== 'flood' && n.unknownUnicast !== 'drop') fail(`${f}.unknownUnicast`, `must be 'flood' or 'drop'`);
     int(n.ageingMs, `${f}.ageingMs`, 1, 2 ** 31 - 1);
+    if (n.learnPort !== 'source') int(n.learnPort, `${f}.learnPort`, 1, 65535);
     tuning(n, f);
     for (const k of ['fdb', 'neighbours', 'flood'] as const) if (n[k] !== undefined && !Array.isArray(n[k])) fail(`${f}.${k}`, 'must be a list');
   });

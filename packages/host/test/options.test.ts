@@ -53,8 +53,8 @@ describe('host option validation', () => {
         o.tap = { tso: false, gro: false, txQueueLen: 1000 };
         o.wireguard = { privateKey: 'k', peers: [{ publicKey: 'p', endpoint: '2001:db8::2' }, { publicKey: 'q', endpoint: { address: '2001:db8::3', port: 1 } }] };
         o.networks = [
-          { vni: 0, tap: 'a', mac: '02:00:00:00:00:01', addresses: ['198.19.0.1/24', '2001:db8:1::1/64'], mtu: 1400, learning: true, unknownUnicast: 'drop', arpSuppression: false, ageingMs: 1000 },
-          { vni: (1 << 24) - 1, tap: 'b', fdb: [], neighbours: [], flood: [] },
+          { vni: 0, tap: 'a', mac: '02:00:00:00:00:01', addresses: ['198.19.0.1/24', '2001:db8:1::1/64'], mtu: 1400, learning: true, unknownUnicast: 'drop', arpSuppression: false, ageingMs: 1000, learnPort: 4789 },
+          { vni: (1 << 24) - 1, tap: 'b', learnPort: 'source', fdb: [], neighbours: [], flood: [] },
         ];
       }),
     ).toBeNull();
@@ -86,6 +86,8 @@ describe('host option validation', () => {
     ['networks[0].mtu', (o) => (o.networks[0].mtu = 67)],
     ['networks[0].unknownUnicast', (o) => ((o.networks[0] as { unknownUnicast: unknown }).unknownUnicast = 'forward')],
     ['networks[0].ageingMs', (o) => (o.networks[0].ageingMs = 0)],
+    ['networks[0].learnPort', (o) => (o.networks[0].learnPort = 0)],
+    ['networks[0].learnPort', (o) => ((o.networks[0] as { learnPort: unknown }).learnPort = 'dest')],
     ['networks[0].learning', (o) => ((o.networks[0] as { learning: unknown }).learning = 1)],
     ['networks[0].tso', (o) => ((o.networks[0] as { tso: unknown }).tso = 'on')],
     ['networks[0].fdb', (o) => ((o.networks[0] as { fdb: unknown }).fdb = {})],
