@@ -20,15 +20,18 @@ import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 import { addrKey } from './env.js';
 import { BroadcastQueue } from './broadcast.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
-import { type MembershipConfig, LAN, pushPullScale } from './presets.js';
+import { type MembershipConfig, LAN } from './presets.js';
 import { type AgentCounters, type AgentDrops, createAgentCounters, createAgentDrops } from './counters.js';
 import { Envelopes } from './envelope.js';
 import { PushPull } from './pushpull.js';
-import { type KindContext, type RecordKind, type SignedRecord, RecordTable, recordKey, signRecord, verifyRecord } from './records.js';
+import { type KindContext, type RecordKind, type SignedRecord, RecordTable, recordKey } from './records.js';
+import { RecordSync } from './record-sync.js';
+import { Joiner } from './join.js';
+import { SigningKeys } from './signing-keys.js';
 import { type EndpointData, type EndpointRecord, ENDPOINT_KIND, endpointKind } from './endpoints.js';
 import { type DataplaneControl, Programmer } from './program.js';
 import type { Sealer } from './keyring.js';
-import { type Message, type NodeMeta, type RecordBytes, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
+import { type Message, type NodeMeta, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
 
 /**
  * WireGuard peer programming: the crypto package's `WireGuardDevice` satisfies this directly.
@@ -98,10 +101,6 @@ export interface AgentOptions {
   recordExtension?: Uint8Array;
 }
 
-/** First join retry after this, doubling per failed round up to JOIN_RETRY_MAX_MS (±25 % jitter). */
-export const JOIN_RETRY_BASE_MS = 1000;
-export const JOIN_RETRY_MAX_MS = 8000;
-
 export class Agent {
   readonly name: string;
   readonly membership: Membership;
@@ -118,18 +117,12 @@ export class Agent {
   private readonly envelopes: Envelopes;
   private readonly pushPulls: PushPull;
   private readonly program: Programmer;
-  private readonly kinds = new Map<number, RecordKind<unknown>>();
-  /** Our own live records by table key: what we re-issue when the cluster holds an older copy. */
-  private readonly local = new Map<string, SignedRecord>();
+  private readonly sync: RecordSync;
+  private readonly joiner: Joiner;
   private readonly signPublic: Uint8Array;
-  private readonly pinnedKeys = new Map<string, Uint8Array>();
-  private seeds: Addr[] = [];
-  private joinTimeoutMs = 5000;
+  private readonly keys: SigningKeys;
   private gossipTimer: TimerHandle | null = null;
-  private pushPullTimer: TimerHandle | null = null;
   private reapTimer: TimerHandle | null = null;
-  private reconnectTimer: TimerHandle | null = null;
-  private joinTimer: TimerHandle | null = null;
   private running = false;
 
   constructor(o: AgentOptions) {
@@ -153,6 +146,10 @@ export class Agent {
       pmax: PROTOCOL_MAX,
     };
     const user = o.events;
+    const changed = (then: (m: Member) => void) => (m: Member) => {
+      this.memberChanged(m);
+      then(m);
+    };
     this.membership = new Membership({
       self: { name: o.name, ip: o.advertise.ip, port: o.advertise.port, meta },
       config: this.cfg,
@@ -160,35 +157,38 @@ export class Agent {
       random: this.random,
       send: (to, fields) => this.sendPacket(to, fields),
       broadcast: (key, field) => this.queue.queue(key, field),
-      acceptMeta: (name, m) => this.acceptMeta(name, m),
+      acceptMeta: (name, m) => this.keys.accept(name, m),
       streamPing: (to, target, timeoutMs, done) => this.pushPulls.ping(to, target, timeoutMs, done),
       events: {
-        onJoin: (m) => {
-          this.memberChanged(m);
-          user?.onJoin?.(m);
-        },
-        onLeave: (m) => {
-          this.memberChanged(m);
-          user?.onLeave?.(m);
-        },
-        onUpdate: (m) => {
-          this.memberChanged(m);
-          user?.onUpdate?.(m);
-        },
+        onJoin: changed((m) => user?.onJoin?.(m)),
+        onLeave: changed((m) => user?.onLeave?.(m)),
+        onUpdate: changed((m) => user?.onUpdate?.(m)),
         onSuspect: (m) => user?.onSuspect?.(m),
       },
     });
     const networks = new Map((o.networks ?? []).map((n) => [n.name, n.vni]));
     const kinds: RecordKind<unknown>[] = [endpointKind(this.program, networks), ...(o.kinds ?? [])];
-    for (const k of kinds) this.kinds.set(k.code, k);
     const ms = this.membership;
     const ctx: KindContext = { self: o.name, stateOf: (n) => ms.stateOf(n), metaOf: (n) => ms.metaOf(n) };
-    this.table = new RecordTable(kinds, (owner) => this.keyOf(owner), () => o.clock.now(), ctx);
+    this.keys = new SigningKeys(o.name, this.signPublic, this.drops, (n) => ms.metaOf(n)?.signKey);
+    this.table = new RecordTable(kinds, (owner) => this.keys.keyOf(owner), () => o.clock.now(), ctx);
     this.pushPulls = new PushPull({
-      name: o.name, session, clock: o.clock, sealer: o.sealer, streams: o.streams, maxClockSkewMs, membership: ms,
+      name: o.name, session, clock: o.clock, random: this.random, sealer: o.sealer, streams: o.streams, maxClockSkewMs, membership: ms,
+      intervalMs: this.cfg.pushPullIntervalMs, reconnectIntervalMs: o.reconnectIntervalMs ?? 30_000,
       drops: this.drops, counters: this.counters,
       records: () => this.table.records(),
-      applyRecord: (r) => void this.applyRecord(r),
+      applyRecord: (r) => void this.sync.receive(r),
+      running: () => this.running,
+    });
+    this.sync = new RecordSync({
+      name: o.name, signingKey: o.signingKey, signPublic: this.signPublic, recordExtension: o.recordExtension, clock: o.clock, table: this.table,
+      kinds: new Map(kinds.map((k) => [k.code, k])), drops: this.drops, counters: this.counters,
+      gossip: (r) => this.gossipRecord(r),
+      stored: (r) => o.events?.onRecord?.(r),
+    });
+    this.joiner = new Joiner({
+      self: o.advertise, clock: o.clock, random: this.random, pushPull: this.pushPulls, counters: this.counters,
+      joined: () => ms.aliveCount() > 1,
       running: () => this.running,
     });
   }
@@ -201,57 +201,17 @@ export class Agent {
     this.membership.start();
     this.membership.announce();
     this.scheduleGossip();
-    this.schedulePushPull(true);
+    this.pushPulls.start(() => this.joiner.seeds);
     this.reapTimer = this.o.clock.setTimeout(() => this.reapTick(), this.reapPeriod());
-    this.scheduleReconnect();
-  }
-
-  private scheduleReconnect(): void {
-    if (!this.running) return;
-    const every = this.o.reconnectIntervalMs ?? 30_000;
-    this.reconnectTimer = this.o.clock.setTimeout(() => {
-      const dead = this.membership.randomDead();
-      if (dead) this.pushPull({ ip: dead.ip, port: dead.port }, false, 5000).catch(() => this.counters.add(this.counters.at.push_pull_failures));
-      this.scheduleReconnect();
-    }, every * (0.75 + 0.5 * this.random()));
   }
 
   /**
    * Join through seeds: a push-pull with each. Resolves with the number of seeds that answered.
-   * When none did, the agent keeps running and retries them with backoff (JOIN_RETRY_BASE_MS
-   * doubling up to JOIN_RETRY_MAX_MS, each ±25 %) until it knows another live member.
+   * When none did, the agent keeps running and retries them with backoff (join.ts) until it
+   * knows another live member.
    */
   join(seeds: Addr[], timeoutMs = 5000): Promise<number> {
-    this.seeds = seeds.filter((s) => s.ip !== this.o.advertise.ip || s.port !== this.o.advertise.port);
-    this.joinTimeoutMs = timeoutMs;
-    return new Promise((resolve) =>
-      this.joinRound((ok) => {
-        if (ok === 0) this.scheduleJoinRetry(0);
-        resolve(ok);
-      }),
-    );
-  }
-
-  /** One push-pull with each seed in turn; callbacks, not promises, so simulated time drives it. */
-  private joinRound(done: (ok: number) => void, i = 0, ok = 0): void {
-    if (i >= this.seeds.length || !this.running) return done(ok);
-    this.counters.add(this.counters.at.join_attempts);
-    this.pushPulls.run(this.seeds[i], true, this.joinTimeoutMs, (err) => {
-      if (err) this.counters.add(this.counters.at.push_pull_failures);
-      this.joinRound(done, i + 1, err ? ok : ok + 1);
-    });
-  }
-
-  private scheduleJoinRetry(round: number): void {
-    if (!this.running || this.seeds.length === 0 || this.joinTimer) return;
-    const delay = Math.min(JOIN_RETRY_MAX_MS, JOIN_RETRY_BASE_MS * 2 ** round) * (0.75 + 0.5 * this.random());
-    this.joinTimer = this.o.clock.setTimeout(() => {
-      this.joinTimer = null;
-      if (!this.running || this.membership.aliveCount() > 1) return; // someone reached us meanwhile
-      this.joinRound((ok) => {
-        if (ok === 0 && this.membership.aliveCount() <= 1) this.scheduleJoinRetry(round + 1);
-      });
-    }, delay);
+    return this.joiner.join(seeds, timeoutMs);
   }
 
   /**
@@ -278,8 +238,10 @@ export class Agent {
   stop(): void {
     this.running = false;
     this.membership.stop();
-    for (const t of [this.gossipTimer, this.pushPullTimer, this.reapTimer, this.reconnectTimer, this.joinTimer]) if (t) this.o.clock.clearTimeout(t);
-    this.gossipTimer = this.pushPullTimer = this.reapTimer = this.reconnectTimer = this.joinTimer = null;
+    this.joiner.stop();
+    this.pushPulls.stop();
+    for (const t of [this.gossipTimer, this.reapTimer]) if (t) this.o.clock.clearTimeout(t);
+    this.gossipTimer = this.reapTimer = null;
   }
 
   get isRunning(): boolean {
@@ -291,30 +253,22 @@ export class Agent {
   /** Create or update one of our endpoints: a new signed version, gossiped to everyone. */
   publish(network: NetworkSpec, ep: LocalEndpoint): EndpointRecord {
     const data: EndpointData = { vni: network.vni, mac: ep.mac, ipv4: ep.ipv4 ?? new Uint8Array(0), ipv6: ep.ipv6 ?? new Uint8Array(0), vtep: this.membership.selfAlive().meta.vtep };
-    return this.publishRecord(this.kindOf(ENDPOINT_KIND) as RecordKind<EndpointData>, network.name, ep.id, data);
+    return this.sync.publish(this.sync.kindOf(ENDPOINT_KIND) as RecordKind<EndpointData>, network.name, ep.id, data);
   }
 
   /** Delete one of our endpoints: a signed tombstone. Returns false if it is not ours. */
   unpublish(network: string, id: string): boolean {
-    return this.unpublishRecord(ENDPOINT_KIND, network, id);
+    return this.sync.unpublish(ENDPOINT_KIND, network, id);
   }
 
   /** Create or update one of our records of any kind the agent was given. */
   publishRecord<D>(kind: RecordKind<D>, network: string, id: string, data: D): SignedRecord<D> {
-    const rec = this.sign(kind, { network, id, owner: this.name, version: this.nextVersion(), deleted: false }, data);
-    this.local.set(recordKey(kind.code, network, id), rec);
-    this.storeOwn(rec);
-    return rec;
+    return this.sync.publish(kind, network, id, data);
   }
 
   /** Delete one of our records (a signed tombstone). Returns false if it is not ours. */
   unpublishRecord(kind: number, network: string, id: string): boolean {
-    const key = recordKey(kind, network, id);
-    const cur = this.local.get(key);
-    if (!cur) return false;
-    this.local.delete(key);
-    this.storeOwn(this.sign(this.kindOf(kind), { ...cur, version: this.nextVersion(), deleted: true }, cur.data));
-    return true;
+    return this.sync.unpublish(kind, network, id);
   }
 
   /** The stored endpoint record (any owner), tombstones included. */
@@ -322,80 +276,9 @@ export class Agent {
     return this.table.get<EndpointData>(ENDPOINT_KIND, network, id)?.rec;
   }
 
-  /**
-   * Versions are a hybrid logical clock: above every version seen (Lamport) and never below the
-   * clock in ms, so a node restarted without state never reissues a version it used before.
-   */
-  private nextVersion(): number {
-    this.table.lamport = Math.max(this.table.lamport + 1, Math.floor(this.o.clock.now()));
-    return this.table.lamport;
-  }
-
-  private kindOf(code: number): RecordKind<unknown> {
-    // A kind we do not know can only be tombstoned (no data field).
-    return this.kinds.get(code) ?? { code, field: '', decode: () => null };
-  }
-
-  private sign<D>(kind: RecordKind<D>, head: Omit<SignedRecord, 'kind' | 'data' | 'body' | 'sig'>, data: D | undefined): SignedRecord<D> {
-    return signRecord(kind, head, data, this.o.signingKey, this.o.recordExtension);
-  }
-
-  private storeOwn(rec: SignedRecord): void {
-    this.table.putOwn(rec);
-    this.gossipRecord(rec);
-    this.o.events?.onRecord?.(rec);
-  }
-
   /** Queue a record for gossip: its exact signed bytes, as received or signed. */
   private gossipRecord(r: SignedRecord): void {
     this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }));
-  }
-
-  /** Apply a received record (gossip or push-pull); keeps our own records authoritative. */
-  private applyRecord(raw: RecordBytes): SignedRecord | null {
-    const d = this.drops;
-    const r = this.table.open(raw);
-    if (!r) return (d.add(d.at.record_malformed), null);
-    if (r.owner === this.name) {
-      // Only a record we once signed (before a restart) may make us re-issue or keep a tombstone;
-      // anything else naming us as owner is a forgery and must not be signed over or stored.
-      if (!verifyRecord(r, this.signPublic)) return (d.add(d.at.record_bad_signature), null);
-      this.reassertOwn(r);
-      return null;
-    }
-    const res = this.table.apply(r);
-    if (res === 'applied') {
-      this.counters.add(this.counters.at.records_applied);
-      this.o.events?.onRecord?.(r);
-      return r;
-    }
-    if (res !== 'stale') d.add(d.at[`record_${res}`]);
-    return null;
-  }
-
-  /**
-   * Someone holds a version of one of our records (we restarted and lost state, or it is old).
-   * If theirs is not older than ours, re-issue ours above it: the live record again, or a
-   * tombstone for a record we no longer have. This is how a returning node's records win.
-   */
-  private reassertOwn(r: SignedRecord): void {
-    if (r.version > this.table.lamport) this.table.lamport = r.version;
-    const key = recordKey(r.kind, r.network, r.id);
-    const mine = this.local.get(key);
-    const stored = this.table.get(r.kind, r.network, r.id)?.rec;
-    const same = (x: SignedRecord) => x.version === r.version && Buffer.compare(x.sig, r.sig) === 0;
-    if (stored && stored.owner === this.name && (stored.version > r.version || same(stored))) return;
-    const kind = this.kindOf(r.kind);
-    if (mine) {
-      if (mine.version > r.version || same(mine)) return;
-      const rec = this.sign(kind, { ...mine, version: this.nextVersion() }, mine.data);
-      this.local.set(key, rec);
-      this.storeOwn(rec);
-    } else if (!r.deleted) {
-      this.storeOwn(this.sign(kind, { ...r, version: this.nextVersion(), deleted: true }, r.data));
-    } else if (!stored) {
-      this.table.putOwn(r); // keep the tombstone so the digest matches the cluster's
-    }
   }
 
   // ---- packets -----------------------------------------------------------------------------
@@ -437,7 +320,7 @@ export class Agent {
 
   private dispatch(from: Addr, m: Message): void {
     if ('record' in m) {
-      const r = this.applyRecord(m.record);
+      const r = this.sync.receive(m.record);
       if (r) this.gossipRecord(r);
     } else this.membership.handle(from, m);
   }
@@ -455,29 +338,6 @@ export class Agent {
         this.drops.add(this.drops.at.tunnel_program_failed);
       }
     }
-  }
-
-  /** TOFU pin of each member's signing key: a name cannot be taken over with a new key. */
-  private acceptMeta(name: string, meta: NodeMeta): boolean {
-    if (meta.signKey.length !== 32) {
-      this.drops.add(this.drops.at.bad_member_meta);
-      return false;
-    }
-    const pinned = this.pinnedKeys.get(name);
-    if (!pinned) {
-      this.pinnedKeys.set(name, meta.signKey);
-      return true;
-    }
-    if (Buffer.compare(pinned, meta.signKey) !== 0) {
-      this.drops.add(this.drops.at.sign_key_changed);
-      return false;
-    }
-    return true;
-  }
-
-  private keyOf(owner: string): Uint8Array | undefined {
-    if (owner === this.name) return this.signPublic;
-    return this.membership.metaOf(owner)?.signKey;
   }
 
   // ---- gossip and anti-entropy -------------------------------------------------------------
@@ -499,19 +359,6 @@ export class Agent {
       if (fields.length === 0) break;
       this.emit(to, head, fields);
     }
-  }
-
-  private schedulePushPull(first = false): void {
-    if (!this.running) return;
-    const base = pushPullScale(this.cfg.pushPullIntervalMs, this.membership.aliveCount());
-    // Random phase so agents started together do not exchange in lockstep.
-    const delay = first ? this.random() * base : base * (0.75 + 0.5 * this.random());
-    this.pushPullTimer = this.o.clock.setTimeout(() => {
-      const peer = this.membership.randomLive();
-      const target: Addr | undefined = peer ? { ip: peer.ip, port: peer.port } : this.seeds[Math.floor(this.random() * this.seeds.length)];
-      if (target) this.pushPull(target, !peer, 10_000).catch(() => this.counters.add(this.counters.at.push_pull_failures));
-      this.schedulePushPull();
-    }, delay);
   }
 
   /** One full state exchange with `to` (join = as a joining node). Rejects with PushPullError. */
@@ -548,7 +395,7 @@ export class Agent {
     };
     this.table.reap(this.o.tombstoneReapMs ?? 1_800_000, gone);
     for (const name of this.membership.reap(deadMs)) {
-      this.pinnedKeys.delete(name);
+      this.keys.forget(name);
       this.envelopes.forget(name);
       this.pushPulls.forget(name);
     }

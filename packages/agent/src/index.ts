@@ -2,11 +2,12 @@
 // tests import them from their files.
 
 // The agent and what it is built from
-export { Agent, JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS, type AgentEvents, type AgentOptions, type AgentStatus, type LocalEndpoint, type NetworkSpec, type TunnelPeers } from './agent.js';
+export { Agent, type AgentEvents, type AgentOptions, type AgentStatus, type LocalEndpoint, type NetworkSpec, type TunnelPeers } from './agent.js';
 export { addrKey, realClock, type Addr, type Clock, type ExchangeDone, type PacketNet, type StreamNet, type TimerHandle } from './env.js';
 export { LAN, LOCAL, PRESETS, WAN, pushPullScale, suspicionTimeoutMs, type MembershipConfig, type PresetName } from './presets.js';
 export type { Member, MemberState, Membership, MembershipCounters, MembershipEvents } from './membership.js';
 export { BroadcastQueue } from './broadcast.js';
+export { JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS } from './join.js';
 
 // Signed records: the table, its kinds, signing
 export { RecordTable, compareRecords, generateSigningKey, recordKey, signRecord, verifyRecord, verifyRecordNacl, type ApplyResult, type KindContext, type RecordBytes, type RecordHead, type RecordKind, type SignedRecord, type TableEntry } from './records.js';

@@ -13,7 +13,8 @@
  * Single-threaded; owned by one agent.
  */
 import { OverlayError } from '@overlay/dataplane';
-import type { Addr, Clock, StreamNet } from './env.js';
+import type { Addr, Clock, StreamNet, TimerHandle } from './env.js';
+import { pushPullScale } from './presets.js';
 import type { Sealer } from './keyring.js';
 import type { Membership } from './membership.js';
 import type { AgentCounters, AgentDrops } from './counters.js';
@@ -28,6 +29,11 @@ export interface PushPullOptions {
   name: string;
   session: number;
   clock: Clock;
+  random: () => number;
+  /** Exchange with a random live member this often (scaled above 32 members, ±25 %). */
+  intervalMs: number;
+  /** Exchange with a random member declared dead this often (±25 %). */
+  reconnectIntervalMs: number;
   sealer: Sealer;
   streams: StreamNet;
   maxClockSkewMs: number;
@@ -53,9 +59,54 @@ const STATE_CODE = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
 export class PushPull {
   private seq = 0;
   private readonly windows: SessionWindows;
+  private timer: TimerHandle | null = null;
+  private reconnectTimer: TimerHandle | null = null;
 
   constructor(private readonly o: PushPullOptions) {
     this.windows = new SessionWindows(o.clock, o.maxClockSkewMs);
+  }
+
+  /**
+   * Start the anti-entropy timers: every interval, an exchange with a random live member (a
+   * seed from `seeds()` while we know none); every reconnect interval, one with a random member
+   * declared dead (not left), as serf's reconnect does: the only way two sides of a healed
+   * partition find each other again once gossip-to-the-dead has expired.
+   */
+  start(seeds: () => Addr[]): void {
+    this.schedule(seeds, true);
+    this.scheduleReconnect();
+  }
+
+  stop(): void {
+    for (const t of [this.timer, this.reconnectTimer]) if (t) this.o.clock.clearTimeout(t);
+    this.timer = this.reconnectTimer = null;
+  }
+
+  private failed = (): void => this.o.counters.add(this.o.counters.at.push_pull_failures);
+
+  private schedule(seeds: () => Addr[], first = false): void {
+    const o = this.o;
+    if (!o.running()) return;
+    const base = pushPullScale(o.intervalMs, o.membership.aliveCount());
+    // Random phase so agents started together do not exchange in lockstep.
+    const delay = first ? o.random() * base : base * (0.75 + 0.5 * o.random());
+    this.timer = o.clock.setTimeout(() => {
+      const peer = o.membership.randomLive();
+      const s = seeds();
+      const target: Addr | undefined = peer ? { ip: peer.ip, port: peer.port } : s[Math.floor(o.random() * s.length)];
+      if (target) this.run(target, !peer, 10_000, (err) => err && this.failed());
+      this.schedule(seeds);
+    }, delay);
+  }
+
+  private scheduleReconnect(): void {
+    const o = this.o;
+    if (!o.running()) return;
+    this.reconnectTimer = o.clock.setTimeout(() => {
+      const dead = o.membership.randomDead();
+      if (dead) this.run({ ip: dead.ip, port: dead.port }, false, 5000, (err) => err && this.failed());
+      this.scheduleReconnect();
+    }, o.reconnectIntervalMs * (0.75 + 0.5 * o.random()));
   }
 
   /** One full state exchange with `to` (join = as a joining node). Rejects with PushPullError. */
