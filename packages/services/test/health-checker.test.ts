@@ -240,6 +240,18 @@ describe('health checker (fake clock)', () => {
     expect(runs.n).toBeUndefined();
   });
 
+  it('an onChange listener may remove the instance it is told about', async () => {
+    const clock = new FakeClock();
+    const { probe, runs } = scripted(clock, { r: [true] });
+    let c!: HealthChecker;
+    ({ c } = checker(clock, probe, { onChange: (id) => c.remove(id) }));
+    c.add({ id: 'r', address: '198.19.0.1', ports: [80] }, parseHealthSpec({ kind: 'tcp', rise: 1 }));
+    await clock.advance(10_000);
+    expect(runs.r).toEqual([0]);
+    expect(c.status('r')).toBeUndefined();
+    expect(clock.pending).toBe(0);
+  });
+
   it('publishes its counters on overlay.services.health', async () => {
     const clock = new FakeClock();
     const { probe } = scripted(clock, { a: [true] });

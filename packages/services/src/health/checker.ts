@@ -247,6 +247,7 @@ export class HealthChecker {
       } catch {
         this.counters.add(this.counters.at.listener_errors);
       }
+      if (entry.removed) return; // the listener removed it or stopped the checker
     }
     this.clock.clearTimeout(entry.holdTimer);
     entry.holdTimer = undefined;
