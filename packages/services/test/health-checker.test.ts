@@ -5,6 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import {
   type Clock, DuplicateInstanceError, HEALTH_CHANNEL, HealthChecker, HealthSpecError, type HealthStatus, type Probe, type ProbeResult, parseHealthSpec,
 } from '@overlay/services';
@@ -306,4 +308,45 @@ describe('health checker (real clock, real listener)', () => {
     expect(changes).toEqual(['healthy', 'unhealthy']);
     expect(c.counters.get('probe_refused')).toBeGreaterThanOrEqual(3);
   });
+});
+
+describe('health checker (real clock, hostile exec checks)', () => {
+  /** True while a process exists and is not a zombie. */
+  const alive = (pid: number): boolean => {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false; // no such process
+    }
+  };
+
+  it('checks that hang, flood output or fork give bounded results; the loop stays responsive; stop leaves no process', async () => {
+    const c = new HealthChecker({ maxConcurrent: 2 });
+    checkers.push({ c });
+    const spec = (argv: string[]) => parseHealthSpec({ test: ['CMD', ...argv], interval: '100ms', timeout: '300ms', retries: 1, damp: 0 });
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    c.add({ id: 'hang', address: '127.0.0.1' }, spec(['/bin/sh', '-c', 'sleep 30 & echo $!; sleep 30']));
+    c.add({ id: 'flood', address: '127.0.0.1' }, spec(['/usr/bin/yes', 'flood']));
+    c.add({ id: 'fork', address: '127.0.0.1' }, spec(['/bin/sh', '-c', 'for i in 1 2 3; do sleep 30 & done; jobs -p; exit 3']));
+    c.add({ id: 'fine', address: '127.0.0.1' }, spec(['/bin/true']));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && c.list().some((h) => h.last === undefined || h.status === 'starting')) await new Promise((r) => setTimeout(r, 100));
+    const pids: number[] = [];
+    for (const h of c.list()) if (h.id !== 'flood' && h.last !== undefined) pids.push(...h.last.output.trim().split(/\s+/).filter(Boolean).map(Number));
+    await c.stop();
+    delay.disable();
+    expect(c.list()).toEqual([]); // stopped: nothing checked any more
+    expect(c.counters.get('probe_timeout')).toBeGreaterThanOrEqual(2); // hang and flood
+    expect(c.counters.get('probe_exit')).toBeGreaterThanOrEqual(1); // fork: exit 3
+    expect(c.counters.get('probe_ok')).toBeGreaterThanOrEqual(1);
+    expect(c.counters.get('probe_stuck')).toBe(0);
+    expect(c.counters.get('changes_published')).toBeGreaterThanOrEqual(4);
+    expect(pids.length).toBeGreaterThanOrEqual(4); // the hang's background sleep and the fork's three
+    await new Promise((r) => setTimeout(r, 50));
+    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+    // Draining megabytes from `yes` must not starve the event loop (2 cores shared with other tests: generous bound).
+    expect(delay.max / 1e6).toBeLessThan(1_000);
+  }, 60_000);
 });
