@@ -19,6 +19,8 @@ export interface AgentClusterOptions {
   seed?: number; // index of the seed host
   /** Extra arguments for the agent's `node` (e.g. `--cpu-prof`), placed before the script. */
   nodeArgs?: string[];
+  /** Hosts that run a "newer" agent (test/lib/agent-newer.ts: records carry a field this build does not know). */
+  newer?: number[];
 }
 
 export interface AgentProc {
@@ -74,7 +76,8 @@ export class AgentCluster {
     writeFileSync(file, this.config(i, endpointIp, seedIndex), { mode: 0o600 });
     const host = this.hosts[i];
     const socket = join(this.dir, `a${i}.sock`);
-    const proc = host.spawn('node', [...(this.o.nodeArgs ?? []), '--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts', '--config', file], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const script = this.o.newer?.includes(i) ? 'test/lib/agent-newer.ts' : 'packages/agent/src/main.ts';
+    const proc = host.spawn('node', [...(this.o.nodeArgs ?? []), '--conditions=source', '--import', 'tsx', script, '--config', file], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr?.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));

@@ -11,7 +11,7 @@ import nacl from 'tweetnacl';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { Agent } from './agent.js';
+import { Agent, type AgentOptions } from './agent.js';
 import { AgentConfigError, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
 import { Keyring, PlainSealer } from './keyring.js';
@@ -67,8 +67,11 @@ async function openDataplane(cfg: AgentConfig) {
   return { dp: host.dataplane, wg: host.tunnel, host };
 }
 
-/** Build and start an agent from a validated config; resolves once gossip is listening. */
-export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n')) {
+/**
+ * Build and start an agent from a validated config; resolves once gossip is listening. `extra`
+ * overrides agent options the config has no field for (tests: e.g. `recordExtension`).
+ */
+export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), extra: Partial<AgentOptions> = {}) {
   const plane = await openDataplane(cfg);
   const io = createRealIo(cfg.listen);
   let wgPublic: string | undefined;
@@ -93,6 +96,7 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
       onJoin: (m) => log(`member ${m.name} joined (${m.ip}:${m.port})`),
       onLeave: (m) => log(`member ${m.name} ${m.state}`),
     },
+    ...extra,
   });
   await io.bind(agent);
   agent.start();
