@@ -47,7 +47,8 @@ const DROP_COUNTERS = ['rxNoBufferDrops', 'rxTooBigDrops', 'rxErrors', 'txUnsent
  *
  * The native side cannot publish, so NativeIo calls flush() after each native call: while someone
  * subscribes to 'overlay.native.drop', the drops counted since the last flush are published
- * ({ reason, scope: -1, count }); otherwise it is one property read.
+ * ({ reason, scope: -1, count }); otherwise it is one property read. The first flush after a
+ * subscriber arrives also reports what was dropped before it.
  */
 export class IoCounters extends CounterSet<CounterName> {
   /** Drop counters as last published. */
