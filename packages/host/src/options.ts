@@ -85,8 +85,10 @@ export interface HostOptions {
   /** Packets per recvmmsg/sendmmsg, TAP read and pipeline batch. Default 64. */
   batchSize?: number;
   /**
-   * Pool slots shared by the socket, the TAPs and the pipeline. Default 4096 (what a host needs
-   * under a full-rate TCP stream with UDP GRO); at least 4 × batchSize per device plus the socket.
+   * Pool slots (9 KiB each) shared by the socket, the TAPs and the pipeline. Default 1024 (9 MiB):
+   * slots are held only while a batch passes through, and a 5 s TCP stream with TSO/GRO and UDP
+   * GSO/GRO exhausted none of 512. At least 4 × batchSize per device plus the socket. Running
+   * out is counted (`pool_exhausted`, `rxNoBufferDrops`), never fatal.
    */
   poolSlots?: number;
   /** TAP defaults for every network. */
@@ -95,7 +97,7 @@ export interface HostOptions {
 
 export const DEFAULT_PORT = 4789;
 export const DEFAULT_BATCH = 64;
-export const DEFAULT_POOL_SLOTS = 4096;
+export const DEFAULT_POOL_SLOTS = 1024;
 export const DEFAULT_SOCKET_BUFFER = 4 << 20;
 export const DEFAULT_TX_QUEUE_LEN = 4096;
 
