@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAN, suspicionTimeoutMs } from '@overlay/agent';
+import { JOIN_RETRY_MAX_MS, LAN, suspicionTimeoutMs } from '@overlay/agent';
 import { createTestbed, type Testbed } from './lib/testbed.js';
 import { ping, tcpTransfer } from './lib/transfer.js';
 import { AgentCluster } from './lib/agent-cluster.js';
@@ -134,4 +134,32 @@ describe('a mixed-version cluster in network namespaces', () => {
     expect(await reachable(tb.hosts[2], c.ip(0))).toBe(true);
     expect(await reachable(tb.hosts[0], c.ip(2))).toBe(true);
   }, 120_000);
+});
+
+// A seed that is not up yet: the agent retries the join with backoff (1 s doubling to 8 s) instead
+// of waiting for its 30 s push-pull timer.
+describe('joining through a seed that starts later, in network namespaces', () => {
+  let tb: Testbed;
+  let c: AgentCluster;
+  beforeAll(async () => {
+    tb = await createTestbed({ hosts: 2, prefix: 'agj' });
+    c = new AgentCluster(tb.hosts, { profile: 'lan', seed: 0 });
+  }, 60_000);
+  afterAll(async () => {
+    await c?.stopAll();
+    await tb?.destroy();
+  });
+
+  it('the seed starting 6 s after the joiner is joined within the backoff then in effect', async () => {
+    await c.start(1); // its seed (host 1's agent) is not running: every join attempt is refused
+    await new Promise((r) => setTimeout(r, 6000));
+    const t0 = Date.now();
+    await c.start(0);
+    const took = await c.until((s) => s.every((x) => liveCount(x) === 2), 30_000, 100);
+    const s = await c.statuses();
+    console.log(`seed up 6 s after the joiner: joined ${took} ms later (${Date.now() - t0} ms incl. seed start), ${s[1]!.counters.join_attempts} join attempts`);
+    // Attempts at ~0, 1, 3, 7 s (±25 %): the one after the seed is up comes within one backoff step.
+    expect(took).toBeLessThanOrEqual(JOIN_RETRY_MAX_MS * 1.25 + 2000);
+    expect(s[1]!.counters.join_attempts).toBeGreaterThanOrEqual(3);
+  }, 60_000);
 });
