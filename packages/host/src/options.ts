@@ -85,10 +85,11 @@ export interface HostOptions {
   /** Packets per recvmmsg/sendmmsg, TAP read and pipeline batch. Default 64. */
   batchSize?: number;
   /**
-   * Pool slots (9 KiB each) shared by the socket, the TAPs and the pipeline. Default 1024 (9 MiB):
-   * slots are held only while a batch passes through, and a 5 s TCP stream with TSO/GRO and UDP
-   * GSO/GRO exhausted none of 512. At least 4 × batchSize per device plus the socket. Running
-   * out is counted (`pool_exhausted`, `rxNoBufferDrops`), never fatal.
+   * Pool slots (9 KiB each) shared by the socket, the TAPs and the pipeline. Default 1024 (a 9 MiB
+   * slab, the bound on what the pool can make resident): slots are held only while a batch passes
+   * through, and a 5 s TCP stream with TSO/GRO and UDP GSO/GRO exhausted none of 512. At least
+   * 4 × batchSize per device plus the socket. Running out is counted (`pool_exhausted`,
+   * `rxNoBufferDrops`), never fatal.
    */
   poolSlots?: number;
   /** TAP defaults for every network. */
