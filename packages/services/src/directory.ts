@@ -1,0 +1,489 @@
+/**
+ * The service table the embedded DNS answers from: services per network, their instances
+ * (addresses, ports, health) and, derived from them, an index of every DNS name a network
+ * answers with the pre-encoded answer records per query type.
+ *
+ * Names per service `svc` of a network (all lowercase; a query matches case-insensitively):
+ *   svc              A/AAAA: the VIP of that family in 'vip' mode, else the healthy instances
+ *                    (panic mode: all of them when fewer than half are healthy); SRV: one per port
+ *                    of those instances, target `<id>.tasks.svc`
+ *   tasks.svc        the healthy instances (same panic rule), A/AAAA/SRV
+ *   all.tasks.svc    every instance, ready or not (so peers can bootstrap), A/AAAA/SRV
+ *   <id>.tasks.svc   that instance, A/AAAA/SRV
+ *   _<port>._<proto>.svc   SRV of the named port of the selected instances
+ *   reverse names    PTR: an instance address → `<id>.tasks.svc`, a VIP → `svc`
+ * A name that exists with no record of the asked type is NODATA (NOERROR, no answer).
+ *
+ * Changes mark the service dirty; a network's name index is brought up to date on its next
+ * lookup, and a name's encoded answers are rebuilt on the first query after a change. So loading
+ * 10 000 instances costs one pass, and a query costs a hash lookup and a copy.
+ */
+import { OverlayError, parseIpAddress, type CounterSet } from '@overlay/dataplane';
+import { selectForAnswer } from './health/select.js';
+import type { HealthCounter } from './health/counters.js';
+import { CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, nameHash, textToName, type Question } from './dns/wire.js';
+
+export type EndpointMode = 'vip' | 'dnsrr';
+export type PortProto = 'tcp' | 'udp';
+
+export interface ServicePort {
+  /** Port name for SRV (`_<name>._<proto>.<svc>`); a DNS label. */
+  name?: string;
+  port: number;
+  proto: PortProto;
+}
+
+export interface ServiceInstance {
+  /** Unique within the service; a DNS label (names `<id>.tasks.<svc>`). */
+  id: string;
+  /** IPv4 and/or IPv6 addresses on the service's network. */
+  addresses: string[];
+  ports?: ServicePort[];
+  healthy: boolean;
+}
+
+export interface ServiceSpec {
+  /** A DNS label: letters, digits, '-', '_' (1..63). */
+  name: string;
+  network: string;
+  /** Virtual addresses (at most one per family); with endpointMode 'vip' the service name answers them. */
+  vip?: string[];
+  /** 'vip' (default when a VIP is given) or 'dnsrr' (the name answers the instances). */
+  endpointMode?: EndpointMode;
+  /** Seconds, 0..600; default the directory's (5). */
+  ttl?: number;
+}
+
+export interface ServiceDirectoryOptions {
+  /** Default TTL in seconds (0..600), default 5. */
+  ttl?: number;
+  /** Health counters for panic-mode selections (`selections`, `panic_answers`). */
+  healthCounters?: CounterSet<HealthCounter>;
+}
+
+export const DEFAULT_TTL = 5;
+export const MAX_TTL = 600;
+
+/** A service, instance or option is malformed; `field` names it. */
+export class InvalidServiceError extends OverlayError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('OVL_ERR_INVALID_SERVICE', `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** No such service (or instance) in that network. */
+export class UnknownServiceError extends OverlayError {
+  constructor(readonly network: string, readonly service: string) {
+    super('OVL_ERR_UNKNOWN_SERVICE', `no service ${service} in network ${network}`);
+  }
+}
+
+/** Answer records of one name for one query type, encoded: owner names point at the question (0xc00c). */
+export interface EncodedAnswers {
+  /** The answer section's bytes. */
+  readonly bytes: Uint8Array;
+  /** End offset in `bytes` of each record, so a truncated answer keeps whole records. */
+  readonly ends: Int32Array;
+}
+
+const EMPTY: EncodedAnswers = { bytes: new Uint8Array(0), ends: new Int32Array(0) };
+
+interface Instance {
+  id: string;
+  v4: Uint8Array[];
+  v6: Uint8Array[];
+  ports: ServicePort[];
+  healthy: boolean;
+}
+
+interface Service {
+  name: string;
+  network: string;
+  vip4?: Uint8Array;
+  vip6?: Uint8Array;
+  mode: EndpointMode;
+  ttl: number;
+  instances: Map<string, Instance>;
+  /** Index keys this service contributed to. */
+  keys: string[];
+  removed: boolean;
+}
+
+type RefKind = 'svc' | 'tasks' | 'all' | 'inst' | 'port' | 'ptr';
+
+interface Ref {
+  kind: RefKind;
+  service: Service;
+  instance?: Instance;
+  portName?: string;
+  proto?: PortProto;
+  ptr?: Uint8Array;
+}
+
+/** One name a network answers. */
+export class NameEntry {
+  readonly refs: Ref[] = [];
+  /** Encoded answers by qtype slot (A, AAAA, SRV, PTR); undefined until asked, cleared on change. */
+  cache: Array<EncodedAnswers | undefined> = [];
+  constructor(
+    readonly key: string,
+    readonly wire: Uint8Array,
+    readonly hash: number,
+  ) {}
+}
+
+class NetworkIndex {
+  readonly services = new Map<string, Service>();
+  readonly byKey = new Map<string, NameEntry>();
+  readonly byHash = new Map<number, NameEntry | NameEntry[]>();
+  readonly dirty = new Set<Service>();
+  /** Index shared with other networks by equal name would break scoping: each network has its own. */
+  constructor(readonly name: string) {}
+}
+
+const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+export type DirectoryListener = (network: string, service: string) => void;
+
+export class ServiceDirectory {
+  readonly defaultTtl: number;
+  private readonly networks = new Map<string, NetworkIndex>();
+  private readonly listeners = new Set<DirectoryListener>();
+  private readonly healthCounters: CounterSet<HealthCounter> | undefined;
+
+  constructor(o: ServiceDirectoryOptions = {}) {
+    this.defaultTtl = checkTtl('ttl', o.ttl ?? DEFAULT_TTL);
+    this.healthCounters = o.healthCounters;
+  }
+
+  /** Add or replace a service's definition (its instances are kept when it exists). */
+  setService(spec: ServiceSpec): void {
+    if (spec === null || typeof spec !== 'object') throw new InvalidServiceError('service', 'must be an object');
+    checkLabel('name', spec.name);
+    if (typeof spec.network !== 'string' || spec.network === '') throw new InvalidServiceError('network', 'must be a non-empty string');
+    const ttl = checkTtl('ttl', spec.ttl ?? this.defaultTtl);
+    let vip4: Uint8Array | undefined;
+    let vip6: Uint8Array | undefined;
+    for (const [i, v] of (spec.vip ?? []).entries()) {
+      const ip = parseAddress(`vip[${i}]`, v);
+      if (ip.length === 4) {
+        if (vip4) throw new InvalidServiceError(`vip[${i}]`, 'at most one IPv4 VIP');
+        vip4 = ip;
+      } else {
+        if (vip6) throw new InvalidServiceError(`vip[${i}]`, 'at most one IPv6 VIP');
+        vip6 = ip;
+      }
+    }
+    const mode = spec.endpointMode ?? (vip4 || vip6 ? 'vip' : 'dnsrr');
+    if (mode !== 'vip' && mode !== 'dnsrr') throw new InvalidServiceError('endpointMode', `must be 'vip' or 'dnsrr', not ${JSON.stringify(mode)}`);
+    if (mode === 'vip' && !vip4 && !vip6) throw new InvalidServiceError('vip', "endpointMode 'vip' needs a VIP");
+    const net = this.network(spec.network, true)!;
+    const key = spec.name.toLowerCase();
+    const old = net.services.get(key);
+    const svc: Service = { name: key, network: spec.network, vip4, vip6, mode, ttl, instances: old?.instances ?? new Map(), keys: old?.keys ?? [], removed: false };
+    if (old) old.removed = true;
+    if (old) net.dirty.delete(old);
+    // The old object's keys are removed when the new one is indexed.
+    net.services.set(key, svc);
+    this.touch(net, svc, old);
+  }
+
+  removeService(network: string, name: string): boolean {
+    const net = this.network(network, false);
+    const svc = net?.services.get(String(name).toLowerCase());
+    if (!net || !svc) return false;
+    net.services.delete(svc.name);
+    svc.removed = true;
+    this.touch(net, svc);
+    return true;
+  }
+
+  /** Add or replace an instance of a service. */
+  updateInstance(network: string, service: string, inst: ServiceInstance): void {
+    const svc = this.service(network, service);
+    if (inst === null || typeof inst !== 'object') throw new InvalidServiceError('instance', 'must be an object');
+    checkLabel('id', inst.id);
+    if (!Array.isArray(inst.addresses)) throw new InvalidServiceError('addresses', 'must be an array');
+    const v4: Uint8Array[] = [];
+    const v6: Uint8Array[] = [];
+    for (const [i, a] of inst.addresses.entries()) {
+      const ip = parseAddress(`addresses[${i}]`, a);
+      (ip.length === 4 ? v4 : v6).push(ip);
+    }
+    const ports: ServicePort[] = [];
+    for (const [i, p] of (inst.ports ?? []).entries()) {
+      if (!Number.isInteger(p?.port) || p.port < 1 || p.port > 65535) throw new InvalidServiceError(`ports[${i}].port`, 'must be an integer 1..65535');
+      if (p.proto !== 'tcp' && p.proto !== 'udp') throw new InvalidServiceError(`ports[${i}].proto`, "must be 'tcp' or 'udp'");
+      if (p.name !== undefined) checkLabel(`ports[${i}].name`, p.name);
+      ports.push({ name: p.name?.toLowerCase(), port: p.port, proto: p.proto });
+    }
+    if (typeof inst.healthy !== 'boolean') throw new InvalidServiceError('healthy', 'must be a boolean');
+    svc.instances.set(inst.id.toLowerCase(), { id: inst.id.toLowerCase(), v4, v6, ports, healthy: inst.healthy });
+    this.touch(this.network(network, false)!, svc);
+  }
+
+  /** Change only the health of an instance. Returns false when it is unknown. */
+  setHealthy(network: string, service: string, id: string, healthy: boolean): boolean {
+    const svc = this.service(network, service);
+    const inst = svc.instances.get(id.toLowerCase());
+    if (!inst) return false;
+    if (inst.healthy === healthy) return true;
+    inst.healthy = healthy;
+    this.touch(this.network(network, false)!, svc);
+    return true;
+  }
+
+  removeInstance(network: string, service: string, id: string): boolean {
+    const svc = this.service(network, service);
+    if (!svc.instances.delete(String(id).toLowerCase())) return false;
+    this.touch(this.network(network, false)!, svc);
+    return true;
+  }
+
+  /** Called after every change (service and network named). A throwing listener is ignored. */
+  onChange(listener: DirectoryListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Services of a network (names). */
+  serviceNames(network: string): string[] {
+    return [...(this.network(network, false)?.services.keys() ?? [])];
+  }
+
+  instanceCount(network: string, service: string): number {
+    return this.network(network, false)?.services.get(service.toLowerCase())?.instances.size ?? 0;
+  }
+
+  /** The entry for a parsed question's name in a network, or undefined. Allocates nothing on a hit after the first. */
+  lookup(network: string, q: Question): NameEntry | undefined {
+    const net = this.networks.get(network);
+    if (net === undefined) return undefined;
+    if (net.dirty.size > 0) this.flush(net);
+    const b = net.byHash.get(q.hash);
+    if (b === undefined) return undefined;
+    if (b instanceof NameEntry) return sameName(b.wire, q) ? b : undefined;
+    for (let i = 0; i < b.length; i++) if (sameName(b[i].wire, q)) return b[i];
+    return undefined;
+  }
+
+  /** The entry for a name given as text (tests, tools). */
+  lookupText(network: string, name: string): NameEntry | undefined {
+    const net = this.networks.get(network);
+    if (net === undefined) return undefined;
+    if (net.dirty.size > 0) this.flush(net);
+    return net.byKey.get(keyOf(name));
+  }
+
+  /** The encoded answers of `entry` for `qtype` (EMPTY for NODATA), built on first use after a change. */
+  answers(entry: NameEntry, qtype: number): EncodedAnswers {
+    const slot = qtype === TYPE_A ? 0 : qtype === TYPE_AAAA ? 1 : qtype === TYPE_SRV ? 2 : qtype === TYPE_PTR ? 3 : -1;
+    if (slot < 0) return EMPTY;
+    const c = entry.cache[slot];
+    if (c !== undefined) return c;
+    const e = this.encode(entry, qtype);
+    entry.cache[slot] = e;
+    return e;
+  }
+
+  private network(name: string, create: boolean): NetworkIndex | undefined {
+    let n = this.networks.get(name);
+    if (n === undefined && create) {
+      n = new NetworkIndex(name);
+      this.networks.set(name, n);
+    }
+    return n;
+  }
+
+  private service(network: string, name: string): Service {
+    const svc = this.network(network, false)?.services.get(String(name).toLowerCase());
+    if (!svc) throw new UnknownServiceError(network, String(name));
+    return svc;
+  }
+
+  private touch(net: NetworkIndex, svc: Service, replaced?: Service): void {
+    if (replaced) {
+      this.unindex(net, replaced);
+      svc.keys = [];
+    }
+    net.dirty.add(svc);
+    for (const l of this.listeners) {
+      try {
+        l(net.name, svc.name);
+      } catch {
+        // A listener's bug is its own.
+      }
+    }
+  }
+
+  private flush(net: NetworkIndex): void {
+    for (const svc of net.dirty) {
+      this.unindex(net, svc);
+      if (!svc.removed) this.index(net, svc);
+    }
+    net.dirty.clear();
+  }
+
+  private unindex(net: NetworkIndex, svc: Service): void {
+    for (const k of svc.keys) {
+      const e = net.byKey.get(k);
+      if (!e) continue;
+      for (let i = e.refs.length - 1; i >= 0; i--) if (e.refs[i].service === svc) e.refs.splice(i, 1);
+      e.cache = [];
+      if (e.refs.length === 0) {
+        net.byKey.delete(k);
+        const b = net.byHash.get(e.hash);
+        if (b === e) net.byHash.delete(e.hash);
+        else if (Array.isArray(b)) {
+          const rest = b.filter((x) => x !== e);
+          net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
+        }
+      }
+    }
+    svc.keys = [];
+  }
+
+  private index(net: NetworkIndex, svc: Service): void {
+    const add = (name: string, ref: Ref) => {
+      const e = this.entry(net, name);
+      e.refs.push(ref);
+      e.cache = [];
+      svc.keys.push(e.key);
+    };
+    const s = svc.name;
+    add(s, { kind: 'svc', service: svc });
+    add(`tasks.${s}`, { kind: 'tasks', service: svc });
+    add(`all.tasks.${s}`, { kind: 'all', service: svc });
+    const portNames = new Set<string>();
+    const svcWire = textToName(s);
+    for (const inst of svc.instances.values()) {
+      const target = textToName(`${inst.id}.tasks.${s}`);
+      add(`${inst.id}.tasks.${s}`, { kind: 'inst', service: svc, instance: inst });
+      for (const a of inst.v4) add(reverseName(a), { kind: 'ptr', service: svc, ptr: target });
+      for (const a of inst.v6) add(reverseName(a), { kind: 'ptr', service: svc, ptr: target });
+      for (const p of inst.ports) if (p.name !== undefined) portNames.add(`${p.name}/${p.proto}`);
+    }
+    for (const pn of portNames) {
+      const [name, proto] = pn.split('/') as [string, PortProto];
+      add(`_${name}._${proto}.${s}`, { kind: 'port', service: svc, portName: name, proto });
+    }
+    if (svc.vip4) add(reverseName(svc.vip4), { kind: 'ptr', service: svc, ptr: svcWire });
+    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc, ptr: svcWire });
+  }
+
+  private entry(net: NetworkIndex, name: string): NameEntry {
+    const key = keyOf(name);
+    let e = net.byKey.get(key);
+    if (e) return e;
+    const wire = textToName(key);
+    e = new NameEntry(key, wire, nameHash(wire));
+    net.byKey.set(key, e);
+    const b = net.byHash.get(e.hash);
+    if (b === undefined) net.byHash.set(e.hash, e);
+    else if (Array.isArray(b)) b.push(e);
+    else net.byHash.set(e.hash, [b, e]);
+    return e;
+  }
+
+  private selected(svc: Service, all: boolean): Instance[] {
+    const list = [...svc.instances.values()];
+    if (all) return list;
+    return selectForAnswer(list, (i) => i.healthy, this.healthCounters).answer;
+  }
+
+  private encode(entry: NameEntry, qtype: number): EncodedAnswers {
+    const w = new RecordWriter();
+    for (const r of entry.refs) {
+      const svc = r.service;
+      const ttl = svc.ttl;
+      if (r.kind === 'ptr') {
+        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, r.ptr!);
+        continue;
+      }
+      let insts: Instance[];
+      if (r.kind === 'inst') insts = [r.instance!];
+      else if (r.kind === 'svc' && svc.mode === 'vip' && qtype !== TYPE_SRV) {
+        const vip = qtype === TYPE_A ? svc.vip4 : qtype === TYPE_AAAA ? svc.vip6 : undefined;
+        if (vip) w.record(qtype, ttl, vip);
+        continue;
+      } else insts = this.selected(svc, r.kind === 'all');
+      for (const inst of insts) {
+        if (qtype === TYPE_A) for (const a of inst.v4) w.record(TYPE_A, ttl, a);
+        else if (qtype === TYPE_AAAA) for (const a of inst.v6) w.record(TYPE_AAAA, ttl, a);
+        else if (qtype === TYPE_SRV) {
+          const target = textToName(`${inst.id}.tasks.${svc.name}`);
+          for (const p of inst.ports) {
+            if (r.kind === 'port' && (p.name !== r.portName || p.proto !== r.proto)) continue;
+            w.srv(ttl, p.port, target);
+          }
+        }
+      }
+    }
+    return w.done();
+  }
+}
+
+class RecordWriter {
+  private bytes: number[] = [];
+  private ends: number[] = [];
+
+  record(type: number, ttl: number, rdata: Uint8Array): void {
+    const b = this.bytes;
+    b.push(0xc0, 0x0c, type >> 8, type & 255, CLASS_IN >> 8, CLASS_IN & 255, (ttl >>> 24) & 255, (ttl >>> 16) & 255, (ttl >>> 8) & 255, ttl & 255, rdata.length >> 8, rdata.length & 255);
+    for (let i = 0; i < rdata.length; i++) b.push(rdata[i]);
+    this.ends.push(b.length);
+  }
+
+  srv(ttl: number, port: number, target: Uint8Array): void {
+    const rd = new Uint8Array(6 + target.length);
+    rd[3] = 1; // priority 0, weight 1
+    rd[4] = port >> 8;
+    rd[5] = port & 255;
+    rd.set(target, 6);
+    this.record(TYPE_SRV, ttl, rd);
+  }
+
+  done(): EncodedAnswers {
+    if (this.ends.length === 0) return EMPTY;
+    return { bytes: Uint8Array.from(this.bytes), ends: Int32Array.from(this.ends) };
+  }
+}
+
+function sameName(wire: Uint8Array, q: Question): boolean {
+  if (wire.length !== q.nameLength) return false;
+  const n = q.name;
+  for (let i = 0; i < wire.length; i++) if (wire[i] !== n[i]) return false;
+  return true;
+}
+
+function keyOf(name: string): string {
+  const t = name.toLowerCase();
+  return t.endsWith('.') ? t.slice(0, -1) : t;
+}
+
+/** The reverse-lookup name of 4 or 16 address bytes (in-addr.arpa / ip6.arpa). */
+export function reverseName(a: Uint8Array): string {
+  if (a.length === 4) return `${a[3]}.${a[2]}.${a[1]}.${a[0]}.in-addr.arpa`;
+  const parts: string[] = [];
+  for (let i = 15; i >= 0; i--) parts.push((a[i] & 15).toString(16), (a[i] >> 4).toString(16));
+  return `${parts.join('.')}.ip6.arpa`;
+}
+
+function checkLabel(field: string, v: unknown): void {
+  if (typeof v !== 'string' || !LABEL.test(v)) throw new InvalidServiceError(field, `must be a DNS label (letters, digits, '-', '_'; 1..63), not ${JSON.stringify(v)?.slice(0, 80)}`);
+}
+
+function checkTtl(field: string, v: unknown): number {
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_TTL) throw new InvalidServiceError(field, `must be an integer 0..${MAX_TTL} seconds, not ${String(v)}`);
+  return v as number;
+}
+
+function parseAddress(field: string, v: unknown): Uint8Array {
+  try {
+    return parseIpAddress(v as string).bytes;
+  } catch {
+    throw new InvalidServiceError(field, `not an IP address: ${JSON.stringify(v)?.slice(0, 80)}`);
+  }
+}
