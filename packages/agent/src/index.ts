@@ -13,6 +13,8 @@ export { JOIN_RETRY_BASE_MS, JOIN_RETRY_MAX_MS } from './join.js';
 export { RecordTable, compareRecords, generateSigningKey, recordKey, signRecord, verifyRecord, verifyRecordNacl, type ApplyResult, type KindContext, type RecordBytes, type RecordHead, type RecordKind, type SignedRecord, type TableEntry } from './records.js';
 export { ENDPOINTS, ENDPOINT_KIND, endpointKind, type EndpointData, type EndpointRecord } from './endpoints.js';
 export { Programmer, type DataplaneControl, type Programmed, type Vtep } from './program.js';
+export { SERVICES, SERVICE_KIND, SERVICE_VIEW_EVENTS, ServiceView, describeInstance, serviceKind, type EndpointMode, type PortProtocol, type ServiceAnswer, type ServiceInstance, type ServiceInstanceData, type ServiceInstanceStatus, type ServiceRecord, type ServiceSink } from './services.js';
+export { LOCAL_SERVICE_EVENTS, LocalServices, type LocalInstance, type LocalServicesOptions, type RecordPublisher } from './services-local.js';
 
 // Sealing, counters, errors, protocol
 export { InvalidClusterKeyError, Keyring, PlainSealer, SEAL_OVERHEAD, SEAL_VERSION, type Sealer } from './keyring.js';

@@ -209,5 +209,5 @@ export function decodeRecordBody(body: Uint8Array): { head: RecordHead; fields: 
   return { head: { kind: u32(b.kind), network: str(b.network), id: str(b.id), owner: str(b.owner), version: num(b.version), deleted: (b.deleted as boolean) ?? false }, fields: b };
 }
 
-/** Helpers for kinds normalising their decoded data message. */
-export const fieldOf = { bytes, str, u32 };
+/** Helpers for kinds normalising their decoded data message (`num`: uint64 as a number). */
+export const fieldOf = { bytes, str, u32, num };

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { parseHealthSpec, type ProbeResult } from '@overlay/services';
+import { LOCAL, LocalServices, SERVICES, SERVICE_KIND, ServiceView, SimCluster, serviceKind, signRecord, suspicionTimeoutMs, type ServiceInstanceData } from '@overlay/agent';
+
+const blue = { name: 'blue', vni: 100 };
+const ip4 = (i: number) => Uint8Array.of(198, 19, 0, i);
+
+/** n agents on a virtual clock, each with a service view and its own LocalServices. */
+function cluster(n: number, probe?: (address: string) => boolean) {
+  const views = Array.from({ length: n }, () => new ServiceView());
+  const kinds = views.map((v) => serviceKind(v));
+  const c = new SimCluster({ n, seed: 3, config: LOCAL, networks: [blue], agent: (i) => ({ kinds: [kinds[i]] }) });
+  const fake = async (t: { address: string }): Promise<ProbeResult> => (probe!(t.address) ? { ok: true, why: 'ok', detail: '', output: '', ms: 1 } : { ok: false, why: 'refused', detail: 'ECONNREFUSED', output: '', ms: 1 });
+  const locals = c.agents.map((a, i) => new LocalServices({ agent: a, kind: kinds[i], now: () => c.clock.now(), checker: { clock: c.clock, probes: { tcp: fake } } }));
+  return { c, views, locals };
+}
+
+/** Virtual time in small steps, letting the checker's promises settle between them. */
+async function advance(c: SimCluster, ms: number, until?: () => boolean): Promise<number> {
+  const start = c.clock.now();
+  while (c.clock.now() - start < ms) {
+    if (until?.()) break;
+    c.run(20);
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  }
+  return c.clock.now() - start;
+}
+
+const web = (i: number, health?: ReturnType<typeof parseHealthSpec>) => ({
+  network: 'blue', service: 'web', id: `web-${i}`, endpoint: `ep-${i}`, ipv4: ip4(i), ports: [{ port: 80, proto: 'tcp' as const, name: 'http' }], health,
+});
+const answer = (v: ServiceView) => v.lookup('blue', 'web').instances.map((x) => x.id).sort();
+
+describe('service-instance records', () => {
+  it('instances declared on 3 of 5 hosts reach every host, with their ports and health', async () => {
+    const { c, views, locals } = cluster(5);
+    c.bootstrapAll();
+    for (const i of [0, 1, 2]) locals[i].add(web(i));
+    const t = await advance(c, 10_000, () => views.every((v) => v.size === 3));
+    expect(t).toBeLessThan(10_000);
+    for (const v of views) {
+      expect(answer(v)).toEqual(['web-0', 'web-1', 'web-2']);
+      const one = v.instances('blue', 'web').find((x) => x.id === 'web-1')!;
+      expect(one).toMatchObject({ owner: 'node-1', endpoint: 'ep-1', health: 'healthy', mode: 'dnsrr', ttl: 5, ports: [{ port: 80, proto: 'tcp', name: 'http' }] });
+      expect([...one.ipv4]).toEqual([198, 19, 0, 1]);
+    }
+    for (const l of locals) await l.stop();
+  });
+
+  it('an instance turned unhealthy by its own host\'s check leaves every host\'s answer; healthy again, it returns', async () => {
+    const down = new Set<string>();
+    const { c, views, locals } = cluster(5, (a) => !down.has(a));
+    c.bootstrapAll();
+    const spec = parseHealthSpec({ kind: 'tcp', interval: '200ms', retries: 2, rise: 1, damp: '1s' });
+    for (const i of [0, 1, 2]) locals[i].add(web(i, spec));
+    expect(await advance(c, 10_000, () => views.every((v) => v.lookup('blue', 'web').healthy === 3))).toBeLessThan(10_000);
+    down.add('198.19.0.2');
+    const gone = await advance(c, 10_000, () => views.every((v) => !answer(v).includes('web-2')));
+    expect(gone).toBeLessThan(3_000); // 2 failed probes 200 ms apart, then gossip
+    for (const v of views) {
+      expect(v.instances('blue', 'web').find((x) => x.id === 'web-2')).toMatchObject({ health: 'unhealthy', reason: 'ECONNREFUSED' });
+      expect(answer(v)).toEqual(['web-0', 'web-1']);
+    }
+    expect(locals[2].health('blue', 'web-2')).toBe('unhealthy');
+    down.clear();
+    expect(await advance(c, 10_000, () => views.every((v) => answer(v).length === 3))).toBeLessThan(10_000);
+    for (const l of locals) await l.stop();
+  });
+
+  it("a host's death removes all its instances from every host at once; a tombstone removes one", async () => {
+    const { c, views, locals } = cluster(5);
+    c.bootstrapAll();
+    for (const i of [0, 1, 2]) locals[i].add(web(i));
+    locals[2].add({ ...web(2), service: 'db', id: 'db-2', ports: [{ port: 5432, proto: 'tcp' as const }] });
+    await advance(c, 10_000, () => views.every((v) => v.size === 4));
+    c.kill(2);
+    const bound = suspicionTimeoutMs(LOCAL, 5) * 2 + 5_000;
+    const t = await advance(c, bound, () => views.every((v, i) => i === 2 || v.size === 2));
+    expect(t).toBeLessThan(bound);
+    for (const [i, v] of views.entries()) {
+      if (i === 2) continue;
+      expect(answer(v)).toEqual(['web-0', 'web-1']);
+      expect(v.services('blue')).toEqual(['web']);
+    }
+    expect(locals[1].remove('blue', 'web-1')).toBe(true);
+    await advance(c, 5_000, () => views.every((v, i) => i === 2 || v.size === 1));
+    for (const [i, v] of views.entries()) if (i !== 2) expect(answer(v)).toEqual(['web-0']);
+    for (const l of locals) await l.stop();
+  });
+
+  it('a member forging another host\'s instance record (or its health) is refused and counted everywhere', async () => {
+    const { c, views, locals } = cluster(4);
+    c.bootstrapAll();
+    locals[1].add(web(1));
+    await advance(c, 5_000, () => views.every((v) => v.size === 1));
+    const real = c.agents[0].table.get<ServiceInstanceData>(SERVICE_KIND, 'blue', 'web-1')!.rec;
+    // node-3 signs "node-1's" instance as unhealthy, and a new instance in node-1's name, with its own key.
+    const forge = (id: string, health: number) =>
+      signRecord(SERVICES, { network: 'blue', id, owner: 'node-1', version: real.version + 100, deleted: false }, { ...real.data!, health }, c.keys[3]);
+    const evil = c.agents[3] as unknown as { gossipRecord(r: { body: Uint8Array; sig: Uint8Array }): void };
+    evil.gossipRecord(forge('web-1', 2));
+    evil.gossipRecord(forge('web-9', 1));
+    await advance(c, 3_000);
+    for (const i of [0, 2]) {
+      expect(c.agents[i].drops.get('record_bad_signature')).toBeGreaterThanOrEqual(2);
+      expect(answer(views[i])).toEqual(['web-1']);
+      expect(views[i].instances('blue', 'web')[0].health).toBe('healthy');
+    }
+    for (const l of locals) await l.stop();
+  });
+
+  it('malformed instance data is a counted drop, not a record', async () => {
+    const { c, views, locals } = cluster(3);
+    c.bootstrapAll();
+    const bad: Partial<ServiceInstanceData>[] = [
+      { service: 'Not_A_Label' },
+      { ipv4: new Uint8Array(0) }, // no address at all
+      { ipv4: Uint8Array.of(1, 2, 3) },
+      { ttl: 601 },
+      { ports: [{ port: 0, proto: 0, name: '' }] },
+      { ports: [{ port: 80, proto: 7, name: '' }] },
+    ];
+    const base: ServiceInstanceData = { service: 'web', ipv4: ip4(1), ipv6: new Uint8Array(0), ports: [], health: 1, since: 1, reason: '', mode: 0, vip: new Uint8Array(0), ttl: 5, endpoint: 'ep-1' };
+    const a1 = c.agents[1] as unknown as { gossipRecord(r: { body: Uint8Array; sig: Uint8Array }): void };
+    bad.forEach((b, j) => a1.gossipRecord(signRecord(SERVICES, { network: 'blue', id: `bad-${j}`, owner: 'node-1', version: 10 + j, deleted: false }, { ...base, ...b }, c.keys[1])));
+    await advance(c, 3_000);
+    expect(c.agents[0].drops.get('record_malformed')).toBeGreaterThanOrEqual(bad.length);
+    expect(views[0].size).toBe(0);
+    for (const l of locals) await l.stop();
+  });
+
+  it('a tcp check needs a port: refused before anything is published', async () => {
+    const { c, views, locals } = cluster(2);
+    c.bootstrapAll();
+    expect(() => locals[0].add({ ...web(0, parseHealthSpec({ kind: 'tcp' })), ports: [] })).toThrow(/port/);
+    await advance(c, 2_000);
+    expect(views[1].size).toBe(0);
+    expect(c.agents[0].table.count()).toBe(0);
+    for (const l of locals) await l.stop();
+  });
+});
