@@ -100,6 +100,24 @@ export const validSender = (from: string, self: string): boolean => from !== '' 
 /** Whether a peer's protocol range [pmin, pmax] overlaps ours. */
 export const protocolOverlaps = (pmin: number, pmax: number): boolean => pmax >= PROTOCOL_MIN && pmin <= PROTOCOL_MAX && pmin <= pmax;
 
+/** Why a sealed unit (datagram or push-pull chunk) failed to open. */
+export type OpenFailure = 'oversized' | 'auth_failed' | 'malformed' | 'protocol_mismatch';
+
+/** The checks every sealed unit passes: size cap, AEAD, decoding, protocol range. */
+export function openSealed<T extends { pmin: number; pmax: number }>(sealer: Sealer, bytes: Uint8Array, maxBytes: number, decode: (plain: Uint8Array) => T): T | OpenFailure {
+  if (bytes.length > maxBytes) return 'oversized';
+  const plain = sealer.open(bytes);
+  if (!plain) return 'auth_failed';
+  let v: T;
+  try {
+    v = decode(plain);
+  } catch (e) {
+    if (!(e instanceof WireDecodeError)) throw e;
+    return 'malformed';
+  }
+  return protocolOverlaps(v.pmin, v.pmax) ? v : 'protocol_mismatch';
+}
+
 export interface EnvelopeOptions {
   name: string;
   session: number;
@@ -146,17 +164,8 @@ export class Envelopes {
   /** Open and check one datagram; null when dropped (counted). */
   open(bytes: Uint8Array): Envelope | null {
     const d = this.o.drops;
-    if (bytes.length > this.o.maxPacketBytes) return (d.add(d.at.oversized), null);
-    const plain = this.o.sealer.open(bytes);
-    if (!plain) return (d.add(d.at.auth_failed), null);
-    let env: Envelope;
-    try {
-      env = decodeEnvelope(plain);
-    } catch (e) {
-      if (!(e instanceof WireDecodeError)) throw e;
-      return (d.add(d.at.malformed), null);
-    }
-    if (!protocolOverlaps(env.pmin, env.pmax)) return (d.add(d.at.protocol_mismatch), null);
+    const env = openSealed(this.o.sealer, bytes, this.o.maxPacketBytes, decodeEnvelope);
+    if (typeof env === 'string') return (d.add(d.at[env]), null);
     if (!validSender(env.from, this.o.name)) return (d.add(d.at.bad_sender), null);
     const why = this.windows.check(env.from, env.session, env.seq, env.ts);
     if (why) return (d.add(d.at[why]), null);

@@ -19,10 +19,10 @@ import type { Sealer } from './keyring.js';
 import type { Membership } from './membership.js';
 import type { AgentCounters, AgentDrops } from './counters.js';
 import type { SignedRecord } from './records.js';
-import { SessionWindows, protocolOverlaps, validSender } from './envelope.js';
+import { SessionWindows, openSealed, validSender } from './envelope.js';
 import {
   type AliveMsg, type RecordBytes, type StateChunk,
-  MAX_CHUNKS, MAX_CHUNK_BYTES, PROTOCOL_MAX, PROTOCOL_MIN, WireDecodeError, decodeStateChunk, encodeStateChunk,
+  MAX_CHUNKS, MAX_CHUNK_BYTES, PROTOCOL_MAX, PROTOCOL_MIN, decodeStateChunk, encodeStateChunk,
 } from './wire.js';
 
 export interface PushPullOptions {
@@ -233,17 +233,8 @@ export class PushPull {
     if (chunks.length === 0 || chunks.length > MAX_CHUNKS) return (drops.add(drops.at.pushpull_bad_stream), null);
     const out: StateChunk[] = [];
     for (const c of chunks) {
-      if (c.length > MAX_CHUNK_BYTES + this.o.sealer.overhead) return (drops.add(drops.at.pushpull_oversized), null);
-      const plain = this.o.sealer.open(c);
-      if (!plain) return (drops.add(drops.at.pushpull_auth_failed), null);
-      let d: StateChunk;
-      try {
-        d = decodeStateChunk(plain);
-      } catch (e) {
-        if (!(e instanceof WireDecodeError)) throw e;
-        return (drops.add(drops.at.pushpull_malformed), null);
-      }
-      if (!protocolOverlaps(d.pmin, d.pmax)) return (drops.add(drops.at.pushpull_protocol_mismatch), null);
+      const d = openSealed(this.o.sealer, c, MAX_CHUNK_BYTES + this.o.sealer.overhead, decodeStateChunk);
+      if (typeof d === 'string') return (drops.add(drops.at[`pushpull_${d}`]), null);
       out.push(d);
     }
     return out;
