@@ -12,7 +12,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { InvalidConfigError, formatIpAddress, formatMac, isValidVni, parseIpAddress, parseMac, type IpBytes } from '@overlay/dataplane';
+import { type HealthSpec, HealthSpecError, parseHealthSpec } from '@overlay/services';
 import { type PresetName, PRESETS } from './presets.js';
+import { DEFAULT_SERVICE_TTL, MAX_SERVICE_PORTS, MAX_SERVICE_TTL, SERVICE_NAME_RE, type EndpointMode, type PortProtocol } from './services.js';
 
 export class AgentConfigError extends InvalidConfigError {}
 
@@ -30,6 +32,37 @@ export interface NetworkConfig {
   arpSuppression?: boolean;
   ageingMs?: number;
   endpoints: EndpointConfig[];
+  /**
+   * Address the embedded DNS answers on inside this network (text, canonical): `resolver` as
+   * written, else the subnet's second-to-last address (198.19.0.254 in 198.19.0.0/24); none
+   * without a subnet (or in a /31, /32, /127, /128).
+   */
+  resolver?: string;
+}
+/** One port an instance serves. */
+export interface ServicePortConfig { port: number; proto: PortProtocol; name?: string }
+/** One instance this host runs: behind one of its endpoints on the service's network. */
+export interface ServiceInstanceConfig {
+  id: string;
+  /** Id of an endpoint of the same network declared in this config; its addresses are the instance's. */
+  endpoint: string;
+  ipv4?: Uint8Array;
+  ipv6?: Uint8Array;
+  ports: ServicePortConfig[];
+}
+export interface ServiceConfig {
+  name: string;
+  network: string;
+  /** dnsrr (default until VIP balancing lands): names answer the instances; vip: names answer the VIP. */
+  endpointMode: EndpointMode;
+  /** Accepted and validated; traffic to it is not balanced yet (the VIP issue). */
+  vip?: Uint8Array;
+  vipText?: string;
+  /** Seconds DNS answers may be cached (0..600, default 5). */
+  ttl: number;
+  instances: ServiceInstanceConfig[];
+  /** Absent: no check (instances are healthy while their host lives). */
+  healthcheck?: HealthSpec;
 }
 export interface AgentConfig {
   name: string;
@@ -46,6 +79,8 @@ export interface AgentConfig {
   wireguard?: { privateKey: string };
   controlSocket: string;
   networks: NetworkConfig[];
+  /** Service instances this host runs (published as signed records, health-checked here). */
+  services: ServiceConfig[];
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -54,10 +89,15 @@ const IFNAME_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,15}$/;
 /** Learned FDB entries are swept once a second (dataplane core), so shorter ageing means nothing. */
 const MIN_AGEING_MS = 1000;
 
-const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks'];
+const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks', 'services'];
 const ENCRYPTION_KEYS = ['clusterKeys', 'insecure'];
 const WIREGUARD_KEYS = ['privateKey'];
-const NETWORK_KEYS = ['name', 'vni', 'subnet', 'device', 'learning', 'unknownUnicast', 'arpSuppression', 'ageingMs', 'endpoints'];
+const NETWORK_KEYS = ['name', 'vni', 'subnet', 'device', 'learning', 'unknownUnicast', 'arpSuppression', 'ageingMs', 'endpoints', 'resolver'];
+const SERVICE_KEYS = ['name', 'network', 'endpointMode', 'vip', 'ttl', 'instances', 'healthcheck'];
+const INSTANCE_KEYS = ['id', 'endpoint', 'ports'];
+const PORT_KEYS = ['port', 'proto', 'name'];
+/** Instance ids are DNS labels (names `<id>.tasks.<service>`); port names are SRV service names (RFC 6335: at most 15). */
+const PORT_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$/;
 const ENDPOINT_KEYS = ['id', 'device', 'mac', 'ipv4', 'ipv6'];
 
 function fail(field: string, msg: string): never {
@@ -236,11 +276,95 @@ function network(n: unknown, f: string, seen: { names: Map<string, string>; vnis
     if (ep.ipv6Text) unique(addrs, ep.ipv6Text, `${g}.ipv6`, 'address');
     return ep;
   });
+  let resolver: string | undefined;
+  if (r.resolver !== undefined) {
+    const a = ipBytes(r.resolver, `${f}.resolver`);
+    if (net && net.family === a.family && !inside(a, net)) fail(`${f}.resolver`, `${r.resolver} is outside the network's subnet ${net.text}`);
+    resolver = formatIpAddress(a.family, a.bytes);
+  } else if (net) resolver = defaultResolver(net);
+  if (resolver !== undefined && addrs.has(resolver)) fail(`${f}.resolver`, `${resolver} is also the address of ${addrs.get(resolver)} (the resolver needs an address of its own${r.resolver === undefined ? '; the default is the subnet\'s second-to-last address: set resolver to another' : ''})`);
   return {
     name, vni: r.vni, subnet: net?.text, device,
     learning: bool(r.learning, `${f}.learning`), unknownUnicast, arpSuppression: bool(r.arpSuppression, `${f}.arpSuppression`), ageingMs,
-    endpoints,
+    endpoints, resolver,
   };
+}
+
+/** The subnet's second-to-last address (the last is IPv4's broadcast); none when the subnet has fewer than 4 addresses. */
+export function defaultResolver(net: { family: 4 | 6; bytes: Uint8Array; prefix: number }): string | undefined {
+  const bits = (net.family === 4 ? 32 : 128) - net.prefix;
+  if (bits < 2) return undefined;
+  const a = Uint8Array.from(net.bytes);
+  for (let i = 0; i < a.length; i++) a[i] |= ~masked(new Uint8Array(a.length).fill(0xff), net.prefix)[i] & 0xff;
+  a[a.length - 1] &= 0xfe;
+  return formatIpAddress(net.family, a);
+}
+
+function servicePort(p: unknown, g: string): ServicePortConfig {
+  const x = mapping(p, g, PORT_KEYS);
+  const port = int(x.port, `${g}.port`, 1, 65535);
+  const proto = x.proto ?? 'tcp';
+  if (proto !== 'tcp' && proto !== 'udp') fail(`${g}.proto`, "must be 'tcp' or 'udp'");
+  let name: string | undefined;
+  if (x.name !== undefined) {
+    name = str(x.name, `${g}.name`);
+    if (!PORT_NAME_RE.test(name)) fail(`${g}.name`, 'lower-case letters, digits and -, at most 15 characters (SRV _name._proto)');
+  }
+  return { port, proto, name };
+}
+
+function service(v: unknown, f: string, networks: NetworkConfig[], seen: { services: Map<string, string>; instances: Map<string, string> }): ServiceConfig {
+  const r = mapping(v, f, SERVICE_KEYS);
+  const name = str(r.name, `${f}.name`);
+  if (!SERVICE_NAME_RE.test(name)) fail(`${f}.name`, 'a DNS label: lower-case letters, digits and -, at most 63 characters');
+  const netName = str(r.network, `${f}.network`);
+  const net = networks.find((n) => n.name === netName);
+  if (!net) fail(`${f}.network`, `no network ${JSON.stringify(netName)} in networks`);
+  const other = seen.services.get(`${netName}/${name}`);
+  if (other !== undefined) fail(`${f}.name`, `duplicate service ${name} in network ${netName} (also ${other})`);
+  seen.services.set(`${netName}/${name}`, `${f}.name`);
+  const endpointMode = r.endpointMode ?? 'dnsrr';
+  if (endpointMode !== 'dnsrr' && endpointMode !== 'vip') fail(`${f}.endpointMode`, "must be 'dnsrr' or 'vip'");
+  let vip: IpBytes | undefined;
+  if (r.vip !== undefined) {
+    vip = ipBytes(r.vip, `${f}.vip`);
+    const sub = net.subnet === undefined ? undefined : subnet(net.subnet, `${f}.vip`);
+    if (sub && sub.family === vip.family && !inside(vip, sub)) fail(`${f}.vip`, `${r.vip} is outside the network's subnet ${sub.text}`);
+  }
+  if (endpointMode === 'vip' && !vip) fail(`${f}.vip`, "required with endpointMode 'vip'");
+  const ttl = r.ttl === undefined ? DEFAULT_SERVICE_TTL : int(r.ttl, `${f}.ttl`, 0, MAX_SERVICE_TTL);
+  let healthcheck: HealthSpec | undefined;
+  if (r.healthcheck !== undefined) {
+    try {
+      healthcheck = parseHealthSpec(r.healthcheck);
+    } catch (e) {
+      if (!(e instanceof HealthSpecError)) throw e;
+      const path = e.field === '(root)' ? `${f}.healthcheck` : `${f}.healthcheck.${e.field}`;
+      fail(path, e.message.replace(/^healthcheck\.[^:]*: /, ''));
+    }
+  }
+  const instances = list(r.instances, `${f}.instances`).map((iv, j) => {
+    const g = `${f}.instances[${j}]`;
+    const x = mapping(iv, g, INSTANCE_KEYS);
+    const id = str(x.id, `${g}.id`);
+    if (!SERVICE_NAME_RE.test(id)) fail(`${g}.id`, 'a DNS label: lower-case letters, digits and -, at most 63 characters');
+    const dup = seen.instances.get(`${netName}/${id}`);
+    if (dup !== undefined) fail(`${g}.id`, `duplicate instance id ${id} in network ${netName} (also ${dup})`);
+    seen.instances.set(`${netName}/${id}`, `${g}.id`);
+    const epId = str(x.endpoint, `${g}.endpoint`);
+    const ep = net.endpoints.find((e) => e.id === epId);
+    if (!ep) fail(`${g}.endpoint`, `no endpoint ${JSON.stringify(epId)} in network ${netName} on this host`);
+    if (!ep.ipv4 && !ep.ipv6) fail(`${g}.endpoint`, `endpoint ${epId} has no address`);
+    const rawPorts = list(x.ports, `${g}.ports`);
+    if (rawPorts.length > MAX_SERVICE_PORTS) fail(`${g}.ports`, `at most ${MAX_SERVICE_PORTS} ports`);
+    const ports = rawPorts.map((p, k) => servicePort(p, `${g}.ports[${k}]`));
+    const hc = healthcheck;
+    if (hc && (hc.kind === 'tcp' || hc.kind === 'http' || hc.kind === 'https') && hc.port === undefined && ports.length === 0) {
+      fail(`${g}.ports`, `the ${hc.kind} health check probes the instance's first port (or healthcheck.port): give one`);
+    }
+    return { id, endpoint: epId, ipv4: ep.ipv4, ipv6: ep.ipv6, ports };
+  });
+  return { name, network: netName, endpointMode, vip: vip?.bytes, vipText: vip && formatIpAddress(vip.family, vip.bytes), ttl, instances, healthcheck };
 }
 
 /** Validate a parsed YAML document. Throws AgentConfigError naming the first bad field. */
@@ -285,7 +409,9 @@ export function validateConfig(doc: unknown, readFile: (p: string) => string = (
   const controlSocket = d.controlSocket === undefined ? `/run/overlay-agent-${name}.sock` : str(d.controlSocket, 'controlSocket');
   const seen = { names: new Map<string, string>(), vnis: new Map<number, string>(), devices: new Map<string, string>() };
   const networks = list(d.networks, 'networks').map((n, i) => network(n, `networks[${i}]`, seen));
-  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks };
+  const seenServices = { services: new Map<string, string>(), instances: new Map<string, string>() };
+  const services = list(d.services, 'services').map((v, i) => service(v, `services[${i}]`, networks, seenServices));
+  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks, services };
 }
 
 /** Parse YAML text and validate it; `(yaml)` names a syntax error (first line of the parser's message). */
@@ -314,7 +440,8 @@ export function loadConfig(path: string): AgentConfig {
 export function summarizeConfig(c: AgentConfig): string {
   const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
   const hp = (a: { ip: string; port: number }) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
-  const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}`);
+  const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}${n.resolver ? `, resolver ${n.resolver}` : ''}`);
+  const svcs = c.services.map((v) => `${v.name}@${v.network} ${plural(v.instances.length, 'instance')}`);
   const enc = c.insecure ? 'gossip UNENCRYPTED' : `${plural(c.clusterKeys.length, 'cluster key')}`;
-  return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}`;
+  return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}${svcs.length ? `, ${plural(svcs.length, 'service')} (${svcs.join('; ')})` : ''}`;
 }
