@@ -24,7 +24,7 @@ import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { tcpTransfer } from '../test/lib/transfer.js';
 import { waitReachable } from './lib/iperf.js';
-import { rssMiB } from './lib/proc.js';
+import { anonMappings, rssMiB, type Mapping } from './lib/proc.js';
 import { slope } from './lib/stats.js';
 
 const argv = process.argv.slice(2);
@@ -73,6 +73,9 @@ const probe = fileURLToPath(new URL('./lib/mem-probe.mjs', import.meta.url));
 const nodeArgs = ['--import', probe, ...(GC ? ['--expose-gc'] : []), ...(SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${probeDir}`] : [])];
 
 const samples: Sample[] = [];
+/** The sender's large anonymous mappings (buffer pool slabs) after the warm-up and at the end. */
+let slabsWarm: Mapping[] = [];
+let slabsEnd: Mapping[] = [];
 const transfers = { ok: 0, corrupt: 0, failed: 0, bytes: 0, busyMs: 0, errors: [] as string[] };
 const churn = { joins: 0, leaves: 0, failed: 0, errors: [] as string[] };
 let deadline = 0;
@@ -125,6 +128,7 @@ async function churner(c: AgentCluster): Promise<void> {
 async function sampler(pids: number[]): Promise<void> {
   while (Date.now() < deadline) {
     samples.push({ min: elapsedMin(), rss: pids.map((p) => rssMiB(p)) });
+    if (slabsWarm.length === 0 && elapsedMin() >= WARMUP) slabsWarm = anonMappings(pids[0], 8.5);
     const s = samples[samples.length - 1];
     log(`RSS MiB ${s.rss.map((r, i) => `${ROLES[i]} ${r.toFixed(1)}`).join(', ')}; transfers ${transfers.ok} ok / ${transfers.corrupt} corrupt / ${transfers.failed} failed; churn ${churn.joins} joins`);
     await sleep(Math.min(SAMPLE_MS, Math.max(0, deadline - Date.now())));
@@ -176,6 +180,7 @@ async function main(): Promise<number> {
     deadline = t0 + MINUTES * 60_000;
     const snaps = SNAPSHOTS ? sleep(WARMUP * 60_000).then(() => snapshot(pids[0], 'after warm-up')) : Promise.resolve();
     await Promise.all([traffic(tb, c), churner(c), sampler(pids), snaps]);
+    slabsEnd = anonMappings(pids[0], 8.5);
     if (SNAPSHOTS) await snapshot(pids[0], 'end');
     finalStatus = await c.statuses();
   } finally {
@@ -220,6 +225,10 @@ async function main(): Promise<number> {
     const pair = (k: keyof Probe) => `${f1(mib(a[k]))} → ${f1(mib(z[k]))}`;
     out(`| ${ROLES[i]} | ${pair('heapUsed')} | ${pair('heapTotal')} | ${pair('external')} | ${pair('arrayBuffers')} | ${pair('rss')} |`);
   }
+  out();
+  out(`Sender's anonymous mappings > 8.5 MiB (thread stacks are 8) (the buffer pools' slabs: counted whole in arrayBuffers, resident page by page as slots are first used): ${
+    slabsEnd.map((m) => `${f1(m.sizeMiB)} MiB, resident ${f1(slabsWarm.find((w) => w.range === m.range)?.rssMiB ?? NaN)} → ${f1(m.rssMiB)} MiB`).join('; ') || 'none'
+  }.`);
   const gbit = (transfers.bytes * 8) / 1e9;
   out();
   out(`Transfers: ${transfers.ok} ok, ${transfers.corrupt} corrupt, ${transfers.failed} failed; ${(transfers.bytes / 2 ** 30).toFixed(1)} GiB checksummed, ${(gbit / (transfers.busyMs / 1000)).toFixed(2)} Gbit/s while transferring (tsx start-up of both ends included).`);
