@@ -45,6 +45,29 @@ export class Core {
     this.tx = new PacketBatch(batchSize);
   }
 
+  /**
+   * Run a pipeline direction over a batch with `depth` raised, so a stage handing a slot back
+   * during it (ctx.toDevice/toNetwork) leaves the flush to the batch's end. The try/finally lives
+   * here, not around the per-packet loop, where it would cost the loop.
+   */
+  run(f: (core: Core, batch: PacketBatch) => void, batch: PacketBatch): void {
+    this.depth++;
+    try {
+      f(this, batch);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  runNetwork(f: (core: Core, net: Network, batch: PacketBatch) => void, net: Network, batch: PacketBatch): void {
+    this.depth++;
+    try {
+      f(this, net, batch);
+    } finally {
+      this.depth--;
+    }
+  }
+
   /** Send pending datagrams, count what the transport refused, release every slot. */
   flushTx(): void {
     const b = this.tx;

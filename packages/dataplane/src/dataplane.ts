@@ -121,7 +121,7 @@ class DataplaneImpl implements Dataplane {
     this.started = true;
     const core = this.core;
     core.startClock();
-    core.transport.start(core.pool, (batch) => outside(core, batch));
+    core.transport.start(core.pool, (batch) => core.run(outside, batch));
     for (const net of core.networks.values()) net.device.start(core.pool, net.sink);
   }
 
@@ -130,7 +130,7 @@ class DataplaneImpl implements Dataplane {
     const net = new Network(o, this.batchSize);
     const core = this.core;
     if (core.networks.has(net.vni)) throw new DuplicateNetworkError(net.vni);
-    net.sink = (batch) => inside(core, net, batch);
+    net.sink = (batch) => core.runNetwork(inside, net, batch);
     net.chain = new StageChain(core, net);
     try {
       if (net.arpSuppression) {

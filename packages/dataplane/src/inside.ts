@@ -39,43 +39,38 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
   const vni = net.vni;
   const chain = net.chain;
   core.clockRead = false;
-  core.depth++;
-  try {
-    for (let i = 0; i < n; i++) {
-      const slot = batch.slots[i];
-      const off = pool.off[slot];
-      let len = pool.len[slot];
-      c[C.insideFrames]++;
-      c[C.insideBytes] += len;
-      if (len > net.maxFrame) {
-        counters.drop(Drop.frame_too_big, vni);
-        pool.release(slot);
-        continue;
-      }
-      if (len < ETHERNET_HEADER_LENGTH) {
-        counters.drop(Drop.frame_malformed, vni);
-        pool.release(slot);
-        continue;
-      }
-      if (off - pool.base(slot) < VXLAN_HEADER_LENGTH) {
-        counters.drop(Drop.no_headroom, vni);
-        pool.release(slot);
-        continue;
-      }
-      if (chain.nIn !== 0) {
-        const group = isGroupMac(d, off);
-        if (group || chain.nInAll !== 0) {
-          if (chain.runInside(slot, group) !== PASS) continue;
-          len = pool.len[slot]; // a stage may have rewritten the frame (off stays)
-        }
-      }
-      forward(core, net, slot, off, len);
+  for (let i = 0; i < n; i++) {
+    const slot = batch.slots[i];
+    const off = pool.off[slot];
+    let len = pool.len[slot];
+    c[C.insideFrames]++;
+    c[C.insideBytes] += len;
+    if (len > net.maxFrame) {
+      counters.drop(Drop.frame_too_big, vni);
+      pool.release(slot);
+      continue;
     }
-    core.flushTx();
-    core.flushDevices(); // stage replies; also resets the dirty list so it cannot grow
-  } finally {
-    core.depth--;
+    if (len < ETHERNET_HEADER_LENGTH) {
+      counters.drop(Drop.frame_malformed, vni);
+      pool.release(slot);
+      continue;
+    }
+    if (off - pool.base(slot) < VXLAN_HEADER_LENGTH) {
+      counters.drop(Drop.no_headroom, vni);
+      pool.release(slot);
+      continue;
+    }
+    if (chain.nIn !== 0) {
+      const group = isGroupMac(d, off);
+      if (group || chain.nInAll !== 0) {
+        if (chain.runInside(slot, group) !== PASS) continue;
+        len = pool.len[slot]; // a stage may have rewritten the frame (off stays)
+      }
+    }
+    forward(core, net, slot, off, len);
   }
+  core.flushTx();
+  core.flushDevices(); // stage replies; also resets the dirty list so it cannot grow
 }
 
 /**

@@ -26,66 +26,61 @@ export function outside(core: Core, batch: PacketBatch): void {
   const networks = core.networks;
   const n = batch.count;
   let clockRead = false;
-  core.depth++;
-  try {
-    for (let i = 0; i < n; i++) {
-      const slot = batch.slots[i];
-      const off = pool.off[slot];
-      const len = pool.len[slot];
-      c[C.outsideDatagrams]++;
-      c[C.outsideBytes] += len;
-      if (len < VXLAN_HEADER_LENGTH) {
-        counters.drop(Drop.vxlan_too_short, -1);
-        pool.release(slot);
-        continue;
-      }
-      if ((d[off] & VXLAN_FLAG_I) === 0) {
-        counters.drop(Drop.vxlan_no_i_flag, -1);
-        pool.release(slot);
-        continue;
-      }
-      const vni = (d[off + 4] << 16) | (d[off + 5] << 8) | d[off + 6];
-      const net = networks.get(vni);
-      if (net === undefined) {
-        counters.drop(Drop.unknown_vni, vni);
-        pool.release(slot);
-        continue;
-      }
-      const foff = off + VXLAN_HEADER_LENGTH;
-      const flen = len - VXLAN_HEADER_LENGTH;
-      if (flen < ETHERNET_HEADER_LENGTH) {
-        counters.drop(Drop.frame_malformed, vni);
-        pool.release(slot);
-        continue;
-      }
-      if (flen > net.maxFrame) {
-        counters.drop(Drop.frame_too_big, vni);
-        pool.release(slot);
-        continue;
-      }
-      pool.off[slot] = foff;
-      pool.len[slot] = flen;
-      pool.vni[slot] = vni;
-      if (net.learning && !isGroupMac(d, foff + 6)) {
-        if (!clockRead) {
-          core.readClock();
-          clockRead = true;
-        }
-        const hi = readMacHi(d, foff + 6);
-        const lo = readMacLo(d, foff + 6);
-        if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot);
-      }
-      const chain = net.chain;
-      if (chain.nOut !== 0) {
-        const group = isGroupMac(d, foff);
-        if ((group || chain.nOutAll !== 0) && chain.runOutside(slot, group) !== PASS) continue;
-      }
-      core.pushDevice(net, slot);
+  for (let i = 0; i < n; i++) {
+    const slot = batch.slots[i];
+    const off = pool.off[slot];
+    const len = pool.len[slot];
+    c[C.outsideDatagrams]++;
+    c[C.outsideBytes] += len;
+    if (len < VXLAN_HEADER_LENGTH) {
+      counters.drop(Drop.vxlan_too_short, -1);
+      pool.release(slot);
+      continue;
     }
-    core.flushDevices();
-    core.flushTx(); // stage replies to the source VTEP, frames stages forwarded
-  } finally {
-    core.depth--;
+    if ((d[off] & VXLAN_FLAG_I) === 0) {
+      counters.drop(Drop.vxlan_no_i_flag, -1);
+      pool.release(slot);
+      continue;
+    }
+    const vni = (d[off + 4] << 16) | (d[off + 5] << 8) | d[off + 6];
+    const net = networks.get(vni);
+    if (net === undefined) {
+      counters.drop(Drop.unknown_vni, vni);
+      pool.release(slot);
+      continue;
+    }
+    const foff = off + VXLAN_HEADER_LENGTH;
+    const flen = len - VXLAN_HEADER_LENGTH;
+    if (flen < ETHERNET_HEADER_LENGTH) {
+      counters.drop(Drop.frame_malformed, vni);
+      pool.release(slot);
+      continue;
+    }
+    if (flen > net.maxFrame) {
+      counters.drop(Drop.frame_too_big, vni);
+      pool.release(slot);
+      continue;
+    }
+    pool.off[slot] = foff;
+    pool.len[slot] = flen;
+    pool.vni[slot] = vni;
+    if (net.learning && !isGroupMac(d, foff + 6)) {
+      if (!clockRead) {
+        core.readClock();
+        clockRead = true;
+      }
+      const hi = readMacHi(d, foff + 6);
+      const lo = readMacLo(d, foff + 6);
+      if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot);
+    }
+    const chain = net.chain;
+    if (chain.nOut !== 0) {
+      const group = isGroupMac(d, foff);
+      if ((group || chain.nOutAll !== 0) && chain.runOutside(slot, group) !== PASS) continue;
+    }
+    core.pushDevice(net, slot);
   }
+  core.flushDevices();
+  core.flushTx(); // stage replies to the source VTEP, frames stages forwarded
   if (clockRead) core.maybeSweep();
 }
