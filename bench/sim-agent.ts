@@ -66,9 +66,9 @@ for (const loss of [0, 0.01, 0.1]) {
     log(`loss ${loss}: killed ${vname} dead everywhere after ${row.dead} ms (first suspicion ${first} ms)`);
   } else {
     const sum = (f: (a: (typeof c.agents)[number]) => number) => c.agents.reduce((s, a) => s + f(a), 0);
-    const d0 = sum((a) => a.membership.counters.declaredDead);
-    const s0 = sum((a) => a.membership.counters.suspicions);
-    const r0 = sum((a) => a.membership.counters.refutations);
+    const d0 = sum((a) => a.membership.counters.get('declared_dead'));
+    const s0 = sum((a) => a.membership.counters.get('suspicions'));
+    const r0 = sum((a) => a.membership.counters.get('refutations'));
     let b0 = 0;
     for (const v of c.net.sentBytes.values()) b0 += v;
     const ms = MINUTES * 60_000;
@@ -78,9 +78,9 @@ for (const loss of [0, 0.01, 0.1]) {
     }
     let b1 = 0;
     for (const v of c.net.sentBytes.values()) b1 += v;
-    row.fp = sum((a) => a.membership.counters.declaredDead) - d0;
-    row.susp = sum((a) => a.membership.counters.suspicions) - s0;
-    row.refut = sum((a) => a.membership.counters.refutations) - r0;
+    row.fp = sum((a) => a.membership.counters.get('declared_dead')) - d0;
+    row.susp = sum((a) => a.membership.counters.get('suspicions')) - s0;
+    row.refut = sum((a) => a.membership.counters.get('refutations')) - r0;
     row.bps = (b1 - b0) / N / (ms / 1000);
     row.simMin = MINUTES;
     log(`loss ${loss}: fp ${row.fp} suspicions ${row.susp} refutations ${row.refut} bytes/node/s ${row.bps.toFixed(0)}`);

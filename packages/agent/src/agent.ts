@@ -422,10 +422,15 @@ export class Agent {
       members,
       networks,
       digest: this.table.digest(),
-      counters: { ...this.counters.snapshot(), ...this.membership.counters, queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
+      counters: { ...this.counters.snapshot(), ...this.membership.counters.snapshot(), queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
       drops: this.drops.snapshot(),
       peers: this.o.tunnel?.peers?.().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null, up: p.up, handshakeAgeMs: p.lastHandshake ? Date.now() - p.lastHandshake : null })),
     };
+  }
+
+  /** Whether `frame` opens with the cluster keyring: runtime.ts admits a push-pull stream only then. */
+  authenticateFrame(frame: Uint8Array): boolean {
+    return this.o.sealer.open(frame) !== null;
   }
 }
 

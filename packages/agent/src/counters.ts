@@ -52,14 +52,32 @@ export const AGENT_EVENTS = [
 ] as const;
 export type AgentEvent = (typeof AGENT_EVENTS)[number];
 
+/** What membership did (membership.ts; no channel). bad_alive: alive entries (gossip or push-pull) refused for an empty or over-long name or a bad address. */
+export const MEMBERSHIP_EVENTS = [
+  'probes',
+  'probes_failed',
+  'indirect_probes',
+  'nacks_sent',
+  'nacks_received',
+  'refutations',
+  'suspicions',
+  'declared_dead',
+  'bad_alive',
+] as const;
+export type MembershipEvent = (typeof MEMBERSHIP_EVENTS)[number];
+
 export const AGENT_DROP_CHANNEL = 'overlay.agent.drop';
 
 export type AgentDrops = CounterSet<AgentDropReason>;
 export type AgentCounters = CounterSet<AgentEvent>;
+export type MembershipCounters = CounterSet<MembershipEvent>;
 
 export function createAgentDrops(): AgentDrops {
   return new CounterSet(AGENT_DROP_REASONS, AGENT_DROP_CHANNEL);
 }
 export function createAgentCounters(): AgentCounters {
   return new CounterSet(AGENT_EVENTS);
+}
+export function createMembershipCounters(): MembershipCounters {
+  return new CounterSet(MEMBERSHIP_EVENTS);
 }

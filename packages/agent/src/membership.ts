@@ -21,6 +21,7 @@ import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, Su
 import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
 import { MAX_NAME_LEN } from './wire.js';
+import { type MembershipCounters, createMembershipCounters } from './counters.js';
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
 
@@ -85,25 +86,13 @@ interface AckWait {
   timer: TimerHandle;
 }
 
-export interface MembershipCounters {
-  probes: number;
-  probesFailed: number;
-  indirectProbes: number;
-  nacksSent: number;
-  nacksReceived: number;
-  refutations: number;
-  suspicions: number;
-  declaredDead: number;
-  /** Alive entries (gossip or push-pull) dropped for an empty or over-long name or a bad address. */
-  badAlive: number;
-}
-
 export class Membership {
   readonly name: string;
   incarnation = 0;
   /** Lifeguard local health score, 0..awarenessMaxMultiplier-1. */
   awareness = 0;
-  readonly counters: MembershipCounters = { probes: 0, probesFailed: 0, indirectProbes: 0, nacksSent: 0, nacksReceived: 0, refutations: 0, suspicions: 0, declaredDead: 0, badAlive: 0 };
+  /** Probes, nacks, refutations, suspicions, deaths declared, unusable alive entries (counters.ts). */
+  readonly counters: MembershipCounters = createMembershipCounters();
 
   private readonly members = new Map<string, MemberRec>();
   /** Same members as an array, for O(1) random picks. */
@@ -241,7 +230,7 @@ export class Membership {
   }
 
   private probe(target: MemberRec, interval: number): void {
-    this.counters.probes++;
+    this.counters.add(this.counters.at.probes);
     const seqNo = this.nextSeq();
     const timeout = this.scale(this.d.config.probeTimeoutMs);
     let acked = false;
@@ -257,7 +246,7 @@ export class Membership {
       },
       onNack: () => {
         nacks++;
-        this.counters.nacksReceived++;
+        this.counters.add(this.counters.at.nacks_received);
       },
       timer: null,
     };
@@ -267,7 +256,7 @@ export class Membership {
     const indirect = () => {
       if (acked || !this.running) return;
       const helpers = this.pickRandom(this.d.config.indirectChecks, (m) => m !== target && m.state === 'alive');
-      this.counters.indirectProbes += helpers.length;
+      this.counters.add(this.counters.at.indirect_probes, helpers.length);
       const req: IndirectPingMsg = { seqNo, target: target.name, targetIp: target.ip, targetPort: target.port, nack: true };
       const field = encodeMessageField({ indirectPing: req });
       for (const h of helpers) {
@@ -286,7 +275,7 @@ export class Membership {
       finished = true;
       this.acks.delete(seqNo);
       if (acked || !this.running) return;
-      this.counters.probesFailed++;
+      this.counters.add(this.counters.at.probes_failed);
       // Lifeguard: if helpers did not even nack, the problem may be us; otherwise nobody heard
       // the target, which is the case SWIM suspects on.
       if (expectedNacks > 0) {
@@ -372,7 +361,7 @@ export class Membership {
     wait.timer = clock.setTimeout(() => {
       if (done) return;
       if (r.nack) {
-        this.counters.nacksSent++;
+        this.counters.add(this.counters.at.nacks_sent);
         this.d.send(from, [encodeMessageField({ nack: { seqNo: r.seqNo } })]);
       }
       wait.timer = clock.setTimeout(() => {
@@ -428,14 +417,14 @@ export class Membership {
   /** Whether `a` can name a member; a counted drop when not. */
   private usable(a: AliveMsg): boolean {
     if (a.name !== '' && a.name.length <= MAX_NAME_LEN && a.ip !== '' && a.port > 0 && a.port <= 65535) return true;
-    this.counters.badAlive++;
+    this.counters.add(this.counters.at.bad_alive);
     return false;
   }
 
   private refute(incarnation: number): void {
     this.incarnation = Math.max(this.incarnation, incarnation) + 1;
     this.self.incarnation = this.incarnation;
-    this.counters.refutations++;
+    this.counters.add(this.counters.at.refutations);
     this.applyAwareness(1);
     this.announce();
   }
@@ -462,7 +451,7 @@ export class Membership {
     cur.incarnation = s.incarnation;
     cur.state = 'suspect';
     cur.since = now;
-    this.counters.suspicions++;
+    this.counters.add(this.counters.at.suspicions);
     const n = this.aliveCount();
     // Expect suspicionMult-2 confirmations, none in clusters too small to provide them.
     const k = n - 2 < this.d.config.suspicionMult - 2 ? 0 : this.d.config.suspicionMult - 2;
@@ -509,7 +498,7 @@ export class Membership {
     cur.state = d.from === d.name ? 'left' : 'dead';
     this.live--;
     cur.since = this.d.clock.now();
-    if (cur.state === 'dead') this.counters.declaredDead++;
+    if (cur.state === 'dead') this.counters.add(this.counters.at.declared_dead);
     this.d.broadcast(`n:${d.name}`, encodeMessageField({ dead: d }));
     this.d.events?.onLeave?.(snapshot(cur));
   }

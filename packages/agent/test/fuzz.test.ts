@@ -154,7 +154,7 @@ describe('alive messages that cannot name a member', () => {
     ]) {
       a.handlePacket(c.addrs[1], plainPacket(c.clock.now(), ++seq, [encodeMessageField({ alive })]));
     }
-    expect(a.membership.counters.badAlive).toBe(4);
+    expect(a.membership.counters.get('bad_alive')).toBe(4);
     expect(a.membership.all().length).toBe(before);
   });
 });

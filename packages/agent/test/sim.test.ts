@@ -104,9 +104,9 @@ describe('simulated cluster', () => {
     c.agents[0].membership.suspect({ name: 'node-3', incarnation: inc, from: 'node-0' });
     c.run(30_000);
     expect(c.agents[3].membership.incarnation).toBeGreaterThan(inc);
-    expect(c.agents[3].membership.counters.refutations).toBeGreaterThan(0);
+    expect(c.agents[3].membership.counters.get('refutations')).toBeGreaterThan(0);
     expect(c.agents.every((a, i) => i === 3 || a.membership.stateOf('node-3') === 'alive')).toBe(true);
-    expect(c.agents.reduce((s, a) => s + a.membership.counters.declaredDead, 0)).toBe(0);
+    expect(c.agents.reduce((s, a) => s + a.membership.counters.get('declared_dead'), 0)).toBe(0);
   });
 
   it('graceful leave is seen as left, not dead', async () => {
@@ -122,7 +122,7 @@ describe('simulated cluster', () => {
     c.net.detach(c.addrs[5]);
     c.run(5000);
     expect(c.agents.slice(0, 5).every((a) => a.membership.stateOf('node-5') === 'left')).toBe(true);
-    expect(c.agents.reduce((s, a) => s + a.membership.counters.declaredDead, 0)).toBe(0);
+    expect(c.agents.reduce((s, a) => s + a.membership.counters.get('declared_dead'), 0)).toBe(0);
   });
 
   it('an isolated node raises its own local-health score instead of killing others (Lifeguard)', () => {
