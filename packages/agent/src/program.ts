@@ -95,9 +95,3 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.e
 function same(a: Programmed, b: Programmed): boolean {
   return a.vni === b.vni && a.mac === b.mac && a.vtep.address === b.vtep.address && a.vtep.port === b.vtep.port && a.ips.length === b.ips.length && a.ips.every((x, i) => sameBytes(x, b.ips[i]));
 }
-
-export function macFromString(s: string): Uint8Array | null {
-  const p = s.split(':');
-  if (p.length !== 6 || !p.every((x) => /^[0-9a-fA-F]{2}$/.test(x))) return null;
-  return Uint8Array.from(p.map((x) => parseInt(x, 16)));
-}
