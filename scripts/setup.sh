@@ -26,6 +26,7 @@ tools=(
   serf:serf
   dig:bind9-dnsutils
   curl:curl
+  openssl:openssl
   git:git
   # the native addon's build (node-gyp)
   make:make cc:gcc g++:g++ python3:python3

@@ -19,7 +19,7 @@ const BASE = new Set([
   // shell builtins
   ...'cd set echo exit export source . printf read mapfile readarray local shift trap command true false test [ [[ exec return wait kill eval unset declare readonly type hash umask let getopts break continue pushd popd'.split(' '),
   // Essential packages and apt
-  ...'sh bash dash cat rm rmdir mkdir mktemp sleep tail head tr sort uniq dirname basename date tee timeout env ls cp mv ln chmod chown wc cut seq stat touch sync nproc id uname yes realpath readlink tac nice nohup du df grep sed find xargs diff cmp which gzip tar hostname mount umount dpkg apt-get'.split(' '),
+  ...'sh bash dash cat rm rmdir mkdir mktemp sleep tail head tr sort uniq dirname basename date tee timeout env ls cp mv ln chmod chown wc cut seq stat touch sync nproc id uname yes realpath readlink tac nice nohup du df grep sed find xargs diff cmp which gzip tar hostname mount umount nsenter unshare setpriv flock dpkg apt-get'.split(' '),
   // the runtime
   'node', 'npx', 'npm',
 ]);
@@ -101,7 +101,8 @@ export function programsInShell(text: string): string[] {
   return found;
 }
 
-const CALL = /\b(?:execFile|execFileSync|spawn|spawnSync|spawnChild|exec|execSync|run)\(\s*(['"\x60])((?:(?!\1)[^\\]|\\.)*)\1/g;
+/** child_process calls (also promisified: execFileAsync) and the testbed's exec/run/spawn wrappers. */
+const CALL = /\b(execFile|exec|spawn|run)(?:Sync|Async|Child)?\(\s*(['"\x60])((?:(?!\2)[^\\]|\\.)*)\2/g;
 const SH_C = new RegExp(String.raw`(['"])(?:sh|bash)\1\s*,\s*\[\s*(['"])-c\2\s*,\s*(['"\x60])((?:(?!\3)[^\\]|\\.)*)\3`, 'g');
 const NETNS_EXEC = /(['"])netns\1\s*,\s*(['"])exec\2\s*,\s*[^,\]]+,\s*(['"`])([^'"`$\s]+)\3/g;
 const TIMEOUT = /(['"])timeout\1\s*,\s*\[\s*[^,\]]+,\s*(?:(['"])-[^'"]*\2\s*,\s*)*(['"`])([^'"`$\s]+)\3/g;
@@ -114,9 +115,11 @@ export function programsInTs(text: string): string[] {
   for (const m of s.matchAll(CALL)) {
     const before = s.slice(Math.max(0, m.index - 8), m.index);
     if (/\/[dgimsuy]*\.$/.test(before)) continue; // /regex/.exec('…')
-    const literal = m[2].replace(/\$\{[^}]*\}/g, 'X');
-    if (/\s/.test(literal.trim())) found.push(...programsInShell(literal)); // a command line (child_process.exec)
-    else {
+    const literal = m[3].replace(/\$\{[^}]*\}/g, 'X');
+    if (/\s/.test(literal.trim())) {
+      // a command line for child_process.exec; for the others a label (`run('pipeline inside', …)`)
+      if (m[1] === 'exec') found.push(...programsInShell(literal));
+    } else {
       const p = program(literal);
       if (p) found.push(p);
     }
@@ -147,7 +150,8 @@ function walk(dir: string, out: string[] = []): string[] {
     if (n === 'node_modules' || n === 'dist' || n === 'build' || n === 'results') continue;
     const p = join(dir, n);
     if (statSync(p).isDirectory()) walk(p, out);
-    else if (/\.(ts|mts|js|mjs|sh)$/.test(n) && !n.endsWith('.d.ts')) out.push(p);
+    // tmp-* are scratch files kept out of the tree (tsconfig.check.json excludes them too)
+    else if (/\.(ts|mts|js|mjs|sh)$/.test(n) && !n.endsWith('.d.ts') && !n.startsWith('tmp-')) out.push(p);
   }
   return out;
 }
@@ -184,6 +188,8 @@ describe('program scan', () => {
     expect(programsInTs(`execFileSync('sh', ['-c', \`curl -s http://\${addr}/ | dig @\${ns} x\`]);`).sort()).toEqual(['curl', 'dig', 'sh']);
     expect(programsInTs(`const cmd = \`ip netns exec \${ns} iperf3 -s\`;`)).toEqual(['iperf3']);
     expect(programsInTs(`exec("tshark -n -l")`)).toEqual(['tshark']);
+    expect(programsInTs(`const execFileAsync = promisify(execFile); await execFileAsync('setpriv', ['--bounding-set', '-net_raw']);`)).toEqual(['setpriv']);
+    expect(programsInTs(`run('pipeline outside', () => 1, (d) => true);`)).toEqual([]);
     expect(programsInTs(`spawn(process.execPath, ['-e', code]); /VmRSS: (\\d+)/.exec('VmRSS 1'); sim.run(1000);`)).toEqual([]);
     expect(programsInTs(`// run('nothere', [])\n/* spawn('nor', []) */`)).toEqual([]);
   });
