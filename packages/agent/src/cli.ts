@@ -19,6 +19,7 @@ import { PRESETS } from './presets.js';
 import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
 import { describeStatus, formatStatus } from './status.js';
+import { ServicesRuntime } from './services-run.js';
 
 export { formatStatus } from './status.js';
 
@@ -74,6 +75,7 @@ async function openDataplane(cfg: AgentConfig) {
 export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), extra: Partial<AgentOptions> = {}) {
   const plane = await openDataplane(cfg);
   const io = createRealIo(cfg.listen);
+  const services = new ServicesRuntime(cfg, log);
   let wgPublic: string | undefined;
   if (cfg.wireguard) wgPublic = (await import('@overlay/crypto')).publicKeyOf(cfg.wireguard.privateKey);
   const agent = new Agent({
@@ -97,28 +99,39 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
       onLeave: (m) => log(`member ${m.name} ${m.state}`),
     },
     ...extra,
+    kinds: [services.kind, ...(extra.kinds ?? [])],
   });
   await io.bind(agent);
   agent.start();
   for (const n of cfg.networks) for (const e of n.endpoints) agent.publish({ name: n.name, vni: n.vni }, { id: e.id, mac: e.mac, ipv4: e.ipv4, ipv6: e.ipv6 });
-  const control = await serveControl(cfg.controlSocket, () => agent.status());
+  try {
+    await services.start(agent, plane?.dp);
+  } catch (e) {
+    await services.stop().catch(() => undefined);
+    agent.stop();
+    await io.close();
+    await plane?.host.close();
+    throw e;
+  }
+  const control = await serveControl(cfg.controlSocket, () => ({ ...agent.status(), services: services.status() }));
   if (cfg.seeds.length) {
     const ok = await agent.join(cfg.seeds);
     log(ok ? `joined through ${ok} seed(s)` : 'no seed answered yet; retrying in the background');
   }
   const stop = async () => {
+    await services.stop();
     await agent.leave(1000);
     control.close();
     await io.close();
     await plane?.host.close();
   };
-  return { agent, stop };
+  return { agent, services, stop };
 }
 
 const USAGE = {
   run: 'agent [run] --config FILE\n  Run the agent. SIGTERM/SIGINT leave the cluster gracefully, then exit 0.',
   check: 'agent check --config FILE\n  Validate FILE completely (opens no device or socket); print a one-line summary.',
-  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), WireGuard peers, drops.',
+  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health), WireGuard peers, drops.',
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
 type Command = keyof typeof USAGE;

@@ -81,6 +81,12 @@ export interface AgentConfig {
   networks: NetworkConfig[];
   /** Service instances this host runs (published as signed records, health-checked here). */
   services: ServiceConfig[];
+  /**
+   * The embedded DNS on a socket for host processes (UDP and TCP): absent, no socket (the
+   * resolver addresses are answered inside the dataplane). `forward`: names that are not ours go
+   * to resolv.conf's nameservers (default true); false answers them NXDOMAIN.
+   */
+  dns?: { listen: { ip: string; port: number }; forward: boolean };
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -89,7 +95,8 @@ const IFNAME_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,15}$/;
 /** Learned FDB entries are swept once a second (dataplane core), so shorter ageing means nothing. */
 const MIN_AGEING_MS = 1000;
 
-const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks', 'services'];
+const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks', 'services', 'dns'];
+const DNS_KEYS = ['listen', 'forward'];
 const ENCRYPTION_KEYS = ['clusterKeys', 'insecure'];
 const WIREGUARD_KEYS = ['privateKey'];
 const NETWORK_KEYS = ['name', 'vni', 'subnet', 'device', 'learning', 'unknownUnicast', 'arpSuppression', 'ageingMs', 'endpoints', 'resolver'];
@@ -411,7 +418,12 @@ export function validateConfig(doc: unknown, readFile: (p: string) => string = (
   const networks = list(d.networks, 'networks').map((n, i) => network(n, `networks[${i}]`, seen));
   const seenServices = { services: new Map<string, string>(), instances: new Map<string, string>() };
   const services = list(d.services, 'services').map((v, i) => service(v, `services[${i}]`, networks, seenServices));
-  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks, services };
+  let dns: AgentConfig['dns'];
+  if (d.dns !== undefined) {
+    const x = mapping(d.dns, 'dns', DNS_KEYS);
+    dns = { listen: parseHostPort(x.listen ?? '127.0.0.11:53', 'dns.listen', 53), forward: bool(x.forward, 'dns.forward') ?? true };
+  }
+  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks, services, dns };
 }
 
 /** Parse YAML text and validate it; `(yaml)` names a syntax error (first line of the parser's message). */
@@ -440,7 +452,7 @@ export function loadConfig(path: string): AgentConfig {
 export function summarizeConfig(c: AgentConfig): string {
   const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
   const hp = (a: { ip: string; port: number }) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
-  const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}${n.resolver ? `, resolver ${n.resolver}` : ''}`);
+  const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}${n.resolver && (c.services.length || c.dns) ? `, resolver ${n.resolver}` : ''}`);
   const svcs = c.services.map((v) => `${v.name}@${v.network} ${plural(v.instances.length, 'instance')}`);
   const enc = c.insecure ? 'gossip UNENCRYPTED' : `${plural(c.clusterKeys.length, 'cluster key')}`;
   return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}${svcs.length ? `, ${plural(svcs.length, 'service')} (${svcs.join('; ')})` : ''}`;

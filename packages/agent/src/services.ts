@@ -273,6 +273,49 @@ export function serviceKind(view: ServiceView): RecordKind<ServiceInstanceData> 
   return { code: SERVICE_KIND, field: 'service', decode: decodeService, reconcile: (key, rec, ctx) => view.reconcile(key, rec, ctx) };
 }
 
+/** What the sink needs of @overlay/services' ServiceDirectory (which satisfies it). */
+export interface DirectoryLike {
+  setService(spec: { name: string; network: string; vip?: string[]; endpointMode?: EndpointMode; ttl?: number }): void;
+  removeService(network: string, name: string): boolean;
+  updateInstance(network: string, service: string, inst: { id: string; addresses: string[]; ports?: { name?: string; port: number; proto: PortProtocol }[]; healthy: boolean }): void;
+  removeInstance(network: string, service: string, id: string): boolean;
+  instanceCount(network: string, service: string): number;
+}
+
+/**
+ * A sink feeding the embedded DNS's directory: one directory service per (network, service), its
+ * mode, VIP and TTL from the latest instance that changed them; an instance is healthy for DNS
+ * when its record says `healthy` (`starting` is not); the service goes when its last instance does.
+ */
+export function directorySink(dir: DirectoryLike): ServiceSink {
+  const specs = new Map<string, string>();
+  return {
+    upsert(i) {
+      const key = `${i.network}\u0000${i.service}`;
+      const vip = i.vip.length ? [formatIpAddress(i.vip.length === 4 ? 4 : 6, i.vip)] : [];
+      const spec = { name: i.service, network: i.network, vip, endpointMode: i.mode, ttl: i.ttl };
+      const text = JSON.stringify(spec);
+      if (specs.get(key) !== text) {
+        dir.setService(spec);
+        specs.set(key, text);
+      }
+      const addresses: string[] = [];
+      if (i.ipv4.length === 4) addresses.push(formatIpAddress(4, i.ipv4));
+      if (i.ipv6.length === 16) addresses.push(formatIpAddress(6, i.ipv6));
+      dir.updateInstance(i.network, i.service, { id: i.id, addresses, ports: i.ports.map((p) => ({ port: p.port, proto: p.proto, name: p.name || undefined })), healthy: i.health === 'healthy' });
+    },
+    remove(i) {
+      const key = `${i.network}\u0000${i.service}`;
+      if (!specs.has(key)) return;
+      dir.removeInstance(i.network, i.service, i.id);
+      if (dir.instanceCount(i.network, i.service) === 0) {
+        dir.removeService(i.network, i.service);
+        specs.delete(key);
+      }
+    },
+  };
+}
+
 /** The kind without local effect (tables and tests that feed nothing). */
 export const SERVICES: RecordKind<ServiceInstanceData> = { code: SERVICE_KIND, field: 'service', decode: decodeService };
 

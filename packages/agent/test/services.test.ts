@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseHealthSpec, type ProbeResult } from '@overlay/services';
-import { LOCAL, LocalServices, SERVICES, SERVICE_KIND, ServiceView, SimCluster, serviceKind, signRecord, suspicionTimeoutMs, type ServiceInstanceData } from '@overlay/agent';
+import { ServiceDirectory } from '../../services/src/directory.js';
+import { TYPE_A } from '../../services/src/dns/wire.js';
+import { formatStatus } from '../src/status.js';
+import { LOCAL, LocalServices, directorySink, describeInstance, SERVICES, SERVICE_KIND, ServiceView, SimCluster, serviceKind, signRecord, suspicionTimeoutMs, type ServiceInstanceData } from '@overlay/agent';
 
 const blue = { name: 'blue', vni: 100 };
 const ip4 = (i: number) => Uint8Array.of(198, 19, 0, i);
@@ -136,6 +139,41 @@ describe('service-instance records', () => {
     await advance(c, 2_000);
     expect(views[1].size).toBe(0);
     expect(c.agents[0].table.count()).toBe(0);
+    for (const l of locals) await l.stop();
+  });
+
+  it('the view feeds the DNS directory on every host: A records follow health, owner death and the last instance leaving', async () => {
+    const down = new Set<string>();
+    const { c, views, locals } = cluster(4, (a) => !down.has(a));
+    const dirs = views.map((v) => {
+      const d = new ServiceDirectory();
+      v.attach(directorySink(d));
+      return d;
+    });
+    const a = (d: ServiceDirectory, name = 'web') => {
+      const e = d.lookupText('blue', name);
+      return e ? d.answers(e, TYPE_A).ends.length : -1;
+    };
+    c.bootstrapAll();
+    const spec = parseHealthSpec({ kind: 'tcp', interval: '200ms', retries: 1, rise: 1, damp: '0s' });
+    for (const i of [0, 1, 2]) locals[i].add(web(i, spec));
+    await advance(c, 10_000, () => dirs.every((d) => a(d) === 3));
+    expect(dirs.map((d) => a(d))).toEqual([3, 3, 3, 3]);
+    expect(dirs.map((d) => a(d, 'web-1.tasks.web'))).toEqual([1, 1, 1, 1]);
+    down.add('198.19.0.1');
+    await advance(c, 10_000, () => dirs.every((d) => a(d) === 2));
+    expect(dirs.map((d) => a(d))).toEqual([2, 2, 2, 2]);
+    expect(dirs.map((d) => a(d, 'all.tasks.web'))).toEqual([3, 3, 3, 3]);
+    const text = formatStatus({ ...c.agents[3].status(), services: { resolvers: { blue: '198.19.0.254' }, instances: [...views[3].all()].map((i) => ({ network: i.network, ...describeInstance(i) })), local: [], counters: {} } });
+    expect(text).toMatch(/resolver blue +198\.19\.0\.254/);
+    expect(text).toMatch(/web\.blue +web-1 +198\.19\.0\.1 +80\/tcp \(http\) +unhealthy owner node-1 +\(ECONNREFUSED\)/);
+    c.kill(2);
+    await advance(c, 20_000, () => dirs.every((d, i) => i === 2 || a(d, 'all.tasks.web') === 2));
+    for (const i of [0, 1, 3]) expect(a(dirs[i], 'all.tasks.web')).toBe(2);
+    locals[0].remove('blue', 'web-0');
+    locals[1].remove('blue', 'web-1');
+    await advance(c, 10_000, () => dirs.every((d, i) => i === 2 || a(d) === -1));
+    for (const i of [0, 1, 3]) expect(dirs[i].serviceNames('blue')).toEqual([]);
     for (const l of locals) await l.stop();
   });
 });
