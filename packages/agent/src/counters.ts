@@ -63,6 +63,7 @@ export const MEMBERSHIP_EVENTS = [
   'suspicions',
   'declared_dead',
   'bad_alive',
+  'members_refused', // a new name beyond Membership's maxMembers cap (membership.ts)
 ] as const;
 export type MembershipEvent = (typeof MEMBERSHIP_EVENTS)[number];
 

@@ -65,7 +65,19 @@ export interface MembershipDeps {
   streamPing?(to: Addr, target: string, timeoutMs: number, done: (ok: boolean) => void): void;
   /** Accept (true) or reject a new/changed meta, e.g. a changed signing key. */
   acceptMeta?(name: string, meta: NodeMeta, previous: NodeMeta | undefined): boolean;
+  /** Members kept at most (any state, self included); default DEFAULT_MAX_MEMBERS. */
+  maxMembers?: number;
 }
+
+/**
+ * Cap on members one node keeps, whatever their state (dead and left ones stay until reaped).
+ * Anyone holding the cluster key can announce names; without a cap they grow our state, probe
+ * list and push-pull replies without bound. 10 000 is several times the largest clusters SWIM
+ * deployments run, and its push-pull state (about 150 bytes a member) is ~1.5 MB, well inside
+ * the exchange cap. A name beyond the cap is refused and counted (members_refused); members we
+ * already know are updated as always, and reaping makes room again.
+ */
+export const DEFAULT_MAX_MEMBERS = 10_000;
 
 interface Suspicion {
   from: Set<string>;
@@ -383,6 +395,7 @@ export class Membership {
       return;
     }
     const cur = this.members.get(a.name);
+    if (!cur && !this.room()) return;
     if (this.d.acceptMeta && !this.d.acceptMeta(a.name, a.meta, cur?.meta)) return;
     const now = this.d.clock.now();
     if (!cur) {
@@ -418,6 +431,13 @@ export class Membership {
   private usable(a: AliveMsg): boolean {
     if (a.name !== '' && a.name.length <= MAX_NAME_LEN && a.ip !== '' && a.port > 0 && a.port <= 65535) return true;
     this.counters.add(this.counters.at.bad_alive);
+    return false;
+  }
+
+  /** Whether one more member fits under the cap; a counted refusal when not. */
+  private room(): boolean {
+    if (this.members.size < (this.d.maxMembers ?? DEFAULT_MAX_MEMBERS)) return true;
+    this.counters.add(this.counters.at.members_refused);
     return false;
   }
 
@@ -528,7 +548,7 @@ export class Membership {
   }
 
   private learnGone(a: AliveMsg, state: 'dead' | 'left'): void {
-    if (!this.usable(a)) return;
+    if (!this.usable(a) || !this.room()) return;
     if (this.d.acceptMeta && !this.d.acceptMeta(a.name, a.meta, undefined)) return;
     this.insert({ name: a.name, ip: a.ip, port: a.port, incarnation: a.incarnation, state, since: this.d.clock.now(), meta: a.meta });
   }
