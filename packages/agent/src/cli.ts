@@ -105,7 +105,7 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
   agent.start();
   for (const n of cfg.networks) for (const e of n.endpoints) agent.publish({ name: n.name, vni: n.vni }, { id: e.id, mac: e.mac, ipv4: e.ipv4, ipv6: e.ipv6 });
   try {
-    await services.start(agent, plane?.dp);
+    await services.start(agent, plane?.dp, new Map(plane?.host.devices.map((d) => [d.vni, d.mtu]) ?? []));
   } catch (e) {
     await services.stop().catch(() => undefined);
     agent.stop();

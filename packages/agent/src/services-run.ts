@@ -4,61 +4,65 @@
  * - the service kind and its `ServiceView` (services.ts), given to the Agent as a record kind;
  * - this host's instances from the config, published and checked by `LocalServices`
  *   (services-local.ts);
- * - the embedded DNS of @overlay/services: a `ServiceDirectory` fed by the view (directorySink), a
- *   socket for host processes when the config has `dns.listen`, and the responder stage that
- *   answers each network's resolver address inside the dataplane (when the build has it);
+ * - the embedded DNS of @overlay/services: a `ServiceDirectory` fed by the view (directorySink);
+ *   per network with a device and a resolver address, the `DnsResponder` stage answering that
+ *   address inside the dataplane (ARP/ND for it answered with `resolverMac(vni)`); a socket for
+ *   host processes when the config has `dns`; forwarding of other names when `dns.forward`;
  * - the services part of `agent status`.
  */
-import * as services from '@overlay/services';
+import { formatMac, type Dataplane } from '@overlay/dataplane';
+import { DnsResponder, DnsServer, Forwarder, ServiceDirectory, createDnsCounters } from '@overlay/services';
 import { type AgentConfig } from './config.js';
-import { LocalServices } from './services-local.js';
-import { type DirectoryLike, ServiceView, describeInstance, directorySink, serviceKind } from './services.js';
-import type { RecordPublisher } from './services-local.js';
+import { LocalServices, type RecordPublisher } from './services-local.js';
+import { ServiceView, describeInstance, directorySink, serviceKind } from './services.js';
 import type { ServicesStatus } from './status.js';
 
-/** What the DNS parts of @overlay/services look like to us; checked at run time (they land separately). */
-interface DnsParts {
-  ServiceDirectory?: new () => DirectoryLike;
-  DnsServer?: { listen(o: { directory: DirectoryLike; networks: readonly string[]; address: string; port?: number; forward?: false | object }): Promise<{ close(): Promise<void>; port: number; counters?: { snapshot(): Record<string, number> } }> };
-  /** The dataplane responder stage answering DNS (and ARP/ND) for a resolver address; its API is @overlay/services'. */
-  installResolver?: (o: { dataplane: unknown; vni: number; address: string; directory: DirectoryLike; networks: readonly string[] }) => { close(): void } | void;
+/** The MAC the resolver address answers ARP/ND with in a network: locally administered, from the VNI (02:53:vv:vv:vv:53). */
+export function resolverMac(vni: number): number {
+  return 0x02_53_00_00_00_53 + (vni & 0xffffff) * 0x100;
 }
 
 export class ServicesRuntime {
   readonly view = new ServiceView();
   readonly kind = serviceKind(this.view);
+  readonly directory = new ServiceDirectory();
+  readonly dnsCounters = createDnsCounters();
   local: LocalServices | undefined;
-  directory: DirectoryLike | undefined;
-  private server: Awaited<ReturnType<NonNullable<DnsParts['DnsServer']>['listen']>> | undefined;
-  private readonly responders: { close(): void }[] = [];
+  private server: DnsServer | undefined;
+  private forwarder: Forwarder | undefined;
+  private readonly responders: { dp: Dataplane; vni: number }[] = [];
 
   constructor(
     private readonly cfg: AgentConfig,
     private readonly log: (s: string) => void,
-  ) {}
+  ) {
+    this.view.attach(directorySink(this.directory));
+  }
 
-  /** Once the agent runs: publish our instances, open the directory, the DNS socket and responders. */
-  async start(agent: RecordPublisher, dataplane: unknown): Promise<void> {
-    const parts = services as unknown as DnsParts;
-    if (parts.ServiceDirectory) {
-      this.directory = new parts.ServiceDirectory();
-      this.view.attach(directorySink(this.directory));
-    }
-    const names = this.cfg.networks.map((n) => n.name);
-    if (this.directory && dataplane && parts.installResolver) {
+  /**
+   * Once the agent runs: the resolver of every network with a device and a resolver address
+   * (DnsResponder stage + its ARP/ND entry), the DNS socket when configured, then our instances.
+   * `mtus`: the TAP MTU per VNI (answers never exceed it).
+   */
+  async start(agent: RecordPublisher, dataplane: Dataplane | undefined, mtus: ReadonlyMap<number, number> = new Map()): Promise<void> {
+    const dns = this.cfg.dns;
+    if (dns?.forward && dataplane) this.forwarder = new Forwarder({ counters: this.dnsCounters, exclude: [`${dns.listen.ip}:${dns.listen.port}`] });
+    if (dataplane) {
       for (const n of this.cfg.networks) {
         if (!n.resolver || !n.device) continue;
-        const r = parts.installResolver({ dataplane, vni: n.vni, address: n.resolver, directory: this.directory, networks: [n.name] });
-        if (r) this.responders.push(r);
+        const v6 = n.resolver.includes(':');
+        dataplane.addStage(n.vni, new DnsResponder({
+          directory: this.directory, networks: [n.name], address4: v6 ? undefined : n.resolver, address6: v6 ? n.resolver : undefined,
+          forwarder: this.forwarder, counters: this.dnsCounters, mtu: mtus.get(n.vni),
+        }));
+        dataplane.setNeighbour(n.vni, n.resolver, resolverMac(n.vni));
+        this.responders.push({ dp: dataplane, vni: n.vni });
+        this.log(`resolver ${n.resolver} in ${n.name} (${formatMac(resolverMac(n.vni))})`);
       }
     }
-    const dns = this.cfg.dns;
     if (dns) {
-      if (!this.directory || !parts.DnsServer) this.log('dns.listen: this build has no embedded DNS server; no socket opened');
-      else {
-        this.server = await parts.DnsServer.listen({ directory: this.directory, networks: names, address: dns.listen.ip, port: dns.listen.port, forward: dns.forward ? {} : false });
-        this.log(`dns on ${dns.listen.ip}:${this.server.port}`);
-      }
+      this.server = await DnsServer.listen({ directory: this.directory, networks: this.cfg.networks.map((n) => n.name), address: dns.listen.ip, port: dns.listen.port, counters: this.dnsCounters, forward: dns.forward ? {} : false });
+      this.log(`dns socket on ${dns.listen.ip}:${this.server.port}`);
     }
     const local = new LocalServices({ agent, kind: this.kind });
     this.local = local;
@@ -81,14 +85,15 @@ export class ServicesRuntime {
       dnsListen: this.server && listen ? `${listen.ip.includes(':') ? `[${listen.ip}]` : listen.ip}:${this.server.port}` : undefined,
       instances: [...this.view.all()].map((i) => ({ network: i.network, ...describeInstance(i) })),
       local: this.local?.list() ?? [],
-      counters: { ...this.view.counters.snapshot(), ...this.local?.counters.snapshot(), ...this.local?.checker.counters.snapshot(), ...prefixed('dns_', this.server?.counters?.snapshot()) },
+      counters: { ...this.view.counters.snapshot(), ...this.local?.counters.snapshot(), ...this.local?.checker.counters.snapshot(), ...prefixed('dns_', this.dnsCounters.snapshot()) },
     };
   }
 
   /** Stop the checks (records stay until the leave), close the DNS socket and responders. */
   async stop(): Promise<void> {
     await this.local?.stop();
-    for (const r of this.responders.splice(0)) r.close();
+    for (const r of this.responders.splice(0)) r.dp.removeStage(r.vni, 'dns');
+    this.forwarder?.close();
     await this.server?.close();
     this.server = undefined;
   }
