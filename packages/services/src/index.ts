@@ -15,3 +15,4 @@ export { Forwarder, readResolvConf, parseUpstream, type ForwarderOptions, type F
 export { DnsServer, type DnsServerOptions } from './dns/server.js';
 export { DnsResponder, RESPONDER_REASONS, type DnsResponderOptions } from './dns/responder.js';
 export { Question, parseQuery, textToName, nameToText, MAX_UDP_SIZE, CLASSIC_UDP_SIZE } from './dns/wire.js';
+export { MAGLEV_SIZE, maglevTable, flowHash, Conntrack, CONNTRACK_COUNTERS, DEFAULT_TIMEOUTS, TimerWheel, VipTranslator, VIP_COUNTERS, VIP_DROP_REASONS, VipConfigError, ServiceVips, type ConntrackOptions, type ConntrackTimeouts, type VipTranslatorOptions, type VipCounter, type VipDropReason, type VipSpec, type VipBackend, type VipNetworkStats } from './vip/index.js';

@@ -1,0 +1,86 @@
+import { internetChecksum, ipv4PseudoHeaderSum, writeMacParts } from '@overlay/dataplane';
+
+/**
+ * In-place rewrites for the VIP translator: an IPv4 address and every checksum that covers it,
+ * updated incrementally (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')), and the RST the translator
+ * writes to a client whose backend went away.
+ */
+
+/** Adjust the 16-bit ones'-complement checksum at `at` for a 32-bit word changing `from` → `to`. */
+export function checksumReplace32(d: Uint8Array, at: number, from: number, to: number): void {
+  let s = ~((d[at] << 8) | d[at + 1]) & 0xffff;
+  s += (~from >>> 16) & 0xffff;
+  s += ~from & 0xffff;
+  s += (to >>> 16) & 0xffff;
+  s += to & 0xffff;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  s = ~s & 0xffff;
+  d[at] = s >>> 8;
+  d[at + 1] = s & 0xff;
+}
+
+function writeI32(d: Uint8Array, at: number, v: number): void {
+  d[at] = v >>> 24;
+  d[at + 1] = (v >>> 16) & 0xff;
+  d[at + 2] = (v >>> 8) & 0xff;
+  d[at + 3] = v & 0xff;
+}
+
+/**
+ * Replace the IPv4 address at `l3 + addrAt` (12 source, 16 destination) with `to`, fixing the
+ * header checksum and the TCP/UDP checksum (both cover the address through the pseudo-header;
+ * a UDP checksum of 0 means none and stays 0, a computed 0 is sent as 0xffff). ICMP's checksum
+ * does not cover the IP header: untouched. `l4` is the absolute offset of the L4 header.
+ */
+export function rewriteIpv4Address(d: Uint8Array, l3: number, addrAt: number, from: number, to: number, proto: number, l4: number): void {
+  writeI32(d, l3 + addrAt, to);
+  checksumReplace32(d, l3 + 10, from, to);
+  if (proto === 6) checksumReplace32(d, l4 + 16, from, to);
+  else if (proto === 17 && (d[l4 + 6] | d[l4 + 7]) !== 0) {
+    checksumReplace32(d, l4 + 6, from, to);
+    if ((d[l4 + 6] | d[l4 + 7]) === 0) d[l4 + 6] = d[l4 + 7] = 0xff;
+  }
+}
+
+export const RST_FRAME_LENGTH = 54;
+
+/**
+ * A TCP RST+ACK from `src:sport` to `dst:dport` as an untagged Ethernet frame of 54 bytes at
+ * `d[off..]`, checksums complete. Control path (allocates nothing, but computes full sums).
+ */
+export function writeRst(
+  d: Uint8Array, off: number,
+  dstMacHi: number, dstMacLo: number, srcMacHi: number, srcMacLo: number,
+  src: number, dst: number, sport: number, dport: number, seq: number, ack: number,
+): number {
+  writeMacParts(d, off, dstMacHi, dstMacLo);
+  writeMacParts(d, off + 6, srcMacHi, srcMacLo);
+  d[off + 12] = 0x08;
+  d[off + 13] = 0x00;
+  const ip = off + 14;
+  d.fill(0, ip, ip + 40);
+  d[ip] = 0x45;
+  d[ip + 3] = 40; // total length
+  d[ip + 6] = 0x40; // DF
+  d[ip + 8] = 64; // TTL
+  d[ip + 9] = 6;
+  writeI32(d, ip + 12, src);
+  writeI32(d, ip + 16, dst);
+  const ipSum = internetChecksum(d, ip, 20);
+  d[ip + 10] = ipSum >>> 8;
+  d[ip + 11] = ipSum & 0xff;
+  const tcp = ip + 20;
+  d[tcp] = sport >>> 8;
+  d[tcp + 1] = sport & 0xff;
+  d[tcp + 2] = dport >>> 8;
+  d[tcp + 3] = dport & 0xff;
+  writeI32(d, tcp + 4, seq);
+  writeI32(d, tcp + 8, ack);
+  d[tcp + 12] = 0x50;
+  d[tcp + 13] = 0x14; // RST | ACK
+  const sum = internetChecksum(d, tcp, 20, ipv4PseudoHeaderSum(src >>> 0, dst >>> 0, 6, 20));
+  d[tcp + 16] = sum >>> 8;
+  d[tcp + 17] = sum & 0xff;
+  return RST_FRAME_LENGTH;
+}

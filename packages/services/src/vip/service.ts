@@ -1,0 +1,140 @@
+import { OverlayError, macHi, macLo, parseIpv4Address, parseMac } from '@overlay/dataplane';
+import { MAGLEV_SIZE, maglevTable } from './maglev.js';
+
+/** What the control plane says about one instance behind a VIP. */
+export interface VipBackend {
+  /** Stable instance id: the Maglev table is a function of the healthy ids. */
+  id: string;
+  /** The instance's overlay IPv4 address. */
+  ip: string;
+  /** The instance's MAC on the overlay (the FDB forwards to it). */
+  mac: string;
+  /** healthy: gets new flows; draining: keeps its flows until the drain timeout, no new ones; down: its flows are reset now. */
+  state: 'healthy' | 'draining' | 'down';
+}
+
+export interface VipSpec {
+  /** The virtual IPv4 address on the network. */
+  vip: string;
+  /** TCP/UDP ports the VIP serves; other ports are dropped (`port_closed`). Absent or empty: every port. */
+  ports?: readonly number[];
+  backends: readonly VipBackend[];
+  /** The MAC the VIP answers ARP with and sends replies from. Default 0e:00 + the VIP's 4 bytes (locally administered). */
+  mac?: string;
+  /** dnsrr: no VIP (clients get the instances from DNS); setVip then removes any VIP at this address. Default vip. */
+  endpointMode?: 'vip' | 'dnsrr';
+}
+
+/** A VIP spec refused by `setVip`; `field` names what is wrong. */
+export class VipConfigError extends OverlayError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('OVL_ERR_VIP_CONFIG', `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+export const BACKEND_HEALTHY = 0;
+export const BACKEND_DRAINING = 1;
+export const BACKEND_DOWN = 2;
+const STATES = { healthy: BACKEND_HEALTHY, draining: BACKEND_DRAINING, down: BACKEND_DOWN } as const;
+
+/** One backend as the translator keeps it. */
+export interface Backend {
+  id: string;
+  ip: number;
+  macHi: number;
+  macLo: number;
+  state: number;
+  /** Clock value (ms) at which a draining backend's remaining flows are reset; -1 otherwise. */
+  drainUntil: number;
+}
+
+/** A VIP compiled for the hot path: the Maglev table maps straight to backend address and MAC. */
+export class VipService {
+  readonly vip: number;
+  readonly macHi: number;
+  readonly macLo: number;
+  /** Bit per port, or null for every port. */
+  readonly ports: Uint8Array | null;
+  readonly backends: Backend[];
+  /** Maglev entry → index into the healthy arrays below; all -1 when none is healthy. */
+  readonly table: Int32Array;
+  readonly healthyIp: Int32Array;
+  readonly healthyMacHi: Int32Array;
+  readonly healthyMacLo: Int32Array;
+
+  constructor(spec: VipSpec, backends: Backend[]) {
+    this.vip = parseIpv4Address(spec.vip) | 0;
+    const mac = spec.mac === undefined ? 0x0e00_0000_0000 + (this.vip >>> 0) : parseMac(spec.mac);
+    this.macHi = macHi(mac);
+    this.macLo = macLo(mac);
+    if (spec.ports === undefined || spec.ports.length === 0) this.ports = null;
+    else {
+      this.ports = new Uint8Array(8192);
+      for (const p of spec.ports) this.ports[p >>> 3] |= 1 << (p & 7);
+    }
+    this.backends = backends;
+    const healthy = backends.filter((b) => b.state === BACKEND_HEALTHY);
+    this.table = maglevTable(healthy.map((b) => b.id), MAGLEV_SIZE);
+    this.healthyIp = Int32Array.from(healthy, (b) => b.ip);
+    this.healthyMacHi = Int32Array.from(healthy, (b) => b.macHi);
+    this.healthyMacLo = Int32Array.from(healthy, (b) => b.macLo);
+  }
+
+  portOpen(port: number): boolean {
+    const p = this.ports;
+    return p === null || (p[port >>> 3] & (1 << (port & 7))) !== 0;
+  }
+
+  backendByIp(ip: number): Backend | undefined {
+    return this.backends.find((b) => b.ip === ip);
+  }
+}
+
+/** Validate a spec into backends (typed errors naming the field); `now` and `drainMs` start drain timers. */
+export function compileBackends(spec: VipSpec, previous: VipService | undefined, now: number, drainMs: number): Backend[] {
+  if (typeof spec !== 'object' || spec === null) throw new VipConfigError('spec', 'must be an object');
+  try {
+    parseIpv4Address(spec.vip);
+  } catch {
+    throw new VipConfigError('vip', `not an IPv4 address: ${JSON.stringify(String(spec.vip).slice(0, 64))}`);
+  }
+  if (spec.mac !== undefined) {
+    try {
+      parseMac(spec.mac);
+    } catch {
+      throw new VipConfigError('mac', `not a MAC address: ${JSON.stringify(String(spec.mac).slice(0, 64))}`);
+    }
+  }
+  for (const p of spec.ports ?? []) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new VipConfigError('ports', `a port must be an integer in 1..65535, got ${p}`);
+  if (!Array.isArray(spec.backends)) throw new VipConfigError('backends', 'must be an array');
+  if (spec.backends.length > 65535) throw new VipConfigError('backends', `at most 65535, got ${spec.backends.length}`);
+  const ids = new Set<string>();
+  const ips = new Set<number>();
+  return spec.backends.map((b, i) => {
+    if (typeof b?.id !== 'string' || b.id.length === 0 || b.id.length > 256) throw new VipConfigError(`backends[${i}].id`, 'must be a string of 1..256 characters');
+    if (ids.has(b.id)) throw new VipConfigError(`backends[${i}].id`, `duplicate id ${JSON.stringify(b.id)}`);
+    ids.add(b.id);
+    let ip: number;
+    let mac: number;
+    try {
+      ip = parseIpv4Address(b.ip) | 0;
+    } catch {
+      throw new VipConfigError(`backends[${i}].ip`, `not an IPv4 address: ${JSON.stringify(String(b.ip).slice(0, 64))}`);
+    }
+    if (ips.has(ip)) throw new VipConfigError(`backends[${i}].ip`, `duplicate address ${b.ip}`);
+    ips.add(ip);
+    try {
+      mac = parseMac(b.mac);
+    } catch {
+      throw new VipConfigError(`backends[${i}].mac`, `not a MAC address: ${JSON.stringify(String(b.mac).slice(0, 64))}`);
+    }
+    const state: number | undefined = Object.hasOwn(STATES, b?.state) ? (STATES as Record<string, number>)[b.state] : undefined;
+    if (state === undefined) throw new VipConfigError(`backends[${i}].state`, `must be healthy, draining or down, got ${JSON.stringify(b.state)}`);
+    // A drain timer runs from the first record that said draining; a repeated draining record keeps it.
+    const before = previous?.backendByIp(ip);
+    const drainUntil = state !== BACKEND_DRAINING ? -1 : before?.state === BACKEND_DRAINING && before.id === b.id ? before.drainUntil : now + drainMs;
+    return { id: b.id, ip, macHi: macHi(mac), macLo: macLo(mac), state, drainUntil };
+  });
+}

@@ -1,0 +1,376 @@
+import {
+  ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, isEthernetIpv4Arp, parseIpv4Address, readMacHi, readMacLo,
+  rewriteArpRequestAsReply, writeMacParts, type Stage, type StageContext,
+} from '@overlay/dataplane';
+import { Conntrack, OPEN_FULL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
+import { MAGLEV_SIZE, flowHash } from './maglev.js';
+import { rewriteIpv4Address, writeRst } from './rewrite.js';
+import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type VipSpec } from './service.js';
+
+/** The translator's drop reasons (stage reasons: counted in the dataplane's `stats().stages.vip`). Append-only. */
+export const VIP_DROP_REASONS = ['malformed', 'fragment', 'unsupported_protocol', 'port_closed', 'no_backend', 'table_full', 'tuple_clash'] as const;
+export type VipDropReason = (typeof VIP_DROP_REASONS)[number];
+const D = Object.fromEntries(VIP_DROP_REASONS.map((r, i) => [r, dropVerdict(i)])) as Record<VipDropReason, number>;
+
+/** Event counters of the translator. Append-only. */
+export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired'] as const;
+export type VipCounter = (typeof VIP_COUNTERS)[number];
+
+// Per-flow words in Conntrack.aux.
+const A_CLI_HI = 0;
+const A_CLI_LO = 1;
+const A_BE_HI = 2;
+const A_BE_LO = 3;
+/** Next sequence number the client will send (its last segment's end): the RST's ack. */
+const A_CLI_NXT = 4;
+/** Next sequence number the backend will send: the RST's seq, which the client accepts (RFC 5961 §3.2 wants it exact). */
+const A_SRV_NXT = 5;
+
+export interface VipTranslatorOptions {
+  /** Flows tracked at most (default 65536). A full table refuses new flows, counted as `table_full`. */
+  capacity?: number;
+  timeouts?: Partial<ConntrackTimeouts>;
+  /** How long a draining backend keeps its flows (default 30 s); then they are reset. */
+  drainMs?: number;
+  /** Expiry and drain granularity (default 250 ms). */
+  tickMs?: number;
+  /** Milliseconds (default performance.now). Tests pass a fake clock. */
+  clock?: () => number;
+  /** Run the tick on a timer while attached (default true). Tests call `tick()` themselves. */
+  timers?: boolean;
+}
+
+/**
+ * The VIP translator stage ('vip', kind translator) for one network. inside: an IPv4 TCP, UDP or
+ * ICMP echo packet to a VIP gets a flow — found in the conntrack, or picked by the VIP's Maglev
+ * table over its healthy backends and tracked — and its destination address and MAC are
+ * rewritten to the backend's (checksums updated incrementally); the FDB lookup that follows
+ * sends it to the backend's host. ARP requests for a VIP are answered with the VIP's MAC.
+ * outside: a packet from a backend on a tracked flow gets the VIP back as its source address
+ * and MAC before it reaches the client's device. Everything else passes untouched; a packet to
+ * a VIP that cannot be translated is dropped under one of `VIP_DROP_REASONS`.
+ *
+ * Health: `setVip` rebuilds the table at once, so a backend that turns down or is removed gets
+ * no new flow from that call on, and each of its TCP flows gets a RST written to the client's
+ * device (its UDP/ICMP flows are forgotten); a draining backend gets no new flows and keeps its
+ * own until the drain timeout, then they are reset the same way. Allocation-free per packet.
+ */
+export class VipTranslator implements Stage {
+  readonly name = 'vip';
+  readonly kind = 'translator';
+  readonly reasons = VIP_DROP_REASONS;
+  readonly conntrack: Conntrack;
+  readonly counters = new CounterSet(VIP_COUNTERS);
+  /** Same counts as the dataplane keeps for this stage, so the translator can report alone. */
+  readonly drops = new CounterSet(VIP_DROP_REASONS);
+  readonly drainMs: number;
+  readonly tickMs: number;
+  private readonly clock: () => number;
+  private readonly timers: boolean;
+  /** (0, vip) → index in `services`. */
+  private readonly vipIndex = new PairTable(4096, 16);
+  /** (0, backend ip) → how many VIPs list it (outside's quick test). */
+  private readonly backendIndex = new PairTable(1 << 20, 16);
+  private readonly services: (VipService | undefined)[] = [];
+  private ctx: StageContext | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** The clock as of the last tick or control call: one read per tick, not per packet. */
+  private now: number;
+
+  constructor(o: VipTranslatorOptions = {}) {
+    this.clock = o.clock ?? (() => performance.now());
+    this.timers = o.timers ?? true;
+    this.drainMs = o.drainMs ?? 30_000;
+    this.tickMs = o.tickMs ?? 250;
+    if (!(this.drainMs >= 0 && this.drainMs <= 2 ** 40)) throw new InvalidConfigError('drainMs', `must be a non-negative number of ms, got ${this.drainMs}`);
+    this.now = this.clock();
+    this.conntrack = new Conntrack({ capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
+  }
+
+  attach(ctx: StageContext): void {
+    this.ctx = ctx;
+    if (this.timers) {
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    }
+  }
+
+  detach(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.ctx = undefined;
+  }
+
+  /** Read the clock, expire flows, end drains whose time is up. The timer calls it every tickMs. */
+  tick(): void {
+    const now = (this.now = this.clock());
+    this.conntrack.advance(now);
+    for (const svc of this.services) {
+      if (svc === undefined) continue;
+      for (const b of svc.backends) {
+        if (b.state === BACKEND_DRAINING && b.drainUntil >= 0 && b.drainUntil <= now) {
+          b.drainUntil = -1;
+          this.counters.add(this.counters.at.drains_expired);
+          this.resetFlows(svc.vip, b.ip);
+        }
+      }
+    }
+  }
+
+  /** Install or replace the VIP `spec.vip` (typed `VipConfigError` on a bad spec). */
+  setVip(spec: VipSpec): void {
+    this.now = this.clock();
+    if (spec?.endpointMode === 'dnsrr') {
+      if (typeof spec.vip === 'string') this.removeVip(spec.vip);
+      return;
+    }
+    const prevAt = typeof spec?.vip === 'string' ? this.findVip(spec.vip) : -1;
+    const previous = prevAt >= 0 ? this.services[prevAt] : undefined;
+    const backends = compileBackends(spec, previous, this.now, this.drainMs);
+    const svc = new VipService(spec, backends);
+    let at = prevAt;
+    if (at < 0) {
+      at = this.services.indexOf(undefined);
+      if (at < 0) at = this.services.length;
+      const e = this.vipIndex.insert(0, svc.vip);
+      if (e < 0) throw new InvalidConfigError('vip', `at most ${this.vipIndex.maxEntries} VIPs per network`);
+      this.vipIndex.va[e] = at;
+    }
+    for (const b of svc.backends) this.refBackend(b.ip, 1);
+    if (previous) for (const b of previous.backends) this.refBackend(b.ip, -1);
+    this.services[at] = svc;
+    // Flows of backends now down or gone are reset; draining ones keep theirs (drainUntil).
+    if (previous) {
+      for (const b of previous.backends) {
+        const now = svc.backendByIp(b.ip);
+        if (now === undefined || now.state === BACKEND_DOWN) this.resetFlows(svc.vip, b.ip);
+      }
+      for (const b of svc.backends) if (b.state === BACKEND_DRAINING && b.drainUntil <= this.now) this.resetFlows(svc.vip, b.ip);
+    }
+  }
+
+  /** Remove a VIP: its TCP flows are reset, the rest forgotten. Unknown VIPs are ignored. */
+  removeVip(vip: string): void {
+    const at = this.findVip(vip);
+    if (at < 0) return;
+    const svc = this.services[at]!;
+    this.services[at] = undefined;
+    this.vipIndex.remove(0, svc.vip);
+    for (const b of svc.backends) {
+      this.refBackend(b.ip, -1);
+      this.resetFlows(svc.vip, b.ip);
+    }
+  }
+
+  vips(): string[] {
+    return this.services.filter((s) => s !== undefined).map((s) => formatIp(s.vip));
+  }
+
+  stats(): { flows: number; capacity: number; vips: number; counters: Record<VipCounter, number>; drops: Record<VipDropReason, number>; conntrack: ReturnType<Conntrack['counters']['snapshot']> } {
+    return {
+      flows: this.conntrack.size,
+      capacity: this.conntrack.capacity,
+      vips: this.services.filter((s) => s !== undefined).length,
+      counters: this.counters.snapshot(),
+      drops: this.drops.snapshot(),
+      conntrack: this.conntrack.counters.snapshot(),
+    };
+  }
+
+  private findVip(vip: string): number {
+    let ip: number;
+    try {
+      ip = parseIpv4Address(vip) | 0;
+    } catch {
+      return -1;
+    }
+    const e = this.vipIndex.find(0, ip);
+    return e < 0 ? -1 : this.vipIndex.va[e];
+  }
+
+  private refBackend(ip: number, delta: number): void {
+    const t = this.backendIndex;
+    const e = t.insert(0, ip);
+    if (e < 0) return;
+    t.va[e] += delta;
+    if (t.va[e] <= 0) t.remove(0, ip);
+  }
+
+  /** RST every TCP flow from `vip` to backend `ip` towards its client; forget every flow of that pair. */
+  private resetFlows(vip: number, ip: number): void {
+    const ct = this.conntrack;
+    ct.forEach((e) => {
+      if (ct.vip[e] !== vip || ct.backend[e] !== ip) return;
+      if (ct.proto[e] === PROTO_TCP && ct.state[e] !== ST_TCP_CLOSING) this.sendRst(e);
+      ct.remove(e);
+      this.counters.add(this.counters.at.flows_reset);
+    });
+  }
+
+  private sendRst(e: number): void {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    const pool = ctx.pool;
+    const slot = pool.acquire();
+    if (slot < 0) {
+      this.counters.add(this.counters.at.rst_no_slot);
+      return;
+    }
+    const ct = this.conntrack;
+    const a = e * Conntrack.AUX;
+    const svc = this.services[this.vipIndex.va[this.vipIndex.find(0, ct.vip[e])]];
+    const hi = svc ? svc.macHi : 0x0e00;
+    const lo = svc ? svc.macLo : ct.vip[e];
+    // Before the backend answered, the client is in SYN-SENT and takes a RST whose ACK covers its SYN.
+    const seq = ct.state[e] === ST_TCP_SYN ? 0 : ct.aux[a + A_SRV_NXT];
+    pool.len[slot] = writeRst(pool.data, pool.off[slot], ct.aux[a + A_CLI_HI], ct.aux[a + A_CLI_LO], hi, lo, ct.vip[e], ct.client[e], ct.vipPort[e], ct.clientPort[e], seq, ct.aux[a + A_CLI_NXT]);
+    this.counters.add(this.counters.at.rst_sent);
+    ctx.toDevice(slot);
+  }
+
+  private drop(verdict: number): number {
+    this.drops.add(-1 - verdict);
+    return verdict;
+  }
+
+  inside(ctx: StageContext, slot: number): number {
+    const pool = ctx.pool;
+    const d = pool.data;
+    const l3 = ctx.l3;
+    const end = pool.off[slot] + pool.len[slot];
+    if (ctx.etherType === ETHERTYPE_ARP) return this.answerArp(ctx, slot, end);
+    if (ctx.etherType !== ETHERTYPE_IPV4 || l3 + 20 > end) return PASS;
+    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const vi = this.vipIndex.find(0, dst);
+    if (vi < 0) return PASS;
+    const svc = this.services[this.vipIndex.va[vi]]!;
+    // Ours from here on: every failure is a counted drop.
+    const ihl = (d[l3] & 0x0f) << 2;
+    const total = (d[l3 + 2] << 8) | d[l3 + 3];
+    if (d[l3] >>> 4 !== 4 || ihl < 20 || total < ihl || l3 + total > end) return this.drop(D.malformed);
+    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return this.drop(D.fragment);
+    const proto = d[l3 + 9];
+    const l4 = l3 + ihl;
+    const l4len = total - ihl;
+    let cport: number;
+    let vport: number;
+    let flags = 0;
+    if (proto === PROTO_TCP) {
+      if (l4len < 20) return this.drop(D.malformed);
+      flags = d[l4 + 13];
+    } else if (proto === PROTO_UDP) {
+      if (l4len < 8) return this.drop(D.malformed);
+    } else if (proto === PROTO_ICMP) {
+      if (l4len < 8) return this.drop(D.malformed);
+      if (d[l4] !== 8) return this.drop(D.unsupported_protocol); // echo requests only
+    } else return this.drop(D.unsupported_protocol);
+    if (proto === PROTO_ICMP) {
+      cport = (d[l4 + 4] << 8) | d[l4 + 5];
+      vport = 0;
+    } else {
+      cport = (d[l4] << 8) | d[l4 + 1];
+      vport = (d[l4 + 2] << 8) | d[l4 + 3];
+      if (!svc.portOpen(vport)) return this.drop(D.port_closed);
+    }
+    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    const ct = this.conntrack;
+    const now = this.now;
+    let e = ct.find(proto, src, dst, cport, vport);
+    // A new connection reusing the ports of one that is closing gets a fresh pick.
+    if (e >= 0 && proto === PROTO_TCP && ct.state[e] === ST_TCP_CLOSING && (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      ct.remove(e);
+      e = -1;
+    }
+    const aux = ct.aux;
+    const fresh = e < 0;
+    if (fresh) {
+      const b = svc.table[flowHash(proto, src, cport, vport) % MAGLEV_SIZE];
+      if (b < 0) return this.drop(D.no_backend);
+      e = ct.open(proto, src, dst, cport, vport, svc.healthyIp[b], flags, now);
+      if (e < 0) return this.drop(e === OPEN_FULL ? D.table_full : D.tuple_clash);
+      const a = e * Conntrack.AUX;
+      const src6 = pool.off[slot] + 6;
+      aux[a + A_CLI_HI] = readMacHi(d, src6);
+      aux[a + A_CLI_LO] = readMacLo(d, src6);
+      aux[a + A_BE_HI] = svc.healthyMacHi[b];
+      aux[a + A_BE_LO] = svc.healthyMacLo[b];
+      aux[a + A_SRV_NXT] = 0;
+    } else ct.observe(e, false, flags, now);
+    const a = e * Conntrack.AUX;
+    if (proto === PROTO_TCP) {
+      // End of this segment in sequence space: payload + SYN + FIN. Kept when it is ahead.
+      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
+      if (fresh || ((flags & TCP_RST) === 0 && ((seqEnd - aux[a + A_CLI_NXT]) | 0) > 0)) aux[a + A_CLI_NXT] = seqEnd;
+    }
+    writeMacParts(d, pool.off[slot], aux[a + A_BE_HI], aux[a + A_BE_LO]);
+    rewriteIpv4Address(d, l3, 16, dst, ct.backend[e], proto, l4);
+    this.counters.add(this.counters.at.translated_inside);
+    return PASS;
+  }
+
+  outside(ctx: StageContext, slot: number): number {
+    if (ctx.etherType !== ETHERTYPE_IPV4) return PASS;
+    const pool = ctx.pool;
+    const d = pool.data;
+    const l3 = ctx.l3;
+    const end = pool.off[slot] + pool.len[slot];
+    if (l3 + 20 > end) return PASS;
+    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    if (this.backendIndex.find(0, src) < 0) return PASS;
+    // From a backend: ours only when it parses and belongs to a tracked flow; anything else passes.
+    const ihl = (d[l3] & 0x0f) << 2;
+    const total = (d[l3 + 2] << 8) | d[l3 + 3];
+    if (d[l3] >>> 4 !== 4 || ihl < 20 || total < ihl || l3 + total > end) return PASS;
+    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return PASS;
+    const proto = d[l3 + 9];
+    const l4 = l3 + ihl;
+    const l4len = total - ihl;
+    let cport: number;
+    let vport: number;
+    let flags = 0;
+    if (proto === PROTO_TCP && l4len >= 20) {
+      flags = d[l4 + 13];
+      vport = (d[l4] << 8) | d[l4 + 1];
+      cport = (d[l4 + 2] << 8) | d[l4 + 3];
+    } else if (proto === PROTO_UDP && l4len >= 8) {
+      vport = (d[l4] << 8) | d[l4 + 1];
+      cport = (d[l4 + 2] << 8) | d[l4 + 3];
+    } else if (proto === PROTO_ICMP && l4len >= 8 && d[l4] === 0) {
+      cport = (d[l4 + 4] << 8) | d[l4 + 5];
+      vport = 0;
+    } else return PASS;
+    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const ct = this.conntrack;
+    const e = ct.findReply(proto, src, dst, vport, cport);
+    if (e < 0) return PASS;
+    ct.observe(e, true, flags, this.now);
+    if (proto === PROTO_TCP) {
+      const a = e * Conntrack.AUX + A_SRV_NXT;
+      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
+      if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[a]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[a] = seqEnd;
+    }
+    const svc = this.services[this.vipIndex.va[this.vipIndex.find(0, ct.vip[e])]];
+    if (svc !== undefined) writeMacParts(d, pool.off[slot] + 6, svc.macHi, svc.macLo);
+    rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
+    this.counters.add(this.counters.at.translated_outside);
+    return PASS;
+  }
+
+  /** An ARP request for a VIP, answered in place with the VIP's MAC (the client then sends to it). */
+  private answerArp(ctx: StageContext, slot: number, end: number): number {
+    const d = ctx.pool.data;
+    const arp = ctx.l3;
+    if (arp + ARP_LENGTH > end || !isEthernetIpv4Arp(d, arp) || ((d[arp + 6] << 8) | d[arp + 7]) !== ARP_REQUEST) return PASS;
+    const tpa = (d[arp + 24] << 24) | (d[arp + 25] << 16) | (d[arp + 26] << 8) | d[arp + 27];
+    const vi = this.vipIndex.find(0, tpa);
+    if (vi < 0) return PASS;
+    const svc = this.services[this.vipIndex.va[vi]]!;
+    ctx.pool.len[slot] = rewriteArpRequestAsReply(d, ctx.pool.off[slot], arp, svc.macHi, svc.macLo);
+    this.counters.add(this.counters.at.arp_answered);
+    return REPLY;
+  }
+}
+
+function formatIp(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+}

@@ -1,0 +1,117 @@
+import { internetChecksum, ipv4PseudoHeaderSum, parseIpv4Address, parseMac, writeMac } from '@overlay/dataplane';
+
+/** Test frames for the VIP: IPv4 TCP/UDP/ICMP echo with every checksum complete (allocates). */
+export interface Ipv4FrameOptions {
+  dstMac: string;
+  srcMac: string;
+  src: string;
+  dst: string;
+  proto: 'tcp' | 'udp' | 'icmp';
+  sport?: number;
+  dport?: number;
+  /** TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16). */
+  flags?: number;
+  seq?: number;
+  ack?: number;
+  /** ICMP type (8 echo request, 0 echo reply) and identifier. */
+  icmpType?: number;
+  id?: number;
+  payload?: Uint8Array;
+  /** UDP without a checksum (0). */
+  noUdpChecksum?: boolean;
+}
+
+export function ipv4Frame(o: Ipv4FrameOptions): Buffer {
+  const payload = o.payload ?? new Uint8Array(0);
+  const l4len = (o.proto === 'tcp' ? 20 : 8) + payload.length;
+  const f = Buffer.alloc(14 + 20 + l4len);
+  writeMac(f, 0, parseMac(o.dstMac));
+  writeMac(f, 6, parseMac(o.srcMac));
+  f.writeUInt16BE(0x0800, 12);
+  const ip = 14;
+  f[ip] = 0x45;
+  f.writeUInt16BE(20 + l4len, ip + 2);
+  f.writeUInt16BE(0x1234, ip + 4);
+  f[ip + 6] = 0x40;
+  f[ip + 8] = 64;
+  f[ip + 9] = o.proto === 'tcp' ? 6 : o.proto === 'udp' ? 17 : 1;
+  const src = parseIpv4Address(o.src);
+  const dst = parseIpv4Address(o.dst);
+  f.writeUInt32BE(src >>> 0, ip + 12);
+  f.writeUInt32BE(dst >>> 0, ip + 16);
+  f.writeUInt16BE(internetChecksum(f, ip, 20), ip + 10);
+  const l4 = ip + 20;
+  if (o.proto === 'icmp') {
+    f[l4] = o.icmpType ?? 8;
+    f.writeUInt16BE(o.id ?? 1, l4 + 4);
+    f.writeUInt16BE(1, l4 + 6);
+    f.set(payload, l4 + 8);
+    f.writeUInt16BE(internetChecksum(f, l4, l4len), l4 + 2);
+    return f;
+  }
+  f.writeUInt16BE(o.sport ?? 40000, l4);
+  f.writeUInt16BE(o.dport ?? 80, l4 + 2);
+  const pseudo = ipv4PseudoHeaderSum(src >>> 0, dst >>> 0, f[ip + 9], l4len);
+  if (o.proto === 'tcp') {
+    f.writeUInt32BE((o.seq ?? 1000) >>> 0, l4 + 4);
+    f.writeUInt32BE((o.ack ?? 0) >>> 0, l4 + 8);
+    f[l4 + 12] = 0x50;
+    f[l4 + 13] = o.flags ?? 0x02;
+    f.writeUInt16BE(65535, l4 + 14);
+    f.set(payload, l4 + 20);
+    f.writeUInt16BE(internetChecksum(f, l4, l4len, pseudo), l4 + 16);
+  } else {
+    f.writeUInt16BE(l4len, l4 + 4);
+    f.set(payload, l4 + 8);
+    if (!o.noUdpChecksum) f.writeUInt16BE(internetChecksum(f, l4, l4len, pseudo) || 0xffff, l4 + 6);
+  }
+  return f;
+}
+
+/** What a test reads back from an (untagged) IPv4 frame. */
+export function parseIpv4Frame(f: Uint8Array) {
+  const b = Buffer.from(f.buffer, f.byteOffset, f.length);
+  const ip = 14;
+  const ihl = (b[ip] & 15) * 4;
+  const total = b.readUInt16BE(ip + 2);
+  const l4 = ip + ihl;
+  const proto = b[ip + 9];
+  const ipStr = (at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+  const mac = (at: number) => [...b.subarray(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return {
+    dstMac: mac(0), srcMac: mac(6), src: ipStr(ip + 12), dst: ipStr(ip + 16), proto,
+    sport: proto === 1 ? -1 : b.readUInt16BE(l4), dport: proto === 1 ? -1 : b.readUInt16BE(l4 + 2),
+    flags: proto === 6 ? b[l4 + 13] : -1, seq: proto === 6 ? b.readUInt32BE(l4 + 4) : -1, ack: proto === 6 ? b.readUInt32BE(l4 + 8) : -1,
+    id: proto === 1 ? b.readUInt16BE(l4 + 4) : -1, icmpType: proto === 1 ? b[l4] : -1,
+    payload: b.subarray(l4 + (proto === 6 ? (b[l4 + 12] >> 4) * 4 : 8), ip + total),
+  };
+}
+
+/**
+ * Verifies every checksum of an IPv4 frame twice: the sum over the field must come out right,
+ * and the field must equal a full recomputation (ones'-complement ±0 aside). Returns problems.
+ */
+export function checksumProblems(f: Uint8Array): string[] {
+  const b = Buffer.from(f);
+  const out: string[] = [];
+  const ip = 14;
+  const ihl = (b[ip] & 15) * 4;
+  const total = b.readUInt16BE(ip + 2);
+  if (internetChecksum(b, ip, ihl) !== 0) out.push('ip header sum');
+  const old = b.readUInt16BE(ip + 10);
+  b.writeUInt16BE(0, ip + 10);
+  if (internetChecksum(b, ip, ihl) !== old) out.push(`ip field ${old} vs ${internetChecksum(b, ip, ihl)}`);
+  b.writeUInt16BE(old, ip + 10);
+  const l4 = ip + ihl;
+  const l4len = total - ihl;
+  const proto = b[ip + 9];
+  const at = proto === 6 ? l4 + 16 : proto === 17 ? l4 + 6 : l4 + 2;
+  if (proto === 17 && b.readUInt16BE(at) === 0) return out;
+  const pseudo = proto === 1 ? 0 : ipv4PseudoHeaderSum(b.readUInt32BE(ip + 12), b.readUInt32BE(ip + 16), proto, l4len);
+  if (internetChecksum(b, l4, l4len, pseudo) !== 0) out.push(`l4 sum (proto ${proto})`);
+  const field = b.readUInt16BE(at);
+  b.writeUInt16BE(0, at);
+  const full = internetChecksum(b, l4, l4len, pseudo);
+  if (full !== field && !(full === 0 && field === 0xffff) && !(full === 0xffff && field === 0)) out.push(`l4 field ${field} vs full ${full}`);
+  return out;
+}
