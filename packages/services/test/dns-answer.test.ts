@@ -35,7 +35,7 @@ describe('DNS answers from the service directory', () => {
     expect(r.rcode).toBe('NOERROR');
     expect(r.questions).toEqual([{ name: 'web', type: 'A', class: 'IN' }]);
     expect(data(r)).toEqual(['198.19.1.10']);
-    expect(r.answers![0].ttl).toBe(5);
+    expect((r.answers![0] as { ttl?: number }).ttl).toBe(5);
     expect(data(askOk(query('web', 'AAAA')))).toEqual(['2001:db8:1::10']);
   });
 
@@ -51,7 +51,7 @@ describe('DNS answers from the service directory', () => {
     // db: one healthy of two = not fewer than half → healthy only.
     const r = askOk(query('db', 'A'));
     expect(data(r)).toEqual(['198.19.0.21']);
-    expect(r.answers![0].ttl).toBe(30);
+    expect((r.answers![0] as { ttl?: number }).ttl).toBe(30);
     expect(data(askOk(query('db', 'AAAA')))).toEqual(['2001:db8::21']);
     directory.setHealthy('blue', 'db', 'db-1', false);
     expect(data(askOk(query('db', 'A'))).sort()).toEqual(['198.19.0.21', '198.19.0.22']);

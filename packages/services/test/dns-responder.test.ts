@@ -30,7 +30,7 @@ async function upstream(): Promise<{ sock: Socket; port: number }> {
     sock.send(dnsPacket.encode({ type: 'response', id: q.id, questions: q.questions, answers: [{ type: 'A', name: q.questions![0].name, ttl: 9, data: '198.19.7.7' }] }), r.port, r.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  cleanup.push(() => sock.close());
+  cleanup.push(() => void sock.close());
   return { sock, port: sock.address().port };
 }
 
