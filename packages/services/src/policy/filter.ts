@@ -1,0 +1,394 @@
+import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpv4Address, parseIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
+import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
+import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
+import { IdentityTable } from './identity.js';
+import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
+
+/**
+ * The policy filter: a dataplane `filter` stage per network that enforces a Policy statefully.
+ *
+ * Direction. `inside` (device → network) is traffic FROM the local workload: its new flows are
+ * judged as egress. `outside` (network → device) is traffic TO the local workload: its new flows
+ * are judged as ingress. Every host enforces both, so a flow between two hosts with the filter
+ * is judged twice with the same rules (egress at its source, ingress at its destination) and a
+ * host without it still cannot reach past a host with it.
+ *
+ * State. The first packet of a flow is judged; an allowed flow is tracked (the VIP's conntrack,
+ * src/vip/conntrack.ts, with client = initiator, vip = backend = responder) and every later packet
+ * of it passes in its direction, every reply in the other, without consulting the rules. A TCP
+ * flow opens only with a SYN without ACK/RST: any other TCP packet of an unknown flow (a SYN-less
+ * ACK, a SYN-ACK, a RST, a FIN) is dropped as `no_flow`. UDP and other protocols open on any
+ * packet. ICMP echo requests open a flow keyed by their identifier and the matching echo replies
+ * are its replies; other ICMP types (errors, unsolicited replies) are judged per packet and not
+ * tracked. Timeouts per state are the conntrack's (configurable); a timer expires flows every
+ * `tickMs`. Non-first IPv4 fragments are dropped (`fragment`): they carry no ports to judge.
+ * IPv6 is not enforced yet: with `defaultAction: deny` IPv6 frames are dropped
+ * (`ipv6_unsupported`), with `allow` they pass. Non-IP frames (ARP) pass.
+ *
+ * Reload. `setPolicy` validates and compiles off to the side, then swaps one reference (a bad
+ * policy throws PolicyError and leaves the old one in force). Each tracked flow remembers the
+ * generation of the ruleset and of the identity table it was judged under; its next packet under
+ * a newer one re-judges the flow's first-packet tuple: still allowed, it goes on untouched;
+ * denied, it is removed and that packet dropped — so a flow the new rules deny stops within one
+ * packet of the swap, in either direction.
+ *
+ * Counting. Drops by reason in the stage's `reasons` (the dataplane's stats().stages.policy) and
+ * by direction and reason in `counters` (`inside_denied` … on `overlay.services.policy`);
+ * per deciding rule (and the default) in the compiled ruleset's `drops`/`allows` arrays, which
+ * start at zero with each ruleset. Denials (and allows of rules with `log: true`) go to `log`
+ * through a token bucket (`logRate` per second, `logBurst`), suppressions counted.
+ */
+export const POLICY_DROP_REASONS = ['denied', 'no_flow', 'malformed', 'fragment', 'flow_table_full', 'ipv6_unsupported'] as const;
+export type PolicyDropReason = (typeof POLICY_DROP_REASONS)[number];
+const NR = POLICY_DROP_REASONS.length;
+const D_DENIED = 0;
+const D_NO_FLOW = 1;
+const D_MALFORMED = 2;
+const D_FRAGMENT = 3;
+const D_FULL = 4;
+const D_IPV6 = 5;
+
+export const POLICY_COUNTERS = [
+  ...POLICY_DROP_REASONS.map((r) => `inside_${r}` as const),
+  ...POLICY_DROP_REASONS.map((r) => `outside_${r}` as const),
+  'flows_opened',
+  'flows_rejudged',
+  'flows_revoked',
+  'log_written',
+  'log_suppressed',
+] as const;
+export type PolicyCounter = (typeof POLICY_COUNTERS)[number];
+export const POLICY_CHANNEL = 'overlay.services.policy';
+
+export type Direction = 'inside' | 'outside';
+const INSIDE = 0;
+const OUTSIDE = 1;
+
+// aux words of a conntrack entry (6 per entry)
+const AUX_GEN = 0;
+const AUX_IDENTITY = 1;
+const AUX_DIR = 2;
+const AUX_RULE = 3;
+const AUX_KEY = 4;
+
+const ICMP_ECHO_REQUEST = 8;
+const ICMP_ECHO_REPLY = 0;
+
+export interface PolicyLogEntry {
+  /** Clock time (ms) of the decision. */
+  time: number;
+  vni: number;
+  direction: Direction;
+  action: 'allow' | 'deny';
+  proto: number;
+  src: string;
+  dst: string;
+  sport: number;
+  /** Destination port (TCP/UDP) or ICMP type. */
+  dport: number;
+  tier: Tier | 'default';
+  ruleId: string | null;
+}
+
+export interface PolicyFilterOptions {
+  policy: Policy;
+  /** Shared with other networks' filters if the agent wants one table. Default: a new one. */
+  identity?: IdentityTable;
+  /** Flows tracked at most (default 65536). A new allowed flow past it is dropped (`flow_table_full`). */
+  capacity?: number;
+  timeouts?: Partial<ConntrackTimeouts>;
+  /** Expiry granularity, ms (default 1000). */
+  tickMs?: number;
+  /** Milliseconds (default performance.now). Read per tick and per control call, not per packet. */
+  clock?: () => number;
+  /** Run the expiry timer (default true; tests call tick()). */
+  timers?: boolean;
+  /** Where logged decisions go (default: one JSON line on stderr). */
+  log?: (e: PolicyLogEntry) => void;
+  /** Log entries per second (default 10) and burst (default 20). */
+  logRate?: number;
+  logBurst?: number;
+}
+
+export interface FlowQuery {
+  src: string;
+  dst: string;
+  proto: 'tcp' | 'udp' | 'icmp' | number;
+  /** Destination port (tcp/udp). */
+  port?: number;
+  icmpType?: number;
+}
+
+export interface Explanation {
+  action: 'allow' | 'deny';
+  tier: Tier | 'default';
+  ruleId: string | null;
+  /** Index in the list admin ++ network ++ service; -1 for the default. */
+  ruleIndex: number;
+  generation: number;
+  srcGroups: readonly string[];
+  dstGroups: readonly string[];
+}
+
+export class PolicyFilter implements Stage {
+  readonly name = 'policy';
+  readonly kind = 'filter' as const;
+  readonly reasons = POLICY_DROP_REASONS;
+  readonly counters = new CounterSet(POLICY_COUNTERS, POLICY_CHANNEL);
+  readonly identity: IdentityTable;
+  readonly conntrack: Conntrack;
+  /** The ruleset in force; replaced whole by setPolicy. */
+  compiled: CompiledPolicy;
+  private generation = 1;
+  private vni = -1;
+  private now: number;
+  private readonly clock: () => number;
+  private readonly tickMs: number;
+  private readonly timers: boolean;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly logSink: (e: PolicyLogEntry) => void;
+  private readonly logRate: number;
+  private readonly logBurst: number;
+  private tokens: number;
+  private tokensAt: number;
+
+  constructor(o: PolicyFilterOptions) {
+    this.identity = o.identity ?? new IdentityTable();
+    this.clock = o.clock ?? (() => performance.now());
+    this.now = this.clock();
+    this.tickMs = o.tickMs ?? 1000;
+    this.timers = o.timers ?? true;
+    this.conntrack = new Conntrack({ capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
+    this.logSink = o.log ?? ((e) => process.stderr.write(`${JSON.stringify(e)}\n`));
+    this.logRate = o.logRate ?? 10;
+    this.logBurst = o.logBurst ?? 20;
+    if (!(this.logRate >= 0) || !(this.logBurst >= 0)) throw new InvalidConfigError('logRate', 'logRate and logBurst must be ≥ 0');
+    this.tokens = this.logBurst;
+    this.tokensAt = this.now;
+    this.compiled = new CompiledPolicy(validatePolicy(o.policy), (g) => this.identity.groupId(g), this.generation);
+  }
+
+  /** Validate and compile `policy`, then swap it in. Throws PolicyError (old policy kept). */
+  setPolicy(policy: Policy): void {
+    const next = new CompiledPolicy(validatePolicy(policy), (g) => this.identity.groupId(g), this.generation + 1);
+    this.generation++;
+    this.compiled = next;
+    this.now = this.clock();
+  }
+
+  attach(ctx: StageContext): void {
+    this.vni = ctx.vni;
+    if (this.timers && this.timer === undefined) {
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref?.();
+    }
+  }
+
+  detach(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Read the clock and expire flows (the timer calls it every tickMs). */
+  tick(): number {
+    this.now = this.clock();
+    return this.conntrack.advance(this.now);
+  }
+
+  inside(ctx: StageContext, slot: number): number {
+    return this.judge(ctx, slot, INSIDE);
+  }
+
+  outside(ctx: StageContext, slot: number): number {
+    return this.judge(ctx, slot, OUTSIDE);
+  }
+
+  private drop(dir: number, reason: number): number {
+    this.counters.add(dir * NR + reason, 1, this.vni);
+    return dropVerdict(reason);
+  }
+
+  private judge(ctx: StageContext, slot: number, dir: number): number {
+    const et = ctx.etherType;
+    if (et !== 0x0800) {
+      if (et === 0x86dd && this.compiled.defaultAction !== ACTION_ALLOW) return this.drop(dir, D_IPV6);
+      return PASS;
+    }
+    const pool = ctx.pool;
+    const d = pool.data;
+    const l3 = ctx.l3;
+    const end = pool.off[slot] + pool.len[slot];
+    if (l3 + 20 > end) return this.drop(dir, D_MALFORMED);
+    const vihl = d[l3];
+    const hl = (vihl & 15) << 2;
+    const total = (d[l3 + 2] << 8) | d[l3 + 3];
+    if (vihl >> 4 !== 4 || hl < 20 || total < hl || l3 + total > end) return this.drop(dir, D_MALFORMED);
+    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x1fff) !== 0) return this.drop(dir, D_FRAGMENT);
+    const proto = d[l3 + 9];
+    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const l4 = l3 + hl;
+    const l4end = l3 + total;
+    let sport = 0;
+    let dport = 0;
+    let key = 0;
+    let flags = 0;
+    let tracked = true;
+    if (proto === PROTO_TCP) {
+      if (l4 + 20 > l4end) return this.drop(dir, D_MALFORMED);
+      sport = (d[l4] << 8) | d[l4 + 1];
+      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
+      flags = d[l4 + 13];
+    } else if (proto === PROTO_UDP) {
+      if (l4 + 8 > l4end) return this.drop(dir, D_MALFORMED);
+      sport = (d[l4] << 8) | d[l4 + 1];
+      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
+    } else if (proto === PROTO_ICMP) {
+      if (l4 + 8 > l4end) return this.drop(dir, D_MALFORMED);
+      const type = (key = d[l4]);
+      const id = (d[l4 + 4] << 8) | d[l4 + 5];
+      if (type === ICMP_ECHO_REQUEST) sport = id;
+      else if (type === ICMP_ECHO_REPLY) dport = id;
+      else tracked = false;
+    }
+
+    const ct = this.conntrack;
+    const aux = ct.aux;
+    if (tracked) {
+      let e = ct.find(proto, src, dst, sport, dport);
+      let reply = false;
+      if (e >= 0 && aux[e * 6 + AUX_DIR] !== dir) e = -1;
+      if (e < 0) {
+        e = ct.findReply(proto, src, dst, sport, dport);
+        if (e >= 0 && aux[e * 6 + AUX_DIR] === dir) e = -1;
+        reply = e >= 0;
+      }
+      if (e >= 0) {
+        const c = this.compiled;
+        const a = e * 6;
+        if (aux[a + AUX_GEN] !== c.generation || aux[a + AUX_IDENTITY] !== this.identity.version) {
+          // Re-judge the flow as first seen: its initiator, responder, protocol and key.
+          this.counters.add(this.counters.at.flows_rejudged);
+          const client = ct.client[e];
+          const server = ct.vip[e];
+          const okey = aux[a + AUX_KEY];
+          const id = this.identity;
+          const r = c.evaluate(proto, client, server, okey, id.bits, id.lookup(client), id.lookup(server));
+          if (c.actionOf(r) !== ACTION_ALLOW) {
+            const cport = ct.clientPort[e];
+            ct.remove(e);
+            this.counters.add(this.counters.at.flows_revoked);
+            c.drops[dir * (c.size + 1) + (r < 0 ? c.size : r)]++;
+            if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, client, server, cport, okey, r);
+            return this.drop(dir, D_DENIED);
+          }
+          aux[a + AUX_GEN] = c.generation;
+          aux[a + AUX_IDENTITY] = this.identity.version;
+          aux[a + AUX_RULE] = r;
+        }
+        ct.observe(e, reply, flags, this.now);
+        return PASS;
+      }
+      if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.drop(dir, D_NO_FLOW);
+    }
+
+    const c = this.compiled;
+    const id = this.identity;
+    const r = c.evaluate(proto, src, dst, key, id.bits, id.lookup(src), id.lookup(dst));
+    const slotOf = dir * (c.size + 1) + (r < 0 ? c.size : r);
+    if (c.actionOf(r) !== ACTION_ALLOW) {
+      c.drops[slotOf]++;
+      if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, src, dst, sport, key, r);
+      return this.drop(dir, D_DENIED);
+    }
+    c.allows[slotOf]++;
+    if (r >= 0 && c.log[r] === 1) this.writeLog(dir, 1, proto, src, dst, sport, key, r);
+    if (!tracked) return PASS;
+    const e = ct.open(proto, src, dst, sport, dport, dst, flags, this.now);
+    if (e < 0) return this.drop(dir, D_FULL);
+    const a = e * 6;
+    aux[a + AUX_GEN] = c.generation;
+    aux[a + AUX_IDENTITY] = id.version;
+    aux[a + AUX_DIR] = dir;
+    aux[a + AUX_RULE] = r;
+    aux[a + AUX_KEY] = key;
+    this.counters.add(this.counters.at.flows_opened);
+    return PASS;
+  }
+
+  /** Token bucket; allocates only for an entry actually written. */
+  private writeLog(dir: number, allow: number, proto: number, src: number, dst: number, sport: number, dport: number, r: number): void {
+    const now = this.now;
+    this.tokens = Math.min(this.logBurst, this.tokens + ((now - this.tokensAt) * this.logRate) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) {
+      this.counters.add(this.counters.at.log_suppressed);
+      return;
+    }
+    this.tokens -= 1;
+    this.counters.add(this.counters.at.log_written);
+    const c = this.compiled;
+    this.logSink({
+      time: now,
+      vni: this.vni,
+      direction: dir === INSIDE ? 'inside' : 'outside',
+      action: allow === 1 ? 'allow' : 'deny',
+      proto,
+      src: formatIpv4Address(src >>> 0),
+      dst: formatIpv4Address(dst >>> 0),
+      sport,
+      dport,
+      tier: r < 0 ? 'default' : c.tiers[r],
+      ruleId: r < 0 ? null : c.ids[r],
+    });
+  }
+
+  /** `policy explain <flow>`: the deciding tier, rule and action for a new flow like `q`, now. */
+  explain(q: FlowQuery): Explanation {
+    const proto = q.proto === 'tcp' ? PROTO_TCP : q.proto === 'udp' ? PROTO_UDP : q.proto === 'icmp' ? PROTO_ICMP : q.proto;
+    if (!Number.isInteger(proto) || proto < 0 || proto > 255) throw new PolicyError('explain.proto', `must be tcp, udp, icmp or 0..255, got ${JSON.stringify(q.proto)}`);
+    const key = proto === PROTO_TCP || proto === PROTO_UDP ? (q.port ?? 0) : proto === PROTO_ICMP ? (q.icmpType ?? ICMP_ECHO_REQUEST) : 0;
+    if (!Number.isInteger(key) || key < 0 || key > (proto === PROTO_ICMP ? 255 : 65535)) throw new PolicyError('explain.port', `out of range: ${key}`);
+    const addr = (text: string, field: string) => {
+      try {
+        return parseIpv4Address(text) | 0;
+      } catch {
+        throw new PolicyError(`explain.${field}`, `not an IPv4 address: ${JSON.stringify(String(text).slice(0, 64))}`);
+      }
+    };
+    const src = addr(q.src, 'src');
+    const dst = addr(q.dst, 'dst');
+    const c = this.compiled;
+    const id = this.identity;
+    const r = c.evaluate(proto, src, dst, key, id.bits, id.lookup(src), id.lookup(dst));
+    return {
+      action: c.actionOf(r) === ACTION_ALLOW ? 'allow' : 'deny',
+      tier: r < 0 ? 'default' : c.tiers[r],
+      ruleId: r < 0 ? null : c.ids[r],
+      ruleIndex: r,
+      generation: c.generation,
+      srcGroups: id.groupsOf(q.src),
+      dstGroups: id.groupsOf(q.dst),
+    };
+  }
+
+  /** Drops and allows per rule id of the ruleset in force (and `(default)`), by direction. Allocates. */
+  ruleCounters(): Record<string, { inside: { drops: number; allows: number }; outside: { drops: number; allows: number } }> {
+    const c = this.compiled;
+    const out: ReturnType<PolicyFilter['ruleCounters']> = {};
+    const n = c.size;
+    for (let i = 0; i <= n; i++) {
+      out[i < n ? c.ids[i] : '(default)'] = {
+        inside: { drops: c.drops[i], allows: c.allows[i] },
+        outside: { drops: c.drops[n + 1 + i], allows: c.allows[n + 1 + i] },
+      };
+    }
+    return out;
+  }
+
+  stats(): { generation: number; rules: number; flows: number; counters: Record<PolicyCounter, number>; conntrack: Record<string, number> } {
+    return { generation: this.compiled.generation, rules: this.compiled.size, flows: this.conntrack.size, counters: this.counters.snapshot(), conntrack: this.conntrack.counters.snapshot() };
+  }
+}
+
+export { TCP_ACK, TCP_SYN, TCP_RST };
