@@ -93,7 +93,7 @@ export class Conntrack {
   readonly deadline: Float64Array;
   /** Free for the owner (the translator keeps MACs and sequence numbers here). */
   readonly aux: Int32Array;
-  static readonly AUX = 6;
+  static readonly AUX = 8;
 
   private readonly fwd: Int32Array;
   private readonly rev: Int32Array;

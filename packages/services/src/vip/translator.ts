@@ -25,6 +25,9 @@ const A_BE_LO = 3;
 const A_CLI_NXT = 4;
 /** Next sequence number the backend will send: the RST's seq, which the client accepts (RFC 5961 §3.2 wants it exact). */
 const A_SRV_NXT = 5;
+/** The VIP's MAC, so replies need no second lookup. */
+const A_VIP_HI = 6;
+const A_VIP_LO = 7;
 
 export interface VipTranslatorOptions {
   /** Flows tracked at most (default 65536). A full table refuses new flows, counted as `table_full`. */
@@ -218,9 +221,8 @@ export class VipTranslator implements Stage {
     }
     const ct = this.conntrack;
     const a = e * Conntrack.AUX;
-    const svc = this.services[this.vipIndex.va[this.vipIndex.find(0, ct.vip[e])]];
-    const hi = svc ? svc.macHi : 0x0e00;
-    const lo = svc ? svc.macLo : ct.vip[e];
+    const hi = ct.aux[a + A_VIP_HI];
+    const lo = ct.aux[a + A_VIP_LO];
     // Before the backend answered, the client is in SYN-SENT and takes a RST whose ACK covers its SYN.
     const seq = ct.state[e] === ST_TCP_SYN ? 0 : ct.aux[a + A_SRV_NXT];
     pool.len[slot] = writeRst(pool.data, pool.off[slot], ct.aux[a + A_CLI_HI], ct.aux[a + A_CLI_LO], hi, lo, ct.vip[e], ct.client[e], ct.vipPort[e], ct.clientPort[e], seq, ct.aux[a + A_CLI_NXT]);
@@ -295,6 +297,8 @@ export class VipTranslator implements Stage {
       aux[a + A_BE_HI] = svc.healthyMacHi[b];
       aux[a + A_BE_LO] = svc.healthyMacLo[b];
       aux[a + A_SRV_NXT] = 0;
+      aux[a + A_VIP_HI] = svc.macHi;
+      aux[a + A_VIP_LO] = svc.macLo;
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (proto === PROTO_TCP) {
@@ -345,12 +349,12 @@ export class VipTranslator implements Stage {
     if (e < 0) return PASS;
     ct.observe(e, true, flags, this.now);
     if (proto === PROTO_TCP) {
-      const a = e * Conntrack.AUX + A_SRV_NXT;
+      const n = e * Conntrack.AUX + A_SRV_NXT;
       const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
-      if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[a]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[a] = seqEnd;
+      if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[n]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[n] = seqEnd;
     }
-    const svc = this.services[this.vipIndex.va[this.vipIndex.find(0, ct.vip[e])]];
-    if (svc !== undefined) writeMacParts(d, pool.off[slot] + 6, svc.macHi, svc.macLo);
+    const a = e * Conntrack.AUX;
+    writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
     this.counters.add(this.counters.at.translated_outside);
     return PASS;
