@@ -21,7 +21,7 @@
 import { OverlayError, parseIpAddress, type CounterSet } from '@overlay/dataplane';
 import { selectForAnswer } from './health/select.js';
 import type { HealthCounter } from './health/counters.js';
-import { CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, nameHash, textToName, type Question } from './dns/wire.js';
+import { CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, sameName, textNameHash, textToName, type Question } from './dns/wire.js';
 
 export type EndpointMode = 'vip' | 'dnsrr';
 export type PortProto = 'tcp' | 'udp';
@@ -82,17 +82,21 @@ export class UnknownServiceError extends OverlayError {
 
 /** Answer records of one name for one query type, encoded: owner names point at the question (0xc00c). */
 export interface EncodedAnswers {
-  /** The answer section's bytes. */
-  readonly bytes: Uint8Array;
+  /**
+   * The answer section's bytes, one char per byte (latin1): a string costs its length plus a
+   * small header, where a typed array per answer costs ~500 bytes of heap and bookkeeping.
+   */
+  readonly bytes: string;
   /** End offset in `bytes` of each record, so a truncated answer keeps whole records. */
-  readonly ends: Int32Array;
+  readonly ends: readonly number[];
 }
 
-const EMPTY: EncodedAnswers = { bytes: new Uint8Array(0), ends: new Int32Array(0) };
+const EMPTY: EncodedAnswers = { bytes: '', ends: [] };
 
 interface Instance {
   id: string;
-  v4: Uint8Array[];
+  /** IPv4 addresses as unsigned 32-bit numbers (a typed array per address costs ~200 bytes). */
+  v4: number[];
   v6: Uint8Array[];
   ports: ServicePort[];
   healthy: boolean;
@@ -101,7 +105,7 @@ interface Instance {
 interface Service {
   name: string;
   network: string;
-  vip4?: Uint8Array;
+  vip4?: number;
   vip6?: Uint8Array;
   mode: EndpointMode;
   ttl: number;
@@ -119,17 +123,17 @@ interface Ref {
   instance?: Instance;
   portName?: string;
   proto?: PortProto;
-  ptr?: Uint8Array;
+  /** PTR target, dotted. */
+  ptr?: string;
 }
 
-/** One name a network answers. */
+/** One name a network answers (its lowercase dotted text is the key; the wire form is never stored). */
 export class NameEntry {
   readonly refs: Ref[] = [];
   /** Encoded answers by qtype slot (A, AAAA, SRV, PTR); undefined until asked, cleared on change. */
-  cache: Array<EncodedAnswers | undefined> = [];
+  cache: Array<EncodedAnswers | undefined> | undefined = undefined;
   constructor(
     readonly key: string,
-    readonly wire: Uint8Array,
     readonly hash: number,
   ) {}
 }
@@ -164,21 +168,21 @@ export class ServiceDirectory {
     checkLabel('name', spec.name);
     if (typeof spec.network !== 'string' || spec.network === '') throw new InvalidServiceError('network', 'must be a non-empty string');
     const ttl = checkTtl('ttl', spec.ttl ?? this.defaultTtl);
-    let vip4: Uint8Array | undefined;
+    let vip4: number | undefined;
     let vip6: Uint8Array | undefined;
     for (const [i, v] of (spec.vip ?? []).entries()) {
       const ip = parseAddress(`vip[${i}]`, v);
       if (ip.length === 4) {
-        if (vip4) throw new InvalidServiceError(`vip[${i}]`, 'at most one IPv4 VIP');
-        vip4 = ip;
+        if (vip4 !== undefined) throw new InvalidServiceError(`vip[${i}]`, 'at most one IPv4 VIP');
+        vip4 = u32(ip);
       } else {
         if (vip6) throw new InvalidServiceError(`vip[${i}]`, 'at most one IPv6 VIP');
         vip6 = ip;
       }
     }
-    const mode = spec.endpointMode ?? (vip4 || vip6 ? 'vip' : 'dnsrr');
+    const mode = spec.endpointMode ?? (vip4 !== undefined || vip6 ? 'vip' : 'dnsrr');
     if (mode !== 'vip' && mode !== 'dnsrr') throw new InvalidServiceError('endpointMode', `must be 'vip' or 'dnsrr', not ${JSON.stringify(mode)}`);
-    if (mode === 'vip' && !vip4 && !vip6) throw new InvalidServiceError('vip', "endpointMode 'vip' needs a VIP");
+    if (mode === 'vip' && vip4 === undefined && !vip6) throw new InvalidServiceError('vip', "endpointMode 'vip' needs a VIP");
     const net = this.network(spec.network, true)!;
     const key = spec.name.toLowerCase();
     const old = net.services.get(key);
@@ -206,11 +210,12 @@ export class ServiceDirectory {
     if (inst === null || typeof inst !== 'object') throw new InvalidServiceError('instance', 'must be an object');
     checkLabel('id', inst.id);
     if (!Array.isArray(inst.addresses)) throw new InvalidServiceError('addresses', 'must be an array');
-    const v4: Uint8Array[] = [];
+    const v4: number[] = [];
     const v6: Uint8Array[] = [];
     for (const [i, a] of inst.addresses.entries()) {
       const ip = parseAddress(`addresses[${i}]`, a);
-      (ip.length === 4 ? v4 : v6).push(ip);
+      if (ip.length === 4) v4.push(u32(ip));
+      else v6.push(ip);
     }
     const ports: ServicePort[] = [];
     for (const [i, p] of (inst.ports ?? []).entries()) {
@@ -264,8 +269,8 @@ export class ServiceDirectory {
     if (net.dirty.size > 0) this.flush(net);
     const b = net.byHash.get(q.hash);
     if (b === undefined) return undefined;
-    if (b instanceof NameEntry) return sameName(b.wire, q) ? b : undefined;
-    for (let i = 0; i < b.length; i++) if (sameName(b[i].wire, q)) return b[i];
+    if (b instanceof NameEntry) return sameName(b.key, q) ? b : undefined;
+    for (let i = 0; i < b.length; i++) if (sameName(b[i].key, q)) return b[i];
     return undefined;
   }
 
@@ -281,10 +286,13 @@ export class ServiceDirectory {
   answers(entry: NameEntry, qtype: number): EncodedAnswers {
     const slot = qtype === TYPE_A ? 0 : qtype === TYPE_AAAA ? 1 : qtype === TYPE_SRV ? 2 : qtype === TYPE_PTR ? 3 : -1;
     if (slot < 0) return EMPTY;
-    const c = entry.cache[slot];
-    if (c !== undefined) return c;
+    const cache = entry.cache;
+    if (cache !== undefined) {
+      const c = cache[slot];
+      if (c !== undefined) return c;
+    }
     const e = this.encode(entry, qtype);
-    entry.cache[slot] = e;
+    (entry.cache ??= [])[slot] = e;
     return e;
   }
 
@@ -331,7 +339,7 @@ export class ServiceDirectory {
       const e = net.byKey.get(k);
       if (!e) continue;
       for (let i = e.refs.length - 1; i >= 0; i--) if (e.refs[i].service === svc) e.refs.splice(i, 1);
-      e.cache = [];
+      e.cache = undefined;
       if (e.refs.length === 0) {
         net.byKey.delete(k);
         const b = net.byHash.get(e.hash);
@@ -349,7 +357,7 @@ export class ServiceDirectory {
     const add = (name: string, ref: Ref) => {
       const e = this.entry(net, name);
       e.refs.push(ref);
-      e.cache = [];
+      e.cache = undefined;
       svc.keys.push(e.key);
     };
     const s = svc.name;
@@ -357,11 +365,10 @@ export class ServiceDirectory {
     add(`tasks.${s}`, { kind: 'tasks', service: svc });
     add(`all.tasks.${s}`, { kind: 'all', service: svc });
     const portNames = new Set<string>();
-    const svcWire = textToName(s);
     for (const inst of svc.instances.values()) {
-      const target = textToName(`${inst.id}.tasks.${s}`);
-      add(`${inst.id}.tasks.${s}`, { kind: 'inst', service: svc, instance: inst });
-      for (const a of inst.v4) add(reverseName(a), { kind: 'ptr', service: svc, ptr: target });
+      const target = `${inst.id}.tasks.${s}`;
+      add(target, { kind: 'inst', service: svc, instance: inst });
+      for (const a of inst.v4) add(reverseName4(a), { kind: 'ptr', service: svc, ptr: target });
       for (const a of inst.v6) add(reverseName(a), { kind: 'ptr', service: svc, ptr: target });
       for (const p of inst.ports) if (p.name !== undefined) portNames.add(`${p.name}/${p.proto}`);
     }
@@ -369,16 +376,15 @@ export class ServiceDirectory {
       const [name, proto] = pn.split('/') as [string, PortProto];
       add(`_${name}._${proto}.${s}`, { kind: 'port', service: svc, portName: name, proto });
     }
-    if (svc.vip4) add(reverseName(svc.vip4), { kind: 'ptr', service: svc, ptr: svcWire });
-    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc, ptr: svcWire });
+    if (svc.vip4 !== undefined) add(reverseName4(svc.vip4), { kind: 'ptr', service: svc, ptr: s });
+    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc, ptr: s });
   }
 
   private entry(net: NetworkIndex, name: string): NameEntry {
     const key = keyOf(name);
     let e = net.byKey.get(key);
     if (e) return e;
-    const wire = textToName(key);
-    e = new NameEntry(key, wire, nameHash(wire));
+    e = new NameEntry(key, textNameHash(key));
     net.byKey.set(key, e);
     const b = net.byHash.get(e.hash);
     if (b === undefined) net.byHash.set(e.hash, e);
@@ -399,18 +405,18 @@ export class ServiceDirectory {
       const svc = r.service;
       const ttl = svc.ttl;
       if (r.kind === 'ptr') {
-        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, r.ptr!);
+        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, textToName(r.ptr!));
         continue;
       }
       let insts: Instance[];
       if (r.kind === 'inst') insts = [r.instance!];
       else if (r.kind === 'svc' && svc.mode === 'vip' && qtype !== TYPE_SRV) {
-        const vip = qtype === TYPE_A ? svc.vip4 : qtype === TYPE_AAAA ? svc.vip6 : undefined;
-        if (vip) w.record(qtype, ttl, vip);
+        if (qtype === TYPE_A && svc.vip4 !== undefined) w.a(ttl, svc.vip4);
+        else if (qtype === TYPE_AAAA && svc.vip6) w.record(TYPE_AAAA, ttl, svc.vip6);
         continue;
       } else insts = this.selected(svc, r.kind === 'all');
       for (const inst of insts) {
-        if (qtype === TYPE_A) for (const a of inst.v4) w.record(TYPE_A, ttl, a);
+        if (qtype === TYPE_A) for (const a of inst.v4) w.a(ttl, a);
         else if (qtype === TYPE_AAAA) for (const a of inst.v6) w.record(TYPE_AAAA, ttl, a);
         else if (qtype === TYPE_SRV) {
           const target = textToName(`${inst.id}.tasks.${svc.name}`);
@@ -436,6 +442,10 @@ class RecordWriter {
     this.ends.push(b.length);
   }
 
+  a(ttl: number, v4: number): void {
+    this.record(TYPE_A, ttl, Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255));
+  }
+
   srv(ttl: number, port: number, target: Uint8Array): void {
     const rd = new Uint8Array(6 + target.length);
     rd[3] = 1; // priority 0, weight 1
@@ -447,15 +457,16 @@ class RecordWriter {
 
   done(): EncodedAnswers {
     if (this.ends.length === 0) return EMPTY;
-    return { bytes: Uint8Array.from(this.bytes), ends: Int32Array.from(this.ends) };
+    return { bytes: Buffer.from(this.bytes).toString('latin1'), ends: this.ends };
   }
 }
 
-function sameName(wire: Uint8Array, q: Question): boolean {
-  if (wire.length !== q.nameLength) return false;
-  const n = q.name;
-  for (let i = 0; i < wire.length; i++) if (wire[i] !== n[i]) return false;
-  return true;
+function u32(b: Uint8Array): number {
+  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+}
+
+function reverseName4(a: number): string {
+  return `${a & 255}.${(a >>> 8) & 255}.${(a >>> 16) & 255}.${a >>> 24}.in-addr.arpa`;
 }
 
 function keyOf(name: string): string {

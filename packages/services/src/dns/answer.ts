@@ -118,7 +118,8 @@ export class DnsAnswerer {
       let k = ends.length;
       while (k > 0 && ends[k - 1] > room) k--;
       const bytes = k === 0 ? 0 : ends[k - 1];
-      copyBytes(a.bytes, 0, bytes, out, outOff + head);
+      const text = a.bytes;
+      for (let i = 0, d = outOff + head; i < bytes; i++) out[d + i] = text.charCodeAt(i);
       let p = outOff + head + bytes;
       out[outOff + 6] = k >> 8;
       out[outOff + 7] = k & 255;

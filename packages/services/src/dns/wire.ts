@@ -61,7 +61,7 @@ export class Question {
   nameLength = 0;
   /** Number of labels (root not counted). */
   labels = 0;
-  /** FNV-1a of the lowercased wire name. */
+  /** FNV-1a of the lowercased wire name, cut to 30 bits (a small integer in V8: no boxing). */
   hash = 0;
   qtype = 0;
   qclass = 0;
@@ -155,7 +155,7 @@ export function parseQuery(buf: Uint8Array, off: number, len: number, q: Questio
   if (p + 4 > end) return PARSE_FORMERR;
   q.nameLength = n;
   q.labels = labels;
-  q.hash = hash >>> 0;
+  q.hash = hash & 0x3fffffff;
   q.qtype = (buf[p] << 8) | buf[p + 1];
   q.qclass = (buf[p + 2] << 8) | buf[p + 3];
   p += 4;
@@ -252,7 +252,40 @@ export function nameToText(buf: Uint8Array, p: number): string {
 export function nameHash(name: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name[i], 0x01000193);
-  return h >>> 0;
+  return h & 0x3fffffff;
+}
+
+/** nameHash of the wire form of a lowercase dotted name ('' = root), without building it. */
+export function textNameHash(text: string): number {
+  let h = 0x811c9dc5;
+  let start = 0;
+  if (text !== '') {
+    for (;;) {
+      let end = text.indexOf('.', start);
+      if (end < 0) end = text.length;
+      h = Math.imul(h ^ (end - start), 0x01000193);
+      for (let i = start; i < end; i++) h = Math.imul(h ^ (text.charCodeAt(i) & 255), 0x01000193);
+      if (end === text.length) break;
+      start = end + 1;
+    }
+  }
+  h = Math.imul(h ^ 0, 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/** The wire name in q equals the lowercase dotted `text`. */
+export function sameName(text: string, q: Question): boolean {
+  const n = q.name;
+  // Wire length = text length + 2 for a non-root name ('a.b' → 1 a 1 b 0), 1 for the root.
+  if (q.nameLength !== (text === '' ? 1 : text.length + 2)) return false;
+  let p = 0;
+  let i = 0;
+  while (n[p] !== 0) {
+    const l = n[p++];
+    if (i > 0 && text.charCodeAt(i++) !== 46) return false;
+    for (let k = 0; k < l; k++) if (n[p++] !== text.charCodeAt(i++)) return false;
+  }
+  return i === text.length;
 }
 
 /** The labels of a wire name (lowercase text). */
