@@ -14,7 +14,9 @@
  *   --churn S     the extra agent joins, stays S/2 s, leaves (SIGTERM and kill -9 in turn), S/2 s
  *   --mib N       bytes per transfer (each transfer is a fresh TCP connection)
  *   --gc          agents run with --expose-gc and each probe sample follows a full GC
- *   --snapshots   heap snapshots of the sending agent after the warm-up and at the end (SIGUSR2)
+ *   --snapshots   heap snapshots of the sending agent after the warm-up and at the end (SIGUSR2),
+ *                 kept in the printed temp directory; building one raises the sender's RSS by
+ *                 itself, so read growth from a run without it
  */
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -237,6 +239,7 @@ async function main(): Promise<number> {
   out(`Sender's gossip drops at the end: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}.`);
   if (transfers.errors.length) out(`Transfer errors: ${[...new Set(transfers.errors)].slice(0, 3).join(' | ')}`);
   if (churn.errors.length) out(`Churn errors: ${[...new Set(churn.errors)].slice(0, 3).join(' | ')}`);
+  if (SNAPSHOTS) out(`Heap snapshots are in ${probeDir} (remove when done). Building the one after warm-up raised the sender's RSS by itself: read growth from a run without --snapshots.`);
   const growthOk = worstGrowth < GROWTH_GOAL_PCT;
   const corruptOk = transfers.corrupt === 0 && transfers.ok > 0;
   out(`Goals: RSS growth after warm-up < ${GROWTH_GOAL_PCT} % ${growthOk ? 'met' : 'MISSED'} (worst ${worstGrowth.toFixed(1)} %); 0 corrupt transfers ${corruptOk ? 'met' : 'MISSED'}.`);
