@@ -60,9 +60,10 @@ export function inside(core: Core, net: Network, batch: PacketBatch): void {
       pool.release(slot);
       continue;
     }
-    if (chain.nIn !== 0) {
+    const mode = chain.inMode; // literals, not imported constants: no binding check per frame
+    if (mode !== 0 /* MODE_NONE */) {
       const group = isGroupMac(d, off);
-      if (group || chain.nInAll !== 0) {
+      if (group || mode === 2 /* MODE_ALL */) {
         if (chain.runInside(slot, group) !== PASS) continue;
         len = pool.len[slot]; // a stage may have rewritten the frame (off stays)
       }

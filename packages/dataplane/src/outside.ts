@@ -74,9 +74,10 @@ export function outside(core: Core, batch: PacketBatch): void {
       if (hi !== 0 || lo !== 0) core.learn(net, hi, lo, slot);
     }
     const chain = net.chain;
-    if (chain.nOut !== 0) {
+    const mode = chain.outMode; // literals, not imported constants: no binding check per frame
+    if (mode !== 0 /* MODE_NONE */) {
       const group = isGroupMac(d, foff);
-      if ((group || chain.nOutAll !== 0) && chain.runOutside(slot, group) !== PASS) continue;
+      if ((group || mode === 2 /* MODE_ALL */) && chain.runOutside(slot, group) !== PASS) continue;
     }
     core.pushDevice(net, slot);
   }

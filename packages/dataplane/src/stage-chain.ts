@@ -12,6 +12,10 @@ import { PASS, REPLY, STAGE_KINDS, TAKEN, type Stage, type StageContext, type St
 
 /** What runInside/runOutside return for a frame a stage broke (counted `stage_failed`, released). */
 const FAILED = 3;
+export const MODE_NONE = 0;
+export const MODE_GROUP = 1;
+export const MODE_ALL = 2;
+const modeOf = (list: StageEntry[]) => (list.length === 0 ? MODE_NONE : list.every((e) => e.groupOnly) ? MODE_GROUP : MODE_ALL);
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
 /** Band of each kind per direction (stage.ts, "Order"). */
 const BAND_INSIDE: Record<StageKind, number> = { responder: 0, filter: 1, translator: 2 };
@@ -40,13 +44,15 @@ export class StageChain implements StageContext {
   etherType = -1;
   l3 = 0;
   group = false;
-  /** Stages per direction in call order, and how many of them see unicast frames too. */
+  /** Stages per direction in call order. */
   inList: StageEntry[] = [];
   outList: StageEntry[] = [];
-  nIn = 0;
-  nInAll = 0;
-  nOut = 0;
-  nOutAll = 0;
+  /**
+   * What the per-frame check of each direction reads, one field: NONE (no stages: nothing to
+   * do), GROUP (only groupOnly stages: run for group destinations), ALL (run for every frame).
+   */
+  inMode = MODE_NONE;
+  outMode = MODE_NONE;
   /** Per kind, in position order. */
   private readonly bands: Record<StageKind, StageEntry[]> = { responder: [], filter: [], translator: [] };
 
@@ -132,10 +138,8 @@ export class StageChain implements StageContext {
     const outList = all.filter((e) => e.stage.outside !== undefined).sort((a, b) => BAND_OUTSIDE[a.stage.kind] - BAND_OUTSIDE[b.stage.kind]);
     this.inList = inList;
     this.outList = outList;
-    this.nIn = inList.length;
-    this.nInAll = inList.filter((e) => !e.groupOnly).length;
-    this.nOut = outList.length;
-    this.nOutAll = outList.filter((e) => !e.groupOnly).length;
+    this.inMode = modeOf(inList);
+    this.outMode = modeOf(outList);
   }
 
   /** Fill the L3 view of the frame at `off` (len ≥ 14, checked by the pipeline). */
