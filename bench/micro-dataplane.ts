@@ -1,7 +1,7 @@
 /**
  * Dataplane micro-benchmarks (benchmark.js) and the allocation proof.
  *
- *   node --expose-gc --conditions=source --import tsx bench/micro-dataplane.ts [--quick] [--alloc-only]
+ *   node --expose-gc --conditions=source --import tsx bench/micro-dataplane.ts [--quick] [--alloc-only] [--stages-only] [--baseline <rev>] [--save]
  *
  * 1. encap+decap round trip (VXLAN header written into headroom, then parsed and stripped)
  *    for 64, 1400 and 9000-byte frames: the codec cost per packet.
@@ -9,13 +9,25 @@
  *    a loopback transport (copies each datagram into a fresh slot, as a socket receive would)
  *    → outside (decap, VNI demux) → device write.
  * 3. FDB lookup with 10 000 entries; 4. pool acquire/release.
- * 5. allocation proof: 10^6 packets through inside/outside, heap growth and GC count.
+ * 5. allocation proof: 10^6 packets through inside/outside, heap growth and GC count (also with
+ *    stages installed).
+ * 6. stage seam cost: inside+outside with an empty stage list against the pipeline of `--baseline`
+ *    (default: the commit before the seam). Each variant imports its own copy of
+ *    packages/dataplane/src (the baseline's through `git archive`, the working tree's copied) from
+ *    a temporary directory: same process, interleaved rounds, paired per round, median and
+ *    quartiles, with an A/A control (a second copy of the baseline). `--save` writes this section's tables into
+ *    bench/results/dataplane.md (between the stage-seam markers); a plain run writes nothing.
  */
 import Benchmark from 'benchmark';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { BufferPool, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type Transport } from '@overlay/dataplane';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BufferPool, ETHERTYPE_IPV4, PASS, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type Stage, type StageContext, type Transport } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
-import { median } from './lib/stats.js';
+import { median, quantile, spreadPct } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
 const BATCH = 64;
@@ -126,13 +138,31 @@ function oneDirection(frameLen: number, direction: 'inside' | 'outside') {
   return { run, dp, sent: () => transport.sent };
 }
 
-function pipeline(frameLen: number, learning = true, frame?: Uint8Array, floodVteps = 0) {
+/**
+ * A filter that looks at every frame in both directions and lets it pass: reads the L3 view and,
+ * for IPv4, the protocol byte — the least a policy filter does. Measures the seam in use.
+ */
+class PeekFilter implements Stage {
+  readonly name = 'peek';
+  readonly kind = 'filter';
+  seen = 0;
+  inside(ctx: StageContext, _slot: number): number {
+    if (ctx.etherType === ETHERTYPE_IPV4 && ctx.pool.data[ctx.l3 + 9] === 255) this.seen++;
+    this.seen++;
+    return PASS;
+  }
+  outside(ctx: StageContext, slot: number): number {
+    return this.inside(ctx, slot);
+  }
+}
+
+function pipeline(frameLen: number, learning = true, frame?: Uint8Array, floodVteps = 0, stages: Stage[] = []) {
   const dst = '02:00:00:00:00:02';
   const template = frame ?? buildFrame({ dst, src: '02:00:00:00:00:01', payload: new Uint8Array(frameLen - 14) });
   const pool = new BufferPool({ count: 1024, frameCapacity: 9100 });
   const dev = new BenchDevice(9000, template);
   const transport = new LoopTransport();
-  const dp = createDataplane({ transport, pool, batchSize: BATCH, networks: [{ vni: 4242, device: dev, learning }] });
+  const dp = createDataplane({ transport, pool, batchSize: BATCH, networks: [{ vni: 4242, device: dev, learning, stages }] });
   dp.setFdb(4242, dst, { address: '198.18.0.2' });
   dp.setNeighbour(4242, '198.19.0.2', dst);
   dp.setNeighbour(4242, '2001:db8::2', dst);
@@ -169,8 +199,13 @@ const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxT
 const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
 
 async function main(): Promise<void> {
-  console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run, batch ${BATCH}`);
-  if (process.argv.includes('--alloc-only')) return allocationProof();
+  if (!process.argv.includes('--seam-child')) console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run, batch ${BATCH}`);
+  if (process.argv.includes('--alloc-only')) return void (await allocationProof());
+  if (process.argv.includes('--seam-child')) {
+    const at = process.argv.indexOf('--baseline');
+    return seamChild(at > 0 ? process.argv[at + 1] : BASELINE_DEFAULT);
+  }
+  if (process.argv.includes('--stages-only')) return stageSeamCost();
   const results: { name: string; perSec: number; rme: number; unit: string }[] = [];
 
   // 1. codec round trip over a batch of BATCH pool slots; one op = BATCH packets, each
@@ -268,16 +303,16 @@ async function main(): Promise<void> {
   const p64 = results.find((r) => r.name === 'pipeline inside+outside 64 B')!;
   console.log(`\nratios (same run): codec 64 B / pipeline 64 B = ${(e64.perSec / p64.perSec).toFixed(1)}x; codec 64 B vs 10 M/s target = ${(e64.perSec / 1e7).toFixed(2)}x`);
 
-  await allocationProof();
+  await stageSeamCost();
 }
 
 // ---------------------------------------------------------------- allocation proof
-async function allocationProof(): Promise<void> {
+async function allocationProof(onlyStages = false): Promise<string[]> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) {
     console.log('\nallocation proof skipped: run with node --expose-gc');
     process.exitCode = 1;
-    return;
+    return [];
   }
   const PACKETS = Number(process.env.PACKETS ?? 1_000_000);
   const rows: string[] = [];
@@ -304,7 +339,7 @@ async function allocationProof(): Promise<void> {
   const arp = buildArpRequest({ srcMac: '02:00:00:00:00:01', srcIp: '198.19.0.1', targetIp: '198.19.0.2' });
   const ns = buildNeighborSolicitation({ srcMac: '02:00:00:00:00:01', srcIp: '2001:db8::1', targetIp: '2001:db8::2' });
   const bcast = buildFrame({ dst: 'ff:ff:ff:ff:ff:ff', src: '02:00:00:00:00:01', payload: new Uint8Array(50) });
-  const cases: [string, number, boolean, Uint8Array | undefined, number?][] = [
+  const cases: [string, number, boolean, Uint8Array | undefined, number?, (() => Stage[])?][] = [
     ['64 B, learning off', 64, false, undefined],
     ['64 B, learning on', 64, true, undefined],
     ['1400 B, learning on', 1400, true, undefined],
@@ -312,9 +347,12 @@ async function allocationProof(): Promise<void> {
     ['IPv6 NS answered locally', ns.length, false, ns],
     ['broadcast, head-end replicated to 3 VTEPs', 64, false, bcast, 3],
     ['oversized frames dropped (counted)', 9050, false, buildFrame({ dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', payload: new Uint8Array(9050 - 14) })],
+    ['64 B, learning on, a PASS filter stage on every frame, both directions', 64, true, undefined, 0, () => [new PeekFilter()]],
+    ['ARP answered by the arp stage behind a PASS filter', 42, false, arp, 0, () => [new PeekFilter()]],
   ];
-  for (const [label, size, learning, frame, floodVteps] of cases) {
-    const p = pipeline(size, learning, frame, floodVteps);
+  for (const [label, size, learning, frame, floodVteps, stages] of cases) {
+    if (onlyStages && !stages) continue;
+    const p = pipeline(size, learning, frame, floodVteps, stages?.() ?? []);
     p.run(300_000); // warm up: optimise, size every table and batch
     const before = p.dp.stats();
     const m = await measure(() => p.run(PACKETS));
@@ -336,8 +374,202 @@ async function allocationProof(): Promise<void> {
   });
   rows.push(row('control: 1 object per packet', control));
   console.log('\nallocation proof: packets through inside → loopback → outside (ARP/NS: inside → device) after warm-up');
-  console.log('| run | packets | heap growth | per packet | GC events | rate |\n| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of rows) console.log(r);
+  const table = ['| run | packets | heap growth | per packet | GC events | rate |', '| --- | ---: | ---: | ---: | ---: | ---: |', ...rows];
+  for (const r of table) console.log(r);
+  return table;
+}
+
+// ---------------------------------------------------------------- stage seam cost
+type DataplaneModule = typeof import('@overlay/dataplane');
+const here = dirname(fileURLToPath(import.meta.url));
+const BASELINE_DEFAULT = '55230b3b7ef25f0979357b2a33f1368a8385f983'; // the last commit before the stage seam
+
+/**
+ * A private copy of the dataplane sources — of commit `rev` (git archive), or of the working tree
+ * for `rev` = null — imported from a temporary directory. Each variant gets its own copy, so no
+ * variant's type feedback or inlining shapes the code another variant runs.
+ */
+async function loadCopy(rev: string | null): Promise<{ mod: DataplaneModule; cleanup: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'dp-copy-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    if (rev === null) cpSync(join(here, '..', 'packages/dataplane/src'), join(dir, 'packages/dataplane/src'), { recursive: true });
+    else {
+      const tar = execFileSync('git', ['-C', join(here, '..'), 'archive', rev, 'packages/dataplane/src'], { maxBuffer: 64 << 20 });
+      execFileSync('tar', ['-x', '-C', dir], { input: tar });
+    }
+    // Transpiled as the workspace is: ES modules (without this tsx would make CommonJS, whose
+    // getter-based import bindings alone cost a factor 2) and the workspace's compiler options.
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+    writeFileSync(join(dir, 'tsconfig.json'), readFileSync(join(here, '..', 'tsconfig.base.json')));
+    const mod = (await import(pathToFileURL(join(dir, 'packages/dataplane/src/index.ts')).href)) as DataplaneModule;
+    return { mod, cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
+/**
+ * inside and outside of one implementation, without copies (as `oneDirection`): one op is BATCH
+ * unicast frames from the device (FDB hit, encap, counting transport) and BATCH datagrams from
+ * the underlay (decap, VNI demux, counting device), each on its own dataplane so every slot
+ * already holds the bytes its direction needs.
+ */
+function bothDirections(m: DataplaneModule, network: () => Record<string, unknown>) {
+  const dst = '02:00:00:00:00:02';
+  const frame = buildFrame({ dst, src: '02:00:00:00:00:01', payload: new Uint8Array(50) });
+  const datagram = Buffer.alloc(8 + frame.length);
+  encodeVxlan(datagram, 0, 4242);
+  datagram.set(frame, 8);
+  const mk = (bytes: Uint8Array) => {
+    const pool = new m.BufferPool({ count: 256, frameCapacity: 1600 });
+    for (let s = 0; s < pool.count; s++) pool.fill(pool.acquire(), bytes);
+    for (let s = 0; s < pool.count; s++) pool.release(s);
+    const dev = new CountingDevice(1500);
+    const transport = new CountingTransport();
+    const dp = m.createDataplane({ transport, pool, batchSize: BATCH, networks: [{ vni: 4242, device: dev, ...network() }] });
+    dp.setFdb(4242, dst, { address: '198.18.0.2' });
+    dp.start();
+    return { pool, dev, transport, dp };
+  };
+  const a = mk(frame);
+  const b = mk(datagram);
+  const inBatch = new PacketBatch(BATCH);
+  const outBatch = new PacketBatch(BATCH);
+  const run = () => {
+    inBatch.clear();
+    for (let i = 0; i < BATCH; i++) {
+      const slot = a.pool.acquire();
+      a.pool.off[slot] = slot * a.pool.stride + a.pool.headroom;
+      a.pool.len[slot] = frame.length;
+      inBatch.slots[inBatch.count++] = slot;
+    }
+    a.dev.sink(inBatch);
+    outBatch.clear();
+    for (let i = 0; i < BATCH; i++) {
+      const slot = b.pool.acquire();
+      b.pool.off[slot] = slot * b.pool.stride + b.pool.headroom;
+      b.pool.len[slot] = datagram.length;
+      b.pool.family[slot] = 4;
+      b.pool.port[slot] = 4789;
+      outBatch.slots[outBatch.count++] = slot;
+    }
+    b.transport.sink(outBatch);
+  };
+  const check = (ops: number) => {
+    if (a.transport.sent !== ops * BATCH || b.dev.written !== ops * BATCH || a.pool.available !== a.pool.count || b.pool.available !== b.pool.count) throw new Error('seam bench: packets or slots lost');
+  };
+  return { run, check };
+}
+
+const SEAM_LABELS = [
+  'before the seam (baseline, defaults)',
+  'A/A control: the same code as before, second copy',
+  'empty stage list (arpSuppression: false)',
+  'defaults: arp + nd responders (group frames only)',
+  'one PASS filter on every frame, both directions',
+];
+const SEAM_ROUNDS = quick ? 21 : 81;
+const SEAM_SLICE_MS = quick ? 20 : 30;
+
+/**
+ * One process's share of the seam comparison (run as a child: `--seam-child`): every variant on
+ * its own copy of the code, interleaved in short slices of CPU time (not wall time: on a shared
+ * machine the wall clock also counts the time other jobs hold the core), order rotated per round.
+ * Prints the rates per variant and round as one JSON line.
+ */
+async function seamChild(rev: string): Promise<void> {
+  // The second copy of `before` is a control: its "cost" is the method's own bias and noise.
+  const copies = [await loadCopy(rev), await loadCopy(rev), await loadCopy(null), await loadCopy(null), await loadCopy(null)];
+  try {
+    const [before, before2, empty, defaults, filtered] = copies.map((c) => c.mod);
+    const variants = [
+      bothDirections(before, () => ({})),
+      bothDirections(before2, () => ({})),
+      bothDirections(empty, () => ({ arpSuppression: false })),
+      bothDirections(defaults, () => ({})),
+      bothDirections(filtered, () => ({ arpSuppression: false, stages: [new PeekFilter()] })),
+    ];
+    const ops = variants.map(() => 0);
+    const rates: number[][] = variants.map(() => []);
+    for (const v of variants) for (let w = 0; w < 20_000; w++) v.run(); // warm up every variant before measuring any
+    for (let r = 0; r < SEAM_ROUNDS; r++) {
+      for (let k = 0; k < variants.length; k++) {
+        const j = (k + r) % variants.length;
+        const run = variants[j].run;
+        let n = 0;
+        const c0 = process.cpuUsage();
+        let us = 0;
+        while (us < SEAM_SLICE_MS * 1000) {
+          for (let q = 0; q < 50; q++) run();
+          n += 50;
+          const c = process.cpuUsage(c0);
+          us = c.user + c.system;
+        }
+        ops[j] += n;
+        rates[j].push((n * 2 * BATCH) / (us / 1e6));
+      }
+    }
+    variants.forEach((v, j) => v.check(ops[j] + 20_000));
+    console.log(`SEAM_JSON ${JSON.stringify(rates)}`);
+  } finally {
+    copies.forEach((c) => c.cleanup());
+  }
+}
+
+/**
+ * The seam comparison over several fresh processes (JIT decisions differ from one process to the
+ * next, more than rounds within one differ): cost per (process, round) pair = 1 − rate / rate of
+ * the baseline in that round; median and quartiles over all pairs, and each process's median.
+ */
+async function stageSeamCost(): Promise<void> {
+  const at = process.argv.indexOf('--baseline');
+  const rev = at > 0 ? process.argv[at + 1] : BASELINE_DEFAULT;
+  const PROCESSES = quick ? 1 : 3;
+  const runs: number[][][] = [];
+  for (let p = 0; p < PROCESSES; p++) {
+    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--seam-child', '--baseline', rev, ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    const line = out.split('\n').find((l) => l.startsWith('SEAM_JSON '));
+    if (!line) throw new Error(`seam child printed no result:\n${out}`);
+    runs.push(JSON.parse(line.slice('SEAM_JSON '.length)) as number[][]);
+  }
+  const lines = [
+    `${PROCESSES} fresh process(es) × ${SEAM_ROUNDS} interleaved rounds × ${SEAM_SLICE_MS} ms of CPU time per variant, each variant on its own copy of the code; one op = ${BATCH} frames inside + ${BATCH} datagrams outside, 64 B, no copies; cost = 1 − rate / rate before, paired per round`,
+    '',
+    '| variant | median rate | cost vs before: median of all rounds | cost: p25 … p75 | cost: median per process |',
+    '| --- | ---: | ---: | ---: | ---: |',
+  ];
+  SEAM_LABELS.forEach((label, j) => {
+    const allRates = runs.flatMap((r) => r[j]);
+    const name = j === 0 ? `before the seam (${rev.slice(0, 7)}, defaults)` : label;
+    if (j === 0) return void lines.push(`| ${name} | ${fmt(median(allRates))} packets/s | — | — | — |`);
+    const perProcess = runs.map((r) => r[j].map((x, k) => (1 - x / r[0][k]) * 100));
+    const costs = perProcess.flat();
+    const pct = (x: number) => `${x.toFixed(1)} %`;
+    lines.push(`| ${name} | ${fmt(median(allRates))} packets/s | ${pct(median(costs))} | ${quantile(costs, 0.25).toFixed(1)} … ${pct(quantile(costs, 0.75))} | ${perProcess.map((c) => median(c).toFixed(1)).join(', ')} % |`);
+  });
+  console.log('\nstage seam cost:');
+  for (const l of lines) console.log(l);
+  const alloc = await allocationProof(true);
+  if (process.argv.includes('--save')) save([`node ${process.version}, ${quick ? 'quick' : 'full'} run, load average ${loadavg()}`, '', ...lines, '', ...alloc]);
+}
+
+function loadavg(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Replace the stage-seam block of bench/results/dataplane.md with this run's tables. */
+function save(lines: string[]): void {
+  const file = join(here, 'results', 'dataplane.md');
+  const text = readFileSync(file, 'utf8');
+  const begin = '<!-- stage-seam:begin (written by micro-dataplane.ts --save) -->';
+  const end = '<!-- stage-seam:end -->';
+  const i = text.indexOf(begin);
+  const k = text.indexOf(end);
+  if (i < 0 || k < i) throw new Error(`${file}: stage-seam markers missing`);
+  writeFileSync(file, `${text.slice(0, i + begin.length)}\n${lines.join('\n')}\n${text.slice(k)}`);
+  console.log(`\nsaved to ${file}`);
 }
 
 await main();
