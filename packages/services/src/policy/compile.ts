@@ -40,7 +40,15 @@ export function classOf(proto: number): number {
   return proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : CLASS_OTHER;
 }
 
+/** Endpoint selector kinds per rule: any address, exactly one CIDR (base1/mask1), or the general loop. */
+const KIND_ANY = 0;
+const KIND_CIDR = 1;
+const KIND_GENERAL = 2;
+
 interface Side {
+  kind: Uint8Array;
+  base1: Int32Array;
+  mask1: Int32Array;
   any: Uint8Array;
   groupStart: Int32Array;
   groups: Int32Array;
@@ -168,11 +176,23 @@ export class CompiledPolicy {
     const wEnd = this.wildStart[c + 1];
     const br = this.bucketRules;
     const wr = this.wildRules;
+    const f = this.from;
+    const t = this.to;
+    const fk = f.kind;
+    const fb = f.base1;
+    const fm = f.mask1;
+    const tk = t.kind;
+    const tb = t.base1;
+    const tm = t.mask1;
     while (i < iEnd || w < wEnd) {
       let r: number;
       if (w >= wEnd || (i < iEnd && br[i] < wr[w])) r = br[i++];
       else r = wr[w++];
-      if (matches(this.from, r, src, bits, srcBase) && matches(this.to, r, dst, bits, dstBase)) return r;
+      const a = fk[r];
+      if (a === KIND_CIDR ? (src & fm[r]) !== fb[r] : a === KIND_GENERAL && !matches(f, r, src, bits, srcBase)) continue;
+      const b2 = tk[r];
+      if (b2 === KIND_CIDR ? (dst & tm[r]) !== tb[r] : b2 === KIND_GENERAL && !matches(t, r, dst, bits, dstBase)) continue;
+      return r;
     }
     return -1;
   }
@@ -216,6 +236,9 @@ function lowerBound(a: number[], v: number): number {
 function side(rules: readonly NormalRule[], pick: (r: NormalRule) => NormalRule['from'], groupId: (name: string) => number): Side {
   const n = rules.length;
   const any = new Uint8Array(n);
+  const kind = new Uint8Array(n);
+  const base1 = new Int32Array(n);
+  const mask1 = new Int32Array(n);
   const groupStart = new Int32Array(n + 1);
   const cidrStart = new Int32Array(n + 1);
   const groups: number[] = [];
@@ -225,19 +248,24 @@ function side(rules: readonly NormalRule[], pick: (r: NormalRule) => NormalRule[
     const s = pick(r);
     groupStart[i] = groups.length;
     cidrStart[i] = base.length;
-    if (s === undefined) any[i] = 1;
-    else {
+    if (s === undefined) {
+      any[i] = 1;
+      kind[i] = KIND_ANY;
+    } else {
+      kind[i] = s.groups.length === 0 && s.cidrs.length === 1 ? KIND_CIDR : KIND_GENERAL;
       for (const g of s.groups) groups.push(groupId(g));
       for (const c of s.cidrs) {
         const m = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) | 0;
         mask.push(m);
         base.push(c.base & m);
+        base1[i] = c.base & m;
+        mask1[i] = m;
       }
     }
   });
   groupStart[n] = groups.length;
   cidrStart[n] = base.length;
-  return { any, groupStart, groups: Int32Array.from(groups), cidrStart, cidrBase: Int32Array.from(base), cidrMask: Int32Array.from(mask) };
+  return { kind, base1, mask1, any, groupStart, groups: Int32Array.from(groups), cidrStart, cidrBase: Int32Array.from(base), cidrMask: Int32Array.from(mask) };
 }
 
 export type { PolicyAction };
