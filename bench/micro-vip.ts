@@ -174,7 +174,7 @@ async function main(): Promise<void> {
       const s = new Benchmark.Suite();
       for (const [name, fn] of Object.entries(runs)) s.add(name, fn, opts);
       s.on('cycle', (e: Benchmark.Event) => {
-        const b = e.target as Benchmark;
+        const b = e.target as unknown as Benchmark;
         (perOp[b.name!] ??= []).push((1e9 / (b.hz ?? 1)) / N);
       });
       s.on('complete', () => resolve());
