@@ -38,7 +38,7 @@ interface Host {
 }
 
 /** Three hosts on one in-memory underlay, each with one workload (web, db, other) and a policy filter; fake clock. */
-function bed(policy: Policy = POLICY) {
+function bed(policy: Policy = POLICY, o: { capacity?: number } = {}) {
   const net: Testnet = createTestnet();
   const clock = { now: 10_000 };
   const hosts: Host[] = [];
@@ -47,7 +47,7 @@ function bed(policy: Policy = POLICY) {
     const dp = createDataplane({ transport: net.transport(U(i)), networks: [{ vni: VNI, device: dev, unknownUnicast: 'drop' }] });
     open.push(dp);
     const log: PolicyLogEntry[] = [];
-    const f = new PolicyFilter({ policy, clock: () => clock.now, timers: false, tickMs: 100, timeouts: { tcpSynMs: 5_000, udpMs: 2_000, udpRepliedMs: 2_000 }, log: (e) => log.push(e), logBurst: 1000 });
+    const f = new PolicyFilter({ policy, capacity: o.capacity, clock: () => clock.now, timers: false, tickMs: 100, timeouts: { tcpSynMs: 5_000, udpMs: 2_000, udpRepliedMs: 2_000, tcpClosingMs: 1_000 }, log: (e) => log.push(e), logBurst: 1000 });
     f.identity.set(IP(WEB), ['web']);
     f.identity.set(IP(DB), ['db']);
     dp.addStage(VNI, f);
@@ -241,5 +241,31 @@ describe('policy filter in an in-memory overlay', () => {
     f.tick();
     for (let i = 0; i < 5; i++) await b.send(OTHER, DB, { sport: 42000 + i, dport: 80, flags: SYN });
     expect(got).toHaveLength(5);
+  });
+
+  it('conntrack edges: wrong-direction or wrong-port packets of a tracked flow are judged as new; RST shortens to the closing timeout; a full table drops new flows, counted', async () => {
+    const b = bed(POLICY, { capacity: 2 });
+    const [web, db, other] = b.hosts;
+    await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: SYN });
+    expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: SYN | ACK })).toHaveLength(1);
+    // db's workload forging web's half of the flow: the forward tuple, but in db's inside direction.
+    db.dev.inject(ipv4Frame({ srcMac: MAC(DB), dstMac: MAC(WEB), src: IP(WEB), dst: IP(DB), proto: 'tcp', sport: 40000, dport: 5432, flags: ACK }));
+    await b.net.idle();
+    expect(db.f.stats().counters.inside_no_flow).toBe(1);
+    // A "reply" from another port is not a reply.
+    expect(await b.send(DB, WEB, { sport: 5433, dport: 40000, flags: SYN | ACK })).toHaveLength(0);
+    expect(db.f.stats().counters.inside_no_flow).toBe(2);
+    // Table of 2 at db: the web flow plus one UDP flow; the next allowed flow is refused, counted.
+    expect(await b.send(OTHER, DB, { proto: 'udp', sport: 5353, dport: 53 })).toHaveLength(1);
+    expect(await b.send(OTHER, DB, { proto: 'udp', sport: 5354, dport: 53 })).toHaveLength(0);
+    expect(db.f.stats().counters.outside_flow_table_full).toBe(1);
+    expect(db.f.stats().conntrack.refused_full).toBe(1);
+    // RST: the flow lives on for the closing timeout (1 s), not the established one.
+    expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: RST | ACK })).toHaveLength(1);
+    b.tick(1_300);
+    expect(web.f.stats().flows).toBe(0);
+    expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: ACK })).toHaveLength(0);
+    expect(web.f.stats().counters.inside_no_flow).toBe(1);
+    void other;
   });
 });
