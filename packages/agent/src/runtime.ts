@@ -42,7 +42,7 @@ export interface Handler {
 
 const FRAME_CAP = MAX_CHUNK_BYTES + 64;
 
-/** Why an inbound stream was refused or cut, or an exchange of ours failed. Append-only. */
+/** Why an inbound stream was refused or cut, or a push-pull stream failed (PushPullStreamError.reason). Append-only. */
 export const STREAM_DROP_REASONS = [
   /** Refused: its source already has `maxStreamsPerSource` streams open. */
   'source_limit',
@@ -62,7 +62,7 @@ export const STREAM_DROP_REASONS = [
   'buffer_budget',
   /** The whole exchange took longer than its deadline. */
   'exchange_timeout',
-  /** The peer closed or reset the stream before its end frame. */
+  /** The peer closed or reset the stream before its end frame (an error reason; not counted as a drop). */
   'closed_early',
 ] as const;
 export type StreamDropReason = (typeof STREAM_DROP_REASONS)[number];
@@ -179,7 +179,7 @@ export interface RealIo extends PacketNet, StreamNet {
   /** Start delivering to `h`. */
   bind(h: Handler): Promise<void>;
   close(): Promise<void>;
-  /** Inbound streams refused or cut, and our own exchanges failed, by reason. */
+  /** Inbound streams refused or cut, by reason; `buffer_budget` also counts replies to our own exchanges refused for the budget. */
   readonly drops: CounterSet<StreamDropReason>;
   /** Push-pull streams refused because unfinished streams held `maxBufferedBytes`. */
   readonly streamsRefused: number;
