@@ -9,6 +9,7 @@
 #   bash bench/run.sh soak [--minutes N] [--save]   encrypted TCP + gossip churn, RSS over time (bench/soak.ts)
 #   bash bench/run.sh profile [args]   where the agent's time goes (bench/profile-agent.ts, perf)
 #   bash bench/run.sh sim [N] [min]    1 000 simulated agents (bench/sim-agent.ts)
+#   bash bench/run.sh dns [args]       our DNS responder vs dnsmasq and unbound (bench/dns.ts, dnsperf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 bench_tools=(
   nebula:nebula nebula-cert:nebula
   perf:linux-perf
+  dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base
 )
 bash scripts/setup.sh "${bench_tools[@]}"
 
@@ -29,5 +31,6 @@ case "${1:-}" in
   soak) shift; ts bench/soak.ts "$@" ;;
   profile) shift; ts bench/profile-agent.ts "$@" ;;
   sim) shift; ts bench/sim-agent.ts "$@" ;;
+  dns) shift; ts bench/dns.ts "$@" ;;
   *) ts bench/throughput.ts --nebula "$@" ;;
 esac

@@ -9,6 +9,11 @@
 #   bash scripts/setup.sh [program:package …]   # extra tools, e.g. bench/run.sh's comparison peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ip, tc, nft and ethtool live in sbin, which a non-login root shell may not have on PATH
+case ":$PATH:" in
+  *:/usr/sbin:*) ;;
+  *) export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;;
+esac
 
 # program:Debian package. Every program that test/, packages/*/test/, bench/ and scripts/ spawn
 # must be here or, when only a benchmark uses it, in bench/run.sh's list;
@@ -25,6 +30,7 @@ tools=(
   wg:wireguard-tools
   serf:serf
   dig:bind9-dnsutils
+  dnsmasq:dnsmasq-base
   curl:curl
   openssl:openssl
   git:git

@@ -3,6 +3,11 @@
 # tests against real kernels and peers. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ip, tc, nft and ethtool live in sbin, which a non-login root shell may not have on PATH
+case ":$PATH:" in
+  *:/usr/sbin:*) ;;
+  *) export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;;
+esac
 bash scripts/setup.sh
 echo "test: type-checking tests, benchmarks and scripts"
 npx tsc -p tsconfig.check.json

@@ -19,7 +19,7 @@ const BASE = new Set([
   // shell builtins
   ...'cd set echo exit export source . printf read mapfile readarray local shift trap command true false test [ [[ exec return wait kill eval unset declare readonly type hash umask let getopts break continue pushd popd'.split(' '),
   // Essential packages and apt
-  ...'sh bash dash cat rm rmdir mkdir mktemp sleep tail head tr sort uniq dirname basename date tee timeout env ls cp mv ln chmod chown wc cut seq stat touch sync nproc id uname yes realpath readlink tac nice nohup du df grep sed find xargs diff cmp which gzip tar hostname mount umount nsenter unshare setpriv flock dpkg apt-get'.split(' '),
+  ...'sh bash dash cat rm rmdir mkdir mktemp sleep tail head tr sort uniq dirname basename date tee timeout env ls cp mv ln chmod chown wc cut seq stat touch sync nproc id uname yes realpath readlink tac nice nohup du df grep sed find xargs diff cmp which gzip tar hostname mount umount nsenter unshare setpriv flock taskset dpkg apt-get'.split(' '),
   // the runtime
   'node', 'npx', 'npm',
 ]);
@@ -105,7 +105,8 @@ export function programsInShell(text: string): string[] {
 const CALL = /\b(execFile|exec|spawn|run)(?:Sync|Async|Child)?\(\s*(['"\x60])((?:(?!\2)[^\\]|\\.)*)\2/g;
 const SH_C = new RegExp(String.raw`(['"])(?:sh|bash)\1\s*,\s*\[\s*(['"])-c\2\s*,\s*(['"\x60])((?:(?!\3)[^\\]|\\.)*)\3`, 'g');
 const NETNS_EXEC = /(['"])netns\1\s*,\s*(['"])exec\2\s*,\s*[^,\]]+,\s*(['"`])([^'"`$\s]+)\3/g;
-const TIMEOUT = /(['"])timeout\1\s*,\s*\[\s*[^,\]]+,\s*(?:(['"])-[^'"]*\2\s*,\s*)*(['"`])([^'"`$\s]+)\3/g;
+/** Wrappers whose argument list names the program: `'timeout', [String(s), 'tcpdump', …]`, `'taskset', ['-c', cpu, 'dnsperf', …]`. */
+const WRAPPER_CALL = /(['"])(?:timeout|taskset|nice)\1\s*,\s*\[([^\]]*)/g;
 const NETNS_TEXT = /\bip\s+netns\s+exec\s+\S+\s+([a-z][\w.+-]*)/g;
 
 /** Programs started by TypeScript: child_process calls and the testbed's host.exec/run/spawn. */
@@ -125,7 +126,13 @@ export function programsInTs(text: string): string[] {
     }
   }
   for (const m of s.matchAll(SH_C)) found.push(...programsInShell(m[4].replace(/\$\{[^}]*\}/g, 'X')));
-  for (const re of [NETNS_EXEC, TIMEOUT]) for (const m of s.matchAll(re)) if (program(m[4])) found.push(program(m[4])!);
+  for (const m of s.matchAll(NETNS_EXEC)) if (program(m[4])) found.push(program(m[4])!);
+  for (const m of s.matchAll(WRAPPER_CALL)) {
+    // the first literal that is not an option or a number: `'-c', cpu` are skipped
+    const first = [...m[2].matchAll(/(['"`])([^'"`]*)\1/g)].map((x) => x[2]).find((x) => !x.startsWith('-') && !/^\d/.test(x));
+    const p = first === undefined ? undefined : program(first);
+    if (p) found.push(p);
+  }
   for (const m of s.matchAll(NETNS_TEXT)) found.push(m[1]);
   return found;
 }
@@ -184,6 +191,7 @@ describe('program scan', () => {
     expect(programsInTs(`const c = spawnChild('tcpdump', ['-l']); spawnSync(\`wg\`, ['genkey']);`)).toEqual(['tcpdump', 'wg']);
     expect(programsInTs(`await exec('ip', ['netns', 'exec', host.name, 'nft', '-f', '-'], { input });`)).toEqual(['ip', 'nft']);
     expect(programsInTs(`host.spawn('timeout', [String(maxSeconds), 'tcpdump', '-n']);`)).toEqual(['timeout', 'tcpdump']);
+    expect(programsInTs(`spawn('taskset', ['-c', CLIENT_CPU, 'dnsperf', '-s', server]); spawn('taskset', ['-c', '0', ...commands[i]]);`)).toEqual(['taskset', 'taskset', 'dnsperf']);
     expect(programsInTs(`a.spawn('sh', ['-c', 'ip -o addr show dev ul0; echo ready; sleep 600']);`).sort()).toEqual(['echo', 'ip', 'sh', 'sleep']);
     expect(programsInTs(`execFileSync('sh', ['-c', \`curl -s http://\${addr}/ | dig @\${ns} x\`]);`).sort()).toEqual(['curl', 'dig', 'sh']);
     expect(programsInTs(`const cmd = \`ip netns exec \${ns} iperf3 -s\`;`)).toEqual(['iperf3']);
