@@ -1,0 +1,26 @@
+/**
+ * Our resolver as a process for bench/dns.ts: the socket server (DnsServer) on ADDRESS:PORT
+ * answering N services svc0..svc<N-1> (one instance each, 198.19.x.y), forwarding off (other
+ * single-label names are NXDOMAIN, as dnsmasq's --domain-needed and unbound's static zone answer).
+ *
+ *   node --conditions=source --import tsx bench/dns-server.ts ADDRESS PORT N
+ *
+ * Prints `READY` when bound; SIGTERM closes it.
+ */
+import { DnsServer, ServiceDirectory } from '@overlay/services';
+
+const [address = '127.0.0.71', port = '53', n = '10000'] = process.argv.slice(2);
+const directory = new ServiceDirectory();
+for (let i = 0; i < Number(n); i++) {
+  directory.setService({ name: `svc${i}`, network: 'bench' });
+  directory.updateInstance('bench', `svc${i}`, { id: 'i0', addresses: [nameAddress(i)], healthy: true });
+}
+directory.lookupText('bench', 'svc0'); // index every name now, not on the first query
+const server = await DnsServer.listen({ directory, networks: ['bench'], address, port: Number(port), forward: false });
+process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
+process.stdout.write('READY\n');
+
+/** The address bench/dns.ts gives every server for svc<i>. */
+export function nameAddress(i: number): string {
+  return `198.19.${(i >> 8) & 255}.${i & 255}`;
+}

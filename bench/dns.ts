@@ -1,0 +1,219 @@
+/**
+ * Our resolver against dnsmasq and unbound, in one run, on loopback, with dnsperf (Debian):
+ *
+ *   node --conditions=source --import tsx bench/dns.ts [--quick] [--rounds N] [--seconds S]
+ *
+ * Every server holds the same 10 000 names (svc0..svc9999 → 198.19.x.y: ours in a
+ * ServiceDirectory through bench/dns-server.ts, dnsmasq from a hosts file with --domain-needed,
+ * unbound as local-data under a static root zone); the query file asks them 90 % hits and 10 %
+ * names nobody has (NXDOMAIN), shuffled. Each server runs pinned to core 0, dnsperf to core 1
+ * (taskset), single-threaded servers (unbound num-threads 1). Rounds are interleaved (the
+ * server order rotates each round); per round and server: qps and lost queries from dnsperf,
+ * p50/p99 latency from dnsperf's per-query lines (-v), server CPU % from /proc over the run.
+ * The table shows medians over rounds with the spread (max−min)/median.
+ *
+ * Before measuring, each server is asked svc5 and nx5 and must answer 198.19.0.5 and NXDOMAIN.
+ * Needs: dnsperf, dnsmasq (dnsmasq-base), unbound, taskset; bench/run.sh installs them.
+ * The machine may be shared: the numbers are for this run, on this machine, at this load.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { textToName } from '@overlay/services';
+import { cpuSeconds } from './lib/proc.js';
+import { median, quantile, spreadPct } from './lib/stats.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const opt = (name: string, d: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const ROUNDS = opt('--rounds', quick ? 2 : 3);
+const SECONDS = opt('--seconds', quick ? 4 : 10);
+const NAMES = 10_000;
+const PORT = 53;
+const SERVER_CPU = '0';
+const CLIENT_CPU = '1';
+
+for (const prog of ['dnsperf', 'dnsmasq', 'unbound', 'taskset']) {
+  if (spawnSync('sh', ['-c', `command -v ${prog} || test -x /usr/sbin/${prog}`]).status !== 0) {
+    console.error(`bench/dns.ts: ${prog} is missing (apt-get install dnsperf dnsmasq-base unbound util-linux)`);
+    process.exit(2);
+  }
+}
+
+const address = (i: number) => `198.19.${(i >> 8) & 255}.${i & 255}`;
+const dir = mkdtempSync(join(tmpdir(), 'bench-dns-'));
+const children: ChildProcess[] = [];
+const cleanup = () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+// ---------------------------------------------------------------- data
+const hosts: string[] = [];
+const unboundData: string[] = [];
+for (let i = 0; i < NAMES; i++) {
+  hosts.push(`${address(i)} svc${i}`);
+  unboundData.push(`  local-data: "svc${i}. 5 IN A ${address(i)}"`);
+}
+writeFileSync(join(dir, 'hosts'), hosts.join('\n') + '\n');
+let seed = 42;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+const queries: string[] = [];
+for (let i = 0; i < 100_000; i++) queries.push(rnd() < 0.9 ? `svc${Math.floor(rnd() * NAMES)} A` : `nx${Math.floor(rnd() * NAMES)} A`);
+writeFileSync(join(dir, 'queries'), queries.join('\n') + '\n');
+writeFileSync(
+  join(dir, 'unbound.conf'),
+  `server:
+  interface: 127.0.0.73
+  port: ${PORT}
+  num-threads: 1
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "${dir}"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  access-control: 127.0.0.0/8 allow
+  do-ip6: no
+  local-zone: "." static
+${unboundData.join('\n')}
+remote-control:
+  control-enable: no
+`,
+);
+
+// ---------------------------------------------------------------- servers
+interface Server {
+  name: string;
+  address: string;
+  child?: ChildProcess;
+}
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const servers: Server[] = [
+  { name: 'ours (@overlay/services DnsServer)', address: '127.0.0.71' },
+  { name: 'dnsmasq', address: '127.0.0.72' },
+  { name: 'unbound', address: '127.0.0.73' },
+];
+const commands: string[][] = [
+  [process.execPath, '--conditions=source', '--import', 'tsx', join(repo, 'bench/dns-server.ts'), '127.0.0.71', String(PORT), String(NAMES)],
+  ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', `--addn-hosts=${join(dir, 'hosts')}`, '--domain-needed', '--bind-interfaces', '--listen-address=127.0.0.72', `--port=${PORT}`, '--cache-size=10000', '--local-ttl=5', '--pid-file=', '--user=root', '--log-facility=/dev/null'],
+  ['unbound', '-d', '-c', join(dir, 'unbound.conf')],
+];
+let stderrs = ['', '', ''];
+servers.forEach((s, i) => {
+  s.child = spawn('taskset', ['-c', SERVER_CPU, ...commands[i]], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
+  s.child.stderr!.on('data', (d: Buffer) => (stderrs[i] = (stderrs[i] + d.toString()).slice(-4000)));
+  s.child.stdout!.resume();
+  children.push(s.child);
+});
+
+/** Ask one question over UDP; resolves with (rcode, first A address) or rejects on timeout. */
+function ask(server: string, name: string): Promise<{ rcode: number; a?: string }> {
+  return new Promise((resolve, reject) => {
+    const n = textToName(name);
+    const m = Buffer.alloc(16 + n.length);
+    m.writeUInt16BE(0x4242, 0);
+    m[2] = 1;
+    m[5] = 1;
+    m.set(n, 12);
+    m[13 + n.length] = 1;
+    m[15 + n.length] = 1;
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      reject(new Error('timeout'));
+    }, 500);
+    s.on('message', (r) => {
+      clearTimeout(t);
+      s.close();
+      const an = r.readUInt16BE(6);
+      // The first answer's rdata: 12 + question, then name pointer (2) type class ttl rdlen (10).
+      const p = 12 + n.length + 4 + 12;
+      resolve({ rcode: r[3] & 15, a: an > 0 && r.length >= p + 4 ? `${r[p]}.${r[p + 1]}.${r[p + 2]}.${r[p + 3]}` : undefined });
+    });
+    s.send(m, PORT, server);
+  });
+}
+
+for (const [i, s] of servers.entries()) {
+  let ok = false;
+  for (let t = 0; t < 120 && !ok; t++) {
+    try {
+      const hit = await ask(s.address, 'svc5');
+      const miss = await ask(s.address, 'nx5');
+      if (hit.rcode !== 0 || hit.a !== '198.19.0.5' || miss.rcode !== 3) throw new Error(`${s.name}: svc5 → rcode ${hit.rcode} ${hit.a}, nx5 → rcode ${miss.rcode}`);
+      ok = true;
+    } catch (e) {
+      if ((e as Error).message !== 'timeout') throw e;
+      if (s.child!.exitCode !== null) throw new Error(`${s.name} exited: ${stderrs[i]}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  if (!ok) throw new Error(`${s.name} does not answer: ${stderrs[i]}`);
+}
+
+// ---------------------------------------------------------------- rounds
+interface Sample {
+  qps: number;
+  lost: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+}
+const samples: Sample[][] = servers.map(() => []);
+
+function dnsperf(server: string): Promise<{ out: string; wall: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const c = spawn('taskset', ['-c', CLIENT_CPU, 'dnsperf', '-s', server, '-p', String(PORT), '-d', join(dir, 'queries'), '-l', String(SECONDS), '-c', '8', '-q', '256', '-t', '2', '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    c.stdout.on('data', (d: Buffer) => chunks.push(d));
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? resolve({ out: Buffer.concat(chunks).toString(), wall: (Date.now() - t0) / 1000 }) : reject(new Error(`dnsperf exited ${code}`))));
+  });
+}
+
+console.log(`bench/dns.ts: ${NAMES} names, 90 % hits / 10 % NXDOMAIN, dnsperf -c 8 -q 256 for ${SECONDS} s per run, ${ROUNDS} interleaved rounds; servers on core ${SERVER_CPU}, dnsperf on core ${CLIENT_CPU}; load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+for (let r = 0; r < ROUNDS; r++) {
+  for (let k = 0; k < servers.length; k++) {
+    const i = (k + r) % servers.length;
+    const s = servers[i];
+    const pid = s.child!.pid!;
+    const c0 = cpuSeconds(pid);
+    const { out, wall } = await dnsperf(s.address);
+    const c1 = cpuSeconds(pid);
+    const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+    const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN);
+    const lat: number[] = [];
+    for (const m of out.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]));
+    const sample = { qps, lost, p50: quantile(lat, 0.5) * 1e3, p99: quantile(lat, 0.99) * 1e3, cpu: ((c1 - c0) / wall) * 100 };
+    samples[i].push(sample);
+    console.log(`  round ${r + 1} ${s.name}: ${qps.toFixed(0)} qps, lost ${lost}, p50 ${sample.p50.toFixed(3)} ms, p99 ${sample.p99.toFixed(3)} ms, server CPU ${sample.cpu.toFixed(0)} %`);
+  }
+}
+
+// ---------------------------------------------------------------- table
+const ref = median(samples[1].map((x) => x.qps));
+console.log('');
+console.log('| server | qps (median, spread) | × dnsmasq | p50 ms | p99 ms | server CPU % | lost |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+servers.forEach((s, i) => {
+  const xs = samples[i];
+  const q = xs.map((x) => x.qps);
+  console.log(
+    `| ${s.name} | ${median(q).toFixed(0)} (±${spreadPct(q).toFixed(0)} %) | ${(median(q) / ref).toFixed(2)} | ${median(xs.map((x) => x.p50)).toFixed(3)} | ${median(xs.map((x) => x.p99)).toFixed(3)} | ${median(xs.map((x) => x.cpu)).toFixed(0)} | ${xs.reduce((a, x) => a + x.lost, 0)} |`,
+  );
+});
+console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+cleanup();
+process.exit(0);
