@@ -31,7 +31,6 @@ export const DNS_COUNTERS = [
   'tcp_idle_closed',
   'tcp_bad_length',
   'responder_held',
-  'responder_bad_frame',
 ] as const;
 export type DnsCounter = (typeof DNS_COUNTERS)[number];
 
