@@ -2,7 +2,10 @@
  * The README's demo: three network-namespace hosts on one bridge, one overlay agent on each. The
  * agents join through one seed, learn each other's endpoints by gossip, program their VXLAN
  * dataplanes and WireGuard-protocol tunnels, and the demo shows all-pairs ping across the
- * encrypted overlay, a short iperf3 figure, and `agent status`. Everything is removed at the end.
+ * encrypted overlay, a short iperf3 figure, and `agent status`; then a service `web` with an
+ * instance on each host, asked with dig at the network's resolver address on every host, one
+ * instance made unhealthy and the time until it is gone from every answer. Everything is removed
+ * at the end.
  *
  *   bash scripts/demo.sh            # agents, gossip, encryption on (the default)
  *   bash scripts/demo.sh --static   # no agents: static dataplane configuration, unencrypted
@@ -12,7 +15,7 @@
  *
  * Needs root. Run through `bash scripts/demo.sh` (which installs and builds first).
  */
-import { AgentCluster } from '../test/lib/agent-cluster.js';
+import { RESOLVER, ServiceCluster, dig, untilAnswers } from '../test/lib/service-cluster.js';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { ping } from '../test/lib/transfer.js';
 import { meshConfig, startVtep, type VtepProcess } from '../test/lib/vtep.js';
@@ -50,7 +53,8 @@ async function allPairs(tb: Testbed): Promise<number> {
 }
 
 async function withAgents(tb: Testbed): Promise<number> {
-  const cluster = new AgentCluster(tb.hosts, { encrypt: true, profile: 'lan' });
+  // Every host also runs an instance of the service `web` (health: an exec check on a flag file).
+  const cluster = new ServiceCluster(tb.hosts, { encrypt: true, profile: 'lan', web: tb.hosts.map((_, i) => i) });
   try {
     step('starting one agent per host (gossip on UDP/TCP 7946, seed = host 1, WireGuard on; dataplane: openHost)');
     for (let i = 0; i < tb.hosts.length; i++) {
@@ -78,6 +82,19 @@ async function withAgents(tb: Testbed): Promise<number> {
     for (const p of st.peers ?? []) info(`peer ${p.publicKey.slice(0, 10)}… ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)} s ago`}`);
     const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
     info(`gossip drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}`);
+
+    step(`service web: an instance on each host; dig @${RESOLVER} web on every host (answered inside its dataplane)`);
+    const all = tb.hosts.map((_, i) => cluster.ip(i)).sort();
+    await untilAnswers(tb.hosts, 'web', (a) => a.addrs.join() === all.join(), Date.now(), 30_000);
+    for (const h of tb.hosts) info(`host ${h.index}: web -> ${(await dig(h, 'web')).addrs.join(' ')}`);
+
+    step('making the instance on host 2 unhealthy (its check fails; the agent there signs the new state into its record)');
+    const t0 = Date.now();
+    cluster.setHealthy(1, false);
+    const gone = await untilAnswers(tb.hosts, 'web', (a) => a.addrs.length === all.length - 1 && !a.addrs.includes(cluster.ip(1)), t0, 30_000);
+    info(`gone from every host's answers after ${gone} ms`);
+    for (const h of tb.hosts) info(`host ${h.index}: web -> ${(await dig(h, 'web')).addrs.join(' ')}`);
+    cluster.setHealthy(1, true);
     return failed;
   } finally {
     await cluster.stopAll();
