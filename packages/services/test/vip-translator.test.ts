@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createDataplane, type Dataplane } from '@overlay/dataplane';
 import { buildArpRequest, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 import { ServiceVips, VipConfigError, VipTranslator, type VipBackend, type VipSpec } from '../src/vip/index.js';
-import { ST_TCP_ESTABLISHED, ST_TCP_SYN, ST_UDP_REPLIED } from '../src/vip/conntrack.js';
+import { ST_TCP_CLOSING, ST_TCP_ESTABLISHED, ST_TCP_SYN, ST_UDP_REPLIED } from '../src/vip/conntrack.js';
 import { checksumProblems, ipv4Frame, parseIpv4Frame } from './vip-frames.js';
 
 const VNI = 42;
@@ -259,6 +259,35 @@ describe('VIP translator in an in-memory overlay', () => {
     expect(arrivals(b).flat().map((f) => f.sport).sort()).toEqual(Array.from({ length: 16 }, (_, p) => 25000 + p));
     expect(b.client.dp.stats().stages.vip.table_full).toBe(2000);
     expect(b.t.stats().conntrack.refused_full).toBe(2000);
+  });
+
+  it('two VIPs on one backend port: a second flow with the same reply key is refused (tuple_clash), not mixed up', async () => {
+    const b = bed(1);
+    const VIP2 = '198.19.255.2';
+    b.vips.setVip(VNI, { vip: VIP2, ports: [80], backends: [{ id: 'web.0', ip: b.backends[0].ip, mac: b.backends[0].mac, state: 'healthy' }] });
+    b.client.dev.inject(toVip({ sport: 26000, flags: SYN }));
+    b.client.dev.inject(ipv4Frame({ dstMac: '0e:00:c6:13:ff:02', srcMac: CLIENT.mac, src: CLIENT.ip, dst: VIP2, proto: 'tcp', sport: 26000, dport: 80, flags: SYN }));
+    b.client.dev.inject(ipv4Frame({ dstMac: '0e:00:c6:13:ff:02', srcMac: CLIENT.mac, src: CLIENT.ip, dst: VIP2, proto: 'tcp', sport: 26001, dport: 80, flags: SYN }));
+    await b.net.idle();
+    expect(arrivals(b)[0].map((f) => f.sport)).toEqual([26000, 26001]);
+    expect(b.client.dp.stats().stages.vip.tuple_clash).toBe(1);
+    expect(b.t.vips().sort()).toEqual([VIP, VIP2]);
+  });
+
+  it('a closing flow whose ports are reused by a new SYN gets a fresh pick; FIN and RST close flows', async () => {
+    const b = bed(3);
+    const ct = b.t.conntrack;
+    const key = () => ct.find(6, 0xc6130001 | 0, 0xc613ff01 | 0, 27000, 80);
+    b.client.dev.inject(toVip({ sport: 27000, flags: SYN }));
+    await b.net.idle();
+    b.client.dev.inject(toVip({ sport: 27000, flags: FIN | ACK }));
+    await b.net.idle();
+    expect(ct.state[key()]).toBe(ST_TCP_CLOSING);
+    b.client.dev.inject(toVip({ sport: 27000, flags: SYN }));
+    await b.net.idle();
+    expect(ct.state[key()]).toBe(ST_TCP_SYN);
+    expect(b.t.stats().conntrack).toMatchObject({ opened: 2, removed: 1 });
+    expect(arrivals(b).flat()).toHaveLength(3);
   });
 
   it('refuses bad specs with VipConfigError naming the field, and dnsrr removes the VIP', () => {
