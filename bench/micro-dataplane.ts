@@ -303,7 +303,8 @@ async function main(): Promise<void> {
   const p64 = results.find((r) => r.name === 'pipeline inside+outside 64 B')!;
   console.log(`\nratios (same run): codec 64 B / pipeline 64 B = ${(e64.perSec / p64.perSec).toFixed(1)}x; codec 64 B vs 10 M/s target = ${(e64.perSec / 1e7).toFixed(2)}x`);
 
-  await stageSeamCost();
+  const alloc = await allocationProof(); // every row, stages included
+  await stageSeamCost(alloc.filter((r, i) => i < 2 || r.includes('stage') || r.startsWith('| control'))); // header, stage rows, control
 }
 
 // ---------------------------------------------------------------- allocation proof
@@ -523,7 +524,7 @@ async function seamChild(rev: string): Promise<void> {
  * next, more than rounds within one differ): cost per (process, round) pair = 1 − rate / rate of
  * the baseline in that round; median and quartiles over all pairs, and each process's median.
  */
-async function stageSeamCost(): Promise<void> {
+async function stageSeamCost(allocRows?: string[]): Promise<void> {
   const at = process.argv.indexOf('--baseline');
   const rev = at > 0 ? process.argv[at + 1] : BASELINE_DEFAULT;
   const PROCESSES = quick ? 1 : 3;
@@ -551,7 +552,7 @@ async function stageSeamCost(): Promise<void> {
   });
   console.log('\nstage seam cost:');
   for (const l of lines) console.log(l);
-  const alloc = await allocationProof(true);
+  const alloc = allocRows ?? (await allocationProof(true));
   if (process.argv.includes('--save')) save([`node ${process.version}, ${quick ? 'quick' : 'full'} run, load average ${loadavg()}`, '', ...lines, '', ...alloc]);
 }
 
