@@ -213,19 +213,21 @@ async function main(): Promise<number> {
     out(`| ${ROLES[i]} | ${f1(start)} | ${f1(end)} | ${f1(Math.max(...ys))} | ${ys.length > 1 ? slope(xs, ys).toFixed(3) : 'n/a'} | ${f1(growth)} % |`);
   }
   out();
-  out('Inside the agents (process.memoryUsage, MiB, first and last sample after the warm-up):');
+  out(`Inside the agents (process.memoryUsage, MiB, first and last sample after the warm-up${GC ? ', each after a full GC' : ''}):`);
   out();
-  out('| agent | heapUsed | heapTotal | external | arrayBuffers | rss |');
-  out('| --- | --- | --- | --- | --- | --- |');
+  out('| agent | heapUsed | heapTotal | external | arrayBuffers | rss | slope heapUsed / external, MiB/min |');
+  out('| --- | --- | --- | --- | --- | --- | --- |');
   for (let i = 0; i < 3; i++) {
     const p = probes(pids[i]).filter((x) => (x.t - t0) / 60_000 >= WARMUP);
     if (p.length === 0) {
-      out(`| ${ROLES[i]} | no probe samples | | | | |`);
+      out(`| ${ROLES[i]} | no probe samples | | | | | |`);
       continue;
     }
     const [a, z] = [p[0], p[p.length - 1]];
     const pair = (k: keyof Probe) => `${f1(mib(a[k]))} → ${f1(mib(z[k]))}`;
-    out(`| ${ROLES[i]} | ${pair('heapUsed')} | ${pair('heapTotal')} | ${pair('external')} | ${pair('arrayBuffers')} | ${pair('rss')} |`);
+    const mins = p.map((x) => (x.t - t0) / 60_000);
+    const trend = (k: keyof Probe) => slope(mins, p.map((x) => mib(x[k]))).toFixed(3);
+    out(`| ${ROLES[i]} | ${pair('heapUsed')} | ${pair('heapTotal')} | ${pair('external')} | ${pair('arrayBuffers')} | ${pair('rss')} | ${trend('heapUsed')} / ${trend('external')} |`);
   }
   out();
   out(`Sender's anonymous mappings > 8.5 MiB (thread stacks are 8) (the buffer pools' slabs: counted whole in arrayBuffers, resident page by page as slots are first used): ${
