@@ -26,6 +26,7 @@ export function outside(core: Core, batch: PacketBatch): void {
   const networks = core.networks;
   const n = batch.count;
   let clockRead = false;
+  core.clockRead = false; // for frames stages forward during this batch (ctx.toNetwork)
   for (let i = 0; i < n; i++) {
     const slot = batch.slots[i];
     const off = pool.off[slot];
