@@ -64,7 +64,10 @@ export class VipService {
   readonly healthyMacHi: Int32Array;
   readonly healthyMacLo: Int32Array;
 
-  constructor(spec: VipSpec, backends: Backend[]) {
+  /** The healthy ids as the table was built for them (sorted, joined): equal sets reuse the table. */
+  readonly healthyKey: string;
+
+  constructor(spec: VipSpec, backends: Backend[], previous?: VipService) {
     this.vip = parseIpv4Address(spec.vip) | 0;
     const mac = spec.mac === undefined ? 0x0e00_0000_0000 + (this.vip >>> 0) : parseMac(spec.mac);
     this.macHi = macHi(mac);
@@ -75,8 +78,10 @@ export class VipService {
       for (const p of spec.ports) this.ports[p >>> 3] |= 1 << (p & 7);
     }
     this.backends = backends;
-    const healthy = backends.filter((b) => b.state === BACKEND_HEALTHY);
-    this.table = maglevTable(healthy.map((b) => b.id), MAGLEV_SIZE);
+    const healthy = backends.filter((b) => b.state === BACKEND_HEALTHY).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.healthyKey = JSON.stringify(healthy.map((b) => b.id));
+    // Built once per change of the healthy set; a record that changes nothing else reuses it.
+    this.table = previous !== undefined && previous.healthyKey === this.healthyKey ? previous.table : maglevTable(healthy.map((b) => b.id), MAGLEV_SIZE);
     this.healthyIp = Int32Array.from(healthy, (b) => b.ip);
     this.healthyMacHi = Int32Array.from(healthy, (b) => b.macHi);
     this.healthyMacLo = Int32Array.from(healthy, (b) => b.macLo);

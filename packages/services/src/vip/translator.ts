@@ -114,7 +114,7 @@ export class VipTranslator implements Stage {
         if (b.state === BACKEND_DRAINING && b.drainUntil >= 0 && b.drainUntil <= now) {
           b.drainUntil = -1;
           this.counters.add(this.counters.at.drains_expired);
-          this.resetFlows(svc.vip, b.ip);
+          this.resetFlows(svc.vip, new Set([b.ip]));
         }
       }
     }
@@ -130,7 +130,7 @@ export class VipTranslator implements Stage {
     const prevAt = typeof spec?.vip === 'string' ? this.findVip(spec.vip) : -1;
     const previous = prevAt >= 0 ? this.services[prevAt] : undefined;
     const backends = compileBackends(spec, previous, this.now, this.drainMs);
-    const svc = new VipService(spec, backends);
+    const svc = new VipService(spec, backends, previous);
     let at = prevAt;
     if (at < 0) {
       at = this.services.indexOf(undefined);
@@ -144,11 +144,13 @@ export class VipTranslator implements Stage {
     this.services[at] = svc;
     // Flows of backends now down or gone are reset; draining ones keep theirs (drainUntil).
     if (previous) {
+      const gone = new Set<number>();
       for (const b of previous.backends) {
         const now = svc.backendByIp(b.ip);
-        if (now === undefined || now.state === BACKEND_DOWN) this.resetFlows(svc.vip, b.ip);
+        if (now === undefined || now.state === BACKEND_DOWN) gone.add(b.ip);
       }
-      for (const b of svc.backends) if (b.state === BACKEND_DRAINING && b.drainUntil <= this.now) this.resetFlows(svc.vip, b.ip);
+      for (const b of svc.backends) if (b.state === BACKEND_DRAINING && b.drainUntil <= this.now) gone.add(b.ip);
+      if (gone.size > 0) this.resetFlows(svc.vip, gone);
     }
   }
 
@@ -159,10 +161,8 @@ export class VipTranslator implements Stage {
     const svc = this.services[at]!;
     this.services[at] = undefined;
     this.vipIndex.remove(0, svc.vip);
-    for (const b of svc.backends) {
-      this.refBackend(b.ip, -1);
-      this.resetFlows(svc.vip, b.ip);
-    }
+    for (const b of svc.backends) this.refBackend(b.ip, -1);
+    this.resetFlows(svc.vip, new Set(svc.backends.map((b) => b.ip)));
   }
 
   vips(): string[] {
@@ -199,11 +199,11 @@ export class VipTranslator implements Stage {
     if (t.va[e] <= 0) t.remove(0, ip);
   }
 
-  /** RST every TCP flow from `vip` to backend `ip` towards its client; forget every flow of that pair. */
-  private resetFlows(vip: number, ip: number): void {
+  /** RST every TCP flow from `vip` to a backend in `ips` towards its client; forget every such flow. One scan (control path). */
+  private resetFlows(vip: number, ips: ReadonlySet<number>): void {
     const ct = this.conntrack;
     ct.forEach((e) => {
-      if (ct.vip[e] !== vip || ct.backend[e] !== ip) return;
+      if (ct.vip[e] !== vip || !ips.has(ct.backend[e])) return;
       if (ct.proto[e] === PROTO_TCP && ct.state[e] !== ST_TCP_CLOSING) this.sendRst(e);
       ct.remove(e);
       this.counters.add(this.counters.at.flows_reset);
