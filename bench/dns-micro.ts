@@ -9,11 +9,15 @@
  * 2. allocation proof and rate: 10^6 answers (90 % hits over 10 000 names, 10 % NXDOMAIN)
  *    through DnsAnswerer.answer, heap growth and GC count during the loop, answers per second
  *    on one core (the socket server's and the responder stage's own cost, without I/O).
+ * 2b. the same through the responder stage's inside() on pool slots (frame in, reply frame out:
+ *    parse, answer in place, MAC/IP/port swap, checksums): heap growth, GCs, frames per second.
  * 3. fuzz: 10^6 random and mutated queries (the CI test keeps 10^5): throws, and queries
  *    neither answered, forwarded nor counted as a drop (both must be 0).
  */
 import { PerformanceObserver } from 'node:perf_hooks';
-import { DnsAnswerer, FORWARD, ServiceDirectory, createDnsCounters, textToName } from '@overlay/services';
+import { BufferPool, REPLY, type StageContext } from '@overlay/dataplane';
+import { buildUdpFrame } from '@overlay/dataplane/testing';
+import { DnsAnswerer, DnsResponder, FORWARD, ServiceDirectory, createDnsCounters, textToName } from '@overlay/services';
 
 const quick = process.argv.includes('--quick');
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -104,6 +108,41 @@ await new Promise((r) => setTimeout(r, 50));
 obs.disconnect();
 const secs = Number(t1 - t0) / 1e9;
 console.log(`answer(): ${N} queries (90 % hits, 10 % NXDOMAIN) in ${secs.toFixed(3)} s = ${Math.round(N / secs)} answers/s on one core, ${(secs / N * 1e9).toFixed(0)} ns each; heap growth ${((h1 - h0) / 1024).toFixed(1)} KiB, GCs ${gcs} (${bytes > 0 ? 'ok' : 'no output'})`);
+
+// ---------------------------------------------------------------- 2b. the responder stage
+{
+  const pool = new BufferPool({ count: 4 });
+  const responder = new DnsResponder({ directory: dir, networks: ['blue'], address4: '198.19.0.53', counters: createDnsCounters() });
+  const frames = names.map((m) => buildUdpFrame({ src: '198.19.0.1', dst: '198.19.0.53', srcPort: 40000, dstPort: 53, payload: m }));
+  const ctx = { pool, vni: 1, etherType: 0x0800, l3: 0, group: false, toDevice() {}, toNetwork() {}, drop() {} } as unknown as StageContext & { l3: number };
+  const slot = pool.acquire();
+  const base = pool.off[slot];
+  const run = (count: number): number => {
+    let replies = 0;
+    for (let i = 0; i < count; i++) {
+      const f = frames[i % frames.length];
+      pool.off[slot] = base;
+      pool.fill(slot, f);
+      ctx.l3 = pool.off[slot] + 14;
+      if (responder.inside(ctx, slot) === REPLY) replies++;
+    }
+    return replies;
+  };
+  run(20_000);
+  let g = 0;
+  const o2 = new PerformanceObserver((l) => (g += l.getEntries().length));
+  o2.observe({ entryTypes: ['gc'] });
+  gc();
+  const a0 = process.memoryUsage().heapUsed;
+  const s0 = process.hrtime.bigint();
+  const replies = run(N);
+  const s1 = process.hrtime.bigint();
+  const a1 = process.memoryUsage().heapUsed;
+  await new Promise((r) => setTimeout(r, 50));
+  o2.disconnect();
+  const sec = Number(s1 - s0) / 1e9;
+  console.log(`responder stage inside(): ${N} query frames → ${replies} reply frames in ${sec.toFixed(3)} s = ${Math.round(N / sec)} frames/s on one core; heap growth ${((a1 - a0) / 1024).toFixed(1)} KiB, GCs ${g}`);
+}
 
 // ---------------------------------------------------------------- 3. fuzz
 const F = quick ? 100_000 : 1_000_000;
