@@ -12,7 +12,8 @@
  *    that do not match): a SYN of an unknown flow, judged and denied (default, so every
  *    candidate is tested), and a SYN allowed by a network rule (judged, opened; the benchmark
  *    removes the flow again so the table does not fill — the remove is in the figure);
- * 3. worst case: 10 000 TCP rules without ports whose CIDRs do not match (every one a candidate);
+ * 3. 10 000 TCP rules without ports from a /32 source each (the tuple space: one probe), and the
+ *    worst case, 10 000 TCP rules without ports from a group the source is not in (every one walked);
  * 4. allocation proof: 10^6 verdicts of each kind, heap growth and GC count, and a control that
  *    allocates one object per packet; with the process's user CPU time per verdict, a cross-check
  *    of benchmark.js's wall-clock figures on a machine whose load average exceeds its cores.
@@ -41,9 +42,15 @@ function bigPolicy(): Policy {
   return { defaultAction: 'deny', tiers: { admin, network, service } };
 }
 
-function worstPolicy(): Policy {
+function cidrWildPolicy(): Policy {
   const network: PolicyRule[] = [];
   for (let i = 0; i < 10_000; i++) network.push({ id: `w${i}`, action: 'allow', from: { cidrs: [`198.18.${i >> 8}.${i & 255}/32`] }, proto: 'tcp' });
+  return { defaultAction: 'deny', tiers: { network } };
+}
+
+function worstPolicy(): Policy {
+  const network: PolicyRule[] = [];
+  for (let i = 0; i < 10_000; i++) network.push({ id: `w${i}`, action: 'allow', from: { groups: [`nobody${i % 100}`] }, proto: 'tcp' });
   return { defaultAction: 'deny', tiers: { network } };
 }
 
@@ -120,6 +127,7 @@ for (let i = 0; i < FRAMES; i++) {
   const [s, d, p] = allowedBy((i * 31) % 9800);
   writeTcp(allowed[i], s, d, 50000 + i, p, SYN);
 }
+const cidrWild = filter(cidrWildPolicy());
 const worst = filter(worstPolicy());
 const worstSlots = slots(FRAMES);
 for (let i = 0; i < FRAMES; i++) writeTcp(worstSlots[i], ipNum(1 + i), ipNum(2 + i), 20000 + i, 80, SYN);
@@ -153,6 +161,11 @@ for (let i = 0; i < FRAMES; i++) {
   ipNumCache[i * 2 + 1] = d | 0;
   portCache[i] = p;
 }
+function cidrWildDenied(): void {
+  const s = worstSlots[k++ & (FRAMES - 1)];
+  ctx.l3 = pool.off[s] + 14;
+  sink += cidrWild.inside(ctx, s);
+}
 function worstDenied(): void {
   const s = worstSlots[k++ & (FRAMES - 1)];
   ctx.l3 = pool.off[s] + 14;
@@ -179,7 +192,8 @@ const suite = new Benchmark.Suite('policy');
 suite.add('established-flow verdict (TCP ACK, tracked)', established, opts);
 suite.add('new-flow verdict, 10 000 rules, denied by default', newDenied, opts);
 suite.add('new-flow verdict, 10 000 rules, allowed + opened (+ bench removes it)', newAllowed, opts);
-suite.add('worst case: 10 000 port-less TCP rules, none match', worstDenied, opts);
+suite.add('new-flow verdict, 10 000 port-less TCP rules from /32 sources, none match', cidrWildDenied, opts);
+suite.add('worst case: 10 000 port-less TCP rules from groups, none match', worstDenied, opts);
 suite.on('cycle', (e: Benchmark.Event) => {
   const b = e.target as unknown as Benchmark;
   const sample = b.stats?.sample ?? [];
@@ -219,6 +233,7 @@ if (!gc) {
     ['established-flow verdicts', established],
     ['new-flow verdicts, denied (10 000 rules)', newDenied],
     ['new-flow verdicts, allowed + opened + removed', newAllowed],
+    ['new-flow verdicts, 10 000 /32-source wildcard rules', cidrWildDenied],
     ['control: 1 object per packet', () => void (ring[k++ & 1023] = { k, len: 64 })],
   ];
   console.log(`\nallocation proof: ${PACKETS.toLocaleString('en')} verdicts each, after warm-up`);

@@ -7,21 +7,27 @@ import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
  *
  * Layout. Packets fall in four protocol classes: TCP (key: destination port), UDP (port), ICMP
  * (key: type) and every other protocol (one key). Per class, the rules that apply to it are split
- * in two lists of rule indices, each ascending:
+ * three ways:
  *
- * - the class's wildcard list: rules with proto `any`, or this class's proto without ports/types;
- * - per key, a bucket of the rules whose port ranges (ICMP types) contain the key. Keys are mapped
- *   to buckets by one Int32Array per class (65536 entries for TCP and UDP, 256 for ICMP); the key
- *   space is cut at every range boundary into elementary intervals, and identical candidate
- *   lists share one bucket.
+ * - per key, a bucket of the rules whose port ranges (ICMP types) contain the key, ascending. Keys
+ *   are mapped to buckets by one Int32Array per class (65536 entries for TCP and UDP, 256 for
+ *   ICMP); the key space is cut at every range boundary into elementary intervals, and identical
+ *   candidate lists share one bucket;
+ * - wildcard rules (proto `any`, or this class's proto without ports/types) whose two endpoints are
+ *   each "any" or exactly one CIDR: a tuple space — per (source mask, destination mask) pair of
+ *   the class, a hash entry per (masked source, masked destination) holding the lowest rule index
+ *   with that key. Every rule under a key matches any packet that hashes to it, so one probe per
+ *   mask pair gives that pair's first match;
+ * - the residual wildcard rules (an endpoint with groups or several CIDRs), ascending.
  *
- * A verdict walks the two ascending lists merged, in rule order, and tests each candidate's
- * endpoints (groups by bit in the address's bitset, CIDRs by mask); the first candidate that
- * matches is the first matching rule of the whole list, because every rule the two lists leave
- * out cannot match this protocol and key. The cost is the number of candidates before the
- * decision: rules that name other ports cost nothing. The worst case — thousands of wildcard
- * rules on the same protocol that do not match — is linear in them (bench/micro-policy.ts
- * measures both).
+ * A verdict probes the tuple space, then walks the bucket and the residual list, each only while
+ * the rule index is below the best match so far, testing endpoints (one mask compare for a single
+ * CIDR, group bits or the CIDR list otherwise). The lowest matching index is the first matching
+ * rule of the whole list: every rule left out cannot match this protocol and key. The cost is the
+ * mask pairs of the class plus the candidates walked: rules naming other ports cost nothing, CIDR
+ * wildcards cost one probe per distinct mask pair, and the worst case — thousands of residual
+ * (group) wildcard rules of one protocol that do not match — is linear in them
+ * (bench/micro-policy.ts measures it).
  *
  * Groups are small integers given by the filter's registry (`groupId`); an address's groups are a
  * bitset of 32-bit words at `base` in a shared Int32Array (`base` -1: in no group).
@@ -77,9 +83,19 @@ export class CompiledPolicy {
   private readonly keyBucket: Int32Array;
   private readonly bucketStart: Int32Array;
   private readonly bucketRules: Int32Array;
-  /** Per class: [start, end) into wildRules. */
+  /** Per class: [start, end) into wildRules (the residual wildcard rules, ascending). */
   private readonly wildStart: Int32Array;
   private readonly wildRules: Int32Array;
+  /** Per class: [start, end) into the tuples (source mask, destination mask). */
+  private readonly tupleStart: Int32Array;
+  private readonly tupleMs: Int32Array;
+  private readonly tupleMd: Int32Array;
+  /** Tuple-space hash (open addressing): (tuple, masked source, masked destination) → lowest rule; hRule -1 = empty. */
+  private readonly hMask: number;
+  private readonly hTuple: Int32Array;
+  private readonly hSrc: Int32Array;
+  private readonly hDst: Int32Array;
+  private readonly hRule: Int32Array;
 
   constructor(
     p: NormalPolicy,
@@ -110,14 +126,64 @@ export class CompiledPolicy {
         else ranged[c].push(i);
       }
     });
+    // Wildcard rules whose endpoints are each any or one CIDR go to the tuple space: per class,
+    // one hash entry per (source prefix, destination prefix, masked source, masked destination)
+    // holding the lowest rule index with that key — every rule under a key matches the packet
+    // fully, so its first one is all a verdict needs. The rest (groups, several CIDRs) stay in
+    // the residual list, walked in order.
+    const fk = this.from.kind;
+    const tk = this.to.kind;
     this.wildStart = new Int32Array(5);
+    this.tupleStart = new Int32Array(5);
     const wildFlat: number[] = [];
+    const tupleMs: number[] = [];
+    const tupleMd: number[] = [];
+    const entries = new Map<string, [number, number, number, number]>(); // key → [tuple, s, d, rule]
     for (let c = 0; c < 4; c++) {
       this.wildStart[c] = wildFlat.length;
-      for (const i of wild[c]) wildFlat.push(i);
+      this.tupleStart[c] = tupleMs.length;
+      const tupleOf = new Map<string, number>();
+      for (const i of wild[c]) {
+        if (fk[i] === KIND_GENERAL || tk[i] === KIND_GENERAL) {
+          wildFlat.push(i);
+          continue;
+        }
+        const ms = fk[i] === KIND_ANY ? 0 : this.from.mask1[i];
+        const md = tk[i] === KIND_ANY ? 0 : this.to.mask1[i];
+        const tkey = `${ms},${md}`;
+        let t = tupleOf.get(tkey);
+        if (t === undefined) {
+          t = tupleMs.length;
+          tupleMs.push(ms);
+          tupleMd.push(md);
+          tupleOf.set(tkey, t);
+        }
+        const sb = fk[i] === KIND_ANY ? 0 : this.from.base1[i];
+        const db = tk[i] === KIND_ANY ? 0 : this.to.base1[i];
+        const ekey = `${t},${sb},${db}`;
+        if (!entries.has(ekey)) entries.set(ekey, [t, sb, db, i]); // rules come in ascending order: the first is the lowest
+      }
     }
     this.wildStart[4] = wildFlat.length;
+    this.tupleStart[4] = tupleMs.length;
     this.wildRules = Int32Array.from(wildFlat);
+    this.tupleMs = Int32Array.from(tupleMs);
+    this.tupleMd = Int32Array.from(tupleMd);
+    let hn = 16;
+    while (hn < entries.size * 2) hn *= 2;
+    this.hMask = hn - 1;
+    this.hTuple = new Int32Array(hn);
+    this.hSrc = new Int32Array(hn);
+    this.hDst = new Int32Array(hn);
+    this.hRule = new Int32Array(hn).fill(-1);
+    for (const [t, sb, db, r] of entries.values()) {
+      let h = tupleHash(t, sb, db) & this.hMask;
+      while (this.hRule[h] >= 0) h = (h + 1) & this.hMask;
+      this.hTuple[h] = t;
+      this.hSrc[h] = sb;
+      this.hDst[h] = db;
+      this.hRule[h] = r;
+    }
 
     this.keyBucket = new Int32Array(KEY_SPACE);
     const starts: number[] = [0, 0]; // bucket 0: empty
@@ -169,13 +235,32 @@ export class CompiledPolicy {
    */
   evaluate(proto: number, src: number, dst: number, key: number, bits: Int32Array, srcBase: number, dstBase: number): number {
     const c = proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : CLASS_OTHER;
+    let best = NONE;
+    // Tuple space: one probe per (source prefix, destination prefix) of this class.
+    const te = this.tupleStart[c + 1];
+    const hm = this.hMask;
+    const hr = this.hRule;
+    for (let t = this.tupleStart[c]; t < te; t++) {
+      const s = src & this.tupleMs[t];
+      const d = dst & this.tupleMd[t];
+      for (let h = tupleHash(t, s, d) & hm; ; h = (h + 1) & hm) {
+        const r = hr[h];
+        if (r < 0) break;
+        if (this.hTuple[h] === t && this.hSrc[h] === s && this.hDst[h] === d) {
+          if (r < best) best = r;
+          break;
+        }
+      }
+    }
+    // The port/type bucket and the residual wildcard rules, each ascending, only below the best so far.
     const b = c === CLASS_OTHER ? 0 : this.keyBucket[CLASS_OFFSET[c] + key];
-    let i = this.bucketStart[b];
-    const iEnd = this.bucketStart[b + 1];
-    let w = this.wildStart[c];
-    const wEnd = this.wildStart[c + 1];
-    const br = this.bucketRules;
-    const wr = this.wildRules;
+    best = this.walk(this.bucketRules, this.bucketStart[b], this.bucketStart[b + 1], best, src, dst, bits, srcBase, dstBase);
+    best = this.walk(this.wildRules, this.wildStart[c], this.wildStart[c + 1], best, src, dst, bits, srcBase, dstBase);
+    return best === NONE ? -1 : best;
+  }
+
+  /** The first rule of list[i..end) below `best` whose endpoints match, else `best`. */
+  private walk(list: Int32Array, i: number, end: number, best: number, src: number, dst: number, bits: Int32Array, srcBase: number, dstBase: number): number {
     const f = this.from;
     const t = this.to;
     const fk = f.kind;
@@ -184,23 +269,31 @@ export class CompiledPolicy {
     const tk = t.kind;
     const tb = t.base1;
     const tm = t.mask1;
-    while (i < iEnd || w < wEnd) {
-      let r: number;
-      if (w >= wEnd || (i < iEnd && br[i] < wr[w])) r = br[i++];
-      else r = wr[w++];
+    for (; i < end; i++) {
+      const r = list[i];
+      if (r >= best) return best;
       const a = fk[r];
       if (a === KIND_CIDR ? (src & fm[r]) !== fb[r] : a === KIND_GENERAL && !matches(f, r, src, bits, srcBase)) continue;
       const b2 = tk[r];
       if (b2 === KIND_CIDR ? (dst & tm[r]) !== tb[r] : b2 === KIND_GENERAL && !matches(t, r, dst, bits, dstBase)) continue;
       return r;
     }
-    return -1;
+    return best;
   }
 
   /** The action of a verdict from `evaluate`. */
   actionOf(rule: number): number {
     return rule < 0 ? this.defaultAction : this.action[rule];
   }
+}
+
+const NONE = 0x7fffffff;
+
+function tupleHash(t: number, s: number, d: number): number {
+  let h = Math.imul(s ^ 0x9e3779b9, 0xcc9e2d51) ^ d;
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ t;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 function matches(s: Side, r: number, addr: number, bits: Int32Array, base: number): boolean {
