@@ -91,7 +91,10 @@ export class Conntrack {
   readonly clientPort: Uint16Array;
   readonly vipPort: Uint16Array;
   readonly deadline: Float64Array;
-  /** Free for the owner (the translator keeps MACs and sequence numbers here). */
+  /**
+   * Free for the owner: `Conntrack.AUX` int32 words per entry at `aux[e * Conntrack.AUX ..]` (the
+   * translator keeps MACs and sequence numbers there). Index with `Conntrack.AUX`, not a literal.
+   */
   readonly aux: Int32Array;
   static readonly AUX = 8;
 
