@@ -74,6 +74,22 @@ export type ServiceRecord = SignedRecord<ServiceInstanceData>;
 
 const PORT_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$/;
 
+const EMPTY = new Uint8Array(0);
+/** Copies of short byte fields, all in one new buffer (longer ones are refused by the caller's checks). */
+function copied(...parts: Uint8Array[]): Uint8Array[] {
+  let n = 0;
+  for (const p of parts) if (p.length <= 16) n += p.length;
+  const buf = new Uint8Array(n);
+  let at = 0;
+  return parts.map((p) => {
+    if (p.length === 0) return EMPTY;
+    if (p.length > 16) return p;
+    buf.set(p, at);
+    at += p.length;
+    return buf.subarray(at - p.length, at);
+  });
+}
+
 function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
   const rawPorts = f.ports;
   if (rawPorts !== undefined && !Array.isArray(rawPorts)) return null;
@@ -87,17 +103,20 @@ function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
   }
   const health = fieldOf.u32(f.health);
   const mode = fieldOf.u32(f.mode);
+  // Decoded bytes are views of the packet or push-pull chunk: copy them (into one small buffer),
+  // so a stored instance never pins what it arrived in.
+  const [ipv4, ipv6, vip] = copied(fieldOf.bytes(f.ipv4), fieldOf.bytes(f.ipv6), fieldOf.bytes(f.vip));
   const d: ServiceInstanceData = {
     service: fieldOf.str(f.service),
-    ipv4: fieldOf.bytes(f.ipv4),
-    ipv6: fieldOf.bytes(f.ipv6),
+    ipv4,
+    ipv6,
     ports,
     // A state or mode a newer node added reads as the conservative one we know.
     health: health < HEALTH_CODES.length ? health : HEALTH_CODES.indexOf('unhealthy'),
     since: fieldOf.num(f.since),
     reason: fieldOf.str(f.reason),
     mode: mode < MODE_CODES.length ? mode : 0,
-    vip: fieldOf.bytes(f.vip),
+    vip,
     ttl: fieldOf.u32(f.ttl),
     endpoint: fieldOf.str(f.endpoint),
   };

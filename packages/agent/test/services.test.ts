@@ -3,7 +3,7 @@ import { parseHealthSpec, type ProbeResult } from '@overlay/services';
 import { ServiceDirectory } from '../../services/src/directory.js';
 import { TYPE_A } from '../../services/src/dns/wire.js';
 import { formatStatus } from '../src/status.js';
-import { LOCAL, LocalServices, directorySink, describeInstance, SERVICES, SERVICE_KIND, ServiceView, SimCluster, serviceKind, signRecord, suspicionTimeoutMs, type ServiceInstanceData } from '@overlay/agent';
+import { LOCAL, LocalServices, RecordTable, directorySink, describeInstance, SERVICES, SERVICE_KIND, ServiceView, SimCluster, serviceKind, signRecord, suspicionTimeoutMs, type ServiceInstanceData } from '@overlay/agent';
 
 const blue = { name: 'blue', vni: 100 };
 const ip4 = (i: number) => Uint8Array.of(198, 19, 0, i);
@@ -175,5 +175,17 @@ describe('service-instance records', () => {
     await advance(c, 10_000, () => dirs.every((d, i) => i === 2 || a(d) === -1));
     for (const i of [0, 1, 3]) expect(dirs[i].serviceNames('blue')).toEqual([]);
     for (const l of locals) await l.stop();
+  });
+
+  it('a decoded instance holds copies of its address bytes, never views of the packet it came in', () => {
+    const t = new RecordTable([SERVICES], () => undefined, () => 0, { self: 'me', stateOf: () => 'alive', metaOf: () => undefined });
+    const d: ServiceInstanceData = { service: 'web', ipv4: ip4(7), ipv6: new Uint8Array(16).fill(9), ports: [], health: 1, since: 1, reason: '', mode: 1, vip: ip4(200), ttl: 5, endpoint: 'ep' };
+    const r = signRecord(SERVICES, { network: 'blue', id: 'w', owner: 'x', version: 1, deleted: false }, d, new Uint8Array(64));
+    const packet = new Uint8Array(r.body.length + 100);
+    packet.set(r.body, 50);
+    const got = t.open({ body: packet.subarray(50, 50 + r.body.length), sig: r.sig })!.data as ServiceInstanceData;
+    expect([...got.ipv4, ...got.vip]).toEqual([198, 19, 0, 7, 198, 19, 0, 200]);
+    expect([...got.ipv6]).toEqual(Array(16).fill(9));
+    for (const b of [got.ipv4, got.ipv6, got.vip]) expect(b.buffer).not.toBe(packet.buffer);
   });
 });
