@@ -127,11 +127,17 @@ describe('embedded DNS in network namespaces (dig through our resolver)', () => 
     expect((await dig(['@198.19.0.53', '+short', 'all.tasks.web'])).trim().split('\n')).toHaveLength(3);
   });
 
-  it('a 300-instance RRset: TC over UDP to the endpoint, all 300 over TCP from the host socket', async () => {
+  it('a 300-instance RRset: TC over UDP, all 300 over TCP to the resolver address (answered by the stage) and from the host socket', async () => {
     const udp = await dig(['@198.19.0.53', '+ignore', '+bufsize=1232', 'all.tasks.big']);
     expect(udp).toMatch(/flags: qr aa tc/);
-    const tcp = await dig(['@127.0.0.53', '+tcp', '+short', 'all.tasks.big']);
+    const tcp = await dig(['@198.19.0.53', '+tcp', '+short', 'all.tasks.big']);
     expect(new Set(tcp.trim().split('\n')).size).toBe(300);
+    const fallback = await dig(['@198.19.0.53', '+short', 'all.tasks.big']);
+    expect(new Set(fallback.trim().split('\n')).size).toBe(300);
+    const tcp6 = await dig(['@2001:db8:42::53', '+tcp', '+short', 'tasks.web', 'AAAA']);
+    expect(tcp6.trim().split('\n')).toHaveLength(2);
+    const host = await dig(['@127.0.0.53', '+tcp', '+short', 'all.tasks.big']);
+    expect(new Set(host.trim().split('\n')).size).toBe(300);
   });
 
   it('forwards other names to the upstream (dnsmasq on host 2) from the responder and from the socket', async () => {

@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import * as dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDataplane, internetChecksum, udpChecksumIpv4, udpChecksumIpv6, type Dataplane } from '@overlay/dataplane';
+import { createDataplane, internetChecksum, ipv4PseudoHeaderSum, udpChecksumIpv4, udpChecksumIpv6, type Dataplane } from '@overlay/dataplane';
 import { buildUdpFrame, createMemoryDevice, createTestnet, type MemoryDevice } from '@overlay/dataplane/testing';
 import { DnsResponder } from '../src/dns/responder.js';
 import { Forwarder } from '../src/dns/forward.js';
@@ -157,8 +157,81 @@ describe('DNS responder stage in the dataplane', () => {
     const passed = () => dp.stats().drops.no_fdb_entry + dp.stats().drops.no_flood_vtep;
     for (let i = 0; i < 100 && passed() < 1; i++) await new Promise((r) => setTimeout(r, 10));
     const s = dp.stats();
-    expect(s.stages.dns).toEqual({ malformed: 1, not_a_query: 1 });
+    expect(s.stages.dns).toEqual({ malformed: 1, not_a_query: 1, tcp_absorbed: 0 });
     expect(passed()).toBe(1);
+    expect(dev.received).toHaveLength(0);
+  });
+});
+
+/** An Ethernet/IPv4/TCP frame from the endpoint to the resolver's port 53. */
+function tcpFrame(o: { seq: number; ack: number; flags: number; payload?: Uint8Array; window?: number }): Buffer {
+  const payload = o.payload ?? new Uint8Array(0);
+  const f = buildUdpFrame({ srcMac: EP_MAC, dstMac: RESOLVER_MAC, src: '198.19.0.1', dst: R4, srcPort: 1, dstPort: 1, payload: new Uint8Array(12 + payload.length) });
+  f[14 + 9] = 6;
+  f.writeUInt16BE(0, 14 + 10);
+  f.writeUInt16BE(internetChecksum(f, 14, 20), 14 + 10);
+  const t = 34;
+  f.writeUInt16BE(41000, t);
+  f.writeUInt16BE(53, t + 2);
+  f.writeUInt32BE(o.seq, t + 4);
+  f.writeUInt32BE(o.ack, t + 8);
+  f[t + 12] = 5 << 4;
+  f[t + 13] = o.flags;
+  f.writeUInt16BE(o.window ?? 65535, t + 14);
+  f.writeUInt16BE(0, t + 16);
+  f.writeUInt16BE(0, t + 18);
+  f.set(payload, t + 20);
+  f.writeUInt16BE(internetChecksum(f, t, 20 + payload.length, ipv4PseudoHeaderSum(f.readUInt32BE(26), f.readUInt32BE(30), 6, 20 + payload.length)), t + 16);
+  return f;
+}
+
+function tcpOk(f: Buffer): { seq: number; ack: number; flags: number; data: Buffer; mss?: number } {
+  expect(internetChecksum(f, 14, 20)).toBe(0);
+  const len = f.readUInt16BE(16) - 20;
+  expect(internetChecksum(f, 34, len, ipv4PseudoHeaderSum(f.readUInt32BE(26), f.readUInt32BE(30), 6, len))).toBe(0);
+  expect(f.readUInt16BE(34)).toBe(53);
+  expect(f.readUInt16BE(36)).toBe(41000);
+  const hl = (f[34 + 12] >> 4) * 4;
+  return { seq: f.readUInt32BE(38), ack: f.readUInt32BE(42), flags: f[47], data: f.subarray(34 + hl, 34 + len), mss: hl === 24 ? f.readUInt16BE(34 + 22) : undefined };
+}
+
+describe('DNS responder stage over TCP (stateless)', () => {
+  it('SYN → SYN-ACK with MSS; a whole query → the whole answer in MSS segments with FIN; FIN → ACK', async () => {
+    const { dev } = await setup();
+    dev.inject(tcpFrame({ seq: 1000, ack: 0, flags: 0x02 }));
+    const [synack] = await dev.waitFor(1, 2000);
+    const sa = tcpOk(synack);
+    expect(sa.flags).toBe(0x12);
+    expect(sa.ack).toBe(1001);
+    expect(sa.mss).toBe(1450 - 40);
+    const q = query('all.tasks.big', 'A');
+    const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+    dev.inject(tcpFrame({ seq: 1001, ack: sa.seq + 1, flags: 0x18, payload: framed }));
+    const all = await dev.waitFor(5, 2000);
+    const segs = all.slice(1).map(tcpOk).sort((a, b) => a.seq - b.seq);
+    expect(segs.map((s) => s.seq - (sa.seq + 1))).toEqual([0, 1410, 2820, 4230]);
+    expect(segs.every((s) => s.ack === 1001 + framed.length)).toBe(true);
+    expect(segs.map((s) => s.flags & 0x01)).toEqual([0, 0, 0, 1]);
+    const stream = Buffer.concat(segs.map((s) => s.data));
+    expect(stream.readUInt16BE(0)).toBe(stream.length - 2);
+    const r = dnsPacket.decode(stream.subarray(2));
+    expect(r.flag_tc).toBe(false);
+    expect(r.answers).toHaveLength(300);
+    // The client closes: its FIN is ACKed.
+    dev.inject(tcpFrame({ seq: 1001 + framed.length, ack: sa.seq + 1 + stream.length + 1, flags: 0x11 }));
+    const [, , , , , fin] = await dev.waitFor(6, 2000);
+    const f = tcpOk(fin);
+    expect(f.flags).toBe(0x10);
+    expect(f.ack).toBe(1001 + framed.length + 1);
+  });
+
+  it('absorbs what it cannot answer statelessly (a split query, a bare ACK), counted', async () => {
+    const { dev, dp } = await setup();
+    const q = query('web', 'A');
+    dev.inject(tcpFrame({ seq: 5, ack: 7, flags: 0x18, payload: Buffer.from([0, q.length]) }));
+    dev.inject(tcpFrame({ seq: 7, ack: 7, flags: 0x10 }));
+    for (let i = 0; i < 100 && (dp.stats().stages.dns?.tcp_absorbed ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(dp.stats().stages.dns.tcp_absorbed).toBe(2);
     expect(dev.received).toHaveLength(0);
   });
 });

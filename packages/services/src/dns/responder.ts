@@ -16,7 +16,9 @@
  * `maxHeld` slots are held (default 64: the pool is shared with the data path); a query over
  * that is answered SERVFAIL at once (`responder_held`). On detach every held slot is released.
  *
- * Other traffic (to other addresses or ports, TCP to port 53, IPv6 with extension headers) PASSes.
+ * TCP to the resolver's port 53 is answered statelessly too (responder-tcp.ts: SYN-ACK, the whole
+ * answer in MSS-sized segments with FIN, ACK of the client's FIN), for answers over the UDP size.
+ * Other traffic (to other addresses or ports, IPv6 with extension headers) PASSes.
  * Frames to the resolver's port 53 that are not readable UDP (bad lengths, fragments) are dropped
  * as 'malformed'; DNS messages the answerer drops (shorter than a header, responses) as
  * 'not_a_query'. Allocation-free for our names; the forwarding path allocates (a copy of the query).
@@ -39,6 +41,7 @@ import type { ServiceDirectory } from '../directory.js';
 import { DnsAnswerer, FORWARD } from './answer.js';
 import { createDnsCounters, type DnsCounter } from './counters.js';
 import type { Forwarder } from './forward.js';
+import { TCP_REPLY, TcpDnsResponder } from './responder-tcp.js';
 import { HEADER_LENGTH, MAX_UDP_SIZE, RCODE_SERVFAIL } from './wire.js';
 
 export interface DnsResponderOptions {
@@ -56,9 +59,10 @@ export interface DnsResponderOptions {
   mtu?: number;
 }
 
-export const RESPONDER_REASONS = ['malformed', 'not_a_query'] as const;
+export const RESPONDER_REASONS = ['malformed', 'not_a_query', 'tcp_absorbed'] as const;
 const R_MALFORMED = 0;
 const R_NOT_QUERY = 1;
+const R_TCP_ABSORBED = 2;
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
@@ -76,6 +80,7 @@ export class DnsResponder implements Stage {
   private readonly mtu: number;
   private ctx: StageContext | undefined;
   private readonly held = new Set<number>();
+  private readonly tcp: TcpDnsResponder;
 
   constructor(o: DnsResponderOptions) {
     this.counters = o.counters ?? createDnsCounters();
@@ -89,6 +94,7 @@ export class DnsResponder implements Stage {
     this.v6 = a6?.bytes;
     this.maxHeld = o.maxHeld ?? 64;
     this.mtu = o.mtu ?? 1450;
+    this.tcp = new TcpDnsResponder(this.answerer, this.mtu);
   }
 
   /** Slots held for upstream replies. */
@@ -116,8 +122,13 @@ export class DnsResponder implements Stage {
     let udpLen: number;
     if (ctx.etherType === ETHERTYPE_IPV4) {
       if (this.v4 < 0 || ip + 20 > end) return PASS;
-      if (((d[ip + 16] << 24) | (d[ip + 17] << 16) | (d[ip + 18] << 8) | d[ip + 19]) >>> 0 !== this.v4 || d[ip + 9] !== 17) return PASS;
+      if (((d[ip + 16] << 24) | (d[ip + 17] << 16) | (d[ip + 18] << 8) | d[ip + 19]) >>> 0 !== this.v4) return PASS;
       const ihl = (d[ip] & 15) * 4;
+      if (d[ip + 9] === 6) {
+        if (ihl < 20 || ((d[ip + 6] & 0x3f) | d[ip + 7]) !== 0) return PASS;
+        return this.tcpSegment(ctx, slot, ip, ip + ihl, end);
+      }
+      if (d[ip + 9] !== 17) return PASS;
       udp = ip + ihl;
       if (udp + 8 > end || d[udp + 2] !== 0 || d[udp + 3] !== 53) return PASS;
       const total = (d[ip + 2] << 8) | d[ip + 3];
@@ -128,8 +139,9 @@ export class DnsResponder implements Stage {
       }
     } else if (ctx.etherType === ETHERTYPE_IPV6) {
       const v6 = this.v6;
-      if (v6 === undefined || ip + 48 > end || d[ip + 6] !== 17) return PASS;
+      if (v6 === undefined || ip + 48 > end || (d[ip + 6] !== 17 && d[ip + 6] !== 6)) return PASS;
       for (let i = 0; i < 16; i++) if (d[ip + 24 + i] !== v6[i]) return PASS;
+      if (d[ip + 6] === 6) return this.tcpSegment(ctx, slot, ip, ip + 40, end);
       udp = ip + 40;
       if (d[udp + 2] !== 0 || d[udp + 3] !== 53) return PASS;
       const payload = (d[ip + 4] << 8) | d[ip + 5];
@@ -159,6 +171,13 @@ export class DnsResponder implements Stage {
     this.held.add(slot);
     this.forwarder.forward(query, client, false, (reply, rcode) => this.onReply(ctx, slot, reply, rcode));
     return TAKEN;
+  }
+
+  /** TCP to the resolver: port 53 answered statelessly (responder-tcp.ts), other ports PASS. */
+  private tcpSegment(ctx: StageContext, slot: number, ip: number, tcp: number, end: number): number {
+    const d = ctx.pool.data;
+    if (tcp + 20 > end || d[tcp + 2] !== 0 || d[tcp + 3] !== 53) return PASS;
+    return this.tcp.segment(ctx, slot, ip, tcp, end) === TCP_REPLY ? REPLY : dropVerdict(R_TCP_ABSORBED);
   }
 
   private onReply(ctx: StageContext, slot: number, reply: Uint8Array | null, rcode: number): void {
