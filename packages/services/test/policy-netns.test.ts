@@ -1,0 +1,194 @@
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestbed, waitForLine, type Testbed } from '../../../test/lib/testbed.js';
+import { ping } from '../../../test/lib/transfer.js';
+import { meshConfig, repoRoot } from '../../../test/lib/vtep.js';
+import type { Policy } from '../src/policy/rules.js';
+
+// Real TCP and ping through the policy filter, in network namespaces: host 1 (web, 198.19.0.1)
+// and host 2 (db, 198.19.0.2) each run openHost with a PolicyFilter on the network; kernel
+// sockets on each TAP are the workloads.
+const VNI = 100;
+const WEB = '198.19.0.1';
+const DB = '198.19.0.2';
+
+const POLICY: Policy = {
+  defaultAction: 'deny',
+  tiers: {
+    network: [
+      { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432-5433'] },
+      { id: 'ping', action: 'allow', proto: 'icmp', icmpTypes: [8] },
+    ],
+  },
+};
+/** Port 5432 quarantined by an admin rule; 5433 still allowed. */
+const QUARANTINE: Policy = { defaultAction: 'deny', tiers: { ...POLICY.tiers, admin: [{ id: 'quarantine-5432', action: 'deny', proto: 'tcp', ports: ['5432'] }] } };
+
+/** openHost + PolicyFilter; stdin `policy <json>` → `SET <ms> <stats>`, `stats` → `STATS <stats>`. */
+const RUNNER = `
+import { createInterface } from 'node:readline';
+import { openHost } from '@overlay/host';
+import { PolicyFilter } from '@overlay/services';
+const { hostOptions } = await import(process.env.HOST_CONFIG_TS);
+const host = await openHost(hostOptions(JSON.parse(process.env.HOST_CFG)));
+const f = new PolicyFilter({ policy: JSON.parse(process.env.POLICY), log: () => {} });
+f.identity.set('${WEB}', ['web']);
+f.identity.set('${DB}', ['db']);
+host.dataplane.addStage(${VNI}, f);
+const report = () => JSON.stringify({ ...f.stats(), rules: f.ruleCounters(), stage: host.dataplane.stats().stages.policy });
+const rl = createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  if (line.startsWith('policy ')) {
+    f.setPolicy(JSON.parse(line.slice(7)));
+    process.stdout.write('SET ' + Date.now() + ' ' + report() + '\\n');
+  } else if (line === 'stats') process.stdout.write('STATS ' + report() + '\\n');
+});
+let closing = false;
+const stop = async () => {
+  if (closing) return;
+  closing = true;
+  await host.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+rl.on('close', stop);
+process.stdout.write('READY\\n');
+`;
+
+/** Listens on ADDR for each of PORTS; every connection gets a line every 50 ms for LIFE_MS. */
+const SERVER = `
+const net = require('node:net');
+let n = 0;
+for (const port of process.env.PORTS.split(',').map(Number)) {
+  net.createServer((s) => {
+    s.on('error', () => {});
+    const t = setInterval(() => s.write('tick ' + port + '\\n'), 50);
+    s.on('close', () => clearInterval(t));
+  }).listen(port, process.env.ADDR, () => { if (++n === process.env.PORTS.split(',').length) process.stdout.write('LISTEN\\n'); });
+}
+setTimeout(() => process.exit(0), Number(process.env.LIFE_MS));
+`;
+
+/** One connection to ADDR:PORT: CONN <ms>, DATA <ms> per chunk, FAIL <code> (or TIMEOUT after CONNECT_MS). */
+const CLIENT = `
+const net = require('node:net');
+const s = net.connect(Number(process.env.PORT), process.env.ADDR);
+const t = setTimeout(() => { process.stdout.write('TIMEOUT\\n'); process.exit(0); }, Number(process.env.CONNECT_MS));
+s.on('connect', () => { clearTimeout(t); process.stdout.write('CONN ' + Date.now() + '\\n'); });
+s.on('data', () => process.stdout.write('DATA ' + Date.now() + '\\n'));
+s.on('error', (e) => process.stdout.write('FAIL ' + e.code + '\\n'));
+setTimeout(() => process.exit(0), Number(process.env.LIFE_MS));
+`;
+
+function lines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  let buf = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      out.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return out;
+}
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('policy filter with real sockets, in namespaces', () => {
+  let tb: Testbed;
+  const children: ChildProcess[] = [];
+  const runners: { child: ChildProcess; out: string[] }[] = [];
+
+  beforeAll(async () => {
+    tb = await createTestbed({ hosts: 2, prefix: 'pol' });
+    const cfg = meshConfig(tb.hosts, [VNI]);
+    for (const [k, h] of tb.hosts.entries()) {
+      const child = h.spawn(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', RUNNER], {
+        cwd: `${repoRoot}/test`,
+        env: { ...process.env, HOST_CFG: JSON.stringify(cfg[k]), POLICY: JSON.stringify(POLICY), HOST_CONFIG_TS: `${repoRoot}/test/lib/host-config.ts` },
+      });
+      children.push(child);
+      const out = lines(child);
+      runners.push({ child, out });
+      await until(`runner ${k + 1} READY`, () => (out.includes('READY') ? true : undefined), 40_000);
+    }
+    const servers: [number, string, string][] = [[1, WEB, '9000'], [2, DB, '5432,5433,8080']];
+    for (const [i, addr, ports] of servers) {
+      const s = tb.hosts[i - 1].spawn(process.execPath, ['-e', SERVER], { env: { ...process.env, ADDR: addr, PORTS: ports, LIFE_MS: '120000' } });
+      children.push(s);
+      await waitForLine(s, /^LISTEN/, 20_000);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await tb?.destroy();
+  }, 60_000);
+
+  function client(from: number, addr: string, port: number, lifeMs: number, connectMs = 3000) {
+    const child = tb.hosts[from - 1].spawn(process.execPath, ['-e', CLIENT], { env: { ...process.env, ADDR: addr, PORT: String(port), LIFE_MS: String(lifeMs), CONNECT_MS: String(connectMs) } });
+    children.push(child);
+    return lines(child);
+  }
+
+  async function stats(k: number): Promise<{ counters: Record<string, number>; stage: Record<string, number>; rules: Record<string, Record<"inside" | "outside", { drops: number; allows: number }>> }> {
+    const r = runners[k - 1];
+    const before = r.out.length;
+    r.child.stdin!.write('stats\n');
+    const l = await until('STATS', () => r.out.slice(before).find((x) => x.startsWith('STATS ')), 10_000);
+    return JSON.parse(l.slice(6));
+  }
+
+  it('web → db:5432 connects and streams; web → db:8080 and db → web:9000 are denied; ping passes', async () => {
+    const ok = client(1, DB, 5432, 3000);
+    await until('data from db:5432', () => (ok.filter((l) => l.startsWith('DATA')).length >= 5 ? true : undefined), 15_000);
+    const denied = client(1, DB, 8080, 5000, 3000);
+    const back = client(2, WEB, 9000, 5000, 3000);
+    await until('both denied attempts to end', () => (denied.length > 0 && back.length > 0 ? true : undefined), 15_000);
+    expect(denied).toEqual(['TIMEOUT']);
+    expect(back).toEqual(['TIMEOUT']);
+    expect(await ping(tb.hosts[0], DB, 3)).toBe(3);
+    const web = await stats(1);
+    const db = await stats(2);
+    // db → web:9000 dropped at db's egress, web → db:8080 at web's egress, each SYN counted by default.
+    expect(web.rules['(default)'].inside.drops).toBeGreaterThanOrEqual(1);
+    expect(db.rules['(default)'].inside.drops).toBeGreaterThanOrEqual(1);
+    expect(web.rules['web-db'].inside.allows).toBeGreaterThanOrEqual(1);
+    expect(db.rules['web-db'].outside.allows).toBeGreaterThanOrEqual(1);
+    expect(db.stage.denied).toBe(db.counters.inside_denied + db.counters.outside_denied);
+  }, 60_000);
+
+  it('reload on db mid-stream: the quarantined connection gets no data from 200 ms after the swap on, the other keeps streaming', async () => {
+    const a = client(1, DB, 5432, 12_000);
+    const b = client(1, DB, 5433, 12_000);
+    await until('both streams', () => (a.filter((l) => l.startsWith('DATA')).length >= 5 && b.filter((l) => l.startsWith('DATA')).length >= 5 ? true : undefined), 15_000);
+    const r = runners[1];
+    const before = r.out.length;
+    r.child.stdin!.write(`policy ${JSON.stringify(QUARANTINE)}\n`);
+    const set = await until('SET', () => r.out.slice(before).find((l) => l.startsWith('SET ')), 10_000);
+    const setAt = Number(set.split(' ')[1]);
+    await new Promise((res) => setTimeout(res, 3000));
+    const after = (out: string[]) => out.filter((l) => l.startsWith('DATA ') && Number(l.split(' ')[1]) > setAt + 200).length;
+    expect(after(a)).toBe(0);
+    expect(after(b)).toBeGreaterThan(10);
+    const db = await stats(2);
+    expect(db.counters.flows_revoked).toBe(1);
+    expect(db.rules['quarantine-5432'].inside.drops + db.rules['quarantine-5432'].outside.drops).toBeGreaterThanOrEqual(1);
+    // A new connection to 5432 is refused by the new rules (at db's ingress: web still has the old policy).
+    const c = client(1, DB, 5432, 5000, 3000);
+    await until('new attempt to end', () => (c.length > 0 ? true : undefined), 15_000);
+    expect(c).toEqual(['TIMEOUT']);
+  }, 60_000);
+});
