@@ -80,3 +80,26 @@ describe('policy rules: an endpoint with groups and CIDRs matches either (union)
   it('in neither: no match (default)', () => expect(verdict('198.19.0.3')).toBe(-1));
   it('destination not in db: no match', () => expect(verdict('198.19.0.1', '198.19.0.1')).toBe(-1));
 });
+
+describe('identity table', () => {
+  it('replace() rebuilds the whole table at once, all or nothing; lookups follow', () => {
+    const id = new IdentityTable();
+    id.set('198.19.0.1', ['web']);
+    const v = id.version;
+    const entries = Array.from({ length: 3000 }, (_, i) => [`198.19.${i >> 8}.${i & 255}`, i % 2 ? ['db'] : ['web', `g${i % 70}`]] as const);
+    id.replace(entries);
+    expect(id.version).toBe(v + 1 + 1); // one rebuild, plus the one growing the bitset past 32 groups
+    expect(id.size).toBe(3000);
+    expect(id.groupsOf('198.19.0.3')).toEqual(['db']);
+    const bit = (ip: string, group: string) => {
+      const base = id.lookup(parseIpv4Address(ip) | 0);
+      const g = id.groupId(group);
+      return base < 0 ? -1 : (id.bits[base + (g >>> 5)] >>> (g & 31)) & 1;
+    };
+    expect([bit('198.19.11.182', 'web'), bit('198.19.11.182', `g${2998 % 70}`), bit('198.19.11.182', 'db')]).toEqual([1, 1, 0]); // i = 2998
+    expect([bit('198.19.11.183', 'web'), bit('198.19.11.183', 'db')]).toEqual([0, 1]); // i = 2999
+    expect(id.lookup(parseIpv4Address('198.19.200.1') | 0)).toBe(-1);
+    expect(() => id.replace([['198.19.0.1', ['web']], ['nope', ['x']]])).toThrow(PolicyError);
+    expect(id.size).toBe(3000);
+  });
+});

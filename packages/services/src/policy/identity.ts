@@ -42,19 +42,26 @@ export class IdentityTable {
 
   /** Set the groups of an address (replacing what it had); an empty list removes it. */
   set(address: string, groups: readonly string[]): void {
-    let a: number;
-    try {
-      a = parseIpv4Address(address) | 0;
-    } catch {
-      throw new PolicyError('identity.address', `not an IPv4 address: ${JSON.stringify(String(address).slice(0, 64))}`);
-    }
-    for (const g of groups) if (typeof g !== 'string' || g.length === 0 || g.length > 128) throw new PolicyError('identity.groups', `not a group name: ${JSON.stringify(g)}`);
+    this.apply(address, groups);
+    this.rebuild();
+  }
+
+  /** Replace the whole table with `entries` (address → groups), rebuilding once; all or nothing. */
+  replace(entries: Iterable<readonly [string, readonly string[]]>): void {
+    const list = [...entries];
+    list.forEach(([address, groups], i) => check(address, groups, `identity[${i}]`));
+    this.members.clear();
+    for (const [address, groups] of list) this.apply(address, groups);
+    this.rebuild();
+  }
+
+  private apply(address: string, groups: readonly string[]): void {
+    const a = check(address, groups, 'identity');
     if (groups.length === 0) this.members.delete(a);
     else {
       for (const g of groups) this.groupId(g);
       this.members.set(a, [...groups]);
     }
-    this.rebuild();
   }
 
   delete(address: string): void {
@@ -104,6 +111,19 @@ export class IdentityTable {
     this.mask = mask;
     this.version++;
   }
+}
+
+/** The address as int32, after checking it and its group names. */
+function check(address: string, groups: readonly string[], path: string): number {
+  let a: number;
+  try {
+    a = parseIpv4Address(address) | 0;
+  } catch {
+    throw new PolicyError(`${path}.address`, `not an IPv4 address: ${JSON.stringify(String(address).slice(0, 64))}`);
+  }
+  if (!Array.isArray(groups)) throw new PolicyError(`${path}.groups`, 'must be a list of group names');
+  for (const g of groups) if (typeof g !== 'string' || g.length === 0 || g.length > 128) throw new PolicyError(`${path}.groups`, `not a group name: ${JSON.stringify(g)}`);
+  return a;
 }
 
 function hash(a: number): number {
