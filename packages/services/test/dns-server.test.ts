@@ -67,7 +67,7 @@ describe('DNS server on loopback sockets, asked by dig', () => {
       networks: ['blue'],
       address: '127.0.0.1',
       port: 0,
-      forward: { upstreams: [`127.0.0.1:${up.port}`], timeoutMs: 1500, maxPending: 8, minShare: 2 },
+      forward: { upstreams: [`127.0.0.1:${up.port}`], timeoutMs: 4000, maxPending: 8, minShare: 2 },
       tcpIdleMs: 2000,
     });
     port = String(server.port);
@@ -113,13 +113,13 @@ describe('DNS server on loopback sockets, asked by dig', () => {
     expect(server.counters.get('negative_cache_hits')).toBe(before + 1);
   });
 
-  it('an upstream that never answers: SERVFAIL after the timeout, counted', async () => {
+  it('an upstream that never answers: SERVFAIL after the timeout, counted', { timeout: 30_000 }, async () => {
     const before = server.counters.get('forward_timeouts');
-    expect(status(await dig(['@127.0.0.1', '-p', port, 'slow1.test']))).toBe('SERVFAIL');
+    expect(status(await dig(['@127.0.0.1', '-p', port, '+time=8', 'slow1.test']))).toBe('SERVFAIL');
     expect(server.counters.get('forward_timeouts')).toBe(before + 1);
   });
 
-  it('per-client fair share: a client over its share is REFUSED, another client is still served meanwhile', async () => {
+  it('per-client fair share: a client over its share is REFUSED, another client is still served meanwhile', { timeout: 30_000 }, async () => {
     // maxPending 8, minShare 2: a lone client may hold 8 / (1 + 1) = 4; the rest of its slow names are refused.
     const a = createSocket('udp4');
     await new Promise<void>((r) => a.bind(0, '127.0.0.2', () => r()));
@@ -128,7 +128,7 @@ describe('DNS server on loopback sockets, asked by dig', () => {
     const before = server.counters.get('forward_over_share');
     try {
       for (let i = 0; i < 12; i++) a.send(dnsPacket.encode({ type: 'query', id: i, questions: [{ type: 'A', name: `slow-${i}.test` }] }), Number(port), '127.0.0.1');
-      for (let t = 0; t < 50 && rcodes.length < 8; t++) await new Promise((r) => setTimeout(r, 20));
+      for (let t = 0; t < 250 && rcodes.length < 8; t++) await new Promise((r) => setTimeout(r, 20));
       expect(rcodes).toEqual(Array(8).fill('REFUSED'));
       expect(server.forwarder!.pendingCount).toBe(4);
       // Client 127.0.0.1 is served while 127.0.0.2 holds its share.
@@ -136,7 +136,7 @@ describe('DNS server on loopback sockets, asked by dig', () => {
       expect(server.forwarder!.pendingCount).toBe(4);
       expect(server.counters.get('forward_over_share')).toBe(before + 8);
     } finally {
-      for (let t = 0; t < 150 && server.forwarder!.pendingCount > 0; t++) await new Promise((r) => setTimeout(r, 20));
+      for (let t = 0; t < 400 && server.forwarder!.pendingCount > 0; t++) await new Promise((r) => setTimeout(r, 20));
       a.close();
     }
     expect(rcodes.filter((r) => r === 'SERVFAIL')).toHaveLength(4);
