@@ -137,6 +137,15 @@ describe('policy filter in an in-memory overlay', () => {
     expect(b.hosts[0].f.stats().counters.inside_denied).toBe(1);
   });
 
+  it('an allowed stray echo reply opens nothing: the other side\'s echo request with its identifier is still judged', async () => {
+    const strayReplies: Policy = { defaultAction: 'deny', tiers: { network: [{ id: 'replies', action: 'allow', proto: 'icmp', icmpTypes: [0] }] } };
+    const b = bed(strayReplies);
+    expect(await b.send(WEB, DB, { proto: 'icmp', icmpType: 0, id: 77 })).toHaveLength(1);
+    expect(b.hosts[1].f.stats().flows).toBe(0);
+    expect(await b.send(DB, WEB, { proto: 'icmp', icmpType: 8, id: 77 })).toHaveLength(0);
+    expect(b.hosts[1].f.stats().counters.inside_denied).toBe(1);
+  });
+
   it('reload: a flow the new rules deny stops within one packet of the swap; allowed flows untouched; a bad policy keeps the old', async () => {
     const b = bed();
     const [web, db] = b.hosts;

@@ -19,8 +19,8 @@ import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js'
  * flow opens only with a SYN without ACK/RST: any other TCP packet of an unknown flow (a SYN-less
  * ACK, a SYN-ACK, a RST, a FIN) is dropped as `no_flow`. UDP and other protocols open on any
  * packet. ICMP echo requests open a flow keyed by their identifier and the matching echo replies
- * are its replies; other ICMP types (errors, unsolicited replies) are judged per packet and not
- * tracked. Timeouts per state are the conntrack's (configurable); a timer expires flows every
+ * are its replies; other ICMP types (errors) and echo replies of no tracked request are judged
+ * per packet and open nothing. Timeouts per state are the conntrack's (configurable); a timer expires flows every
  * `tickMs`. Non-first IPv4 fragments are dropped (`fragment`): they carry no ports to judge.
  * IPv6 is not enforced yet: with `defaultAction: deny` IPv6 frames are dropped
  * (`ipv6_unsupported`), with `allow` they pass. Non-IP frames (ARP) pass.
@@ -290,6 +290,9 @@ export class PolicyFilter implements Stage {
         return PASS;
       }
       if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.drop(dir, D_NO_FLOW);
+      // An echo reply of no tracked request is judged alone and opens nothing (else an allowed
+      // stray reply would let the other side's echo requests in as its "replies").
+      if (proto === PROTO_ICMP && key === ICMP_ECHO_REPLY) tracked = false;
     }
 
     const c = this.compiled;
