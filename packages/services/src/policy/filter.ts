@@ -257,15 +257,15 @@ export class PolicyFilter implements Stage {
     if (tracked) {
       let e = ct.find(proto, src, dst, sport, dport);
       let reply = false;
-      if (e >= 0 && aux[e * 6 + AUX_DIR] !== dir) e = -1;
+      if (e >= 0 && aux[e * Conntrack.AUX + AUX_DIR] !== dir) e = -1;
       if (e < 0) {
         e = ct.findReply(proto, src, dst, sport, dport);
-        if (e >= 0 && aux[e * 6 + AUX_DIR] === dir) e = -1;
+        if (e >= 0 && aux[e * Conntrack.AUX + AUX_DIR] === dir) e = -1;
         reply = e >= 0;
       }
       if (e >= 0) {
         const c = this.compiled;
-        const a = e * 6;
+        const a = e * Conntrack.AUX;
         if (aux[a + AUX_GEN] !== c.generation || aux[a + AUX_IDENTITY] !== this.identity.version) {
           // Re-judge the flow as first seen: its initiator, responder, protocol and key.
           this.counters.add(this.counters.at.flows_rejudged);
@@ -309,7 +309,7 @@ export class PolicyFilter implements Stage {
     if (!tracked) return PASS;
     const e = ct.open(proto, src, dst, sport, dport, dst, flags, this.now);
     if (e < 0) return this.drop(dir, D_FULL);
-    const a = e * 6;
+    const a = e * Conntrack.AUX;
     aux[a + AUX_GEN] = c.generation;
     aux[a + AUX_IDENTITY] = id.version;
     aux[a + AUX_DIR] = dir;
