@@ -183,7 +183,8 @@ export interface ServiceAnswer {
  */
 export class ServiceView {
   readonly counters = new CounterSet(SERVICE_VIEW_EVENTS, 'overlay.agent.services');
-  private readonly byKey = new Map<string, ServiceInstance>();
+  /** The stored records present now (the table holds them anyway: a reference costs nothing). */
+  private readonly byKey = new Map<string, ServiceRecord>();
   /** network → service → keys. */
   private readonly index = new Map<string, Map<string, Set<string>>>();
   private readonly sinks: ServiceSink[] = [];
@@ -191,7 +192,7 @@ export class ServiceView {
   /** Forward every change to `sink`, starting with the instances present now. */
   attach(sink: ServiceSink): void {
     this.sinks.push(sink);
-    for (const inst of this.byKey.values()) this.emit(sink, 'upsert', inst);
+    for (const [key, rec] of this.byKey) this.emit(sink, 'upsert', instanceOf(key, rec));
   }
 
   /** The kind's effect for one record key. */
@@ -199,35 +200,33 @@ export class ServiceView {
     const cur = this.byKey.get(key);
     const want = rec !== null && present(rec, ctx) ? rec : null;
     if (want === null) {
-      if (cur) this.drop(cur);
+      if (cur) this.drop(key, cur);
       return;
     }
-    if (cur && cur.version === want.version && cur.owner === want.owner) return; // membership churn, same record
-    const d = want.data!;
-    const inst: ServiceInstance = {
-      service: d.service, ipv4: d.ipv4, ipv6: d.ipv6,
-      ports: d.ports.map((p) => ({ port: p.port, proto: PROTO_CODES[p.proto], name: p.name })),
-      health: HEALTH_CODES[d.health], since: d.since, reason: d.reason, mode: MODE_CODES[d.mode], vip: d.vip, ttl: d.ttl, endpoint: d.endpoint,
-      key, network: want.network, id: want.id, owner: want.owner, version: want.version,
-    };
-    if (cur && (cur.service !== inst.service || cur.network !== inst.network)) this.drop(cur);
+    if (cur === want) return; // membership churn, same record
+    if (cur && (cur.data!.service !== want.data!.service || cur.network !== want.network)) this.drop(key, cur);
     const existed = this.byKey.has(key);
-    this.byKey.set(key, inst);
-    this.slot(inst.network, inst.service, true).add(key);
+    this.byKey.set(key, want);
+    this.slot(want.network, want.data!.service, true).add(key);
     this.counters.add(existed ? this.counters.at.instances_updated : this.counters.at.instances_added);
+    if (this.sinks.length === 0) return;
+    const inst = instanceOf(key, want);
     for (const s of this.sinks) this.emit(s, 'upsert', inst);
   }
 
-  private drop(inst: ServiceInstance): void {
-    this.byKey.delete(inst.key);
-    const set = this.slot(inst.network, inst.service, false);
-    set?.delete(inst.key);
+  private drop(key: string, rec: ServiceRecord): void {
+    this.byKey.delete(key);
+    const service = rec.data!.service;
+    const set = this.slot(rec.network, service, false);
+    set?.delete(key);
     if (set && set.size === 0) {
-      const net = this.index.get(inst.network)!;
-      net.delete(inst.service);
-      if (net.size === 0) this.index.delete(inst.network);
+      const net = this.index.get(rec.network)!;
+      net.delete(service);
+      if (net.size === 0) this.index.delete(rec.network);
     }
     this.counters.add(this.counters.at.instances_removed);
+    if (this.sinks.length === 0) return;
+    const inst = instanceOf(key, rec);
     for (const s of this.sinks) this.emit(s, 'remove', inst);
   }
 
@@ -252,10 +251,10 @@ export class ServiceView {
     }
   }
 
-  /** Every instance of `service` on `network` known now (any health). */
+  /** Every instance of `service` on `network` known now (any health); built on each call. */
   instances(network: string, service: string): ServiceInstance[] {
     const set = this.slot(network, service, false);
-    return set ? [...set].map((k) => this.byKey.get(k)!) : [];
+    return set ? [...set].map((k) => instanceOf(k, this.byKey.get(k)!)) : [];
   }
 
   /** What a DNS answer for `service` on `network` holds: the healthy instances, or all in panic. */
@@ -276,8 +275,19 @@ export class ServiceView {
   }
 
   *all(): IterableIterator<ServiceInstance> {
-    yield* this.byKey.values();
+    for (const [key, rec] of this.byKey) yield instanceOf(key, rec);
   }
+}
+
+/** The readable form of a stored instance record. */
+function instanceOf(key: string, rec: ServiceRecord): ServiceInstance {
+  const d = rec.data!;
+  return {
+    service: d.service, ipv4: d.ipv4, ipv6: d.ipv6,
+    ports: d.ports.map((p) => ({ port: p.port, proto: PROTO_CODES[p.proto], name: p.name })),
+    health: HEALTH_CODES[d.health], since: d.since, reason: d.reason, mode: MODE_CODES[d.mode], vip: d.vip, ttl: d.ttl, endpoint: d.endpoint,
+    key, network: rec.network, id: rec.id, owner: rec.owner, version: rec.version,
+  };
 }
 
 function present(rec: ServiceRecord, ctx: KindContext): boolean {
