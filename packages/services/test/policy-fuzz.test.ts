@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, PacketBatch, createDataplane, encodeVxlan, type BatchSink } from '@overlay/dataplane';
+import { BufferPool, createDataplane } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
 import { PolicyFilter, POLICY_DROP_REASONS } from '../src/policy/filter.js';
 import type { Policy } from '../src/policy/rules.js';
+import { handBatch, tag8021q } from './fuzz-batch.js';
 import { ipv4Frame } from './vip-frames.js';
 
 const VNI = 42;
@@ -27,7 +28,6 @@ const POLICIES: Policy[] = [
 ];
 
 function templates(): { inside: Buffer[]; outside: Buffer[] } {
-  const tag = (f: Buffer) => Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x07]), f.subarray(12)]);
   const inside: Buffer[] = [];
   const outside: Buffer[] = [];
   for (const p of PEERS) {
@@ -51,8 +51,8 @@ function templates(): { inside: Buffer[]; outside: Buffer[] } {
   v6[20] = 17;
   v6[21] = 64;
   inside.push(v6);
-  inside.push(...inside.slice(0, 4).map(tag));
-  outside.push(...outside.slice(0, 4).map(tag));
+  inside.push(...inside.slice(0, 4).map(tag8021q));
+  outside.push(...outside.slice(0, 4).map(tag8021q));
   return { inside, outside };
 }
 
@@ -69,24 +69,6 @@ function mutate(rnd: () => number, t: Buffer): Buffer {
   if (s < 0.1) f = f.subarray(0, Math.floor(rnd() * f.length));
   else if (s < 0.15) f = Buffer.concat([f, Buffer.alloc(Math.floor(rnd() * 1400))]);
   return f;
-}
-
-function hand(pool: BufferPool, sink: BatchSink, items: Uint8Array[], fromNetwork: boolean): number {
-  const b = new PacketBatch(items.length);
-  for (const it of items) {
-    const s = pool.acquire();
-    if (s < 0) throw new Error('pool exhausted: a slot leaked');
-    if (fromNetwork) {
-      const d = Buffer.alloc(8 + it.length);
-      encodeVxlan(d, 0, VNI);
-      d.set(it, 8);
-      pool.fill(s, d);
-      pool.setEndpoint(s, 4, Uint8Array.of(198, 18, 0, 2), 4789);
-    } else pool.fill(s, it);
-    b.push(s);
-  }
-  sink(b);
-  return items.length;
 }
 
 describe('policy filter on mutated input', () => {
@@ -109,8 +91,8 @@ describe('policy filter on mutated input', () => {
     let nIn = 0;
     let nOut = 0;
     for (let i = 0; nIn < N; i++) {
-      nIn += hand(pool, dev.sink, Array.from({ length: BATCH }, () => mutate(rnd, inside[Math.floor(rnd() * inside.length)])), false);
-      nOut += hand(pool, tr.sink, Array.from({ length: BATCH }, () => mutate(rnd, outside[Math.floor(rnd() * outside.length)])), true);
+      nIn += handBatch(pool, dev.sink, Array.from({ length: BATCH }, () => mutate(rnd, inside[Math.floor(rnd() * inside.length)])), false, VNI);
+      nOut += handBatch(pool, tr.sink, Array.from({ length: BATCH }, () => mutate(rnd, outside[Math.floor(rnd() * outside.length)])), true, VNI);
       clock.now += 25;
       f.tick();
       if (i % 200 === 199) f.setPolicy(POLICIES[((i / 200) | 0) % POLICIES.length]);

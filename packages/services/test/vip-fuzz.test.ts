@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, PacketBatch, createDataplane, encodeVxlan, type BatchSink } from '@overlay/dataplane';
+import { BufferPool, createDataplane } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
 import { ServiceVips, VIP_DROP_REASONS, type VipBackend } from '../src/vip/index.js';
+import { handBatch, tag8021q } from './fuzz-batch.js';
 import { ipv4Frame } from './vip-frames.js';
 
 const VNI = 42;
@@ -12,21 +13,20 @@ const BACKENDS = [2, 3, 4].map((n) => ({ id: `b${n}`, ip: `198.19.0.${n}`, mac: 
 
 /** Valid frames of every kind the translator handles, in both directions, some 802.1Q-tagged. */
 function templates(): { inside: Buffer[]; outside: Buffer[] } {
-  const tag = (f: Buffer) => Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x07]), f.subarray(12)]);
   const inside: Buffer[] = [];
   for (const flags of [0x02, 0x10, 0x18, 0x11, 0x04, 0x12]) inside.push(ipv4Frame({ dstMac: VIP_MAC, srcMac: CLIENT_MAC, src: '198.19.0.1', dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags, payload: Buffer.alloc(flags & 8 ? 30 : 0) }));
   inside.push(ipv4Frame({ dstMac: VIP_MAC, srcMac: CLIENT_MAC, src: '198.19.0.1', dst: VIP, proto: 'udp', sport: 5353, dport: 53, payload: Buffer.alloc(21) }));
   inside.push(ipv4Frame({ dstMac: VIP_MAC, srcMac: CLIENT_MAC, src: '198.19.0.1', dst: VIP, proto: 'icmp', id: 9 }));
   inside.push(ipv4Frame({ dstMac: '02:00:00:00:00:02', srcMac: CLIENT_MAC, src: '198.19.0.1', dst: '198.19.0.2', proto: 'tcp' })); // not for the VIP
   inside.push(buildArpRequest({ srcMac: CLIENT_MAC, srcIp: '198.19.0.1', targetIp: VIP }));
-  inside.push(...inside.slice(0, 4).map(tag));
+  inside.push(...inside.slice(0, 4).map(tag8021q));
   const outside: Buffer[] = [];
   for (const b of BACKENDS) {
     for (const flags of [0x12, 0x10, 0x11, 0x04]) outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'tcp', sport: 80, dport: 40000, flags }));
     outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'udp', sport: 53, dport: 5353, payload: Buffer.alloc(9) }));
     outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'icmp', icmpType: 0, id: 9 }));
   }
-  outside.push(...outside.slice(0, 3).map(tag));
+  outside.push(...outside.slice(0, 3).map(tag8021q));
   return { inside, outside };
 }
 
@@ -46,24 +46,6 @@ function mutate(rnd: () => number, t: Buffer): Buffer {
   if (s < 0.1) f = f.subarray(0, Math.floor(rnd() * f.length));
   else if (s < 0.15) f = Buffer.concat([f, Buffer.alloc(Math.floor(rnd() * 1600))]);
   return f;
-}
-
-function hand(pool: BufferPool, sink: BatchSink, items: Uint8Array[], fromBackend: boolean): number {
-  const b = new PacketBatch(items.length);
-  for (const it of items) {
-    const s = pool.acquire();
-    if (s < 0) throw new Error('pool exhausted: a slot leaked');
-    if (fromBackend) {
-      const d = Buffer.alloc(8 + it.length);
-      encodeVxlan(d, 0, VNI);
-      d.set(it, 8);
-      pool.fill(s, d);
-      pool.setEndpoint(s, 4, Uint8Array.of(198, 18, 0, 2), 4789);
-    } else pool.fill(s, it);
-    b.push(s);
-  }
-  sink(b);
-  return items.length;
 }
 
 describe('VIP translator on mutated input', () => {
@@ -90,8 +72,8 @@ describe('VIP translator on mutated input', () => {
     for (let i = 0; nIn < N; i++) {
       const ins = Array.from({ length: BATCH }, () => mutate(rnd, inside[Math.floor(rnd() * inside.length)]));
       const outs = Array.from({ length: BATCH }, () => mutate(rnd, outside[Math.floor(rnd() * outside.length)]));
-      nIn += hand(pool, dev.sink, ins, false);
-      nOut += hand(pool, tr.sink, outs, true);
+      nIn += handBatch(pool, dev.sink, ins, false, VNI);
+      nOut += handBatch(pool, tr.sink, outs, true, VNI);
       clock.now += 40;
       t.tick();
       if (i % 150 === 149) vips.setVip(VNI, spec(stateCycle[(i / 150 + 1) % stateCycle.length | 0]));
