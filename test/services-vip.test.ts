@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestbed, waitForLine, type Testbed } from './lib/testbed.js';
 import { endpointMac, meshConfig, repoRoot, startVtep, type VtepProcess } from './lib/vtep.js';
+import { collectLines, until } from './lib/wait.js';
 
 // Real TCP through a VIP: host 1 runs openHost with the VIP translator stage (ServiceVips) and
 // a client process; hosts 2..4 run our dataplane (vtep-host) and a TCP server on port 80 that
@@ -61,30 +62,6 @@ const net = require('node:net');
 net.createServer((s) => { s.on('error', () => {}); s.write(process.env.NAME + '\\n'); }).listen(80, process.env.ADDR, () => process.stdout.write('LISTEN\\n'));
 `;
 
-function lines(child: ChildProcess): string[] {
-  const out: string[] = [];
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      out.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return out;
-}
-
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('VIP with real TCP connections, in namespaces', () => {
   let tb: Testbed;
   const vteps: VtepProcess[] = [];
@@ -108,7 +85,7 @@ describe('VIP with real TCP connections, in namespaces', () => {
       env: { ...process.env, VIP_HOST_CFG: JSON.stringify(cfg[0]), VIP_SPEC: JSON.stringify(spec), VIP_HOST_CONFIG_TS: `${repoRoot}/test/lib/host-config.ts` },
     });
     children.push(runner);
-    runnerOut = lines(runner);
+    runnerOut = collectLines(runner);
     await until('runner READY', () => (runnerOut.includes('READY') ? true : undefined), 30_000);
   }, 120_000);
 
@@ -121,7 +98,7 @@ describe('VIP with real TCP connections, in namespaces', () => {
   function client(n: number, lifeMs: number): { out: string[]; child: ChildProcess } {
     const child = tb.hosts[0].spawn(process.execPath, ['-e', CLIENT], { env: { ...process.env, N: String(n), LIFE_MS: String(lifeMs) } });
     children.push(child);
-    return { out: lines(child), child };
+    return { out: collectLines(child), child };
   }
 
   it('spreads connections over the backends; a backend turned down resets its connections within 1 s and gets no new ones', async () => {

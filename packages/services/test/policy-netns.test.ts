@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestbed, waitForLine, type Testbed } from '../../../test/lib/testbed.js';
 import { ping } from '../../../test/lib/transfer.js';
 import { meshConfig, repoRoot } from '../../../test/lib/vtep.js';
+import { collectLines, until } from '../../../test/lib/wait.js';
 import type { Policy } from '../src/policy/rules.js';
 
 // Real TCP and ping through the policy filter, in network namespaces: host 1 (web, 198.19.0.1)
@@ -80,30 +81,6 @@ s.on('error', (e) => process.stdout.write('FAIL ' + e.code + '\\n'));
 setTimeout(() => process.exit(0), Number(process.env.LIFE_MS));
 `;
 
-function lines(child: ChildProcess): string[] {
-  const out: string[] = [];
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      out.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  return out;
-}
-
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('policy filter with real sockets, in namespaces', () => {
   let tb: Testbed;
   const children: ChildProcess[] = [];
@@ -118,7 +95,7 @@ describe('policy filter with real sockets, in namespaces', () => {
         env: { ...process.env, HOST_CFG: JSON.stringify(cfg[k]), POLICY: JSON.stringify(POLICY), HOST_CONFIG_TS: `${repoRoot}/test/lib/host-config.ts` },
       });
       children.push(child);
-      const out = lines(child);
+      const out = collectLines(child);
       runners.push({ child, out });
       await until(`runner ${k + 1} READY`, () => (out.includes('READY') ? true : undefined), 40_000);
     }
@@ -140,7 +117,7 @@ describe('policy filter with real sockets, in namespaces', () => {
   function client(from: number, addr: string, port: number, lifeMs: number, connectMs = 3000) {
     const child = tb.hosts[from - 1].spawn(process.execPath, ['-e', CLIENT], { env: { ...process.env, ADDR: addr, PORT: String(port), LIFE_MS: String(lifeMs), CONNECT_MS: String(connectMs) } });
     children.push(child);
-    return lines(child);
+    return collectLines(child);
   }
 
   async function stats(k: number): Promise<{ counters: Record<string, number>; stage: Record<string, number>; rules: Record<string, Record<"inside" | "outside", { drops: number; allows: number }>> }> {
