@@ -23,10 +23,10 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BufferPool, ETHERTYPE_IPV4, PASS, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type Stage, type StageContext, type Transport } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
+import { heapDuring } from './lib/heap.js';
 import { median, quantile, spreadPct } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -317,24 +317,7 @@ async function allocationProof(onlyStages = false): Promise<string[]> {
   }
   const PACKETS = Number(process.env.PACKETS ?? 1_000_000);
   const rows: string[] = [];
-  /** Heap growth and GC events while `work` runs. */
-  const measure = async (work: () => void) => {
-    let gcs = 0;
-    const obs = new PerformanceObserver((list) => {
-      gcs += list.getEntries().length;
-    });
-    gc();
-    await new Promise((r) => setImmediate(r));
-    obs.observe({ entryTypes: ['gc'] });
-    const before = process.memoryUsage().heapUsed;
-    const t0 = process.hrtime.bigint();
-    work();
-    const t1 = process.hrtime.bigint();
-    const after = process.memoryUsage().heapUsed;
-    await new Promise((r) => setTimeout(r, 100)); // gc entries arrive asynchronously, not within one turn
-    obs.disconnect();
-    return { growth: after - before, gcs, secs: Number(t1 - t0) / 1e9 };
-  };
+  const measure = (work: () => void) => heapDuring(gc, work);
   const row = (label: string, m: { growth: number; gcs: number; secs: number }) =>
     `| ${label} | ${PACKETS.toLocaleString('en')} | ${(m.growth / 1024).toFixed(1)} KiB | ${(m.growth / PACKETS).toFixed(3)} B | ${m.gcs} | ${fmt(PACKETS / m.secs)} packets/s |`;
   const arp = buildArpRequest({ srcMac: '02:00:00:00:00:01', srcIp: '198.19.0.1', targetIp: '198.19.0.2' });

@@ -19,9 +19,9 @@
  *    of benchmark.js's wall-clock figures on a machine whose load average exceeds its cores.
  */
 import Benchmark from 'benchmark';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { BufferPool, type StageContext } from '@overlay/dataplane';
 import { PolicyFilter, type Policy, type PolicyRule } from '@overlay/services';
+import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -211,23 +211,7 @@ if (!gc) {
   process.exitCode = 1;
 } else {
   const PACKETS = Number(process.env.PACKETS ?? 1_000_000);
-  const measure = async (work: () => void) => {
-    let gcs = 0;
-    const obs = new PerformanceObserver((list) => {
-      gcs += list.getEntries().length;
-    });
-    gc();
-    await new Promise((r) => setImmediate(r));
-    obs.observe({ entryTypes: ['gc'] });
-    const h0 = process.memoryUsage().heapUsed;
-    const c0 = process.cpuUsage().user;
-    work();
-    const c1 = process.cpuUsage().user;
-    const h1 = process.memoryUsage().heapUsed;
-    await new Promise((r) => setTimeout(r, 100));
-    obs.disconnect();
-    return { growth: h1 - h0, gcs, cpuNs: ((c1 - c0) * 1000) / PACKETS };
-  };
+  const measure = (work: () => void) => heapDuring(gc, work);
   const ring: unknown[] = new Array(1024).fill(null);
   const cases: [string, () => void][] = [
     ['established-flow verdicts', established],
@@ -244,7 +228,7 @@ if (!gc) {
     const m = await measure(() => {
       for (let i = 0; i < PACKETS; i++) fn();
     });
-    console.log(`| ${label} | ${(m.growth / 1024).toFixed(1)} KiB | ${(m.growth / PACKETS).toFixed(3)} B | ${m.gcs} | ${m.cpuNs.toFixed(1)} |`);
+    console.log(`| ${label} | ${(m.growth / 1024).toFixed(1)} KiB | ${(m.growth / PACKETS).toFixed(3)} B | ${m.gcs} | ${((m.cpuUs * 1000) / PACKETS).toFixed(1)} |`);
   }
 }
 if (sink === 0.5) console.log(sink);

@@ -16,10 +16,10 @@
  */
 import Benchmark from 'benchmark';
 import { loadavg } from 'node:os';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { BufferPool, ETHERTYPE_VLAN, PASS, REPLY, internetChecksum, ipv4PseudoHeaderSum, parseIpv4Address, parseMac, writeMac, type StageContext } from '@overlay/dataplane';
 import { buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
 import { VIP_DROP_REASONS, VipTranslator } from '@overlay/services';
+import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -217,21 +217,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } else {
     const P = 1_000_000;
-    const measure = async (work: () => void) => {
-      let gcs = 0;
-      const obs = new PerformanceObserver((list) => {
-        gcs += list.getEntries().length;
-      });
-      gc();
-      await new Promise((r) => setImmediate(r));
-      obs.observe({ entryTypes: ['gc'] });
-      const h0 = process.memoryUsage().heapUsed;
-      work();
-      const h1 = process.memoryUsage().heapUsed;
-      await new Promise((r) => setTimeout(r, 100));
-      obs.disconnect();
-      return { growth: h1 - h0, gcs };
-    };
+    const measure = (work: () => void) => heapDuring(gc, work);
     const m = await measure(() => {
       for (let i = 0; i < P; i++) {
         restoreIn();
