@@ -7,9 +7,11 @@
  *
  * Addresses are parsed by the dataplane's rules (`parseIpAddress`, `parseMac`), so what the config
  * accepts is what the dataplane takes: no zone ids (fe80::1%eth0), no prefixes where an address
- * is meant. Subnet math (prefix, host bits, containment) is done here over the parsed bytes.
+ * is meant. Subnet math (network address, host bits, containment, last addresses) is the `ip-address`
+ * package's, over addresses the dataplane's parser accepted.
  */
 import { readFileSync } from 'node:fs';
+import { Address4, Address6 } from 'ip-address';
 import { parse as parseYaml } from 'yaml';
 import { InvalidConfigError, formatIpAddress, formatMac, isValidVni, parseIpAddress, parseMac, type IpBytes } from '@overlay/dataplane';
 import { type HealthSpec, HealthSpecError, parseHealthSpec } from '@overlay/services';
@@ -194,7 +196,15 @@ function key(v: unknown, field: string, bytes: number): Buffer {
   return b;
 }
 
-interface Subnet { family: 4 | 6; bytes: Uint8Array; prefix: number; text: string }
+/**
+ * A subnet: the address is read by the dataplane's rules (ipBytes), the prefix math — network
+ * address, host bits, containment, the last addresses — by the `ip-address` package.
+ */
+interface Subnet { family: 4 | 6; prefix: number; text: string; cidr: Address4 | Address6 }
+const toAddress = (a: IpBytes, prefix?: number): Address4 | Address6 => {
+  const text = formatIpAddress(a.family, a.bytes) + (prefix === undefined ? '' : `/${prefix}`);
+  return a.family === 4 ? new Address4(text) : new Address6(text);
+};
 function subnet(v: unknown, field: string): Subnet {
   const s = str(v, field);
   const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
@@ -202,23 +212,15 @@ function subnet(v: unknown, field: string): Subnet {
   const a = ipBytes(m[1], field);
   const prefix = Number(m[2]);
   if (prefix > (a.family === 4 ? 32 : 128)) fail(field, `prefix length must be at most ${a.family === 4 ? 32 : 128}: ${JSON.stringify(s)}`);
-  const net = masked(a.bytes, prefix);
-  const text = `${formatIpAddress(a.family, net)}/${prefix}`;
-  if (net.some((b, i) => b !== a.bytes[i])) fail(field, `${s} has host bits set (the network is ${text})`);
-  return { family: a.family, bytes: net, prefix, text };
-}
-function masked(bytes: Uint8Array, prefix: number): Uint8Array {
-  const out = Uint8Array.from(bytes);
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
-    out[i] &= (0xff00 >> keep) & 0xff;
-  }
-  return out;
+  const cidr = toAddress(a, prefix);
+  const start = cidr.startAddress();
+  const text = `${ip(start.correctForm(), field)}/${prefix}`;
+  if (start.bigInt() !== cidr.bigInt()) fail(field, `${s} has host bits set (the network is ${text})`);
+  return { family: a.family, prefix, text, cidr };
 }
 function inside(a: IpBytes, net: Subnet): boolean {
-  return masked(a.bytes, net.prefix).every((b, i) => b === net.bytes[i]);
+  return a.family === net.family && toAddress(a).isInSubnet(net.cidr);
 }
-
 function endpoint(e: unknown, g: string, net: Subnet | undefined, device: string | undefined): EndpointConfig {
   const x = mapping(e, g, ENDPOINT_KEYS);
   const id = str(x.id, `${g}.id`);
@@ -288,7 +290,7 @@ function network(n: unknown, f: string, seen: { names: Map<string, string>; vnis
     const a = ipBytes(r.resolver, `${f}.resolver`);
     if (net && net.family === a.family && !inside(a, net)) fail(`${f}.resolver`, `${r.resolver} is outside the network's subnet ${net.text}`);
     resolver = formatIpAddress(a.family, a.bytes);
-  } else if (net) resolver = defaultResolver(net);
+  } else if (net) resolver = defaultResolver(net.text);
   if (resolver !== undefined && addrs.has(resolver)) fail(`${f}.resolver`, `${resolver} is also the address of ${addrs.get(resolver)} (the resolver needs an address of its own${r.resolver === undefined ? '; the default is the subnet\'s second-to-last address: set resolver to another' : ''})`);
   return {
     name, vni: r.vni, subnet: net?.text, device,
@@ -297,14 +299,16 @@ function network(n: unknown, f: string, seen: { names: Map<string, string>; vnis
   };
 }
 
-/** The subnet's second-to-last address (the last is IPv4's broadcast); none when the subnet has fewer than 4 addresses. */
-export function defaultResolver(net: { family: 4 | 6; bytes: Uint8Array; prefix: number }): string | undefined {
-  const bits = (net.family === 4 ? 32 : 128) - net.prefix;
-  if (bits < 2) return undefined;
-  const a = Uint8Array.from(net.bytes);
-  for (let i = 0; i < a.length; i++) a[i] |= ~masked(new Uint8Array(a.length).fill(0xff), net.prefix)[i] & 0xff;
-  a[a.length - 1] &= 0xfe;
-  return formatIpAddress(net.family, a);
+/**
+ * The second-to-last address of a subnet in canonical CIDR form (the last is IPv4's broadcast);
+ * none when the subnet has fewer than 4 addresses.
+ */
+export function defaultResolver(subnetText: string): string | undefined {
+  const v6 = subnetText.includes(':');
+  const cidr = v6 ? new Address6(subnetText) : new Address4(subnetText);
+  if ((v6 ? 128 : 32) - cidr.subnetMask < 2) return undefined;
+  const last = cidr.endAddress().bigInt() - 1n;
+  return ip((v6 ? Address6.fromBigInt(last) : Address4.fromBigInt(last)).correctForm(), 'resolver');
 }
 
 function servicePort(p: unknown, g: string): ServicePortConfig {

@@ -53,9 +53,10 @@ describe('config: services and resolvers', () => {
   });
 
   it('default resolver: second-to-last address; none in a subnet of fewer than 4 addresses', () => {
-    expect(defaultResolver({ family: 4, bytes: Uint8Array.of(10, 0, 0, 0), prefix: 8 })).toBe('10.255.255.254');
-    expect(defaultResolver({ family: 4, bytes: Uint8Array.of(198, 19, 0, 0), prefix: 30 })).toBe('198.19.0.2');
-    expect(defaultResolver({ family: 4, bytes: Uint8Array.of(198, 19, 0, 0), prefix: 31 })).toBeUndefined();
+    expect(defaultResolver('198.18.0.0/15')).toBe('198.19.255.254');
+    expect(defaultResolver('2001:db8::/64')).toBe('2001:db8::ffff:ffff:ffff:fffe');
+    expect(defaultResolver('198.19.0.0/30')).toBe('198.19.0.2');
+    expect(defaultResolver('198.19.0.0/31')).toBeUndefined();
     expect(parseConfig(edit('subnet: 198.19.0.0/24', 'subnet: 198.19.0.0/31').replace('ipv4: 198.19.0.1', 'ipv4: 198.19.0.1')).networks[0].resolver).toBeUndefined();
     expect(parseConfig(edit('    subnet: 198.19.0.0/24\n', '    subnet: 198.19.0.0/24\n    resolver: 198.19.0.53\n')).networks[0].resolver).toBe('198.19.0.53');
   });
