@@ -18,6 +18,7 @@
 import Benchmark from 'benchmark';
 import { BroadcastQueue } from '../packages/agent/src/broadcast.js';
 import { median } from './lib/stats.js';
+import { fmtRate as fmt, runSuite } from './lib/suite.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -71,24 +72,7 @@ function workload(q: Q, depth: number): () => void {
   };
 }
 
-function suite(add: (s: Benchmark.Suite) => void): Promise<{ name: string; hz: number; rme: number; samples: number }[]> {
-  return new Promise((resolve) => {
-    const s = new Benchmark.Suite('broadcast');
-    add(s);
-    const rows: { name: string; hz: number; rme: number; samples: number }[] = [];
-    s.on('cycle', (e: Benchmark.Event) => {
-      const b = e.target as unknown as Benchmark;
-      // Median of the per-op sample times, not the mean: the machine is shared and noisy.
-      const sample = b.stats?.sample ?? [];
-      rows.push({ name: String(b.name), hz: sample.length ? 1 / median(sample) : 0, rme: b.stats?.rme ?? 0, samples: sample.length });
-    });
-    s.on('complete', () => resolve(rows));
-    s.run({ async: false });
-  });
-}
-
 const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxTime: 1.5, minSamples: 10 };
-const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
 
 /**
  * Heap bytes per take, median of `rounds`: each round queues 1000 items (limit 40 sends each, so
@@ -117,7 +101,7 @@ function allocation(make: () => Q, rounds: number): number {
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run; take(1300 B, N=100) per op, 120-byte items`);
   const depths = [10, 100, 1000, 10_000];
-  const rows = await suite((s) => {
+  const rows = await runSuite('broadcast', (s) => {
     for (const d of depths) {
       s.add(`sort    depth ${d}`, workload(new SortedQueue(4), d), opts);
       s.add(`buckets depth ${d}`, workload(new BroadcastQueue(4), d), opts);

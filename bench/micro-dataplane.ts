@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BufferPool, ETHERTYPE_IPV4, PASS, PacketBatch, PairTable, createDataplane, decodeVxlan, encodeVxlan, type BatchSink, type Stage, type StageContext, type Transport } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
 import { heapDuring } from './lib/heap.js';
+import { fmtRate as fmt, runSuite } from './lib/suite.js';
 import { median, quantile, spreadPct } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -178,25 +179,8 @@ function pipeline(frameLen: number, learning = true, frame?: Uint8Array, floodVt
   return { dp, dev, pool, run };
 }
 
-// ---------------------------------------------------------------- benchmark.js suites
-function suite(name: string, add: (s: Benchmark.Suite) => void): Promise<{ name: string; hz: number; rme: number; samples: number }[]> {
-  return new Promise((resolve) => {
-    const s = new Benchmark.Suite(name);
-    add(s);
-    const rows: { name: string; hz: number; rme: number; samples: number }[] = [];
-    s.on('cycle', (e: Benchmark.Event) => {
-      const b = e.target as unknown as Benchmark;
-      // Median of the per-op sample times, not the mean: the machine is shared and noisy.
-      const sample = b.stats?.sample ?? [];
-      rows.push({ name: String(b.name), hz: sample.length ? 1 / median(sample) : 0, rme: b.stats?.rme ?? 0, samples: sample.length });
-    });
-    s.on('complete', () => resolve(rows));
-    s.run({ async: false });
-  });
-}
-
+// ---------------------------------------------------------------- benchmark.js suites (bench/lib/suite.ts)
 const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxTime: 1.5, minSamples: 10 };
-const fmt = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
 
 async function main(): Promise<void> {
   if (!process.argv.includes('--seam-child')) console.log(`node ${process.version}, ${quick ? 'quick' : 'full'} run, batch ${BATCH}`);
@@ -210,7 +194,7 @@ async function main(): Promise<void> {
 
   // 1. codec round trip over a batch of BATCH pool slots; one op = BATCH packets, each
   //    encapsulated (header written into headroom) and decapsulated (parsed, stripped).
-  const codec = await suite('codec', (s) => {
+  const codec = await runSuite('codec', (s) => {
     for (const size of [64, 1400, 9000]) {
       const pool = new BufferPool({ count: BATCH, frameCapacity: 9100 });
       const slots = new Int32Array(BATCH);
@@ -244,7 +228,7 @@ async function main(): Promise<void> {
   for (const r of codec) results.push({ name: r.name, perSec: r.hz * BATCH, rme: r.rme, unit: 'packets/s' });
 
   // 2. full pipeline; one op = BATCH packets out and back in.
-  const pipe = await suite('pipeline', (s) => {
+  const pipe = await runSuite('pipeline', (s) => {
     for (const size of [64, 1400, 9000]) {
       const p = pipeline(size);
       p.run(100_000); // warm up so the first case is not measured while V8 optimises
@@ -254,7 +238,7 @@ async function main(): Promise<void> {
   for (const r of pipe) results.push({ name: r.name, perSec: r.hz * BATCH, rme: r.rme, unit: 'packets/s' });
 
   // 2b. each direction alone, without the harness copies; one op = BATCH packets.
-  const dirs = await suite('directions', (s) => {
+  const dirs = await runSuite('directions', (s) => {
     for (const direction of ['inside', 'outside'] as const) {
       const d = oneDirection(64, direction);
       for (let w = 0; w < 2000; w++) d.run();
@@ -264,7 +248,7 @@ async function main(): Promise<void> {
   for (const r of dirs) results.push({ name: r.name, perSec: r.hz * BATCH, rme: r.rme, unit: 'packets/s' });
 
   // 3. FDB lookup, 10 000 entries, keys looked up in a shuffled order.
-  const fdb = await suite('fdb', (s) => {
+  const fdb = await runSuite('fdb', (s) => {
     const t = new PairTable(1 << 20);
     const N = 10_000;
     const hi = new Int32Array(N);
@@ -291,7 +275,7 @@ async function main(): Promise<void> {
   for (const r of fdb) results.push({ name: r.name, perSec: r.hz, rme: r.rme, unit: 'lookups/s' });
 
   // 4. pool acquire/release.
-  const pl = await suite('pool', (s) => {
+  const pl = await runSuite('pool', (s) => {
     const pool = new BufferPool({ count: 4096, frameCapacity: 1600 });
     s.add('pool acquire+release', () => pool.release(pool.acquire()), opts);
   });

@@ -23,6 +23,7 @@ import { BufferPool, type StageContext } from '@overlay/dataplane';
 import { PolicyFilter, type Policy, type PolicyRule } from '@overlay/services';
 import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
+import { runSuite } from './lib/suite.js';
 
 const quick = process.argv.includes('--quick');
 const FRAMES = 1024;
@@ -187,22 +188,16 @@ console.log(`ruleset: ${big.compiled.size} rules, ${big.compiled.bucketCount} po
 
 // ---------------------------------------------------------------- benchmark.js
 const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxTime: 2, minSamples: 20 };
-const rows: { name: string; ns: number; spread: number; rme: number; samples: number }[] = [];
-const suite = new Benchmark.Suite('policy');
-suite.add('established-flow verdict (TCP ACK, tracked)', established, opts);
-suite.add('new-flow verdict, 10 000 rules, denied by default', newDenied, opts);
-suite.add('new-flow verdict, 10 000 rules, allowed + opened (+ bench removes it)', newAllowed, opts);
-suite.add('new-flow verdict, 10 000 port-less TCP rules from /32 sources, none match', cidrWildDenied, opts);
-suite.add('worst case: 10 000 port-less TCP rules from groups, none match', worstDenied, opts);
-suite.on('cycle', (e: Benchmark.Event) => {
-  const b = e.target as unknown as Benchmark;
-  const sample = b.stats?.sample ?? [];
-  rows.push({ name: String(b.name), ns: median(sample) * 1e9, spread: spreadPct(sample), rme: b.stats?.rme ?? 0, samples: sample.length });
+const rows = await runSuite('policy', (suite) => {
+  suite.add('established-flow verdict (TCP ACK, tracked)', established, opts);
+  suite.add('new-flow verdict, 10 000 rules, denied by default', newDenied, opts);
+  suite.add('new-flow verdict, 10 000 rules, allowed + opened (+ bench removes it)', newAllowed, opts);
+  suite.add('new-flow verdict, 10 000 port-less TCP rules from /32 sources, none match', cidrWildDenied, opts);
+  suite.add('worst case: 10 000 port-less TCP rules from groups, none match', worstDenied, opts);
 });
-suite.run({ async: false });
 console.log('\n| verdict | median ns/op | spread (max−min)/median | ±rme | samples |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of rows) console.log(`| ${r.name} | ${r.ns.toFixed(1)} | ${r.spread.toFixed(1)} % | ${r.rme.toFixed(1)} % | ${r.samples} |`);
+for (const r of rows) console.log(`| ${r.name} | ${(median(r.sample) * 1e9).toFixed(1)} | ${spreadPct(r.sample).toFixed(1)} % | ${r.rme.toFixed(1)} % | ${r.samples} |`);
 
 // ---------------------------------------------------------------- allocation proof
 const gc = (globalThis as { gc?: () => void }).gc;
