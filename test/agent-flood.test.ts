@@ -86,7 +86,10 @@ describe('agent push-pull port under a connect flood', () => {
       }
       const join = Number.isFinite(fromSpawnMs) ? `${fromSpawnMs} ms from spawn (${fromUpMs} ms once up)` : 'not within 50 s';
       console.log(`flood (${label}): join ${join}; seed RSS ${rssBefore.toFixed(1)} MiB before, ${rssPeak.toFixed(1)} MiB peak (+${(rssPeak - rssBefore).toFixed(1)}); ${connects} connects, ${closed} closed by the seed`);
-      return { fromUpMs, rssRise: rssPeak - rssBefore, connects, seedMembers: aliveNames(await seed.status()) };
+      const st = await seed.status();
+      // The push-pull port's refusals show in the seed's status as stream.<reason>.
+      const streamDrops = Object.entries(st.drops).reduce((n, [k, v]) => n + (k.startsWith('stream.') ? v : 0), 0);
+      return { fromUpMs, rssRise: rssPeak - rssBefore, connects, seedMembers: aliveNames(st), streamDrops };
     } finally {
       clearInterval(sampler);
     }
@@ -107,6 +110,7 @@ describe('agent push-pull port under a connect flood', () => {
     expect(r.fromUpMs).toBeLessThan(10_000);
     expect(r.rssRise).toBeLessThan(24);
     expect(r.seedMembers).toBe(2); // the seed kept serving
+    expect(r.streamDrops).toBeGreaterThan(0); // and said what it refused
   }, 180_000);
 
   it('the same with three sources, which together exceed the unauthenticated slots', async () => {

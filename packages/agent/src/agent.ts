@@ -80,6 +80,8 @@ export interface AgentOptions {
   events?: AgentEvents;
   /** Record kinds besides endpoints (one RecordKind each, e.g. service instances). */
   kinds?: RecordKind<unknown>[];
+  /** Members kept at most, any state, self included (membership.ts DEFAULT_MAX_MEMBERS). */
+  maxMembers?: number;
   /** Deleted records are forgotten this long after they arrived. Default 30 min. */
   tombstoneReapMs?: number;
   /** Dead/left members and their records are forgotten after this. Default 1 h. */
@@ -159,6 +161,7 @@ export class Agent {
       broadcast: (key, field) => this.queue.queue(key, field),
       acceptMeta: (name, m) => this.keys.accept(name, m),
       streamPing: (to, target, timeoutMs, done) => this.pushPulls.ping(to, target, timeoutMs, done),
+      maxMembers: o.maxMembers,
       events: {
         onJoin: changed((m) => user?.onJoin?.(m)),
         onLeave: changed((m) => user?.onLeave?.(m)),

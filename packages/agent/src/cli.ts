@@ -113,7 +113,12 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     await plane?.host.close();
     throw e;
   }
-  const control = await serveControl(cfg.controlSocket, () => ({ ...agent.status(), services: services.status() }));
+  // The push-pull port's refusals (runtime.ts) join the agent's drops, as stream.<reason>.
+  const control = await serveControl(cfg.controlSocket, () => {
+    const st = agent.status();
+    for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
+    return { ...st, services: services.status() };
+  });
   if (cfg.seeds.length) {
     const ok = await agent.join(cfg.seeds);
     log(ok ? `joined through ${ok} seed(s)` : 'no seed answered yet; retrying in the background');

@@ -92,6 +92,9 @@ export function formatStatus(status: NodeStatus): string {
     for (const p of s.peers) out.push(`  ${p.publicKey} ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)}s ago`}`);
   }
   out.push('', 'DROPS');
-  for (const [k, v] of Object.entries(s.drops)) out.push(`  ${k} ${v}`);
+  // Every reason is listed in --json; the text shows the ones that happened.
+  const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
+  if (drops.length === 0) out.push('  none');
+  for (const [k, v] of drops) out.push(`  ${k} ${v}`);
   return out.join('\n') + '\n';
 }

@@ -66,3 +66,16 @@ describe('membership cap', () => {
     expect(m.counters.get('members_refused')).toBe(51);
   });
 });
+
+describe('membership cap through the agent', () => {
+  it('AgentOptions.maxMembers reaches membership: a 6-node cluster capped at 4 keeps 4 per agent and counts the rest', async () => {
+    const { SimCluster } = await import('../src/simcluster.js');
+    const c = new SimCluster({ n: 6, seed: 3, extra: { maxMembers: 4 } });
+    c.bootstrapAll();
+    c.run(2000);
+    for (const a of c.agents) {
+      expect(a.membership.all().length).toBe(4);
+      expect(a.membership.counters.get('members_refused')).toBeGreaterThan(0);
+    }
+  });
+});
