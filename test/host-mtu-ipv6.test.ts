@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestbed, exec, type Testbed } from './lib/testbed.js';
+import { addKernelVtep } from './lib/kernel-vtep.js';
+import { createTestbed, type Testbed } from './lib/testbed.js';
 import { ping } from './lib/transfer.js';
 import { endpointMac, startVtep, type VtepProcess } from './lib/vtep.js';
 
@@ -18,19 +19,7 @@ describe('overlay MTU over an IPv6 underlay, against a kernel VTEP', () => {
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 2, ipv6: true, prefix: 'mtu6' });
     const [h1, h2] = tb.hosts;
-    await exec('ip', ['-n', h2.name, '-batch', '-'], {
-      input:
-        [
-          `link add vxk type vxlan id ${VNI} dstport 4789 local ${h2.underlay6} dev ul0 nolearning`,
-          `link set vxk address ${kernel} mtu 1430`,
-          'addr add 198.19.0.2/24 dev vxk',
-          'link set vxk up',
-        ].join('\n') + '\n',
-    });
-    // veth passes checksum-offloaded packets on unfinished; our socket reads raw bytes.
-    await h2.exec('ethtool', ['-K', 'ul0', 'tx', 'off']);
-    await h2.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxk', 'dst', h1.underlay6!]);
-    await h2.exec('bridge', ['fdb', 'add', ours, 'dev', 'vxk', 'dst', h1.underlay6!]);
+    await addKernelVtep(h2, { vni: VNI, local: h2.underlay6!, mac: kernel, mtu: 1430, address: '198.19.0.2/24', peer: h1.underlay6!, macs: [ours] });
     vtep = await startVtep(h1, {
       address: '::',
       underlayDevice: 'ul0',

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tsharkFields } from './lib/capture.js';
-import { createTestbed, exec, type Testbed } from './lib/testbed.js';
+import { addKernelVtep } from './lib/kernel-vtep.js';
+import { createTestbed, type Testbed } from './lib/testbed.js';
 import { ping, tcpTransfer } from './lib/transfer.js';
 import { endpointMac, startVtep, type VtepProcess } from './lib/vtep.js';
 
@@ -16,21 +17,7 @@ describe('interop with the Linux kernel vxlan device', () => {
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 2, prefix: 'kvx' });
     const [h1, h2] = tb.hosts;
-    await exec('ip', ['-n', h2.name, '-batch', '-'], {
-      input:
-        [
-          `link add vxk type vxlan id ${VNI} dstport 4789 local ${h2.underlay} dev ul0 nolearning`,
-          `link set vxk address ${kernel} mtu 1450`,
-          'addr add 198.19.0.2/24 dev vxk',
-          'link set vxk up',
-        ].join('\n') + '\n',
-    });
-    // veth hands checksum-offloaded packets across namespaces unfinished (a real NIC would finish
-    // them on the wire); our socket reads raw bytes, so finish them in software on this host.
-    await h2.exec('ethtool', ['-K', 'ul0', 'tx', 'off']);
-    // Flood (all-zero MAC) and our endpoint's MAC both point at host 1.
-    await h2.exec('bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxk', 'dst', h1.underlay]);
-    await h2.exec('bridge', ['fdb', 'add', ours, 'dev', 'vxk', 'dst', h1.underlay]);
+    await addKernelVtep(h2, { vni: VNI, local: h2.underlay, mac: kernel, mtu: 1450, address: '198.19.0.2/24', peer: h1.underlay, macs: [ours] });
     vtep = await startVtep(h1, {
       address: h1.underlay,
       networks: [
