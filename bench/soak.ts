@@ -72,6 +72,13 @@ process.env.OVERLAY_MEM_PROBE_DIR = probeDir;
 process.env.OVERLAY_MEM_PROBE_MS = String(SAMPLE_MS);
 if (GC) process.env.OVERLAY_MEM_PROBE_GC = '1';
 const probe = fileURLToPath(new URL('./lib/mem-probe.mjs', import.meta.url));
+// The probe files go on interruption too (once: the testbed's own hook then re-raises the signal
+// with no listener left, which ends the process); snapshots are kept.
+const dropProbes = () => {
+  if (!SNAPSHOTS) rmSync(probeDir, { recursive: true, force: true });
+};
+process.on('exit', dropProbes);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, dropProbes);
 const nodeArgs = ['--import', probe, ...(GC ? ['--expose-gc'] : []), ...(SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${probeDir}`] : [])];
 
 const samples: Sample[] = [];
