@@ -39,8 +39,7 @@ import {
 } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation, seededRandom } from '@overlay/dataplane/testing';
 import type { WireGuardDevice } from '@overlay/crypto';
-import { Clock, connect, makeSide, type Side } from '../packages/crypto/test/helpers/pair.js';
-import { Wire } from '../packages/crypto/test/helpers/wire.js';
+import { sessionWithSamples, type Side } from '../packages/crypto/test/helpers/pair.js';
 
 const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
 const N = Number(arg('n', '1000000'));
@@ -177,21 +176,9 @@ function stateOf(dev: WireGuardDevice): string {
 
 /** Two devices with a session, and one captured sample of each message type (as the fuzz test). */
 function wireguardSetup() {
-  const wire = new Wire();
-  const clock = new Clock();
-  const a = makeSide(wire, clock, '198.18.0.1', '198.19.0.1');
-  const b = makeSide(wire, clock, '198.18.0.2', '198.19.0.2', { underLoadThreshold: 0 });
-  connect(a, b);
-  a.sendIp('198.19.0.2', Buffer.from('first'));
-  wire.flush(); // initiation -> cookie reply
-  clock.advance(6_000, a.dev, b.dev);
-  wire.flush(); // retried initiation with mac2 -> response -> data
-  b.sendIp('198.19.0.1', Buffer.from('back'));
-  a.sendIp('198.19.0.2', Buffer.from('payload that will be mutated'));
-  wire.flush();
-  const pick = (t: number) => wire.log.filter((d) => d.bytes[0] === t && (t !== 4 || d.bytes.length > 32)).at(-1)!.bytes;
-  if (b.received.length !== 2) throw new Error('wireguard setup: session not established');
-  return { a, b, samples: { 1: pick(1), 2: pick(2), 3: pick(3), 4: pick(4) } as Record<number, Buffer> };
+  const env = sessionWithSamples();
+  if (env.b.received.length !== 2) throw new Error('wireguard setup: session not established');
+  return env;
 }
 
 function fuzzWireguard(): void {

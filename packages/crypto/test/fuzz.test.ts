@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { PacketBatch } from '@overlay/dataplane';
 import type { WireGuardDevice } from '../src/index.js';
-import { pair, makeSide, Clock, connect, type Side } from './helpers/pair.js';
+import { pair, sessionWithSamples, type Side } from './helpers/pair.js';
 import { Wire } from './helpers/wire.js';
 
 const PER_TYPE = 100_000;
@@ -61,21 +61,9 @@ function randomArb(type: number, exact: number) {
 
 /** A pair with an established session, and one captured sample of each message type. */
 function setup() {
-  const wire = new Wire();
-  const clock = new Clock();
-  const a = makeSide(wire, clock, '198.18.0.1', '198.19.0.1');
-  const b = makeSide(wire, clock, '198.18.0.2', '198.19.0.2', { underLoadThreshold: 0 });
-  connect(a, b);
-  a.sendIp('198.19.0.2', Buffer.from('first'));
-  wire.flush(); // initiation -> cookie reply
-  clock.advance(6_000, a.dev, b.dev);
-  wire.flush(); // retried initiation with mac2 -> response -> data
-  b.sendIp('198.19.0.1', Buffer.from('back'));
-  a.sendIp('198.19.0.2', Buffer.from('payload that will be mutated'));
-  wire.flush();
-  const pick = (t: number) => wire.log.filter((d) => d.bytes[0] === t && (t !== 4 || d.bytes.length > 32)).at(-1)!.bytes;
-  expect(b.received.length).toBe(2);
-  return { a, b, samples: { 1: pick(1), 2: pick(2), 3: pick(3), 4: pick(4) } as Record<number, Buffer> };
+  const env = sessionWithSamples();
+  expect(env.b.received.length).toBe(2);
+  return env;
 }
 
 function feed(side: Side, from: string, packets: Buffer[]): number {

@@ -77,3 +77,25 @@ export function pair(extraA: Partial<WireGuardDeviceOptions> = {}, extraB: Parti
 
 /** The payload bytes of an IPv4 packet received by a side. */
 export const payloadOf = (pkt: Buffer) => pkt.subarray(20).toString();
+
+/**
+ * Two devices with an established session (the first initiation answered by a cookie reply under
+ * load, the retry completing), and the last captured sample of each message type (1 initiation,
+ * 2 response, 3 cookie reply, 4 data with a payload). `b.received` holds the 2 packets delivered.
+ */
+export function sessionWithSamples() {
+  const wire = new Wire();
+  const clock = new Clock();
+  const a = makeSide(wire, clock, '198.18.0.1', '198.19.0.1');
+  const b = makeSide(wire, clock, '198.18.0.2', '198.19.0.2', { underLoadThreshold: 0 });
+  connect(a, b);
+  a.sendIp('198.19.0.2', Buffer.from('first'));
+  wire.flush(); // initiation -> cookie reply
+  clock.advance(6_000, a.dev, b.dev);
+  wire.flush(); // retried initiation with mac2 -> response -> data
+  b.sendIp('198.19.0.1', Buffer.from('back'));
+  a.sendIp('198.19.0.2', Buffer.from('payload that will be mutated'));
+  wire.flush();
+  const pick = (t: number) => wire.log.filter((d) => d.bytes[0] === t && (t !== 4 || d.bytes.length > 32)).at(-1)!.bytes;
+  return { a, b, samples: { 1: pick(1), 2: pick(2), 3: pick(3), 4: pick(4) } as Record<number, Buffer> };
+}
