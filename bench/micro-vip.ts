@@ -16,9 +16,11 @@
  */
 import Benchmark from 'benchmark';
 import { loadavg } from 'node:os';
-import { BufferPool, ETHERTYPE_VLAN, PASS, REPLY, internetChecksum, ipv4PseudoHeaderSum, parseIpv4Address, parseMac, writeMac, type StageContext } from '@overlay/dataplane';
+import { BufferPool, ETHERTYPE_VLAN, PASS, REPLY, type StageContext } from '@overlay/dataplane';
 import { buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
 import { VIP_DROP_REASONS, VipTranslator } from '@overlay/services';
+import { tag8021q } from '../packages/services/test/fuzz-batch.js';
+import { ipv4Frame } from '../packages/services/test/vip-frames.js';
 import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
 
@@ -27,29 +29,9 @@ const VIP = '198.19.255.1';
 const CLIENT_MAC = '02:00:00:00:00:01';
 const backends = [2, 3, 4].map((n) => ({ id: `b${n}`, ip: `198.19.0.${n}`, mac: `02:00:00:00:00:0${n}`, state: 'healthy' as const }));
 
-/** An IPv4 TCP frame with valid checksums (setup only). */
+/** An IPv4 TCP frame with valid checksums (setup only): the VIP tests' frame builder, `payload` zero bytes. */
 function tcpFrame(dstMac: string, srcMac: string, src: string, dst: string, sport: number, dport: number, flags: number, payload = 0): Buffer {
-  const f = Buffer.alloc(54 + payload);
-  writeMac(f, 0, parseMac(dstMac));
-  writeMac(f, 6, parseMac(srcMac));
-  f.writeUInt16BE(0x0800, 12);
-  f[14] = 0x45;
-  f.writeUInt16BE(40 + payload, 16);
-  f[20] = 0x40;
-  f[22] = 64;
-  f[23] = 6;
-  const s = parseIpv4Address(src) >>> 0;
-  const d = parseIpv4Address(dst) >>> 0;
-  f.writeUInt32BE(s, 26);
-  f.writeUInt32BE(d, 30);
-  f.writeUInt16BE(internetChecksum(f, 14, 20), 24);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(dport, 36);
-  f.writeUInt32BE(1000, 38);
-  f[46] = 0x50;
-  f[47] = flags;
-  f.writeUInt16BE(internetChecksum(f, 34, 20 + payload, ipv4PseudoHeaderSum(s, d, 6, 20 + payload)), 50);
-  return f;
+  return ipv4Frame({ dstMac, srcMac, src, dst, proto: 'tcp', sport, dport, flags, payload: Buffer.alloc(payload) });
 }
 
 /** The StageContext the pipeline would pass: one pool, the L3 view computed per frame like the pipeline does. */
@@ -279,8 +261,7 @@ async function main(): Promise<void> {
   // ------------------------------------------------------------ 5. 10^6 mutated frames
   const fz = setup(4096);
   const rnd = seededRandom(0xbee);
-  const tagged = (b: Buffer) => Buffer.concat([b.subarray(0, 12), Buffer.from([0x81, 0, 0, 7]), b.subarray(12)]);
-  const tpls = [syn, data, tcpFrame('0e:00:c6:13:ff:01', CLIENT_MAC, '198.19.0.1', VIP, 40001, 80, 0x11), buildArpRequest({ srcMac: CLIENT_MAC, srcIp: '198.19.0.1', targetIp: VIP }), reply, ack, tagged(syn), tagged(reply)];
+  const tpls = [syn, data, tcpFrame('0e:00:c6:13:ff:01', CLIENT_MAC, '198.19.0.1', VIP, 40001, 80, 0x11), buildArpRequest({ srcMac: CLIENT_MAC, srcIp: '198.19.0.1', targetIp: VIP }), reply, ack, tag8021q(syn), tag8021q(reply)];
   const slot = fz.pool.acquire();
   const fd = fz.pool.data;
   const fo = fz.pool.off[slot];
