@@ -254,6 +254,11 @@ export class Membership {
       onAck: () => {
         if (acked || finished) return;
         acked = true;
+        // Done: forget the wait and its pending step (indirect probes or finish), which is the
+        // only other place that would delete it — an acked probe must not stay in `acks`.
+        this.acks.delete(seqNo);
+        if (wait.timer !== null) clock.clearTimeout(wait.timer);
+        wait.timer = null;
         this.applyAwareness(-1);
       },
       onNack: () => {

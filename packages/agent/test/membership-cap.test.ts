@@ -79,3 +79,18 @@ describe('membership cap through the agent', () => {
     }
   });
 });
+
+describe('probe bookkeeping', () => {
+  it('an acked probe leaves nothing behind: pending acks stay bounded over 30 simulated minutes', async () => {
+    const { SimCluster } = await import('../src/simcluster.js');
+    const c = new SimCluster({ n: 3, seed: 9 });
+    c.bootstrapAll();
+    const pending = () => Math.max(...c.agents.map((a) => a.membership['acks'].size));
+    c.run(60_000);
+    const early = pending();
+    c.run(30 * 60_000);
+    // About one probe a second each: a leak would hold ~1800 waits per agent by now.
+    expect(pending()).toBeLessThanOrEqual(Math.max(early, 4));
+    expect(c.agents.every((a) => a.membership.all().every((m) => m.state === 'alive'))).toBe(true);
+  });
+});
