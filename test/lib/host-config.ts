@@ -3,32 +3,10 @@
  * runner (vtep-host.ts), and its translation into openHost's options. Anything left out takes
  * openHost's default, so a runner host is the same assembly as the agent's.
  */
-import type { HostOptions } from '@overlay/host';
+import type { HostNetworkOptions, HostOptions } from '@overlay/host';
 
-export interface HostNetworkConfig {
-  vni: number;
-  /** TAP name; an existing persistent TAP (e.g. already enslaved to a bridge) is opened as is. */
-  tap: string;
-  /** Overlay MAC of the TAP. Default: the kernel's random one. */
-  mac?: string;
-  /** Overlay addresses with prefix, e.g. '198.19.0.1/24'. None: the TAP stays unnumbered. */
-  addresses?: string[];
-  /** Default: the MTU rule (underlay MTU − 50, − 70 over IPv6, − 32 encrypted). */
-  mtu?: number;
-  /** Coalesce TCP segments into GSO writes on the TAP. Default: HostConfig.gro. */
-  gro?: boolean;
-  /** Take 64 KiB TCP segments from the TAP and cut them here. Default: HostConfig.tso. */
-  tso?: boolean;
-  /** TAP transmit queue length. Default: HostConfig.txQueueLen. */
-  txQueueLen?: number;
-  unknownUnicast?: 'flood' | 'drop';
-  learning?: boolean;
-  arpSuppression?: boolean;
-  ageingMs?: number;
-  fdb?: Array<{ mac: string; vtep: string; port?: number }>;
-  neighbours?: Array<{ ip: string; mac: string }>;
-  flood?: Array<string | { address: string; port?: number }>;
-}
+/** A network of the runner: openHost's network options as they are (TAP tuning left out takes HostConfig's). */
+export type HostNetworkConfig = HostNetworkOptions;
 
 export interface HostConfig {
   /** Local underlay address to bind. */
