@@ -17,9 +17,9 @@
  *
  * Writes bench/results/crypto.md.
  */
+import { saveResult } from './lib/save.js';
 import { createRequire } from 'node:module';
 import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import nacl from 'tweetnacl';
@@ -385,6 +385,4 @@ node:crypto must build KeyObjects from raw bytes first (the "from raw keys" row)
 the reference X25519 in the tests.
 `;
 void byName;
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/crypto.md', import.meta.url), md);
-console.log('wrote bench/results/crypto.md');
+saveResult(new URL('./results/crypto.md', import.meta.url), md);

@@ -11,7 +11,8 @@
  *
  *   node --conditions=source --import tsx bench/profile-agent.ts [--seconds 8]
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { saveResult } from './lib/save.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestbed, run, type Testbed } from '../test/lib/testbed.js';
@@ -501,8 +502,7 @@ async function main(): Promise<void> {
     const RESULT = 'bench/results/profile-agent.md';
     const prev = existsSync(RESULT) ? readFileSync(RESULT, 'utf8') : '';
     const kept = /<!-- reading -->[\s\S]*?<!-- \/reading -->/.exec(prev)?.[0] ?? '<!-- reading -->\n### Reading\n\n(to be written from the tables above)\n<!-- /reading -->';
-    writeFileSync(RESULT, out.join('\n') + '\n' + kept + '\n');
-    log(`wrote ${RESULT}`);
+    saveResult(RESULT, out.join('\n') + '\n' + kept + '\n');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

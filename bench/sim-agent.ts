@@ -5,9 +5,10 @@
  *   - time until every agent declares a killed node dead (0 % and 1 % loss)
  *   - false positives (alive nodes declared dead) and suspicions over 10 simulated minutes at 10 % loss
  *   - bytes sent per node per second (UDP gossip + TCP push-pull) in that run
- * Writes a table to bench/results/agent.md. Usage: node --conditions=source --import tsx bench/sim-agent.ts [N] [minutes]
+ * Prints a table (with --save, writes it to bench/results/agent.md). Usage: node --conditions=source --import tsx bench/sim-agent.ts [N] [minutes]
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { saveResult } from './lib/save.js';
+import { readFileSync } from 'node:fs';
 import { SimCluster, LAN, suspicionTimeoutMs } from '@overlay/agent';
 
 const N = Number(process.argv[2] ?? 1000);
@@ -112,5 +113,5 @@ try {
 } catch {
   // first run
 }
-writeFileSync(file, lines.join('\n') + (serf ? `\n${serf}\n` : ''));
+saveResult(file, lines.join('\n') + (serf ? `\n${serf}\n` : ''));
 console.log(lines.join('\n'));

@@ -6,7 +6,7 @@
  *
  *   bash bench/run.sh [--quick] [--nebula] [--reps N] [--seconds S] [--only id,id]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { saveResult } from './lib/save.js';
 import { cpus } from 'node:os';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpResult } from './lib/iperf.js';
@@ -142,16 +142,14 @@ async function main() {
   }
   const t = table(results);
   console.log('\n' + t + '\n');
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const meta = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, options: o, ourHost: OUR_HOST };
-  writeFileSync(new URL(`./results/throughput-${stamp}.json`, import.meta.url), JSON.stringify({ meta, results }, null, 2));
-  writeFileSync(new URL('./results/throughput-latest.md', import.meta.url), `Run ${meta.date}, ${meta.cpus} × ${meta.cpuModel}, node ${meta.node}\n\n${t}\n`);
-  writeFileSync(
+  saveResult(new URL(`./results/throughput-${stamp}.json`, import.meta.url), JSON.stringify({ meta, results }, null, 2));
+  saveResult(new URL('./results/throughput-latest.md', import.meta.url), `Run ${meta.date}, ${meta.cpus} × ${meta.cpuModel}, node ${meta.node}\n\n${t}\n`);
+  saveResult(
     new URL('./results/throughput.svg', import.meta.url),
     barChart(`TCP single-stream throughput, 2 netns hosts (${meta.date.slice(0, 10)})`, 'Gbit/s', results.map((r) => ({ label: r.label, value: r.tcp1.median }))),
   );
-  log(`wrote bench/results/throughput-${stamp}.json, throughput-latest.md, throughput.svg`);
 }
 
 main().catch((e) => {
