@@ -28,7 +28,7 @@ import { BufferPool, ETHERTYPE_IPV4, PASS, PacketBatch, PairTable, createDatapla
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation } from '@overlay/dataplane/testing';
 import { heapDuring } from './lib/heap.js';
 import { fmtRate as fmt, runSuite } from './lib/suite.js';
-import { median, quantile, spreadPct } from './lib/stats.js';
+import { median, quantile } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
 const BATCH = 64;

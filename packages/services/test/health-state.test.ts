@@ -11,8 +11,6 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { HealthState, type HealthStatus, type HealthTiming, createHealthCounters, selectForAnswer } from '@overlay/services';
 
-type Step = { t: number; instance: number; kind: 'result'; ok: boolean } | { t: number; instance: number; kind: 'tick' };
-
 class Model {
   readonly results: { t: number; ok: boolean }[] = [];
   readonly publications: { t: number; status: HealthStatus }[] = [];

@@ -178,7 +178,7 @@ describe('policy filter in an in-memory overlay', () => {
 
   it('identity change re-judges: db leaving its group loses the flows only that group allowed', async () => {
     const b = bed();
-    const [web, db] = b.hosts;
+    const [web] = b.hosts;
     await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: SYN });
     expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: SYN | ACK })).toHaveLength(1);
     web.f.identity.set(IP(DB), ['retired']);
