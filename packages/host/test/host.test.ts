@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runForResult } from '../../../test/lib/run-result.js';
 import { createTestbed, type Testbed } from '../../../test/lib/testbed.js';
 
 // openHost against the kernel, in a namespace of its own (ul0: 198.18.0.1/16, 2001:db8::1/64,
@@ -51,10 +52,7 @@ describe('openHost against the kernel', () => {
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 1, ipv6: true, prefix: 'host' });
     const src = new URL('../src/index.ts', import.meta.url).href;
-    const out = await tb.hosts[0].run(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', cases(src)], { timeoutMs: 40_000 });
-    const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`cases failed (${out.code}): ${out.stderr}`);
-    r = JSON.parse(line.slice(7));
+    r = await runForResult(tb.hosts[0], ['--input-type=module', '-e', cases(src)], 40_000, 'cases');
   });
   afterAll(async () => {
     await tb?.destroy();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { runForResult } from '../../../test/lib/run-result.js';
 import { createTestbed, type Testbed } from '../../../test/lib/testbed.js';
 
 // A frame without headroom for the virtio-net header costs that frame (counted), not the batch.
@@ -10,10 +11,7 @@ describe('TAP write of a frame without headroom', () => {
   let r: Record<string, unknown>;
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 1, prefix: 'nhead' });
-    const out = await tb.hosts[0].run(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], { timeoutMs: 50_000 });
-    const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`fixture failed (${out.code}): ${out.stderr}`);
-    r = JSON.parse(line.slice(7)) as Record<string, unknown>;
+    r = await runForResult(tb.hosts[0], [fixture], 50_000);
   }, 60_000);
   afterAll(async () => {
     await tb?.destroy();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { runForResult } from '../../../test/lib/run-result.js';
 import { createTestbed, type Testbed } from '../../../test/lib/testbed.js';
 
 // TAP devices need a namespace of their own: the cases run in a child process inside one.
@@ -11,10 +12,7 @@ describe('TapDevice against the kernel', () => {
   let r: Record<string, any>;
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 1, prefix: 'ntap' });
-    const out = await tb.hosts[0].run(process.execPath, ['--conditions=source', '--import', 'tsx', fixture], { timeoutMs: 50_000 });
-    const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`fixture failed (${out.code}): ${out.stderr}`);
-    r = JSON.parse(line.slice(7));
+    r = await runForResult(tb.hosts[0], [fixture], 50_000);
   });
   afterAll(async () => {
     await tb?.destroy();
@@ -107,10 +105,7 @@ describe('TapDevice MTU from an IPv6 underlay', () => {
       `console.log('RESULT ' + JSON.stringify({ auto: auto.mtu, v4: v4.mtu, wg6: wg6.mtu }));`,
       `for (const t of [auto, v4, wg6]) await t.close();`,
     ].join('\n');
-    const out = await tb.hosts[0].run(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code], { timeoutMs: 30_000 });
-    const line = out.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`script failed (${out.code}): ${out.stderr}`);
-    r = JSON.parse(line.slice(7));
+    r = await runForResult(tb.hosts[0], ['--input-type=module', '-e', code], 30_000, 'script');
   });
   afterAll(async () => {
     await tb?.destroy();
