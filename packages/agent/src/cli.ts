@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Agent, type AgentOptions } from './agent.js';
+import { ENDPOINT_KIND } from './endpoints.js';
 import { AgentConfigError, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
 import { Keyring, PlainSealer } from './keyring.js';
@@ -97,6 +98,10 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     events: {
       onJoin: (m) => log(`member ${m.name} joined (${m.ip}:${m.port})`),
       onLeave: (m) => log(`member ${m.name} ${m.state}`),
+      // A backend's MAC comes from its endpoint record; endpoint addresses are skipped by VIP allocation.
+      onRecord: (r) => {
+        if (r.kind === ENDPOINT_KIND) services.vips?.endpointChanged(r.network);
+      },
     },
     ...extra,
     kinds: [services.kind, ...(extra.kinds ?? [])],

@@ -55,9 +55,9 @@ export interface ServiceInstanceConfig {
 export interface ServiceConfig {
   name: string;
   network: string;
-  /** dnsrr (default until VIP balancing lands): names answer the instances; vip: names answer the VIP. */
+  /** dnsrr (default): names answer the instances; vip: names answer the VIP, balanced by every attached host's dataplane. */
   endpointMode: EndpointMode;
-  /** Accepted and validated; traffic to it is not balanced yet (the VIP issue). */
+  /** The VIP (IPv4 is balanced; absent in vip mode: allocated from the subnet, services-vip.ts). */
   vip?: Uint8Array;
   vipText?: string;
   /** Seconds DNS answers may be cached (0..600, default 5). */
@@ -342,7 +342,8 @@ function service(v: unknown, f: string, networks: NetworkConfig[], seen: { servi
     const sub = net.subnet === undefined ? undefined : subnet(net.subnet, `${f}.vip`);
     if (sub && sub.family === vip.family && !inside(vip, sub)) fail(`${f}.vip`, `${r.vip} is outside the network's subnet ${sub.text}`);
   }
-  if (endpointMode === 'vip' && !vip) fail(`${f}.vip`, "required with endpointMode 'vip'");
+  // Without one, every host allocates the same address from the subnet (services-vip.ts).
+  if (endpointMode === 'vip' && !vip && !(net.subnet && !net.subnet.includes(':'))) fail(`${f}.vip`, "required with endpointMode 'vip' when the network has no IPv4 subnet to allocate one from");
   const ttl = r.ttl === undefined ? DEFAULT_SERVICE_TTL : int(r.ttl, `${f}.ttl`, 0, MAX_SERVICE_TTL);
   let healthcheck: HealthSpec | undefined;
   if (r.healthcheck !== undefined) {

@@ -6,6 +6,7 @@
  */
 import type { AgentStatus } from './agent.js';
 import type { ServiceInstanceStatus } from './services.js';
+import type { VipStatus } from './services-vip.js';
 
 /**
  * Services as the runner (cli.ts runAgent) adds them to the status: the resolver address per
@@ -19,6 +20,8 @@ export interface ServicesStatus {
   dnsListen?: string;
   instances: (ServiceInstanceStatus & { network: string })[];
   local: { network: string; service: string; id: string; health: string; since: number; reason: string; raw?: string }[];
+  /** The VIPs this host's dataplane balances (vip-mode services of its networks), with their backends. */
+  vips?: VipStatus[];
   counters: Record<string, number>;
 }
 /** What the control socket serves: the agent's status plus services when the runner has them. */
@@ -84,6 +87,10 @@ export function formatStatus(status: NodeStatus): string {
     for (const i of byName) {
       const addr = [i.ipv4, i.ipv6].filter(Boolean).join(' ');
       out.push(`  ${`${i.service}.${i.network}`.padEnd(20)} ${i.id.padEnd(14)} ${addr.padEnd(16)} ${(i.ports.join(',') || '-').padEnd(14)} ${i.health.padEnd(9)} owner ${i.owner}${i.reason ? `  (${i.reason})` : ''}`);
+    }
+    for (const p of v.vips ?? []) {
+      const backends = p.backends.map((b) => `${b.id}=${b.ip}:${b.state}`).join(' ') || 'none';
+      out.push(`  vip ${`${p.service}.${p.network}`.padEnd(16)} ${p.vip.padEnd(15)}${p.allocated ? ' (allocated)' : ''} ports ${p.ports.join(',') || 'all'}  backends ${backends}`);
     }
     for (const l of v.local) if (l.raw && l.raw !== l.health) out.push(`  local ${l.service}/${l.id}: published ${l.health}, checks say ${l.raw} (damped)`);
   }
