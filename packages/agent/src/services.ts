@@ -75,39 +75,47 @@ export type ServiceRecord = SignedRecord<ServiceInstanceData>;
 const PORT_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,13}[a-z0-9])?$/;
 
 const EMPTY = new Uint8Array(0);
-/** Copies of short byte fields, all in one new buffer (longer ones are refused by the caller's checks). */
-function copied(...parts: Uint8Array[]): Uint8Array[] {
-  let n = 0;
-  for (const p of parts) if (p.length <= 16) n += p.length;
-  const buf = new Uint8Array(n);
-  let at = 0;
-  return parts.map((p) => {
-    if (p.length === 0) return EMPTY;
-    if (p.length > 16) return p;
-    buf.set(p, at);
-    at += p.length;
-    return buf.subarray(at - p.length, at);
-  });
+/** A byte field as stored: the shared empty array when empty, else the decoded view itself. */
+const kept = (b: Uint8Array): Uint8Array => (b.length === 0 ? EMPTY : b);
+
+/**
+ * Names that repeat across instances (service, port names) as one string each: decoded strings
+ * are fresh copies per record. Bounded; cleared when full (names stay correct, only unshared).
+ */
+const names = new Map<string, string>();
+function shared(s: string): string {
+  if (s.length === 0) return '';
+  const c = names.get(s);
+  if (c !== undefined) return c;
+  if (names.size >= 4096) names.clear();
+  names.set(s, s);
+  return s;
 }
 
 function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
   const rawPorts = f.ports;
   if (rawPorts !== undefined && !Array.isArray(rawPorts)) return null;
-  const ports: ServicePort[] = [];
-  for (const p of (rawPorts as Record<string, unknown>[] | undefined) ?? []) {
+  const list = (rawPorts as Record<string, unknown>[] | undefined) ?? [];
+  if (list.length > MAX_SERVICE_PORTS) return null;
+  // Sized up front: an array grown by push keeps room for 17 elements (~150 bytes).
+  const ports: ServicePort[] = new Array<ServicePort>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i];
     const port = fieldOf.u32(p.port);
     const proto = fieldOf.u32(p.proto);
     const name = fieldOf.str(p.name);
     if (port < 1 || port > 65535 || proto >= PROTO_CODES.length || (name !== '' && !PORT_NAME_RE.test(name))) return null;
-    ports.push({ port, proto, name });
+    ports[i] = { port, proto, name: shared(name) };
   }
   const health = fieldOf.u32(f.health);
   const mode = fieldOf.u32(f.mode);
-  // Decoded bytes are views of the packet or push-pull chunk: copy them (into one small buffer),
-  // so a stored instance never pins what it arrived in.
-  const [ipv4, ipv6, vip] = copied(fieldOf.bytes(f.ipv4), fieldOf.bytes(f.ipv6), fieldOf.bytes(f.vip));
+  // Decoded bytes are views of the record's own copy of its body (RecordTable.open decodes from
+  // it), never of the packet or push-pull chunk, so they are kept without another copy.
+  const ipv4 = kept(fieldOf.bytes(f.ipv4));
+  const ipv6 = kept(fieldOf.bytes(f.ipv6));
+  const vip = kept(fieldOf.bytes(f.vip));
   const d: ServiceInstanceData = {
-    service: fieldOf.str(f.service),
+    service: shared(fieldOf.str(f.service)),
     ipv4,
     ipv6,
     ports,

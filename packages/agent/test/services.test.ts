@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import nacl from 'tweetnacl';
 import { parseHealthSpec, type ProbeResult } from '@overlay/services';
 import { ServiceDirectory } from '../../services/src/directory.js';
 import { TYPE_A } from '../../services/src/dns/wire.js';
@@ -187,5 +188,24 @@ describe('service-instance records', () => {
     expect([...got.ipv4, ...got.vip]).toEqual([198, 19, 0, 7, 198, 19, 0, 200]);
     expect([...got.ipv6]).toEqual(Array(16).fill(9));
     for (const b of [got.ipv4, got.ipv6, got.vip]) expect(b.buffer).not.toBe(packet.buffer);
+  });
+
+  it('an opened record is one allocation: body, signature and address bytes share a buffer that is a copy of what arrived', () => {
+    const t = new RecordTable([SERVICES], () => undefined, () => 0, { self: 'me', stateOf: () => 'alive', metaOf: () => undefined });
+    const d: ServiceInstanceData = { service: 'web', ipv4: ip4(7), ipv6: new Uint8Array(0), ports: [{ port: 80, proto: 0, name: 'http' }], health: 1, since: 1, reason: '', mode: 0, vip: new Uint8Array(0), ttl: 5, endpoint: 'ep' };
+    const r = signRecord(SERVICES, { network: 'blue', id: 'w', owner: 'x', version: 1, deleted: false }, d, nacl.sign.keyPair().secretKey);
+    const chunk = new Uint8Array(r.body.length + 64);
+    chunk.set(r.body, 0);
+    chunk.set(r.sig, r.body.length);
+    const rec = t.open({ body: chunk.subarray(0, r.body.length), sig: chunk.subarray(r.body.length) })!;
+    const got = rec.data as ServiceInstanceData;
+    expect(rec.sig.buffer).toBe(rec.body.buffer);
+    expect(got.ipv4.buffer).toBe(rec.body.buffer);
+    expect(rec.body.buffer.byteLength).toBe(r.body.length + 64);
+    chunk.fill(0);
+    expect(Buffer.compare(rec.body, r.body)).toBe(0);
+    expect(Buffer.compare(rec.sig, r.sig)).toBe(0);
+    expect([...got.ipv4]).toEqual([198, 19, 0, 7]);
+    expect(got.ipv6.length + got.vip.length).toBe(0);
   });
 });
