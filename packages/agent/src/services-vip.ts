@@ -101,7 +101,7 @@ export function fnv1a(s: string): number {
  * by the rule in the file header. Returns name → address text; a name is missing when the range
  * is full.
  */
-export function allocateVips(subnet: string, names: readonly string[], taken: ReadonlySet<number>): Map<string, string> {
+export function allocateVips(subnet: string, names: readonly string[], taken: ReadonlySet<number> = new Set()): Map<string, string> {
   const [addr, prefixText] = subnet.split('/');
   const prefix = Number(prefixText);
   const out = new Map<string, string>();

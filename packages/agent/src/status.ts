@@ -90,7 +90,7 @@ export function formatStatus(status: NodeStatus): string {
     }
     for (const p of v.vips ?? []) {
       const backends = p.backends.map((b) => `${b.id}=${b.ip}:${b.state}`).join(' ') || 'none';
-      out.push(`  vip ${`${p.service}.${p.network}`.padEnd(16)} ${p.vip.padEnd(15)}${p.allocated ? ' (allocated)' : ''} ports ${p.ports.join(',') || 'all'}  backends ${backends}`);
+      out.push(`  vip ${`${p.service}.${p.network}`.padEnd(16)} ${(p.vip + (p.allocated ? ' (allocated)' : '')).padEnd(27)} ports ${p.ports.join(',') || 'all'}  backends ${backends}`);
     }
     for (const l of v.local) if (l.raw && l.raw !== l.health) out.push(`  local ${l.service}/${l.id}: published ${l.health}, checks say ${l.raw} (damped)`);
   }
