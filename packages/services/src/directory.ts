@@ -110,8 +110,8 @@ interface Service {
   mode: EndpointMode;
   ttl: number;
   instances: Map<string, Instance>;
-  /** Index keys this service contributed to. */
-  keys: string[];
+  /** Index entries this service contributed refs to. */
+  names: NameEntry[];
   removed: boolean;
 }
 
@@ -120,27 +120,33 @@ type RefKind = 'svc' | 'tasks' | 'all' | 'inst' | 'port' | 'ptr';
 interface Ref {
   kind: RefKind;
   service: Service;
+  /** 'inst': that instance; 'ptr': the instance whose address it is (`<id>.tasks.<svc>`), none for a VIP (`<svc>`). */
   instance?: Instance;
   portName?: string;
   proto?: PortProto;
-  /** PTR target, dotted. */
-  ptr?: string;
 }
 
 /** One name a network answers (its lowercase dotted text is the key; the wire form is never stored). */
 export class NameEntry {
-  readonly refs: Ref[] = [];
+  /**
+   * Usually one ref: the array starts as `[first]` (exactly one slot), where an array grown from
+   * empty by push keeps room for 17 (~150 bytes per name, 20 000 names for 10 000 instances).
+   */
+  readonly refs: Ref[];
   /** Encoded answers by qtype slot (A, AAAA, SRV, PTR); undefined until asked, cleared on change. */
   cache: Array<EncodedAnswers | undefined> | undefined = undefined;
   constructor(
     readonly key: string,
     readonly hash: number,
-  ) {}
+    first: Ref,
+  ) {
+    this.refs = [first];
+  }
 }
 
 class NetworkIndex {
   readonly services = new Map<string, Service>();
-  readonly byKey = new Map<string, NameEntry>();
+  /** The only index: by name hash (text lookups hash the text and compare keys; no second map by key). */
   readonly byHash = new Map<number, NameEntry | NameEntry[]>();
   readonly dirty = new Set<Service>();
   /** Index shared with other networks by equal name would break scoping: each network has its own. */
@@ -186,10 +192,10 @@ export class ServiceDirectory {
     const net = this.network(spec.network, true)!;
     const key = spec.name.toLowerCase();
     const old = net.services.get(key);
-    const svc: Service = { name: key, network: spec.network, vip4, vip6, mode, ttl, instances: old?.instances ?? new Map(), keys: old?.keys ?? [], removed: false };
+    const svc: Service = { name: key, network: spec.network, vip4, vip6, mode, ttl, instances: old?.instances ?? new Map(), names: old?.names ?? [], removed: false };
     if (old) old.removed = true;
     if (old) net.dirty.delete(old);
-    // The old object's keys are removed when the new one is indexed.
+    // The old object's names are removed when the new one is indexed.
     net.services.set(key, svc);
     this.touch(net, svc, old);
   }
@@ -210,22 +216,19 @@ export class ServiceDirectory {
     if (inst === null || typeof inst !== 'object') throw new InvalidServiceError('instance', 'must be an object');
     checkLabel('id', inst.id);
     if (!Array.isArray(inst.addresses)) throw new InvalidServiceError('addresses', 'must be an array');
-    const v4: number[] = [];
-    const v6: Uint8Array[] = [];
-    for (const [i, a] of inst.addresses.entries()) {
-      const ip = parseAddress(`addresses[${i}]`, a);
-      if (ip.length === 4) v4.push(u32(ip));
-      else v6.push(ip);
-    }
-    const ports: ServicePort[] = [];
-    for (const [i, p] of (inst.ports ?? []).entries()) {
+    const parsed = inst.addresses.map((a, i) => parseAddress(`addresses[${i}]`, a));
+    // Arrays sized by map/filter, not grown by push (which keeps room for 17 elements each).
+    const v4 = parsed.filter((ip) => ip.length === 4).map(u32);
+    const v6 = parsed.filter((ip) => ip.length !== 4);
+    const ports: ServicePort[] = (inst.ports ?? []).map((p, i) => {
       if (!Number.isInteger(p?.port) || p.port < 1 || p.port > 65535) throw new InvalidServiceError(`ports[${i}].port`, 'must be an integer 1..65535');
       if (p.proto !== 'tcp' && p.proto !== 'udp') throw new InvalidServiceError(`ports[${i}].proto`, "must be 'tcp' or 'udp'");
       if (p.name !== undefined) checkLabel(`ports[${i}].name`, p.name);
-      ports.push({ name: p.name?.toLowerCase(), port: p.port, proto: p.proto });
-    }
+      return { name: p.name?.toLowerCase(), port: p.port, proto: p.proto };
+    });
     if (typeof inst.healthy !== 'boolean') throw new InvalidServiceError('healthy', 'must be a boolean');
-    svc.instances.set(inst.id.toLowerCase(), { id: inst.id.toLowerCase(), v4, v6, ports, healthy: inst.healthy });
+    const id = inst.id.toLowerCase();
+    svc.instances.set(id, { id, v4, v6, ports, healthy: inst.healthy });
     this.touch(this.network(network, false)!, svc);
   }
 
@@ -279,7 +282,7 @@ export class ServiceDirectory {
     const net = this.networks.get(network);
     if (net === undefined) return undefined;
     if (net.dirty.size > 0) this.flush(net);
-    return net.byKey.get(keyOf(name));
+    return find(net, keyOf(name));
   }
 
   /** The encoded answers of `entry` for `qtype` (EMPTY for NODATA), built on first use after a change. */
@@ -314,7 +317,7 @@ export class ServiceDirectory {
   private touch(net: NetworkIndex, svc: Service, replaced?: Service): void {
     if (replaced) {
       this.unindex(net, replaced);
-      svc.keys = [];
+      svc.names = [];
     }
     net.dirty.add(svc);
     for (const l of this.listeners) {
@@ -335,30 +338,24 @@ export class ServiceDirectory {
   }
 
   private unindex(net: NetworkIndex, svc: Service): void {
-    for (const k of svc.keys) {
-      const e = net.byKey.get(k);
-      if (!e) continue;
+    for (const e of svc.names) {
       for (let i = e.refs.length - 1; i >= 0; i--) if (e.refs[i].service === svc) e.refs.splice(i, 1);
       e.cache = undefined;
-      if (e.refs.length === 0) {
-        net.byKey.delete(k);
-        const b = net.byHash.get(e.hash);
-        if (b === e) net.byHash.delete(e.hash);
-        else if (Array.isArray(b)) {
-          const rest = b.filter((x) => x !== e);
-          net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
-        }
+      if (e.refs.length > 0) continue;
+      // Gone from the index, unless already removed (a name this service added twice).
+      const b = net.byHash.get(e.hash);
+      if (b === e) net.byHash.delete(e.hash);
+      else if (Array.isArray(b) && b.includes(e)) {
+        const rest = b.filter((x) => x !== e);
+        net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
       }
     }
-    svc.keys = [];
+    svc.names = [];
   }
 
   private index(net: NetworkIndex, svc: Service): void {
     const add = (name: string, ref: Ref) => {
-      const e = this.entry(net, name);
-      e.refs.push(ref);
-      e.cache = undefined;
-      svc.keys.push(e.key);
+      svc.names.push(this.entry(net, name, ref));
     };
     const s = svc.name;
     add(s, { kind: 'svc', service: svc });
@@ -368,24 +365,28 @@ export class ServiceDirectory {
     for (const inst of svc.instances.values()) {
       const target = `${inst.id}.tasks.${s}`;
       add(target, { kind: 'inst', service: svc, instance: inst });
-      for (const a of inst.v4) add(reverseName4(a), { kind: 'ptr', service: svc, ptr: target });
-      for (const a of inst.v6) add(reverseName(a), { kind: 'ptr', service: svc, ptr: target });
+      for (const a of inst.v4) add(reverseName4(a), { kind: 'ptr', service: svc, instance: inst });
+      for (const a of inst.v6) add(reverseName(a), { kind: 'ptr', service: svc, instance: inst });
       for (const p of inst.ports) if (p.name !== undefined) portNames.add(`${p.name}/${p.proto}`);
     }
     for (const pn of portNames) {
       const [name, proto] = pn.split('/') as [string, PortProto];
       add(`_${name}._${proto}.${s}`, { kind: 'port', service: svc, portName: name, proto });
     }
-    if (svc.vip4 !== undefined) add(reverseName4(svc.vip4), { kind: 'ptr', service: svc, ptr: s });
-    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc, ptr: s });
+    if (svc.vip4 !== undefined) add(reverseName4(svc.vip4), { kind: 'ptr', service: svc });
+    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc });
   }
 
-  private entry(net: NetworkIndex, name: string): NameEntry {
+  /** The entry of `name` with `ref` added (a new entry when the name had none). */
+  private entry(net: NetworkIndex, name: string, ref: Ref): NameEntry {
     const key = keyOf(name);
-    let e = net.byKey.get(key);
-    if (e) return e;
-    e = new NameEntry(key, textNameHash(key));
-    net.byKey.set(key, e);
+    let e = find(net, key);
+    if (e) {
+      e.refs.push(ref);
+      e.cache = undefined;
+      return e;
+    }
+    e = new NameEntry(key, textNameHash(key), ref);
     const b = net.byHash.get(e.hash);
     if (b === undefined) net.byHash.set(e.hash, e);
     else if (Array.isArray(b)) b.push(e);
@@ -405,7 +406,7 @@ export class ServiceDirectory {
       const svc = r.service;
       const ttl = svc.ttl;
       if (r.kind === 'ptr') {
-        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, textToName(r.ptr!));
+        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, textToName(r.instance ? `${r.instance.id}.tasks.${svc.name}` : svc.name));
         continue;
       }
       let insts: Instance[];
@@ -467,6 +468,15 @@ function u32(b: Uint8Array): number {
 
 function reverseName4(a: number): string {
   return `${a & 255}.${(a >>> 8) & 255}.${(a >>> 16) & 255}.${a >>> 24}.in-addr.arpa`;
+}
+
+/** The entry whose key is `key` (lowercase dotted text), through the hash index. */
+function find(net: NetworkIndex, key: string): NameEntry | undefined {
+  const b = net.byHash.get(textNameHash(key));
+  if (b === undefined) return undefined;
+  if (b instanceof NameEntry) return b.key === key ? b : undefined;
+  for (let i = 0; i < b.length; i++) if (b[i].key === key) return b[i];
+  return undefined;
 }
 
 function keyOf(name: string): string {

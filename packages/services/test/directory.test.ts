@@ -62,6 +62,27 @@ describe('ServiceDirectory', () => {
     expect(names(d, 'n', '9.0.19.198.in-addr.arpa', 12)).toBe(1);
   });
 
+  it('an address two instances of one service share: PTR names both targets; the service removed, the name is gone; re-added, it answers again', () => {
+    const d = new ServiceDirectory();
+    d.setService({ name: 'web', network: 'n' });
+    for (const id of ['a', 'b']) d.updateInstance('n', 'web', { id, addresses: ['198.19.0.9', '2001:db8::9'], healthy: true });
+    const ptr4 = '9.0.19.198.in-addr.arpa';
+    const ptr6 = reverseName(Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9));
+    expect(names(d, 'n', ptr4, 12)).toBe(2);
+    expect(names(d, 'n', ptr6, 12)).toBe(2);
+    const e = d.lookupText('n', ptr4)!;
+    const targets = Buffer.from(d.answers(e, 12).bytes, 'latin1').toString('latin1');
+    expect(targets).toContain('\x01a\x05tasks\x03web\x00');
+    expect(targets).toContain('\x01b\x05tasks\x03web\x00');
+    d.removeService('n', 'web');
+    for (const name of [ptr4, ptr6, 'a.tasks.web', 'web']) expect(d.lookupText('n', name)).toBeUndefined();
+    d.setService({ name: 'web', network: 'n' });
+    d.updateInstance('n', 'web', { id: 'a', addresses: ['198.19.0.9'], healthy: true });
+    expect(names(d, 'n', ptr4, 12)).toBe(1);
+    expect(names(d, 'n', ptr6, 12)).toBeUndefined();
+    expect(names(d, 'n', 'A.Tasks.Web.', 1)).toBe(1);
+  });
+
   it('tells listeners of every change; a throwing listener does not stop the change', () => {
     const d = new ServiceDirectory();
     const seen: string[] = [];
