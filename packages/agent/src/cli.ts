@@ -141,7 +141,7 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
 const USAGE = {
   run: 'agent [run] --config FILE\n  Run the agent. SIGTERM/SIGINT leave the cluster gracefully, then exit 0.',
   check: 'agent check --config FILE\n  Validate FILE completely (opens no device or socket); print a one-line summary.',
-  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health), WireGuard peers, drops.',
+  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health, VIPs with backends), WireGuard peers, drops.',
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
 type Command = keyof typeof USAGE;

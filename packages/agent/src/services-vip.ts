@@ -215,6 +215,9 @@ export class ServiceVipSync {
       if (!g.some((x) => x.inst.key === d.inst.key)) g.push({ inst: d.inst, draining: true });
       groups.set(d.inst.service, g);
     }
+    // A network with no vip-mode service and nothing installed costs no endpoint scan.
+    const lead = (g: { inst: ServiceInstance }[]) => g.reduce((m, x) => (x.inst.id < m.inst.id ? x : m)).inst;
+    if (!this.installed.has(network) && ![...groups.values()].some((g) => lead(g).mode === 'vip')) return;
     const taken = new Set<number>();
     if (net.resolver && !net.resolver.includes(':')) taken.add(parseIpv4Address(net.resolver) >>> 0);
     for (const e of this.o.endpoints(network)) if (e.data?.ipv4.length === 4) taken.add(u32Of(e.data.ipv4));

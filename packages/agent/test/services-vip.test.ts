@@ -132,14 +132,17 @@ describe('VIPs in the agent', () => {
     for (const l of locals) await l.stop();
   });
 
-  it('a declared VIP is used; two services declaring one VIP: the smaller name gets it', async () => {
-    const { c, locals, control, sync } = cluster(() => true);
+  it('a declared VIP is used; two services declaring one VIP: the smaller name gets it; dnsrr gets none', async () => {
+    const { c, views, locals, control, sync } = cluster(() => true);
     c.bootstrapAll();
     for (const i of [0, 1]) c.agents[i].publish(blue, { id: `ep-${i}`, mac: mac(i + 1), ipv4: ip4(i + 1) });
     const vip = Uint8Array.of(198, 19, 0, 100);
     locals[0].add({ ...web(0), service: 'zeta', vip });
     locals[1].add({ ...web(1), service: 'alpha', vip });
-    await advance(c, 10_000, () => sync.counters.snapshot().declared_conflicts > 0 && control.specs.size === 1);
+    locals[1].add({ ...web(1), service: 'plain', id: 'plain-1', mode: 'dnsrr' as const });
+    await advance(c, 10_000, () => sync.counters.snapshot().declared_conflicts > 0 && views[2].services('blue').includes('plain'));
+    await Promise.resolve();
+    expect(control.specs.size).toBe(1);
     expect(sync.list().map((v) => [v.service, v.vip, v.allocated])).toEqual([['alpha', '198.19.0.100', false]]);
     sync.close();
     for (const l of locals) await l.stop();
