@@ -26,10 +26,10 @@ net.createServer((s) => { s.on('error', () => {}); s.end(process.env.NAME + '\\n
 `;
 
 /** N connections one after another (each with a new source port), 2 s each at most; one line per connection: the id or ERR. */
-const client = (vip: string) => `
+const client = (vip: string, n = N) => `
 const net = require('node:net');
 (async () => {
-  for (let i = 0; i < ${N}; i++) {
+  for (let i = 0; i < ${n}; i++) {
     const line = await new Promise((res) => {
       const s = net.connect(8080, '${vip}');
       let got = '';
@@ -64,8 +64,8 @@ describe('VIPs in the agent: a vip-mode service balanced by the client host\'s d
     await tb?.destroy();
   });
 
-  const connect = async (vip: string): Promise<string[]> => {
-    const r = await tb.hosts[CLIENT_HOST].run(process.execPath, ['-e', client(vip)], { timeoutMs: N * 2_500 });
+  const connect = async (vip: string, from = CLIENT_HOST, n = N): Promise<string[]> => {
+    const r = await tb.hosts[from].run(process.execPath, ['-e', client(vip, n)], { timeoutMs: n * 2_500 });
     return r.stdout.trim().split('\n');
   };
   const vipOf = (s: NodeStatus) => s.services?.vips?.find((v) => v.service === 'web');
@@ -92,6 +92,10 @@ describe('VIPs in the agent: a vip-mode service balanced by the client host\'s d
     const seen = new Set(before);
     console.log(`${N} connections to ${vip}: web-0 ${before.filter((x) => x === 'web-0').length}, web-1 ${before.filter((x) => x === 'web-1').length}, other ${before.filter((x) => !x.startsWith('web-')).length}`);
     expect([...seen].sort()).toEqual(['web-0', 'web-1']);
+    // A client on a backend's host reaches the other host's instance (its own is no backend there).
+    const local = await connect(vip, 0, 10);
+    console.log(`10 connections from web-0's host: ${local.join(' ')}`);
+    expect(new Set(local)).toEqual(new Set(['web-1']));
 
     c.setHealthy(1, false);
     const t1 = Date.now();

@@ -117,6 +117,7 @@ export class ServicesRuntime {
         endpoint: (n, id) => a.endpoint(n, id),
         endpoints: (n) => a.table.ofKind(ENDPOINTS, n) as Iterable<EndpointRecord>,
         ownerState: (o) => (o === this.cfg.name ? 'alive' : a.membership.stateOf(o)),
+        self: this.cfg.name,
         onAddress: (n, s) => this.dirView.refresh(n, s),
         log: this.log,
       });

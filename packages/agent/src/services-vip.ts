@@ -9,7 +9,8 @@
  *   `unhealthy` → down. An instance the view drops while its owner is alive (tombstone) or has
  *   left gracefully stays `draining` for `drainMs` (its flows go on, no new ones); one dropped
  *   because its owner is dead is removed at once (its flows are reset). Ports: the union of the
- *   instances' ports (none: every port).
+ *   instances' ports (none: every port). This host's own instances are not its backends (see
+ *   `self`).
  * - The VIP address: the declared one (IPv4; an IPv6 VIP is not balanced), else allocated from the
  *   network's IPv4 subnet: FNV-1a of the service name picks a start in the upper half of the
  *   host range (broadcast excluded), probing upwards (wrapping) past every taken address — the
@@ -55,6 +56,12 @@ export interface ServiceVipSyncOptions {
   /** Every endpoint record of a network (its addresses are taken for allocation). */
   endpoints(network: string): Iterable<EndpointRecord>;
   ownerState(owner: string): MemberState | undefined;
+  /**
+   * This node's name: its own instances are not backends here. Their address is local to this
+   * host, so a local client's rewritten SYN would be answered through the kernel's loopback and
+   * never translated back; local clients reach the other hosts' instances instead.
+   */
+  self?: string;
   /** How long a withdrawn instance stays draining (ms, default 10 000). */
   drainMs?: number;
   /** A service's VIP address changed (undefined: it has none now); the DNS follows it. */
@@ -250,7 +257,7 @@ export class ServiceVipSync {
       const ips = new Set<string>();
       for (const { inst, draining } of groups.get(name)!) {
         for (const p of inst.ports) ports.add(p.port);
-        if (inst.ipv4.length !== 4) continue;
+        if (inst.ipv4.length !== 4 || inst.owner === this.o.self) continue;
         const ip = formatIpAddress(4, inst.ipv4);
         if (ips.has(ip)) continue;
         const ep = this.o.endpoint(network, inst.endpoint);

@@ -97,9 +97,12 @@ describe('VIPs in the agent', () => {
       view: views[0], control: other, networks: [{ ...blue, subnet: '198.19.0.0/24', resolver: '198.19.0.254' }],
       endpoint: (n, id) => a0.endpoint(n, id), endpoints: (n) => a0.table.ofKind({ code: 1 } as never, n) as Iterable<EndpointRecord>,
       ownerState: (o) => (o === a0.name ? 'alive' : a0.membership.stateOf(o)),
+      self: a0.name,
     });
     sync0.flush();
     expect([...other.specs.values()].map((x) => x.vip)).toEqual([s.vip]);
+    // Its own instance is no backend on its own host (a local client would not be translated back).
+    expect(backends(other)).toEqual({ 'web-1': 'healthy' });
     sync0.close();
     expect(other.specs.size).toBe(0);
 
