@@ -79,18 +79,21 @@ const EMPTY = new Uint8Array(0);
 const kept = (b: Uint8Array): Uint8Array => (b.length === 0 ? EMPTY : b);
 
 /**
- * Names that repeat across instances (service, port names) as one string each: decoded strings
- * are fresh copies per record. Bounded; cleared when full (names stay correct, only unshared).
+ * Port lists that repeat across instances (every instance of a service usually serves the same
+ * ports) as one array each, shared read-only by the records that carry them. Bounded like names.
  */
-const names = new Map<string, string>();
-function shared(s: string): string {
-  if (s.length === 0) return '';
-  const c = names.get(s);
+const portLists = new Map<string, ServicePort[]>();
+function sharedPorts(ports: ServicePort[]): ServicePort[] {
+  if (ports.length === 0) return NO_PORTS;
+  let sig = '';
+  for (const p of ports) sig += `${p.port}/${p.proto}/${p.name},`;
+  const c = portLists.get(sig);
   if (c !== undefined) return c;
-  if (names.size >= 4096) names.clear();
-  names.set(s, s);
-  return s;
+  if (portLists.size >= 4096) portLists.clear();
+  portLists.set(sig, ports);
+  return ports;
 }
+const NO_PORTS: ServicePort[] = [];
 
 function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
   const rawPorts = f.ports;
@@ -105,7 +108,7 @@ function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
     const proto = fieldOf.u32(p.proto);
     const name = fieldOf.str(p.name);
     if (port < 1 || port > 65535 || proto >= PROTO_CODES.length || (name !== '' && !PORT_NAME_RE.test(name))) return null;
-    ports[i] = { port, proto, name: shared(name) };
+    ports[i] = { port, proto, name: fieldOf.shared(name) };
   }
   const health = fieldOf.u32(f.health);
   const mode = fieldOf.u32(f.mode);
@@ -115,10 +118,10 @@ function decodeService(f: Record<string, unknown>): ServiceInstanceData | null {
   const ipv6 = kept(fieldOf.bytes(f.ipv6));
   const vip = kept(fieldOf.bytes(f.vip));
   const d: ServiceInstanceData = {
-    service: shared(fieldOf.str(f.service)),
+    service: fieldOf.shared(fieldOf.str(f.service)),
     ipv4,
     ipv6,
-    ports,
+    ports: sharedPorts(ports),
     // A state or mode a newer node added reads as the conservative one we know.
     health: health < HEALTH_CODES.length ? health : HEALTH_CODES.indexOf('unhealthy'),
     since: fieldOf.num(f.since),

@@ -206,8 +206,23 @@ export function encodeRecordBody(head: RecordHead, field: string, data: object, 
 /** Decode a record body: the head, and the decoded message for the kinds' data fields. */
 export function decodeRecordBody(body: Uint8Array): { head: RecordHead; fields: Record<string, unknown> } {
   const b = decode(RecordBodyType, body);
-  return { head: { kind: u32(b.kind), network: str(b.network), id: str(b.id), owner: str(b.owner), version: num(b.version), deleted: (b.deleted as boolean) ?? false }, fields: b };
+  return { head: { kind: u32(b.kind), network: shared(str(b.network)), id: str(b.id), owner: shared(str(b.owner)), version: num(b.version), deleted: (b.deleted as boolean) ?? false }, fields: b };
 }
 
-/** Helpers for kinds normalising their decoded data message (`num`: uint64 as a number). */
-export const fieldOf = { bytes, str, u32, num };
+/**
+ * One string per distinct name that repeats across records (owner, network, service and port
+ * names): strings decoded from a body are fresh copies, ~30 bytes each per record. Bounded: cleared
+ * when full, which only unshares.
+ */
+const names = new Map<string, string>();
+function shared(s: string): string {
+  if (s.length === 0) return '';
+  const c = names.get(s);
+  if (c !== undefined) return c;
+  if (names.size >= 8192) names.clear();
+  names.set(s, s);
+  return s;
+}
+
+/** Helpers for kinds normalising their decoded data message (`num`: uint64 as a number; `shared`: a repeating name). */
+export const fieldOf = { bytes, str, u32, num, shared };

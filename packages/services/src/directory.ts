@@ -92,6 +92,10 @@ export interface EncodedAnswers {
 }
 
 const EMPTY: EncodedAnswers = { bytes: '', ends: [] };
+/** Shared empty lists of instances without addresses of a family or without ports (read-only). */
+const NONE4: number[] = [];
+const NONE6: Uint8Array[] = [];
+const NO_PORTS: ServicePort[] = [];
 
 interface Instance {
   id: string;
@@ -161,6 +165,7 @@ export class ServiceDirectory {
   readonly defaultTtl: number;
   private readonly networks = new Map<string, NetworkIndex>();
   private readonly listeners = new Set<DirectoryListener>();
+  private readonly portLists = new Map<string, ServicePort[]>();
   private readonly healthCounters: CounterSet<HealthCounter> | undefined;
 
   constructor(o: ServiceDirectoryOptions = {}) {
@@ -218,8 +223,8 @@ export class ServiceDirectory {
     if (!Array.isArray(inst.addresses)) throw new InvalidServiceError('addresses', 'must be an array');
     const parsed = inst.addresses.map((a, i) => parseAddress(`addresses[${i}]`, a));
     // Arrays sized by map/filter, not grown by push (which keeps room for 17 elements each).
-    const v4 = parsed.filter((ip) => ip.length === 4).map(u32);
-    const v6 = parsed.filter((ip) => ip.length !== 4);
+    const v4 = parsed.some((ip) => ip.length === 4) ? parsed.filter((ip) => ip.length === 4).map(u32) : NONE4;
+    const v6 = parsed.some((ip) => ip.length !== 4) ? parsed.filter((ip) => ip.length !== 4) : NONE6;
     const ports: ServicePort[] = (inst.ports ?? []).map((p, i) => {
       if (!Number.isInteger(p?.port) || p.port < 1 || p.port > 65535) throw new InvalidServiceError(`ports[${i}].port`, 'must be an integer 1..65535');
       if (p.proto !== 'tcp' && p.proto !== 'udp') throw new InvalidServiceError(`ports[${i}].proto`, "must be 'tcp' or 'udp'");
@@ -228,7 +233,7 @@ export class ServiceDirectory {
     });
     if (typeof inst.healthy !== 'boolean') throw new InvalidServiceError('healthy', 'must be a boolean');
     const id = inst.id.toLowerCase();
-    svc.instances.set(id, { id, v4, v6, ports, healthy: inst.healthy });
+    svc.instances.set(id, { id, v4, v6, ports: this.sharedPorts(ports), healthy: inst.healthy });
     this.touch(this.network(network, false)!, svc);
   }
 
@@ -297,6 +302,21 @@ export class ServiceDirectory {
     const e = this.encode(entry, qtype);
     (entry.cache ??= [])[slot] = e;
     return e;
+  }
+
+  /**
+   * One array per distinct port list (the instances of a service usually serve the same ports),
+   * shared read-only by the instances that have it. Bounded: cleared when full (only unshares).
+   */
+  private sharedPorts(ports: ServicePort[]): ServicePort[] {
+    if (ports.length === 0) return NO_PORTS;
+    let sig = '';
+    for (const p of ports) sig += `${p.port}/${p.proto}/${p.name ?? ''},`;
+    const c = this.portLists.get(sig);
+    if (c !== undefined) return c;
+    if (this.portLists.size >= 4096) this.portLists.clear();
+    this.portLists.set(sig, ports);
+    return ports;
   }
 
   private network(name: string, create: boolean): NetworkIndex | undefined {
