@@ -133,10 +133,11 @@ interface Ref {
 /** One name a network answers (its lowercase dotted text is the key; the wire form is never stored). */
 export class NameEntry {
   /**
-   * Usually one ref: the array starts as `[first]` (exactly one slot), where an array grown from
-   * empty by push keeps room for 17 (~150 bytes per name, 20 000 names for 10 000 instances).
+   * What the name answers: usually one ref (an instance's name, its address's reverse name), held
+   * directly; an array only once a second ref joins (a 1-element array and its store cost ~60
+   * bytes per name, 20 000 names for 10 000 instances).
    */
-  readonly refs: Ref[];
+  refs: Ref | Ref[];
   /** Encoded answers by qtype slot (A, AAAA, SRV, PTR); undefined until asked, cleared on change. */
   cache: Array<EncodedAnswers | undefined> | undefined = undefined;
   constructor(
@@ -144,7 +145,7 @@ export class NameEntry {
     readonly hash: number,
     first: Ref,
   ) {
-    this.refs = [first];
+    this.refs = first;
   }
 }
 
@@ -359,9 +360,14 @@ export class ServiceDirectory {
 
   private unindex(net: NetworkIndex, svc: Service): void {
     for (const e of svc.names) {
-      for (let i = e.refs.length - 1; i >= 0; i--) if (e.refs[i].service === svc) e.refs.splice(i, 1);
+      const refs = e.refs;
+      let left: number;
+      if (Array.isArray(refs)) {
+        for (let i = refs.length - 1; i >= 0; i--) if (refs[i].service === svc) refs.splice(i, 1);
+        left = refs.length;
+      } else left = refs.service === svc ? 0 : 1;
       e.cache = undefined;
-      if (e.refs.length > 0) continue;
+      if (left > 0) continue;
       // Gone from the index, unless already removed (a name this service added twice).
       const b = net.byHash.get(e.hash);
       if (b === e) net.byHash.delete(e.hash);
@@ -402,7 +408,8 @@ export class ServiceDirectory {
     const key = keyOf(name);
     let e = find(net, key);
     if (e) {
-      e.refs.push(ref);
+      if (Array.isArray(e.refs)) e.refs.push(ref);
+      else e.refs = [e.refs, ref];
       e.cache = undefined;
       return e;
     }
@@ -422,7 +429,7 @@ export class ServiceDirectory {
 
   private encode(entry: NameEntry, qtype: number): EncodedAnswers {
     const w = new RecordWriter();
-    for (const r of entry.refs) {
+    for (const r of Array.isArray(entry.refs) ? entry.refs : [entry.refs]) {
       const svc = r.service;
       const ttl = svc.ttl;
       if (r.kind === 'ptr') {
