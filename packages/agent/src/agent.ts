@@ -103,6 +103,9 @@ export interface AgentOptions {
   recordExtension?: Uint8Array;
 }
 
+/** Records learned by push-pull and signed less than this long ago are gossiped on (see PushPull applyRecord). */
+export const FRESH_RECORD_MS = 30_000;
+
 export class Agent {
   readonly name: string;
   readonly membership: Membership;
@@ -180,7 +183,14 @@ export class Agent {
       intervalMs: this.cfg.pushPullIntervalMs, reconnectIntervalMs: o.reconnectIntervalMs ?? 30_000,
       drops: this.drops, counters: this.counters,
       records: () => this.table.records(),
-      applyRecord: (r) => void this.sync.receive(r),
+      // News that reached us only by push-pull (a joiner's records land at its seed this way) is
+      // gossiped on like news from gossip, if it is fresh: versions are hybrid clocks in ms, so a
+      // record signed within FRESH_RECORD_MS is recent news; older ones (a joiner's whole
+      // download, anti-entropy) are not re-spread, so a join costs no burst of old records.
+      applyRecord: (r) => {
+        const rec = this.sync.receive(r);
+        if (rec && o.clock.now() - rec.version < FRESH_RECORD_MS) this.gossipRecord(rec);
+      },
       running: () => this.running,
     });
     this.sync = new RecordSync({
