@@ -110,7 +110,7 @@ describe('agent config', () => {
     expect(fieldOf((c) => (c.networks[0].subnet = '198.19.0.0/33'))).toBe('networks[0].subnet');
     expect(fieldOf((c) => (c.networks[0].subnet = 'fe80::%eth0/64'))).toBe('networks[0].subnet');
     expect(validateConfig({ ...good(), networks: [{ ...good().networks[0], subnet: '198.19.0.0/23', endpoints: [{ id: 'x', mac: '02:00:00:00:00:09', ipv4: '198.19.1.200' }] }] }).networks[0].subnet).toBe('198.19.0.0/23');
-    const v6 = { ...good().networks[0], subnet: '2001:db8:0:1::/64', endpoints: [{ id: 'x', mac: '02:00:00:00:00:09', ipv6: '2001:db8:0:1::9', ipv4: '10.0.0.1' }] };
+    const v6 = { ...good().networks[0], subnet: '2001:db8:0:1::/64', endpoints: [{ id: 'x', mac: '02:00:00:00:00:09', ipv6: '2001:db8:0:1::9', ipv4: '198.18.7.1' }] };
     expect(validateConfig({ ...good(), networks: [v6] }).networks[0].endpoints[0].ipv6Text).toBe('2001:db8:0:1::9');
     expect(fieldOf((c) => (c.networks = [{ ...v6, endpoints: [{ ...v6.endpoints[0], ipv6: '2001:db8:0:2::9' }] }]))).toBe('networks[0].endpoints[0].ipv6');
   });
