@@ -25,7 +25,6 @@
  * machine one timing can include a deschedule or a GC pause, so the slowest input and every one
  * over 100 ms are timed again (best of 5 and of 3): "again" is what the input itself costs.
  */
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   BufferPool,
@@ -40,9 +39,8 @@ import {
   parseVxlan,
 } from '@overlay/dataplane';
 import { CountingDevice, CountingTransport, buildArpRequest, buildFrame, buildNeighborSolicitation, seededRandom } from '@overlay/dataplane/testing';
-import type { WireGuardDevice } from '@overlay/crypto';
 import { Keyring, SimCluster } from '@overlay/agent';
-import { sessionWithSamples, type Side } from '../packages/crypto/test/helpers/pair.js';
+import { sessionWithSamples, stateOf, type Side } from '../packages/crypto/test/helpers/pair.js';
 
 const arg = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
 const N = Number(arg('n', '1000000'));
@@ -158,24 +156,6 @@ function print(o: Outcome): void {
 
 // ---- WireGuard ----
 
-/** Everything a packet could change in a device: peers, indices, keypairs, replay windows, timestamps, cookies, timers. */
-function stateOf(dev: WireGuardDevice): string {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const d = (dev as any).e;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const kp = (k: any) => k && { i: k.localIndex, r: k.remoteIndex, s: k.sendCounter, last: k.replay.last, bm: createHash('sha1').update(k.replay.bitmap).digest('hex') };
-  return JSON.stringify({
-    peers: dev.peers(),
-    indices: [...d.indices.keys()].sort(),
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    detail: [...d.peersByKey.values()].map((p: any) => ({
-      hs: p.handshake?.localIndex ?? null, cur: kp(p.current), next: kp(p.next), prev: kp(p.previous),
-      ts: p.lastTimestamp.toString('hex'), lic: p.lastInitiationConsumedAt, ep: p.endpoint?.toEndpoint(),
-      cookie: p.cookies.cookie?.toString('hex') ?? null, timers: [p.retransmitAt, p.keepaliveAt, p.newHandshakeAt, p.zeroKeysAt],
-    })),
-    tx: dev.stats().tx,
-  });
-}
 
 /** Two devices with a session, and one captured sample of each message type (as the fuzz test). */
 function wireguardSetup() {

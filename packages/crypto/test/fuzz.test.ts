@@ -3,32 +3,14 @@
 // change to protocol state, no leaked pool slot.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createHash } from 'node:crypto';
 import { PacketBatch } from '@overlay/dataplane';
 import type { WireGuardDevice } from '../src/index.js';
-import { pair, sessionWithSamples, type Side } from './helpers/pair.js';
+import { pair, sessionWithSamples, stateOf, type Side } from './helpers/pair.js';
 import { Wire } from './helpers/wire.js';
 
 const PER_TYPE = 100_000;
 const BATCH = 100;
 
-/** Everything a packet could change: peers, indices, keypairs, replay windows, timestamps, cookies. */
-function stateOf(dev: WireGuardDevice): string {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const d = (dev as any).e;
-  const kp = (k: any) =>
-    k && { i: k.localIndex, r: k.remoteIndex, s: k.sendCounter, last: k.replay.last, bm: createHash('sha1').update(k.replay.bitmap).digest('hex') };
-  return JSON.stringify({
-    peers: dev.peers(),
-    indices: [...d.indices.keys()].sort(),
-    detail: [...d.peersByKey.values()].map((p: any) => ({
-      hs: p.handshake?.localIndex ?? null, cur: kp(p.current), next: kp(p.next), prev: kp(p.previous),
-      ts: p.lastTimestamp.toString('hex'), lic: p.lastInitiationConsumedAt, ep: p.endpoint?.toEndpoint(),
-      cookie: p.cookies.cookie?.toString('hex') ?? null, timers: [p.retransmitAt, p.keepaliveAt, p.newHandshakeAt, p.zeroKeysAt],
-    })),
-    tx: dev.stats().tx,
-  });
-}
 
 const dropTotal = (dev: WireGuardDevice) => Object.values(dev.stats().drops).reduce((a, b) => a + b, 0);
 

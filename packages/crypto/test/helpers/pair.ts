@@ -1,4 +1,5 @@
 /** Two L3 WireGuard devices on an in-process wire, a fake clock, and their pools. */
+import { createHash } from 'node:crypto';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
 import { WireGuardDevice, generatePrivateKey, type WireGuardDeviceOptions } from '../../src/index.js';
 import { ipv4, Wire, type End } from './wire.js';
@@ -98,4 +99,25 @@ export function sessionWithSamples() {
   wire.flush();
   const pick = (t: number) => wire.log.filter((d) => d.bytes[0] === t && (t !== 4 || d.bytes.length > 32)).at(-1)!.bytes;
   return { a, b, samples: { 1: pick(1), 2: pick(2), 3: pick(3), 4: pick(4) } as Record<number, Buffer> };
+}
+
+/**
+ * Everything a packet could change in a device: peers, indices, keypairs, replay windows,
+ * timestamps, cookies, timers (the fuzz test and bench/fuzz-deep.ts compare it before and after).
+ */
+export function stateOf(dev: WireGuardDevice): string {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const d = (dev as any).e;
+  const kp = (k: any) =>
+    k && { i: k.localIndex, r: k.remoteIndex, s: k.sendCounter, last: k.replay.last, bm: createHash('sha1').update(k.replay.bitmap).digest('hex') };
+  return JSON.stringify({
+    peers: dev.peers(),
+    indices: [...d.indices.keys()].sort(),
+    detail: [...d.peersByKey.values()].map((p: any) => ({
+      hs: p.handshake?.localIndex ?? null, cur: kp(p.current), next: kp(p.next), prev: kp(p.previous),
+      ts: p.lastTimestamp.toString('hex'), lic: p.lastInitiationConsumedAt, ep: p.endpoint?.toEndpoint(),
+      cookie: p.cookies.cookie?.toString('hex') ?? null, timers: [p.retransmitAt, p.keepaliveAt, p.newHandshakeAt, p.zeroKeysAt],
+    })),
+    tx: dev.stats().tx,
+  });
 }
