@@ -13,6 +13,8 @@ export default defineConfig({
       { find: /^@overlay\/native$/, replacement: src('./packages/native/src/index.ts') },
       { find: /^@overlay\/host$/, replacement: src('./packages/host/src/index.ts') },
       { find: /^@overlay\/services$/, replacement: src('./packages/services/src/index.ts') },
+      { find: /^@overlay\/store$/, replacement: src('./packages/store/src/index.ts') },
+      { find: /^@overlay\/pki$/, replacement: src('./packages/pki/src/index.ts') },
       { find: /^@overlay\/agent$/, replacement: src('./packages/agent/src/index.ts') },
     ],
   },

@@ -18,6 +18,7 @@ bench_tools=(
   nebula:nebula nebula-cert:nebula
   perf:linux-perf
   dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base
+  haproxy:haproxy wrk:wrk
 )
 bash scripts/setup.sh "${bench_tools[@]}"
 

@@ -34,6 +34,7 @@ tools=(
   curl:curl
   openssl:openssl
   git:git
+  etcd:etcd-server etcdctl:etcd-client
   # the native addon's build (node-gyp)
   make:make cc:gcc g++:g++ python3:python3
   "$@"

@@ -1,0 +1,2 @@
+// @overlay/pki: node certificates, join tokens, revocations (issue 13).
+export {};

@@ -1,0 +1,2 @@
+// @overlay/store: the endpoint store interface and its implementations (issue 16).
+export {};
