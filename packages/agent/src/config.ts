@@ -89,7 +89,15 @@ export interface AgentConfig {
    * to resolv.conf's nameservers (default true); false answers them NXDOMAIN.
    */
   dns?: { listen: { ip: string; port: number }; forward: boolean };
+  /** Prometheus text endpoint: absent = off; `metrics: {}` listens on 127.0.0.1:9464 (loopback by default). */
+  metrics?: { listen: { ip: string; port: number } };
+  /** Structured logs: level (pino's names, default info) and format (json default, pretty for a terminal). */
+  log: { level: LogLevel; format: LogFormat };
 }
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = 'json' | 'pretty';
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Linux interface names: at most 15 bytes, no '/', ':' or whitespace, not '.' or '..'. */
@@ -97,7 +105,9 @@ const IFNAME_RE = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,15}$/;
 /** Learned FDB entries are swept once a second (dataplane core), so shorter ageing means nothing. */
 const MIN_AGEING_MS = 1000;
 
-const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks', 'services', 'dns'];
+const ROOT_KEYS = ['name', 'listen', 'advertise', 'seeds', 'profile', 'vtep', 'vtepPort', 'signingKey', 'signingKeyFile', 'encryption', 'wireguard', 'controlSocket', 'networks', 'services', 'dns', 'metrics', 'log'];
+const METRICS_KEYS = ['listen'];
+const LOG_KEYS = ['level', 'format'];
 const DNS_KEYS = ['listen', 'forward'];
 const ENCRYPTION_KEYS = ['clusterKeys', 'insecure'];
 const WIREGUARD_KEYS = ['privateKey'];
@@ -428,7 +438,17 @@ export function validateConfig(doc: unknown, readFile: (p: string) => string = (
     const x = mapping(d.dns, 'dns', DNS_KEYS);
     dns = { listen: parseHostPort(x.listen ?? '127.0.0.11:53', 'dns.listen', 53), forward: bool(x.forward, 'dns.forward') ?? true };
   }
-  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks, services, dns };
+  let metrics: AgentConfig['metrics'];
+  if (d.metrics !== undefined) {
+    const x = mapping(d.metrics ?? {}, 'metrics', METRICS_KEYS);
+    metrics = { listen: parseHostPort(x.listen ?? DEFAULT_METRICS_LISTEN, 'metrics.listen', 9464) };
+  }
+  const lg = mapping(d.log ?? {}, 'log', LOG_KEYS);
+  const level = (lg.level ?? 'info') as LogLevel;
+  if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) fail('log.level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const format = (lg.format ?? 'json') as LogFormat;
+  if (format !== 'json' && format !== 'pretty') fail('log.format', "must be 'json' or 'pretty'");
+  return { name, listen, advertise, seeds, profile, vtep, vtepPort, signingKey, clusterKeys, insecure, wireguard, controlSocket, networks, services, dns, metrics, log: { level, format } };
 }
 
 /** Parse YAML text and validate it; `(yaml)` names a syntax error (first line of the parser's message). */

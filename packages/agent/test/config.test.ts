@@ -152,4 +152,17 @@ describe('agent config', () => {
     expect(() => validateConfig(c)).toThrow(/base64 of 32 bytes/);
     try { validateConfig(c); } catch (e) { expect(String(e)).not.toContain('c2VjcmV0c2VjcmV0'); }
   });
+
+  it('metrics are off by default, loopback 9464 when enabled; log level and format default info/json', () => {
+    const d = validateConfig(good());
+    expect(d.metrics).toBeUndefined();
+    expect(d.log).toEqual({ level: 'info', format: 'json' });
+    expect(validateConfig({ ...good(), metrics: {} }).metrics).toEqual({ listen: { ip: '127.0.0.1', port: 9464 } });
+    expect(validateConfig({ ...good(), metrics: { listen: '198.18.0.1:9100' } }).metrics).toEqual({ listen: { ip: '198.18.0.1', port: 9100 } });
+    expect(validateConfig({ ...good(), log: { level: 'debug', format: 'pretty' } }).log).toEqual({ level: 'debug', format: 'pretty' });
+    expect(fieldOf((c) => (c.metrics = { listen: 'nowhere:x' }))).toBe('metrics.listen');
+    expect(fieldOf((c) => (c.metrics = { port: 1 }))).toBe('metrics.port');
+    expect(fieldOf((c) => (c.log = { level: 'loud' }))).toBe('log.level');
+    expect(fieldOf((c) => (c.log = { format: 'xml' }))).toBe('log.format');
+  });
 });
