@@ -4,10 +4,14 @@
  * hosts. Prints a table with ratios to kernel VXLAN and wireguard-go, writes JSON and an SVG chart
  * to bench/results/. Our overlay is openHost (@overlay/host), the agent's host assembly.
  *
- *   bash bench/run.sh [--quick] [--nebula] [--reps N] [--seconds S] [--only id,id]
+ * Rounds interleave the paths (A B C … A B C …, default 5) so drift in the machine's load hits
+ * every path alike; the table gives median and spread, a second table every run, and a warning
+ * marks a spread over 20 % or a load average over 1 before a round.
+ *
+ *   bash bench/run.sh [--quick] [--nebula] [--rounds N] [--seconds S] [--only id,id] [--save]
  */
 import { saveResult } from './lib/save.js';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpResult } from './lib/iperf.js';
 import { kernelVxlan, nebula, OUR_HOST, ourEncrypted, ourPlain, ourPlainNoOffload, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
@@ -15,19 +19,32 @@ import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { median, spreadPct } from './lib/stats.js';
 import { barChart } from './lib/svg.js';
 
+interface Series {
+  runs: number[];
+  median: number;
+  spreadPct: number;
+}
+
 interface PathResult {
   id: string;
   label: string;
-  tcp1: { runs: number[]; median: number; spreadPct: number };
-  tcp4: { runs: number[]; median: number; spreadPct: number };
+  tcp1: Series;
+  tcp4: Series;
+  /** Per-round UDP results; the table shows the round with the median delivered pps. */
+  udp64Runs: UdpResult[];
+  udp1400Runs: UdpResult[];
   udp64?: UdpResult;
   udp1400?: UdpResult;
   ping?: PingResult;
-  /** CPU seconds our processes spent per gigabit moved (single-stream TCP runs). */
+  /** CPU seconds our processes spent per gigabit moved (single-stream TCP runs, all rounds). */
   cpuSecPerGbit?: number;
   rssIdleMiB?: number;
   rssLoadMiB?: number;
+  /** Load average (1 min) before each round of this path. */
+  loadBefore: number[];
   error?: string;
+  cpu: number;
+  gbit: number;
 }
 
 function args() {
@@ -40,70 +57,100 @@ function args() {
   return {
     quick,
     nebula: a.includes('--nebula'),
-    reps: Number(get('--reps') ?? (quick ? 1 : 3)),
+    rounds: Number(get('--rounds') ?? get('--reps') ?? (quick ? 1 : 5)),
     seconds: Number(get('--seconds') ?? (quick ? 3 : 5)),
     only: get('--only')?.split(','),
   };
 }
 
 const log = (s: string) => process.stdout.write(`[bench] ${s}\n`);
+const SPREAD_WARN_PCT = 20;
+const LOAD_WARN = 1;
 
-async function measure(tb: Testbed, spec: PathSpec, o: ReturnType<typeof args>): Promise<PathResult> {
+function fresh(spec: PathSpec): PathResult {
+  const series = (): Series => ({ runs: [], median: NaN, spreadPct: 0 });
+  return { id: spec.id, label: spec.label, tcp1: series(), tcp4: series(), udp64Runs: [], udp1400Runs: [], loadBefore: [], cpu: 0, gbit: 0 };
+}
+
+/**
+ * One round of one path: bring it up, measure each figure once, tear it down. Rounds visit the
+ * paths in turn (A B C … A B C …), so drift in the machine's load hits every path alike.
+ */
+async function round(tb: Testbed, spec: PathSpec, r: PathResult, o: ReturnType<typeof args>, n: number): Promise<void> {
   const [a, b] = tb.hosts;
-  const r: PathResult = { id: spec.id, label: spec.label, tcp1: { runs: [], median: NaN, spreadPct: 0 }, tcp4: { runs: [], median: NaN, spreadPct: 0 } };
-  log(`${spec.label}: setting up`);
+  const load = loadavg()[0];
+  r.loadBefore.push(load);
+  if (load > LOAD_WARN) log(`WARNING: load average ${load.toFixed(2)} > ${LOAD_WARN} before ${spec.label} round ${n}: figures of this round are suspect`);
   let path;
   try {
     path = await spec.up(tb);
   } catch (e) {
     r.error = `setup: ${(e as Error).message.split('\n')[0]}`;
     log(`${spec.label}: FAILED: ${r.error}`);
-    return r;
+    return;
   }
   const stopServer = await iperfServer(b);
   try {
     await waitReachable(a, path.dst);
     // Let the path settle (handshakes, ARP) before timing it.
     await new Promise((res) => setTimeout(res, 500));
-    if (path.pids.length) r.rssIdleMiB = path.pids.reduce((s, p) => s + rssMiB(p), 0);
-    r.ping = await ping(a, path.dst, o.quick ? 50 : 200);
-    log(`${spec.label}: ping median ${r.ping.medianMs.toFixed(3)} ms, p99 ${r.ping.p99Ms.toFixed(3)} ms`);
-    let cpu = 0;
-    let gbit = 0;
-    for (let i = 0; i < o.reps; i++) {
-      const c0 = path.pids.reduce((s, p) => s + cpuSeconds(p), 0);
-      const t = await tcp(a, path.dst, { seconds: o.seconds, streams: 1 });
-      const c1 = path.pids.reduce((s, p) => s + cpuSeconds(p), 0);
-      if (i === 0 && path.pids.length) r.rssLoadMiB = path.pids.reduce((s, p) => s + rssMiB(p), 0);
-      cpu += c1 - c0;
-      gbit += t.gbps * o.seconds;
-      r.tcp1.runs.push(t.gbps);
-      log(`${spec.label}: TCP 1 stream run ${i + 1}/${o.reps}: ${t.gbps.toFixed(3)} Gbit/s`);
+    if (n === 1) {
+      if (path.pids.length) r.rssIdleMiB = path.pids.reduce((s, p) => s + rssMiB(p), 0);
+      r.ping = await ping(a, path.dst, o.quick ? 50 : 200);
+      log(`${spec.label}: ping median ${r.ping.medianMs.toFixed(3)} ms, p99 ${r.ping.p99Ms.toFixed(3)} ms`);
     }
-    if (path.pids.length && gbit > 0) r.cpuSecPerGbit = cpu / gbit;
-    for (let i = 0; i < o.reps; i++) {
-      const t = await tcp(a, path.dst, { seconds: o.seconds, streams: 4 });
-      r.tcp4.runs.push(t.gbps);
-      log(`${spec.label}: TCP 4 streams run ${i + 1}/${o.reps}: ${t.gbps.toFixed(3)} Gbit/s`);
-    }
-    r.udp64 = await udp(a, path.dst, { seconds: Math.min(o.seconds, 3), size: 64 });
-    r.udp1400 = await udp(a, path.dst, { seconds: Math.min(o.seconds, 3), size: 1400 });
-    log(`${spec.label}: UDP 64 B ${(r.udp64.pps / 1e3).toFixed(0)} kpps (${r.udp64.lossPct.toFixed(1)}% loss), 1400 B ${(r.udp1400.pps / 1e3).toFixed(0)} kpps (${r.udp1400.lossPct.toFixed(1)}% loss)`);
+    const c0 = path.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    const t1 = await tcp(a, path.dst, { seconds: o.seconds, streams: 1 });
+    const c1 = path.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+    if (n === 1 && path.pids.length) r.rssLoadMiB = path.pids.reduce((s, p) => s + rssMiB(p), 0);
+    r.cpu += c1 - c0;
+    r.gbit += t1.gbps * o.seconds;
+    r.tcp1.runs.push(t1.gbps);
+    const t4 = await tcp(a, path.dst, { seconds: o.seconds, streams: 4 });
+    r.tcp4.runs.push(t4.gbps);
+    const u64 = await udp(a, path.dst, { seconds: Math.min(o.seconds, 3), size: 64 });
+    const u1400 = await udp(a, path.dst, { seconds: Math.min(o.seconds, 3), size: 1400 });
+    r.udp64Runs.push(u64);
+    r.udp1400Runs.push(u1400);
+    log(
+      `${spec.label} round ${n}: TCP 1 stream ${t1.gbps.toFixed(3)}, 4 streams ${t4.gbps.toFixed(3)} Gbit/s; ` +
+        `UDP 64 B ${(u64.pps / 1e3).toFixed(0)} kpps (${u64.lossPct.toFixed(1)}% loss), 1400 B ${(u1400.pps / 1e3).toFixed(0)} kpps (${u1400.lossPct.toFixed(1)}% loss)`,
+    );
   } catch (e) {
     r.error = (e as Error).message.split('\n')[0];
-    log(`${spec.label}: FAILED: ${r.error}`);
+    log(`${spec.label} round ${n}: FAILED: ${r.error}`);
   } finally {
     stopServer();
     await path.down();
   }
+}
+
+/** The round whose delivered pps is the median one (its loss goes with it). */
+function medianUdp(runs: UdpResult[]): UdpResult | undefined {
+  if (runs.length === 0) return undefined;
+  return [...runs].sort((x, y) => x.pps - y.pps)[(runs.length - 1) >> 1];
+}
+
+function finish(r: PathResult): void {
   for (const k of ['tcp1', 'tcp4'] as const) {
     r[k].median = median(r[k].runs);
     r[k].spreadPct = spreadPct(r[k].runs);
+    if (r[k].spreadPct > SPREAD_WARN_PCT) log(`WARNING: ${r.label} ${k === 'tcp1' ? 'TCP 1 stream' : 'TCP 4 streams'} spread ${r[k].spreadPct.toFixed(0)} % > ${SPREAD_WARN_PCT} %: runs ${r[k].runs.map((x) => x.toFixed(2)).join(' ')}`);
   }
-  return r;
+  r.udp64 = medianUdp(r.udp64Runs);
+  r.udp1400 = medianUdp(r.udp1400Runs);
+  if (r.gbit > 0 && r.cpu > 0) r.cpuSecPerGbit = r.cpu / r.gbit;
 }
 
 const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d));
+const warn = (x: Series) => (x.spreadPct > SPREAD_WARN_PCT ? ' ⚠' : '');
+
+/** Every run of every path, in the order measured per round. */
+function runsTable(results: PathResult[]): string {
+  const head = '| path | TCP 1 stream, each round (Gbit/s) | TCP 4 streams, each round | load average before each round |';
+  const rows = results.map((r) => `| ${r.label} | ${r.tcp1.runs.map((x) => fmt(x)).join(' ')} | ${r.tcp4.runs.map((x) => fmt(x)).join(' ')} | ${r.loadBefore.map((x) => fmt(x)).join(' ')} |`);
+  return [head, '|' + ' --- |'.repeat(4), ...rows].join('\n');
+}
 
 function table(results: PathResult[]): string {
   const kernel = results.find((r) => r.id === 'kernel-vxlan')?.tcp1.median;
@@ -113,8 +160,8 @@ function table(results: PathResult[]): string {
   const rows = results.map((r) =>
     [
       r.label + (r.error ? ` (error: ${r.error})` : ''),
-      `${fmt(r.tcp1.median)} (±${fmt(r.tcp1.spreadPct, 0)}%)`,
-      `${fmt(r.tcp4.median)} (±${fmt(r.tcp4.spreadPct, 0)}%)`,
+      `${fmt(r.tcp1.median)} (±${fmt(r.tcp1.spreadPct, 0)}%${warn(r.tcp1)})`,
+      `${fmt(r.tcp4.median)} (±${fmt(r.tcp4.spreadPct, 0)}%${warn(r.tcp4)})`,
       kernel ? fmt(r.tcp1.median / kernel, 3) : 'n/a',
       wg ? fmt(r.tcp1.median / wg, 2) : 'n/a',
       r.udp64 ? `${fmt(r.udp64.pps / 1e3, 0)} (${fmt(r.udp64.lossPct, 1)}%)` : 'n/a',
@@ -131,21 +178,30 @@ async function main() {
   const o = args();
   if (process.getuid?.() !== 0) throw new Error('the throughput benchmark needs root (network namespaces)');
   const specs = [underlay, kernelVxlan, ourPlain, ourPlainNoOffload, ourEncrypted, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
-  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${o.reps} reps × ${o.seconds} s per TCP figure`);
+  log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${o.rounds} interleaved rounds × ${o.seconds} s per TCP figure; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   log(`ours: ${OUR_HOST.assembly}, the agent's assembly with its defaults (${OUR_HOST.poolSlots} pool slots, batch ${OUR_HOST.batchSize}, UDP GSO/GRO, TAP TSO/GRO)`);
   const tb = await createTestbed({ hosts: 2, prefix: 'bn' });
-  const results: PathResult[] = [];
+  const results = specs.map(fresh);
   try {
-    for (const s of specs) results.push(await measure(tb, s, o));
+    for (let n = 1; n <= o.rounds; n++) {
+      log(`round ${n}/${o.rounds}`);
+      for (let i = 0; i < specs.length; i++) if (!results[i].error?.startsWith('setup')) await round(tb, specs[i], results[i], o, n);
+    }
   } finally {
     await tb.destroy();
   }
+  results.forEach(finish);
   const t = table(results);
-  console.log('\n' + t + '\n');
+  const runs = runsTable(results);
+  console.log('\n' + t + '\n\n' + runs + '\n');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const meta = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, options: o, ourHost: OUR_HOST };
-  saveResult(new URL(`./results/throughput-${stamp}.json`, import.meta.url), JSON.stringify({ meta, results }, null, 2));
-  saveResult(new URL('./results/throughput-latest.md', import.meta.url), `Run ${meta.date}, ${meta.cpus} × ${meta.cpuModel}, node ${meta.node}\n\n${t}\n`);
+  const meta = { date: new Date().toISOString(), cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, options: o, ourHost: OUR_HOST, interleaved: true };
+  const jsonName = `throughput-${stamp}.json`;
+  saveResult(new URL(`./results/${jsonName}`, import.meta.url), JSON.stringify({ meta, results }, null, 2));
+  saveResult(
+    new URL('./results/throughput-latest.md', import.meta.url),
+    `Run ${meta.date}, ${meta.cpus} × ${meta.cpuModel}, node ${meta.node}, ${o.rounds} interleaved rounds × ${o.seconds} s (JSON: ${jsonName})\n\n${t}\n\n${runs}\n`,
+  );
   saveResult(
     new URL('./results/throughput.svg', import.meta.url),
     barChart(`TCP single-stream throughput, 2 netns hosts (${meta.date.slice(0, 10)})`, 'Gbit/s', results.map((r) => ({ label: r.label, value: r.tcp1.median }))),
