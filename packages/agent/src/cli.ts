@@ -21,6 +21,8 @@ import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
 import { describeStatus, formatStatus } from './status.js';
 import { ServicesRuntime } from './services-run.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics, serveMetrics } from './metrics.js';
 
 export { formatStatus } from './status.js';
 
@@ -69,11 +71,17 @@ async function openDataplane(cfg: AgentConfig) {
   return { dp: host.dataplane, wg: host.tunnel, host };
 }
 
+/** The logger the config asks for (`log: {level, format}`), on stderr, every line naming the node. */
+export function configLogger(cfg: AgentConfig): Logger {
+  return createLogger({ level: cfg.log?.level, format: cfg.log?.format, base: { node: cfg.name } });
+}
+
 /**
- * Build and start an agent from a validated config; resolves once gossip is listening. `extra`
- * overrides agent options the config has no field for (tests: e.g. `recordExtension`).
+ * Build and start an agent from a validated config; resolves once gossip is listening (and the
+ * metrics endpoint, when `metrics:` is configured). `extra` overrides agent options the config
+ * has no field for (tests: e.g. `recordExtension`).
  */
-export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n'), extra: Partial<AgentOptions> = {}) {
+export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg), extra: Partial<AgentOptions> = {}) {
   const plane = await openDataplane(cfg);
   const io = createRealIo(cfg.listen);
   const services = new ServicesRuntime(cfg, log);
@@ -96,8 +104,8 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     streams: io,
     networks: cfg.networks.map((n) => ({ name: n.name, vni: n.vni })),
     events: {
-      onJoin: (m) => log(`member ${m.name} joined (${m.ip}:${m.port})`),
-      onLeave: (m) => log(`member ${m.name} ${m.state}`),
+      onJoin: (m) => log.info({ member: m.name, address: `${m.ip}:${m.port}` }, 'member joined'),
+      onLeave: (m) => log.info({ member: m.name, state: m.state }, 'member left'),
       // A backend's MAC comes from its endpoint record; endpoint addresses are skipped by VIP allocation.
       onRecord: (r) => {
         if (r.kind === ENDPOINT_KIND) services.vips?.endpointChanged(r.network);
@@ -124,18 +132,32 @@ export async function runAgent(cfg: AgentConfig, log: (s: string) => void = (s) 
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
     return { ...st, services: services.status() };
   });
+  const metrics = cfg.metrics
+    ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
+        // Nothing half-started: the port is taken or not ours, so undo what runAgent opened.
+        control.close();
+        await services.stop().catch(() => undefined);
+        agent.stop();
+        await io.close();
+        await plane?.host.close();
+        throw e;
+      })
+    : undefined;
+  log.info({ listen: `${cfg.listen.ip}:${cfg.listen.port}`, networks: cfg.networks.map((n) => n.name), wireguard: wgPublic ?? null }, 'agent started');
   if (cfg.seeds.length) {
     const ok = await agent.join(cfg.seeds);
-    log(ok ? `joined through ${ok} seed(s)` : 'no seed answered yet; retrying in the background');
+    if (ok) log.info({ seeds: ok }, 'joined');
+    else log.warn({ seeds: cfg.seeds.map((a) => `${a.ip}:${a.port}`) }, 'no seed answered yet; retrying in the background');
   }
   const stop = async () => {
     await services.stop();
     await agent.leave(1000);
     control.close();
+    await metrics?.close();
     await io.close();
     await plane?.host.close();
   };
-  return { agent, services, stop };
+  return { agent, services, stop, metricsPort: metrics?.port };
 }
 
 const USAGE = {

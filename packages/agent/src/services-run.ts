@@ -22,6 +22,7 @@ import { LocalServices, type RecordPublisher } from './services-local.js';
 import { ServiceVipSync } from './services-vip.js';
 import { ServiceView, describeInstance, directorySink, serviceKind, type DirectoryLike } from './services.js';
 import type { ServicesStatus } from './status.js';
+import type { Logger } from './log.js';
 
 /** The MAC the resolver address answers ARP/ND with in a network: locally administered, from the VNI (02:53:vv:vv:vv:53). */
 export function resolverMac(vni: number): number {
@@ -77,12 +78,13 @@ export class ServicesRuntime {
   vips: ServiceVipSync | undefined;
   private readonly dirView = vipAwareDirectory(this.directory, (n, s) => this.vips?.address(n, s));
   private server: DnsServer | undefined;
+  private vipControl: ServiceVips | undefined;
   private forwarder: Forwarder | undefined;
   private readonly responders: { dp: Dataplane; vni: number }[] = [];
 
   constructor(
     private readonly cfg: AgentConfig,
-    private readonly log: (s: string) => void,
+    private readonly log: Logger,
   ) {
     this.view.attach(directorySink(this.dirView.like));
   }
@@ -105,26 +107,26 @@ export class ServicesRuntime {
         }));
         dataplane.setNeighbour(n.vni, n.resolver, resolverMac(n.vni));
         this.responders.push({ dp: dataplane, vni: n.vni });
-        this.log(`resolver ${n.resolver} in ${n.name} (${formatMac(resolverMac(n.vni))})`);
+        this.log.info({ network: n.name, resolver: n.resolver, mac: formatMac(resolverMac(n.vni)) }, 'resolver answering in the dataplane');
       }
     }
     if (dataplane && agent.endpoint && agent.table && agent.membership) {
       const a = agent as RecordPublisher & RecordLookups;
       this.vips = new ServiceVipSync({
         view: this.view,
-        control: new ServiceVips(dataplane),
+        control: (this.vipControl = new ServiceVips(dataplane)),
         networks: this.cfg.networks.filter((n) => n.device).map((n) => ({ name: n.name, vni: n.vni, subnet: n.subnet, resolver: n.resolver })),
         endpoint: (n, id) => a.endpoint(n, id),
         endpoints: (n) => a.table.ofKind(ENDPOINTS, n) as Iterable<EndpointRecord>,
         ownerState: (o) => (o === this.cfg.name ? 'alive' : a.membership.stateOf(o)),
         self: this.cfg.name,
         onAddress: (n, s) => this.dirView.refresh(n, s),
-        log: this.log,
+        log: (s) => this.log.info(s),
       });
     }
     if (dns) {
       this.server = await DnsServer.listen({ directory: this.directory, networks: this.cfg.networks.map((n) => n.name), address: dns.listen.ip, port: dns.listen.port, counters: this.dnsCounters, forward: dns.forward ? {} : false });
-      this.log(`dns socket on ${dns.listen.ip}:${this.server.port}`);
+      this.log.info({ listen: `${dns.listen.ip}:${this.server.port}` }, 'dns socket listening');
     }
     const local = new LocalServices({ agent, kind: this.kind });
     this.local = local;
@@ -150,6 +152,11 @@ export class ServicesRuntime {
       vips: this.vips?.list() ?? [],
       counters: { ...this.view.counters.snapshot(), ...prefixed('vip_', this.vips?.counters.snapshot()), ...this.local?.counters.snapshot(), ...this.local?.checker.counters.snapshot(), ...prefixed('dns_', this.dnsCounters.snapshot()) },
     };
+  }
+
+  /** Per network with VIPs: the translator's counters, drops and flows (metrics.ts). */
+  vipStats(): ReturnType<ServiceVips['stats']> {
+    return this.vipControl?.stats() ?? [];
   }
 
   /** Stop the checks (records stay until the leave), close the DNS socket and responders. */
