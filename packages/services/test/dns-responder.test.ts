@@ -195,7 +195,7 @@ function tcpOk(f: Buffer): { seq: number; ack: number; flags: number; data: Buff
   return { seq: f.readUInt32BE(38), ack: f.readUInt32BE(42), flags: f[47], data: f.subarray(34 + hl, 34 + len), mss: hl === 24 ? f.readUInt16BE(34 + 22) : undefined };
 }
 
-describe('DNS responder stage over TCP (stateless)', () => {
+describe('DNS responder stage over TCP', () => {
   it('SYN → SYN-ACK with MSS; a whole query → the whole answer in MSS segments with FIN; FIN → ACK', async () => {
     const { dev } = await setup();
     dev.inject(tcpFrame({ seq: 1000, ack: 0, flags: 0x02 }));
@@ -225,13 +225,14 @@ describe('DNS responder stage over TCP (stateless)', () => {
     expect(f.ack).toBe(1001 + framed.length + 1);
   });
 
-  it('absorbs what it cannot answer statelessly (a split query, a bare ACK), counted', async () => {
-    const { dev, dp } = await setup();
+  it('absorbs what it cannot answer (a part of a query on no connection it opened, a bare ACK), counted', async () => {
+    const { dev, dp, counters } = await setup();
     const q = query('web', 'A');
     dev.inject(tcpFrame({ seq: 5, ack: 7, flags: 0x18, payload: Buffer.from([0, q.length]) }));
     dev.inject(tcpFrame({ seq: 7, ack: 7, flags: 0x10 }));
     for (let i = 0; i < 100 && (dp.stats().stages.dns?.tcp_absorbed ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 10));
     expect(dp.stats().stages.dns.tcp_absorbed).toBe(2);
+    expect(counters.get('tcp_reassembly_out_of_order')).toBe(1);
     expect(dev.received).toHaveLength(0);
   });
 });

@@ -3,7 +3,9 @@ import { CounterSet } from '@overlay/dataplane';
 /**
  * DNS counters (append-only, stable names), one set on `overlay.services.dns`: queries seen,
  * answers by rcode, UDP answers truncated (TC), queries forwarded upstream and their outcomes,
- * negative-cache hits, and drops by reason (a drop sends nothing back).
+ * negative-cache hits, and drops by reason (a drop sends nothing back). `tcp_reassembl*`: the
+ * responder stage's TCP queries split over segments (responder-tcp.ts): completed, and those
+ * dropped because every flow was busy, over the byte bound, timed out, or out of order.
  */
 export const DNS_COUNTERS = [
   'queries',
@@ -31,6 +33,11 @@ export const DNS_COUNTERS = [
   'tcp_idle_closed',
   'tcp_bad_length',
   'responder_held',
+  'tcp_reassembled',
+  'tcp_reassembly_full',
+  'tcp_reassembly_oversize',
+  'tcp_reassembly_expired',
+  'tcp_reassembly_out_of_order',
 ] as const;
 export type DnsCounter = (typeof DNS_COUNTERS)[number];
 

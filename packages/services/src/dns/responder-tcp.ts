@@ -10,11 +10,21 @@
  *   last. seq = the client's ACK (our ISN + 1). A retransmitted query gets the same answer again,
  *   so a lost answer is repaired by the client's own retransmission. An answer bigger than the
  *   client's window is replaced by a header-only TC answer.
- * - FIN (the client closing after our FIN) → ACK. Anything else (bare ACKs, RST, a query split
- *   over segments) is absorbed, counted as 'tcp_absorbed'.
+ * - A query split over segments (the length apart from the message, or the message cut): the
+ *   only state, a bounded reassembly table (tcp-reassembly.ts). A first part is taken only when it
+ *   starts the stream (the client's ACK is our ISN + 1 for ISN = its sequence number − 1: checked
+ *   like a SYN cookie), held and ACKed; parts in order are appended and ACKed; the last one gets
+ *   the answer. Counted: `tcp_reassembled` (answered), `tcp_reassembly_full` (every flow busy),
+ *   `tcp_reassembly_oversize` (over the byte bound or more than one query),
+ *   `tcp_reassembly_expired` (timed out), `tcp_reassembly_out_of_order` (a gap: a duplicate
+ *   ACK asks for the missing part; or a middle part with no flow: absorbed).
+ * - FIN (the client closing after our FIN) → ACK, and its flow, if any, is freed. Anything else
+ *   (bare ACKs, RST) is absorbed, counted as 'tcp_absorbed'.
  */
-import { internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, type StageContext } from '@overlay/dataplane';
+import type { StageContext } from '@overlay/dataplane';
 import type { DnsAnswerer } from './answer.js';
+import { PROTO_TCP, finishReplyFrame, rd32, wr32 } from './reply-frame.js';
+import { TcpReassembly, type TcpReassemblyOptions } from './tcp-reassembly.js';
 import { HEADER_LENGTH, MAX_UDP_SIZE } from './wire.js';
 
 const FIN = 0x01;
@@ -30,11 +40,15 @@ export const TCP_ABSORB = 0;
 export class TcpDnsResponder {
   private readonly out = new Uint8Array(65535 + 2);
   private readonly secret = (Math.random() * 0x7fffffff) | 0;
+  readonly flows: TcpReassembly;
 
   constructor(
     private readonly answerer: DnsAnswerer,
     private readonly mtu: number,
-  ) {}
+    reassembly?: TcpReassemblyOptions,
+  ) {
+    this.flows = new TcpReassembly(reassembly);
+  }
 
   /** The segment at `tcp` (an IPv4 or IPv6 packet at `ip`, frame ending at `end`). */
   segment(ctx: StageContext, slot: number, ip: number, tcp: number, end: number): number {
@@ -50,7 +64,12 @@ export class TcpDnsResponder {
     const window = (d[tcp + 14] << 8) | d[tcp + 15];
     const payload = tcp + doff;
     const plen = ipEnd - payload;
-    if (flags & RST) return TCP_ABSORB;
+    const a = v4 ? ip + 12 : ip + 8;
+    const sport = (d[tcp] << 8) | d[tcp + 1];
+    if (flags & RST) {
+      this.forget(d, a, v4, sport);
+      return TCP_ABSORB;
+    }
     const mss = this.mtu - (tcp - ip) - 20;
     if (flags & SYN) {
       if (flags & ACK) return TCP_ABSORB;
@@ -61,28 +80,107 @@ export class TcpDnsResponder {
     if (!(flags & ACK)) return TCP_ABSORB;
     if (plen === 0) {
       if (!(flags & FIN)) return TCP_ABSORB;
+      this.forget(d, a, v4, sport);
       this.write(ctx, slot, ip, tcp, ack, (seq + 1) >>> 0, ACK, 0, 0);
       return TCP_REPLY;
     }
-    // One whole length-prefixed query in this segment.
-    if (plen < 2 + HEADER_LENGTH) return TCP_ABSORB;
-    const qlen = (d[payload] << 8) | d[payload + 1];
-    if (qlen !== plen - 2) return TCP_ABSORB;
+    const fin = flags & FIN ? 1 : 0;
+    const flows = this.flows;
+    let f = flows.find(d, a, v4, sport);
+    if (f === -2) this.count(this.answerer.counters.at.tcp_reassembly_expired);
+    if (f >= 0 && flows.key[f] !== ack) {
+      flows.free(f); // left by an earlier connection from the same port
+      f = -1;
+    }
+    if (f < 0) {
+      // The usual case: one whole length-prefixed query in this segment.
+      if (plen >= 2 + HEADER_LENGTH && ((d[payload] << 8) | d[payload + 1]) === plen - 2) {
+        return this.answer(ctx, slot, ip, tcp, doff, d, payload + 2, plen - 2, ack, (seq + plen + fin) >>> 0, window, mss);
+      }
+      // The first part of a split query: only if it starts the stream (see the file's comment).
+      if (this.isn(d, ip, v4, tcp, (seq - 1) >>> 0) !== ((ack - 1) >>> 0)) {
+        this.count(this.answerer.counters.at.tcp_reassembly_out_of_order);
+        return TCP_ABSORB;
+      }
+      if (plen > flows.maxBytes || (plen >= 2 && 2 + ((d[payload] << 8) | d[payload + 1]) < plen)) {
+        this.count(this.answerer.counters.at.tcp_reassembly_oversize);
+        return TCP_ABSORB;
+      }
+      flows.expired = 0;
+      f = flows.open(d, a, v4, sport, ack, seq);
+      if (flows.expired > 0) this.count(this.answerer.counters.at.tcp_reassembly_expired, flows.expired);
+      if (f < 0) {
+        this.count(this.answerer.counters.at.tcp_reassembly_full);
+        return TCP_ABSORB;
+      }
+    }
+    const rel = (seq - flows.next[f]) | 0;
+    if (rel > 0) {
+      // A gap: ask again for what is missing.
+      this.count(this.answerer.counters.at.tcp_reassembly_out_of_order);
+      this.write(ctx, slot, ip, tcp, ack, flows.next[f], ACK, 0, 0);
+      return TCP_REPLY;
+    }
+    const base = f * flows.maxBytes;
+    const fb = flows.bytes;
+    if (flows.done[f]) {
+      // Answered already; a retransmission of the end (our answer was lost) gets it again.
+      if (rel + plen < 0) return TCP_ABSORB;
+      return this.answer(ctx, slot, ip, tcp, doff, fb, base + 2, flows.have[f] - 2, ack, (flows.next[f] + fin) >>> 0, window, mss);
+    }
+    const skip = -rel;
+    if (skip >= plen) {
+      this.write(ctx, slot, ip, tcp, ack, flows.next[f], ACK, 0, 0); // a duplicate: ACK again
+      return TCP_REPLY;
+    }
+    let have = flows.have[f];
+    const add = plen - skip;
+    if (have + add > flows.maxBytes) {
+      flows.free(f);
+      this.count(this.answerer.counters.at.tcp_reassembly_oversize);
+      return TCP_ABSORB;
+    }
+    for (let i = 0; i < add; i++) fb[base + have + i] = d[payload + skip + i];
+    have += add;
+    // The whole query's length once the 2-byte prefix is in: one query, within the bound.
+    const want = have >= 2 ? 2 + ((fb[base] << 8) | fb[base + 1]) : 0;
+    if (want > 0 && (have > want || want > flows.maxBytes || want < 2 + HEADER_LENGTH)) {
+      flows.free(f);
+      this.count(this.answerer.counters.at.tcp_reassembly_oversize);
+      return TCP_ABSORB;
+    }
+    flows.have[f] = have;
+    flows.next[f] = (flows.next[f] + add) >>> 0;
+    if (want === 0 || have < want) {
+      this.write(ctx, slot, ip, tcp, ack, flows.next[f], ACK, 0, 0);
+      return TCP_REPLY;
+    }
+    flows.done[f] = 1;
+    this.count(this.answerer.counters.at.tcp_reassembled);
+    return this.answer(ctx, slot, ip, tcp, doff, fb, base + 2, have - 2, ack, (flows.next[f] + fin) >>> 0, window, mss);
+  }
+
+  /**
+   * The answer to the query at q[qOff .. qOff+qLen), ACKing up to `rack`, our data from `seq`:
+   * cut into MSS-sized segments, the first in this slot, the rest in fresh ones.
+   */
+  private answer(ctx: StageContext, slot: number, ip: number, tcp: number, doff: number, q: Uint8Array, qOff: number, qLen: number, seq: number, rack: number, window: number, mss: number): number {
     const out = this.out;
-    let n = this.answerer.answer(d, payload + 2, qlen, out, 2, out.length - 2, true);
+    let n = this.answerer.answer(q, qOff, qLen, out, 2, out.length - 2, true);
     if (n <= 0) return TCP_ABSORB; // forwarding over TCP from the stage: not done; the query is absorbed
     if (n + 2 > window) {
       // Too big for the client's window: a header-and-question answer with TC.
-      n = this.answerer.answer(d, payload + 2, qlen, out, 2, Math.min(MAX_UDP_SIZE, window - 2), false);
+      n = this.answerer.answer(q, qOff, qLen, out, 2, Math.min(MAX_UDP_SIZE, window - 2), false);
       if (n <= 0) return TCP_ABSORB;
     }
     out[0] = n >> 8;
     out[1] = n & 255;
     const total = n + 2;
-    const rack = (seq + plen + (flags & FIN ? 1 : 0)) >>> 0;
     // Further segments first (fresh slots with the same headers), then this slot holds the first.
     const pool = ctx.pool;
+    const d = pool.data;
     const off = pool.off[slot];
+    const payload = tcp + doff;
     const headerLen = payload - off; // Ethernet + IP + TCP as received; rewritten per segment below
     for (let at = mss; at < total; at += mss) {
       const s = pool.acquire();
@@ -92,17 +190,26 @@ export class TcpDnsResponder {
         pool.release(s);
         return TCP_ABSORB;
       }
-      pool.data.copy(pool.data, o, off, payload);
+      d.copy(d, o, off, payload);
       const len = Math.min(mss, total - at);
       for (let i = 0; i < len; i++) d[o + headerLen + i] = out[at + i];
       pool.len[s] = headerLen + len;
-      this.write(ctx, s, o + (ip - off), o + (tcp - off), (ack + at) >>> 0, rack, ACK | PSH | (at + len >= total ? FIN : 0), len, 0, doff);
+      this.write(ctx, s, o + (ip - off), o + (tcp - off), (seq + at) >>> 0, rack, ACK | PSH | (at + len >= total ? FIN : 0), len, 0, doff);
       ctx.toDevice(s);
     }
     const first = Math.min(mss, total);
     for (let i = 0; i < first; i++) d[payload + i] = out[i];
-    this.write(ctx, slot, ip, tcp, ack, rack, ACK | PSH | (first >= total ? FIN : 0), first, 0, doff);
+    this.write(ctx, slot, ip, tcp, seq, rack, ACK | PSH | (first >= total ? FIN : 0), first, 0, doff);
     return TCP_REPLY;
+  }
+
+  private forget(d: Uint8Array, a: number, v4: boolean, port: number): void {
+    const f = this.flows.find(d, a, v4, port);
+    if (f >= 0) this.flows.free(f);
+  }
+
+  private count(i: number, n = 1): void {
+    this.answerer.counters.add(i, n);
   }
 
   /** Our ISN for a connection: a keyed hash of the client's address, port and ISN. */
@@ -118,27 +225,13 @@ export class TcpDnsResponder {
   }
 
   /**
-   * Turn the segment at `tcp` into our answer: swap MACs, addresses and ports, set seq/ack/flags,
-   * a 20-byte header (plus the MSS option on a SYN-ACK) followed by `dataLen` bytes already at
-   * the header's end... the data was written at the received header's end (`doff`); when our
-   * header is shorter the data moves up.
+   * Turn the segment at `tcp` into ours: seq/ack/flags, a 20-byte header (24 with the MSS option
+   * of a SYN-ACK), then `dataLen` bytes the caller wrote at the received header's end (`doff`),
+   * moved up when our header is shorter; swaps, lengths and checksums by reply-frame.ts.
    */
   private write(ctx: StageContext, slot: number, ip: number, tcp: number, seq: number, ack: number, flags: number, dataLen: number, mss: number, doff = 20): void {
     const pool = ctx.pool;
     const d = pool.data;
-    const off = pool.off[slot];
-    for (let i = 0; i < 6; i++) {
-      const t = d[off + i];
-      d[off + i] = d[off + 6 + i];
-      d[off + 6 + i] = t;
-    }
-    const v4 = d[ip] >> 4 === 4;
-    let t = d[tcp];
-    d[tcp] = d[tcp + 2];
-    d[tcp + 2] = t;
-    t = d[tcp + 1];
-    d[tcp + 1] = d[tcp + 3];
-    d[tcp + 3] = t;
     const hlen = mss > 0 ? 24 : 20;
     if (dataLen > 0 && doff !== hlen) d.copyWithin(tcp + hlen, tcp + doff, tcp + doff + dataLen);
     wr32(d, tcp + 4, seq);
@@ -147,8 +240,6 @@ export class TcpDnsResponder {
     d[tcp + 13] = flags;
     d[tcp + 14] = 0xff;
     d[tcp + 15] = 0xff;
-    d[tcp + 16] = 0;
-    d[tcp + 17] = 0;
     d[tcp + 18] = 0;
     d[tcp + 19] = 0;
     if (mss > 0) {
@@ -157,53 +248,6 @@ export class TcpDnsResponder {
       d[tcp + 22] = mss >> 8;
       d[tcp + 23] = mss & 255;
     }
-    const segLen = hlen + dataLen;
-    if (v4) {
-      for (let i = 0; i < 4; i++) {
-        const x = d[ip + 12 + i];
-        d[ip + 12 + i] = d[ip + 16 + i];
-        d[ip + 16 + i] = x;
-      }
-      const ihl = (d[ip] & 15) * 4;
-      const total = ihl + segLen;
-      d[ip + 2] = total >> 8;
-      d[ip + 3] = total & 255;
-      d[ip + 6] = 0x40;
-      d[ip + 7] = 0;
-      d[ip + 8] = 64;
-      d[ip + 10] = 0;
-      d[ip + 11] = 0;
-      const s = internetChecksum(d, ip, ihl);
-      d[ip + 10] = s >> 8;
-      d[ip + 11] = s & 255;
-      const c = internetChecksum(d, tcp, segLen, ipv4PseudoHeaderSum(rd32(d, ip + 12), rd32(d, ip + 16), 6, segLen));
-      d[tcp + 16] = c >> 8;
-      d[tcp + 17] = c & 255;
-      pool.len[slot] = tcp + segLen - off;
-    } else {
-      for (let i = 0; i < 16; i++) {
-        const x = d[ip + 8 + i];
-        d[ip + 8 + i] = d[ip + 24 + i];
-        d[ip + 24 + i] = x;
-      }
-      d[ip + 4] = segLen >> 8;
-      d[ip + 5] = segLen & 255;
-      d[ip + 7] = 64;
-      const c = internetChecksum(d, tcp, segLen, ipv6PseudoHeaderSum(d, ip + 8, ip + 24, 6, segLen));
-      d[tcp + 16] = c >> 8;
-      d[tcp + 17] = c & 255;
-      pool.len[slot] = tcp + segLen - off;
-    }
+    pool.len[slot] = finishReplyFrame(d, pool.off[slot], ip, tcp, hlen + dataLen, PROTO_TCP);
   }
-}
-
-function rd32(d: Uint8Array, p: number): number {
-  return ((d[p] << 24) | (d[p + 1] << 16) | (d[p + 2] << 8) | d[p + 3]) >>> 0;
-}
-
-function wr32(d: Uint8Array, p: number, v: number): void {
-  d[p] = v >>> 24;
-  d[p + 1] = (v >>> 16) & 255;
-  d[p + 2] = (v >>> 8) & 255;
-  d[p + 3] = v & 255;
 }

@@ -16,23 +16,21 @@
  * `maxHeld` slots are held (default 64: the pool is shared with the data path); a query over
  * that is answered SERVFAIL at once (`responder_held`). On detach every held slot is released.
  *
- * TCP to the resolver's port 53 is answered statelessly too (responder-tcp.ts: SYN-ACK, the whole
- * answer in MSS-sized segments with FIN, ACK of the client's FIN), for answers over the UDP size.
+ * TCP to the resolver's port 53 is answered without a TCP stack too (responder-tcp.ts: SYN-ACK,
+ * the whole answer in MSS-sized segments with FIN, ACK of the client's FIN; a query split over
+ * segments is put together in a small bounded table), for answers over the UDP size.
  * Other traffic (to other addresses or ports, IPv6 with extension headers) PASSes.
  * Frames to the resolver's port 53 that are not readable UDP (bad lengths, fragments) are dropped
  * as 'malformed'; DNS messages the answerer drops (shorter than a header, responses) as
  * 'not_a_query'. Allocation-free for our names; the forwarding path allocates (a copy of the query).
  */
 import {
-  internetChecksum,
   parseIpAddress,
   PASS,
   REPLY,
   TAKEN,
   dropVerdict,
   formatIpAddress,
-  udpChecksumIpv4,
-  udpChecksumIpv6,
   type CounterSet,
   type Stage,
   type StageContext,
@@ -41,7 +39,9 @@ import type { ServiceDirectory } from '../directory.js';
 import { DnsAnswerer, FORWARD } from './answer.js';
 import { createDnsCounters, type DnsCounter } from './counters.js';
 import type { Forwarder } from './forward.js';
+import { PROTO_UDP, finishReplyFrame } from './reply-frame.js';
 import { TCP_REPLY, TcpDnsResponder } from './responder-tcp.js';
+import type { TcpReassemblyOptions } from './tcp-reassembly.js';
 import { HEADER_LENGTH, MAX_UDP_SIZE, RCODE_SERVFAIL } from './wire.js';
 
 export interface DnsResponderOptions {
@@ -57,6 +57,8 @@ export interface DnsResponderOptions {
   maxHeld?: number;
   /** The device MTU (default 1450): answers never exceed it. */
   mtu?: number;
+  /** Bounds of the TCP reassembly of queries split over segments (tcp-reassembly.ts). */
+  tcpReassembly?: TcpReassemblyOptions;
 }
 
 export const RESPONDER_REASONS = ['malformed', 'not_a_query', 'tcp_absorbed'] as const;
@@ -94,7 +96,7 @@ export class DnsResponder implements Stage {
     this.v6 = a6?.bytes;
     this.maxHeld = o.maxHeld ?? 64;
     this.mtu = o.mtu ?? 1450;
-    this.tcp = new TcpDnsResponder(this.answerer, this.mtu);
+    this.tcp = new TcpDnsResponder(this.answerer, this.mtu, o.tcpReassembly);
   }
 
   /** Slots held for upstream replies. */
@@ -217,64 +219,9 @@ export class DnsResponder implements Stage {
     return cap < MAX_UDP_SIZE ? cap : MAX_UDP_SIZE;
   }
 
-  /** Turn the query frame into the reply of `n` DNS bytes: swap MACs, addresses, ports; lengths and checksums. */
+  /** Turn the query frame into the reply of `n` DNS bytes (reply-frame.ts: swaps, lengths, checksums). */
   private finish(ctx: StageContext, slot: number, ip: number, udp: number, n: number): void {
     const pool = ctx.pool;
-    const d = pool.data;
-    const off = pool.off[slot];
-    for (let i = 0; i < 6; i++) {
-      const t = d[off + i];
-      d[off + i] = d[off + 6 + i];
-      d[off + 6 + i] = t;
-    }
-    const udpLen = 8 + n;
-    let t = d[udp];
-    d[udp] = d[udp + 2];
-    d[udp + 2] = t;
-    t = d[udp + 1];
-    d[udp + 1] = d[udp + 3];
-    d[udp + 3] = t;
-    d[udp + 4] = udpLen >> 8;
-    d[udp + 5] = udpLen & 255;
-    d[udp + 6] = 0;
-    d[udp + 7] = 0;
-    if (d[ip] >> 4 === 4) {
-      for (let i = 0; i < 4; i++) {
-        const x = d[ip + 12 + i];
-        d[ip + 12 + i] = d[ip + 16 + i];
-        d[ip + 16 + i] = x;
-      }
-      const ihl = (d[ip] & 15) * 4;
-      const total = ihl + udpLen;
-      d[ip + 2] = total >> 8;
-      d[ip + 3] = total & 255;
-      d[ip + 6] = 0x40; // DF, no fragment offset
-      d[ip + 7] = 0;
-      d[ip + 8] = 64;
-      d[ip + 10] = 0;
-      d[ip + 11] = 0;
-      const sum = internetChecksum(d, ip, ihl);
-      d[ip + 10] = sum >> 8;
-      d[ip + 11] = sum & 255;
-      const src = ((d[ip + 12] << 24) | (d[ip + 13] << 16) | (d[ip + 14] << 8) | d[ip + 15]) >>> 0;
-      const dst = ((d[ip + 16] << 24) | (d[ip + 17] << 16) | (d[ip + 18] << 8) | d[ip + 19]) >>> 0;
-      const u = udpChecksumIpv4(d, udp, udpLen, src, dst);
-      d[udp + 6] = u >> 8;
-      d[udp + 7] = u & 255;
-      pool.len[slot] = ip + total - off;
-    } else {
-      for (let i = 0; i < 16; i++) {
-        const x = d[ip + 8 + i];
-        d[ip + 8 + i] = d[ip + 24 + i];
-        d[ip + 24 + i] = x;
-      }
-      d[ip + 4] = udpLen >> 8;
-      d[ip + 5] = udpLen & 255;
-      d[ip + 7] = 64;
-      const u = udpChecksumIpv6(d, udp, udpLen, ip + 8, ip + 24);
-      d[udp + 6] = u >> 8;
-      d[udp + 7] = u & 255;
-      pool.len[slot] = ip + 40 + udpLen - off;
-    }
+    pool.len[slot] = finishReplyFrame(pool.data, pool.off[slot], ip, udp, 8 + n, PROTO_UDP);
   }
 }
