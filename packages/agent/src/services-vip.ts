@@ -9,8 +9,8 @@
  *   `unhealthy` → down. An instance the view drops while its owner is alive (tombstone) or has
  *   left gracefully stays `draining` for `drainMs` (its flows go on, no new ones); one dropped
  *   because its owner is dead is removed at once (its flows are reset). Ports: the union of the
- *   instances' ports (none: every port). This host's own instances are not its backends (see
- *   `self`).
+ *   instances' ports (none: every port). This host's own instances are backends marked `local`
+ *   (see `self`): the translator hairpins flows to them.
  * - The VIP address: the declared one (IPv4; an IPv6 VIP is not balanced), else allocated from the
  *   network's IPv4 subnet: FNV-1a of the service name picks a start in the upper half of the
  *   host range (broadcast excluded), probing upwards (wrapping) past every taken address — the
@@ -57,9 +57,9 @@ export interface ServiceVipSyncOptions {
   endpoints(network: string): Iterable<EndpointRecord>;
   ownerState(owner: string): MemberState | undefined;
   /**
-   * This node's name: its own instances are not backends here. Their address is local to this
-   * host, so a local client's rewritten SYN would be answered through the kernel's loopback and
-   * never translated back; local clients reach the other hosts' instances instead.
+   * This node's name: its own instances are backends marked `local`. Their address is local to
+   * this host, so the translator rewrites a local client's source to the VIP as well and hands
+   * the frame back to the device; the backend's reply then comes back through the translator.
    */
   self?: string;
   /** How long a withdrawn instance stays draining (ms, default 10 000). */
@@ -79,7 +79,7 @@ export interface VipStatus {
   vip: string;
   allocated: boolean;
   ports: number[];
-  backends: { id: string; owner: string; ip: string; mac: string; state: VipBackend['state'] }[];
+  backends: { id: string; owner: string; ip: string; mac: string; state: VipBackend['state']; local: boolean }[];
 }
 
 interface Installed {
@@ -257,7 +257,7 @@ export class ServiceVipSync {
       const ips = new Set<string>();
       for (const { inst, draining } of groups.get(name)!) {
         for (const p of inst.ports) ports.add(p.port);
-        if (inst.ipv4.length !== 4 || inst.owner === this.o.self) continue;
+        if (inst.ipv4.length !== 4) continue;
         const ip = formatIpAddress(4, inst.ipv4);
         if (ips.has(ip)) continue;
         const ep = this.o.endpoint(network, inst.endpoint);
@@ -267,7 +267,7 @@ export class ServiceVipSync {
         }
         ips.add(ip);
         const state: VipBackend['state'] = draining ? 'draining' : inst.health === 'healthy' ? 'healthy' : 'down';
-        backends.push({ id: inst.id, owner: inst.owner, ip, mac: formatMac(readMac(ep.data.mac, 0)), state });
+        backends.push({ id: inst.id, owner: inst.owner, ip, mac: formatMac(readMac(ep.data.mac, 0)), state, local: inst.owner === this.o.self });
       }
       want.set(name, { network, service: name, vip, allocated: allocated.has(name), ports: [...ports].sort((a, b) => a - b), backends });
     }
@@ -287,7 +287,7 @@ export class ServiceVipSync {
       const old = cur.get(name);
       if (old?.text === text) continue;
       try {
-        this.o.control.setVip(net.vni, { vip: w.vip, ports: w.ports, backends: w.backends.map((b) => ({ id: b.id, ip: b.ip, mac: b.mac, state: b.state })) });
+        this.o.control.setVip(net.vni, { vip: w.vip, ports: w.ports, backends: w.backends.map((b) => ({ id: b.id, ip: b.ip, mac: b.mac, state: b.state, local: b.local })) });
       } catch (e) {
         this.counters.add(this.counters.at.set_errors);
         this.o.log?.(`vip ${w.vip} for ${name} in ${net.name} refused: ${(e as Error).message}`);

@@ -101,8 +101,10 @@ describe('VIPs in the agent', () => {
     });
     sync0.flush();
     expect([...other.specs.values()].map((x) => x.vip)).toEqual([s.vip]);
-    // Its own instance is no backend on its own host (a local client would not be translated back).
-    expect(backends(other)).toEqual({ 'web-1': 'healthy' });
+    // Its own instance is a backend there too, marked local (the translator hairpins flows to it).
+    expect(backends(other)).toEqual({ 'web-0': 'healthy', 'web-1': 'healthy' });
+    expect([...other.specs.values()][0].backends.map((x) => [x.id, x.local])).toEqual([['web-0', true], ['web-1', false]]);
+    expect(s.backends.every((x) => x.local === false)).toBe(true);
     sync0.close();
     expect(other.specs.size).toBe(0);
 

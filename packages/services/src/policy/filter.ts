@@ -1,5 +1,6 @@
 import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpv4Address, parseIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
+import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { IdentityTable } from './identity.js';
 import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
@@ -219,10 +220,9 @@ export class PolicyFilter implements Stage {
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
     if (l3 + 20 > end) return this.drop(dir, D_MALFORMED);
-    const vihl = d[l3];
-    const hl = (vihl & 15) << 2;
-    const total = (d[l3 + 2] << 8) | d[l3 + 3];
-    if (vihl >> 4 !== 4 || hl < 20 || total < hl || l3 + total > end) return this.drop(dir, D_MALFORMED);
+    const total = ipv4Total(d, l3, end);
+    if (total < 0) return this.drop(dir, D_MALFORMED);
+    const hl = (d[l3] & 15) << 2;
     if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x1fff) !== 0) return this.drop(dir, D_FRAGMENT);
     const proto = d[l3 + 9];
     const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];

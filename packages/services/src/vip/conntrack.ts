@@ -5,8 +5,10 @@ import { TimerWheel } from './wheel.js';
  * The VIP's connection tracker: one entry per flow from a client to a VIP, in typed arrays
  * preallocated at `capacity` (nothing grows, nothing is allocated per packet), found by two
  * open-addressing indexes of entry ids — the forward key (proto, client, VIP, client port, VIP
- * port) for packets from the client, the reply key (proto, client, backend, client port, VIP
+ * port) for packets from the client, the reply key (proto, peer, backend, client port, VIP
  * port) for packets from the backend (the translator rewrites addresses only, never ports).
+ * The peer is the client's address as the backend sees it: the client's own, or the VIP when
+ * the translator also rewrites the source (a hairpin flow to a backend on the client's host).
  * Linear probing with backward-shift deletion; an index has a power-of-two size ≥ 2 × capacity.
  *
  * A full table refuses the new flow (`refused_full`) and evicts nothing. Expiry runs on a timer
@@ -87,6 +89,8 @@ export class Conntrack {
   readonly state: Uint8Array;
   readonly client: Int32Array;
   readonly vip: Int32Array;
+  /** The source address the backend sees: `client`, or `vip` for a hairpin flow. */
+  readonly peer: Int32Array;
   readonly backend: Int32Array;
   readonly clientPort: Uint16Array;
   readonly vipPort: Uint16Array;
@@ -123,6 +127,7 @@ export class Conntrack {
     this.state = new Uint8Array(cap);
     this.client = new Int32Array(cap);
     this.vip = new Int32Array(cap);
+    this.peer = new Int32Array(cap);
     this.backend = new Int32Array(cap);
     this.clientPort = new Uint16Array(cap);
     this.vipPort = new Uint16Array(cap);
@@ -165,27 +170,28 @@ export class Conntrack {
     }
   }
 
-  /** The flow of a packet from `backend` (source port `vport`) to `client` (port `cport`), or -1. */
-  findReply(proto: number, backend: number, client: number, vport: number, cport: number): number {
+  /** The flow of a packet from `backend` (source port `vport`) to `peer` (port `cport`), or -1. */
+  findReply(proto: number, backend: number, peer: number, vport: number, cport: number): number {
     const rev = this.rev;
-    for (let i = this.hash(proto, client, backend, cport, vport); ; i = (i + 1) & this.mask) {
+    for (let i = this.hash(proto, peer, backend, cport, vport); ; i = (i + 1) & this.mask) {
       const e = rev[i];
       if (e < 0) return -1;
-      if (this.client[e] === client && this.backend[e] === backend && this.clientPort[e] === cport && this.vipPort[e] === vport && this.proto[e] === proto) return e;
+      if (this.peer[e] === peer && this.backend[e] === backend && this.clientPort[e] === cport && this.vipPort[e] === vport && this.proto[e] === proto) return e;
     }
   }
 
   /**
    * A new flow (its forward key must not be tracked): the entry id, or OPEN_FULL (table full) or
    * OPEN_CLASH (another flow already has the same reply key: two VIPs on one backend and port
-   * with the same client port), both counted. `flags` are the first packet's TCP flags.
+   * with the same client port, or two hairpin clients with one port), both counted. `flags` are
+   * the first packet's TCP flags; `peer` the source address the backend will see (default `client`).
    */
-  open(proto: number, client: number, vip: number, cport: number, vport: number, backend: number, flags: number, now: number): number {
+  open(proto: number, client: number, vip: number, cport: number, vport: number, backend: number, flags: number, now: number, peer = client): number {
     if (this.freeTop === 0) {
       this.counters.add(this.counters.at.refused_full);
       return OPEN_FULL;
     }
-    if (this.findReply(proto, backend, client, vport, cport) >= 0) {
+    if (this.findReply(proto, backend, peer, vport, cport) >= 0) {
       this.counters.add(this.counters.at.refused_clash);
       return OPEN_CLASH;
     }
@@ -193,6 +199,7 @@ export class Conntrack {
     this.proto[e] = proto;
     this.client[e] = client;
     this.vip[e] = vip;
+    this.peer[e] = peer;
     this.backend[e] = backend;
     this.clientPort[e] = cport;
     this.vipPort[e] = vport;
@@ -201,7 +208,7 @@ export class Conntrack {
         ? (flags & (TCP_FIN | TCP_RST)) !== 0 ? ST_TCP_CLOSING : (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN ? ST_TCP_SYN : ST_TCP_ESTABLISHED
         : proto === PROTO_UDP ? ST_UDP : ST_ICMP;
     this.place(this.fwd, this.hash(proto, client, vip, cport, vport), e);
-    this.place(this.rev, this.hash(proto, client, backend, cport, vport), e);
+    this.place(this.rev, this.hash(proto, peer, backend, cport, vport), e);
     this.size++;
     this.deadline[e] = now + this.timeoutOf[this.state[e]];
     this.wheel.schedule(e, this.deadline[e]);
@@ -242,7 +249,7 @@ export class Conntrack {
 
   private release(e: number): void {
     this.unplace(this.fwd, this.hash(this.proto[e], this.client[e], this.vip[e], this.clientPort[e], this.vipPort[e]), e, false);
-    this.unplace(this.rev, this.hash(this.proto[e], this.client[e], this.backend[e], this.clientPort[e], this.vipPort[e]), e, true);
+    this.unplace(this.rev, this.hash(this.proto[e], this.peer[e], this.backend[e], this.clientPort[e], this.vipPort[e]), e, true);
     this.state[e] = 0;
     this.freeList[this.freeTop++] = e;
     this.size--;
@@ -256,7 +263,9 @@ export class Conntrack {
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
       const f = index[j];
       if (f < 0) break;
-      const home = this.hash(this.proto[f], this.client[f], reply ? this.backend[f] : this.vip[f], this.clientPort[f], this.vipPort[f]);
+      const home = reply
+        ? this.hash(this.proto[f], this.peer[f], this.backend[f], this.clientPort[f], this.vipPort[f])
+        : this.hash(this.proto[f], this.client[f], this.vip[f], this.clientPort[f], this.vipPort[f]);
       // f may move into the hole when its home is not in (hole, j] cyclically.
       if (hole <= j ? home <= hole || home > j : home <= hole && home > j) {
         index[hole] = f;

@@ -11,6 +11,12 @@ export interface VipBackend {
   mac: string;
   /** healthy: gets new flows; draining: keeps its flows until the drain timeout, no new ones; down: its flows are reset now. */
   state: 'healthy' | 'draining' | 'down';
+  /**
+   * The instance runs on this host (its address is local to the client's kernel). Flows to it are
+   * hairpinned: the source is rewritten to the VIP too and the frame goes back to the device, so
+   * the backend's reply comes back through the translator. Default false.
+   */
+  local?: boolean;
 }
 
 export interface VipSpec {
@@ -46,6 +52,7 @@ export interface Backend {
   macHi: number;
   macLo: number;
   state: number;
+  local: boolean;
   /** Clock value (ms) at which a draining backend's remaining flows are reset; -1 otherwise. */
   drainUntil: number;
 }
@@ -63,6 +70,8 @@ export class VipService {
   readonly healthyIp: Int32Array;
   readonly healthyMacHi: Int32Array;
   readonly healthyMacLo: Int32Array;
+  /** 1 where the healthy backend is local (hairpin). */
+  readonly healthyLocal: Uint8Array;
 
   /** The healthy ids as the table was built for them (sorted, joined): equal sets reuse the table. */
   readonly healthyKey: string;
@@ -85,6 +94,7 @@ export class VipService {
     this.healthyIp = Int32Array.from(healthy, (b) => b.ip);
     this.healthyMacHi = Int32Array.from(healthy, (b) => b.macHi);
     this.healthyMacLo = Int32Array.from(healthy, (b) => b.macLo);
+    this.healthyLocal = Uint8Array.from(healthy, (b) => (b.local ? 1 : 0));
   }
 
   portOpen(port: number): boolean {
@@ -137,9 +147,10 @@ export function compileBackends(spec: VipSpec, previous: VipService | undefined,
     }
     const state: number | undefined = Object.hasOwn(STATES, b?.state) ? (STATES as Record<string, number>)[b.state] : undefined;
     if (state === undefined) throw new VipConfigError(`backends[${i}].state`, `must be healthy, draining or down, got ${JSON.stringify(b.state)}`);
+    if (b.local !== undefined && typeof b.local !== 'boolean') throw new VipConfigError(`backends[${i}].local`, 'must be a boolean');
     // A drain timer runs from the first record that said draining; a repeated draining record keeps it.
     const before = previous?.backendByIp(ip);
     const drainUntil = state !== BACKEND_DRAINING ? -1 : before?.state === BACKEND_DRAINING && before.id === b.id ? before.drainUntil : now + drainMs;
-    return { id: b.id, ip, macHi: macHi(mac), macLo: macLo(mac), state, drainUntil };
+    return { id: b.id, ip, macHi: macHi(mac), macLo: macLo(mac), state, local: b.local === true, drainUntil };
   });
 }

@@ -4,8 +4,9 @@ import {
 } from '@overlay/dataplane';
 import { Conntrack, OPEN_FULL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
 import { MAGLEV_SIZE, flowHash } from './maglev.js';
+import { ipv4Total, read32, tcpSeqEnd } from './packet.js';
 import { rewriteIpv4Address, writeRst } from './rewrite.js';
-import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type VipSpec } from './service.js';
+import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type Backend, type VipSpec } from './service.js';
 
 /** The translator's drop reasons (stage reasons: counted in the dataplane's `stats().stages.vip`). Append-only. */
 export const VIP_DROP_REASONS = ['malformed', 'fragment', 'unsupported_protocol', 'port_closed', 'no_backend', 'table_full', 'tuple_clash'] as const;
@@ -13,7 +14,7 @@ export type VipDropReason = (typeof VIP_DROP_REASONS)[number];
 const D = Object.fromEntries(VIP_DROP_REASONS.map((r, i) => [r, dropVerdict(i)])) as Record<VipDropReason, number>;
 
 /** Event counters of the translator. Append-only. */
-export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired'] as const;
+export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired', 'hairpinned', 'hairpin_replies'] as const;
 export type VipCounter = (typeof VIP_COUNTERS)[number];
 
 // Per-flow words in Conntrack.aux.
@@ -74,6 +75,8 @@ export class VipTranslator implements Stage {
   private readonly vipIndex = new PairTable(4096, 16);
   /** (0, backend ip) → how many VIPs list it (outside's quick test). */
   private readonly backendIndex = new PairTable(1 << 20, 16);
+  /** (0, backend ip) → how many VIPs list it as local (inside's hairpin-reply test; empty: skipped). */
+  private readonly localIndex = new PairTable(1 << 20, 16);
   private readonly services: (VipService | undefined)[] = [];
   private ctx: StageContext | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -139,8 +142,8 @@ export class VipTranslator implements Stage {
       if (e < 0) throw new InvalidConfigError('vip', `at most ${this.vipIndex.maxEntries} VIPs per network`);
       this.vipIndex.va[e] = at;
     }
-    for (const b of svc.backends) this.refBackend(b.ip, 1);
-    if (previous) for (const b of previous.backends) this.refBackend(b.ip, -1);
+    for (const b of svc.backends) this.refBackend(b, 1);
+    if (previous) for (const b of previous.backends) this.refBackend(b, -1);
     this.services[at] = svc;
     // Flows of backends now down or gone are reset; draining ones keep theirs (drainUntil).
     if (previous) {
@@ -161,7 +164,7 @@ export class VipTranslator implements Stage {
     const svc = this.services[at]!;
     this.services[at] = undefined;
     this.vipIndex.remove(0, svc.vip);
-    for (const b of svc.backends) this.refBackend(b.ip, -1);
+    for (const b of svc.backends) this.refBackend(b, -1);
     this.resetFlows(svc.vip, new Set(svc.backends.map((b) => b.ip)));
   }
 
@@ -191,12 +194,9 @@ export class VipTranslator implements Stage {
     return e < 0 ? -1 : this.vipIndex.va[e];
   }
 
-  private refBackend(ip: number, delta: number): void {
-    const t = this.backendIndex;
-    const e = t.insert(0, ip);
-    if (e < 0) return;
-    t.va[e] += delta;
-    if (t.va[e] <= 0) t.remove(0, ip);
+  private refBackend(b: Backend, delta: number): void {
+    refCount(this.backendIndex, b.ip, delta);
+    if (b.local) refCount(this.localIndex, b.ip, delta);
   }
 
   /** RST every TCP flow from `vip` to a backend in `ips` towards its client; forget every such flow. One scan (control path). */
@@ -242,20 +242,20 @@ export class VipTranslator implements Stage {
     const end = pool.off[slot] + pool.len[slot];
     if (ctx.etherType === ETHERTYPE_ARP) return this.answerArp(ctx, slot, end);
     if (ctx.etherType !== ETHERTYPE_IPV4 || l3 + 20 > end) return PASS;
-    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const dst = read32(d, l3 + 16);
     const vi = this.vipIndex.find(0, dst);
     if (vi < 0) return PASS;
     const svc = this.services[this.vipIndex.va[vi]]!;
     // Ours from here on: every failure is a counted drop.
-    const ihl = (d[l3] & 0x0f) << 2;
-    const total = (d[l3 + 2] << 8) | d[l3 + 3];
-    if (d[l3] >>> 4 !== 4 || ihl < 20 || total < ihl || l3 + total > end) return this.drop(D.malformed);
+    const total = ipv4Total(d, l3, end);
+    if (total < 0) return this.drop(D.malformed);
     if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return this.drop(D.fragment);
     const proto = d[l3 + 9];
+    const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
     const l4len = total - ihl;
-    let cport: number;
-    let vport: number;
+    let sport: number;
+    let dport = 0;
     let flags = 0;
     if (proto === PROTO_TCP) {
       if (l4len < 20) return this.drop(D.malformed);
@@ -264,20 +264,24 @@ export class VipTranslator implements Stage {
       if (l4len < 8) return this.drop(D.malformed);
     } else if (proto === PROTO_ICMP) {
       if (l4len < 8) return this.drop(D.malformed);
-      if (d[l4] !== 8) return this.drop(D.unsupported_protocol); // echo requests only
     } else return this.drop(D.unsupported_protocol);
-    if (proto === PROTO_ICMP) {
-      cport = (d[l4 + 4] << 8) | d[l4 + 5];
-      vport = 0;
-    } else {
-      cport = (d[l4] << 8) | d[l4 + 1];
-      vport = (d[l4 + 2] << 8) | d[l4 + 3];
-      if (!svc.portOpen(vport)) return this.drop(D.port_closed);
+    if (proto === PROTO_ICMP) sport = (d[l4 + 4] << 8) | d[l4 + 5];
+    else {
+      sport = (d[l4] << 8) | d[l4 + 1];
+      dport = (d[l4 + 2] << 8) | d[l4 + 3];
     }
-    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    const src = read32(d, l3 + 12);
     const ct = this.conntrack;
+    // From a local backend to the VIP: the reply of a hairpin flow (the client was source-NATed to the VIP).
+    if (this.localIndex.size > 0 && this.localIndex.find(0, src) >= 0) {
+      const r = proto === PROTO_ICMP ? (d[l4] === 0 ? ct.findReply(proto, src, dst, 0, sport) : -1) : ct.findReply(proto, src, dst, sport, dport);
+      if (r >= 0) return this.hairpinReply(ctx, slot, r, proto, l3, l4, l4len, flags);
+    }
+    if (proto === PROTO_ICMP) {
+      if (d[l4] !== 8) return this.drop(D.unsupported_protocol); // echo requests only
+    } else if (!svc.portOpen(dport)) return this.drop(D.port_closed);
     const now = this.now;
-    let e = ct.find(proto, src, dst, cport, vport);
+    let e = ct.find(proto, src, dst, sport, dport);
     // A new connection reusing the ports of one that is closing gets a fresh pick.
     if (e >= 0 && proto === PROTO_TCP && ct.state[e] === ST_TCP_CLOSING && (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
       ct.remove(e);
@@ -286,9 +290,9 @@ export class VipTranslator implements Stage {
     const aux = ct.aux;
     const fresh = e < 0;
     if (fresh) {
-      const b = svc.table[flowHash(proto, src, cport, vport) % MAGLEV_SIZE];
+      const b = svc.table[flowHash(proto, src, sport, dport) % MAGLEV_SIZE];
       if (b < 0) return this.drop(D.no_backend);
-      e = ct.open(proto, src, dst, cport, vport, svc.healthyIp[b], flags, now);
+      e = ct.open(proto, src, dst, sport, dport, svc.healthyIp[b], flags, now, svc.healthyLocal[b] === 1 ? dst : src);
       if (e < 0) return this.drop(e === OPEN_FULL ? D.table_full : D.tuple_clash);
       const a = e * Conntrack.AUX;
       const src6 = pool.off[slot] + 6;
@@ -302,14 +306,45 @@ export class VipTranslator implements Stage {
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (proto === PROTO_TCP) {
-      // End of this segment in sequence space: payload + SYN + FIN. Kept when it is ahead.
-      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
+      // Kept when it is ahead.
+      const seqEnd = tcpSeqEnd(d, l4, l4len, flags);
       if (fresh || ((flags & TCP_RST) === 0 && ((seqEnd - aux[a + A_CLI_NXT]) | 0) > 0)) aux[a + A_CLI_NXT] = seqEnd;
     }
-    writeMacParts(d, pool.off[slot], aux[a + A_BE_HI], aux[a + A_BE_LO]);
+    const off = pool.off[slot];
+    writeMacParts(d, off, aux[a + A_BE_HI], aux[a + A_BE_LO]);
     rewriteIpv4Address(d, l3, 16, dst, ct.backend[e], proto, l4);
     this.counters.add(this.counters.at.translated_inside);
-    return PASS;
+    if (ct.peer[e] === src) return PASS;
+    // Hairpin: the backend is on this host. From the VIP, back to the device.
+    writeMacParts(d, off + 6, aux[a + A_VIP_HI], aux[a + A_VIP_LO]);
+    rewriteIpv4Address(d, l3, 12, src, dst, proto, l4);
+    this.counters.add(this.counters.at.hairpinned);
+    return REPLY;
+  }
+
+  /** A local backend's packet to the VIP on hairpin flow `e`: from the VIP to the client, back to the device. */
+  private hairpinReply(ctx: StageContext, slot: number, e: number, proto: number, l3: number, l4: number, l4len: number, flags: number): number {
+    const ct = this.conntrack;
+    const d = ctx.pool.data;
+    this.observeReply(e, proto, d, l4, l4len, flags);
+    const a = e * Conntrack.AUX;
+    const off = ctx.pool.off[slot];
+    writeMacParts(d, off, ct.aux[a + A_CLI_HI], ct.aux[a + A_CLI_LO]);
+    writeMacParts(d, off + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIpv4Address(d, l3, 12, ct.backend[e], ct.vip[e], proto, l4);
+    rewriteIpv4Address(d, l3, 16, ct.vip[e], ct.client[e], proto, l4);
+    this.counters.add(this.counters.at.hairpin_replies);
+    return REPLY;
+  }
+
+  /** A packet from the backend of flow `e`: state, timeout, and the next sequence number it will send (for a RST). */
+  private observeReply(e: number, proto: number, d: Uint8Array, l4: number, l4len: number, flags: number): void {
+    const ct = this.conntrack;
+    ct.observe(e, true, flags, this.now);
+    if (proto !== PROTO_TCP) return;
+    const n = e * Conntrack.AUX + A_SRV_NXT;
+    const seqEnd = tcpSeqEnd(d, l4, l4len, flags);
+    if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[n]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[n] = seqEnd;
   }
 
   outside(ctx: StageContext, slot: number): number {
@@ -319,14 +354,13 @@ export class VipTranslator implements Stage {
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
     if (l3 + 20 > end) return PASS;
-    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    const src = read32(d, l3 + 12);
     if (this.backendIndex.find(0, src) < 0) return PASS;
     // From a backend: ours only when it parses and belongs to a tracked flow; anything else passes.
-    const ihl = (d[l3] & 0x0f) << 2;
-    const total = (d[l3 + 2] << 8) | d[l3 + 3];
-    if (d[l3] >>> 4 !== 4 || ihl < 20 || total < ihl || l3 + total > end) return PASS;
-    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return PASS;
+    const total = ipv4Total(d, l3, end);
+    if (total < 0 || (((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return PASS;
     const proto = d[l3 + 9];
+    const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
     const l4len = total - ihl;
     let cport: number;
@@ -343,16 +377,10 @@ export class VipTranslator implements Stage {
       cport = (d[l4 + 4] << 8) | d[l4 + 5];
       vport = 0;
     } else return PASS;
-    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
     const ct = this.conntrack;
-    const e = ct.findReply(proto, src, dst, vport, cport);
+    const e = ct.findReply(proto, src, read32(d, l3 + 16), vport, cport);
     if (e < 0) return PASS;
-    ct.observe(e, true, flags, this.now);
-    if (proto === PROTO_TCP) {
-      const n = e * Conntrack.AUX + A_SRV_NXT;
-      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
-      if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[n]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[n] = seqEnd;
-    }
+    this.observeReply(e, proto, d, l4, l4len, flags);
     const a = e * Conntrack.AUX;
     writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
@@ -373,6 +401,14 @@ export class VipTranslator implements Stage {
     this.counters.add(this.counters.at.arp_answered);
     return REPLY;
   }
+}
+
+/** Add `delta` to the count of `ip` in `t` (removed at 0). */
+function refCount(t: PairTable, ip: number, delta: number): void {
+  const e = t.insert(0, ip);
+  if (e < 0) return;
+  t.va[e] += delta;
+  if (t.va[e] <= 0) t.remove(0, ip);
 }
 
 function formatIp(n: number): string {
