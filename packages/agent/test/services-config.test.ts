@@ -63,33 +63,33 @@ describe('config: services and resolvers', () => {
 
   it('every refusal names its field', () => {
     const cases: [string, string, RegExp][] = [
-      ['interval: 1s', 'interval: 1x', /^services\[0\]\.healthcheck\.interval: not a duration/],
-      ['retries: 2', 'retries: 2, bogus: 1', /^services\[0\]\.healthcheck\.bogus: unknown field/],
-      ['{ kind: tcp, interval: 1s, retries: 2 }', '[tcp]', /^services\[0\]\.healthcheck: must be a mapping/],
-      ['{ port: 80, name: http }', '{ port: 80, proto: sctp }', /^services\[0\]\.instances\[0\]\.ports\[0\]\.proto: must be 'tcp' or 'udp'/],
-      ['{ port: 80, name: http }', '{ port: 0 }', /^services\[0\]\.instances\[0\]\.ports\[0\]\.port: must be an integer in 1\.\.65535/],
-      ['name: http', 'name: HTTP_main', /^services\[0\]\.instances\[0\]\.ports\[0\]\.name:/],
-      ['endpoint: h1,', 'endpoint: h9,', /^services\[0\]\.instances\[0\]\.endpoint: no endpoint "h9" in network blue on this host/],
-      ['id: web-1', 'id: Web_1', /^services\[0\]\.instances\[0\]\.id: a DNS label/],
-      ['  - name: web', '  - name: Web', /^services\[0\]\.name: a DNS label/],
-      ['network: blue\n    instances', 'network: red\n    instances', /^services\[0\]\.network: no network "red"/],
-      ['network: blue\n    instances', 'network: blue\n    ttl: 601\n    instances', /^services\[0\]\.ttl: must be an integer in 0\.\.600/],
-      ['network: blue\n    instances', 'network: v6\n    endpointMode: vip\n    instances', /^services\[0\]\.vip: required with endpointMode 'vip' when the network has no IPv4 subnet/],
-      ['network: blue\n    instances', 'network: blue\n    endpointMode: rr\n    instances', /^services\[0\]\.endpointMode: must be 'dnsrr' or 'vip'/],
-      ['network: blue\n    instances', 'network: blue\n    vip: 198.18.7.1\n    instances', /^services\[0\]\.vip: 198\.18\.7\.1 is outside the network's subnet 198\.19\.0\.0\/24/],
-      ['network: blue\n    instances', 'network: blue\n    vip: 198.19.0.300\n    instances', /^services\[0\]\.vip: not an IPv4 or IPv6 address/],
-      ['network: blue\n    instances', 'network: blue\n    replicas: 3\n    instances', /^services\[0\]\.replicas: unknown field/],
-      ['ports: [{ port: 80, name: http }, { port: 53, proto: udp }]', 'ports: []', /^services\[0\]\.instances\[0\]\.ports: the tcp health check probes the instance's first port/],
-      ['    subnet: 198.19.0.0/24\n', '    subnet: 198.19.0.0/24\n    resolver: 198.19.0.1\n', /^networks\[0\]\.resolver: 198\.19\.0\.1 is also the address of networks\[0\]\.endpoints\[0\]\.ipv4/],
-      ['    subnet: 198.19.0.0/24\n', '    subnet: 198.19.0.0/24\n    resolver: 198.19.1.53\n', /^networks\[0\]\.resolver: 198\.19\.1\.53 is outside the network's subnet/],
-      ['ipv4: 198.19.0.1 }', 'ipv4: 198.19.0.254 }', /^networks\[0\]\.resolver: 198\.19\.0\.254 is also the address of networks\[0\]\.endpoints\[0\]\.ipv4 .*default is the subnet's second-to-last address/],
+      ['interval: 1s', 'interval: 1x', /^\/services\/0\/healthcheck\/interval: not a duration/],
+      ['retries: 2', 'retries: 2, bogus: 1', /^\/services\/0\/healthcheck\/bogus: unknown field/],
+      ['{ kind: tcp, interval: 1s, retries: 2 }', '[tcp]', /^\/services\/0\/healthcheck: must be a mapping/],
+      ['{ port: 80, name: http }', '{ port: 80, proto: sctp }', /^\/services\/0\/instances\/0\/ports\/0\/proto: must be 'tcp' or 'udp'/],
+      ['{ port: 80, name: http }', '{ port: 0 }', /^\/services\/0\/instances\/0\/ports\/0\/port: must be an integer in 1\.\.65535/],
+      ['name: http', 'name: HTTP_main', /^\/services\/0\/instances\/0\/ports\/0\/name:/],
+      ['endpoint: h1,', 'endpoint: h9,', /^\/services\/0\/instances\/0\/endpoint: no endpoint "h9" in network blue on this host/],
+      ['id: web-1', 'id: Web_1', /^\/services\/0\/instances\/0\/id: a DNS label/],
+      ['  - name: web', '  - name: Web', /^\/services\/0\/name: a DNS label/],
+      ['network: blue\n    instances', 'network: red\n    instances', /^\/services\/0\/network: no network "red"/],
+      ['network: blue\n    instances', 'network: blue\n    ttl: 601\n    instances', /^\/services\/0\/ttl: must be an integer in 0\.\.600/],
+      ['network: blue\n    instances', 'network: v6\n    endpointMode: vip\n    instances', /^\/services\/0\/vip: required with endpointMode 'vip' when the network has no IPv4 subnet/],
+      ['network: blue\n    instances', 'network: blue\n    endpointMode: rr\n    instances', /^\/services\/0\/endpointMode: must be 'dnsrr' or 'vip'/],
+      ['network: blue\n    instances', 'network: blue\n    vip: 198.18.7.1\n    instances', /^\/services\/0\/vip: 198\.18\.7\.1 is outside the network's subnet 198\.19\.0\.0\/24/],
+      ['network: blue\n    instances', 'network: blue\n    vip: 198.19.0.300\n    instances', /^\/services\/0\/vip: not an IPv4 or IPv6 address/],
+      ['network: blue\n    instances', 'network: blue\n    replicas: 3\n    instances', /^\/services\/0\/replicas: unknown field/],
+      ['ports: [{ port: 80, name: http }, { port: 53, proto: udp }]', 'ports: []', /^\/services\/0\/instances\/0\/ports: the tcp health check probes the instance's first port/],
+      ['    subnet: 198.19.0.0/24\n', '    subnet: 198.19.0.0/24\n    resolver: 198.19.0.1\n', /^\/networks\/0\/resolver: 198\.19\.0\.1 is also the address of \/networks\/0\/endpoints\/0\/ipv4/],
+      ['    subnet: 198.19.0.0/24\n', '    subnet: 198.19.0.0/24\n    resolver: 198.19.1.53\n', /^\/networks\/0\/resolver: 198\.19\.1\.53 is outside the network's subnet/],
+      ['ipv4: 198.19.0.1 }', 'ipv4: 198.19.0.254 }', /^\/networks\/0\/resolver: 198\.19\.0\.254 is also the address of \/networks\/0\/endpoints\/0\/ipv4 .*default is the subnet's second-to-last address/],
     ];
     for (const [a, b, re] of cases) expect(err(edit(a, b)), b).toMatch(re);
     const dupSvc = BASE + `  - name: web\n    network: blue\n    instances: []\n`;
-    expect(err(dupSvc)).toMatch(/^services\[1\]\.name: duplicate service web in network blue \(also services\[0\]\.name\)/);
+    expect(err(dupSvc)).toMatch(/^\/services\/1\/name: duplicate service web in network blue \(also \/services\/0\/name\)/);
     const dupInst = BASE + `  - name: api\n    network: blue\n    instances: [{ id: web-1, endpoint: h1 }]\n`;
-    expect(err(dupInst)).toMatch(/^services\[1\]\.instances\[0\]\.id: duplicate instance id web-1 in network blue/);
+    expect(err(dupInst)).toMatch(/^\/services\/1\/instances\/0\/id: duplicate instance id web-1 in network blue/);
     const noAddr = BASE + `  - name: api\n    network: v6\n    instances: [{ id: a-1, endpoint: h1 }]\n`;
-    expect(err(noAddr)).toMatch(/^services\[1\]\.instances\[0\]\.endpoint: no endpoint "h1" in network v6/);
+    expect(err(noAddr)).toMatch(/^\/services\/1\/instances\/0\/endpoint: no endpoint "h1" in network v6/);
   });
 });
