@@ -144,12 +144,12 @@ describe('agent CLI', () => {
     expect((await agent(['check', `--config=${good}`])).code).toBe(0);
 
     const cases: [string, string][] = [
-      [configText(dir, { network: 'subnett: 198.19.0.0/24' }), 'networks[0].subnett'],
-      [configText(dir).replace('ipv4: 198.19.0.1 }', 'ipv44: 198.19.0.1 }'), 'networks[0].endpoints[0].ipv44'],
-      [configText(dir).replace('encryption: { clusterKeys', 'encryption: { insecur: true, clusterKeys'), 'encryption.insecur'],
-      [configText(dir).replace(`wireguard: { privateKey: ${key(32, 3)} }`, `wireguard: { privateKey: ${key(32, 3)}, prot: 51820 }`), 'wireguard.prot'],
-      [configText(dir, { root: 'vtep: fe80::1%eth0' }), 'vtep'],
-      [configText(dir, { network: 'unknownUnicast: sometimes' }), 'networks[0].unknownUnicast'],
+      [configText(dir, { network: 'subnett: 198.19.0.0/24' }), '/networks/0/subnett'],
+      [configText(dir).replace('ipv4: 198.19.0.1 }', 'ipv44: 198.19.0.1 }'), '/networks/0/endpoints/0/ipv44'],
+      [configText(dir).replace('encryption: { clusterKeys', 'encryption: { insecur: true, clusterKeys'), '/encryption/insecur'],
+      [configText(dir).replace(`wireguard: { privateKey: ${key(32, 3)} }`, `wireguard: { privateKey: ${key(32, 3)}, prot: 51820 }`), '/wireguard/prot'],
+      [configText(dir, { root: 'vtep: fe80::1%eth0' }), '/vtep'],
+      [configText(dir, { network: 'unknownUnicast: sometimes' }), '/networks/0/unknownUnicast'],
       ['name: [unclosed\n', '(yaml)'],
     ];
     for (const [text, field] of cases) {
