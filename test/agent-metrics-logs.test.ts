@@ -8,6 +8,7 @@ import { queryControl, type AgentStatus } from '@overlay/agent';
 import { createTestbed, type Testbed, type TestHost } from './lib/testbed.js';
 import { AgentCluster } from './lib/agent-cluster.js';
 import { FAMILIES } from '../packages/agent/src/metrics.js';
+import { describeStatus, formatBytes, formatStatus, type NodeStatus } from '../packages/agent/src/status.js';
 
 const PORT = 9464; // each namespace has its own loopback
 
@@ -109,6 +110,31 @@ describe('agent metrics endpoint and structured logs', () => {
 
     expect((await h0.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${PORT}/`])).stdout).toBe('404');
   }, 60_000);
+
+  it('status shows per-peer endpoint, handshake and transfer and per-network device counters, in text and --json alike', async () => {
+    const s = (await queryControl(run[0].socket)) as NodeStatus;
+    const j = describeStatus(s);
+    const text = formatStatus(s);
+    const peer = j.peers![0];
+    expect(peer.rxBytes).toBeGreaterThan(10 * 84);
+    expect(peer.txBytes).toBeGreaterThan(10 * 84);
+    expect(peer.lastHandshake).toBeGreaterThan(Date.now() - 60_000);
+    expect(text).toContain(`  ${peer.publicKey} ${peer.endpoint} up handshake`);
+    expect(text).toContain(`    member: ${j.members.find((m) => m.wireguard === peer.publicKey)!.name}`);
+    expect(text).toContain(`    endpoint: ${tb.hosts[1].underlay}:4789`);
+    expect(text).toMatch(/    latest handshake: (\d+ seconds? ago|just now)/);
+    expect(text).toContain(`    transfer: ${formatBytes(peer.rxBytes!)} received, ${formatBytes(peer.txBytes!)} sent`);
+    const dev = j.dataplane!.devices.find((d) => d.network === 'blue')!;
+    expect(dev).toMatchObject({ vni: 100, device: 'ov0' });
+    expect(dev.rxPackets).toBeGreaterThanOrEqual(10);
+    expect(text).toContain(`NETWORK blue  vni 100  device ov0  mtu ${dev.mtu}`);
+    expect(text).toContain('  endpoints: 2 active, 0 owner-dead, 0 tombstoned');
+    expect(text).toContain(`  device: ${dev.rxPackets} packets (${formatBytes(dev.rxBytes)}) received, ${dev.txPackets} packets`);
+    expect(j.dataplane!.inside.frames).toBeGreaterThanOrEqual(10);
+    expect(text).toContain(`inside:  frames ${j.dataplane!.inside.frames} `);
+    // The junk datagram host 1 sent host 2 is a tunnel drop in host 2's DROPS.
+    expect(formatStatus((await queryControl(run[1].socket)) as NodeStatus)).toMatch(/\n  tunnel\.too_short [1-9]/);
+  }, 30_000);
 
   it('logs are JSON lines with time, level and node; no key of the config is in them', async () => {
     // Stop gracefully so the leave is logged too.

@@ -19,7 +19,7 @@ import { Keyring, PlainSealer } from './keyring.js';
 import { PRESETS } from './presets.js';
 import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
-import { describeStatus, formatStatus } from './status.js';
+import { dataplaneStatus, describeStatus, formatStatus, withPeerTraffic } from './status.js';
 import { ServicesRuntime } from './services-run.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, serveMetrics } from './metrics.js';
@@ -130,7 +130,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   const control = await serveControl(cfg.controlSocket, () => {
     const st = agent.status();
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
-    return { ...st, services: services.status() };
+    const host = plane?.host;
+    return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks) };
   });
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
@@ -167,9 +168,11 @@ const USAGE = {
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
 type Command = keyof typeof USAGE;
+/** Every command, in usage order: the one list the help test walks. */
+export const COMMANDS = Object.keys(USAGE) as Command[];
 /** Options each command takes besides --help; anything else is a usage error (exit 2). */
 const COMMAND_OPTIONS: Record<Command, readonly string[]> = { run: ['config'], check: ['config'], status: ['config', 'socket', 'json'], keygen: [] };
-const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
+export const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
 const usageAll = () => ['usage:', ...Object.values(USAGE).map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
 
 function version(): string {
