@@ -6,7 +6,10 @@ import { collectLines, until } from './lib/wait.js';
 
 // Real TCP through a VIP: host 1 runs openHost with the VIP translator stage (ServiceVips) and
 // a client process; hosts 2..4 run our dataplane (vtep-host) and a TCP server on port 80 that
-// sends its name on connect. Plain path (no TSO/GRO) so the frames carry complete checksums.
+// sends its name on connect. Twice: the plain path (no TSO/GRO), and with the TAP offloads on
+// (the kernel leaves TCP checksums to the TAP reader, CHECKSUM_PARTIAL; the segmenter completes
+// them before the stages, so the translator's incremental updates start from a full checksum,
+// and the receiving hosts' coalescers verify every TCP checksum before a GSO write).
 const VIP = '198.19.0.100';
 const VNI = 100;
 
@@ -28,6 +31,9 @@ rl.on('line', (line) => {
     spec.backends.find((b) => b.id === id).state = state;
     vips.setVip(${VNI}, spec);
     process.stdout.write('SET ' + Date.now() + ' ' + JSON.stringify(vips.stats()) + '\\n');
+  } else if (cmd === 'offload') {
+    const st = host.stats();
+    process.stdout.write('OFFLOAD ' + JSON.stringify({ tso: st.tso, gro: st.gro }) + '\\n');
   }
 });
 let closing = false;
@@ -62,7 +68,7 @@ const net = require('node:net');
 net.createServer((s) => { s.on('error', () => {}); s.write(process.env.NAME + '\\n'); }).listen(80, process.env.ADDR, () => process.stdout.write('LISTEN\\n'));
 `;
 
-describe('VIP with real TCP connections, in namespaces', () => {
+describe.each([{ offloads: false }, { offloads: true }])('VIP with real TCP connections, in namespaces (TAP offloads $offloads)', ({ offloads }) => {
   let tb: Testbed;
   const vteps: VtepProcess[] = [];
   const children: ChildProcess[] = [];
@@ -70,8 +76,8 @@ describe('VIP with real TCP connections, in namespaces', () => {
   let runnerOut: string[];
 
   beforeAll(async () => {
-    tb = await createTestbed({ hosts: 4, prefix: 'vip' });
-    const cfg = meshConfig(tb.hosts, [VNI]).map((c) => ({ ...c, gro: false, tso: false }));
+    tb = await createTestbed({ hosts: 4, prefix: offloads ? 'vipo' : 'vip' });
+    const cfg = meshConfig(tb.hosts, [VNI]).map((c) => ({ ...c, gro: offloads, tso: offloads }));
     for (let k = 1; k < 4; k++) vteps.push(await startVtep(tb.hosts[k], cfg[k]));
     for (let k = 1; k < 4; k++) {
       const h = tb.hosts[k];
@@ -137,5 +143,12 @@ describe('VIP with real TCP connections, in namespaces', () => {
     expect(again).not.toContain(victim);
     first.child.kill('SIGTERM');
     second.child.kill('SIGTERM');
+    // With offloads, the client host's kernel did hand over partial checksums (completed before the stage).
+    runner.stdin!.write('offload\n');
+    const off = JSON.parse((await until('OFFLOAD', () => runnerOut.find((l) => l.startsWith('OFFLOAD ')), 10_000)).slice(8)) as { tso: Record<string, { checksummed: number; malformed: number }>; gro: Record<string, { badChecksum: number }> };
+    const tso = Object.values(off.tso);
+    console.log(`offloads ${offloads}: client host TSO counters ${JSON.stringify(off.tso)}, GRO ${JSON.stringify(off.gro)}`);
+    if (offloads) expect(tso.reduce((n, x) => n + x.checksummed, 0)).toBeGreaterThan(0);
+    else expect(tso.reduce((n, x) => n + x.checksummed, 0)).toBe(0);
   }, 90_000);
 });
