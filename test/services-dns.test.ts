@@ -11,13 +11,14 @@ import { createTestbed, waitForLine, type Testbed } from './lib/testbed.js';
 // endpoint, and the resolver address 198.19.0.53 / 2001:db8:42::53 exists nowhere but in the
 // stage (ARP/ND answered from a neighbour entry, no socket, no DNAT rule). Names that are not
 // ours go from host 1's namespace over the underlay to dnsmasq on host 2. Host processes use the
-// socket server on 127.0.0.53 (UDP and TCP).
+// socket server on 127.0.0.53 (TCP, and UDP on @overlay/native's batched UdpTransport).
 
 const testDir = fileURLToPath(new URL('.', import.meta.url));
 
 const RUNNER = `
 import { createInterface } from 'node:readline';
 import { openHost } from '@overlay/host';
+import { UdpTransport } from '@overlay/native';
 import { ServiceDirectory, Forwarder, DnsResponder, DnsServer, createDnsCounters } from '@overlay/services';
 const cfg = JSON.parse(process.argv[1]);
 const host = await openHost({
@@ -36,12 +37,13 @@ const counters = createDnsCounters();
 const forwarder = new Forwarder({ counters, upstreams: cfg.upstreams, timeoutMs: 1000 });
 const responder = new DnsResponder({ directory, networks: ['blue'], address4: '198.19.0.53', address6: '2001:db8:42::53', forwarder, counters, mtu: host.devices[0].mtu });
 host.dataplane.addStage(42, responder);
-const server = await DnsServer.listen({ directory, networks: ['blue'], address: '127.0.0.53', port: 53, counters, forward: { upstreams: cfg.upstreams } });
+const server = await DnsServer.listen({ directory, networks: ['blue'], address: '127.0.0.53', port: 53, counters, forward: { upstreams: cfg.upstreams },
+  udpTransport: (address, port) => UdpTransport.bind({ address, port }) });
 const stop = async () => { forwarder.close(); await server.close(); await host.close(); process.stdout.write('BYE\\n', () => process.exit(0)); };
 process.on('SIGTERM', () => void stop());
 createInterface({ input: process.stdin }).on('line', (l) => {
   const [cmd, a, b] = l.trim().split(' ');
-  if (cmd === 'stats') process.stdout.write('STATS ' + JSON.stringify({ dns: counters.snapshot(), dataplane: host.stats().dataplane, held: responder.heldCount }) + '\\n');
+  if (cmd === 'stats') process.stdout.write('STATS ' + JSON.stringify({ dns: counters.snapshot(), dataplane: host.stats().dataplane, held: responder.heldCount, udpBatched: server.udpBatched }) + '\\n');
   if (cmd === 'health') { directory.setHealthy('blue', 'web', a, b === 'true'); process.stdout.write('OK\\n'); }
 });
 process.stdout.write('READY\\n');
@@ -51,6 +53,7 @@ interface Stats {
   dns: Record<string, number>;
   dataplane: { inside: { stageReplies: number; stageTaken: number; frames: number }; drops: Record<string, number>; stages: Record<string, Record<string, number>> };
   held: number;
+  udpBatched: boolean;
 }
 
 describe('embedded DNS in network namespaces (dig through our resolver)', () => {
@@ -138,6 +141,27 @@ describe('embedded DNS in network namespaces (dig through our resolver)', () => 
     expect(tcp6.trim().split('\n')).toHaveLength(2);
     const host = await dig(['@127.0.0.53', '+tcp', '+short', 'all.tasks.big']);
     expect(new Set(host.trim().split('\n')).size).toBe(300);
+  });
+
+  it('a TCP query split over two segments (route MTU 300 to the resolver, a 400-byte padded query) is answered by the stage', async () => {
+    const h1 = tb.hosts[0];
+    await h1.exec('ip', ['route', 'add', '198.19.0.53/32', 'dev', 'vx0', 'mtu', 'lock', '300']);
+    try {
+      const before = await stats();
+      const out = await dig(['@198.19.0.53', '+tcp', '+padding=400', '+tries=1', '+short', 'all.tasks.web']);
+      expect(out.trim().split('\n').sort()).toEqual(['198.19.0.11', '198.19.0.12', '198.19.0.13']);
+      const after = await stats();
+      expect(after.dns.tcp_reassembled - before.dns.tcp_reassembled).toBe(1);
+      for (const k of ['tcp_reassembly_full', 'tcp_reassembly_oversize', 'tcp_reassembly_expired', 'tcp_reassembly_out_of_order']) expect(after.dns[k] - before.dns[k]).toBe(0);
+    } finally {
+      await h1.run('ip', ['route', 'del', '198.19.0.53/32', 'dev', 'vx0']);
+    }
+  });
+
+  it('the host socket answers over batched UDP (native UdpTransport)', async () => {
+    expect((await stats()).udpBatched).toBe(true);
+    expect((await dig(['@127.0.0.53', '+short', 'web'])).trim()).toBe('198.19.1.10');
+    expect(status(await dig(['@127.0.0.53', 'secret']))).toBe('NXDOMAIN');
   });
 
   it('forwards other names to the upstream (dnsmasq on host 2) from the responder and from the socket', async () => {

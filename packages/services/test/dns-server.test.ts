@@ -142,6 +142,44 @@ describe('DNS server on loopback sockets, asked by dig', () => {
     expect(rcodes.filter((r) => r === 'SERVFAIL')).toHaveLength(4);
   });
 
+  it('TCP: queries split anywhere over segments (inside the length, inside the message, across two queries) are answered in order', async () => {
+    const q1 = dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'web' }] });
+    const q2 = dnsPacket.encode({ type: 'query', id: 2, questions: [{ type: 'A', name: 'tasks.web' }] });
+    const stream = Buffer.concat([Buffer.from([0, q1.length]), q1, Buffer.from([0, q2.length]), q2]);
+    const cuts = [1, 7, q1.length + 3, stream.length];
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = connect(Number(port), '127.0.0.1', async () => {
+        s.setNoDelay(true); // each write its own segment
+        let from = 0;
+        for (const to of cuts) {
+          s.write(stream.subarray(from, to));
+          from = to;
+          await new Promise((r) => setTimeout(r, 40));
+        }
+      });
+      s.on('data', (d) => {
+        chunks.push(d);
+        const all = Buffer.concat(chunks);
+        if (all.length >= 2 && all.length >= 2 + all.readUInt16BE(0)) {
+          const second = 2 + all.readUInt16BE(0);
+          if (all.length >= second + 2 && all.length >= second + 2 + all.readUInt16BE(second)) {
+            s.destroy();
+            resolve(all);
+          }
+        }
+      });
+      s.on('error', reject);
+    });
+    const first = dnsPacket.decode(got.subarray(2, 2 + got.readUInt16BE(0)));
+    const at = 2 + got.readUInt16BE(0);
+    const second = dnsPacket.decode(got.subarray(at + 2, at + 2 + got.readUInt16BE(at)));
+    expect(first.id).toBe(1);
+    expect(first.answers?.map((a) => a.data)).toEqual(['198.19.1.10']);
+    expect(second.id).toBe(2);
+    expect(second.answers?.map((a) => a.data).sort()).toEqual(['198.19.0.11', '198.19.0.12']);
+  });
+
   it('TCP: a length under a header closes the connection (counted); an idle connection is closed', async () => {
     const before = server.counters.get('tcp_bad_length');
     await new Promise<void>((resolve) => {

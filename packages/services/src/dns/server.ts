@@ -4,19 +4,22 @@
  * directory (DnsAnswerer); others go to the Forwarder. The dataplane's endpoints are answered
  * inline by the responder stage instead (responder.ts), with no socket in between.
  *
+ * UDP (server-udp.ts): on a batched transport the embedder binds (`udpTransport`, e.g.
+ * @overlay/native's UdpTransport with recvmmsg/sendmmsg; what the agent passes), else node:dgram.
+ *
  * TCP (RFC 7766): 2-byte length-prefixed messages, several per connection, answered in order of
  * arrival; a length under 12 closes the connection (`tcp_bad_length`); at most `maxTcpConnections`
  * at once (more are closed at accept, `tcp_refused`); a connection idle for `tcpIdleMs` is closed
  * (`tcp_idle_closed`); at most 64 KiB + 2 buffered per connection.
  */
-import { createSocket, type Socket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket as TcpSocket } from 'node:net';
 import type { CounterSet } from '@overlay/dataplane';
 import type { ServiceDirectory } from '../directory.js';
 import { DnsAnswerer, FORWARD, MAX_TCP_MESSAGE } from './answer.js';
 import { createDnsCounters, type DnsCounter } from './counters.js';
 import { Forwarder, type ForwarderOptions } from './forward.js';
-import { HEADER_LENGTH, MAX_UDP_SIZE, RCODE_SERVFAIL } from './wire.js';
+import { BatchedUdp, DgramUdp, type BindUdpTransport, type DnsUdp } from './server-udp.js';
+import { HEADER_LENGTH, RCODE_SERVFAIL } from './wire.js';
 
 export interface DnsServerOptions {
   directory: ServiceDirectory;
@@ -30,85 +33,71 @@ export interface DnsServerOptions {
   forward?: false | Omit<ForwarderOptions, 'counters'>;
   maxTcpConnections?: number;
   tcpIdleMs?: number;
+  /**
+   * Bind UDP on a batched transport instead of node:dgram: called once with the address and
+   * port; the server owns what it returns (started with its own pool, closed on close()).
+   */
+  udpTransport?: BindUdpTransport;
+  /** Pool slots of the batched transport (queries in flight in one batch). Default 1024. */
+  udpSlots?: number;
 }
 
 export class DnsServer {
   readonly counters: CounterSet<DnsCounter>;
   readonly answerer: DnsAnswerer;
-  readonly forwarder: Forwarder | undefined;
-  private readonly udpOut = Buffer.allocUnsafe(MAX_UDP_SIZE);
+  /** Set once UDP is bound (the forwarder must not ask this server itself). */
+  forwarder: Forwarder | undefined;
   private readonly tcpOut = Buffer.allocUnsafe(MAX_TCP_MESSAGE);
   private readonly conns = new Set<TcpSocket>();
+  private udp!: DnsUdp;
+  private tcp!: Server;
 
-  private constructor(
-    private readonly o: DnsServerOptions,
-    private readonly udp: Socket,
-    private readonly tcp: Server,
-    counters: CounterSet<DnsCounter>,
-    forwarder: Forwarder | undefined,
-  ) {
-    this.counters = counters;
-    this.forwarder = forwarder;
-    this.answerer = new DnsAnswerer({ directory: o.directory, networks: o.networks, counters, forwarding: forwarder !== undefined });
-    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo.address, rinfo.port));
-    tcp.on('connection', (s) => this.onTcp(s));
+  private constructor(private readonly o: DnsServerOptions) {
+    this.counters = o.counters ?? createDnsCounters();
+    this.answerer = new DnsAnswerer({ directory: o.directory, networks: o.networks, counters: this.counters, forwarding: o.forward !== false });
   }
 
   /** Bind UDP and TCP on the same port. */
   static async listen(o: DnsServerOptions): Promise<DnsServer> {
-    const counters = o.counters ?? createDnsCounters();
-    const udp = createSocket({ type: isIPv6(o.address) ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(o.port ?? 53, o.address, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    udp.on('error', () => {
-      // A send to a vanished client: nothing to do.
-    });
+    const server = new DnsServer(o);
+    const udp: DnsUdp = o.udpTransport
+      ? new BatchedUdp(await o.udpTransport(o.address, o.port ?? 53), server.answerer, o.udpSlots)
+      : await DgramUdp.bind(o.address, o.port ?? 53, server.answerer);
     const tcp = createServer({ pauseOnConnect: false });
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        tcp.listen({ host: o.address, port: udp.address().port }, () => {
+        tcp.listen({ host: o.address, port: udp.port }, () => {
           tcp.off('error', reject);
           resolve();
         });
       });
     } catch (err) {
-      udp.close();
+      await udp.close();
       throw err;
     }
-    const self = isIPv6(o.address) ? `[${o.address}]:${udp.address().port}` : `${o.address}:${udp.address().port}`;
-    const forwarder = o.forward === false ? undefined : new Forwarder({ ...(o.forward ?? {}), exclude: [self, ...(o.forward?.exclude ?? [])], counters });
-    return new DnsServer(o, udp, tcp, counters, forwarder);
+    const self = isIPv6(o.address) ? `[${o.address}]:${udp.port}` : `${o.address}:${udp.port}`;
+    if (o.forward !== false) server.forwarder = new Forwarder({ ...(o.forward ?? {}), exclude: [self, ...(o.forward?.exclude ?? [])], counters: server.counters });
+    server.udp = udp;
+    server.tcp = tcp;
+    udp.forwarder = server.forwarder;
+    tcp.on('connection', (s) => server.onTcp(s));
+    return server;
   }
 
   get port(): number {
-    return this.udp.address().port;
+    return this.udp.port;
+  }
+
+  /** UDP is on a batched transport (`udpTransport`), not node:dgram. */
+  get udpBatched(): boolean {
+    return this.udp instanceof BatchedUdp;
   }
 
   async close(): Promise<void> {
     this.forwarder?.close();
     for (const c of this.conns) c.destroy();
-    await Promise.all([new Promise<void>((r) => this.udp.close(() => r())), new Promise<void>((r) => this.tcp.close(() => r()))]);
-  }
-
-  private onUdp(msg: Buffer, address: string, port: number): void {
-    const out = this.udpOut;
-    const n = this.answerer.answer(msg, 0, msg.length, out, 0, out.length, false);
-    if (n > 0) {
-      this.udp.send(Buffer.from(out.subarray(0, n)), port, address);
-      return;
-    }
-    if (n < 0) return;
-    this.forwarder!.forward(msg, address, false, (reply, rcode) => {
-      if (reply !== null) return void this.udp.send(reply, port, address);
-      const m = this.answerer.respond(msg, 0, msg.length, out, 0, out.length, rcode < 0 ? RCODE_SERVFAIL : rcode);
-      if (m > 0) this.udp.send(Buffer.from(out.subarray(0, m)), port, address);
-    });
+    await Promise.all([this.udp.close(), new Promise<void>((r) => this.tcp.close(() => r()))]);
   }
 
   private onTcp(s: TcpSocket): void {
