@@ -175,9 +175,9 @@ describe('DNS server on loopback sockets, asked by dig', () => {
     const at = 2 + got.readUInt16BE(0);
     const second = dnsPacket.decode(got.subarray(at + 2, at + 2 + got.readUInt16BE(at)));
     expect(first.id).toBe(1);
-    expect(first.answers?.map((a) => a.data)).toEqual(['198.19.1.10']);
+    expect(first.answers?.map((a) => (a as { data: string }).data)).toEqual(['198.19.1.10']);
     expect(second.id).toBe(2);
-    expect(second.answers?.map((a) => a.data).sort()).toEqual(['198.19.0.11', '198.19.0.12']);
+    expect(second.answers?.map((a) => (a as { data: string }).data).sort()).toEqual(['198.19.0.11', '198.19.0.12']);
   });
 
   it('TCP: a length under a header closes the connection (counted); an idle connection is closed', async () => {

@@ -131,7 +131,7 @@ describe('DNS responder stage over TCP: queries split over segments', () => {
       expect(ans.data.readUInt16BE(0)).toBe(ans.data.length - 2);
       const r = dnsPacket.decode(ans.data.subarray(2));
       expect(r.id).toBe(77);
-      expect(r.answers?.map((x) => x.data)).toEqual([v6 ? '2001:db8:1::10' : '198.19.1.10']);
+      expect(r.answers?.map((x) => (x as { data: string }).data)).toEqual([v6 ? '2001:db8:1::10' : '198.19.1.10']);
       expect(counters.get('tcp_reassembled')).toBe(1);
     }
   });
