@@ -16,6 +16,7 @@
 import nacl from 'tweetnacl';
 import { type KeyObject, createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import type { Member, MemberState } from './membership.js';
+import { type Chunk, RecordSlab } from './record-slab.js';
 import { type NodeMeta, type RecordBytes, type RecordHead, MAX_NAME_LEN, WireDecodeError, decodeRecordBody, encodeRecordBody } from './wire.js';
 
 export type { RecordHead, RecordBytes };
@@ -77,7 +78,7 @@ export const recordKey = (kind: number, network: string, id: string): string => 
 export function signRecord<D>(kind: RecordKind<D>, head: Omit<RecordHead, 'kind'>, data: D | undefined, secretKey: Uint8Array, extra?: Uint8Array): SignedRecord<D> {
   const full: RecordHead = { kind: kind.code, network: head.network, id: head.id, owner: head.owner, version: head.version, deleted: head.deleted };
   const body = encodeRecordBody(full, kind.field, (data ?? {}) as object, extra);
-  return { ...full, data, body, sig: nacl.sign.detached(body, secretKey) };
+  return new StoredRecord(full.kind, full.network, full.id, full.owner, full.version, full.deleted, data, body, nacl.sign.detached(body, secretKey), false);
 }
 
 /**
@@ -112,8 +113,53 @@ function keyObject(pub: Uint8Array): KeyObject {
   return k;
 }
 
+/**
+ * A record as the table keeps it, and its own table entry: the head, the kind's data, and the
+ * signed bytes, which are the caller's (`b`, `s`) until the table stores the record and then a
+ * place in the table's slab (record-slab.ts). `body` and `sig` are views made on each read
+ * (two typed arrays held per record cost ~200 bytes; they are read to gossip and verify only).
+ */
+class StoredRecord<D = unknown> implements SignedRecord<D>, TableEntry<D> {
+  chunk: Chunk | null = null;
+  off = 0;
+  /** The bytes at `chunk`/`off` count as live in the slab (the record is in the table). */
+  live = false;
+  readonly n: number;
+  /** Local clock when this version was stored (tombstone reaping). */
+  at = 0;
+  constructor(
+    readonly kind: number,
+    readonly network: string,
+    readonly id: string,
+    readonly owner: string,
+    readonly version: number,
+    readonly deleted: boolean,
+    public data: D | undefined,
+    public b: Uint8Array | null,
+    public s: Uint8Array | null,
+    /** `data` was decoded from the bytes (its byte fields may be views of them). */
+    readonly viewsOfBytes: boolean,
+  ) {
+    this.n = b!.length;
+  }
+  get body(): Uint8Array {
+    return this.b ?? new Uint8Array(this.chunk!.buf, this.off, this.n);
+  }
+  get sig(): Uint8Array {
+    return this.s ?? new Uint8Array(this.chunk!.buf, this.off + this.n, 64);
+  }
+  /** The record is its own table entry. */
+  get rec(): this {
+    return this;
+  }
+  static from<D>(r: SignedRecord<D>): StoredRecord<D> {
+    return r instanceof StoredRecord ? r : new StoredRecord(r.kind, r.network, r.id, r.owner, r.version, r.deleted, r.data, r.body, r.sig, false);
+  }
+}
+
 export class RecordTable {
-  private readonly entries = new Map<string, TableEntry>();
+  private readonly entries = new Map<string, StoredRecord>();
+  private readonly slab = new RecordSlab();
   private readonly byOwner = new Map<string, Set<string>>();
   private readonly kinds = new Map<number, RecordKind<unknown>>();
   /** Highest version seen anywhere: the Lamport clock our own records count from. */
@@ -129,20 +175,21 @@ export class RecordTable {
   }
 
   /**
-   * Decode and validate received bytes (no signature check yet): null when malformed. Body and
-   * signature are first copied into one allocation (one ArrayBuffer, two views: a record never
-   * pins the packet or chunk it arrived in, and pays for one backing store, not two), and decoded
-   * from that copy, so byte fields the kind keeps from its decoded message are views of the
-   * record's own buffer (the kind need not copy them).
+   * Decode and validate received bytes (no signature check yet): null when malformed. The record
+   * reads the bytes as given until the table stores it; then they are copied into the table's
+   * slab and the kind's data decoded again from that copy (byte fields the kind keeps are views
+   * of the slab), so a stored record never pins the packet or chunk it arrived in. A record that
+   * is stale or rejected costs no slab space.
    */
   open(raw: RecordBytes): SignedRecord | null {
     if (raw.sig.length !== 64) return null;
-    const n = raw.body.length;
-    const own = new ArrayBuffer(n + 64);
-    const body = new Uint8Array(own, 0, n);
-    const sig = new Uint8Array(own, n, 64);
-    body.set(raw.body);
-    sig.set(raw.sig);
+    const d = this.decodeBytes(raw.body);
+    if (d === null) return null;
+    const h = d.head;
+    return new StoredRecord(h.kind, h.network, h.id, h.owner, h.version, h.deleted, d.data, raw.body, raw.sig, true);
+  }
+
+  private decodeBytes(body: Uint8Array): { head: RecordHead; data: unknown } | null {
     let d;
     try {
       d = decodeRecordBody(body);
@@ -158,14 +205,43 @@ export class RecordTable {
       data = kind.decode(sub);
       if (data === null) return null;
     } else if (kind && !d.head.deleted) return null; // a live record of a known kind has data
-    // A literal with every field (not a spread of the head): all records share one hidden class,
-    // where the spread gave each its own (~350 bytes of map and descriptors per record).
-    const h = d.head;
-    return { kind: h.kind, network: h.network, id: h.id, owner: h.owner, version: h.version, deleted: h.deleted, data, body, sig };
+    return { head: d.head, data };
+  }
+
+  /**
+   * Copy a record's bytes into the slab (first store, or compaction of its chunk). Data decoded
+   * from its bytes is decoded again from the copy, so no byte field points at the old place.
+   */
+  private place(r: StoredRecord): void {
+    const { chunk, off } = this.slab.put(r.body, r.sig);
+    const old = r.live ? r.chunk : null;
+    r.chunk = chunk;
+    r.off = off;
+    r.live = true;
+    r.b = null;
+    r.s = null;
+    if (old !== null) this.slab.free(old, r.n + 64);
+    if (r.viewsOfBytes && r.data !== undefined) {
+      const d = this.decodeBytes(r.body);
+      if (d !== null) r.data = d.data;
+    }
+  }
+
+  /** Move the live records out of chunks that fell under half live (each pass empties them). */
+  private compact(): void {
+    for (let chunks = this.slab.takeSparse(); chunks.length > 0; chunks = this.slab.takeSparse()) {
+      const set = new Set(chunks);
+      for (const r of this.entries.values()) if (r.live && set.has(r.chunk!)) this.place(r);
+    }
+  }
+
+  /** Chunks of the record slab holding live bytes (tests). */
+  get slabChunks(): number {
+    return this.slab.chunks;
   }
 
   get<D = unknown>(kind: RecordKind<D> | number, network: string, id: string): TableEntry<D> | undefined {
-    return this.entries.get(recordKey(typeof kind === 'number' ? kind : kind.code, network, id)) as TableEntry<D> | undefined;
+    return this.entries.get(recordKey(typeof kind === 'number' ? kind : kind.code, network, id)) as StoredRecord<D> | undefined;
   }
 
   /** Compare, verify, store, reconcile. Returns what happened (the caller counts non-applied). */
@@ -173,7 +249,7 @@ export class RecordTable {
     if (r.version > this.lamport) this.lamport = r.version;
     const key = recordKey(r.kind, r.network, r.id);
     const cur = this.entries.get(key);
-    if (cur && compareRecords(r, cur.rec) <= 0) return 'stale';
+    if (cur && compareRecords(r, cur) <= 0) return 'stale';
     const pub = this.keyOf(r.owner);
     if (!pub) return 'unknown_owner';
     if (!verifyRecord(r, pub)) return 'bad_signature';
@@ -188,13 +264,26 @@ export class RecordTable {
     this.store(key, r, this.entries.get(key));
   }
 
-  private store(key: string, r: SignedRecord, cur: TableEntry | undefined): void {
-    if (cur && cur.rec.owner !== r.owner) this.unindex(cur.rec.owner, key);
-    this.entries.set(key, { rec: r, at: this.now() });
+  private store(key: string, rec: SignedRecord, cur: StoredRecord | undefined): void {
+    const r = StoredRecord.from(rec);
+    if (cur && cur !== r) {
+      if (cur.owner !== r.owner) this.unindex(cur.owner, key);
+      this.release(cur);
+    }
+    r.at = this.now();
+    if (!r.live) this.place(r);
+    this.entries.set(key, r);
     let s = this.byOwner.get(r.owner);
     if (!s) this.byOwner.set(r.owner, (s = new Set()));
     s.add(key);
     this.effect(key, r);
+    this.compact();
+  }
+
+  /** A record leaves the table: its slab bytes are no longer live (views handed out stay valid). */
+  private release(r: StoredRecord): void {
+    if (r.live) this.slab.free(r.chunk!, r.n + 64);
+    r.live = false;
   }
 
   private unindex(owner: string, key: string): void {
@@ -215,16 +304,16 @@ export class RecordTable {
     if (!keys) return;
     for (const k of keys) {
       const e = this.entries.get(k);
-      if (e) this.effect(k, e.rec);
+      if (e) this.effect(k, e);
     }
   }
 
   *records(): IterableIterator<SignedRecord> {
-    for (const e of this.entries.values()) yield e.rec;
+    yield* this.entries.values();
   }
   /** Records of one kind (optionally one network), in no particular order. */
   *ofKind<D>(kind: RecordKind<D>, network?: string): IterableIterator<SignedRecord<D>> {
-    for (const e of this.entries.values()) if (e.rec.kind === kind.code && (network === undefined || e.rec.network === network)) yield e.rec as SignedRecord<D>;
+    for (const r of this.entries.values()) if (r.kind === kind.code && (network === undefined || r.network === network)) yield r as SignedRecord<D>;
   }
   count(): number {
     return this.entries.size;
@@ -238,14 +327,16 @@ export class RecordTable {
   reap(tombstoneMs: number, ownerGone: (owner: string) => boolean): SignedRecord[] {
     const now = this.now();
     const out: SignedRecord[] = [];
-    for (const [key, e] of this.entries) {
-      if ((e.rec.deleted && now - e.at > tombstoneMs) || ownerGone(e.rec.owner)) {
+    for (const [key, r] of this.entries) {
+      if ((r.deleted && now - r.at > tombstoneMs) || ownerGone(r.owner)) {
         this.entries.delete(key);
-        this.unindex(e.rec.owner, key);
-        this.effect(key, null, e.rec.kind);
-        out.push(e.rec);
+        this.unindex(r.owner, key);
+        this.release(r);
+        this.effect(key, null, r.kind);
+        out.push(r);
       }
     }
+    this.compact();
     return out;
   }
 

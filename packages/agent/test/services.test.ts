@@ -178,19 +178,22 @@ describe('service-instance records', () => {
     for (const l of locals) await l.stop();
   });
 
-  it('a decoded instance holds copies of its address bytes, never views of the packet it came in', () => {
+  it('a stored instance holds copies of its address bytes, never views of the packet it came in', () => {
     const t = new RecordTable([SERVICES], () => undefined, () => 0, { self: 'me', stateOf: () => 'alive', metaOf: () => undefined });
     const d: ServiceInstanceData = { service: 'web', ipv4: ip4(7), ipv6: new Uint8Array(16).fill(9), ports: [], health: 1, since: 1, reason: '', mode: 1, vip: ip4(200), ttl: 5, endpoint: 'ep' };
     const r = signRecord(SERVICES, { network: 'blue', id: 'w', owner: 'x', version: 1, deleted: false }, d, new Uint8Array(64));
     const packet = new Uint8Array(r.body.length + 100);
     packet.set(r.body, 50);
-    const got = t.open({ body: packet.subarray(50, 50 + r.body.length), sig: r.sig })!.data as ServiceInstanceData;
+    const opened = t.open({ body: packet.subarray(50, 50 + r.body.length), sig: r.sig })!;
+    t.putOwn(opened);
+    const got = opened.data as ServiceInstanceData;
+    packet.fill(0);
     expect([...got.ipv4, ...got.vip]).toEqual([198, 19, 0, 7, 198, 19, 0, 200]);
     expect([...got.ipv6]).toEqual(Array(16).fill(9));
     for (const b of [got.ipv4, got.ipv6, got.vip]) expect(b.buffer).not.toBe(packet.buffer);
   });
 
-  it('an opened record is one allocation: body, signature and address bytes share a buffer that is a copy of what arrived', () => {
+  it('a stored record lives in the table slab: body, signature and address bytes share one buffer, a copy of what arrived', () => {
     const t = new RecordTable([SERVICES], () => undefined, () => 0, { self: 'me', stateOf: () => 'alive', metaOf: () => undefined });
     const d: ServiceInstanceData = { service: 'web', ipv4: ip4(7), ipv6: new Uint8Array(0), ports: [{ port: 80, proto: 0, name: 'http' }], health: 1, since: 1, reason: '', mode: 0, vip: new Uint8Array(0), ttl: 5, endpoint: 'ep' };
     const r = signRecord(SERVICES, { network: 'blue', id: 'w', owner: 'x', version: 1, deleted: false }, d, nacl.sign.keyPair().secretKey);
@@ -198,10 +201,12 @@ describe('service-instance records', () => {
     chunk.set(r.body, 0);
     chunk.set(r.sig, r.body.length);
     const rec = t.open({ body: chunk.subarray(0, r.body.length), sig: chunk.subarray(r.body.length) })!;
+    t.putOwn(rec);
     const got = rec.data as ServiceInstanceData;
     expect(rec.sig.buffer).toBe(rec.body.buffer);
     expect(got.ipv4.buffer).toBe(rec.body.buffer);
-    expect(rec.body.buffer.byteLength).toBe(r.body.length + 64);
+    expect(rec.body.buffer).not.toBe(chunk.buffer);
+    expect(rec.body.buffer.byteLength).toBe(64 * 1024);
     chunk.fill(0);
     expect(Buffer.compare(rec.body, r.body)).toBe(0);
     expect(Buffer.compare(rec.sig, r.sig)).toBe(0);
