@@ -123,7 +123,7 @@ export function parseCert(bytes: Uint8Array): Certificate {
 }
 
 const caKeys = new WeakMap<Certificate, KeyObject>();
-function keyOf(ca: Certificate): KeyObject {
+export function keyOf(ca: Certificate): KeyObject {
   let k = caKeys.get(ca);
   if (!k) caKeys.set(ca, (k = edPublicKey(ca.signKey)));
   return k;
@@ -155,7 +155,10 @@ export function createCa(o: CreateCaOptions): CaKeyPair {
   };
   checkFields(f, 'invalid_argument');
   const body = encodeBody(f);
-  return { cert: assemble(f, body, edSign(edPrivateKey(seed), body)), seed };
+  const priv = edPrivateKey(seed);
+  const pair = { cert: assemble(f, body, edSign(priv, body)), seed };
+  caPrivate.set(pair, priv);
+  return pair;
 }
 
 export interface SignCertOptions {
@@ -177,8 +180,7 @@ export interface SignCertOptions {
  * usable X25519 key (`bad_key`); notAfter is clamped to the CA's notAfter.
  */
 export function signCert(ca: CaKeyPair, o: SignCertOptions): Certificate {
-  if (!ca.cert.isCa) fail('not_a_ca', 'the issuer is not a CA certificate');
-  if (!equalBytes(publicOfSeed(ca.seed), ca.cert.signKey)) fail('invalid_argument', 'the CA private key does not belong to the CA certificate');
+  const key = caPrivateKey(ca);
   edPublicKey(o.signKey);
   checkWireGuardKey(o.wgKey);
   const notBefore = o.notBefore ?? o.now;
@@ -191,7 +193,18 @@ export function signCert(ca: CaKeyPair, o: SignCertOptions): Certificate {
   };
   checkFields(f, 'invalid_argument');
   const body = encodeBody(f);
-  return assemble(f, body, edSign(edPrivateKey(ca.seed), body));
+  return assemble(f, body, edSign(key, body));
+}
+
+/** A CA pair's private KeyObject, checked once against its certificate (building one costs more than a signature). */
+const caPrivate = new WeakMap<CaKeyPair, KeyObject>();
+export function caPrivateKey(ca: CaKeyPair): KeyObject {
+  let k = caPrivate.get(ca);
+  if (k) return k;
+  if (!ca.cert.isCa) fail('not_a_ca', 'the issuer is not a CA certificate');
+  if (!equalBytes(publicOfSeed(ca.seed), ca.cert.signKey)) fail('invalid_argument', 'the CA private key does not belong to the CA certificate');
+  caPrivate.set(ca, (k = edPrivateKey(ca.seed)));
+  return k;
 }
 
 export interface VerifyWarning {

@@ -48,7 +48,9 @@ function strip(v: Plain): Plain {
 export function encode(type: protobuf.Type, value: Plain): Uint8Array {
   const err = type.verify(strip(value));
   if (err) fail('invalid_argument', `${type.name}: ${err}`);
-  return type.encode(type.fromObject(strip(value))).finish();
+  const b = type.encode(type.fromObject(strip(value))).finish();
+  // A plain Uint8Array view (Buffer's slice() shares memory; Uint8Array's copies).
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /**
@@ -60,13 +62,16 @@ export function decode<R>(type: protobuf.Type, bytes: Uint8Array, what: string):
   if (bytes.length > MAX_MESSAGE_BYTES) fail('malformed', `${what}: ${bytes.length} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
   let obj: Plain;
   try {
-    obj = type.toObject(type.decode(bytes), { longs: Number, defaults: true, arrays: true }) as Plain;
+    // Decoded bytes fields are views of the input: decode a private copy so that the caller's later
+    // changes to its buffer cannot change what was checked.
+    obj = type.toObject(type.decode(new Uint8Array(bytes)), { longs: Number, defaults: true, arrays: true }) as Plain;
   } catch (e) {
     throw new PkiError('malformed', `${what}: does not decode`, { cause: e });
   }
   let again: Uint8Array;
   try {
-    again = encode(type, obj);
+    // What decode produced has the schema's types already: encode without verify/fromObject.
+    again = type.encode(strip(obj)).finish();
   } catch (e) {
     throw new PkiError('malformed', `${what}: does not re-encode`, { cause: e });
   }

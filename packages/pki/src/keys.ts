@@ -89,6 +89,8 @@ let probe: KeyObject | undefined;
  */
 export function checkWireGuardKey(raw: Uint8Array): void {
   if (raw.length !== KEY_LEN) fail('malformed', `a WireGuard public key is ${KEY_LEN} bytes`);
+  const id = hex(raw);
+  if (goodWireGuardKeys.has(id)) return;
   probe ??= generateKeyPairSync('x25519').privateKey;
   let shared: Buffer;
   try {
@@ -99,7 +101,13 @@ export function checkWireGuardKey(raw: Uint8Array): void {
   let acc = 0;
   for (const b of shared) acc |= b;
   if (acc === 0) fail('bad_key', 'the WireGuard key is a low-order point (all-zero shared secret)');
+  if (goodWireGuardKeys.size >= GOOD_KEYS_MAX) goodWireGuardKeys.clear();
+  goodWireGuardKeys.add(id);
 }
+
+/** Keys that passed checkWireGuardKey (a Diffie-Hellman each is the costly part of signing). */
+const goodWireGuardKeys = new Set<string>();
+const GOOD_KEYS_MAX = 4096;
 
 /** The X25519 public key of a WireGuard private key (32 raw bytes). */
 export function wireGuardPublicOf(priv: Uint8Array): Uint8Array {

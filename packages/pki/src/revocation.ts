@@ -6,8 +6,8 @@
  */
 import { Types, decode, encode } from './codec.js';
 import { fail } from './errors.js';
-import { edPrivateKey, edPublicKey, edSign, edVerify, hex, KEY_LEN, SIG_LEN } from './keys.js';
-import { TrustedCas, type CaKeyPair, type Certificate } from './cert.js';
+import { edSign, edVerify, hex, KEY_LEN, SIG_LEN } from './keys.js';
+import { TrustedCas, caPrivateKey, keyOf, type CaKeyPair, type Certificate } from './cert.js';
 
 export const REVOCATION_VERSION = 1;
 export const RevocationKind = { signKey: 1, wgKey: 2, ca: 3 } as const;
@@ -35,7 +35,7 @@ export function createRevocation(ca: CaKeyPair, o: { kind: RevocationKindName; k
   const reason = o.reason ?? '';
   if (reason.length > MAX_REASON) fail('invalid_argument', `reason is over ${MAX_REASON} characters`);
   const body = encode(Types.RevocationBody, { version: REVOCATION_VERSION, kind: RevocationKind[o.kind], key: o.key, time: o.now, issuer: ca.cert.digest, reason });
-  const bytes = encode(Types.Revocation, { body, sig: edSign(edPrivateKey(ca.seed), body) });
+  const bytes = encode(Types.Revocation, { body, sig: edSign(caPrivateKey(ca), body) });
   return { kind: o.kind, key: new Uint8Array(o.key), time: o.now, issuer: ca.cert.digest, reason, bytes };
 }
 
@@ -56,7 +56,7 @@ export function parseRevocation(bytes: Uint8Array, trusted: TrustedCas | readonl
   const trust = trusted instanceof TrustedCas ? trusted : new TrustedCas(trusted);
   const ca = trust.get(b.issuer);
   if (!ca) fail('wrong_issuer', 'revocation: its issuer is not a trusted CA');
-  if (!edVerify(edPublicKey(ca!.signKey), outer.body, outer.sig)) fail('bad_signature', 'revocation: signature does not verify');
+  if (!edVerify(keyOf(ca!), outer.body, outer.sig)) fail('bad_signature', 'revocation: signature does not verify');
   return { kind, key: new Uint8Array(b.key), time: b.time, issuer: new Uint8Array(b.issuer), reason: b.reason, bytes: new Uint8Array(bytes) };
 }
 
