@@ -111,6 +111,9 @@ export class EtcdStore implements EndpointStore {
       hosts: opts.hosts,
       dialTimeout: opts.callTimeoutMs ?? 5000,
       ...opts.etcd,
+      // Reconnect soon after etcd comes back (gRPC's default backoff grows to 120 s); ping an idle
+      // connection so a silently dead peer is noticed (etcd accepts pings every 5 s or more).
+      grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 2000, 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, ...opts.etcd?.grpcOptions },
       faultHandling: { host: () => once() as never, global: once() as never, ...opts.etcd?.faultHandling },
     });
     return new EtcdStore(client, opts);

@@ -62,7 +62,11 @@ export interface CasResult {
 }
 
 export interface WatchOptions {
-  /** Exclusive: deliver changes with revision > fromRevision. Default: from now. */
+  /**
+   * Exclusive: deliver changes with revision > fromRevision. Default: from when the watch is
+   * established, which for etcd is a round trip later: pass the revision of a list (or of a
+   * write) to miss nothing.
+   */
   readonly fromRevision?: number;
   readonly signal?: AbortSignal;
 }

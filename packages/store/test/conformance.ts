@@ -179,25 +179,25 @@ export function conformance(name: string, make: () => Promise<Harness>): void {
     });
 
     withH('compaction turns a watch from before it into one resync, then live events', async (h) => {
-        // A store without history resyncs every watch from the past (tested above).
-        if (!h.compact) return expect(h.history).toBe(false);
-        const s = h.store;
-        await s.put(h.key(0), h.value(0, 1));
-        const r0 = (await s.list(h.prefix)).revision;
-        await s.put(h.key(1), h.value(1, 1));
-        await s.put(h.key(0), h.value(0, 2));
-        await s.delete(h.key(1));
-        const last = await s.put(h.key(2), h.value(2, 1));
-        await h.compact();
-        const w = s.watch(h.prefix, { fromRevision: r0 });
-        const evs = await readUntil(w, (e) => e.length >= 1, 10_000);
-        expect(evs[0].type).toBe('resync');
-        expect(evs[0].revision).toBeGreaterThanOrEqual(last);
-        expect(evs[0].type === 'resync' && evs[0].entries.map((e) => e.key)).toEqual([h.key(0), h.key(2)].sort());
-        const r = await s.put(h.key(3), h.value(3, 1));
-        const more = await readUntil(w, (e) => e.length >= 1, 10_000);
-        await w.return?.();
-        expect(more.map((e) => [e.type, e.key, e.revision])).toEqual([['put', h.key(3), r]]);
+      // A store without history resyncs every watch from the past (tested above).
+      if (!h.compact) return expect(h.history).toBe(false);
+      const s = h.store;
+      await s.put(h.key(0), h.value(0, 1));
+      const r0 = (await s.list(h.prefix)).revision;
+      await s.put(h.key(1), h.value(1, 1));
+      await s.put(h.key(0), h.value(0, 2));
+      await s.delete(h.key(1));
+      const last = await s.put(h.key(2), h.value(2, 1));
+      await h.compact();
+      const w = s.watch(h.prefix, { fromRevision: r0 });
+      const evs = await readUntil(w, (e) => e.length >= 1, 10_000);
+      expect(evs[0].type).toBe('resync');
+      expect(evs[0].revision).toBeGreaterThanOrEqual(last);
+      expect(evs[0].type === 'resync' && evs[0].entries.map((e) => e.key)).toEqual([h.key(0), h.key(2)].sort());
+      const r = await s.put(h.key(3), h.value(3, 1));
+      const more = await readUntil(w, (e) => e.length >= 1, 10_000);
+      await w.return?.();
+      expect(more.map((e) => [e.type, e.key, e.revision])).toEqual([['put', h.key(3), r]]);
     });
 
     withH('leases: keys under a lease go when it is revoked (each a delete event); keep-alive and revoke of an unknown lease say false', async (h) => {
@@ -207,7 +207,7 @@ export function conformance(name: string, make: () => Promise<Harness>): void {
       await s.put(h.key(1), h.value(1, 1), { lease: lease.id });
       await s.put(h.key(2), h.value(2, 1));
       expect(await s.keepAlive(lease.id)).toBe(true);
-      const w = s.watch(h.prefix);
+      const w = s.watch(h.prefix, { fromRevision: (await s.list(h.prefix)).revision });
       expect(await s.revokeLease(lease.id)).toBe(true);
       const evs = await readUntil(w, (e) => e.length >= 2, 10_000, () => h.settle());
       await w.return?.();
@@ -230,7 +230,7 @@ export function conformance(name: string, make: () => Promise<Harness>): void {
         await h.settle();
         const seen = await h.observer.get(h.key(0));
         expect(seen && h.same(seen.value, h.value(0, 1))).toBe(true);
-        const w = h.observer.watch(h.prefix);
+        const w = h.observer.watch(h.prefix, { fromRevision: (await h.observer.list(h.prefix)).revision });
         await h.lapse(lease.ttlMs);
         const evs = await readUntil(w, (e) => e.some((x) => x.type === 'delete'), 15_000, () => h.settle());
         await w.return?.();

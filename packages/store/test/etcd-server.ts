@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { type Server, type Socket, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -111,5 +111,55 @@ export class EtcdServer {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
+  }
+}
+
+/**
+ * A TCP relay to an etcd that a test can cut (every connection dropped, new ones refused) and
+ * open again: a client partitioned from the store while the rest of the cluster goes on.
+ */
+export class CuttableProxy {
+  private readonly socks = new Set<Socket>();
+  private cut_ = false;
+  private constructor(
+    private readonly srv: Server,
+    readonly port: number,
+  ) {}
+
+  get endpoint(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  static async start(target: number): Promise<CuttableProxy> {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const p = new CuttableProxy(srv, (srv.address() as { port: number }).port);
+    srv.on('connection', (a) => {
+      if (p.cut_) return void a.destroy();
+      const b = connect(target, '127.0.0.1');
+      p.socks.add(a).add(b);
+      const drop = () => {
+        a.destroy();
+        b.destroy();
+        p.socks.delete(a);
+        p.socks.delete(b);
+      };
+      a.on('error', drop).on('close', drop).pipe(b);
+      b.on('error', drop).on('close', drop).pipe(a);
+    });
+    return p;
+  }
+
+  cut(): void {
+    this.cut_ = true;
+    for (const s of this.socks) s.destroy();
+    this.socks.clear();
+  }
+  open(): void {
+    this.cut_ = false;
+  }
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((r) => this.srv.close(r));
   }
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdStore, Keys, VerifyingStore, type KeyValue, type WatchEvent, sealSigned } from '../src/index.js';
 import { type Harness, conformance, readUntil } from './conformance.js';
-import { EtcdServer } from './etcd-server.js';
+import { CuttableProxy, EtcdServer } from './etcd-server.js';
 import { ENDPOINTS } from '../../agent/src/endpoints.js';
 import { generateSigningKey, signRecord } from '../../agent/src/records.js';
 import { agentRecordCodec } from '../../agent/src/store-gossip.js';
@@ -65,7 +65,7 @@ describe('etcd store', () => {
       owner.kill('SIGKILL');
       const evs = await readUntil(w, (e) => e.filter((x) => x.type === 'delete').length >= 5, 15_000);
       const goneMs = Date.now() - killedAt;
-      await w.return();
+      await w.return!();
       console.log(`etcd: owner killed → its 5 keys deleted after ${goneMs} ms (lease 10 s, keep-alive 3 s)`);
       expect(evs.filter((e) => e.type === 'delete').map((e) => e.key).sort()).toEqual(before.entries.map((e) => e.key));
       expect(goneMs).toBeLessThanOrEqual(11_000);
@@ -84,7 +84,10 @@ describe('etcd store', () => {
     // The writer's log: revision → what it did (only acknowledged writes are logged).
     const log = new Map<number, { type: 'put' | 'delete'; key: string; value?: string }>();
     const start = (await writer.list(prefix)).revision;
-    const readers = await Promise.all([0, 1].map(() => EtcdStore.connect({ hosts: srv.endpoint, reconnectMs: [300, 1500] })));
+    // Reader 0 talks to etcd directly; reader 1 through a relay the test cuts while etcd is
+    // restarted and compacted, so it comes back to a revision that is gone and must resync.
+    const proxy = await CuttableProxy.start(srv.clientPort);
+    const readers = await Promise.all([srv.endpoint, proxy.endpoint].map((hosts) => EtcdStore.connect({ hosts, reconnectMs: [200, 1000] })));
     const got: WatchEvent[][] = [[], []];
     const pumps = readers.map(async (r, i) => {
       for await (const ev of r.watch(prefix, { fromRevision: start })) got[i].push(ev);
@@ -138,15 +141,21 @@ describe('etcd store', () => {
       }
     })();
     try {
-      await new Promise((r) => setTimeout(r, 800));
+      const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      await pause(800);
+      proxy.cut();
+      await pause(300);
       await srv.kill();
-      await new Promise((r) => setTimeout(r, 500));
+      await pause(500);
       await srv.run();
-      await new Promise((r) => setTimeout(r, 300));
+      await pause(300);
+      const compactedAt = (await writer.list('/')).revision;
+      await writer.compact(compactedAt);
+      await pause(300);
+      proxy.open();
+      await pause(800);
       await writer.compact((await writer.list('/')).revision);
-      await new Promise((r) => setTimeout(r, 800));
-      await writer.compact((await writer.list('/')).revision);
-      await new Promise((r) => setTimeout(r, 500));
+      await pause(500);
       stop = true;
       await churn;
       const final = await writer.list(prefix);
@@ -156,8 +165,10 @@ describe('etcd store', () => {
       for (const r of readers) await r.close();
       await Promise.all(pumps);
       const deletes = [...log.values()].filter((e) => e.type === 'delete').length;
-      console.log(`etcd churn: ${log.size} acknowledged writes (${deletes} deletes, ${failed} failed while etcd was down), final revision ${final.revision}; reader resyncs ${readers.map((r) => r.counters.watch_resyncs).join('/')}, reconnects ${readers.map((r) => r.counters.watch_reconnects).join('/')}`);
+      console.log(`etcd churn: ${log.size} acknowledged writes (${deletes} deletes, ${failed} failed while etcd was down), compacted at ${compactedAt}, final revision ${final.revision}; reader (direct/cut) resyncs ${readers.map((r) => r.counters.watch_resyncs).join('/')}, reconnects ${readers.map((r) => r.counters.watch_reconnects).join('/')}`);
       expect(log.size).toBeGreaterThan(20);
+      expect(readers[0].counters.watch_reconnects).toBeGreaterThanOrEqual(1);
+      expect(readers[1].counters.watch_resyncs).toBeGreaterThanOrEqual(1);
       expect(deletes).toBeGreaterThan(0);
       for (const evs of got) checkAgainstLog(evs, log, start, final.entries);
     } finally {
@@ -165,6 +176,7 @@ describe('etcd store', () => {
       await churn;
       await writer.close();
       for (const r of readers) await r.close();
+      await proxy.close();
     }
   }, 60_000);
 
@@ -195,7 +207,7 @@ describe('etcd store', () => {
       srv.ctl(['put', keys.endpoint('net-a', 'node-b', 'ep-3')], misplaced);
       await raw.put(keys.endpoint('net-a', 'node-b', 'ep-4'), sealSigned(rec('node-b', 'ep-4', kB)));
       const evs = await readUntil(w, (e) => e.length >= 1, 10_000);
-      await w.return();
+      await w.return!();
       expect(evs.map((e) => [e.type, e.key])).toEqual([['put', keys.endpoint('net-a', 'node-b', 'ep-4')]]);
       expect((await store.list(keys.prefix('endpoints'))).entries.map((e) => e.key)).toEqual([keys.endpoint('net-a', 'node-b', 'ep-1'), keys.endpoint('net-a', 'node-b', 'ep-4')]);
       expect(await store.get(keys.endpoint('net-a', 'node-b', 'ep-2'))).toBeUndefined();
