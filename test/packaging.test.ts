@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+const UNIT = 'packaging/overlay-agent.service';
+
+/** The unit's sections as key → values (a key may repeat). Comments and blank lines skipped. */
+function parseUnit(text: string): Record<string, Record<string, string[]>> {
+  const out: Record<string, Record<string, string[]>> = {};
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const sec = /^\[(.+)\]$/.exec(line);
+    if (sec) {
+      section = sec[1];
+      out[section] ??= {};
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 1 || !section) throw new Error(`not a unit line: ${line}`);
+    (out[section][line.slice(0, eq)] ??= []).push(line.slice(eq + 1));
+  }
+  return out;
+}
+
+const hasSystemdAnalyze = spawnSync('sh', ['-c', 'command -v systemd-analyze']).status === 0;
+
+describe('systemd unit', () => {
+  const unit = parseUnit(readFileSync(UNIT, 'utf8'));
+  const svc = unit.Service;
+
+  it('is hardened: capabilities instead of root, read-only system, private tmp, no new privileges', () => {
+    expect(Object.keys(unit)).toEqual(['Unit', 'Service', 'Install']);
+    const one = (k: string) => {
+      expect(svc[k], k).toHaveLength(1);
+      return svc[k][0];
+    };
+    expect(one('DynamicUser')).toBe('yes');
+    expect(one('CapabilityBoundingSet').split(' ').sort()).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW']);
+    expect(one('AmbientCapabilities')).toBe(one('CapabilityBoundingSet'));
+    for (const [k, v] of Object.entries({ NoNewPrivileges: 'yes', ProtectSystem: 'strict', PrivateTmp: 'yes', ProtectHome: 'yes', ProtectKernelModules: 'yes', RestrictSUIDSGID: 'yes', DevicePolicy: 'closed', DeviceAllow: '/dev/net/tun rw', RestartPreventExitStatus: '2', KillSignal: 'SIGTERM' })) expect({ k, v: one(k) }).toEqual({ k, v });
+    // The only writable path is the runtime directory, where the control socket goes.
+    expect(one('ReadWritePaths')).toBe(`/run/${one('RuntimeDirectory')}`);
+    // The config (it holds keys) arrives as a credential; ExecStart runs the package's bin on it.
+    const [name, path] = one('LoadCredential').split(':');
+    expect(path).toBe('/etc/overlay/agent.yaml');
+    const exec = one('ExecStart').split(' ');
+    expect(exec.slice(2)).toEqual(['run', '--config', `\${CREDENTIALS_DIRECTORY}/${name}`]);
+    expect(exec[1].endsWith('/packages/agent/bin/agent.js')).toBe(true);
+    expect(existsSync(exec[1].replace(/^\/opt\/overlay\//, ''))).toBe(true);
+    expect(unit.Install.WantedBy).toEqual(['multi-user.target']);
+  });
+
+  it(hasSystemdAnalyze ? 'passes systemd-analyze verify without a warning' : 'parses (systemd-analyze is not on this machine)', () => {
+    if (!hasSystemdAnalyze) return; // the parse test above already ran on the same file
+    const r = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8', cwd: process.cwd() });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  });
+});
+
+describe('licence and package READMEs', () => {
+  it('LICENSE is Apache-2.0, as every package.json says', () => {
+    expect(readFileSync('LICENSE', 'utf8')).toMatch(/Apache License\s+Version 2\.0, January 2004/);
+    const pkgs = execFileSync('sh', ['-c', 'ls -d packages/*/package.json'], { encoding: 'utf8' }).trim().split('\n');
+    for (const p of pkgs) {
+      const j = JSON.parse(readFileSync(p, 'utf8')) as { name: string; license: string };
+      expect({ p, license: j.license }).toEqual({ p, license: 'Apache-2.0' });
+      const readme = p.replace('package.json', 'README.md');
+      expect(existsSync(readme), readme).toBe(true);
+      const text = readFileSync(readme, 'utf8');
+      expect(text.startsWith(`# ${j.name}\n`), readme).toBe(true);
+      // Links to docs resolve inside the repository.
+      for (const m of text.matchAll(/\]\((\.\.?\/[^)#]+)/g)) expect(existsSync(readme.replace(/README\.md$/, '') + m[1]), `${readme} → ${m[1]}`).toBe(true);
+    }
+  });
+});
