@@ -21,6 +21,8 @@ import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
 import { dataplaneStatus, describeStatus, formatStatus, withPeerTraffic } from './status.js';
 import { ServicesRuntime } from './services-run.js';
+import { LiveConfig } from './apply.js';
+import { applyCommand, controlCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 
@@ -117,9 +119,13 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   await io.bind(agent);
   agent.start();
   for (const n of cfg.networks) for (const e of n.endpoints) agent.publish({ name: n.name, vni: n.vni }, { id: e.id, mac: e.mac, ipv4: e.ipv4, ipv6: e.ipv6 });
+  // The config's policies (a `policy` filter per network with a device); apply/SIGHUP change it live (apply.ts).
+  const live = new LiveConfig({ cfg, agent, instances: () => services.local, dataplane: plane?.dp, log: (s) => log.info(s), policyLog: (e) => log.warn({ policy: e }, 'policy decision') });
   try {
     await services.start(agent, plane?.dp, new Map(plane?.host.devices.map((d) => [d.vni, d.mtu]) ?? []));
+    live.start();
   } catch (e) {
+    live.close();
     await services.stop().catch(() => undefined);
     agent.stop();
     await io.close();
@@ -132,7 +138,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
     const host = plane?.host;
     return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks) };
-  });
+  }, (line) => controlCommand(live, line));
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
         // Nothing half-started: the port is taken or not ours, so undo what runAgent opened.
@@ -150,7 +156,15 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     if (ok) log.info({ seeds: ok }, 'joined');
     else log.warn({ seeds: cfg.seeds.map((a) => `${a.ip}:${a.port}`) }, 'no seed answered yet; retrying in the background');
   }
+  /** Load `path` and apply it (all or nothing); what SIGHUP does with the file the agent started with. */
+  const reload = async (path: string) => {
+    const a = await controlCommand(live, `apply ${path}`);
+    if (a?.ok) return a.plan!;
+    log.error({ error: a?.error }, 'config not applied (nothing changed)');
+    return undefined;
+  };
   const stop = async () => {
+    live.close();
     await services.stop();
     await agent.leave(1000);
     control.close();
@@ -158,12 +172,16 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     await io.close();
     await plane?.host.close();
   };
-  return { agent, services, stop, metricsPort: metrics?.port };
+  return { agent, services, live, reload, stop, metricsPort: metrics?.port };
 }
 
 const USAGE = {
-  run: 'agent [run] --config FILE\n  Run the agent. SIGTERM/SIGINT leave the cluster gracefully, then exit 0.',
-  check: 'agent check --config FILE\n  Validate FILE completely (opens no device or socket); print a one-line summary.',
+  run: 'agent [run] --config FILE [--host NAME]\n  Run the agent. SIGTERM/SIGINT leave the cluster gracefully, then exit 0. SIGHUP re-reads FILE and applies it (all or nothing, as `apply`).',
+  check: 'agent check --config FILE [--host NAME]\n  Validate FILE completely (opens no device or socket); print a one-line summary. Every problem is listed with its path (/networks/0/subnet).',
+  plan: 'agent plan --config FILE [--from OLDFILE | --socket PATH] [--host NAME]\n  Print what applying FILE would change against the running agent (its control socket) or OLDFILE: networks, endpoints, services, instances, VIPs, policies; what needs a restart is marked.',
+  apply: 'agent apply --config FILE [--socket PATH] [--host NAME]\n  The running agent applies FILE atomically (tables, DNS, VIPs, policy): all of it or, on any problem, nothing. Prints the plan applied.',
+  import: 'agent import compose FILE\n  Print a Compose file\'s services, networks, healthchecks and deploy.endpoint_mode as our config (YAML); one warning per ignored key on stderr.',
+  schema: 'agent schema\n  Print the config file\'s JSON Schema (schema/agent-config.schema.json).',
   status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health, VIPs with backends), WireGuard peers, drops.',
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
@@ -171,7 +189,10 @@ type Command = keyof typeof USAGE;
 /** Every command, in usage order: the one list the help test walks. */
 export const COMMANDS = Object.keys(USAGE) as Command[];
 /** Options each command takes besides --help; anything else is a usage error (exit 2). */
-const COMMAND_OPTIONS: Record<Command, readonly string[]> = { run: ['config'], check: ['config'], status: ['config', 'socket', 'json'], keygen: [] };
+const COMMAND_OPTIONS: Record<Command, readonly string[]> = {
+  run: ['config', 'host'], check: ['config', 'host'], status: ['config', 'socket', 'json'], keygen: [],
+  plan: ['config', 'from', 'socket', 'host'], apply: ['config', 'socket', 'host'], import: [], schema: [],
+};
 export const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
 const usageAll = () => ['usage:', ...Object.values(USAGE).map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
 
@@ -189,29 +210,29 @@ function asConfigError(e: unknown, cfg: AgentConfig): unknown {
   const err = e as { code?: string; field?: string; message?: string } | undefined;
   if (e instanceof AgentConfigError || !err) return e;
   if (err.code === 'OVL_ERR_INVALID_CONFIG' && /mtu/i.test(err.field ?? '')) {
-    return new AgentConfigError('vtep', `the underlay link of ${cfg.vtep} is too small to carry the overlay (${err.message}); use a link with a larger MTU`);
+    return new AgentConfigError('/vtep', `the underlay link of ${cfg.vtep} is too small to carry the overlay (${err.message}); use a link with a larger MTU`);
   }
-  if (err.code === 'OVL_ERR_HOST_UNDERLAY_NOT_FOUND') return new AgentConfigError('vtep', `no link in this network namespace holds ${cfg.vtep}`);
+  if (err.code === 'OVL_ERR_HOST_UNDERLAY_NOT_FOUND') return new AgentConfigError('/vtep', `no link in this network namespace holds ${cfg.vtep}`);
   return e;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const usage = (msg: string) => (process.stderr.write(`agent: ${msg} (see agent --help)\n`), 2);
-  let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean };
+  let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean; host?: string; from?: string };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { config: { type: 'string', short: 'c' }, socket: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+      options: { config: { type: 'string', short: 'c' }, socket: { type: 'string' }, host: { type: 'string' }, from: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
     }));
   } catch (e) {
     return usage((e as Error).message);
   }
   const cmd = (positionals[0] ?? 'run') as Command;
   if (!Object.hasOwn(USAGE, cmd)) return usage(`unknown command ${JSON.stringify(positionals[0])}`);
-  if (positionals.length > 1) return usage(`unexpected argument ${JSON.stringify(positionals[1])}`);
+  if (positionals.length > (cmd === 'import' ? 3 : 1)) return usage(`unexpected argument ${JSON.stringify(positionals[cmd === 'import' ? 3 : 1])}`);
   if (values.version) {
     process.stdout.write(`agent ${version()}\n`);
     return 0;
@@ -227,6 +248,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(await keygen());
       return 0;
     }
+    const out = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
+    if (cmd === 'schema') return schemaCommand(out);
+    if (cmd === 'import') return importCommand(positionals[1], positionals[2], out);
+    if ((cmd === 'plan' || cmd === 'apply') && !values.config) return usage(`${cmd}: --config FILE required`);
+    if (cmd === 'plan') return await planCommand({ config: values.config!, from: values.from, socket: values.socket, host: values.host }, out);
+    if (cmd === 'apply') return await applyCommand({ config: values.config!, socket: values.socket, host: values.host }, out);
     if (cmd === 'status') {
       if (values.socket && values.config) return usage('status: give --socket or --config, not both');
       const sock = values.socket ?? (values.config ? loadConfig(values.config).controlSocket : undefined);
@@ -242,7 +269,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.config) return usage(`${cmd}: --config FILE required`);
-    const cfg = loadConfig(values.config);
+    const cfg = loadConfig(values.config, { host: values.host });
     if (cmd === 'check') {
       process.stdout.write(`ok ${summarizeConfig(cfg)}\n`);
       return 0;
@@ -253,11 +280,15 @@ export async function main(argv: string[]): Promise<number> {
     } catch (e) {
       throw asConfigError(e, cfg);
     }
+    const path = values.config;
+    const onHup = () => void running.reload(path).catch(() => undefined);
+    process.on('SIGHUP', onHup);
     await new Promise<void>((resolve) => {
       const onSig = () => resolve();
       process.once('SIGTERM', onSig);
       process.once('SIGINT', onSig);
     });
+    process.off('SIGHUP', onHup);
     await running.stop();
     return 0;
   } catch (e) {

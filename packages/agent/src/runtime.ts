@@ -342,7 +342,11 @@ export function createRealIo(listen: Addr, options: RealIoOptions = {}): RealIo 
 }
 
 /** Serve `status()` JSON on a unix socket (mode 0600): a client writes "status\n" and reads to EOF. */
-export async function serveControl(path: string, status: () => unknown): Promise<net.Server> {
+/**
+ * The control socket: one line in, one JSON answer out. `status` answers `status()`; any other
+ * line goes to `command` (e.g. `config`, `apply PATH`: cli.ts), whose answer (or `{error}`) is sent.
+ */
+export async function serveControl(path: string, status: () => unknown, command?: (line: string) => unknown): Promise<net.Server> {
   try {
     unlinkSync(path);
   } catch {
@@ -350,8 +354,16 @@ export async function serveControl(path: string, status: () => unknown): Promise
   }
   const srv = net.createServer((sock) => {
     sock.once('data', (d) => {
-      if (d.toString().trim() === 'status') sock.end(JSON.stringify(status()) + '\n');
-      else sock.end('{"error":"unknown command"}\n');
+      const line = d.toString().trim();
+      if (line === 'status') sock.end(JSON.stringify(status()) + '\n');
+      else if (command) {
+        Promise.resolve()
+          .then(() => command(line))
+          .then(
+            (r) => sock.end(JSON.stringify(r ?? { error: 'unknown command' }) + '\n'),
+            (e: Error) => sock.end(JSON.stringify({ error: e.message, code: (e as { code?: string }).code }) + '\n'),
+          );
+      } else sock.end('{"error":"unknown command"}\n');
     });
     sock.on('error', () => {});
   });
@@ -364,12 +376,12 @@ export async function serveControl(path: string, status: () => unknown): Promise
   return srv;
 }
 
-export function queryControl(path: string, timeoutMs = 3000): Promise<unknown> {
+export function queryControl(path: string, timeoutMs = 3000, command = 'status'): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
     let out = '';
     const t = setTimeout(() => (sock.destroy(), reject(new Error('timeout'))), timeoutMs);
-    sock.on('connect', () => sock.write('status\n'));
+    sock.on('connect', () => sock.write(`${command}\n`));
     sock.on('data', (d) => (out += d));
     sock.on('end', () => {
       clearTimeout(t);

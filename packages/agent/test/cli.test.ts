@@ -275,7 +275,7 @@ describe('agent CLI', () => {
       ip('-n', ns, 'link', 'set', 'ul1', 'up');
       const r = await agent(['--config', file], ['ip', 'netns', 'exec', ns]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/^agent: vtep: /);
+      expect(r.stderr).toMatch(/^agent: \/vtep: /);
       expect(r.stderr).toMatch(/198\.18\.0\.1/);
     } finally {
       try {

@@ -1,0 +1,172 @@
+/**
+ * The running agent's config, changed in place: `agent apply`, SIGHUP, and the policy filter the
+ * config's `policies` install.
+ *
+ * apply(next) is all or nothing:
+ * 1. plan the change (plan.ts); any change that needs a restart (host settings, a network's VNI,
+ *    subnet or device, the endpoint that is the TAP) refuses the whole config;
+ * 2. build everything new first: the identity table's entries (checked), the new filters for
+ *    networks that get a policy, every instance spec; a failure here changes nothing;
+ * 3. swap: policies (`setPolicy` swaps the compiled rules in one assignment; tracked flows are
+ *    re-judged on their next packet by generation, so flows both versions allow go on), the
+ *    identity table (one rebuild), endpoint records, then service instances (records; DNS and
+ *    VIPs follow the records through the service view).
+ *
+ * Groups for policies: an endpoint's `groups`, and every instance's endpoint address is in the
+ * group named like its service. Addresses are the ones this file declares (a cluster file
+ * declares every host's).
+ */
+import { type Dataplane } from '@overlay/dataplane';
+import { IdentityTable, PolicyFilter, type PolicyLogEntry } from '@overlay/services';
+import type { AgentConfig, PolicyConfig, ServiceConfig, ServiceInstanceConfig } from './config-types.js';
+import { AgentConfigError } from './config-types.js';
+import { formatPlan, plan, planView, type Plan } from './plan.js';
+import type { LocalInstance } from './services-local.js';
+
+/** The agent as apply uses it (Agent satisfies it). */
+export interface EndpointPublisher {
+  publish(network: { name: string; vni: number }, ep: { id: string; mac: Uint8Array; ipv4?: Uint8Array; ipv6?: Uint8Array }): unknown;
+  unpublish(network: string, id: string): boolean;
+}
+/** The local services as apply uses them (ServicesRuntime.local satisfies it). */
+export interface InstanceControl {
+  add(inst: LocalInstance): void;
+  remove(network: string, id: string): boolean;
+}
+
+export function identityEntries(c: AgentConfig): [string, string[]][] {
+  const m = new Map<string, Set<string>>();
+  const put = (a: string | undefined, gs: Iterable<string>) => {
+    if (!a) return;
+    const s = m.get(a) ?? new Set<string>();
+    for (const g of gs) s.add(g);
+    m.set(a, s);
+  };
+  for (const n of c.networks) {
+    const eps = [...n.endpoints, ...n.remote];
+    for (const e of eps) put(e.ipv4Text, e.groups);
+    for (const s of c.services.filter((x) => x.network === n.name)) {
+      const ids = new Set([...s.instances.map((i) => i.endpoint)]);
+      for (const e of eps) if (ids.has(e.id)) put(e.ipv4Text, [s.name]);
+    }
+  }
+  // Remote instances of a cluster file: their endpoints are in `remote`; instances name them.
+  return [...m].filter(([, g]) => g.size).map(([a, g]) => [a, [...g].sort()]);
+}
+
+export function instanceSpec(s: ServiceConfig, i: ServiceInstanceConfig): LocalInstance {
+  return { network: s.network, service: s.name, id: i.id, endpoint: i.endpoint, ipv4: i.ipv4, ipv6: i.ipv6, ports: i.ports, mode: s.endpointMode, vip: s.vip, ttl: s.ttl, health: s.healthcheck };
+}
+const instanceKey = (s: ServiceConfig, i: ServiceInstanceConfig) => `${s.network}/${s.name}/${i.id}`;
+
+export interface LiveConfigOptions {
+  cfg: AgentConfig;
+  agent: EndpointPublisher;
+  instances: () => InstanceControl | undefined;
+  dataplane?: Dataplane;
+  log: (s: string) => void;
+  /** Where the filters' decision log goes (default: the filter's own, stderr JSON). */
+  policyLog?: (e: PolicyLogEntry) => void;
+}
+
+export class LiveConfig {
+  cfg: AgentConfig;
+  readonly identity = new IdentityTable();
+  /** The `policy` stage per VNI this class installed. */
+  readonly filters = new Map<number, PolicyFilter>();
+  applied = 0;
+
+  constructor(private readonly o: LiveConfigOptions) {
+    this.cfg = o.cfg;
+  }
+
+  /** Install the config's policies (the agent's start); throws before any stage is added if one cannot be built. */
+  start(): void {
+    this.identity.replace(identityEntries(this.cfg));
+    const built = this.buildFilters(this.cfg.policies);
+    for (const [vni, f] of built) {
+      this.o.dataplane!.addStage(vni, f);
+      this.filters.set(vni, f);
+    }
+  }
+
+  private buildFilters(policies: readonly PolicyConfig[]): Map<number, PolicyFilter> {
+    const out = new Map<number, PolicyFilter>();
+    if (!this.o.dataplane) return out;
+    for (const p of policies) {
+      const net = this.cfg.networks.find((n) => n.name === p.network);
+      if (!net?.device || this.filters.has(p.vni)) continue;
+      out.set(p.vni, new PolicyFilter({ policy: p.policy, identity: this.identity, log: this.o.policyLog }));
+    }
+    return out;
+  }
+
+  /** What apply(next) would do. */
+  plan(next: AgentConfig): Plan {
+    return plan(planView(this.cfg), planView(next));
+  }
+
+  /** Apply `next` completely or not at all (see the file comment). Returns the plan applied. */
+  apply(next: AgentConfig): Plan {
+    const p = this.plan(next);
+    const refused = p.changes.filter((c) => c.restart);
+    if (refused.length) {
+      throw AgentConfigError.of(refused.map((c) => ({ path: `${c.area} ${c.key}`, message: `changes (${c.op === '~' ? `${c.from} -> ${c.to}` : c.op === '+' ? 'added' : 'removed'}) and that needs a restart; nothing was applied` })));
+    }
+    // Build: nothing below mutates until every piece is ready.
+    const entries = identityEntries(next);
+    const probe = new IdentityTable();
+    probe.replace(entries); // throws on a bad entry, before anything changes
+    const newFilters = this.buildFilters(next.policies);
+    const oldPol = new Map(this.cfg.policies.map((x) => [x.vni, x]));
+    const nextPol = new Map(next.policies.map((x) => [x.vni, x]));
+    const oldInst = new Map(this.cfg.services.flatMap((s) => s.instances.map((i) => [instanceKey(s, i), instanceSpec(s, i)] as const)));
+    const nextInst = new Map(next.services.flatMap((s) => s.instances.map((i) => [instanceKey(s, i), instanceSpec(s, i)] as const)));
+    const svcText = (c: AgentConfig) => new Map(c.services.map((s) => [`${s.network}/${s.name}`, JSON.stringify([s.endpointMode, s.vipText, s.ttl, s.healthcheck])]));
+    const oldSvc = svcText(this.cfg);
+    const nextSvc = svcText(next);
+    const local = this.o.instances();
+    // Swap.
+    for (const [vni, f] of this.filters) {
+      const np = nextPol.get(vni);
+      if (!np) {
+        this.o.dataplane?.removeStage(vni, 'policy');
+        this.filters.delete(vni);
+      } else if (JSON.stringify(np.policy) !== JSON.stringify(oldPol.get(vni)?.policy)) f.setPolicy(np.policy);
+    }
+    this.identity.replace(entries);
+    for (const [vni, f] of newFilters) {
+      this.o.dataplane!.addStage(vni, f);
+      this.filters.set(vni, f);
+    }
+    const eps = (c: AgentConfig) => new Map(c.networks.flatMap((n) => n.endpoints.filter((e) => !e.device).map((e) => [`${n.name}/${e.id}`, { n, e }] as const)));
+    const oldEps = eps(this.cfg);
+    const nextEps = eps(next);
+    for (const [k, { n, e }] of oldEps) if (!nextEps.has(k)) this.o.agent.unpublish(n.name, e.id);
+    for (const [k, { n, e }] of nextEps) {
+      const was = oldEps.get(k)?.e;
+      if (!was || was.macText !== e.macText || was.ipv4Text !== e.ipv4Text || was.ipv6Text !== e.ipv6Text) this.o.agent.publish({ name: n.name, vni: n.vni }, { id: e.id, mac: e.mac, ipv4: e.ipv4, ipv6: e.ipv6 });
+    }
+    if (local) {
+      for (const [k, spec] of oldInst) if (!nextInst.has(k)) local.remove(spec.network, spec.id);
+      for (const [k, spec] of nextInst) {
+        const was = oldInst.get(k);
+        const svc = `${spec.network}/${spec.service}`;
+        const same = was && JSON.stringify([was.endpoint, was.ports]) === JSON.stringify([spec.endpoint, spec.ports]) && oldSvc.get(svc) === nextSvc.get(svc)
+          && oldEps.get(`${spec.network}/${spec.endpoint}`)?.e.ipv4Text === nextEps.get(`${spec.network}/${spec.endpoint}`)?.e.ipv4Text;
+        if (!same) local.add(spec);
+      }
+    }
+    this.cfg = next;
+    this.applied++;
+    this.o.log(`config applied (${p.live} change${p.live === 1 ? '' : 's'}):\n${formatPlan(p).trimEnd()}`);
+    return p;
+  }
+
+  /** Remove the stages this class installed. */
+  close(): void {
+    for (const vni of this.filters.keys()) this.o.dataplane?.removeStage(vni, 'policy');
+    for (const f of this.filters.values()) f.detach();
+    this.filters.clear();
+  }
+}
