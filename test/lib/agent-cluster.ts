@@ -91,8 +91,9 @@ export class AgentCluster {
         return exited;
       },
     };
-    // Wait for the control socket.
-    const deadline = Date.now() + 20_000;
+    // Wait for the control socket (tsx compiles the agent's sources at start: seconds on an idle
+    // machine, tens of seconds when the machine is loaded).
+    const deadline = Date.now() + 45_000;
     for (;;) {
       try {
         await p.status();
