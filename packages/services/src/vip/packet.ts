@@ -25,3 +25,19 @@ export function ipv4Total(d: Uint8Array, l3: number, end: number): number {
 export function tcpSeqEnd(d: Uint8Array, l4: number, l4len: number, flags: number): number {
   return (read32(d, l4 + 4) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & 2 ? 1 : 0) + (flags & 1 ? 1 : 0)) | 0;
 }
+
+/** A 32-bit key for the IPv6 address at `d[at .. at + 16)` (the tables' key; equal keys are compared byte for byte). */
+export function addressKey6(d: Uint8Array, at: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 16; i += 4) {
+    h = Math.imul(h ^ read32(d, at + i), 0x01000193);
+    h ^= h >>> 15;
+  }
+  return h | 0;
+}
+
+/** `a[ai .. ai + 16)` equals `b[bi .. bi + 16)`. */
+export function equal16(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
+  for (let i = 0; i < 16; i++) if (a[ai + i] !== b[bi + i]) return false;
+  return true;
+}

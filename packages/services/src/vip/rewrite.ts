@@ -84,3 +84,20 @@ export function writeRst(
   d[tcp + 17] = sum & 0xff;
   return RST_FRAME_LENGTH;
 }
+
+/**
+ * Adjust the 16-bit ones'-complement checksum at `at` for the 16 bytes at `old[oo..]` changing
+ * to those at `to[no..]` (an IPv6 address in the pseudo-header). Call before overwriting.
+ */
+export function checksumReplace128(d: Uint8Array, at: number, old: Uint8Array, oo: number, to: Uint8Array, no: number): void {
+  let s = ~((d[at] << 8) | d[at + 1]) & 0xffff;
+  for (let i = 0; i < 16; i += 2) {
+    s += ~((old[oo + i] << 8) | old[oo + i + 1]) & 0xffff;
+    s += (to[no + i] << 8) | to[no + i + 1];
+  }
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  s = ~s & 0xffff;
+  d[at] = s >>> 8;
+  d[at + 1] = s & 0xff;
+}

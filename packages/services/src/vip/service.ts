@@ -1,11 +1,12 @@
-import { OverlayError, macHi, macLo, parseIpv4Address, parseMac } from '@overlay/dataplane';
+import { OverlayError, macHi, macLo, parseIpAddress, parseMac } from '@overlay/dataplane';
 import { MAGLEV_SIZE, maglevTable } from './maglev.js';
+import { addressKey6, read32 } from './packet.js';
 
 /** What the control plane says about one instance behind a VIP. */
 export interface VipBackend {
   /** Stable instance id: the Maglev table is a function of the healthy ids. */
   id: string;
-  /** The instance's overlay IPv4 address. */
+  /** The instance's overlay address, of the VIP's family. */
   ip: string;
   /** The instance's MAC on the overlay (the FDB forwards to it). */
   mac: string;
@@ -20,12 +21,12 @@ export interface VipBackend {
 }
 
 export interface VipSpec {
-  /** The virtual IPv4 address on the network. */
+  /** The virtual IPv4 or IPv6 address on the network. */
   vip: string;
   /** TCP/UDP ports the VIP serves; other ports are dropped (`port_closed`). Absent or empty: every port. */
   ports?: readonly number[];
   backends: readonly VipBackend[];
-  /** The MAC the VIP answers ARP with and sends replies from. Default 0e:00 + the VIP's 4 bytes (locally administered). */
+  /** The MAC the VIP answers ARP (ND) with and sends replies from. Default 0e:00 + the IPv4 VIP's 4 bytes, 0e:06 + an IPv6 VIP's last 4 (locally administered). */
   mac?: string;
   /** dnsrr: no VIP (clients get the instances from DNS); setVip then removes any VIP at this address. Default vip. */
   endpointMode?: 'vip' | 'dnsrr';
@@ -48,7 +49,10 @@ const STATES = { healthy: BACKEND_HEALTHY, draining: BACKEND_DRAINING, down: BAC
 /** One backend as the translator keeps it. */
 export interface Backend {
   id: string;
+  /** IPv4: the address; IPv6: its key (addressKey6). */
   ip: number;
+  /** IPv6: the address. */
+  ip6: Uint8Array | undefined;
   macHi: number;
   macLo: number;
   state: number;
@@ -59,7 +63,11 @@ export interface Backend {
 
 /** A VIP compiled for the hot path: the Maglev table maps straight to backend address and MAC. */
 export class VipService {
+  readonly family: 4 | 6;
+  /** IPv4: the address; IPv6: its key (addressKey6). */
   readonly vip: number;
+  /** The address's bytes (4 or 16). */
+  readonly vipBytes: Uint8Array;
   readonly macHi: number;
   readonly macLo: number;
   /** Bit per port, or null for every port. */
@@ -70,6 +78,8 @@ export class VipService {
   readonly healthyIp: Int32Array;
   readonly healthyMacHi: Int32Array;
   readonly healthyMacLo: Int32Array;
+  /** IPv6: 16 bytes per healthy backend. */
+  readonly healthyIp6: Uint8Array;
   /** 1 where the healthy backend is local (hairpin). */
   readonly healthyLocal: Uint8Array;
 
@@ -77,8 +87,11 @@ export class VipService {
   readonly healthyKey: string;
 
   constructor(spec: VipSpec, backends: Backend[], previous?: VipService) {
-    this.vip = parseIpv4Address(spec.vip) | 0;
-    const mac = spec.mac === undefined ? 0x0e00_0000_0000 + (this.vip >>> 0) : parseMac(spec.mac);
+    const a = parseIpAddress(spec.vip);
+    this.family = a.family;
+    this.vipBytes = a.bytes;
+    this.vip = a.family === 4 ? read32(a.bytes, 0) : addressKey6(a.bytes, 0);
+    const mac = spec.mac !== undefined ? parseMac(spec.mac) : (a.family === 4 ? 0x0e00_0000_0000 : 0x0e06_0000_0000) + (read32(a.bytes, a.bytes.length - 4) >>> 0);
     this.macHi = macHi(mac);
     this.macLo = macLo(mac);
     if (spec.ports === undefined || spec.ports.length === 0) this.ports = null;
@@ -94,6 +107,8 @@ export class VipService {
     this.healthyIp = Int32Array.from(healthy, (b) => b.ip);
     this.healthyMacHi = Int32Array.from(healthy, (b) => b.macHi);
     this.healthyMacLo = Int32Array.from(healthy, (b) => b.macLo);
+    this.healthyIp6 = new Uint8Array(this.family === 6 ? healthy.length * 16 : 0);
+    if (this.family === 6) healthy.forEach((b, i) => this.healthyIp6.set(b.ip6!, i * 16));
     this.healthyLocal = Uint8Array.from(healthy, (b) => (b.local ? 1 : 0));
   }
 
@@ -110,10 +125,11 @@ export class VipService {
 /** Validate a spec into backends (typed errors naming the field); `now` and `drainMs` start drain timers. */
 export function compileBackends(spec: VipSpec, previous: VipService | undefined, now: number, drainMs: number): Backend[] {
   if (typeof spec !== 'object' || spec === null) throw new VipConfigError('spec', 'must be an object');
+  let family: 4 | 6;
   try {
-    parseIpv4Address(spec.vip);
+    family = parseIpAddress(spec.vip).family;
   } catch {
-    throw new VipConfigError('vip', `not an IPv4 address: ${JSON.stringify(String(spec.vip).slice(0, 64))}`);
+    throw new VipConfigError('vip', `not an IPv4 or IPv6 address: ${JSON.stringify(String(spec.vip).slice(0, 64))}`);
   }
   if (spec.mac !== undefined) {
     try {
@@ -132,11 +148,15 @@ export function compileBackends(spec: VipSpec, previous: VipService | undefined,
     if (ids.has(b.id)) throw new VipConfigError(`backends[${i}].id`, `duplicate id ${JSON.stringify(b.id)}`);
     ids.add(b.id);
     let ip: number;
+    let ip6: Uint8Array | undefined;
     let mac: number;
     try {
-      ip = parseIpv4Address(b.ip) | 0;
+      const a = parseIpAddress(b.ip);
+      if (a.family !== family) throw new Error('family');
+      ip = family === 4 ? read32(a.bytes, 0) : addressKey6(a.bytes, 0);
+      if (family === 6) ip6 = a.bytes;
     } catch {
-      throw new VipConfigError(`backends[${i}].ip`, `not an IPv4 address: ${JSON.stringify(String(b.ip).slice(0, 64))}`);
+      throw new VipConfigError(`backends[${i}].ip`, `not an IPv${family} address (the VIP's family): ${JSON.stringify(String(b.ip).slice(0, 64))}`);
     }
     if (ips.has(ip)) throw new VipConfigError(`backends[${i}].ip`, `duplicate address ${b.ip}`);
     ips.add(ip);
@@ -151,6 +171,6 @@ export function compileBackends(spec: VipSpec, previous: VipService | undefined,
     // A drain timer runs from the first record that said draining; a repeated draining record keeps it.
     const before = previous?.backendByIp(ip);
     const drainUntil = state !== BACKEND_DRAINING ? -1 : before?.state === BACKEND_DRAINING && before.id === b.id ? before.drainUntil : now + drainMs;
-    return { id: b.id, ip, macHi: macHi(mac), macLo: macLo(mac), state, local: b.local === true, drainUntil };
+    return { id: b.id, ip, ip6, macHi: macHi(mac), macLo: macLo(mac), state, local: b.local === true, drainUntil };
   });
 }

@@ -1,34 +1,18 @@
 import {
-  ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, isEthernetIpv4Arp, parseIpv4Address, readMacHi, readMacLo,
+  ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, formatIpAddress, isEthernetIpv4Arp, parseIpAddress, readMacHi, readMacLo,
   rewriteArpRequestAsReply, writeMacParts, type Stage, type StageContext,
 } from '@overlay/dataplane';
 import { Conntrack, OPEN_FULL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
 import { MAGLEV_SIZE, flowHash } from './maglev.js';
-import { ipv4Total, read32, tcpSeqEnd } from './packet.js';
+import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, VIP_COUNTERS, VIP_DROP_REASONS, type VipCounter, type VipDropReason } from './shared.js';
+import { addressKey6, equal16, ipv4Total, read32, tcpSeqEnd } from './packet.js';
+import { Vip6Path } from './translator6.js';
 import { rewriteIpv4Address, writeRst } from './rewrite.js';
 import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type Backend, type VipSpec } from './service.js';
 
-/** The translator's drop reasons (stage reasons: counted in the dataplane's `stats().stages.vip`). Append-only. */
-export const VIP_DROP_REASONS = ['malformed', 'fragment', 'unsupported_protocol', 'port_closed', 'no_backend', 'table_full', 'tuple_clash'] as const;
-export type VipDropReason = (typeof VIP_DROP_REASONS)[number];
+export { VIP_COUNTERS, VIP_DROP_REASONS, type VipCounter, type VipDropReason };
 const D = Object.fromEntries(VIP_DROP_REASONS.map((r, i) => [r, dropVerdict(i)])) as Record<VipDropReason, number>;
 
-/** Event counters of the translator. Append-only. */
-export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired', 'hairpinned', 'hairpin_replies'] as const;
-export type VipCounter = (typeof VIP_COUNTERS)[number];
-
-// Per-flow words in Conntrack.aux.
-const A_CLI_HI = 0;
-const A_CLI_LO = 1;
-const A_BE_HI = 2;
-const A_BE_LO = 3;
-/** Next sequence number the client will send (its last segment's end): the RST's ack. */
-const A_CLI_NXT = 4;
-/** Next sequence number the backend will send: the RST's seq, which the client accepts (RFC 5961 §3.2 wants it exact). */
-const A_SRV_NXT = 5;
-/** The VIP's MAC, so replies need no second lookup. */
-const A_VIP_HI = 6;
-const A_VIP_LO = 7;
 
 export interface VipTranslatorOptions {
   /** Flows tracked at most (default 65536). A full table refuses new flows, counted as `table_full`. */
@@ -71,17 +55,21 @@ export class VipTranslator implements Stage {
   readonly tickMs: number;
   private readonly clock: () => number;
   private readonly timers: boolean;
-  /** (0, vip) → index in `services`. */
-  private readonly vipIndex = new PairTable(4096, 16);
-  /** (0, backend ip) → how many VIPs list it (outside's quick test). */
-  private readonly backendIndex = new PairTable(1 << 20, 16);
-  /** (0, backend ip) → how many VIPs list it as local (inside's hairpin-reply test; empty: skipped). */
-  private readonly localIndex = new PairTable(1 << 20, 16);
-  private readonly services: (VipService | undefined)[] = [];
+  // The tables below are shared with the IPv6 path (translator6.ts); keys (0, IPv4 address) or (6, addressKey6).
+  /** vip → index in `services`. */
+  readonly vipIndex = new PairTable(4096, 16);
+  /** backend → how many VIPs list it (outside's quick test). */
+  readonly backendIndex = new PairTable(1 << 20, 16);
+  /** backend → how many VIPs list it as local (inside's hairpin-reply test; empty: skipped). */
+  readonly localIndex = new PairTable(1 << 20, 16);
+  readonly services: (VipService | undefined)[] = [];
+  /** The IPv6 path, made with the first IPv6 VIP. */
+  v6: Vip6Path | undefined;
+  private readonly options: VipTranslatorOptions;
   private ctx: StageContext | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The clock as of the last tick or control call: one read per tick, not per packet. */
-  private now: number;
+  now: number;
 
   constructor(o: VipTranslatorOptions = {}) {
     this.clock = o.clock ?? (() => performance.now());
@@ -90,6 +78,7 @@ export class VipTranslator implements Stage {
     this.tickMs = o.tickMs ?? 250;
     if (!(this.drainMs >= 0 && this.drainMs <= 2 ** 40)) throw new InvalidConfigError('drainMs', `must be a non-negative number of ms, got ${this.drainMs}`);
     this.now = this.clock();
+    this.options = o;
     this.conntrack = new Conntrack({ capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
   }
 
@@ -111,13 +100,14 @@ export class VipTranslator implements Stage {
   tick(): void {
     const now = (this.now = this.clock());
     this.conntrack.advance(now);
+    this.v6?.conntrack.advance(now);
     for (const svc of this.services) {
       if (svc === undefined) continue;
       for (const b of svc.backends) {
         if (b.state === BACKEND_DRAINING && b.drainUntil >= 0 && b.drainUntil <= now) {
           b.drainUntil = -1;
           this.counters.add(this.counters.at.drains_expired);
-          this.resetFlows(svc.vip, new Set([b.ip]));
+          this.resetFlows(svc, new Set([b.ip]));
         }
       }
     }
@@ -134,16 +124,20 @@ export class VipTranslator implements Stage {
     const previous = prevAt >= 0 ? this.services[prevAt] : undefined;
     const backends = compileBackends(spec, previous, this.now, this.drainMs);
     const svc = new VipService(spec, backends, previous);
+    if (svc.family === 6 && this.v6 === undefined) {
+      const o = this.options;
+      this.v6 = new Vip6Path(this, { capacity: this.conntrack.capacity, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
+    }
     let at = prevAt;
     if (at < 0) {
       at = this.services.indexOf(undefined);
       if (at < 0) at = this.services.length;
-      const e = this.vipIndex.insert(0, svc.vip);
+      const e = this.vipIndex.insert(svc.family === 6 ? 6 : 0, svc.vip);
       if (e < 0) throw new InvalidConfigError('vip', `at most ${this.vipIndex.maxEntries} VIPs per network`);
       this.vipIndex.va[e] = at;
     }
-    for (const b of svc.backends) this.refBackend(b, 1);
-    if (previous) for (const b of previous.backends) this.refBackend(b, -1);
+    for (const b of svc.backends) this.refBackend(svc, b, 1);
+    if (previous) for (const b of previous.backends) this.refBackend(previous, b, -1);
     this.services[at] = svc;
     // Flows of backends now down or gone are reset; draining ones keep theirs (drainUntil).
     if (previous) {
@@ -153,7 +147,7 @@ export class VipTranslator implements Stage {
         if (now === undefined || now.state === BACKEND_DOWN) gone.add(b.ip);
       }
       for (const b of svc.backends) if (b.state === BACKEND_DRAINING && b.drainUntil <= this.now) gone.add(b.ip);
-      if (gone.size > 0) this.resetFlows(svc.vip, gone);
+      if (gone.size > 0) this.resetFlows(svc, gone);
     }
   }
 
@@ -163,18 +157,18 @@ export class VipTranslator implements Stage {
     if (at < 0) return;
     const svc = this.services[at]!;
     this.services[at] = undefined;
-    this.vipIndex.remove(0, svc.vip);
-    for (const b of svc.backends) this.refBackend(b, -1);
-    this.resetFlows(svc.vip, new Set(svc.backends.map((b) => b.ip)));
+    this.vipIndex.remove(svc.family === 6 ? 6 : 0, svc.vip);
+    for (const b of svc.backends) this.refBackend(svc, b, -1);
+    this.resetFlows(svc, new Set(svc.backends.map((b) => b.ip)));
   }
 
   vips(): string[] {
-    return this.services.filter((s) => s !== undefined).map((s) => formatIp(s.vip));
+    return this.services.filter((s) => s !== undefined).map((s) => formatIpAddress(s.family, s.vipBytes));
   }
 
   stats(): { flows: number; capacity: number; vips: number; counters: Record<VipCounter, number>; drops: Record<VipDropReason, number>; conntrack: ReturnType<Conntrack['counters']['snapshot']> } {
     return {
-      flows: this.conntrack.size,
+      flows: this.conntrack.size + (this.v6?.conntrack.size ?? 0),
       capacity: this.conntrack.capacity,
       vips: this.services.filter((s) => s !== undefined).length,
       counters: this.counters.snapshot(),
@@ -184,39 +178,52 @@ export class VipTranslator implements Stage {
   }
 
   private findVip(vip: string): number {
-    let ip: number;
+    let a: ReturnType<typeof parseIpAddress>;
     try {
-      ip = parseIpv4Address(vip) | 0;
+      a = parseIpAddress(vip);
     } catch {
       return -1;
     }
-    const e = this.vipIndex.find(0, ip);
+    const e = a.family === 4 ? this.vipIndex.find(0, read32(a.bytes, 0)) : this.vipIndex.find(6, addressKey6(a.bytes, 0));
     return e < 0 ? -1 : this.vipIndex.va[e];
   }
 
-  private refBackend(b: Backend, delta: number): void {
-    refCount(this.backendIndex, b.ip, delta);
-    if (b.local) refCount(this.localIndex, b.ip, delta);
+  private refBackend(svc: VipService, b: Backend, delta: number): void {
+    const f = svc.family === 6 ? 6 : 0;
+    refCount(this.backendIndex, f, b.ip, delta);
+    if (b.local) refCount(this.localIndex, f, b.ip, delta);
   }
 
-  /** RST every TCP flow from `vip` to a backend in `ips` towards its client; forget every such flow. One scan (control path). */
-  private resetFlows(vip: number, ips: ReadonlySet<number>): void {
-    const ct = this.conntrack;
+  /** Count a drop reason; its verdict. (The IPv6 path's drops.) */
+  dropAs(reason: VipDropReason): number {
+    return this.drop(D[reason]);
+  }
+
+  /** RST every TCP flow from `svc`'s VIP to a backend in `ips` towards its client; forget every such flow. One scan (control path). */
+  private resetFlows(svc: VipService, ips: ReadonlySet<number>): void {
+    const v6 = svc.family === 6 ? this.v6 : undefined;
+    const ct = v6 ? v6.conntrack : this.conntrack;
     ct.forEach((e) => {
-      if (ct.vip[e] !== vip || !ips.has(ct.backend[e])) return;
-      if (ct.proto[e] === PROTO_TCP && ct.state[e] !== ST_TCP_CLOSING) this.sendRst(e);
+      if (ct.vip[e] !== svc.vip || !ips.has(ct.backend[e]) || (v6 && !equal16(v6.vipOf(e), 0, svc.vipBytes, 0))) return;
+      if (ct.proto[e] === PROTO_TCP && ct.state[e] !== ST_TCP_CLOSING) this.sendRst(e, v6);
       ct.remove(e);
       this.counters.add(this.counters.at.flows_reset);
     });
   }
 
-  private sendRst(e: number): void {
+  private sendRst(e: number, v6: Vip6Path | undefined): void {
     const ctx = this.ctx;
     if (ctx === undefined) return;
     const pool = ctx.pool;
     const slot = pool.acquire();
     if (slot < 0) {
       this.counters.add(this.counters.at.rst_no_slot);
+      return;
+    }
+    if (v6) {
+      pool.len[slot] = v6.writeRst(e, pool.data, pool.off[slot]);
+      this.counters.add(this.counters.at.rst_sent);
+      ctx.toDevice(slot);
       return;
     }
     const ct = this.conntrack;
@@ -241,7 +248,8 @@ export class VipTranslator implements Stage {
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
     if (ctx.etherType === ETHERTYPE_ARP) return this.answerArp(ctx, slot, end);
-    if (ctx.etherType !== ETHERTYPE_IPV4 || l3 + 20 > end) return PASS;
+    if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.inside(ctx, slot) : PASS;
+    if (l3 + 20 > end) return PASS;
     const dst = read32(d, l3 + 16);
     const vi = this.vipIndex.find(0, dst);
     if (vi < 0) return PASS;
@@ -348,7 +356,7 @@ export class VipTranslator implements Stage {
   }
 
   outside(ctx: StageContext, slot: number): number {
-    if (ctx.etherType !== ETHERTYPE_IPV4) return PASS;
+    if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.outside(ctx, slot) : PASS;
     const pool = ctx.pool;
     const d = pool.data;
     const l3 = ctx.l3;
@@ -404,13 +412,9 @@ export class VipTranslator implements Stage {
 }
 
 /** Add `delta` to the count of `ip` in `t` (removed at 0). */
-function refCount(t: PairTable, ip: number, delta: number): void {
-  const e = t.insert(0, ip);
+function refCount(t: PairTable, family: number, ip: number, delta: number): void {
+  const e = t.insert(family, ip);
   if (e < 0) return;
   t.va[e] += delta;
-  if (t.va[e] <= 0) t.remove(0, ip);
-}
-
-function formatIp(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+  if (t.va[e] <= 0) t.remove(family, ip);
 }
