@@ -21,6 +21,7 @@ import { createRealIo, queryControl, serveControl } from './runtime.js';
 import type { AgentStatus } from './agent.js';
 import { dataplaneStatus, describeStatus, formatStatus, withPeerTraffic } from './status.js';
 import { ServicesRuntime } from './services-run.js';
+import { PKI_USAGE, pkiMain } from './cli-pki.js';
 import { LiveConfig } from './apply.js';
 import { applyCommand, controlCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
 import { createLogger, type Logger } from './log.js';
@@ -194,7 +195,7 @@ const COMMAND_OPTIONS: Record<Command, readonly string[]> = {
   plan: ['config', 'from', 'socket', 'host'], apply: ['config', 'socket', 'host'], import: [], schema: [],
 };
 export const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
-const usageAll = () => ['usage:', ...Object.values(USAGE).map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
+const usageAll = () => ['usage:', ...[...Object.values(USAGE), ...Object.values(PKI_USAGE)].map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
 
 function version(): string {
   // src/cli.ts and dist/cli.js both sit one level below the package root.
@@ -217,6 +218,8 @@ function asConfigError(e: unknown, cfg: AgentConfig): unknown {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // PKI commands (ca, cert, token, join) take their own options: cli-pki.ts.
+  if (argv[0] && Object.hasOwn(PKI_USAGE, argv[0])) return pkiMain(argv);
   const usage = (msg: string) => (process.stderr.write(`agent: ${msg} (see agent --help)\n`), 2);
   let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean; host?: string; from?: string };
   let positionals: string[];
