@@ -28,7 +28,7 @@ import type { PresetName } from './presets.js';
 
 export * from './config-types.js';
 export { defaultResolver } from './config-net.js';
-export { configSchema, schemaText, schemaProblems, LOG_LEVELS, CONFIG_VERSION, type ConfigProblem } from './config-schema.js';
+export { configSchema, schemaText, schemaProblems, FORMATS, LOG_LEVELS, CONFIG_VERSION, type ConfigProblem } from './config-schema.js';
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9464';
 
 export interface ConfigOptions {

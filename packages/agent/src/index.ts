@@ -28,5 +28,9 @@ export { SimCluster, type SimClusterOptions } from './simcluster.js';
 
 // Configuration, real I/O and the CLI (their owners' files)
 export * from './config.js';
+export { plan, planView, formatPlan, type Plan, type PlanView, type Change } from './plan.js';
+export { LiveConfig, identityEntries, type LiveConfigOptions } from './apply.js';
+export { importCompose, type ComposeImport, type ComposeWarning } from './compose.js';
+export { controlCommand } from './config-commands.js';
 export * from './runtime.js';
 export { main, keygen, runAgent, formatStatus } from './cli.js';

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { parseConfig } from '@overlay/agent';
+import { readFileSync, readdirSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { Ajv } from 'ajv';
+import { FORMATS, parseConfig } from '@overlay/agent';
 
 /**
  * Every ```yaml block in the docs is a whole agent config the code accepts. `BASE64` stands for a
@@ -8,6 +10,31 @@ import { parseConfig } from '@overlay/agent';
  * WireGuard keys); the test puts in keys of those sizes and changes nothing else.
  */
 const DOCS = ['docs/ARCHITECTURE.md', 'README.md'];
+/** The other docs: a yaml block there is a config when its top level has version, hosts or a signing key (others are fragments). */
+const OTHER_DOCS = readdirSync('docs').filter((f) => f.endsWith('.md') && f !== 'ARCHITECTURE.md').map((f) => `docs/${f}`);
+const EXAMPLES = readdirSync('examples').filter((f) => /\.ya?ml$/.test(f)).map((f) => `examples/${f}`);
+const isConfig = (text: string) => /^(version|hosts|signingKey|signingKeyFile):/m.test(text);
+
+/** The published schema, read from the file as another tool would (with our formats). */
+function publishedSchema() {
+  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
+  for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.check });
+  return ajv.compile(JSON.parse(readFileSync('packages/agent/schema/agent-config.schema.json', 'utf8')));
+}
+const validateSchema = publishedSchema();
+const readKey = () => Buffer.alloc(64, 7).toString('base64');
+
+function accepts(at: string, text: string, opts: { host?: string } = {}) {
+  let error = '';
+  try {
+    parseConfig(withKeys(text), readKey, opts);
+  } catch (e) {
+    error = String((e as Error).message);
+  }
+  expect({ at, error }).toEqual({ at, error: '' });
+  const doc = parseYaml(withKeys(text));
+  expect({ at, schema: validateSchema(doc), errors: validateSchema.errors ?? null }).toEqual({ at, schema: true, errors: null });
+}
 
 function yamlBlocks(file: string): { line: number; text: string }[] {
   const lines = readFileSync(file, 'utf8').split('\n');
@@ -45,6 +72,25 @@ describe('YAML in the docs', () => {
       }
     });
   }
+
+  it('every config block of docs/*.md and every examples/*.yaml is accepted, by the loader and by the published schema file', () => {
+    let n = 0;
+    for (const file of OTHER_DOCS) {
+      for (const b of yamlBlocks(file).filter((x) => isConfig(x.text))) {
+        const doc = parseYaml(withKeys(b.text)) as { hosts?: Record<string, unknown> };
+        for (const host of doc.hosts ? Object.keys(doc.hosts) : [undefined]) accepts(`${file}:${b.line}${host ? ` --host ${host}` : ''}`, b.text, { host });
+        n++;
+      }
+    }
+    for (const file of EXAMPLES) {
+      const text = readFileSync(file, 'utf8');
+      const doc = parseYaml(withKeys(text)) as { hosts?: Record<string, unknown> };
+      for (const host of doc.hosts ? Object.keys(doc.hosts) : [undefined]) accepts(`${file}${host ? ` --host ${host}` : ''}`, text, { host });
+      n++;
+    }
+    expect(EXAMPLES.length).toBeGreaterThanOrEqual(2);
+    expect(n).toBeGreaterThanOrEqual(EXAMPLES.length + 2); // docs/config.md holds at least two
+  });
 
   it('the docs do hold config examples (the architecture doc a complete one)', () => {
     const blocks = yamlBlocks('docs/ARCHITECTURE.md');
