@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdStore, Keys, VerifyingStore, type KeyValue, type WatchEvent, sealSigned } from '../src/index.js';
+import { EtcdStore, Keys, VerifyingStore, type KeyValue, type WatchEvent, allocate, sealSigned } from '../src/index.js';
 import { type Harness, conformance, readUntil } from './conformance.js';
 import { CuttableProxy, EtcdServer } from './etcd-server.js';
 import { ENDPOINTS } from '../../agent/src/endpoints.js';
@@ -179,6 +179,24 @@ describe('etcd store', () => {
       await proxy.close();
     }
   }, 60_000);
+
+  it('allocation by compare-and-set from two clients at once: every address once, the rest refused', async () => {
+    const keys = new Keys('alloc');
+    const clients = await Promise.all([0, 1].map(() => EtcdStore.connect({ hosts: srv.endpoint })));
+    try {
+      const names = Array.from({ length: 12 }, (_, i) => `svc-${i}`);
+      const got = await Promise.all(names.map((name, i) => allocate(clients[i % 2], { keys, network: 'net-a', subnet: '198.19.0.0/28', name, value: enc.encode(name) })));
+      const won = got.filter((g) => g !== undefined);
+      expect(won.length).toBe(7);
+      expect(new Set(won.map((g) => g!.address)).size).toBe(7);
+      const stored = (await clients[0].list(keys.prefix('vips'))).entries;
+      expect(stored.length).toBe(7);
+      // What is stored names the winner of each address.
+      for (const g of won) expect(dec.decode(stored.find((e) => e.key === g!.key)!.value)).toBe(names[got.indexOf(g)]);
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  });
 
   it('a record written with etcdctl under another node’s name with a bad signature is ignored and counted by the verifying reader', async () => {
     const keys = new Keys('forge');
