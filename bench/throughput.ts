@@ -17,7 +17,7 @@ import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpRe
 import { kernelVxlan, nebula, OUR_HOST, ourEncrypted, ourPlain, ourPlainNoOffload, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { median, spreadPct } from './lib/stats.js';
-import { barChart } from './lib/svg.js';
+import { throughputChart } from './lib/chart.js';
 
 interface Series {
   runs: number[];
@@ -204,7 +204,7 @@ async function main() {
   );
   saveResult(
     new URL('./results/throughput.svg', import.meta.url),
-    barChart(`TCP single-stream throughput, 2 netns hosts (${meta.date.slice(0, 10)})`, 'Gbit/s', results.map((r) => ({ label: r.label, value: r.tcp1.median }))),
+    throughputChart({ meta, results }),
   );
 }
 
