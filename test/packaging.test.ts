@@ -46,7 +46,7 @@ describe('systemd unit', () => {
     const [name, path] = one('LoadCredential').split(':');
     expect(path).toBe('/etc/overlay/agent.yaml');
     const exec = one('ExecStart').split(' ');
-    expect(exec.slice(2)).toEqual(['run', '--config', `\${CREDENTIALS_DIRECTORY}/${name}`]);
+    expect(exec.slice(2)).toEqual(['run', '--config', `%d/${name}`]);
     expect(exec[1].endsWith('/packages/agent/bin/agent.js')).toBe(true);
     expect(existsSync(exec[1].replace(/^\/opt\/overlay\//, ''))).toBe(true);
     expect(unit.Install.WantedBy).toEqual(['multi-user.target']);
