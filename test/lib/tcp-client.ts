@@ -4,8 +4,8 @@
  *
  *   tcp-client.ts short ADDRESS[,ADDRESS...] PORT COUNT IN_FLIGHT MAX_MS
  *     (several addresses: taken in turn, connection by connection)
- *     Short connections: keeps IN_FLIGHT open, each connects, reads the greeting, ends; a new one
- *     starts the moment one finishes. Bounded: stops after COUNT connections or MAX_MS or SIGTERM.
+ *     Short connections: keeps IN_FLIGHT connecting, each connects, reads the greeting, ends; a new
+ *     one starts the moment one is greeted or fails (closes finish in the background). Bounded: stops after COUNT connections or MAX_MS or SIGTERM.
  *     Live: `ERR <Date.now()> <code>` per failed connection (error, close before the greeting,
  *     or no greeting within 2 s). Last: `RESULT {"ok","errors","ms","perSecond","share":{name:n},
  *     "connectUs":[p50,p99],"greetUs":[p50,p99],"firstErr","lastErr"}` — connect is connect() to
@@ -80,6 +80,9 @@ function short(): void {
         fail(err);
         s.destroy();
       }
+      // The slot is free once the greeting (or the failure) is in: the close goes on in the background.
+      active--;
+      setImmediate(one);
     };
     s.on('connect', () => {
       connected = performance.now();
@@ -104,8 +107,6 @@ function short(): void {
     s.on('close', () => {
       end('closed');
       open.delete(s);
-      active--;
-      setImmediate(one);
     });
   };
   let finished = false;
