@@ -46,11 +46,10 @@ export function identityEntries(c: AgentConfig): [string, string[]][] {
     const eps = [...n.endpoints, ...n.remote];
     for (const e of eps) put(e.ipv4Text, e.groups);
     for (const s of c.services.filter((x) => x.network === n.name)) {
-      const ids = new Set([...s.instances.map((i) => i.endpoint)]);
+      const ids = new Set([...s.instances, ...s.remoteInstances].map((i) => i.endpoint));
       for (const e of eps) if (ids.has(e.id)) put(e.ipv4Text, [s.name]);
     }
   }
-  // Remote instances of a cluster file: their endpoints are in `remote`; instances name them.
   return [...m].filter(([, g]) => g.size).map(([a, g]) => [a, [...g].sort()]);
 }
 

@@ -48,7 +48,7 @@ export function checkServices(raw: Doc[], networks: NetworkConfig[], view: HostV
       }
     }
     const mine: ServiceInstanceConfig[] = [];
-    const remote: string[] = [];
+    const remote: { id: string; endpoint: string }[] = [];
     ((r.instances ?? []) as Doc[]).forEach((x, j) => {
       const g = `${f}/instances/${j}`;
       const firstInst = instances.get(`${r.network}/${x.id}`);
@@ -66,7 +66,7 @@ export function checkServices(raw: Doc[], networks: NetworkConfig[], view: HostV
         p.add(`${g}/ports`, `the ${hc.kind} health check probes the instance's first port (or healthcheck.port): give one`);
       }
       if ((ep.host ?? view.self) === view.self) mine.push({ id: x.id, endpoint: x.endpoint, ipv4: ep.ipv4, ipv6: ep.ipv6, ports });
-      else remote.push(x.id);
+      else remote.push({ id: x.id, endpoint: x.endpoint });
     });
     out.push({
       name: r.name, network: r.network, endpointMode, vip: vip?.bytes, vipText: vip && formatIpAddress(vip.family, vip.bytes),

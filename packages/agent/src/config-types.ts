@@ -83,8 +83,8 @@ export interface ServiceConfig {
   ttl: number;
   /** This host's instances. */
   instances: ServiceInstanceConfig[];
-  /** Cluster file: instance ids run by other hosts. */
-  remoteInstances: string[];
+  /** Cluster file: instances other hosts run (id and endpoint id). */
+  remoteInstances: { id: string; endpoint: string }[];
   /** Absent: no check (instances are healthy while their host lives). */
   healthcheck?: HealthSpec;
 }

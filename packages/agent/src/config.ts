@@ -55,7 +55,8 @@ function hostFieldsOf(d: Doc, self: string | undefined): { v: Doc; at: (k: strin
   const h = (d.hosts[self] ?? {}) as Doc;
   const v: Doc = {};
   for (const k of HOST_FIELDS) v[k] = h[k] !== undefined ? h[k] : d[k];
-  return { v, at: (k) => (h[k] !== undefined ? `/hosts/${self}/${k}` : `/${k}`) };
+  // A field the host sets, or one neither sets (it belongs to the host), is named under hosts.NAME.
+  return { v, at: (k) => (h[k] === undefined && d[k] !== undefined ? `/${k}` : `/hosts/${self}/${k}`) };
 }
 
 /** The semantic checks of one host's own fields. */

@@ -30,7 +30,7 @@ export interface Plan { changes: Change[]; live: number; restart: number }
 
 const fp = (b: Uint8Array | string) => 'sha256:' + createHash('sha256').update(b).digest('hex').slice(0, 12);
 const hp = (a: { ip: string; port: number }) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
-const words = (o: Record<string, unknown>) => Object.entries(o).filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join(' ');
+const words = (o: Record<string, unknown>) => Object.entries(o).filter(([, v]) => v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`).join(' ');
 
 /** The plannable view of a validated config (JSON-serializable, no secrets). */
 export function planView(c: AgentConfig): PlanView {

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { AgentConfigError, LiveConfig, formatPlan, identityEntries, plan, planView, schemaText, validateConfig, type AgentConfig } from '@overlay/agent';
+
+const key = (n: number, b: number) => Buffer.alloc(n, b).toString('base64');
+const base = (): any => ({
+  version: 1,
+  name: 'host-a',
+  listen: '198.18.0.1:7946',
+  signingKey: key(64, 1),
+  encryption: { insecure: true },
+  networks: [{ name: 'blue', vni: 100, subnet: '198.19.0.0/24', device: 'ov0', endpoints: [
+    { id: 'a', device: 'ov0', mac: '02:00:00:00:00:01', ipv4: '198.19.0.1' },
+    { id: 'web-a', mac: '02:00:00:00:00:02', ipv4: '198.19.0.11' },
+    { id: 'db-a', mac: '02:00:00:00:00:03', ipv4: '198.19.0.21', groups: ['data'] },
+  ] }],
+  services: [
+    { name: 'web', network: 'blue', instances: [{ id: 'web-a', endpoint: 'web-a', ports: [{ port: 80 }] }] },
+    { name: 'db', network: 'blue', instances: [{ id: 'db-a', endpoint: 'db-a', ports: [{ port: 5432 }] }] },
+  ],
+  policies: [{ network: 'blue', defaultAction: 'allow', tiers: { network: [{ id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432'] }] } }],
+});
+
+function runtime(cfg: AgentConfig) {
+  const calls: string[] = [];
+  const dp = {
+    addStage: (vni: number, s: { name: string }) => void calls.push(`addStage ${vni} ${s.name}`),
+    removeStage: (vni: number, name: string) => (calls.push(`removeStage ${vni} ${name}`), true),
+  };
+  const logs: string[] = [];
+  const live = new LiveConfig({
+    cfg,
+    agent: { publish: (n, e) => void calls.push(`publish ${n.name}/${e.id}`), unpublish: (n, id) => (calls.push(`unpublish ${n}/${id}`), true) },
+    instances: () => ({ add: (i) => void calls.push(`add ${i.network}/${i.id}`), remove: (n, id) => (calls.push(`remove ${n}/${id}`), true) }),
+    dataplane: dp as never,
+    log: (s) => logs.push(s),
+  });
+  return { live, calls, logs };
+}
+
+describe('plan and apply', () => {
+  it('plan prints every change by what it touches, marks what needs a restart, and says so last', () => {
+    const next = base();
+    next.services[0].ttl = 30; // service changed
+    next.services.push({ name: 'api', network: 'blue', endpointMode: 'vip', vip: '198.19.0.100', instances: [{ id: 'api-a', endpoint: 'web-a', ports: [{ port: 8080 }] }] });
+    next.services[1].instances = []; // instance removed
+    next.networks[0].endpoints.push({ id: 'cache-a', mac: '02:00:00:00:00:04', ipv4: '198.19.0.31' });
+    next.policies[0].tiers.network[0].ports = ['5432', '5433'];
+    next.policies[0].tiers.network.push({ id: 'deny-rest', action: 'deny', to: { groups: ['db'] } });
+    next.listen = '198.18.0.1:7947';
+    const p = plan(planView(validateConfig(base())), planView(validateConfig(next)));
+    expect(formatPlan(p)).toBe([
+      '~ host advertise: 198.18.0.1:7946 -> 198.18.0.1:7947   (needs a restart)',
+      '~ host listen: 198.18.0.1:7946 -> 198.18.0.1:7947   (needs a restart)',
+      '+ endpoint blue/cache-a: mac=02:00:00:00:00:04 ipv4=198.19.0.31',
+      '~ service blue/web: mode=dnsrr ttl=5 -> mode=dnsrr ttl=30',
+      '+ service blue/api: mode=vip ttl=5',
+      '- instance blue/db/db-a: endpoint=db-a ports=5432/tcp',
+      '+ instance blue/api/api-a: endpoint=web-a ports=8080/tcp',
+      '+ vip blue/api: 198.19.0.100',
+      '~ policy blue: default=allow rules=1 -> default=allow rules=2',
+      '~ rule blue/web-db: #0 network {"id":"web-db","action":"allow","from":{"groups":["web"]},"to":{"groups":["db"]},"proto":"tcp","ports":["5432"]} -> #0 network {"id":"web-db","action":"allow","from":{"groups":["web"]},"to":{"groups":["db"]},"proto":"tcp","ports":["5432","5433"]}',
+      '+ rule blue/deny-rest: #1 network {"id":"deny-rest","action":"deny","to":{"groups":["db"]}}',
+      '5 to add, 5 to change, 1 to remove; 2 need a restart (apply refuses them)',
+      '',
+    ].join('\n'));
+    expect(formatPlan(plan(planView(validateConfig(base())), planView(validateConfig(base()))))).toBe('no changes\n');
+    // No key material in a view: fingerprints only.
+    expect(JSON.stringify(planView(validateConfig(base())))).not.toContain(key(64, 1));
+  });
+
+  it('apply swaps policy by generation, identity, endpoints and instances; a restart change or a bad policy changes nothing', () => {
+    const { live, calls } = runtime(validateConfig(base()));
+    live.start();
+    expect(calls).toEqual(['addStage 100 policy']);
+    const f = live.filters.get(100)!;
+    const gen = f.compiled.generation;
+    expect(live.identity.groupsOf('198.19.0.21')).toEqual(['data', 'db']);
+    expect(live.identity.groupsOf('198.19.0.11')).toEqual(['web']);
+    calls.length = 0;
+
+    const next = base();
+    next.policies[0].defaultAction = 'deny';
+    next.networks[0].endpoints.push({ id: 'cache-a', mac: '02:00:00:00:00:04', ipv4: '198.19.0.31', groups: ['cache'] });
+    next.networks[0].endpoints.splice(2, 1); // db-a goes, and with it its instance
+    next.services[1].instances = [];
+    next.services[0].instances[0].ports = [{ port: 8080 }];
+    const p = live.apply(validateConfig(next));
+    expect(p.restart).toBe(0);
+    expect(f.compiled.generation).toBe(gen + 1);
+    expect(f.compiled.defaultAction).toBe(0); // ACTION_DENY
+    expect(calls).toEqual(['unpublish blue/db-a', 'publish blue/cache-a', 'remove blue/db-a', 'add blue/web-a']);
+    expect(live.identity.groupsOf('198.19.0.31')).toEqual(['cache']);
+    expect(live.identity.groupsOf('198.19.0.21')).toEqual([]);
+    calls.length = 0;
+
+    // Needs a restart: refused whole, even with live changes in the same file.
+    const restart = validateConfig({ ...next, vtepPort: 4790, services: [] });
+    expect(() => live.apply(restart)).toThrow(AgentConfigError);
+    try {
+      live.apply(restart);
+    } catch (e) {
+      expect((e as AgentConfigError).problems.map((x) => x.path)).toEqual(['host vtep']);
+    }
+    expect(calls).toEqual([]);
+    expect(f.compiled.generation).toBe(gen + 1);
+    expect(live.cfg.services[0].instances).toHaveLength(1);
+
+    // Policy removed: the stage goes; added again: a new one.
+    live.apply(validateConfig({ ...next, policies: [] }));
+    expect(calls).toEqual(['removeStage 100 policy']);
+    calls.length = 0;
+    live.apply(validateConfig(next));
+    expect(calls).toEqual(['addStage 100 policy']);
+    expect(live.applied).toBe(3);
+  });
+
+  it('identity: an endpoint\'s groups and its services\' names, from every host of a cluster file', () => {
+    const doc: any = {
+      version: 1,
+      encryption: { insecure: true },
+      hosts: { a: { listen: '198.18.0.1:7946', signingKey: key(64, 1) }, b: { listen: '198.18.0.2:7946', signingKey: key(64, 2) } },
+      networks: [{ name: 'blue', vni: 100, subnet: '198.19.0.0/24', endpoints: [
+        { id: 'x', host: 'a', mac: '02:00:00:00:00:01', ipv4: '198.19.0.1', groups: ['g'] },
+        { id: 'y', host: 'b', mac: '02:00:00:00:00:02', ipv4: '198.19.0.2' },
+      ] }],
+      services: [{ name: 'db', network: 'blue', instances: [{ id: 'db-b', endpoint: 'y' }] }],
+    };
+    const a = validateConfig(doc, undefined, { host: 'a' });
+    expect(a.networks[0].endpoints.map((e) => e.id)).toEqual(['x']);
+    expect(a.networks[0].remote.map((e) => e.id)).toEqual(['y']);
+    expect(a.services[0].instances).toEqual([]);
+    expect(a.services[0].remoteInstances).toEqual([{ id: 'db-b', endpoint: 'y' }]);
+    expect(identityEntries(a)).toEqual([['198.19.0.1', ['g']], ['198.19.0.2', ['db']]]);
+    const b = validateConfig(doc, undefined, { host: 'b' });
+    expect(b.services[0].instances.map((i) => i.id)).toEqual(['db-b']);
+    expect(b.listen).toEqual({ ip: '198.18.0.2', port: 7946 });
+    expect(() => validateConfig(doc, undefined, { host: 'c' })).toThrow(/^--host: no host "c" in hosts \(a, b\)/);
+    // Every host's own fields are checked, whichever is chosen; endpoints must name a host.
+    doc.hosts.b.listen = '0.0.0.0:7946';
+    delete doc.networks[0].endpoints[0].host;
+    try {
+      validateConfig(doc, undefined, { host: 'a' });
+    } catch (e) {
+      expect((e as AgentConfigError).problems.map((x) => x.path)).toEqual(['/hosts/b/advertise', '/networks/0/endpoints/0/host']);
+    }
+    expect.assertions(9);
+  });
+
+  it('the published schema file is the one the loader checks with', () => {
+    expect(readFileSync('packages/agent/schema/agent-config.schema.json', 'utf8')).toBe(schemaText());
+  });
+});
