@@ -126,12 +126,13 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         return 0;
       }
       case 'cert sign': {
-        const ca = loadCa(need(s('dir'), 'dir'));
-        const cert = signCert(ca, {
+        const o = {
           name: need(s('name'), 'name'), prefixes: list('prefix'), groups: list('group'), now, lifetimeMs: days(s('days')),
           signKey: b64key(need(s('sign-key'), 'sign-key'), 'sign-key'), wgKey: b64key(need(s('wg-key'), 'wg-key'), 'wg-key'),
-        });
-        create(need(s('out'), 'out'), encodePem('CERTIFICATE', cert.bytes));
+        };
+        const path = need(s('out'), 'out');
+        const cert = signCert(loadCa(need(s('dir'), 'dir')), o);
+        create(path, encodePem('CERTIFICATE', cert.bytes));
         out(`${describeCert(cert)}\n`);
         return 0;
       }

@@ -176,12 +176,13 @@ export interface SignCertOptions {
 }
 
 /**
- * Issue a node certificate. The identity key must be an Ed25519 key and the WireGuard key a
- * usable X25519 key (`bad_key`); notAfter is clamped to the CA's notAfter.
+ * Issue a node certificate. The WireGuard key must be a usable X25519 key (`bad_key`); notAfter
+ * is clamped to the CA's notAfter.
  */
 export function signCert(ca: CaKeyPair, o: SignCertOptions): Certificate {
   const key = caPrivateKey(ca);
-  edPublicKey(o.signKey);
+  // The identity key's length is checked with the other fields; a joiner proves it holds the key by
+  // signing its request (token.ts), an operator vouches for it with `agent cert sign`.
   checkWireGuardKey(o.wgKey);
   const notBefore = o.notBefore ?? o.now;
   const prefixes = (o.prefixes ?? []).map((p) => (typeof p === 'string' ? parsePrefix(p) : p)).sort(comparePrefixes);
