@@ -1,4 +1,4 @@
-import { internetChecksum, ipv4PseudoHeaderSum, parseIpv4Address, parseMac, writeMac } from '@overlay/dataplane';
+import { formatIpAddress, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, parseIpAddress, parseIpv4Address, parseMac, writeMac } from '@overlay/dataplane';
 
 /** Test frames for the VIP: IPv4 TCP/UDP/ICMP echo with every checksum complete (allocates). */
 export interface Ipv4FrameOptions {
@@ -114,4 +114,67 @@ export function checksumProblems(f: Uint8Array): string[] {
   const full = internetChecksum(b, l4, l4len, pseudo);
   if (full !== field && !(full === 0 && field === 0xffff) && !(full === 0xffff && field === 0)) out.push(`l4 field ${field} vs full ${full}`);
   return out;
+}
+
+/** Options of an IPv6 test frame: next header 6/17/58 (`nextHeader` overrides the byte written). */
+export interface F6 { dstMac: string; srcMac: string; src: string; dst: string; nh: 6 | 17 | 58; sport?: number; dport?: number; flags?: number; seq?: number; ack?: number; type?: number; id?: number; payload?: Uint8Array; nextHeader?: number }
+
+/** An IPv6 frame with a valid L4 checksum (test setup, allocates). */
+export function frame6(o: F6): Buffer {
+  const payload = o.payload ?? new Uint8Array(0);
+  const l4len = (o.nh === 6 ? 20 : 8) + payload.length;
+  const f = Buffer.alloc(14 + 40 + l4len);
+  writeMac(f, 0, parseMac(o.dstMac));
+  writeMac(f, 6, parseMac(o.srcMac));
+  f.writeUInt16BE(0x86dd, 12);
+  const ip = 14;
+  f[ip] = 0x60;
+  f.writeUInt16BE(l4len, ip + 4);
+  f[ip + 6] = o.nextHeader ?? o.nh;
+  f[ip + 7] = 64;
+  f.set(parseIpAddress(o.src).bytes, ip + 8);
+  f.set(parseIpAddress(o.dst).bytes, ip + 24);
+  const l4 = ip + 40;
+  let at: number;
+  if (o.nh === 58) {
+    f[l4] = o.type ?? 128;
+    f.writeUInt16BE(o.id ?? 1, l4 + 4);
+    at = l4 + 2;
+  } else {
+    f.writeUInt16BE(o.sport ?? 40000, l4);
+    f.writeUInt16BE(o.dport ?? 80, l4 + 2);
+    if (o.nh === 6) {
+      f.writeUInt32BE(o.seq ?? 1, l4 + 4);
+      f.writeUInt32BE(o.ack ?? 0, l4 + 8);
+      f[l4 + 12] = 0x50;
+      f[l4 + 13] = o.flags ?? 0x02;
+      f.writeUInt16BE(65535, l4 + 14);
+      at = l4 + 16;
+    } else {
+      f.writeUInt16BE(l4len, l4 + 4);
+      at = l4 + 6;
+    }
+  }
+  f.set(payload, l4 + (o.nh === 6 ? 20 : 8));
+  f.writeUInt16BE(internetChecksum(f, l4, l4len, ipv6PseudoHeaderSum(f, ip + 8, ip + 24, o.nh, l4len)), at);
+  return f;
+}
+
+/** Fields of an IPv6 frame, and whether its L4 checksum equals a full recomputation. */
+export function parse6(f: Uint8Array) {
+  const b = Buffer.from(f);
+  const mac = (at: number) => [...b.subarray(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  const nh = b[20];
+  const l4 = 54;
+  const l4len = b.readUInt16BE(18);
+  const at = nh === 6 ? l4 + 16 : nh === 17 ? l4 + 6 : l4 + 2;
+  const field = b.readUInt16BE(at);
+  b.writeUInt16BE(0, at);
+  const full = internetChecksum(b, l4, l4len, ipv6PseudoHeaderSum(b, 22, 38, nh, l4len));
+  return {
+    dstMac: mac(0), srcMac: mac(6), src: formatIpAddress(6, b, 22), dst: formatIpAddress(6, b, 38), nh,
+    sport: nh === 58 ? -1 : b.readUInt16BE(l4), dport: nh === 58 ? -1 : b.readUInt16BE(l4 + 2), flags: nh === 6 ? b[l4 + 13] : -1, type: nh === 58 ? b[l4] : -1,
+    /** The L4 checksum equals a full recomputation (±0 for UDP's 0xffff). */
+    checksumOk: field === full || (nh === 17 && field === 0xffff && full === 0),
+  };
 }

@@ -1,15 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, createDataplane } from '@overlay/dataplane';
-import { CountingDevice, CountingTransport, buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
+import { CountingDevice, CountingTransport, buildArpRequest, buildNeighborSolicitation, seededRandom } from '@overlay/dataplane/testing';
 import { ServiceVips, VIP_DROP_REASONS, type VipBackend } from '../src/vip/index.js';
 import { handBatch, tag8021q } from './fuzz-batch.js';
-import { ipv4Frame } from './vip-frames.js';
+import { frame6, ipv4Frame } from './vip-frames.js';
 
 const VNI = 42;
 const VIP = '198.19.255.1';
 const VIP_MAC = '0e:00:c6:13:ff:01';
 const CLIENT_MAC = '02:00:00:00:00:01';
 const BACKENDS = [2, 3, 4].map((n) => ({ id: `b${n}`, ip: `198.19.0.${n}`, mac: `02:00:00:00:00:0${n}` }));
+// The IPv6 VIP: the same hosts, and the client's own address as a local (hairpin) backend.
+const VIP6 = '2001:db8:42::ff:1';
+const VIP6_MAC = '0e:06:00:ff:00:01';
+const CLIENT6 = '2001:db8:42::1';
+const BACKENDS6 = [2, 3, 4].map((n) => ({ id: `b${n}`, ip: `2001:db8:42::${n}`, mac: `02:00:00:00:00:0${n}` }));
 
 /** Valid frames of every kind the translator handles, in both directions, some 802.1Q-tagged. */
 function templates(): { inside: Buffer[]; outside: Buffer[] } {
@@ -27,6 +32,20 @@ function templates(): { inside: Buffer[]; outside: Buffer[] } {
     outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'icmp', icmpType: 0, id: 9 }));
   }
   outside.push(...outside.slice(0, 3).map(tag8021q));
+  const c6 = { dstMac: VIP6_MAC, srcMac: CLIENT_MAC, src: CLIENT6, dst: VIP6 };
+  for (const flags of [0x02, 0x10, 0x18, 0x11, 0x04]) inside.push(frame6({ ...c6, nh: 6, sport: 40000, dport: 80, flags, payload: Buffer.alloc(flags & 8 ? 30 : 0) }));
+  inside.push(frame6({ ...c6, nh: 17, sport: 5353, dport: 53, payload: Buffer.alloc(21) }));
+  inside.push(frame6({ ...c6, nh: 58, type: 128, id: 9 }));
+  // The local backend's replies to the VIP (hairpin), and a solicitation for the VIP.
+  inside.push(frame6({ ...c6, nh: 6, sport: 80, dport: 40000, flags: 0x12 }));
+  inside.push(frame6({ ...c6, nh: 58, type: 129, id: 9 }));
+  inside.push(buildNeighborSolicitation({ srcMac: CLIENT_MAC, srcIp: CLIENT6, targetIp: VIP6 }));
+  for (const b of BACKENDS6) {
+    const r = { dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: CLIENT6 };
+    for (const flags of [0x12, 0x10, 0x04]) outside.push(frame6({ ...r, nh: 6, sport: 80, dport: 40000, flags }));
+    outside.push(frame6({ ...r, nh: 17, sport: 53, dport: 5353, payload: Buffer.alloc(9) }));
+    outside.push(frame6({ ...r, nh: 58, type: 129, id: 9 }));
+  }
   return { inside, outside };
 }
 
@@ -49,7 +68,7 @@ function mutate(rnd: () => number, t: Buffer): Buffer {
 }
 
 describe('VIP translator on mutated input', () => {
-  it('10^5 mutated frames each way: no throw, no stage_failed, no leaked slot, every packet accounted for', () => {
+  it('10^5 mutated frames each way (IPv4 and IPv6 VIPs, a hairpin backend): no throw, no stage_failed, no leaked slot, every packet accounted for', () => {
     const rnd = seededRandom(0x5eed);
     const pool = new BufferPool({ count: 256, frameCapacity: 4000 });
     const dev = new CountingDevice(1500);
@@ -61,7 +80,11 @@ describe('VIP translator on mutated input', () => {
     const clock = { now: 0 };
     const vips = new ServiceVips(dp, { capacity: 2048, clock: () => clock.now, timers: false, timeouts: { tcpEstablishedMs: 20_000, udpMs: 5_000 } });
     const spec = (states: VipBackend['state'][]) => ({ vip: VIP, ports: [80, 53], backends: BACKENDS.map((b, k) => ({ ...b, state: states[k] })) });
+    const spec6 = (states: VipBackend['state'][]) => ({
+      vip: VIP6, ports: [80, 53], backends: [...BACKENDS6.map((b, k) => ({ ...b, state: states[k] })), { id: 'me', ip: CLIENT6, mac: CLIENT_MAC, state: 'healthy' as const, local: true }],
+    });
     vips.setVip(VNI, spec(['healthy', 'healthy', 'healthy']));
+    vips.setVip(VNI, spec6(['healthy', 'healthy', 'healthy']));
     const t = vips.translator(VNI)!;
     const { inside, outside } = templates();
     const N = 100_000;
@@ -77,6 +100,7 @@ describe('VIP translator on mutated input', () => {
       clock.now += 40;
       t.tick();
       if (i % 150 === 149) vips.setVip(VNI, spec(stateCycle[(i / 150 + 1) % stateCycle.length | 0]));
+      if (i % 150 === 74) vips.setVip(VNI, spec6(stateCycle[(i / 150 + 2) % stateCycle.length | 0]));
       expect(pool.available).toBe(pool.count);
     }
     const s = dp.stats();
@@ -100,8 +124,11 @@ describe('VIP translator on mutated input', () => {
     expect(ts.counters.translated_inside).toBeGreaterThan(1000);
     expect(ts.counters.translated_outside).toBeGreaterThan(100);
     expect(ts.counters.arp_answered).toBeGreaterThan(100);
+    expect(ts.counters.nd_answered).toBeGreaterThan(100);
+    expect(ts.counters.hairpinned).toBeGreaterThan(100);
+    expect(ts.counters.hairpin_replies).toBeGreaterThan(10);
     expect(ts.counters.rst_sent).toBeGreaterThan(0);
     for (const r of ['malformed', 'port_closed', 'unsupported_protocol', 'no_backend', 'table_full', 'fragment'] as const) expect(vip[r], r).toBeGreaterThan(0);
-    expect(ts.flows).toBeLessThanOrEqual(2048);
+    expect(ts.flows).toBeLessThanOrEqual(2 * 2048);
   }, 240_000);
 });
