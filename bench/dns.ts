@@ -2,19 +2,30 @@
  * Our resolver against dnsmasq and unbound, in one run, on loopback, with dnsperf (Debian):
  *
  *   node --conditions=source --import tsx bench/dns.ts [--quick] [--rounds N] [--seconds S]
+ *     [--threads T] [--clients C] [--outstanding Q] [--latency-qps R] [--latency-seconds S] [--dgram]
  *
  * Every server holds the same 10 000 names (svc0..svc9999 → 198.19.x.y: ours in a
- * ServiceDirectory through bench/dns-server.ts, dnsmasq from a hosts file with --domain-needed,
- * unbound as local-data under a static root zone); the query file asks them 90 % hits and 10 %
- * names nobody has (NXDOMAIN), shuffled. Each server runs pinned to core 0, dnsperf to core 1
- * (taskset), single-threaded servers (unbound num-threads 1). Rounds are interleaved (the
- * server order rotates each round); per round and server: qps and lost queries from dnsperf,
- * p50/p99 latency from dnsperf's per-query lines (-v), server CPU % from /proc over the run.
- * The table shows medians over rounds with the spread (max−min)/median.
+ * ServiceDirectory through bench/dns-server.ts, UDP on @overlay/native's batched UdpTransport as
+ * the agent runs it; dnsmasq from a hosts file with --domain-needed; unbound as local-data under a
+ * static root zone); the query file asks them 90 % hits and 10 % names nobody has (NXDOMAIN),
+ * shuffled. Each server runs pinned to core 0, dnsperf to core 1 (taskset); single-threaded
+ * servers (unbound num-threads 1). `--dgram` adds ours on node:dgram as a fourth server.
+ *
+ * Rounds are interleaved (A B C, B C A, C A B, …: every server once per round, order rotating).
+ * Per round and server, two dnsperf runs:
+ *  1. throughput: T threads, C clients, Q queries outstanding (defaults 2 / 16 / 1000: enough
+ *     that the server, not dnsperf, is the limit) for S seconds, no per-query output:
+ *     qps, lost, server CPU % and dnsperf CPU % (from /proc over the run; 100 % = one core);
+ *  2. latency at a fixed offered rate (-Q R, default 10 000 qps, the same for every server),
+ *     per-query lines (-v): p50/p99 from them.
+ * Before each round the 1-minute load average is printed, with a warning above 1 (the machine
+ * is shared: then compare the servers by the interleaved ratios, not absolute figures). Every
+ * run is printed; the table gives medians over rounds, the spread (min–max), and the median of
+ * each round's qps ratio to dnsmasq (measured minutes apart at most, in the same conditions).
  *
  * Before measuring, each server is asked svc5 and nx5 and must answer 198.19.0.5 and NXDOMAIN.
  * Needs: dnsperf, dnsmasq (dnsmasq-base), unbound, taskset; bench/run.sh installs them.
- * The machine may be shared: the numbers are for this run, on this machine, at this load.
+ * The numbers are for this run, on this machine, at this load.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -34,6 +45,12 @@ const opt = (name: string, d: number) => {
 };
 const ROUNDS = opt('--rounds', quick ? 2 : 3);
 const SECONDS = opt('--seconds', quick ? 4 : 10);
+const THREADS = opt('--threads', 2);
+const CLIENTS = opt('--clients', 16);
+const OUTSTANDING = opt('--outstanding', 1000);
+const LATENCY_QPS = opt('--latency-qps', 10_000);
+const LATENCY_SECONDS = opt('--latency-seconds', quick ? 2 : 4);
+const DGRAM = args.includes('--dgram');
 const NAMES = 10_000;
 const PORT = 53;
 const SERVER_CPU = '0';
@@ -100,16 +117,21 @@ interface Server {
 }
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const servers: Server[] = [
-  { name: 'ours (@overlay/services DnsServer)', address: '127.0.0.71' },
+  { name: 'ours (DnsServer, native UDP)', address: '127.0.0.71' },
   { name: 'dnsmasq', address: '127.0.0.72' },
   { name: 'unbound', address: '127.0.0.73' },
 ];
+const ourServer = (address: string, udp: string) => [process.execPath, '--conditions=source', '--import', 'tsx', join(repo, 'bench/dns-server.ts'), address, String(PORT), String(NAMES), udp];
 const commands: string[][] = [
-  [process.execPath, '--conditions=source', '--import', 'tsx', join(repo, 'bench/dns-server.ts'), '127.0.0.71', String(PORT), String(NAMES)],
+  ourServer('127.0.0.71', 'native'),
   ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', `--addn-hosts=${join(dir, 'hosts')}`, '--domain-needed', '--bind-interfaces', '--listen-address=127.0.0.72', `--port=${PORT}`, '--cache-size=10000', '--local-ttl=5', '--pid-file=', '--user=root', '--log-facility=/dev/null'],
   ['unbound', '-d', '-c', join(dir, 'unbound.conf')],
 ];
-let stderrs = ['', '', ''];
+if (DGRAM) {
+  servers.push({ name: 'ours (DnsServer, node:dgram)', address: '127.0.0.74' });
+  commands.push(ourServer('127.0.0.74', 'dgram'));
+}
+const stderrs = servers.map(() => '');
 servers.forEach((s, i) => {
   s.child = spawn('taskset', ['-c', SERVER_CPU, ...commands[i]], { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
   s.child.stderr!.on('data', (d: Buffer) => (stderrs[i] = (stderrs[i] + d.toString()).slice(-4000)));
@@ -166,54 +188,94 @@ for (const [i, s] of servers.entries()) {
 interface Sample {
   qps: number;
   lost: number;
+  cpu: number;
+  clientCpu: number;
   p50: number;
   p99: number;
-  cpu: number;
+  latQps: number;
 }
 const samples: Sample[][] = servers.map(() => []);
 
-function dnsperf(server: string): Promise<{ out: string; wall: number }> {
+/** One dnsperf run on core CLIENT_CPU; its CPU time sampled from /proc while it runs. */
+function dnsperf(extra: string[]): Promise<{ out: string; wall: number; cpu: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const c = spawn('taskset', ['-c', CLIENT_CPU, 'dnsperf', '-s', server, '-p', String(PORT), '-d', join(dir, 'queries'), '-l', String(SECONDS), '-c', '8', '-q', '256', '-t', '2', '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('taskset', ['-c', CLIENT_CPU, 'dnsperf', '-p', String(PORT), '-d', join(dir, 'queries'), '-t', '2', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
+    let cpu = 0;
+    let cpuAt = t0;
+    const probe = setInterval(() => {
+      try {
+        cpu = cpuSeconds(c.pid!);
+        cpuAt = Date.now();
+      } catch {
+        // exited between samples
+      }
+    }, 200);
     c.stdout.on('data', (d: Buffer) => chunks.push(d));
     c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve({ out: Buffer.concat(chunks).toString(), wall: (Date.now() - t0) / 1000 }) : reject(new Error(`dnsperf exited ${code}`))));
+    c.on('close', (code) => {
+      clearInterval(probe);
+      if (code !== 0) return reject(new Error(`dnsperf exited ${code}`));
+      resolve({ out: Buffer.concat(chunks).toString(), wall: (Date.now() - t0) / 1000, cpu: cpuAt > t0 ? (cpu / ((cpuAt - t0) / 1000)) * 100 : NaN });
+    });
   });
 }
 
-console.log(`bench/dns.ts: ${NAMES} names, 90 % hits / 10 % NXDOMAIN, dnsperf -c 8 -q 256 for ${SECONDS} s per run, ${ROUNDS} interleaved rounds; servers on core ${SERVER_CPU}, dnsperf on core ${CLIENT_CPU}; load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+console.log(
+  `bench/dns.ts: ${NAMES} names, 90 % hits / 10 % NXDOMAIN; throughput: dnsperf -T ${THREADS} -c ${CLIENTS} -q ${OUTSTANDING} for ${SECONDS} s; ` +
+    `latency: dnsperf -Q ${LATENCY_QPS} -v for ${LATENCY_SECONDS} s; ${ROUNDS} interleaved rounds; servers on core ${SERVER_CPU}, dnsperf on core ${CLIENT_CPU}; load average before: ${load()}`,
+);
 for (let r = 0; r < ROUNDS; r++) {
+  const la = loadavg()[0];
+  console.log(`round ${r + 1}: load average ${load()}${la > 1 ? '  WARNING: load average > 1, the machine is busy: absolute figures are low and noisy, compare the interleaved ratios' : ''}`);
   for (let k = 0; k < servers.length; k++) {
     const i = (k + r) % servers.length;
     const s = servers[i];
     const pid = s.child!.pid!;
     const c0 = cpuSeconds(pid);
-    const { out, wall } = await dnsperf(s.address);
+    const t0 = Date.now();
+    const run = await dnsperf(['-s', s.address, '-l', String(SECONDS), '-T', String(THREADS), '-c', String(CLIENTS), '-q', String(OUTSTANDING)]);
     const c1 = cpuSeconds(pid);
-    const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-    const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN);
-    const lat: number[] = [];
-    for (const m of out.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]));
-    const sample = { qps, lost, p50: quantile(lat, 0.5) * 1e3, p99: quantile(lat, 0.99) * 1e3, cpu: ((c1 - c0) / wall) * 100 };
+    const wall = (Date.now() - t0) / 1000;
+    const qps = Number(/Queries per second:\s+([\d.]+)/.exec(run.out)?.[1] ?? NaN);
+    const lost = Number(/Queries lost:\s+(\d+)/.exec(run.out)?.[1] ?? NaN);
+    const lat = await dnsperf(['-s', s.address, '-l', String(LATENCY_SECONDS), '-Q', String(LATENCY_QPS), '-c', '4', '-q', '200', '-v']);
+    const ms: number[] = [];
+    for (const m of lat.out.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)) ms.push(Number(m[1]) * 1e3);
+    const sample: Sample = {
+      qps,
+      lost,
+      cpu: ((c1 - c0) / wall) * 100,
+      clientCpu: run.cpu,
+      p50: quantile(ms, 0.5),
+      p99: quantile(ms, 0.99),
+      latQps: Number(/Queries per second:\s+([\d.]+)/.exec(lat.out)?.[1] ?? NaN),
+    };
     samples[i].push(sample);
-    console.log(`  round ${r + 1} ${s.name}: ${qps.toFixed(0)} qps, lost ${lost}, p50 ${sample.p50.toFixed(3)} ms, p99 ${sample.p99.toFixed(3)} ms, server CPU ${sample.cpu.toFixed(0)} %`);
+    console.log(
+      `  ${s.name}: ${fmt(qps)} qps, lost ${lost}, server CPU ${fmt(sample.cpu)} %, dnsperf CPU ${fmt(sample.clientCpu)} %; ` +
+        `at ${fmt(sample.latQps)} qps offered: p50 ${fmt(sample.p50, 3)} ms, p99 ${fmt(sample.p99, 3)} ms`,
+    );
   }
 }
 
 // ---------------------------------------------------------------- table
-const ref = median(samples[1].map((x) => x.qps));
+const range = (xs: number[], d = 0) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
+const ratio = (i: number) => median(samples[i].map((x, r) => x.qps / samples[1][r].qps));
 console.log('');
-console.log('| server | qps (median, spread) | × dnsmasq | p50 ms | p99 ms | server CPU % | lost |');
-console.log('| --- | --- | --- | --- | --- | --- | --- |');
+console.log(`| server | qps median (min–max, spread) | × dnsmasq (median of per-round ratios) | server CPU % | dnsperf CPU % | p50 ms @${LATENCY_QPS} qps | p99 ms | lost |`);
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 servers.forEach((s, i) => {
   const xs = samples[i];
   const q = xs.map((x) => x.qps);
   console.log(
-    `| ${s.name} | ${median(q).toFixed(0)} (±${spreadPct(q).toFixed(0)} %) | ${(median(q) / ref).toFixed(2)} | ${median(xs.map((x) => x.p50)).toFixed(3)} | ${median(xs.map((x) => x.p99)).toFixed(3)} | ${median(xs.map((x) => x.cpu)).toFixed(0)} | ${xs.reduce((a, x) => a + x.lost, 0)} |`,
+    `| ${s.name} | ${fmt(median(q))} (${range(q)}, ±${fmt(spreadPct(q))} %) | ${fmt(ratio(i), 2)} | ${fmt(median(xs.map((x) => x.cpu)))} | ${fmt(median(xs.map((x) => x.clientCpu)))} | ${fmt(median(xs.map((x) => x.p50)), 3)} | ${fmt(median(xs.map((x) => x.p99)), 3)} | ${xs.reduce((a, x) => a + x.lost, 0)} |`,
   );
 });
-console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log('Server CPU near 100 % = that server saturated its one core; dnsperf CPU near 100 % = the client was the limit.');
+console.log(`load average after: ${load()}`);
 cleanup();
 process.exit(0);
