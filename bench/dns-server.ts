@@ -25,7 +25,8 @@ const server = await DnsServer.listen({
   address,
   port: Number(port),
   forward: false,
-  udpTransport: udp === 'dgram' ? undefined : (a, p) => UdpTransport.bind({ address: a, port: p, batchSize: 64 }) // kernel-default socket buffers, as dnsmasq and unbound have,
+  // Kernel-default socket buffers, as dnsmasq and unbound have.
+  udpTransport: udp === 'dgram' ? undefined : (a, p) => UdpTransport.bind({ address: a, port: p, batchSize: 64 }),
 });
 process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
 process.stdout.write(`READY ${server.udpBatched ? 'native' : 'dgram'}\n`);
