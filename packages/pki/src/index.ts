@@ -15,3 +15,4 @@ export { covers, formatAddress, formatPrefix, parseAddress, parsePrefix, prefixC
 export { checkWireGuardKey, generateSigningKey, generateWireGuardKey, publicOfSeed, sha256, wireGuardPublicOf, type SigningKeyPair } from './keys.js';
 export { MAX_MESSAGE_BYTES } from './codec.js';
 export { decodePem, encodePem } from './pem.js';
+export { Admission, type AdmissionRefusal, type MemberClaim } from './admission.js';
