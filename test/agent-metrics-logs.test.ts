@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { parse } from 'yaml';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { queryControl, type AgentStatus } from '@overlay/agent';
+import { publicKeyOf } from '@overlay/crypto';
 import { createTestbed, type Testbed, type TestHost } from './lib/testbed.js';
 import { AgentCluster } from './lib/agent-cluster.js';
 import { FAMILIES } from '../packages/agent/src/metrics.js';
@@ -119,6 +120,7 @@ describe('agent metrics endpoint and structured logs', () => {
     expect(peer.rxBytes).toBeGreaterThan(10 * 84);
     expect(peer.txBytes).toBeGreaterThan(10 * 84);
     expect(peer.lastHandshake).toBeGreaterThan(Date.now() - 60_000);
+    expect(text).toContain(`\n  listening: ${tb.hosts[0].underlay}:7946  vtep: ${tb.hosts[0].underlay}:4789\n  public key: ${publicKeyOf(parse(c.config(0)).wireguard.privateKey as string)}\n  metrics: http://127.0.0.1:${PORT}/metrics\n`);
     expect(text).toContain(`  ${peer.publicKey} ${peer.endpoint} up handshake`);
     expect(text).toContain(`    member: ${j.members.find((m) => m.wireguard === peer.publicKey)!.name}`);
     expect(text).toContain(`    endpoint: ${tb.hosts[1].underlay}:4789`);

@@ -133,12 +133,14 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     await plane?.host.close();
     throw e;
   }
+  let metricsAt: string | undefined;
+  const local = () => ({ listen: `${cfg.listen.ip}:${cfg.listen.port}`, vtep: `${cfg.vtep}:${cfg.vtepPort}`, publicKey: wgPublic, metrics: metricsAt });
   // The push-pull port's refusals (runtime.ts) join the agent's drops, as stream.<reason>.
   const control = await serveControl(cfg.controlSocket, () => {
     const st = agent.status();
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
     const host = plane?.host;
-    return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks) };
+    return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks), local: local() };
   }, (line) => controlCommand(live, line));
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
@@ -151,6 +153,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
         throw e;
       })
     : undefined;
+  if (metrics && cfg.metrics) metricsAt = `${cfg.metrics.listen.ip}:${metrics.port}`;
   log.info({ listen: `${cfg.listen.ip}:${cfg.listen.port}`, networks: cfg.networks.map((n) => n.name), wireguard: wgPublic ?? null }, 'agent started');
   if (cfg.seeds.length) {
     const ok = await agent.join(cfg.seeds);

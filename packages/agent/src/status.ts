@@ -62,6 +62,8 @@ export type NodeStatus = Omit<AgentStatus, 'peers'> & {
   peers?: (NonNullable<AgentStatus['peers']>[number] & PeerTraffic)[];
   services?: ServicesStatus;
   dataplane?: DataplaneStatus;
+  /** This node's addresses, like wg(8)'s interface block (the runner adds it). */
+  local?: { listen: string; vtep: string; publicKey?: string; metrics?: string };
 };
 
 /** What dataplaneStatus reads of an open host (@overlay/host's Host). */
@@ -169,7 +171,13 @@ export function describeStatus(s: NodeStatus): DescribedStatus {
 /** The text `agent status` prints. */
 export function formatStatus(status: NodeStatus): string {
   const s = describeStatus(status);
-  const out: string[] = [`node ${s.name}  incarnation ${s.incarnation}  health ${s.awareness}  digest ${s.digest.slice(0, 16)}`, '', 'MEMBERS'];
+  const out: string[] = [`node ${s.name}  incarnation ${s.incarnation}  health ${s.awareness}  digest ${s.digest.slice(0, 16)}`];
+  if (s.local) {
+    out.push(`  listening: ${formatHostPort(s.local.listen)}  vtep: ${formatHostPort(s.local.vtep)}`);
+    if (s.local.publicKey) out.push(`  public key: ${s.local.publicKey}`);
+    if (s.local.metrics) out.push(`  metrics: http://${formatHostPort(s.local.metrics)}/metrics`);
+  }
+  out.push('', 'MEMBERS');
   for (const m of s.members) out.push(`  ${m.name.padEnd(20)} ${m.state.padEnd(8)} ${m.address.padEnd(24)} inc ${m.incarnation}  vtep ${m.vtep}`);
   const netNames = [...new Set([...Object.keys(s.networks), ...(s.dataplane?.devices.map((d) => d.network) ?? [])])];
   for (const net of netNames) {
