@@ -284,6 +284,15 @@ export class Agent {
     return this.sync.unpublish(kind, network, id);
   }
 
+  /**
+   * Apply a record learned outside gossip (an external store, store-bridge.ts): opened, verified
+   * against its owner's key, stored by LWW, counted, as one from gossip; not gossiped on (every
+   * agent reads the store). Our own records make us re-assert ours. True when it was stored.
+   */
+  receiveRecord(raw: { body: Uint8Array; sig: Uint8Array }): boolean {
+    return this.sync.receive(raw) !== null;
+  }
+
   /** The stored endpoint record (any owner), tombstones included. */
   endpoint(network: string, id: string): EndpointRecord | undefined {
     return this.table.get<EndpointData>(ENDPOINT_KIND, network, id)?.rec;

@@ -55,6 +55,12 @@ export class Keys {
     seg(`/${cluster}`, cluster, 'cluster');
     this.root = `/${cluster}/${LAYOUT_VERSION}/`;
   }
+  /** The keys under a root prefix of one segment (`/overlay/` → cluster `overlay`). */
+  static fromPrefix(prefix: string): Keys {
+    const m = /^\/([^/]+)\/?$/.exec(prefix);
+    if (!m) throw StoreError.badKey(prefix, "a store prefix is one segment: '/<cluster>/'");
+    return new Keys(m[1]);
+  }
   private build(area: Area, parts: readonly string[]): string {
     const key = this.root + area + '/' + parts.join('/');
     parts.forEach((p, i) => seg(key, p, `${area} segment ${i + 1}`));

@@ -144,17 +144,31 @@ export class VerifyingStore implements EndpointStore {
     return { entries: r.entries.filter((kv) => this.accept(kv.key, kv.value)), revision: r.revision };
   }
 
-  async *watch(prefix: string, opts?: WatchOptions): AsyncIterableIterator<WatchEvent> {
-    const it = this.inner.watch(prefix, opts);
-    try {
-      for await (const ev of it) {
+  /**
+   * The inner watch, filtered. A plain iterator, not an async generator: `return()` must end a
+   * watch whose reader is waiting in `next()` (a generator would queue the return behind it).
+   */
+  watch(prefix: string, opts?: WatchOptions): AsyncIterableIterator<WatchEvent> {
+    const inner = this.inner.watch(prefix, opts);
+    const next = async (): Promise<IteratorResult<WatchEvent>> => {
+      for (;;) {
+        const r = await inner.next();
+        if (r.done) return r;
+        const ev = r.value;
         if (ev.type === 'put' && !this.accept(ev.key, ev.value)) continue;
-        if (ev.type === 'resync') yield { type: 'resync', revision: ev.revision, entries: ev.entries.filter((kv) => this.accept(kv.key, kv.value)) };
-        else yield ev;
+        if (ev.type === 'resync') return { done: false, value: { type: 'resync', revision: ev.revision, entries: ev.entries.filter((kv) => this.accept(kv.key, kv.value)) } };
+        return r;
       }
-    } finally {
-      await it.return?.();
-    }
+    };
+    const it: AsyncIterableIterator<WatchEvent> = {
+      next,
+      return: async () => {
+        await inner.return?.();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => it,
+    };
+    return it;
   }
 
   put(key: string, value: Uint8Array, opts?: PutOptions): Promise<number> {

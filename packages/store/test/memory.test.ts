@@ -65,5 +65,7 @@ describe('memory store', () => {
     expect(() => keys.endpoint('net/a', 'n', 'e')).toThrow(StoreError);
     expect(() => keys.node('')).toThrow(expect.objectContaining({ code: 'STORE_BAD_KEY' }));
     expect(() => keys.prefix('endpoints', 'a', 'b', 'c')).toThrow(expect.objectContaining({ code: 'STORE_BAD_KEY' }));
+    expect(Keys.fromPrefix('/overlay/').node('n')).toBe('/overlay/v1/nodes/n');
+    expect(() => Keys.fromPrefix('/a/b/')).toThrow(expect.objectContaining({ code: 'STORE_BAD_KEY' }));
   });
 });

@@ -48,6 +48,11 @@ describe('signed values', () => {
     expect((await v.list(keys.root)).entries).toEqual([]);
     expect(v.drops.bad_signature).toBe(4);
     expect(await v.get(keys.endpoint('net-a', 'node-a', 'e2'))).toBeUndefined();
+    // Closing a watch whose reader waits ends that wait (no hang).
+    const w2 = v.watch(keys.root);
+    const pending = w2.next();
+    await w2.return!();
+    expect((await pending).done).toBe(true);
     await v.close();
   });
 });

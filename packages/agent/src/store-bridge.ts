@@ -1,0 +1,175 @@
+/**
+ * An agent's records through an external EndpointStore (etcd: config `store: {kind: etcd}`), next
+ * to gossip: this node's own endpoint and service records are written to the store under a lease,
+ * and every other node's records are read from it (verified: `VerifyingStore` drops what is not
+ * signed by the key's owner) into the agent's table, which programs them as gossip would.
+ *
+ * - Out: every change of one of our records (`recordChanged`, from the agent's onRecord) is a put
+ *   of the sealed record under our lease, or a delete for a tombstone. A new lease (the first, or
+ *   after the old one was lost) re-writes all our live records. A graceful stop revokes the lease
+ *   (our keys go at once); a killed agent's keys go when the lease lapses (LEASE_TTL_MS).
+ * - In: list, then watch from the list's revision; puts and resync entries are handed to
+ *   `Agent.receiveRecord` (LWW, signature against the owner's key from membership). A delete is
+ *   not a tombstone (only the owner signs those): the owner's death reaches the table through
+ *   membership, as in gossip mode.
+ *
+ * Owners must be members (their signing key comes from membership meta); a store shared by sites
+ * that do not gossip with each other needs the PKI's certificates for that (not done here).
+ * Single-threaded; owned by the runner.
+ */
+import { type EndpointStore, EtcdStore, Keys, LeaseKeeper, VerifyingStore, type WatchEvent, isStoreError, openSealed, sealSigned } from '@overlay/store';
+import type { Agent } from './agent.js';
+import { ENDPOINT_KIND } from './endpoints.js';
+import type { SignedRecord } from './records.js';
+import { SERVICE_KIND } from './services.js';
+import { agentRecordCodec } from './store-gossip.js';
+
+export interface StoreBridgeOptions {
+  agent: Agent;
+  store: EndpointStore;
+  keys: Keys;
+  ttlMs?: number;
+  keepAliveMs?: number;
+  log?(msg: string, err?: unknown): void;
+}
+
+/** What the bridge did (append-only names). */
+export interface StoreBridgeCounters {
+  puts: number;
+  deletes: number;
+  write_errors: number;
+  received: number;
+  received_applied: number;
+  resyncs: number;
+  leases: number;
+}
+
+const AREAS = ['endpoints', 'services'] as const;
+
+export class StoreBridge {
+  readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0 };
+  readonly store: VerifyingStore;
+  private readonly keeper: LeaseKeeper;
+  private readonly watches: AsyncIterator<WatchEvent>[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly o: StoreBridgeOptions) {
+    const agent = o.agent;
+    this.store = new VerifyingStore(o.store, { codec: agentRecordCodec, keyOf: (owner) => agent.membership.metaOf(owner)?.signKey });
+    this.keeper = new LeaseKeeper(o.store, {
+      ttlMs: o.ttlMs,
+      intervalMs: o.keepAliveMs,
+      onLease: async () => {
+        this.counters.leases++;
+        for (const r of agent.table.records()) if (r.owner === agent.name && !r.deleted) this.recordChanged(r);
+        await this.chain;
+      },
+      onError: (e) => o.log?.('store lease refresh failed', e),
+    });
+  }
+
+  /** Drops of the verifying reader, by reason. */
+  get drops(): VerifyingStore['drops'] {
+    return this.store.drops;
+  }
+
+  private keyOf(r: SignedRecord): string | undefined {
+    try {
+      if (r.kind === ENDPOINT_KIND) return this.o.keys.endpoint(r.network, r.owner, r.id);
+      if (r.kind === SERVICE_KIND) return this.o.keys.service(r.network, r.owner, r.id);
+    } catch {
+      /* a name that cannot be a key segment: gossip only */
+    }
+    return undefined;
+  }
+
+  /** One of the agent's records changed (the agent's onRecord): write ours to the store. */
+  recordChanged(r: SignedRecord): void {
+    if (!this.started || this.stopped || r.owner !== this.o.agent.name) return;
+    const key = this.keyOf(r);
+    const lease = this.keeper.lease;
+    if (key === undefined || !lease) return;
+    const value = r.deleted ? undefined : sealSigned(r);
+    // Writes go out in order (a put then its tombstone must not be reordered).
+    this.chain = this.chain.then(async () => {
+      try {
+        if (value) {
+          await this.o.store.put(key, value, { lease: lease.id });
+          this.counters.puts++;
+        } else {
+          await this.o.store.delete(key);
+          this.counters.deletes++;
+        }
+      } catch (e) {
+        // A lost lease is re-granted by the keeper, which re-writes every live record.
+        this.counters.write_errors++;
+        if (!isStoreError(e, 'STORE_LEASE_NOT_FOUND')) this.o.log?.(`store write ${key} failed`, e);
+      }
+    });
+  }
+
+  private feed(value: Uint8Array): void {
+    const rec = openSealed(value);
+    if (!rec) return;
+    this.counters.received++;
+    if (this.o.agent.receiveRecord(rec)) this.counters.received_applied++;
+  }
+
+  /** Take a lease, write our records, read everyone's and follow changes. */
+  async start(): Promise<void> {
+    this.started = true;
+    await this.keeper.start();
+    for (const area of AREAS) {
+      const prefix = this.o.keys.prefix(area);
+      const l = await this.store.list(prefix);
+      for (const kv of l.entries) this.feed(kv.value);
+      const w = this.store.watch(prefix, { fromRevision: l.revision });
+      this.watches.push(w);
+      void (async () => {
+        try {
+          for (let r = await w.next(); !r.done; r = await w.next()) {
+            const ev = r.value;
+            if (ev.type === 'put') this.feed(ev.value);
+            else if (ev.type === 'resync') {
+              this.counters.resyncs++;
+              for (const kv of ev.entries) this.feed(kv.value);
+            }
+          }
+        } catch (e) {
+          this.o.log?.(`store watch ${prefix} ended`, e);
+        }
+      })();
+    }
+  }
+
+  /** Stop: revoke our lease when leaving gracefully (our keys go now), close the store. */
+  async stop(revoke = true): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.chain;
+    await this.keeper.stop(revoke);
+    for (const w of this.watches) await w.return?.();
+    await this.store.close();
+  }
+}
+
+/**
+ * The runner's entry (config `store: {kind: etcd, endpoints, prefix}`): connect, start the bridge.
+ * The agent's onRecord must call `recordChanged` (records published before this are written when
+ * the first lease is granted). Undefined for `kind: gossip`.
+ */
+export async function openStoreBridge(store: { kind: 'gossip' } | { kind: 'etcd'; endpoints: string[]; prefix: string }, agent: Agent, log?: StoreBridgeOptions['log']): Promise<StoreBridge | undefined> {
+  if (store.kind !== 'etcd') return undefined;
+  const keys = Keys.fromPrefix(store.prefix);
+  const etcd = await EtcdStore.connect({ hosts: store.endpoints.map((u) => u.replace(/^http:\/\//, '')) });
+  const bridge = new StoreBridge({ agent, store: etcd, keys, log });
+  try {
+    await bridge.start();
+  } catch (e) {
+    await bridge.stop(false).catch(() => undefined);
+    throw e;
+  }
+  return bridge;
+}
