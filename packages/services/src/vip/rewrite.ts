@@ -35,12 +35,25 @@ function writeI32(d: Uint8Array, at: number, v: number): void {
  */
 export function rewriteIpv4Address(d: Uint8Array, l3: number, addrAt: number, from: number, to: number, proto: number, l4: number): void {
   writeI32(d, l3 + addrAt, to);
-  checksumReplace32(d, l3 + 10, from, to);
-  if (proto === 6) checksumReplace32(d, l4 + 16, from, to);
+  // ~m + m' once, folded to 16 bits; added to each field that covers the address.
+  let delta = ((~from >>> 16) & 0xffff) + (~from & 0xffff) + ((to >>> 16) & 0xffff) + (to & 0xffff);
+  delta = (delta & 0xffff) + (delta >>> 16);
+  checksumAdd(d, l3 + 10, delta);
+  if (proto === 6) checksumAdd(d, l4 + 16, delta);
   else if (proto === 17 && (d[l4 + 6] | d[l4 + 7]) !== 0) {
-    checksumReplace32(d, l4 + 6, from, to);
+    checksumAdd(d, l4 + 6, delta);
     if ((d[l4 + 6] | d[l4 + 7]) === 0) d[l4 + 6] = d[l4 + 7] = 0xff;
   }
+}
+
+/** HC' = ~(~HC + delta) for the checksum at `at` (RFC 1624 eqn. 3 with delta = ~m + m'). */
+function checksumAdd(d: Uint8Array, at: number, delta: number): void {
+  let s = (~((d[at] << 8) | d[at + 1]) & 0xffff) + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  s = ~s & 0xffff;
+  d[at] = s >>> 8;
+  d[at + 1] = s & 0xff;
 }
 
 export const RST_FRAME_LENGTH = 54;
