@@ -17,6 +17,12 @@
  * Changes mark the service dirty; a network's name index is brought up to date on its next
  * lookup, and a name's encoded answers are rebuilt on the first query after a change. So loading
  * 10 000 instances costs one pass, and a query costs a hash lookup and a copy.
+ *
+ * Names of one instance each (`<id>.tasks.svc` and the reverse names of instance addresses) are
+ * not indexed ahead: a lookup that misses the index and has their shape is answered from the
+ * service's instances (by id) or the network's address map, and the entry it builds is kept in
+ * the index until the network's next change, at most LAZY_NAMES per network (oldest out first).
+ * Two indexed names and their key text per instance cost ~350 bytes; the address map ~30.
  */
 import { OverlayError, parseIpAddress, type CounterSet } from '@overlay/dataplane';
 import { selectForAnswer } from './health/select.js';
@@ -99,6 +105,8 @@ const NO_PORTS: ServicePort[] = [];
 
 interface Instance {
   id: string;
+  /** Name of its service (the key in NetworkIndex.services): PTR targets of the address map. */
+  svc: string;
   /** IPv4 addresses as unsigned 32-bit numbers (a typed array per address costs ~200 bytes). */
   v4: number[];
   v6: Uint8Array[];
@@ -116,8 +124,13 @@ interface Service {
   instances: Map<string, Instance>;
   /** Index entries this service contributed refs to. */
   names: NameEntry[];
+  /** The instances whose addresses are in the network's address map (as they were indexed). */
+  mapped: Instance[];
   removed: boolean;
 }
+
+/** What an address's reverse name answers: instances (`<id>.tasks.<svc>`) and services by VIP (`<svc>`). */
+type Holder = Instance | Service;
 
 type RefKind = 'svc' | 'tasks' | 'all' | 'inst' | 'port' | 'ptr';
 
@@ -154,11 +167,17 @@ class NetworkIndex {
   /** The only index: by name hash (text lookups hash the text and compare keys; no second map by key). */
   readonly byHash = new Map<number, NameEntry | NameEntry[]>();
   readonly dirty = new Set<Service>();
+  /** Instance addresses and VIPs → what their reverse names answer (IPv4 as numbers, IPv6 as hex). */
+  readonly byAddr = new Map<number | string, Holder | Holder[]>();
+  /** Entries built on demand (in the index until the next change; oldest first). */
+  readonly lazy = new Set<NameEntry>();
   /** Index shared with other networks by equal name would break scoping: each network has its own. */
   constructor(readonly name: string) {}
 }
 
 const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+/** Entries built on demand kept per network (each ~200 bytes with its answers). */
+export const LAZY_NAMES = 4096;
 
 export type DirectoryListener = (network: string, service: string) => void;
 
@@ -198,7 +217,7 @@ export class ServiceDirectory {
     const net = this.network(spec.network, true)!;
     const key = spec.name.toLowerCase();
     const old = net.services.get(key);
-    const svc: Service = { name: key, network: spec.network, vip4, vip6, mode, ttl, instances: old?.instances ?? new Map(), names: old?.names ?? [], removed: false };
+    const svc: Service = { name: key, network: spec.network, vip4, vip6, mode, ttl, instances: old?.instances ?? new Map(), names: old?.names ?? [], mapped: [], removed: false };
     if (old) old.removed = true;
     if (old) net.dirty.delete(old);
     // The old object's names are removed when the new one is indexed.
@@ -234,7 +253,7 @@ export class ServiceDirectory {
     });
     if (typeof inst.healthy !== 'boolean') throw new InvalidServiceError('healthy', 'must be a boolean');
     const id = inst.id.toLowerCase();
-    svc.instances.set(id, { id, v4, v6, ports: this.sharedPorts(ports), healthy: inst.healthy });
+    svc.instances.set(id, { id, svc: svc.name, v4, v6, ports: this.sharedPorts(ports), healthy: inst.healthy });
     this.touch(this.network(network, false)!, svc);
   }
 
@@ -277,10 +296,10 @@ export class ServiceDirectory {
     if (net === undefined) return undefined;
     if (net.dirty.size > 0) this.flush(net);
     const b = net.byHash.get(q.hash);
-    if (b === undefined) return undefined;
-    if (b instanceof NameEntry) return sameName(b.key, q) ? b : undefined;
-    for (let i = 0; i < b.length; i++) if (sameName(b[i].key, q)) return b[i];
-    return undefined;
+    if (b instanceof NameEntry) {
+      if (sameName(b.key, q)) return b;
+    } else if (b !== undefined) for (let i = 0; i < b.length; i++) if (sameName(b[i].key, q)) return b[i];
+    return lazyShape(q.name, q.nameLength) ? this.lazyEntry(net, q.nameText()) : undefined;
   }
 
   /** The entry for a name given as text (tests, tools). */
@@ -288,7 +307,46 @@ export class ServiceDirectory {
     const net = this.networks.get(network);
     if (net === undefined) return undefined;
     if (net.dirty.size > 0) this.flush(net);
-    return find(net, keyOf(name));
+    const key = keyOf(name);
+    return find(net, key) ?? this.lazyEntry(net, key);
+  }
+
+  /**
+   * The entry of an instance name or an address's reverse name (`key`, not in the index), built
+   * from the instances and kept in the index until the network changes; undefined when nothing
+   * has that name.
+   */
+  private lazyEntry(net: NetworkIndex, key: string): NameEntry | undefined {
+    let refs: Ref | Ref[] | undefined;
+    const dot = key.indexOf('.');
+    if (dot > 0 && key.startsWith('.tasks.', dot) && key.indexOf('.', dot + 7) < 0) {
+      const svc = net.services.get(key.slice(dot + 7));
+      const inst = svc?.instances.get(key.slice(0, dot));
+      if (svc !== undefined && inst !== undefined) refs = { kind: 'inst', service: svc, instance: inst };
+    } else {
+      const addr = reverseAddress(key);
+      const h = addr === undefined ? undefined : net.byAddr.get(addr);
+      if (h !== undefined) {
+        const list = (Array.isArray(h) ? h : [h]).map((x): Ref | undefined => {
+          if (!isInstance(x)) return { kind: 'ptr', service: x };
+          const service = net.services.get(x.svc);
+          return service && { kind: 'ptr', service, instance: x };
+        });
+        const ok = list.filter((r): r is Ref => r !== undefined);
+        refs = ok.length === 0 ? undefined : ok.length === 1 ? ok[0] : ok;
+      }
+    }
+    if (refs === undefined) return undefined;
+    if (net.lazy.size >= LAZY_NAMES) {
+      const oldest = net.lazy.values().next().value!;
+      net.lazy.delete(oldest);
+      unlist(net, oldest);
+    }
+    const e = new NameEntry(key, textNameHash(key), Array.isArray(refs) ? refs[0] : refs);
+    if (Array.isArray(refs)) e.refs = refs;
+    listEntry(net, e);
+    net.lazy.add(e);
+    return e;
   }
 
   /** The encoded answers of `entry` for `qtype` (EMPTY for NODATA), built on first use after a change. */
@@ -351,6 +409,9 @@ export class ServiceDirectory {
   }
 
   private flush(net: NetworkIndex): void {
+    // Entries built on demand may name an instance or address that changed: built again when asked.
+    for (const e of net.lazy) unlist(net, e);
+    net.lazy.clear();
     for (const svc of net.dirty) {
       this.unindex(net, svc);
       if (!svc.removed) this.index(net, svc);
@@ -369,14 +430,16 @@ export class ServiceDirectory {
       e.cache = undefined;
       if (left > 0) continue;
       // Gone from the index, unless already removed (a name this service added twice).
-      const b = net.byHash.get(e.hash);
-      if (b === e) net.byHash.delete(e.hash);
-      else if (Array.isArray(b) && b.includes(e)) {
-        const rest = b.filter((x) => x !== e);
-        net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
-      }
+      unlist(net, e);
     }
     svc.names = [];
+    for (const inst of svc.mapped) {
+      for (const a of inst.v4) unmapAddress(net, a, inst);
+      for (const a of inst.v6) unmapAddress(net, hex(a), inst);
+    }
+    svc.mapped = [];
+    if (svc.vip4 !== undefined) unmapAddress(net, svc.vip4, svc);
+    if (svc.vip6) unmapAddress(net, hex(svc.vip6), svc);
   }
 
   private index(net: NetworkIndex, svc: Service): void {
@@ -388,19 +451,23 @@ export class ServiceDirectory {
     add(`tasks.${s}`, { kind: 'tasks', service: svc });
     add(`all.tasks.${s}`, { kind: 'all', service: svc });
     const portNames = new Set<string>();
+    const mapped: Instance[] = new Array<Instance>(svc.instances.size);
+    let k = 0;
     for (const inst of svc.instances.values()) {
-      const target = `${inst.id}.tasks.${s}`;
-      add(target, { kind: 'inst', service: svc, instance: inst });
-      for (const a of inst.v4) add(reverseName4(a), { kind: 'ptr', service: svc, instance: inst });
-      for (const a of inst.v6) add(reverseName(a), { kind: 'ptr', service: svc, instance: inst });
+      // `<id>.tasks.<svc>` is built on demand, except `all` (it shares all.tasks.<svc>'s entry).
+      if (inst.id === 'all') add(`all.tasks.${s}`, { kind: 'inst', service: svc, instance: inst });
+      for (const a of inst.v4) mapAddress(net, a, inst);
+      for (const a of inst.v6) mapAddress(net, hex(a), inst);
+      mapped[k++] = inst;
       for (const p of inst.ports) if (p.name !== undefined) portNames.add(`${p.name}/${p.proto}`);
     }
+    svc.mapped = mapped;
     for (const pn of portNames) {
       const [name, proto] = pn.split('/') as [string, PortProto];
       add(`_${name}._${proto}.${s}`, { kind: 'port', service: svc, portName: name, proto });
     }
-    if (svc.vip4 !== undefined) add(reverseName4(svc.vip4), { kind: 'ptr', service: svc });
-    if (svc.vip6) add(reverseName(svc.vip6), { kind: 'ptr', service: svc });
+    if (svc.vip4 !== undefined) mapAddress(net, svc.vip4, svc);
+    if (svc.vip6) mapAddress(net, hex(svc.vip6), svc);
   }
 
   /** The entry of `name` with `ref` added (a new entry when the name had none). */
@@ -414,10 +481,7 @@ export class ServiceDirectory {
       return e;
     }
     e = new NameEntry(key, textNameHash(key), ref);
-    const b = net.byHash.get(e.hash);
-    if (b === undefined) net.byHash.set(e.hash, e);
-    else if (Array.isArray(b)) b.push(e);
-    else net.byHash.set(e.hash, [b, e]);
+    listEntry(net, e);
     return e;
   }
 
@@ -489,12 +553,100 @@ class RecordWriter {
   }
 }
 
-function u32(b: Uint8Array): number {
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+/** Put `e` in the network's hash index. */
+function listEntry(net: NetworkIndex, e: NameEntry): void {
+  const b = net.byHash.get(e.hash);
+  if (b === undefined) net.byHash.set(e.hash, e);
+  else if (Array.isArray(b)) b.push(e);
+  else net.byHash.set(e.hash, [b, e]);
 }
 
-function reverseName4(a: number): string {
-  return `${a & 255}.${(a >>> 8) & 255}.${(a >>> 16) & 255}.${a >>> 24}.in-addr.arpa`;
+/** Take `e` out of the network's hash index (nothing when it is not there). */
+function unlist(net: NetworkIndex, e: NameEntry): void {
+  const b = net.byHash.get(e.hash);
+  if (b === e) net.byHash.delete(e.hash);
+  else if (Array.isArray(b) && b.includes(e)) {
+    const rest = b.filter((x) => x !== e);
+    net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
+  }
+}
+
+function mapAddress(net: NetworkIndex, a: number | string, h: Holder): void {
+  const cur = net.byAddr.get(a);
+  if (cur === undefined) net.byAddr.set(a, h);
+  else if (Array.isArray(cur)) cur.push(h);
+  else net.byAddr.set(a, [cur, h]);
+}
+
+function unmapAddress(net: NetworkIndex, a: number | string, h: Holder): void {
+  const cur = net.byAddr.get(a);
+  if (cur === h) net.byAddr.delete(a);
+  else if (Array.isArray(cur)) {
+    const rest = cur.filter((x) => x !== h);
+    if (rest.length === 0) net.byAddr.delete(a);
+    else net.byAddr.set(a, rest.length === 1 ? rest[0] : rest);
+  }
+}
+
+const isInstance = (h: Holder): h is Instance => (h as Instance).svc !== undefined;
+
+function hex(a: Uint8Array): string {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+}
+
+const IN_ADDR = Uint8Array.of(7, 105, 110, 45, 97, 100, 100, 114, 4, 97, 114, 112, 97, 0); // in-addr.arpa
+const IP6 = Uint8Array.of(3, 105, 112, 54, 4, 97, 114, 112, 97, 0); // ip6.arpa
+
+/**
+ * A lowercased wire name (`len` bytes with the root label) that may name something built on
+ * demand: three labels with `tasks` in the middle, or a reverse name. Allocates nothing.
+ */
+function lazyShape(n: Uint8Array, len: number): boolean {
+  if (endsWith(n, len, IN_ADDR) || endsWith(n, len, IP6)) return true;
+  const l1 = n[0];
+  if (l1 === 0 || n[l1 + 1] !== 5) return false;
+  const p = l1 + 2;
+  if (n[p] !== 116 || n[p + 1] !== 97 || n[p + 2] !== 115 || n[p + 3] !== 107 || n[p + 4] !== 115) return false; // tasks
+  const l3 = n[p + 5];
+  return l3 > 0 && n[p + 6 + l3] === 0;
+}
+
+function endsWith(n: Uint8Array, len: number, suffix: Uint8Array): boolean {
+  const off = len - suffix.length;
+  if (off < 0) return false;
+  for (let i = 0; i < suffix.length; i++) if (n[off + i] !== suffix[i]) return false;
+  return true;
+}
+
+/**
+ * The address a reverse name stands for, in the address map's form: IPv4 as a number from its
+ * canonical `d.c.b.a.in-addr.arpa` (decimal without leading zeros), IPv6 as 32 hex digits from 32
+ * one-digit labels; undefined for anything else.
+ */
+function reverseAddress(key: string): number | string | undefined {
+  if (key.endsWith('.in-addr.arpa')) {
+    const parts = key.slice(0, -13).split('.');
+    if (parts.length !== 4) return undefined;
+    let v = 0;
+    for (let i = 3; i >= 0; i--) {
+      const t = parts[i];
+      if (!/^(0|[1-9][0-9]{0,2})$/.test(t) || Number(t) > 255) return undefined;
+      v = v * 256 + Number(t);
+    }
+    return v;
+  }
+  if (key.endsWith('.ip6.arpa')) {
+    const parts = key.slice(0, -9).split('.');
+    if (parts.length !== 32 || !parts.every((p) => /^[0-9a-f]$/.test(p))) return undefined;
+    let out = '';
+    for (let i = 31; i > 0; i -= 2) out += parts[i] + parts[i - 1];
+    return out;
+  }
+  return undefined;
+}
+
+function u32(b: Uint8Array): number {
+  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
 }
 
 /** The entry whose key is `key` (lowercase dotted text), through the hash index. */
