@@ -12,6 +12,8 @@ export interface KernelVtepOptions {
   peer: string;
   /** Overlay MACs reached at `peer` (static `bridge fdb` entries). */
   macs: string[];
+  /** VXLAN Group Policy (`gbp`): the packet mark travels as the Group Policy ID both ways. */
+  gbp?: boolean;
 }
 
 /**
@@ -24,7 +26,7 @@ export async function addKernelVtep(host: TestHost, o: KernelVtepOptions): Promi
   await host.exec('ip', ['-batch', '-'], {
     input:
       [
-        `link add vxk type vxlan id ${o.vni} dstport 4789 local ${o.local} dev ul0 nolearning`,
+        `link add vxk type vxlan id ${o.vni} dstport 4789 local ${o.local} dev ul0 nolearning${o.gbp ? ' gbp' : ''}`,
         `link set vxk address ${o.mac} mtu ${o.mtu}`,
         `addr add ${o.address} dev vxk`,
         'link set vxk up',

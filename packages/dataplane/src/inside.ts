@@ -1,6 +1,6 @@
 import { ETHERNET_HEADER_LENGTH } from './codec/ethernet.js';
 import { isGroupMac, readMacHi, readMacLo } from './codec/mac.js';
-import { encodeVxlan, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
+import { encodeVxlan, encodeVxlanGbp, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
 import type { Core } from './core.js';
 import { C, Drop } from './counters.js';
 import { FDB_LEARNED, type Network } from './network.js';
@@ -103,7 +103,8 @@ export function forward(core: Core, net: Network, slot: number, off: number, len
     return;
   }
   const vni = net.vni;
-  encodeVxlan(d, off - VXLAN_HEADER_LENGTH, vni);
+  if (net.gbp) encodeVxlanGbp(d, off - VXLAN_HEADER_LENGTH, vni, pool.group[slot], false);
+  else encodeVxlan(d, off - VXLAN_HEADER_LENGTH, vni);
   pool.off[slot] = off - VXLAN_HEADER_LENGTH;
   pool.len[slot] = len + VXLAN_HEADER_LENGTH;
   pool.vni[slot] = vni;
@@ -138,7 +139,8 @@ function flood(core: Core, net: Network, slot: number, off: number, len: number)
   const d = pool.data;
   const hoff = off - VXLAN_HEADER_LENGTH;
   const hlen = len + VXLAN_HEADER_LENGTH;
-  encodeVxlan(d, hoff, net.vni);
+  if (net.gbp) encodeVxlanGbp(d, hoff, net.vni, pool.group[slot], false);
+  else encodeVxlan(d, hoff, net.vni);
   pool.off[slot] = hoff;
   pool.len[slot] = hlen;
   pool.vni[slot] = net.vni;

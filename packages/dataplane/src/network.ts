@@ -34,6 +34,14 @@ export interface NetworkOptions {
   arpSuppression?: boolean;
   /** Stages for this network (stage.ts), added in this order after the ARP/ND responders. */
   stages?: readonly Stage[];
+  /**
+   * VXLAN Group Policy (GBP): send the sender's Group Policy ID (a stage sets `pool.group`, e.g.
+   * the policy filter) in the header, and take the ID of received headers into `pool.group`.
+   * Every VTEP of the network must speak GBP (ours, or the kernel's `vxlan … gbp`): the kernel
+   * without `gbp` drops headers with the G flag. Trust a received ID only on an authenticated
+   * underlay (the WireGuard tunnel). Default false: received IDs are ignored.
+   */
+  gbp?: boolean;
 }
 
 /** FDB entry flags. */
@@ -54,6 +62,8 @@ export class Network {
   readonly maxFrame: number;
   readonly flood: boolean;
   readonly learning: boolean;
+  /** VXLAN-GBP on this network (NetworkOptions.gbp). */
+  readonly gbp: boolean;
   readonly ageingMs: number;
   readonly arpSuppression: boolean;
   /** 0: the source port; else the fixed port learned VTEPs get. */
@@ -95,6 +105,7 @@ export class Network {
     this.maxFrame = d.mtu + 18;
     this.flood = policy === 'flood';
     this.learning = o.learning ?? false;
+    this.gbp = o.gbp ?? false;
     this.ageingMs = ageing;
     this.arpSuppression = o.arpSuppression ?? true;
     this.out = new PacketBatch(batchSize);

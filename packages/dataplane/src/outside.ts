@@ -1,6 +1,6 @@
 import { ETHERNET_HEADER_LENGTH } from './codec/ethernet.js';
 import { isGroupMac, readMacHi, readMacLo } from './codec/mac.js';
-import { VXLAN_FLAG_I, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
+import { VXLAN_FLAG_G, VXLAN_FLAG_I, VXLAN_GBP_DONT_LEARN, VXLAN_HEADER_LENGTH } from './codec/vxlan.js';
 import type { Core } from './core.js';
 import { C, Drop } from './counters.js';
 import type { PacketBatch } from './pool.js';
@@ -65,7 +65,10 @@ export function outside(core: Core, batch: PacketBatch): void {
     pool.off[slot] = foff;
     pool.len[slot] = flen;
     pool.vni[slot] = vni;
-    if (net.learning && !isGroupMac(d, foff + 6)) {
+    // VXLAN-GBP: the sender's Group Policy ID, where this network takes it; D = don't learn.
+    const gbp = net.gbp && (d[off] & VXLAN_FLAG_G) !== 0;
+    pool.group[slot] = gbp ? (d[off + 2] << 8) | d[off + 3] : -1;
+    if (net.learning && !(gbp && (d[off + 1] & VXLAN_GBP_DONT_LEARN) !== 0) && !isGroupMac(d, foff + 6)) {
       if (!clockRead) {
         core.readClock();
         clockRead = true;

@@ -52,6 +52,12 @@ export class BufferPool {
   readonly port: Uint16Array;
   /** Network identifier attached by the pipeline (VNI on the wire). */
   readonly vni: Int32Array;
+  /**
+   * The sender's Group Policy ID (VXLAN-GBP, 0..65535), or -1 for none: set from the header on
+   * receive; set by a stage (the policy filter) on the way out, written into the header when the
+   * network sends GBP.
+   */
+  readonly group: Int32Array;
 
   private readonly free: Int32Array;
   private freeTop: number;
@@ -80,6 +86,7 @@ export class BufferPool {
     this.addr = Buffer.alloc(16 * count);
     this.port = new Uint16Array(count);
     this.vni = new Int32Array(count);
+    this.group = new Int32Array(count).fill(-1);
     this.free = new Int32Array(count);
     this.inUse = new Uint8Array(count);
     // Lowest slots on top so a lightly loaded pool touches few cache lines.
@@ -118,6 +125,7 @@ export class BufferPool {
     this.family[slot] = 0;
     this.port[slot] = 0;
     this.vni[slot] = 0;
+    this.group[slot] = -1;
     return slot;
   }
 

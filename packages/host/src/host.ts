@@ -110,7 +110,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
         added.push({ link: tap.name, cidr: a });
       }
       setLinkUp(tap.name);
-      dp.addNetwork({ vni: n.vni, device: tap, learning: n.learning, unknownUnicast: n.unknownUnicast, arpSuppression: n.arpSuppression, ageingMs: n.ageingMs, learnPort: n.learnPort });
+      dp.addNetwork({ vni: n.vni, device: tap, learning: n.learning, unknownUnicast: n.unknownUnicast, arpSuppression: n.arpSuppression, ageingMs: n.ageingMs, learnPort: n.learnPort, gbp: n.gbp });
       pending = undefined; // the dataplane owns it now
       for (const f of n.fdb ?? []) dp.setFdb(n.vni, f.mac, { address: f.vtep, port: f.port });
       for (const nb of n.neighbours ?? []) dp.setNeighbour(n.vni, nb.ip, nb.mac);

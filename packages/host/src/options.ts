@@ -72,6 +72,8 @@ export interface HostNetworkOptions extends TapTuning {
    * ours do; 4789 for Linux kernel VTEPs, which send from flow-hashed source ports.
    */
   learnPort?: 'source' | number;
+  /** VXLAN Group Policy: send and take Group Policy IDs (NetworkOptions.gbp). Default false. */
+  gbp?: boolean;
   /** Static forwarding (e.g. a configuration without agents). */
   fdb?: Array<{ mac: string; vtep: string; port?: number }>;
   neighbours?: Array<{ ip: string; mac: string }>;
@@ -185,6 +187,7 @@ export function validateHostOptions(o: HostOptions): void {
     int(n.mtu, `${f}.mtu`, 68, 65521);
     bool(n.learning, `${f}.learning`);
     bool(n.arpSuppression, `${f}.arpSuppression`);
+    bool(n.gbp, `${f}.gbp`);
     if (n.unknownUnicast !== undefined && n.unknownUnicast !== 'flood' && n.unknownUnicast !== 'drop') fail(`${f}.unknownUnicast`, `must be 'flood' or 'drop'`);
     int(n.ageingMs, `${f}.ageingMs`, 1, 2 ** 31 - 1);
     if (n.learnPort !== 'source') int(n.learnPort, `${f}.learnPort`, 1, 65535);

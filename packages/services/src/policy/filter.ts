@@ -57,6 +57,8 @@ export const POLICY_COUNTERS = [
   'flows_revoked',
   'log_written',
   'log_suppressed',
+  /** New flows whose source was identified by the VXLAN-GBP Group Policy ID, not by address. */
+  'gbp_identified',
 ] as const;
 export type PolicyCounter = (typeof POLICY_COUNTERS)[number];
 export const POLICY_CHANNEL = 'overlay.services.policy';
@@ -209,6 +211,20 @@ export class PolicyFilter implements Stage {
     return dropVerdict(reason);
   }
 
+  /**
+   * Where the source's groups are in the identity bitsets: from the Group Policy ID the packet
+   * arrived with (VXLAN-GBP, no address lookup), else by its address. An ID nobody declared
+   * stands for no groups.
+   */
+  private sourceIdentity(pool: StageContext['pool'], slot: number, src: number, dir: number): number {
+    const gbp = dir === OUTSIDE ? pool.group[slot] : -1;
+    if (gbp >= 0) {
+      this.counters.add(this.counters.at.gbp_identified);
+      return this.identity.lookupGroupPolicy(gbp);
+    }
+    return this.identity.lookup(src);
+  }
+
   private judge(ctx: StageContext, slot: number, dir: number): number {
     const et = ctx.etherType;
     if (et !== 0x0800) {
@@ -227,6 +243,8 @@ export class PolicyFilter implements Stage {
     const proto = d[l3 + 9];
     const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    // Identity on the wire: the sender's Group Policy ID, sent where the network speaks GBP.
+    if (dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
     const l4 = l3 + hl;
     const l4end = l3 + total;
     let sport = 0;
@@ -297,7 +315,7 @@ export class PolicyFilter implements Stage {
 
     const c = this.compiled;
     const id = this.identity;
-    const r = c.evaluate(proto, src, dst, key, id.bits, id.lookup(src), id.lookup(dst));
+    const r = c.evaluate(proto, src, dst, key, id.bits, this.sourceIdentity(pool, slot, src, dir), id.lookup(dst));
     const slotOf = dir * (c.size + 1) + (r < 0 ? c.size : r);
     if (c.actionOf(r) !== ACTION_ALLOW) {
       c.drops[slotOf]++;
