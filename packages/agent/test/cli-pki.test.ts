@@ -99,7 +99,7 @@ describe('agent ca / cert / token / join', () => {
     expect((await joinAs(token2, 'web-2')).code).toBe(0);
 
     child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await new Promise((r) => child.once('close', r));
     expect(child.exitCode).toBe(0);
     expect(log).toMatch(/joins \{"issued":2,"bad_secret":2,"wrong_issuer":1\}/);
     // No key or secret in anything the signer printed.
