@@ -1,6 +1,6 @@
 import * as dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDataplane, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, type Dataplane } from '@overlay/dataplane';
+import { BufferPool, REPLY, createDataplane, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, type Dataplane } from '@overlay/dataplane';
 import { buildUdpFrame, createMemoryDevice, createTestnet, type MemoryDevice } from '@overlay/dataplane/testing';
 import { DnsResponder } from '../src/dns/responder.js';
 import { createDnsCounters } from '../src/dns/counters.js';
@@ -211,5 +211,64 @@ describe('DNS responder stage over TCP: queries split over segments', () => {
     await settle();
     expect(counters.get('tcp_reassembly_oversize')).toBe(2);
     expect(dp.stats().stages.dns.tcp_absorbed).toBe(3);
+  });
+});
+
+describe('DNS responder stage over TCP: random segments', () => {
+  it('20 000 segments (SYNs, parts of queries in and out of order, junk, FIN, RST) on 8 ports: no throw, flows bounded, every one a reply or a counted drop', () => {
+    let now = 0;
+    const counters = createDnsCounters();
+    const responder = new DnsResponder({ directory: fixtureDirectory(), networks: ['blue'], address4: R4, counters, tcpReassembly: { maxFlows: 4, maxBytes: 64, timeoutMs: 200, now: () => now } });
+    const pool = new BufferPool({ count: 64 });
+    const ctx = { pool, vni: 42, etherType: 0x0800, l3: 0, group: false, toDevice: (s: number) => pool.release(s), toNetwork() {}, drop() {} } as unknown as StageContext & { l3: number };
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const pick = (n: number) => Math.floor(rnd() * n);
+    const stream = framed(query('web', 'A'));
+    // Per port: the client's ISN and our ISN + 1 from the SYN-ACK (0 before a SYN).
+    const isn = new Map<number, number>();
+    const ours = new Map<number, number>();
+    let replies = 0;
+    let drops = 0;
+    let maxFlows = 0;
+    let leaked = 0;
+    const N = 20_000;
+    for (let i = 0; i < N; i++) {
+      now += rnd() < 0.005 ? 250 : pick(3); // now and then a pause longer than a flow lives
+      const port = 50000 + pick(8);
+      const r = rnd();
+      let seg: Seg;
+      const cIsn = isn.get(port) ?? pick(2 ** 32);
+      const ack = rnd() < 0.8 ? (ours.get(port) ?? pick(2 ** 32)) : pick(2 ** 32);
+      if (r < 0.1 || !isn.has(port)) {
+        isn.set(port, cIsn);
+        seg = { seq: cIsn, ack: 0, flags: SYN, port };
+      } else if (r < 0.85) {
+        const from = rnd() < 0.3 ? 0 : pick(stream.length); // often a stream's first part
+        const to = Math.min(stream.length, from + 1 + pick(stream.length));
+        const junk = rnd() < 0.15;
+        const payload = junk ? Buffer.from(Array.from({ length: 1 + pick(80) }, () => pick(256))) : stream.subarray(from, to);
+        seg = { seq: (cIsn + 1 + (junk ? pick(100) : from)) >>> 0, ack, flags: rnd() < 0.9 ? PSH_ACK : PSH_ACK | FIN, port, payload };
+      } else if (r < 0.95) seg = { seq: (cIsn + 1 + stream.length) >>> 0, ack, flags: FIN | ACK, port };
+      else seg = { seq: (cIsn + 1 + pick(40)) >>> 0, ack, flags: 0x04, port };
+      const f = tcpFrame(seg);
+      const slot = pool.acquire();
+      expect(slot).toBeGreaterThanOrEqual(0);
+      pool.fill(slot, f);
+      ctx.l3 = pool.off[slot] + 14;
+      const v = responder.inside(ctx, slot);
+      if (v === REPLY) {
+        replies++;
+        if (seg.flags === SYN) ours.set(port, (pool.data.readUInt32BE(pool.off[slot] + 34 + 4) + 1) >>> 0);
+      } else if (v < 0) drops++;
+      pool.release(slot);
+      if (responder.tcpFlowCount > maxFlows) maxFlows = responder.tcpFlowCount;
+      if (pool.available !== 64) leaked++;
+    }
+    expect(maxFlows).toBe(4);
+    expect(leaked).toBe(0);
+    expect(replies + drops).toBe(N);
+    // The walk reached every path: answers put together, and each kind of counted drop.
+    for (const k of ['tcp_reassembled', 'tcp_reassembly_full', 'tcp_reassembly_oversize', 'tcp_reassembly_expired', 'tcp_reassembly_out_of_order'] as const) expect(counters.get(k)).toBeGreaterThan(0);
   });
 });

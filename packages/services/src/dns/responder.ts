@@ -104,6 +104,11 @@ export class DnsResponder implements Stage {
     return this.held.size;
   }
 
+  /** TCP queries being put together from segments (at most tcpReassembly.maxFlows). */
+  get tcpFlowCount(): number {
+    return this.tcp.flows.size;
+  }
+
   attach(ctx: StageContext): void {
     this.ctx = ctx;
   }
