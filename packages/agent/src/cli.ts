@@ -190,8 +190,8 @@ const USAGE = {
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
 type Command = keyof typeof USAGE;
-/** Every command, in usage order: the one list the help test walks. */
-export const COMMANDS = Object.keys(USAGE) as Command[];
+/** Every command (the PKI ones too), in usage order: the one list the help test walks. */
+export const COMMANDS: readonly string[] = [...Object.keys(USAGE), ...Object.keys(PKI_USAGE)];
 /** Options each command takes besides --help; anything else is a usage error (exit 2). */
 const COMMAND_OPTIONS: Record<Command, readonly string[]> = {
   run: ['config', 'host'], check: ['config', 'host'], status: ['config', 'socket', 'json'], keygen: [],

@@ -19,7 +19,7 @@ const ptrTargets = (d: ServiceDirectory, net: string, name: string) => {
   const a = wire(d, net, name, TYPE_PTR);
   if (a === undefined) return undefined;
   const msg = dnsPacket.decode(Buffer.concat([dnsPacket.encode({ type: 'response', id: 1, questions: [{ type: 'PTR', name }] }).subarray(0, 12 + 4 + name.length + 2), Buffer.from(a.bytes, 'latin1')]).fill(0, 6, 8).fill(a.ends.length, 7, 8));
-  return (msg.answers ?? []).map((r) => r.data as string).sort();
+  return (msg.answers ?? []).map((r) => (r as { data: string }).data).sort();
 };
 const lazyCount = (d: ServiceDirectory, net: string) => (d as unknown as { networks: Map<string, { lazy: Set<unknown> }> }).networks.get(net)!.lazy.size;
 
