@@ -18,6 +18,7 @@ import { realClock } from './env.js';
 import { Keyring, PlainSealer } from './keyring.js';
 import { PRESETS } from './presets.js';
 import { createRealIo, queryControl, serveControl } from './runtime.js';
+import { type StoreBridge, openStoreBridge } from './store-bridge.js';
 import type { AgentStatus } from './agent.js';
 import { dataplaneStatus, describeStatus, formatStatus, withPeerTraffic } from './status.js';
 import { ServicesRuntime } from './services-run.js';
@@ -90,6 +91,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   const services = new ServicesRuntime(cfg, log);
   let wgPublic: string | undefined;
   if (cfg.wireguard) wgPublic = (await import('@overlay/crypto')).publicKeyOf(cfg.wireguard.privateKey);
+  // Config `store: {kind: etcd}`: our records also go to etcd and everyone's come from it (store-bridge.ts).
+  let bridge: StoreBridge | undefined;
   const agent = new Agent({
     dataplane: plane?.dp,
     tunnel: plane?.wg,
@@ -112,6 +115,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
       // A backend's MAC comes from its endpoint record; endpoint addresses are skipped by VIP allocation.
       onRecord: (r) => {
         if (r.kind === ENDPOINT_KIND) services.vips?.endpointChanged(r.network);
+        bridge?.recordChanged(r);
       },
     },
     ...extra,
@@ -125,7 +129,9 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   try {
     await services.start(agent, plane?.dp, new Map(plane?.host.devices.map((d) => [d.vni, d.mtu]) ?? []));
     live.start();
+    bridge = await openStoreBridge(cfg.store ?? { kind: 'gossip' }, agent, (msg, err) => log.warn({ err: String(err) }, msg));
   } catch (e) {
+    await bridge?.stop(false).catch(() => undefined);
     live.close();
     await services.stop().catch(() => undefined);
     agent.stop();
@@ -145,6 +151,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
         // Nothing half-started: the port is taken or not ours, so undo what runAgent opened.
+        await bridge?.stop(false).catch(() => undefined);
         control.close();
         await services.stop().catch(() => undefined);
         agent.stop();
@@ -169,6 +176,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   };
   const stop = async () => {
     live.close();
+    await bridge?.stop().catch(() => undefined);
     await services.stop();
     await agent.leave(1000);
     control.close();
