@@ -1,6 +1,6 @@
 import * as dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BufferPool, REPLY, createDataplane, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, type Dataplane } from '@overlay/dataplane';
+import { BufferPool, REPLY, createDataplane, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, type Dataplane, type StageContext } from '@overlay/dataplane';
 import { buildUdpFrame, createMemoryDevice, createTestnet, type MemoryDevice } from '@overlay/dataplane/testing';
 import { DnsResponder } from '../src/dns/responder.js';
 import { createDnsCounters } from '../src/dns/counters.js';
