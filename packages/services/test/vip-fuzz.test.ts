@@ -30,6 +30,9 @@ function templates(): { inside: Buffer[]; outside: Buffer[] } {
     for (const flags of [0x12, 0x10, 0x11, 0x04]) outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'tcp', sport: 80, dport: 40000, flags }));
     outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'udp', sport: 53, dport: 5353, payload: Buffer.alloc(9) }));
     outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'icmp', icmpType: 0, id: 9 }));
+    // An ICMP error (unreachable) quoting the client's translated segment.
+    const cause = ipv4Frame({ dstMac: b.mac, srcMac: CLIENT_MAC, src: '198.19.0.1', dst: b.ip, proto: 'tcp', sport: 40000, dport: 80, flags: 0x02 });
+    outside.push(ipv4Frame({ dstMac: CLIENT_MAC, srcMac: b.mac, src: b.ip, dst: '198.19.0.1', proto: 'icmp', icmpType: 3, id: 0, payload: cause.subarray(14, 14 + 28) }));
   }
   outside.push(...outside.slice(0, 3).map(tag8021q));
   const c6 = { dstMac: VIP6_MAC, srcMac: CLIENT_MAC, src: CLIENT6, dst: VIP6 };
@@ -127,6 +130,7 @@ describe('VIP translator on mutated input', () => {
     expect(ts.counters.nd_answered).toBeGreaterThan(100);
     expect(ts.counters.hairpinned).toBeGreaterThan(100);
     expect(ts.counters.hairpin_replies).toBeGreaterThan(10);
+    expect(ts.counters.icmp_errors_translated).toBeGreaterThan(10);
     expect(ts.counters.rst_sent).toBeGreaterThan(0);
     for (const r of ['malformed', 'port_closed', 'unsupported_protocol', 'no_backend', 'table_full', 'fragment'] as const) expect(vip[r], r).toBeGreaterThan(0);
     expect(ts.flows).toBeLessThanOrEqual(2 * 2048);

@@ -7,6 +7,7 @@ import { MAGLEV_SIZE, flowHash } from './maglev.js';
 import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, VIP_COUNTERS, VIP_DROP_REASONS, type VipCounter, type VipDropReason } from './shared.js';
 import { addressKey6, equal16, ipv4Total, read32, tcpSeqEnd } from './packet.js';
 import { Vip6Path } from './translator6.js';
+import { isIcmpError, newQuoted, quoted, rewriteIcmpError } from './icmp-error.js';
 import { rewriteIpv4Address, writeRst } from './rewrite.js';
 import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type Backend, type VipSpec } from './service.js';
 
@@ -66,6 +67,7 @@ export class VipTranslator implements Stage {
   /** The IPv6 path, made with the first IPv6 VIP. */
   v6: Vip6Path | undefined;
   private readonly options: VipTranslatorOptions;
+  private readonly quote = newQuoted();
   private ctx: StageContext | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The clock as of the last tick or control call: one read per tick, not per packet. */
@@ -384,7 +386,8 @@ export class VipTranslator implements Stage {
     } else if (proto === PROTO_ICMP && l4len >= 8 && d[l4] === 0) {
       cport = (d[l4 + 4] << 8) | d[l4 + 5];
       vport = 0;
-    } else return PASS;
+    } else if (proto === PROTO_ICMP && l4len >= 8 && isIcmpError(d[l4])) return this.icmpError(ctx, slot, l3, l4, l3 + total, src);
+    else return PASS;
     const ct = this.conntrack;
     const e = ct.findReply(proto, src, read32(d, l3 + 16), vport, cport);
     if (e < 0) return PASS;
@@ -393,6 +396,21 @@ export class VipTranslator implements Stage {
     writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
     this.counters.add(this.counters.at.translated_outside);
+    return PASS;
+  }
+
+  /** An ICMP error from a backend about a packet of a tracked flow: translated back to the VIP (quote and all). */
+  private icmpError(ctx: StageContext, slot: number, l3: number, l4: number, end: number, src: number): number {
+    const d = ctx.pool.data;
+    const q = this.quote;
+    if (!quoted(d, l4, end, q) || q.dst !== src) return PASS;
+    const ct = this.conntrack;
+    const e = ct.findReply(q.proto, q.dst, q.src, q.dport, q.sport);
+    if (e < 0 || ct.peer[e] !== ct.client[e]) return PASS;
+    const a = e * Conntrack.AUX;
+    writeMacParts(d, ctx.pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIcmpError(d, l3, l4, end, q, src, ct.vip[e]);
+    this.counters.add(this.counters.at.icmp_errors_translated);
     return PASS;
   }
 
