@@ -15,23 +15,28 @@ function agent(args: string[]): Promise<{ code: number; stdout: string; stderr: 
 }
 
 // The real process for every command of cli.ts's one list (a command added there is covered
-// here without editing this file): --help and -h exit 0 and print that command's usage line
-// and the exit codes; the top-level help names every command; --version prints the version.
+// here without editing this file): --help and -h exit 0 and print that command's usage line;
+// the top-level help names every command and the exit codes; --version prints the version.
 describe('agent CLI help', () => {
   it('has commands', () => {
     expect(COMMANDS).toEqual(expect.arrayContaining(['run', 'check', 'status', 'keygen']));
+    expect(new Set(COMMANDS).size).toBe(COMMANDS.length);
   });
 
-  it('every command answers --help and -h with exit 0, its usage line and the exit codes', async () => {
+  it('every command answers --help and -h with exit 0 and its usage line', async () => {
+    // Two at a time: the machine running the suite has two cores.
+    const todo = COMMANDS.flatMap((cmd) => [['--help'], ['-h']].map((flag) => ({ cmd, flag })));
     const runs: { cmd: string; flag: string[]; r: Awaited<ReturnType<typeof agent>> }[] = [];
-    for (const cmd of COMMANDS) for (const flag of [['--help'], ['-h']]) runs.push({ cmd, flag, r: await agent([cmd, ...flag]) });
+    const worker = async () => {
+      for (let t = todo.shift(); t; t = todo.shift()) runs.push({ ...t, r: await agent([t.cmd, ...t.flag]) });
+    };
+    await Promise.all([worker(), worker()]);
     for (const { cmd, flag, r } of runs) {
       expect({ cmd, flag, code: r.code, stderr: r.stderr }).toEqual({ cmd, flag, code: 0, stderr: '' });
       const first = r.stdout.split('\n')[0];
       expect(first).toMatch(cmd === 'run' ? /^usage: agent \[run\]/ : new RegExp(`^usage: agent ${cmd}\\b`));
-      expect(r.stdout).toContain(EXIT_CODES);
     }
-  }, 60_000);
+  }, 180_000);
 
   it('top-level --help lists every command, --version prints the package version; both exit 0', async () => {
     const [help, h, v] = await Promise.all([agent(['--help']), agent(['-h']), agent(['--version'])]);
