@@ -146,7 +146,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     const st = agent.status();
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
     const host = plane?.host;
-    return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks), local: local() };
+    return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks), local: local(), store: bridge && { kind: 'etcd', counters: bridge.counters, drops: bridge.drops } };
   }, (line) => controlCommand(live, line));
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks }), log).catch(async (e: unknown) => {
