@@ -27,6 +27,8 @@ export interface MetricsSources {
   /** The host assembly (@overlay/host), when a network has a device. */
   host?: { stats(): import('@overlay/host').HostStats; devices: readonly { vni: number; name: string }[]; tunnel?: { peers(): import('@overlay/crypto').PeerStatus[] } };
   services?: ServicesRuntime;
+  /** The etcd store bridge's counters and the verifying reader's drops, when `store: {kind: etcd}` (store-bridge.ts). */
+  store?: () => { counters: Record<string, number>; drops: Record<string, number> } | undefined;
   /** Network name by VNI, for the `network` label. */
   networks: readonly { name: string; vni: number }[];
 }
@@ -132,6 +134,9 @@ export const FAMILIES: readonly Family[] = [
   g('overlay_vip_flows', 'VIP connection-tracking entries in use per network.', ['network', 'vni'], function* (s) {
     for (const t of s.src.services?.vipStats() ?? []) yield [{ network: s.src.networks.find((n) => n.vni === t.vni)?.name ?? '', vni: t.vni }, t.flows];
   }),
+  // ---- endpoint store (@overlay/store through the agent's store bridge)
+  c('overlay_store_total', 'Endpoint store bridge (etcd): records put and deleted, write errors, records received and applied, resyncs, leases.', ['counter'], (s) => record('counter', s.src.store?.()?.counters)),
+  c('overlay_store_drops_total', 'Store values refused by the verifying reader (not signed by the owner the key names), by reason.', ['reason'], (s) => record('reason', s.src.store?.()?.drops)),
 ];
 
 export interface Metrics {
