@@ -149,7 +149,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks), local: local(), store: bridge && { kind: 'etcd', counters: bridge.counters, drops: bridge.drops } };
   }, (line) => controlCommand(live, line));
   const metrics = cfg.metrics
-    ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks, store: () => bridge && { counters: { ...bridge.counters }, drops: { ...bridge.drops } } }), log).catch(async (e: unknown) => {
+    ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks, policy: () => live.filters, store: () => bridge && { counters: { ...bridge.counters }, drops: { ...bridge.drops } } }), log).catch(async (e: unknown) => {
         // Nothing half-started: the port is taken or not ours, so undo what runAgent opened.
         await bridge?.stop(false).catch(() => undefined);
         control.close();

@@ -29,6 +29,8 @@ export interface MetricsSources {
   services?: ServicesRuntime;
   /** The etcd store bridge's counters and the verifying reader's drops, when `store: {kind: etcd}` (store-bridge.ts). */
   store?: () => { counters: Record<string, number>; drops: Record<string, number> } | undefined;
+  /** The policy filter per VNI the config installed (apply.ts LiveConfig.filters). */
+  policy?: () => Iterable<[number, { stats(): { flows: number; counters: Record<string, number> } }]>;
   /** Network name by VNI, for the `network` label. */
   networks: readonly { name: string; vni: number }[];
 }
@@ -133,6 +135,13 @@ export const FAMILIES: readonly Family[] = [
   }),
   g('overlay_vip_flows', 'VIP connection-tracking entries in use per network.', ['network', 'vni'], function* (s) {
     for (const t of s.src.services?.vipStats() ?? []) yield [{ network: s.src.networks.find((n) => n.vni === t.vni)?.name ?? '', vni: t.vni }, t.flows];
+  }),
+  // ---- policy (@overlay/services PolicyFilter, one per network with policies)
+  c('overlay_policy_total', 'Policy filter per network: drops by direction and reason (inside_denied, outside_no_flow, ...), flows opened, re-judged and revoked, decision log lines.', ['network', 'vni', 'counter'], function* (s) {
+    for (const [vni, f] of s.src.policy?.() ?? []) yield* record('counter', f.stats().counters, { network: s.src.networks.find((n) => n.vni === vni)?.name ?? '', vni });
+  }),
+  g('overlay_policy_flows', 'Policy connection-tracking entries in use per network.', ['network', 'vni'], function* (s) {
+    for (const [vni, f] of s.src.policy?.() ?? []) yield [{ network: s.src.networks.find((n) => n.vni === vni)?.name ?? '', vni }, f.stats().flows];
   }),
   // ---- endpoint store (@overlay/store through the agent's store bridge)
   c('overlay_store_total', 'Endpoint store bridge (etcd): records put and deleted, write errors, records received and applied, resyncs, leases.', ['counter'], (s) => record('counter', s.src.store?.()?.counters)),
