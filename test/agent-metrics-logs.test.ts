@@ -16,7 +16,9 @@ const PORT = 9464; // each namespace has its own loopback
 /** AgentCluster configs plus a metrics endpoint on loopback and debug logs. */
 class MetricsCluster extends AgentCluster {
   override config(i: number): string {
-    return super.config(i) + `metrics: { listen: 127.0.0.1:${PORT} }\nlog: { level: debug }\n`;
+    // A policy that denies TCP port 22 and allows the rest: its filter's counters are exported too.
+    const policy = `policies: [{ network: blue, defaultAction: allow, tiers: { admin: [{ id: no-ssh, action: deny, proto: tcp, ports: ['22'] }] } }]\n`;
+    return super.config(i) + `metrics: { listen: 127.0.0.1:${PORT} }\nlog: { level: debug }\n` + policy;
   }
 }
 
@@ -88,6 +90,8 @@ describe('agent metrics endpoint and structured logs', () => {
     // Overlay traffic (bounded), a junk datagram to the VXLAN port and one to the gossip port.
     await h0.exec('ping', ['-c', '10', '-i', '0.05', '-W', '2', c.ip(1)], { timeoutMs: 15_000 });
     await h0.exec('bash', ['-c', `printf 'x' > /dev/udp/${h1.underlay}/4789; printf 'junk' > /dev/udp/${h1.underlay}/7946`]);
+    // A TCP connect to port 22 the policy denies (refused or timed out: either way bounded to 2 s).
+    await h0.run('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${c.ip(1)}/22`], { timeoutMs: 5_000 });
     await new Promise((r) => setTimeout(r, 300));
     const after0 = await curlMetrics(h0);
     const after1 = await curlMetrics(h1);
@@ -106,6 +110,11 @@ describe('agent metrics endpoint and structured logs', () => {
     // The junk went to host 2: a one-byte datagram is too short for WireGuard; the gossip junk does not open.
     expect(value(after1, 'overlay_crypto_drops_total', { reason: 'too_short' })).toBeGreaterThanOrEqual(1);
     expect(sum(after1, 'overlay_agent_drops_total')).toBeGreaterThanOrEqual(1);
+    // The policy: the ping opened flows, the SYN to port 22 was denied (at the sender's or the receiver's filter).
+    const pol = (f: ParsedFamily[], re: RegExp) => (f.find((x) => x.name === 'overlay_policy_total')?.metrics ?? []).filter((m) => re.test(m.labels!.counter) && m.labels!.network === 'blue').reduce((a, m) => a + Number(m.value), 0);
+    expect(pol(after0, /^flows_opened$/) + pol(after1, /^flows_opened$/)).toBeGreaterThanOrEqual(1);
+    expect(pol(after0, /_denied$/) + pol(after1, /_denied$/)).toBeGreaterThanOrEqual(1);
+    expect(value(after0, 'overlay_policy_flows', { network: 'blue', vni: '100' })).toBeGreaterThanOrEqual(0);
     // Every dataplane and agent drop reason is listed (zeros included): the list is the contract.
     expect(after1.find((f) => f.name === 'overlay_dataplane_drops_total')!.metrics.map((m) => m.labels!.reason)).toContain('unknown_vni');
 
