@@ -4,14 +4,15 @@
  *
  * - Which services: the instance with the smallest id decides a service's mode and declared VIP
  *   (instances of one service normally agree; the rule only makes disagreement deterministic).
- * - Backends: the instances with an IPv4 address whose owner's endpoint record (same network, id
+ * - Backends: the instances with an address of the VIP's family whose owner's endpoint record (same network, id
  *   `endpoint`, same owner, not deleted) gives the MAC; `healthy` → healthy, `starting` and
  *   `unhealthy` → down. An instance the view drops while its owner is alive (tombstone) or has
  *   left gracefully stays `draining` for `drainMs` (its flows go on, no new ones); one dropped
  *   because its owner is dead is removed at once (its flows are reset). Ports: the union of the
  *   instances' ports (none: every port). This host's own instances are backends marked `local`
  *   (see `self`): the translator hairpins flows to them.
- * - The VIP address: the declared one (IPv4; an IPv6 VIP is not balanced), else allocated from the
+ * - The VIP address: the declared one (IPv4 or IPv6: the backends are then the instances' IPv6
+ *   addresses), else allocated from the
  *   network's IPv4 subnet: FNV-1a of the service name picks a start in the upper half of the
  *   host range (broadcast excluded), probing upwards (wrapping) past every taken address — the
  *   resolver, every endpoint and instance address in the view, every declared VIP, and the VIPs
@@ -237,9 +238,9 @@ export class ServiceVipSync {
       const lead = g[0].inst;
       if (lead.mode !== 'vip') continue;
       if (lead.vip.length === 0) auto.push(name);
-      else if (lead.vip.length === 4) {
-        const text = formatIpAddress(4, lead.vip);
-        taken.add(u32Of(lead.vip));
+      else if (lead.vip.length === 4 || lead.vip.length === 16) {
+        const text = formatIpAddress(lead.vip.length === 4 ? 4 : 6, lead.vip);
+        if (lead.vip.length === 4) taken.add(u32Of(lead.vip));
         if (byVip.has(text)) {
           this.counters.add(this.counters.at.declared_conflicts);
           continue;
@@ -255,10 +256,12 @@ export class ServiceVipSync {
       const ports = new Set<number>();
       const backends: VipStatus['backends'] = [];
       const ips = new Set<string>();
+      const v6 = vip.includes(':');
       for (const { inst, draining } of groups.get(name)!) {
         for (const p of inst.ports) ports.add(p.port);
-        if (inst.ipv4.length !== 4) continue;
-        const ip = formatIpAddress(4, inst.ipv4);
+        const addr = v6 ? inst.ipv6 : inst.ipv4;
+        if (addr.length !== (v6 ? 16 : 4)) continue;
+        const ip = formatIpAddress(v6 ? 6 : 4, addr);
         if (ips.has(ip)) continue;
         const ep = this.o.endpoint(network, inst.endpoint);
         if (!ep || ep.deleted || !ep.data || ep.owner !== inst.owner) {

@@ -153,6 +153,24 @@ describe('VIPs in the agent', () => {
     for (const l of locals) await l.stop();
   });
 
+  it('a declared IPv6 VIP: its backends are the instances\' IPv6 addresses; one without an IPv6 address is no backend', async () => {
+    const { c, locals, control, sync } = cluster(() => true);
+    c.bootstrapAll();
+    for (const i of [0, 1]) c.agents[i].publish(blue, { id: `ep-${i}`, mac: mac(i + 1), ipv4: ip4(i + 1) });
+    const vip = Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 1);
+    const six = (i: number) => Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0, i + 1);
+    locals[0].add({ ...web(0), service: 'web6', vip, ipv6: six(0) });
+    locals[1].add({ ...web(1), service: 'web6', vip, ipv6: six(1) });
+    locals[1].add({ ...web(1), service: 'web6', id: 'web-v4only', vip });
+    await advance(c, 10_000, () => [...control.specs.values()].some((s) => s.backends.length === 2));
+    await Promise.resolve();
+    const [s] = [...control.specs.values()];
+    expect(s.vip).toBe('2001:db8:64::ff01');
+    expect(s.backends.map((b) => [b.id, b.ip])).toEqual([['web-0', '2001:db8:64::1'], ['web-1', '2001:db8:64::2']]);
+    sync.close();
+    for (const l of locals) await l.stop();
+  });
+
   it('config: vip mode without a VIP is accepted on an IPv4 subnet', () => {
     const cfg = parseConfig(`
 name: h1
