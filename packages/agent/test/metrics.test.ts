@@ -15,6 +15,43 @@ describe('metrics families and the Grafana dashboard', () => {
     }
   });
 
+  it('the published names and label sets are all still served unchanged (append, never rename)', () => {
+    const published: [string, string][] = [
+    ['overlay_dataplane_drops_total', 'reason'],
+    ['overlay_dataplane_stage_drops_total', 'stage,reason'],
+    ['overlay_dataplane_inside_total', 'counter'],
+    ['overlay_dataplane_outside_total', 'counter'],
+    ['overlay_native_underlay_total', 'counter'],
+    ['overlay_native_device_total', 'network,vni,device,counter'],
+    ['overlay_crypto_drops_total', 'reason'],
+    ['overlay_crypto_tunnel_total', 'direction,counter'],
+    ['overlay_crypto_peer_bytes_total', 'peer,direction'],
+    ['overlay_crypto_peer_last_handshake_seconds', 'peer'],
+    ['overlay_crypto_peer_up', 'peer'],
+    ['overlay_agent_drops_total', 'reason'],
+    ['overlay_agent_stream_drops_total', 'reason'],
+    ['overlay_agent_gossip_total', 'counter'],
+    ['overlay_agent_membership_total', 'counter'],
+    ['overlay_agent_members', 'state'],
+    ['overlay_agent_endpoints', 'network,state'],
+    ['overlay_services_view_total', 'counter'],
+    ['overlay_services_instances', 'network,health'],
+    ['overlay_health_checks_total', 'counter'],
+    ['overlay_health_published_total', 'counter'],
+    ['overlay_dns_total', 'counter'],
+    ['overlay_vip_sync_total', 'counter'],
+    ['overlay_vip_total', 'network,vni,counter'],
+    ['overlay_vip_drops_total', 'network,vni,reason'],
+    ['overlay_vip_flows', 'network,vni'],
+    ['overlay_policy_total', 'network,vni,counter'],
+    ['overlay_policy_flows', 'network,vni'],
+    ['overlay_store_total', 'counter'],
+    ['overlay_store_drops_total', 'reason'],
+    ];
+    const now = new Map(FAMILIES.map((f) => [f.name, f.labels.join(',')]));
+    for (const [name, labels] of published) expect({ name, labels: now.get(name) }).toEqual({ name, labels });
+  });
+
   it('the dashboard queries only served metrics and labels, and shows every family', () => {
     const d = JSON.parse(readFileSync('packaging/grafana/overlay.json', 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
     const byName = new Map(FAMILIES.map((f) => [f.name, f]));
