@@ -8,7 +8,8 @@
  *   agent join --token TOKEN --server HOST:PORT --name NAME [--prefix CIDR]... [--wg-public B64] --out DIR
  *
  * Files: DIR/ca.crt (PEM), DIR/ca.key (the CA's Ed25519 seed, PEM, mode 0600), DIR/token.json
- * (the join secret and what it grants, mode 0600). A join writes OUT/node.crt, OUT/node.key
+ * (the join secret and what it grants, mode 0600), DIR/issued.json (names issued, each to one
+ * identity key: a name is never issued to a second key). A join writes OUT/node.crt, OUT/node.key
  * (0600), OUT/ca.crt (the pinned CA) and, when no --wg-public is given, OUT/wg.key (a new
  * WireGuard private key, base64, 0600). Key files are never overwritten. Nothing prints a key;
  * `token create|rotate` print the token (it holds the secret: that is its purpose).
@@ -84,9 +85,19 @@ function loadToken(dir: string): TokenFile {
   return JSON.parse(readFileSync(join(dir, 'token.json'), 'utf8')) as TokenFile;
 }
 
-function signerOf(dir: string): JoinSigner {
+/**
+ * The signer of DIR. With `persist`, names issued so far are read from DIR/issued.json (name →
+ * SHA-256 of the identity key) and each new one is written back, so a restarted signer still
+ * refuses a name to a different key.
+ */
+function signerOf(dir: string, persist = false): JoinSigner {
   const t = loadToken(dir);
-  return new JoinSigner({ ca: loadCa(dir), secret: new Uint8Array(Buffer.from(t.secret, 'hex')), groups: t.groups, within: t.within, lifetimeMs: t.lifetimeMs });
+  const path = join(dir, 'issued.json');
+  const issued = new Map<string, string>(persist && existsSync(path) ? Object.entries(JSON.parse(readFileSync(path, 'utf8')) as Record<string, string>) : []);
+  return new JoinSigner({
+    ca: loadCa(dir), secret: new Uint8Array(Buffer.from(t.secret, 'hex')), groups: t.groups, within: t.within, lifetimeMs: t.lifetimeMs, issued,
+    onIssue: persist ? () => writeFileSync(path, JSON.stringify(Object.fromEntries(issued)) + '\n') : undefined,
+  });
 }
 
 type Out = (s: string) => void;
@@ -153,7 +164,7 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
       }
       case 'ca serve': {
         const dir = need(s('dir'), 'dir');
-        const signer = signerOf(dir);
+        const signer = signerOf(dir, true);
         const srv = await serveJoin(signer, hostPort(need(s('listen'), 'listen'), 'listen'));
         // A `token rotate` from another shell replaces the secret here within the poll interval.
         const tokenPath = join(dir, 'token.json');

@@ -97,11 +97,17 @@ describe('agent ca / cert / token / join', () => {
     const old = await joinAs(token, 'x-3');
     expect([old.code, old.stderr]).toEqual([1, expect.stringContaining('bad_secret')]);
     expect((await joinAs(token2, 'web-2')).code).toBe(0);
+    // web-1 was issued to another identity key: a new key asking for that name is refused.
+    const again = join(dir, 'web-1-again');
+    mkdirSync(again);
+    const taken = await run(['join', '--token', token2, '--server', server, '--name', 'web-1', '--out', again]);
+    expect([taken.code, taken.stderr]).toEqual([1, expect.stringContaining('name_taken')]);
+    expect(Object.keys(JSON.parse(readFileSync(join(dir, 'issued.json'), 'utf8')))).toEqual(['web-1', 'web-2']);
 
     child.kill('SIGTERM');
     await new Promise((r) => child.once('close', r));
     expect(child.exitCode).toBe(0);
-    expect(log).toMatch(/joins \{"issued":2,"bad_secret":2,"wrong_issuer":1\}/);
+    expect(log).toMatch(/joins \{"issued":2,"bad_secret":2,"wrong_issuer":1,"name_taken":1\}/);
     // No key or secret in anything the signer printed.
     for (const secret of [parseToken(token).secret, parseToken(token2).secret, seed]) {
       expect(log).not.toContain(Buffer.from(secret).toString('hex'));

@@ -32,6 +32,8 @@ export type PkiErrorCode =
   | 'replayed'
   /** Join: a requested prefix lies outside what the token allows. */
   | 'prefix_not_allowed'
+  /** Join: the name was issued to another identity key already. */
+  | 'name_taken'
   /** Join: the signer remembers too many unexpired nonces to take another request now. */
   | 'busy'
   /** A token string that does not parse. */

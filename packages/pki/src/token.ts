@@ -93,7 +93,7 @@ export function makeJoinRequest(token: JoinToken | string, keys: JoinerKeys, o: 
 }
 
 /** Codes a signer answers with; anything else from a peer is reported as bad_response. */
-export const KNOWN_REFUSALS = ['malformed', 'wrong_issuer', 'bad_secret', 'stale', 'bad_signature', 'bad_key', 'replayed', 'prefix_not_allowed', 'invalid_argument', 'busy'] as const;
+export const KNOWN_REFUSALS = ['malformed', 'wrong_issuer', 'bad_secret', 'stale', 'bad_signature', 'bad_key', 'replayed', 'prefix_not_allowed', 'invalid_argument', 'busy', 'name_taken'] as const;
 
 export interface JoinSignerOptions {
   ca: CaKeyPair;
@@ -108,6 +108,13 @@ export interface JoinSignerOptions {
   windowMs?: number;
   /** Nonces remembered at most (default 65 536); when full of unexpired ones, requests are `busy`. */
   maxNonces?: number;
+  /**
+   * Names issued so far → SHA-256 of the identity key (hex). A name issued to one key is refused to
+   * another (`name_taken`); the same key may come back (renewal). The signer adds to this map; pass
+   * a persisted one to keep the rule across restarts, and `onIssue` to persist additions.
+   */
+  issued?: Map<string, string>;
+  onIssue?: (name: string, keyDigest: string) => void;
 }
 
 /** The signer side: the CA key, the token secret, the nonces seen; counts every outcome. */
@@ -121,6 +128,8 @@ export class JoinSigner {
   private readonly windowMs: number;
   private readonly maxNonces: number;
   private readonly nonces = new Map<string, number>();
+  private readonly issued: Map<string, string>;
+  private readonly onIssue: ((name: string, keyDigest: string) => void) | undefined;
   /** Outcome counts: `issued` and one per refusal code. */
   readonly counts: Record<string, number> = { issued: 0 };
 
@@ -134,6 +143,8 @@ export class JoinSigner {
     this.lifetimeMs = o.lifetimeMs;
     this.windowMs = o.windowMs ?? 5 * 60_000;
     this.maxNonces = o.maxNonces ?? 65_536;
+    this.issued = o.issued ?? new Map();
+    this.onIssue = o.onIssue;
   }
 
   private tokenParts(): JoinToken {
@@ -176,6 +187,9 @@ export class JoinSigner {
     checkWireGuardKey(b.wgKey);
     const id = hex(b.nonce);
     if (this.nonces.has(id)) fail('replayed', 'this request was seen already');
+    const keyDigest = hex(sha256(b.signKey));
+    const holder = this.issued.get(b.name);
+    if (holder !== undefined && holder !== keyDigest) fail('name_taken', `the name ${JSON.stringify(b.name.slice(0, 64))} belongs to another identity key`);
     if (this.nonces.size >= this.maxNonces) {
       for (const [n, exp] of this.nonces) if (exp <= now) this.nonces.delete(n);
       if (this.nonces.size >= this.maxNonces) fail('busy', 'too many joins in the time window');
@@ -184,6 +198,10 @@ export class JoinSigner {
     const prefixes = b.prefixes.map((p) => ({ addr: new Uint8Array(p.addr), bits: p.bits }));
     if (!prefixes.every((p) => this.within.some((w) => prefixContains(w, p)))) fail('prefix_not_allowed', 'a requested prefix lies outside what the token allows');
     const cert = signCert(this.ca, { name: b.name, prefixes, groups: this.groups, wgKey: b.wgKey, signKey: b.signKey, now, lifetimeMs: this.lifetimeMs });
+    if (holder === undefined) {
+      this.issued.set(b.name, keyDigest);
+      this.onIssue?.(b.name, keyDigest);
+    }
     return { body: req.body, cert };
   }
 

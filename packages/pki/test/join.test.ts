@@ -77,6 +77,24 @@ describe('join tokens (bytes)', () => {
     expect(s.counts).toMatchObject({ issued: 3, bad_secret: 3, wrong_issuer: 1, stale: 1, prefix_not_allowed: 1, replayed: 1, bad_key: 1 });
   });
 
+  it('a name issued to one identity key is refused to another; the same key renews it', () => {
+    const added: string[] = [];
+    const issued = new Map<string, string>();
+    const s = new JoinSigner({ ca, within: ['198.19.0.0/16'], issued, onIssue: (n) => added.push(n) });
+    const a = nodeKeys();
+    const b = nodeKeys();
+    const ask = (k: typeof a) => answerJoin(s, makeJoinRequest(s.token(), k, { name: 'db-1', now: T0 }).bytes, T0).outcome;
+    expect(ask(a)).toBe('issued');
+    expect(ask(b)).toBe('name_taken');
+    expect(ask(a)).toBe('issued');
+    expect(added).toEqual(['db-1']);
+    // A signer started again with the persisted map keeps the rule.
+    const again = new JoinSigner({ ca, within: ['198.19.0.0/16'], issued: new Map(issued) });
+    expect(answerJoin(again, makeJoinRequest(again.token(), b, { name: 'db-1', now: T0 }).bytes, T0).outcome).toBe('name_taken');
+    const r = makeJoinRequest(again.token(), b, { name: 'db-1', now: T0 });
+    expect(codeOf(() => r.finish(handleJoinRequest(again, r.bytes, T0), T0))).toBe('name_taken');
+  });
+
   it('the joiner refuses an answer not from the token\'s signer', () => {
     const s = signer();
     const k = nodeKeys();
