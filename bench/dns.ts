@@ -15,7 +15,9 @@
  * Per round and server, two dnsperf runs:
  *  1. throughput: T threads, C clients, Q queries outstanding (defaults 2 / 16 / 1000: enough
  *     that the server, not dnsperf, is the limit) for S seconds, no per-query output:
- *     qps, lost, server CPU % and dnsperf CPU % (from /proc over the run; 100 % = one core);
+ *     qps, lost, server CPU % and dnsperf CPU % (from /proc over the run; 100 % = one core), and
+ *     qps per second of server CPU time (on a shared machine no process gets its whole core:
+ *     this is what one core would answer; its ratio to dnsmasq's compares efficiency);
  *  2. latency at a fixed offered rate (-Q R, default 10 000 qps, the same for every server),
  *     per-query lines (-v): p50/p99 from them.
  * Before each round the 1-minute load average is printed, with a warning above 1 (the machine
@@ -189,6 +191,8 @@ interface Sample {
   qps: number;
   lost: number;
   cpu: number;
+  /** qps per second of server CPU time: what one core would answer if the server had it whole. */
+  perCore: number;
   clientCpu: number;
   p50: number;
   p99: number;
@@ -249,6 +253,7 @@ for (let r = 0; r < ROUNDS; r++) {
       qps,
       lost,
       cpu: ((c1 - c0) / wall) * 100,
+      perCore: (qps * SECONDS) / (c1 - c0),
       clientCpu: run.cpu,
       p50: quantile(ms, 0.5),
       p99: quantile(ms, 0.99),
@@ -256,7 +261,7 @@ for (let r = 0; r < ROUNDS; r++) {
     };
     samples[i].push(sample);
     console.log(
-      `  ${s.name}: ${fmt(qps)} qps, lost ${lost}, server CPU ${fmt(sample.cpu)} %, dnsperf CPU ${fmt(sample.clientCpu)} %; ` +
+      `  ${s.name}: ${fmt(qps)} qps, lost ${lost}, server CPU ${fmt(sample.cpu)} % (${fmt(sample.perCore)} qps per server CPU-second), dnsperf CPU ${fmt(sample.clientCpu)} %; ` +
         `at ${fmt(sample.latQps)} qps offered: p50 ${fmt(sample.p50, 3)} ms, p99 ${fmt(sample.p99, 3)} ms`,
     );
   }
@@ -265,17 +270,19 @@ for (let r = 0; r < ROUNDS; r++) {
 // ---------------------------------------------------------------- table
 const range = (xs: number[], d = 0) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
 const ratio = (i: number) => median(samples[i].map((x, r) => x.qps / samples[1][r].qps));
+const coreRatio = (i: number) => median(samples[i].map((x, r) => x.perCore / samples[1][r].perCore));
 console.log('');
-console.log(`| server | qps median (min–max, spread) | × dnsmasq (median of per-round ratios) | server CPU % | dnsperf CPU % | p50 ms @${LATENCY_QPS} qps | p99 ms | lost |`);
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log(`| server | qps median (min–max, spread) | × dnsmasq (median of per-round ratios) | server CPU % | qps per server CPU-second (× dnsmasq) | dnsperf CPU % | p50 ms @${LATENCY_QPS} qps | p99 ms | lost |`);
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 servers.forEach((s, i) => {
   const xs = samples[i];
   const q = xs.map((x) => x.qps);
   console.log(
-    `| ${s.name} | ${fmt(median(q))} (${range(q)}, ±${fmt(spreadPct(q))} %) | ${fmt(ratio(i), 2)} | ${fmt(median(xs.map((x) => x.cpu)))} | ${fmt(median(xs.map((x) => x.clientCpu)))} | ${fmt(median(xs.map((x) => x.p50)), 3)} | ${fmt(median(xs.map((x) => x.p99)), 3)} | ${xs.reduce((a, x) => a + x.lost, 0)} |`,
+    `| ${s.name} | ${fmt(median(q))} (${range(q)}, ±${fmt(spreadPct(q))} %) | ${fmt(ratio(i), 2)} | ${fmt(median(xs.map((x) => x.cpu)))} | ${fmt(median(xs.map((x) => x.perCore)))} (${fmt(coreRatio(i), 2)}) | ${fmt(median(xs.map((x) => x.clientCpu)))} | ${fmt(median(xs.map((x) => x.p50)), 3)} | ${fmt(median(xs.map((x) => x.p99)), 3)} | ${xs.reduce((a, x) => a + x.lost, 0)} |`,
   );
 });
-console.log('Server CPU near 100 % = that server saturated its one core; dnsperf CPU near 100 % = the client was the limit.');
+console.log('Server CPU near 100 % = that server saturated its one core; dnsperf CPU near 100 % = the client was the limit. On a busy machine neither');
+console.log('gets its core: then qps per server CPU-second (answers per second of the CPU time it got) is the per-core figure.');
 console.log(`load average after: ${load()}`);
 cleanup();
 process.exit(0);

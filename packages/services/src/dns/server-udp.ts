@@ -44,7 +44,7 @@ export class BatchedUdp implements DnsUdp {
   constructor(
     private readonly transport: Transport,
     private readonly answerer: DnsAnswerer,
-    slots = 1024,
+    slots = 256,
   ) {
     this.pool = new BufferPool({ count: slots, headroom: 0, tailroom: 0, frameCapacity: SLOT_BYTES });
     this.out = new PacketBatch(slots);

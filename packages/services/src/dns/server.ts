@@ -38,7 +38,7 @@ export interface DnsServerOptions {
    * port; the server owns what it returns (started with its own pool, closed on close()).
    */
   udpTransport?: BindUdpTransport;
-  /** Pool slots of the batched transport (queries in flight in one batch). Default 1024. */
+  /** Pool slots of the batched transport (4 KiB each: a received batch, replies from upstream). Default 256. */
   udpSlots?: number;
 }
 
