@@ -194,7 +194,7 @@ const USAGE = {
   apply: 'agent apply --config FILE [--socket PATH] [--host NAME]\n  The running agent applies FILE atomically (tables, DNS, VIPs, policy): all of it or, on any problem, nothing. Prints the plan applied.',
   import: 'agent import compose FILE\n  Print a Compose file\'s services, networks, healthchecks and deploy.endpoint_mode as our config (YAML); one warning per ignored key on stderr.',
   schema: 'agent schema\n  Print the config file\'s JSON Schema (schema/agent-config.schema.json).',
-  status: 'agent status [--json] [--socket PATH | --config FILE]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health, VIPs with backends), WireGuard peers, drops.',
+  status: 'agent status [--json] [--socket PATH | --config FILE [--host NAME]]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health, VIPs with backends), WireGuard peers, drops.',
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
 } as const;
 type Command = keyof typeof USAGE;
@@ -202,7 +202,7 @@ type Command = keyof typeof USAGE;
 export const COMMANDS: readonly string[] = [...Object.keys(USAGE), ...Object.keys(PKI_USAGE)];
 /** Options each command takes besides --help; anything else is a usage error (exit 2). */
 const COMMAND_OPTIONS: Record<Command, readonly string[]> = {
-  run: ['config', 'host'], check: ['config', 'host'], status: ['config', 'socket', 'json'], keygen: [],
+  run: ['config', 'host'], check: ['config', 'host'], status: ['config', 'socket', 'json', 'host'], keygen: [],
   plan: ['config', 'from', 'socket', 'host'], apply: ['config', 'socket', 'host'], import: [], schema: [],
 };
 export const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
@@ -270,7 +270,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'apply') return await applyCommand({ config: values.config!, socket: values.socket, host: values.host }, out);
     if (cmd === 'status') {
       if (values.socket && values.config) return usage('status: give --socket or --config, not both');
-      const sock = values.socket ?? (values.config ? loadConfig(values.config).controlSocket : undefined);
+      const sock = values.socket ?? (values.config ? loadConfig(values.config, { host: values.host }).controlSocket : undefined);
       if (!sock) return usage('status: --socket PATH or --config FILE required');
       let s: AgentStatus;
       try {
