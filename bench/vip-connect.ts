@@ -16,7 +16,9 @@
  * (greetings / time) with --in-flight (16) open at once for --seconds (5); then --lat-count
  * (1000) connections one at a time for the times: handshake (connect() to connected; for HAProxy
  * that is the local accept) and greet (connect() to the backend's first byte: the end-to-end
- * connect through a proxy). The paths run interleaved (order rotated) for --rounds (3).
+ * connect through a proxy). The paths run interleaved (order rotated) for --rounds (3); each
+ * round ends with a paired run: 2 × --lat-count connections one at a time alternating between
+ * the VIP and be1's address (plain), so ours and plain are timed at the same moments.
  * Prints every run, medians, spreads (max-min)/median, per-round ratios, and the load average.
  *
  * Root; `bash bench/run.sh vip [--rounds 3] [--seconds 5] [--in-flight 16] [--save]`.
@@ -125,6 +127,8 @@ const dir = mkdtempSync(join(tmpdir(), 'vipbench-'));
 const t = await VipTopology.open({ prefix: 'vcon', pin: { client: 0, server: 1 }, translator: { capacity: 1 << 19 } });
 let haproxy: ChildProcess | undefined;
 const runs = new Map<string, Run[]>(PATHS.map((p) => [p.name, []]));
+/** Per round: handshake and greet [p50, p99] of ours and of plain from one run whose connections alternate between them. */
+const paired: Array<{ ours: ShortResult['byAddress'][string]; plain: ShortResult['byAddress'][string] }> = [];
 try {
   const version = (await t.clientHost.exec('haproxy', ['-v'])).split('\n')[0];
   say(`HAProxy: ${version}`);
@@ -157,6 +161,17 @@ try {
           `handshake p50/p99 ${run.lat.connectUs[0]}/${run.lat.connectUs[1]} µs  greet p50/p99 ${run.lat.greetUs[0]}/${run.lat.greetUs[1]} µs (${run.lat.errors} err)${run.codes.length ? ` errors: ${run.codes.join(',')}` : ''}  load ${load()}`,
       );
     }
+    // ours and plain alternating connection by connection in one run: the same moments of the machine for both.
+    const be1 = t.backends[0].ip;
+    const addrs = `${t.vip},${be1}`;
+    const pr = (await shortConnections(t.spawnClient(['short', addrs, String(t.port), String(2 * LAT_COUNT), '1', String(SECONDS * 8000)]), SECONDS * 8000 + 60_000)).result;
+    const o = pr.byAddress[t.vip];
+    const pl = pr.byAddress[be1];
+    paired.push({ ours: o, plain: pl });
+    say(
+      `round ${r + 1} paired     ours handshake p50/p99 ${o.connectUs[0]}/${o.connectUs[1]} µs (n=${o.n}), plain to be1 ${pl.connectUs[0]}/${pl.connectUs[1]} µs (n=${pl.n}); ` +
+        `greet ${o.greetUs[0]}/${o.greetUs[1]} vs ${pl.greetUs[0]}/${pl.greetUs[1]} µs (${pr.errors} err)  load ${load()}`,
+    );
   }
   say('');
   say(`${'path'.padEnd(11)}${'conn/s median'.padStart(14)}${'spread'.padStart(8)}   handshake p50/p99 µs   greet p50/p99 µs   (medians over rounds)`);
@@ -179,6 +194,9 @@ try {
   say(`ours / nft-numgen conn/s, per round: ${ratioN.map((x) => x.toFixed(2)).join(' ')} (median ${median(ratioN).toFixed(2)})`);
   say(`ours − plain handshake p99, per round: ${p99d.join(' ')} µs (median ${median(p99d)}; goal ≤ 100)`);
   say(`ours − plain greet p99, per round: ${greetD.join(' ')} µs (median ${median(greetD)})`);
+  const pd = paired.map((x) => x.ours.connectUs[1] - x.plain.connectUs[1]);
+  const pd50 = paired.map((x) => x.ours.connectUs[0] - x.plain.connectUs[0]);
+  say(`paired run (ours and plain alternating): ours − plain handshake p99 per round ${pd.join(' ')} µs (median ${median(pd)}; goal ≤ 100), p50 ${pd50.join(' ')} µs (median ${median(pd50)})`);
   say(`load average at end: ${load()}`);
 } finally {
   if (haproxy && haproxy.exitCode === null) haproxy.kill('SIGTERM');

@@ -3,7 +3,8 @@
  * the backend's name, then an echo of each line prefixed by the name). Run inside a namespace.
  *
  *   tcp-client.ts short ADDRESS[,ADDRESS...] PORT COUNT IN_FLIGHT MAX_MS
- *     (several addresses: taken in turn, connection by connection)
+ *     (several addresses: taken in turn, connection by connection; RESULT then also has
+ *     `byAddress`: {address: {n, connectUs, greetUs}}, e.g. to compare two paths within one run)
  *     Short connections: keeps IN_FLIGHT connecting, each connects, reads the greeting, ends; a new
  *     one starts the moment one is greeted or fails (closes finish in the background). Bounded: stops after COUNT connections or MAX_MS or SIGTERM.
  *     Live: `ERR <Date.now()> <code>` per failed connection (error, close before the greeting,
@@ -41,6 +42,8 @@ function short(): void {
   if (!(inFlight > 0) || !(maxMs > 0)) usage();
   const connectUs = new Float64Array(count);
   const greetUs = new Float64Array(count);
+  /** Index into `addresses` of each successful connection. */
+  const addrOf = new Uint16Array(count);
   const share: Record<string, number> = {};
   let shareAfter: Record<string, number> | undefined;
   let started = 0;
@@ -68,7 +71,8 @@ function short(): void {
     const begin = performance.now();
     let connected = -1;
     let done = false;
-    const s = connect({ host: addresses[started % addresses.length], port });
+    const which = started % addresses.length;
+    const s = connect({ host: addresses[which], port });
     open.add(s);
     s.setNoDelay(true);
     const timer = setTimeout(() => end('timeout'), GREET_TIMEOUT_MS);
@@ -97,6 +101,7 @@ function short(): void {
       const name = got.slice(0, i);
       connectUs[ok] = (connected - begin) * 1000;
       greetUs[ok] = (performance.now() - begin) * 1000;
+      addrOf[ok] = which;
       ok++;
       share[name] = (share[name] ?? 0) + 1;
       if (counts) counts[name] = (counts[name] ?? 0) + 1;
@@ -114,11 +119,20 @@ function short(): void {
     if (finished) return;
     finished = true;
     const ms = performance.now() - t0;
-    const c = connectUs.subarray(0, ok).sort();
-    const g = greetUs.subarray(0, ok).sort();
+    const c = connectUs.slice(0, ok).sort();
+    const g = greetUs.slice(0, ok).sort();
+    const byAddress: Record<string, { n: number; connectUs: number[]; greetUs: number[] }> = {};
+    if (addresses.length > 1) {
+      for (const a of new Set(addresses)) {
+        const idx = [...addrOf.subarray(0, ok).keys()].filter((i) => addresses[addrOf[i]] === a);
+        const ca = Float64Array.from(idx, (i) => connectUs[i]).sort();
+        const ga = Float64Array.from(idx, (i) => greetUs[i]).sort();
+        byAddress[a] = { n: idx.length, connectUs: [percentile(ca, 50), percentile(ca, 99)], greetUs: [percentile(ga, 50), percentile(ga, 99)] };
+      }
+    }
     const result = {
       ok, errors, ms: Math.round(ms), perSecond: Math.round((ok / ms) * 1000), share, shareAfter,
-      connectUs: [percentile(c, 50), percentile(c, 99)], greetUs: [percentile(g, 50), percentile(g, 99)], firstErr, lastErr,
+      connectUs: [percentile(c, 50), percentile(c, 99)], greetUs: [percentile(g, 50), percentile(g, 99)], firstErr, lastErr, byAddress,
     };
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
   };

@@ -191,6 +191,8 @@ export interface ShortResult {
   greetUs: [number, number];
   firstErr: number;
   lastErr: number;
+  /** With several addresses: the times per address. */
+  byAddress: Record<string, { n: number; connectUs: [number, number]; greetUs: [number, number] }>;
 }
 
 /** Run `tcp-client.ts short` to the end; resolves with its RESULT and every ERR line's time. */
