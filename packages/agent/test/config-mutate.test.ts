@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { AgentConfigError, LiveConfig, controlCommand, main, validateConfig, type AgentConfig } from '@overlay/agent';
+import { Ajv } from 'ajv';
+import { AgentConfigError, FORMATS, LiveConfig, controlCommand, main, schemaProblems, validateConfig, type AgentConfig } from '@overlay/agent';
 
 /**
  * 200 configs, each a valid one with one seeded mutation whose JSON pointer is known: every one
@@ -118,6 +119,13 @@ const MUTATIONS: Mutation[] = [
   (c) => { c.networks[0].endpoints[1].host = 'host-b'; return '/networks/0/endpoints/1/host'; },
 ];
 
+/** The published schema file, compiled as another tool would (with our formats). */
+function published() {
+  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
+  for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.check });
+  return ajv.compile(JSON.parse(readFileSync('packages/agent/schema/agent-config.schema.json', 'utf8')));
+}
+
 function fakeRuntime(cfg: AgentConfig) {
   const calls: string[] = [];
   const dp = {
@@ -148,6 +156,8 @@ describe('200 mutated configs', () => {
       const r = rng(0x5eed);
       const seen = new Set<number>();
       const stderr = process.stderr.write;
+      const file$ = published();
+      let shape = 0;
       for (let n = 0; n < 200; n++) {
         const m = n < MUTATIONS.length ? n : Math.floor(r() * MUTATIONS.length); // every mutation at least once
         seen.add(m);
@@ -161,6 +171,10 @@ describe('200 mutated configs', () => {
         }
         expect({ n, m, path, refused: err instanceof AgentConfigError }).toEqual({ n, m, path, refused: true });
         expect({ n, m, paths: err!.problems.map((p) => p.path) }).toEqual({ n, m, paths: expect.arrayContaining([path]) });
+        // The published file refuses exactly the documents the loader's schema pass refuses.
+        const bySchema = schemaProblems(doc).length > 0;
+        expect({ n, m, file: file$(doc) }).toEqual({ n, m, file: !bySchema });
+        if (bySchema) shape++;
         // The same file through the CLI and through a running agent's apply.
         const file = join(dir, 'bad.yaml');
         writeFileSync(file, stringify(doc));
@@ -178,6 +192,8 @@ describe('200 mutated configs', () => {
         expect({ n, ok: a?.ok, named: a?.error?.includes(`${path}: `) }).toEqual({ n, ok: undefined, named: true });
       }
       expect(seen.size).toBe(MUTATIONS.length);
+      expect(shape).toBeGreaterThan(50); // both kinds: shape (schema) and semantic refusals
+      expect(shape).toBeLessThan(150);
       expect(calls).toEqual([]);
       expect(JSON.stringify(live.cfg.services) + JSON.stringify(live.cfg.policies)).toBe(before);
       expect(live.filters.get(100)!.compiled.generation).toBe(generation);
