@@ -114,7 +114,7 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
   }
   const top = positionals[0] as keyof typeof PKI_USAGE;
   if (values.help) {
-    out(`usage: ${PKI_USAGE[top]}\n`);
+    out(`usage: ${PKI_USAGE[top]}\nExit codes: 0 ok, 1 runtime failure (the message starts with the error's code), 2 usage.\n`);
     return 0;
   }
   const cmd = top === 'join' ? 'join' : `${top} ${positionals[1] ?? ''}`;

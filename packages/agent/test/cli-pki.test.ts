@@ -132,5 +132,6 @@ describe('agent ca / cert / token / join', () => {
     expect(text).toContain('agent ca init --dir DIR --name NAME');
     expect(text).toContain('agent token create|rotate');
     expect(text).toContain('usage: agent join --token TOKEN');
+    expect(text).toContain('Exit codes: 0 ok, 1 runtime failure');
   });
 });
