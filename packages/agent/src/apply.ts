@@ -12,9 +12,10 @@
  *    identity table (one rebuild), endpoint records, then service instances (records; DNS and
  *    VIPs follow the records through the service view).
  *
- * Groups for policies: an endpoint's `groups`, and every instance's endpoint address is in the
- * group named like its service. Addresses are the ones this file declares (a cluster file
- * declares every host's).
+ * Groups for policies: an endpoint's `groups`, and every instance's address is in the group
+ * named like its service — the instances this file declares (a cluster file declares every
+ * host's) and, with `view`, every instance gossip brought (the table is rebuilt once per burst of
+ * changes, on the next turn of the event loop).
  */
 import { type Dataplane } from '@overlay/dataplane';
 import { IdentityTable, PolicyFilter, type PolicyLogEntry } from '@overlay/services';
@@ -22,6 +23,7 @@ import type { AgentConfig, PolicyConfig, ServiceConfig, ServiceInstanceConfig } 
 import { AgentConfigError } from './config-types.js';
 import { formatPlan, plan, planView, type Plan } from './plan.js';
 import type { LocalInstance } from './services-local.js';
+import type { ServiceInstance, ServiceSink } from './services.js';
 
 /** The agent as apply uses it (Agent satisfies it). */
 export interface EndpointPublisher {
@@ -34,7 +36,7 @@ export interface InstanceControl {
   remove(network: string, id: string): boolean;
 }
 
-export function identityEntries(c: AgentConfig): [string, string[]][] {
+export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceInstance, 'service' | 'ipv4'>> = []): [string, string[]][] {
   const m = new Map<string, Set<string>>();
   const put = (a: string | undefined, gs: Iterable<string>) => {
     if (!a) return;
@@ -50,6 +52,7 @@ export function identityEntries(c: AgentConfig): [string, string[]][] {
       for (const e of eps) if (ids.has(e.id)) put(e.ipv4Text, [s.name]);
     }
   }
+  for (const i of learned) if (i.ipv4.length === 4) put(i.ipv4.join('.'), [i.service]);
   return [...m].filter(([, g]) => g.size).map(([a, g]) => [a, [...g].sort()]);
 }
 
@@ -64,6 +67,8 @@ export interface LiveConfigOptions {
   instances: () => InstanceControl | undefined;
   dataplane?: Dataplane;
   log: (s: string) => void;
+  /** The instances gossip brought (ServicesRuntime.view): their addresses join their service's group. */
+  view?: { attach(sink: ServiceSink): void; all(): Iterable<ServiceInstance> };
   /** Where the filters' decision log goes (default: the filter's own, stderr JSON). */
   policyLog?: (e: PolicyLogEntry) => void;
 }
@@ -74,6 +79,8 @@ export class LiveConfig {
   /** The `policy` stage per VNI this class installed. */
   readonly filters = new Map<number, PolicyFilter>();
   applied = 0;
+  private refreshQueued = false;
+  private closed = false;
 
   constructor(private readonly o: LiveConfigOptions) {
     this.cfg = o.cfg;
@@ -81,12 +88,35 @@ export class LiveConfig {
 
   /** Install the config's policies (the agent's start); throws before any stage is added if one cannot be built. */
   start(): void {
-    this.identity.replace(identityEntries(this.cfg));
+    this.identity.replace(this.entries(this.cfg));
+    if (this.o.view && this.cfg.policies.length) {
+      const changed = () => this.queueRefresh();
+      this.o.view.attach({ upsert: changed, remove: changed });
+    }
     const built = this.buildFilters(this.cfg.policies);
     for (const [vni, f] of built) {
       this.o.dataplane!.addStage(vni, f);
       this.filters.set(vni, f);
     }
+  }
+
+  private entries(c: AgentConfig): [string, string[]][] {
+    return identityEntries(c, c.policies.length && this.o.view ? this.o.view.all() : []);
+  }
+
+  /** Rebuild the identity table once for a burst of instance changes. */
+  private queueRefresh(): void {
+    if (this.refreshQueued || this.closed) return;
+    this.refreshQueued = true;
+    setImmediate(() => {
+      this.refreshQueued = false;
+      if (this.closed) return;
+      try {
+        this.identity.replace(this.entries(this.cfg));
+      } catch (e) {
+        this.o.log(`identity table not updated: ${(e as Error).message}`);
+      }
+    });
   }
 
   private buildFilters(policies: readonly PolicyConfig[]): Map<number, PolicyFilter> {
@@ -113,7 +143,7 @@ export class LiveConfig {
       throw AgentConfigError.of(refused.map((c) => ({ path: `${c.area} ${c.key}`, message: `changes (${c.op === '~' ? `${c.from} -> ${c.to}` : c.op === '+' ? 'added' : 'removed'}) and that needs a restart; nothing was applied` })));
     }
     // Build: nothing below mutates until every piece is ready.
-    const entries = identityEntries(next);
+    const entries = this.entries(next);
     const probe = new IdentityTable();
     probe.replace(entries); // throws on a bad entry, before anything changes
     const newFilters = this.buildFilters(next.policies);
@@ -164,6 +194,7 @@ export class LiveConfig {
 
   /** Remove the stages this class installed. */
   close(): void {
+    this.closed = true;
     for (const vni of this.filters.keys()) this.o.dataplane?.removeStage(vni, 'policy');
     for (const f of this.filters.values()) f.detach();
     this.filters.clear();

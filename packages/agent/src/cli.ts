@@ -125,7 +125,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
   agent.start();
   for (const n of cfg.networks) for (const e of n.endpoints) agent.publish({ name: n.name, vni: n.vni }, { id: e.id, mac: e.mac, ipv4: e.ipv4, ipv6: e.ipv6 });
   // The config's policies (a `policy` filter per network with a device); apply/SIGHUP change it live (apply.ts).
-  const live = new LiveConfig({ cfg, agent, instances: () => services.local, dataplane: plane?.dp, log: (s) => log.info(s), policyLog: (e) => log.warn({ policy: e }, 'policy decision') });
+  const live = new LiveConfig({ cfg, agent, instances: () => services.local, view: services.view, dataplane: plane?.dp, log: (s) => log.info(s), policyLog: (e) => log.warn({ policy: e }, 'policy decision') });
   try {
     await services.start(agent, plane?.dp, new Map(plane?.host.devices.map((d) => [d.vni, d.mtu]) ?? []));
     live.start();

@@ -147,6 +147,32 @@ describe('plan and apply', () => {
     expect.assertions(9);
   });
 
+  it('identity follows the instances gossip brings: their addresses join their service\'s group, once per burst', async () => {
+    const learned: { service: string; ipv4: Uint8Array }[] = [];
+    const sinks: { upsert(i: unknown): void }[] = [];
+    const live = new LiveConfig({
+      cfg: validateConfig(base()),
+      agent: { publish: () => undefined, unpublish: () => true },
+      instances: () => undefined,
+      view: { attach: (s) => void sinks.push(s), all: () => learned as never },
+      dataplane: { addStage: () => undefined, removeStage: () => true } as never,
+      log: () => undefined,
+    });
+    live.start();
+    expect(sinks).toHaveLength(1);
+    const version = live.identity.version;
+    learned.push({ service: 'web', ipv4: Uint8Array.of(198, 19, 0, 77) }, { service: 'db', ipv4: Uint8Array.of(198, 19, 0, 78) });
+    sinks[0].upsert(learned[0]);
+    sinks[0].upsert(learned[1]);
+    expect(live.identity.groupsOf('198.19.0.77')).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(live.identity.groupsOf('198.19.0.77')).toEqual(['web']);
+    expect(live.identity.groupsOf('198.19.0.78')).toEqual(['db']);
+    expect(live.identity.groupsOf('198.19.0.21')).toEqual(['data', 'db']);
+    expect(live.identity.version).toBe(version + 1); // one rebuild for the burst
+    live.close();
+  });
+
   it('the published schema file is the one the loader checks with', () => {
     expect(readFileSync('packages/agent/schema/agent-config.schema.json', 'utf8')).toBe(schemaText());
   });
