@@ -5,7 +5,8 @@
  * inline by the responder stage instead (responder.ts), with no socket in between.
  *
  * UDP (server-udp.ts): on a batched transport the embedder binds (`udpTransport`, e.g.
- * @overlay/native's UdpTransport with recvmmsg/sendmmsg; what the agent passes), else node:dgram.
+ * @overlay/native's UdpTransport with recvmmsg/sendmmsg: @overlay/services stays free of native
+ * code, the host owns its sockets), else node:dgram.
  *
  * TCP (RFC 7766): 2-byte length-prefixed messages, several per connection, answered in order of
  * arrival; a length under 12 closes the connection (`tcp_bad_length`); at most `maxTcpConnections`
@@ -45,8 +46,7 @@ export interface DnsServerOptions {
 export class DnsServer {
   readonly counters: CounterSet<DnsCounter>;
   readonly answerer: DnsAnswerer;
-  /** Set once UDP is bound (the forwarder must not ask this server itself). */
-  forwarder: Forwarder | undefined;
+  private fwd: Forwarder | undefined;
   private readonly tcpOut = Buffer.allocUnsafe(MAX_TCP_MESSAGE);
   private readonly conns = new Set<TcpSocket>();
   private udp!: DnsUdp;
@@ -77,16 +77,21 @@ export class DnsServer {
       throw err;
     }
     const self = isIPv6(o.address) ? `[${o.address}]:${udp.port}` : `${o.address}:${udp.port}`;
-    if (o.forward !== false) server.forwarder = new Forwarder({ ...(o.forward ?? {}), exclude: [self, ...(o.forward?.exclude ?? [])], counters: server.counters });
+    if (o.forward !== false) server.fwd = new Forwarder({ ...(o.forward ?? {}), exclude: [self, ...(o.forward?.exclude ?? [])], counters: server.counters });
     server.udp = udp;
     server.tcp = tcp;
-    udp.forwarder = server.forwarder;
+    udp.forwarder = server.fwd;
     tcp.on('connection', (s) => server.onTcp(s));
     return server;
   }
 
   get port(): number {
     return this.udp.port;
+  }
+
+  /** Forwards names that are not ours; set once UDP is bound (it must not ask this server itself). */
+  get forwarder(): Forwarder | undefined {
+    return this.fwd;
   }
 
   /** UDP is on a batched transport (`udpTransport`), not node:dgram. */
