@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
 import {
-  CA_EXPIRY_WARNING_MS, DEFAULT_NODE_LIFETIME_MS, PkiError, RevocationSet, TrustedCas, checkCert, covers, createRevocation,
+  CA_EXPIRY_WARNING_MS, DEFAULT_NODE_LIFETIME_MS, checkWireGuardKey, generateWireGuardKey, wireGuardPublicOf, PkiError, RevocationSet, TrustedCas, checkCert, covers, createRevocation,
   decodePem, encodePem, parseCa, parseCert, renewAt, shouldRenew, signCert, verifyCert,
 } from '@overlay/pki';
 import { DAY, T0, issue, keyTexts, newCa, nodeKeys } from './helpers.js';
@@ -152,6 +152,17 @@ describe('certificates', () => {
     }
     expect(msgs).toHaveLength(3);
     for (const m of msgs) for (const k of [keys.signKey, keys.wgKey, ca.seed, ca.cert.signKey, ca.cert.digest]) for (const t of keyTexts(k)) expect(m).not.toContain(t);
+  });
+
+  it('WireGuard keys: generated pairs agree with tweetnacl\'s X25519; low-order points are refused', () => {
+    const w = generateWireGuardKey();
+    expect(Buffer.from(nacl.scalarMult.base(w.privateKey))).toEqual(Buffer.from(w.publicKey));
+    expect(Buffer.from(wireGuardPublicOf(w.privateKey))).toEqual(Buffer.from(w.publicKey));
+    expect(() => checkWireGuardKey(w.publicKey)).not.toThrow();
+    // RFC 7748 low-order points (0, 1, and a point of order 8): each gives an all-zero shared secret.
+    for (const h of ['00'.repeat(32), '01' + '00'.repeat(31), 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800']) {
+      expect(codeOf(() => checkWireGuardKey(Uint8Array.from(Buffer.from(h, 'hex'))))).toBe('bad_key');
+    }
   });
 
   it('PEM files hold several certificates (a trust file during rollover)', () => {
