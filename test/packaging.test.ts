@@ -49,6 +49,8 @@ describe('systemd unit', () => {
     expect(exec.slice(2)).toEqual(['run', '--config', `%d/${name}`]);
     expect(exec[1].endsWith('/packages/agent/bin/agent.js')).toBe(true);
     expect(existsSync(exec[1].replace(/^\/opt\/overlay\//, ''))).toBe(true);
+    // The one privileged step: /dev/net/tun readable by the dynamic user (Debian's default mode).
+    expect(one('ExecStartPre')).toBe('+/bin/chmod 0666 /dev/net/tun');
     expect(unit.Install.WantedBy).toEqual(['multi-user.target']);
   });
 
