@@ -18,11 +18,12 @@
  * lookup, and a name's encoded answers are rebuilt on the first query after a change. So loading
  * 10 000 instances costs one pass, and a query costs a hash lookup and a copy.
  *
- * Names of one instance each (`<id>.tasks.svc` and the reverse names of instance addresses) are
- * not indexed ahead: a lookup that misses the index and has their shape is answered from the
- * service's instances (by id) or the network's address map, and the entry it builds is kept in
- * the index until the network's next change, at most LAZY_NAMES per network (oldest out first).
- * Two indexed names and their key text per instance cost ~350 bytes; the address map ~30.
+ * Names of one instance each (`<id>.tasks.svc` and the reverse names of instance addresses and
+ * VIPs) are not indexed ahead: a lookup that misses the index and has their shape is answered
+ * from the service's instances (by id) or the network's address map, and the entry it builds
+ * stays in the index until a service it names changes (or another takes its address). So an
+ * agent pays for the names asked (at most what indexing all of them cost) instead of two names
+ * per instance known: ~350 bytes each with their key text, where the address map costs ~30.
  */
 import { OverlayError, parseIpAddress, type CounterSet } from '@overlay/dataplane';
 import { selectForAnswer } from './health/select.js';
@@ -129,6 +130,8 @@ interface Service {
   names: NameEntry[];
   /** The instances whose addresses are in the network's address map (as they were indexed). */
   mapped: Instance[];
+  /** Entries built on demand that name this service (dropped when it changes). */
+  lazy?: Set<NameEntry>;
   removed: boolean;
 }
 
@@ -172,15 +175,13 @@ class NetworkIndex {
   readonly dirty = new Set<Service>();
   /** Instance addresses and VIPs → what their reverse names answer (IPv4 as numbers, IPv6 as hex). */
   readonly byAddr = new Map<number | string, Holder | Holder[]>();
-  /** Entries built on demand (in the index until the next change; oldest first). */
+  /** Entries built on demand (in the index until a service they name changes). */
   readonly lazy = new Set<NameEntry>();
   /** Index shared with other networks by equal name would break scoping: each network has its own. */
   constructor(readonly name: string) {}
 }
 
 const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
-/** Entries built on demand kept per network (each ~200 bytes with its answers). */
-export const LAZY_NAMES = 4096;
 
 export type DirectoryListener = (network: string, service: string) => void;
 
@@ -340,15 +341,11 @@ export class ServiceDirectory {
       }
     }
     if (refs === undefined) return undefined;
-    if (net.lazy.size >= LAZY_NAMES) {
-      const oldest = net.lazy.values().next().value!;
-      net.lazy.delete(oldest);
-      unlist(net, oldest);
-    }
     const e = new NameEntry(key, textNameHash(key), Array.isArray(refs) ? refs[0] : refs);
     if (Array.isArray(refs)) e.refs = refs;
     listEntry(net, e);
     net.lazy.add(e);
+    for (const r of Array.isArray(refs) ? refs : [refs]) (r.service.lazy ??= new Set()).add(e);
     return e;
   }
 
@@ -412,9 +409,6 @@ export class ServiceDirectory {
   }
 
   private flush(net: NetworkIndex): void {
-    // Entries built on demand may name an instance or address that changed: built again when asked.
-    for (const e of net.lazy) unlist(net, e);
-    net.lazy.clear();
     for (const svc of net.dirty) {
       this.unindex(net, svc);
       if (!svc.removed) this.index(net, svc);
@@ -441,6 +435,9 @@ export class ServiceDirectory {
       for (const a of inst.v6) unmapAddress(net, hex(a), inst);
     }
     svc.mapped = [];
+    // Entries built on demand that name this service: built again when asked.
+    if (svc.lazy !== undefined) for (const e of svc.lazy) dropLazy(net, e);
+    svc.lazy = undefined;
     if (svc.vip4 !== undefined) unmapAddress(net, svc.vip4, svc);
     if (svc.vip6) unmapAddress(net, hex(svc.vip6), svc);
   }
@@ -576,9 +573,24 @@ function unlist(net: NetworkIndex, e: NameEntry): void {
 
 function mapAddress(net: NetworkIndex, a: number | string, h: Holder): void {
   const cur = net.byAddr.get(a);
-  if (cur === undefined) net.byAddr.set(a, h);
-  else if (Array.isArray(cur)) cur.push(h);
+  if (cur === undefined) {
+    net.byAddr.set(a, h);
+    return;
+  }
+  if (Array.isArray(cur)) cur.push(h);
   else net.byAddr.set(a, [cur, h]);
+  // The address's reverse name, if built, lacks the new holder.
+  if (net.lazy.size > 0) {
+    const e = find(net, reverseName(typeof a === 'number' ? Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255) : Buffer.from(a, 'hex')));
+    if (e !== undefined) dropLazy(net, e);
+  }
+}
+
+/** Take an entry built on demand out of the index (nothing when it is not one). */
+function dropLazy(net: NetworkIndex, e: NameEntry): void {
+  if (!net.lazy.delete(e)) return;
+  unlist(net, e);
+  for (const r of Array.isArray(e.refs) ? e.refs : [e.refs]) r.service.lazy?.delete(e);
 }
 
 function unmapAddress(net: NetworkIndex, a: number | string, h: Holder): void {

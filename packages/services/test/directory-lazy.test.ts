@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import { LAZY_NAMES, ServiceDirectory, reverseName } from '../src/directory.js';
+import { ServiceDirectory, reverseName } from '../src/directory.js';
 import { PARSE_OK, Question, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, parseQuery } from '../src/dns/wire.js';
 
 /** The question of a query for `name` as the responder parses it (any case). */
@@ -65,17 +65,32 @@ describe('ServiceDirectory names built on demand', () => {
     expect(wire(d, 'n', 'all.tasks.web', TYPE_A)!.ends).toHaveLength(3);
   });
 
-  it(`keeps at most ${LAZY_NAMES} built entries per network, and evicted names still answer`, () => {
+  it('a built entry stays until a service it names changes: a change elsewhere keeps it, every name asked is kept once', () => {
     const d = new ServiceDirectory();
     d.setService({ name: 'web', network: 'n' });
-    const n = LAZY_NAMES + 500;
+    d.setService({ name: 'db', network: 'n' });
+    const n = 3000;
     for (let i = 0; i < n; i++) d.updateInstance('n', 'web', { id: `i${i}`, addresses: [`198.19.${i >> 8}.${i & 255}`], healthy: true });
+    d.updateInstance('n', 'db', { id: 'd1', addresses: ['198.19.200.1'], healthy: true });
+    const e = d.lookup('n', question('i7.tasks.web'))!;
+    const p = d.lookup('n', question('7.0.19.198.in-addr.arpa', 'PTR'))!;
+    const dbName = d.lookup('n', question('d1.tasks.db'))!;
+    d.setHealthy('n', 'db', 'd1', false);
+    expect(d.lookup('n', question('i7.tasks.web'))).toBe(e);
+    expect(d.lookup('n', question('7.0.19.198.in-addr.arpa', 'PTR'))).toBe(p);
+    const dbAgain = d.lookup('n', question('d1.tasks.db'))!;
+    expect(dbAgain).not.toBe(dbName);
+    d.setHealthy('n', 'web', 'i7', false);
+    expect(d.lookup('n', question('i7.tasks.web'))).not.toBe(e);
+    expect(d.lookup('n', question('d1.tasks.db'))).toBe(dbAgain);
+    // Every instance name asked, twice: built once each, then hits.
     for (let i = 0; i < n; i++) expect(wire(d, 'n', `i${i}.tasks.web`, TYPE_A)!.ends).toHaveLength(1);
-    expect(lazyCount(d, 'n')).toBe(LAZY_NAMES);
-    for (let i = 0; i < 10; i++) expect(ptrTargets(d, 'n', `${i & 255}.${i >> 8}.19.198.in-addr.arpa`)).toEqual([`i${i}.tasks.web`]);
-    expect(lazyCount(d, 'n')).toBe(LAZY_NAMES);
-    d.setHealthy('n', 'web', 'i0', false); // a change drops what was built
-    expect(wire(d, 'n', 'tasks.web', TYPE_A)!.ends).toHaveLength(n - 1);
-    expect(lazyCount(d, 'n')).toBe(0);
+    const built = lazyCount(d, 'n');
+    expect(built).toBe(n + 1);
+    for (let i = 0; i < n; i++) expect(d.lookup('n', question(`i${i}.tasks.web`))!.key).toBe(`i${i}.tasks.web`);
+    expect(lazyCount(d, 'n')).toBe(built);
+    d.removeService('n', 'web');
+    expect(wire(d, 'n', 'tasks.db', TYPE_A)!.ends).toHaveLength(1); // panic: the one unhealthy instance
+    expect(lazyCount(d, 'n')).toBe(1);
   });
 });
