@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Agent, type AgentOptions } from './agent.js';
 import { ENDPOINT_KIND } from './endpoints.js';
-import { AgentConfigError, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
+import { AgentConfigError, hostsToCheck, loadConfig, summarizeConfig, type AgentConfig } from './config.js';
 import { realClock } from './env.js';
 import { Keyring, PlainSealer } from './keyring.js';
 import { PRESETS } from './presets.js';
@@ -283,11 +283,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!values.config) return usage(`${cmd}: --config FILE required`);
-    const cfg = loadConfig(values.config, { host: values.host });
     if (cmd === 'check') {
-      process.stdout.write(`ok ${summarizeConfig(cfg)}\n`);
+      // A cluster file on a machine that is none of its hosts: every host's part, one line each.
+      for (const host of hostsToCheck(values.config, values.host)) process.stdout.write(`ok ${summarizeConfig(loadConfig(values.config, { host }))}\n`);
       return 0;
     }
+    const cfg = loadConfig(values.config, { host: values.host });
     let running: Awaited<ReturnType<typeof runAgent>>;
     try {
       running = await runAgent(cfg);

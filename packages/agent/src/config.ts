@@ -168,6 +168,24 @@ export function loadConfig(path: string, opts: ConfigOptions = {}): AgentConfig 
   return parseConfig(text, undefined, opts);
 }
 
+/**
+ * The hosts `agent check` validates a file for: `host` when given; every host of a cluster file
+ * when this machine is none of them; else one (this machine, or a per-host file's own name).
+ */
+export function hostsToCheck(path: string, host?: string): (string | undefined)[] {
+  if (host !== undefined) return [host];
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'));
+  } catch {
+    return [undefined]; // loadConfig reports it
+  }
+  const hosts = (doc as Doc | null)?.hosts;
+  if (hosts === null || typeof hosts !== 'object' || Array.isArray(hosts) || Object.hasOwn(hosts, hostname())) return [undefined];
+  const names = Object.keys(hosts);
+  return names.length ? names : [undefined];
+}
+
 /** One line saying what a valid config will run (for `agent check`); no secrets. */
 export function summarizeConfig(c: AgentConfig): string {
   const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;

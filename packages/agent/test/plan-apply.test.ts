@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
-import { AgentConfigError, LiveConfig, formatPlan, identityEntries, plan, planView, schemaText, validateConfig, type AgentConfig } from '@overlay/agent';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentConfigError, LiveConfig, main, formatPlan, identityEntries, plan, planView, schemaText, validateConfig, type AgentConfig } from '@overlay/agent';
 
 const key = (n: number, b: number) => Buffer.alloc(n, b).toString('base64');
 const base = (): any => ({
@@ -171,6 +173,35 @@ describe('plan and apply', () => {
     expect(live.identity.groupsOf('198.19.0.21')).toEqual(['data', 'db']);
     expect(live.identity.version).toBe(version + 1); // one rebuild for the burst
     live.close();
+  });
+
+  it('agent check of a cluster file on a machine that is none of its hosts: one line per host; --host one; a problem of any host exits 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h5chk-'));
+    const out: string[] = [];
+    const o = process.stdout.write;
+    const e = process.stderr.write;
+    try {
+      writeFileSync(join(dir, 'k'), key(64, 3));
+      const text = readFileSync('examples/cluster.yaml', 'utf8').replace(/BASE64/g, key(32, 4)).replaceAll('/etc/overlay/signing.key', join(dir, 'k'));
+      writeFileSync(join(dir, 'c.yaml'), text);
+      writeFileSync(join(dir, 'bad.yaml'), text.replace('listen: 198.18.0.2:7946', 'listen: 0.0.0.0:7946'));
+      process.stdout.write = ((x: string) => (out.push(x), true)) as typeof o;
+      process.stderr.write = ((x: string) => (out.push(x), true)) as typeof e;
+      const all = await main(['check', '--config', join(dir, 'c.yaml')]);
+      const one = await main(['check', '--config', join(dir, 'c.yaml'), '--host', 'host-b']);
+      const bad = await main(['check', '--config', join(dir, 'bad.yaml'), '--host', 'host-a']);
+      process.stdout.write = o;
+      process.stderr.write = e;
+      expect([all, one, bad]).toEqual([0, 0, 2]);
+      expect(out[0]).toMatch(/^ok host-a: advertise 198\.18\.0\.1:7946, .*api@blue 1 instance; db@blue 0 instances\), 1 policy\n$/);
+      expect(out[1]).toMatch(/^ok host-b: advertise 198\.18\.0\.2:7946, .*api@blue 1 instance; db@blue 1 instance\), 1 policy\n$/);
+      expect(out[2]).toMatch(/^ok host-b: /);
+      expect(out[3]).toMatch(/^agent: \/hosts\/host-b\/advertise: required when listen is a wildcard address/);
+    } finally {
+      process.stdout.write = o;
+      process.stderr.write = e;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the published schema file is the one the loader checks with', () => {
