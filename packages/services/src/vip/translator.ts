@@ -252,7 +252,7 @@ export class VipTranslator implements Stage {
     if (ctx.etherType === ETHERTYPE_ARP) return this.answerArp(ctx, slot, end);
     if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.inside(ctx, slot) : PASS;
     if (l3 + 20 > end) return PASS;
-    const dst = read32(d, l3 + 16);
+    const dst = ((d[l3 + 16] << 24) | (d[l3 + 16 + 1] << 16) | (d[l3 + 16 + 2] << 8) | d[l3 + 16 + 3]);
     const vi = this.vipIndex.find(0, dst);
     if (vi < 0) return PASS;
     const svc = this.services[this.vipIndex.va[vi]]!;
@@ -280,7 +280,7 @@ export class VipTranslator implements Stage {
       sport = (d[l4] << 8) | d[l4 + 1];
       dport = (d[l4 + 2] << 8) | d[l4 + 3];
     }
-    const src = read32(d, l3 + 12);
+    const src = ((d[l3 + 12] << 24) | (d[l3 + 12 + 1] << 16) | (d[l3 + 12 + 2] << 8) | d[l3 + 12 + 3]);
     const ct = this.conntrack;
     // From a local backend to the VIP: the reply of a hairpin flow (the client was source-NATed to the VIP).
     if (this.localIndex.size > 0 && this.localIndex.find(0, src) >= 0) {
@@ -316,14 +316,14 @@ export class VipTranslator implements Stage {
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (proto === PROTO_TCP) {
-      // Kept when it is ahead.
-      const seqEnd = tcpSeqEnd(d, l4, l4len, flags);
+      // End of this segment in sequence space (payload + SYN + FIN; packet.ts tcpSeqEnd, written out on the hot path). Kept when it is ahead.
+      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
       if (fresh || ((flags & TCP_RST) === 0 && ((seqEnd - aux[a + A_CLI_NXT]) | 0) > 0)) aux[a + A_CLI_NXT] = seqEnd;
     }
     const off = pool.off[slot];
     writeMacParts(d, off, aux[a + A_BE_HI], aux[a + A_BE_LO]);
     rewriteIpv4Address(d, l3, 16, dst, ct.backend[e], proto, l4);
-    this.counters.add(this.counters.at.translated_inside);
+    this.counters.values[0]++; // translated_inside (an event counter: no channel to publish on)
     if (ct.peer[e] === src) return PASS;
     // Hairpin: the backend is on this host. From the VIP, back to the device.
     writeMacParts(d, off + 6, aux[a + A_VIP_HI], aux[a + A_VIP_LO]);
@@ -364,7 +364,7 @@ export class VipTranslator implements Stage {
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
     if (l3 + 20 > end) return PASS;
-    const src = read32(d, l3 + 12);
+    const src = ((d[l3 + 12] << 24) | (d[l3 + 12 + 1] << 16) | (d[l3 + 12 + 2] << 8) | d[l3 + 12 + 3]);
     if (this.backendIndex.find(0, src) < 0) return PASS;
     // From a backend: ours only when it parses and belongs to a tracked flow; anything else passes.
     const total = ipv4Total(d, l3, end);
@@ -389,13 +389,13 @@ export class VipTranslator implements Stage {
     } else if (proto === PROTO_ICMP && l4len >= 8 && isIcmpError(d[l4])) return this.icmpError(ctx, slot, l3, l4, l3 + total, src);
     else return PASS;
     const ct = this.conntrack;
-    const e = ct.findReply(proto, src, read32(d, l3 + 16), vport, cport);
+    const e = ct.findReply(proto, src, ((d[l3 + 16] << 24) | (d[l3 + 16 + 1] << 16) | (d[l3 + 16 + 2] << 8) | d[l3 + 16 + 3]), vport, cport);
     if (e < 0) return PASS;
     this.observeReply(e, proto, d, l4, l4len, flags);
     const a = e * Conntrack.AUX;
     writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
-    this.counters.add(this.counters.at.translated_outside);
+    this.counters.values[1]++; // translated_outside
     return PASS;
   }
 
