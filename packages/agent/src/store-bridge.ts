@@ -12,6 +12,8 @@
  *   `Agent.receiveRecord` (LWW, signature against the owner's key from membership). A delete is
  *   not a tombstone (only the owner signs those): the owner's death reaches the table through
  *   membership, as in gossip mode.
+ * - A value whose owner is not (yet) a member — read at start, before this agent joined — is kept
+ *   (at most MAX_PENDING, oldest dropped) and handed over once membership knows its owner.
  *
  * Owners must be members (their signing key comes from membership meta); a store shared by sites
  * that do not gossip with each other needs the PKI's certificates for that (not done here).
@@ -42,12 +44,21 @@ export interface StoreBridgeCounters {
   received_applied: number;
   resyncs: number;
   leases: number;
+  /** Values kept until their owner became a member, then handed over. */
+  pending_fed: number;
+  /** Values that waited for an unknown owner and were dropped (bound reached, or deleted). */
+  pending_dropped: number;
 }
 
 const AREAS = ['endpoints', 'services'] as const;
+/** Values waiting for their owner to become a member. */
+export const MAX_PENDING = 10_000;
+const PENDING_RETRY_MS = 1_000;
 
 export class StoreBridge {
-  readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0 };
+  readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0, pending_fed: 0, pending_dropped: 0 };
+  private readonly pending = new Map<string, Uint8Array>();
+  private pendingTimer: ReturnType<typeof setInterval> | undefined;
   readonly store: VerifyingStore;
   private readonly keeper: LeaseKeeper;
   private readonly watches: AsyncIterator<WatchEvent>[] = [];
@@ -57,7 +68,19 @@ export class StoreBridge {
 
   constructor(private readonly o: StoreBridgeOptions) {
     const agent = o.agent;
-    this.store = new VerifyingStore(o.store, { codec: agentRecordCodec, keyOf: (owner) => agent.membership.metaOf(owner)?.signKey });
+    this.store = new VerifyingStore(o.store, {
+      codec: agentRecordCodec,
+      keyOf: (owner) => agent.membership.metaOf(owner)?.signKey,
+      onDrop: (key, why, value) => {
+        if (why !== 'unknown_owner' || this.stopped) return;
+        this.pending.delete(key);
+        this.pending.set(key, value);
+        if (this.pending.size > MAX_PENDING) {
+          this.pending.delete(this.pending.keys().next().value!);
+          this.counters.pending_dropped++;
+        }
+      },
+    });
     this.keeper = new LeaseKeeper(o.store, {
       ttlMs: o.ttlMs,
       intervalMs: o.keepAliveMs,
@@ -117,9 +140,24 @@ export class StoreBridge {
     if (this.o.agent.receiveRecord(rec)) this.counters.received_applied++;
   }
 
+  /** Hand over the waiting values whose owner membership now knows. */
+  private retryPending(): void {
+    for (const [key, value] of this.pending) {
+      const why = this.store.check(key, value);
+      if (why === 'unknown_owner') continue;
+      this.pending.delete(key);
+      if (why === undefined) {
+        this.counters.pending_fed++;
+        this.feed(value);
+      } else this.counters.pending_dropped++;
+    }
+  }
+
   /** Take a lease, write our records, read everyone's and follow changes. */
   async start(): Promise<void> {
     this.started = true;
+    this.pendingTimer = setInterval(() => this.pending.size > 0 && this.retryPending(), PENDING_RETRY_MS);
+    this.pendingTimer.unref();
     await this.keeper.start();
     for (const area of AREAS) {
       const prefix = this.o.keys.prefix(area);
@@ -131,8 +169,13 @@ export class StoreBridge {
         try {
           for (let r = await w.next(); !r.done; r = await w.next()) {
             const ev = r.value;
-            if (ev.type === 'put') this.feed(ev.value);
-            else if (ev.type === 'resync') {
+            if (ev.type === 'put') {
+              this.pending.delete(ev.key);
+              this.feed(ev.value);
+            } else if (ev.type === 'delete') {
+              if (this.pending.delete(ev.key)) this.counters.pending_dropped++;
+            } else if (ev.type === 'resync') {
+              // (Entries of unknown owners were put in pending by the reader's filter.)
               this.counters.resyncs++;
               for (const kv of ev.entries) this.feed(kv.value);
             }
@@ -148,6 +191,8 @@ export class StoreBridge {
   async stop(revoke = true): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.pendingTimer) clearInterval(this.pendingTimer);
+    this.pending.clear();
     await this.chain;
     await this.keeper.stop(revoke);
     for (const w of this.watches) await w.return?.();

@@ -88,8 +88,8 @@ export interface VerifyingStoreOptions {
   codec: RecordCodec;
   /** The owner's Ed25519 public key (32 bytes), undefined when unknown. */
   keyOf(owner: string): Uint8Array | undefined;
-  /** Called for each dropped value (logs: never the value). */
-  onDrop?(key: string, reason: VerifyDropReason): void;
+  /** Called for each dropped value (log the key and reason, never the value). */
+  onDrop?(key: string, reason: VerifyDropReason, value: Uint8Array): void;
 }
 
 /** Why a value was dropped (append-only). */
@@ -124,7 +124,7 @@ export class VerifyingStore implements EndpointStore {
     const why = this.check(key, value);
     if (why === undefined) return true;
     this.drops[why]++;
-    this.opts.onDrop?.(key, why);
+    this.opts.onDrop?.(key, why, value);
     return false;
   }
 
