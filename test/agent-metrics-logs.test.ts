@@ -59,7 +59,7 @@ describe('agent metrics endpoint and structured logs', () => {
       proc.stderr?.on('data', (d) => (err += d));
       run.push({ proc, stderr: () => err, socket: join(c.dir, `a${i}.sock`) });
     }
-    const deadline = Date.now() + 40_000;
+    const deadline = Date.now() + 60_000;
     for (;;) {
       const st = await Promise.all(run.map((r) => (queryControl(r.socket) as Promise<AgentStatus>).catch(() => null)));
       if (st.every((s) => s && s.members.filter((m) => m.state === 'alive').length === 2)) break;
@@ -67,7 +67,7 @@ describe('agent metrics endpoint and structured logs', () => {
       if (Date.now() > deadline) throw new Error(`agents did not converge: ${run.map((r) => r.stderr()).join('\n')}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-  }, 90_000);
+  }, 120_000);
   afterAll(async () => {
     for (const r of run) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
     await c?.stopAll();

@@ -41,7 +41,7 @@ describe('the agent with the unit\'s capabilities instead of root', () => {
       proc.stderr?.on('data', (d) => (err += d));
       procs.push({ proc, err: () => err, socket });
     }
-    const deadline = Date.now() + 40_000;
+    const deadline = Date.now() + 60_000;
     for (;;) {
       const st = await Promise.all(procs.map((p) => (queryControl(p.socket) as Promise<AgentStatus>).catch(() => null)));
       if (st.every((s) => s && s.members.filter((m) => m.state === 'alive').length === 2)) break;
@@ -49,7 +49,7 @@ describe('the agent with the unit\'s capabilities instead of root', () => {
       if (Date.now() > deadline) throw new Error(`agents did not converge: ${procs.map((p) => p.err()).join('\n')}`);
       await new Promise((r) => setTimeout(r, 250));
     }
-  }, 90_000);
+  }, 120_000);
   afterAll(async () => {
     for (const p of procs) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
     await c?.stopAll();
