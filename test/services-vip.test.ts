@@ -11,6 +11,8 @@ import { collectLines, until } from './lib/wait.js';
 // them before the stages, so the translator's incremental updates start from a full checksum,
 // and the receiving hosts' coalescers verify every TCP checksum before a GSO write).
 const VIP = '198.19.0.100';
+const VIP6 = '2001:db8:64::ff01';
+const IP6 = (i: number) => `2001:db8:64::${i}`;
 const VNI = 100;
 
 /** openHost + ServiceVips in the namespace; stdin `state <id> <healthy|draining|down>` → stdout `SET <stats>`. */
@@ -24,6 +26,7 @@ const spec = JSON.parse(process.env.VIP_SPEC);
 const host = await openHost(hostOptions(cfg));
 const vips = new ServiceVips(host.dataplane, { drainMs: 2000 });
 vips.setVip(${VNI}, spec);
+vips.setVip(${VNI}, JSON.parse(process.env.VIP_SPEC6));
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   const [cmd, id, state] = line.split(' ');
@@ -52,7 +55,7 @@ process.stdout.write('READY\\n');
 const CLIENT = `
 const net = require('node:net');
 for (let i = 0; i < Number(process.env.N); i++) {
-  const s = net.connect(80, '${VIP}');
+  const s = net.connect(80, process.env.TO || '${VIP}');
   let port = -1;
   s.setEncoding('utf8');
   s.on('connect', () => { port = s.localPort; });
@@ -65,7 +68,9 @@ setTimeout(() => process.exit(0), Number(process.env.LIFE_MS));
 
 const SERVER = `
 const net = require('node:net');
-net.createServer((s) => { s.on('error', () => {}); s.write(process.env.NAME + '\\n'); }).listen(80, process.env.ADDR, () => process.stdout.write('LISTEN\\n'));
+const serve = (addr, line) => net.createServer((s) => { s.on('error', () => {}); s.write(process.env.NAME + '\\n'); }).listen(80, addr, () => process.stdout.write(line + '\\n'));
+serve(process.env.ADDR, 'LISTEN');
+serve(process.env.ADDR6, 'LISTEN6');
 `;
 
 describe.each([{ offloads: false }, { offloads: true }])('VIP with real TCP connections, in namespaces (TAP offloads $offloads)', ({ offloads }) => {
@@ -77,18 +82,27 @@ describe.each([{ offloads: false }, { offloads: true }])('VIP with real TCP conn
 
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 4, prefix: offloads ? 'vipo' : 'vip' });
-    const cfg = meshConfig(tb.hosts, [VNI]).map((c) => ({ ...c, gro: offloads, tso: offloads }));
+    // IPv6 overlay addresses beside the IPv4 ones (ND for them answered from the static neighbours).
+    const cfg = meshConfig(tb.hosts, [VNI]).map((c, k) => ({
+      ...c, gro: offloads, tso: offloads,
+      networks: c.networks.map((n) => ({
+        ...n, addresses: [...(n.addresses ?? []), `${IP6(k + 1)}/64`],
+        neighbours: [...(n.neighbours ?? []), ...tb.hosts.filter((h) => h.index !== k + 1).map((h) => ({ ip: IP6(h.index), mac: endpointMac(h.index, 0) }))],
+      })),
+    }));
     for (let k = 1; k < 4; k++) vteps.push(await startVtep(tb.hosts[k], cfg[k]));
     for (let k = 1; k < 4; k++) {
       const h = tb.hosts[k];
-      const s = h.spawn(process.execPath, ['-e', SERVER], { env: { ...process.env, NAME: `b${h.index}`, ADDR: `198.19.0.${h.index}` } });
+      const s = h.spawn(process.execPath, ['-e', SERVER], { env: { ...process.env, NAME: `b${h.index}`, ADDR: `198.19.0.${h.index}`, ADDR6: IP6(h.index) } });
       children.push(s);
-      await waitForLine(s, /^LISTEN/, 20_000);
+      const lines = collectLines(s);
+      await until('LISTEN and LISTEN6', () => (lines.includes('LISTEN') && lines.includes('LISTEN6') ? true : undefined), 20_000);
     }
     const spec = { vip: VIP, ports: [80], backends: [2, 3, 4].map((i) => ({ id: `b${i}`, ip: `198.19.0.${i}`, mac: endpointMac(i, 0), state: 'healthy' })) };
+    const spec6 = { vip: VIP6, ports: [80], backends: [2, 3, 4].map((i) => ({ id: `b${i}`, ip: IP6(i), mac: endpointMac(i, 0), state: 'healthy' })) };
     runner = tb.hosts[0].spawn(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', RUNNER], {
       cwd: `${repoRoot}/test`,
-      env: { ...process.env, VIP_HOST_CFG: JSON.stringify(cfg[0]), VIP_SPEC: JSON.stringify(spec), VIP_HOST_CONFIG_TS: `${repoRoot}/test/lib/host-config.ts` },
+      env: { ...process.env, VIP_HOST_CFG: JSON.stringify(cfg[0]), VIP_SPEC: JSON.stringify(spec), VIP_SPEC6: JSON.stringify(spec6), VIP_HOST_CONFIG_TS: `${repoRoot}/test/lib/host-config.ts` },
     });
     children.push(runner);
     runnerOut = collectLines(runner);
@@ -101,8 +115,8 @@ describe.each([{ offloads: false }, { offloads: true }])('VIP with real TCP conn
     await tb?.destroy();
   }, 60_000);
 
-  function client(n: number, lifeMs: number): { out: string[]; child: ChildProcess } {
-    const child = tb.hosts[0].spawn(process.execPath, ['-e', CLIENT], { env: { ...process.env, N: String(n), LIFE_MS: String(lifeMs) } });
+  function client(n: number, lifeMs: number, to = VIP): { out: string[]; child: ChildProcess } {
+    const child = tb.hosts[0].spawn(process.execPath, ['-e', CLIENT], { env: { ...process.env, N: String(n), LIFE_MS: String(lifeMs), TO: to } });
     children.push(child);
     return { out: collectLines(child), child };
   }
@@ -151,4 +165,20 @@ describe.each([{ offloads: false }, { offloads: true }])('VIP with real TCP conn
     if (offloads) expect(tso.reduce((n, x) => n + x.checksummed, 0)).toBeGreaterThan(0);
     else expect(tso.reduce((n, x) => n + x.checksummed, 0)).toBe(0);
   }, 90_000);
+
+  it('IPv6: the kernel resolves the VIP by ND (answered by the stage) and connections spread over the backends\' IPv6 addresses', async () => {
+    const c = client(24, 20_000, VIP6);
+    const names = await until('24 IPv6 connections', () => {
+      const got = c.out.filter((l) => l.startsWith('CONN '));
+      return got.length === 24 ? got.map((l) => l.split(' ')[2]) : undefined;
+    }, 20_000);
+    c.child.kill('SIGTERM');
+    console.log(`offloads ${offloads}: 24 IPv6 connections: ${['b2', 'b3', 'b4'].map((n) => `${n} ${names.filter((x) => x === n).length}`).join(', ')}`);
+    expect(names.every((n) => ['b2', 'b3', 'b4'].includes(n))).toBe(true);
+    expect(new Set(names).size).toBeGreaterThanOrEqual(2);
+    const sets = runnerOut.filter((l) => l.startsWith('SET ')).length;
+    runner.stdin!.write('state b2 healthy\n');
+    const st = await until('a new SET', () => runnerOut.filter((l) => l.startsWith('SET '))[sets], 10_000);
+    expect(JSON.parse(st.split(' ').slice(2).join(' '))[0].counters.nd_answered).toBeGreaterThan(0);
+  }, 60_000);
 });
