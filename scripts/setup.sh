@@ -35,6 +35,7 @@ tools=(
   openssl:openssl
   git:git
   etcd:etcd-server etcdctl:etcd-client
+  sysctl:procps systemd-analyze:systemd
   # the native addon's build (node-gyp)
   make:make cc:gcc g++:g++ python3:python3
   "$@"

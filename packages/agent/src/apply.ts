@@ -36,7 +36,16 @@ export interface InstanceControl {
   remove(network: string, id: string): boolean;
 }
 
-export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceInstance, 'service' | 'ipv4'>> = []): [string, string[]][] {
+/** Group → Group Policy ID (VXLAN-GBP) over all policies (the config checked they agree). */
+export function groupPolicyIds(c: AgentConfig): Map<string, number> {
+  return new Map(c.policies.flatMap((p) => Object.entries(p.groupIds ?? {})));
+}
+
+/**
+ * Address → its groups, and its Group Policy ID when one of its groups has one (the first in
+ * order: the endpoint's own groups as written, then its services).
+ */
+export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceInstance, 'service' | 'ipv4'>> = []): ([string, string[]] | [string, string[], number])[] {
   const m = new Map<string, Set<string>>();
   const put = (a: string | undefined, gs: Iterable<string>) => {
     if (!a) return;
@@ -53,7 +62,11 @@ export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceIn
     }
   }
   for (const i of learned) if (i.ipv4.length === 4) put(i.ipv4.join('.'), [i.service]);
-  return [...m].filter(([, g]) => g.size).map(([a, g]) => [a, [...g].sort()]);
+  const ids = groupPolicyIds(c);
+  return [...m].filter(([, g]) => g.size).map(([a, g]) => {
+    const id = [...g].map((x) => ids.get(x)).find((x) => x !== undefined);
+    return id === undefined ? [a, [...g].sort()] : [a, [...g].sort(), id];
+  });
 }
 
 export function instanceSpec(s: ServiceConfig, i: ServiceInstanceConfig): LocalInstance {
@@ -88,6 +101,7 @@ export class LiveConfig {
 
   /** Install the config's policies (the agent's start); throws before any stage is added if one cannot be built. */
   start(): void {
+    this.defineGroupPolicies(this.cfg);
     this.identity.replace(this.entries(this.cfg));
     if (this.o.view && this.cfg.policies.length) {
       const changed = () => this.queueRefresh();
@@ -100,7 +114,14 @@ export class LiveConfig {
     }
   }
 
-  private entries(c: AgentConfig): [string, string[]][] {
+  /** Declare the config's Group Policy IDs in the identity table, forgetting the ones it no longer has. */
+  private defineGroupPolicies(c: AgentConfig): void {
+    const next = groupPolicyIds(c);
+    for (const [g, id] of groupPolicyIds(this.cfg)) if (next.get(g) !== id) this.identity.defineGroupPolicy(id, []);
+    for (const [g, id] of next) this.identity.defineGroupPolicy(id, [g]);
+  }
+
+  private entries(c: AgentConfig): ReturnType<typeof identityEntries> {
     return identityEntries(c, c.policies.length && this.o.view ? this.o.view.all() : []);
   }
 
@@ -163,6 +184,7 @@ export class LiveConfig {
         this.filters.delete(vni);
       } else if (JSON.stringify(np.policy) !== JSON.stringify(oldPol.get(vni)?.policy)) f.setPolicy(np.policy);
     }
+    this.defineGroupPolicies(next);
     this.identity.replace(entries);
     for (const [vni, f] of newFilters) {
       this.o.dataplane!.addStage(vni, f);

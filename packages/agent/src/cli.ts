@@ -61,7 +61,7 @@ async function openDataplane(cfg: AgentConfig) {
   if (!cfg.networks.some((n) => n.device)) return null;
   const { openHost } = await import('@overlay/host');
   // Optional access: these fields arrive with config.ts's per-network dataplane options.
-  type DataplaneFields = { learning?: boolean; unknownUnicast?: 'flood' | 'drop'; arpSuppression?: boolean; ageingMs?: number };
+  type DataplaneFields = { learning?: boolean; unknownUnicast?: 'flood' | 'drop'; arpSuppression?: boolean; ageingMs?: number; gbp?: boolean };
   const networks = cfg.networks.flatMap((n) => {
     if (!n.device) return [];
     const o = n as typeof n & DataplaneFields;
@@ -69,7 +69,7 @@ async function openDataplane(cfg: AgentConfig) {
     const prefix6 = n.subnet && n.subnet.includes(':') ? n.subnet.split('/')[1] : '128';
     const mine = n.endpoints.filter((e) => e.device === n.device);
     const addresses = mine.flatMap((e) => [...(e.ipv4Text ? [`${e.ipv4Text}/${prefix4}`] : []), ...(e.ipv6Text ? [`${e.ipv6Text}/${prefix6}`] : [])]);
-    return [{ vni: n.vni, tap: n.device, mac: mine.at(-1)?.macText, addresses, learning: o.learning, unknownUnicast: o.unknownUnicast, arpSuppression: o.arpSuppression, ageingMs: o.ageingMs }];
+    return [{ vni: n.vni, tap: n.device, mac: mine.at(-1)?.macText, addresses, learning: o.learning, unknownUnicast: o.unknownUnicast, arpSuppression: o.arpSuppression, ageingMs: o.ageingMs, gbp: o.gbp }];
   });
   const host = await openHost({ underlay: { address: cfg.vtep, port: cfg.vtepPort }, wireguard: cfg.wireguard && { privateKey: cfg.wireguard.privateKey }, networks });
   return { dp: host.dataplane, wg: host.tunnel, host };

@@ -150,7 +150,7 @@ export function checkNetworks(raw: Doc[], view: HostView, p: Problems): NetworkC
     }
     return {
       name: r.name, vni: r.vni, subnet: net?.text, device: r.device, encryption: want,
-      learning: r.learning, unknownUnicast: r.unknownUnicast, arpSuppression: r.arpSuppression, ageingMs: r.ageingMs,
+      learning: r.learning, unknownUnicast: r.unknownUnicast, arpSuppression: r.arpSuppression, ageingMs: r.ageingMs, gbp: r.gbp,
       endpoints: local, remote, resolver,
     };
   });

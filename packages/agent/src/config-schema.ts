@@ -134,6 +134,7 @@ export function configSchema(): Schema {
     unknownUnicast: { enum: ['flood', 'drop'] },
     arpSuppression: bool,
     ageingMs: int(MIN_AGEING_MS, 2 ** 31 - 1),
+    gbp: { ...bool, description: 'VXLAN Group Policy: send each packet\'s Group Policy ID (policies\' groupIds) and take received ones; every VTEP of the network must speak GBP' },
     endpoints: list(ref('endpoint')),
     resolver: fmt('overlay-ip'),
   }, ['name', 'vni']);
@@ -177,6 +178,12 @@ export function configSchema(): Schema {
     network: str({ description: 'the network whose dataplane filters with this policy' }),
     defaultAction: { enum: ['allow', 'deny'] },
     tiers: obj({ admin: list(ref('rule')), network: list(ref('rule')), service: list(ref('rule')) }),
+    groupIds: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$' },
+      additionalProperties: int(1, 65535),
+      description: 'VXLAN-GBP: the Group Policy ID of each group, the same on every host; an address sends the ID of its first group that has one',
+    },
   }, ['network', 'defaultAction']);
   const pki = obj({ ca: str(), cert: str(), key: str(), joinToken: str() }, [], { description: 'node certificate files and join token (@overlay/pki)' });
   const store = obj({

@@ -80,6 +80,20 @@ export function checkServices(raw: Doc[], networks: NetworkConfig[], view: HostV
 export function checkPolicies(raw: Doc[], networks: NetworkConfig[], p: Problems): PolicyConfig[] {
   const seen = new Map<string, string>();
   const out: PolicyConfig[] = [];
+  // Group Policy IDs are cluster-wide: one ID per group, one group per ID, in every policy.
+  const idOfGroup = new Map<string, number>();
+  const groupOfId = new Map<number, string>();
+  raw.forEach((r, i) => {
+    for (const [g, id] of Object.entries((r.groupIds ?? {}) as Record<string, number>)) {
+      const f = `/policies/${i}/groupIds/${g}`;
+      if (idOfGroup.has(g) && idOfGroup.get(g) !== id) p.add(f, `group ${g} has Group Policy ID ${idOfGroup.get(g)} in another policy`);
+      else if (groupOfId.has(id) && groupOfId.get(id) !== g) p.add(f, `Group Policy ID ${id} is group ${groupOfId.get(id)}'s`);
+      else {
+        idOfGroup.set(g, id);
+        groupOfId.set(id, g);
+      }
+    }
+  });
   raw.forEach((r, i) => {
     const f = `/policies/${i}`;
     const net = networks.find((n) => n.name === r.network);
@@ -90,7 +104,7 @@ export function checkPolicies(raw: Doc[], networks: NetworkConfig[], p: Problems
     p.unique(seen, r.network, `${f}/network`, 'policy for network');
     const policy: Policy = { defaultAction: r.defaultAction, tiers: r.tiers ?? {} };
     try {
-      out.push({ network: net.name, vni: net.vni, policy, normal: validatePolicy(policy) });
+      out.push({ network: net.name, vni: net.vni, policy, normal: validatePolicy(policy), groupIds: { ...(r.groupIds ?? {}) } });
     } catch (e) {
       if (!(e instanceof PolicyError)) throw e;
       p.add(`${f}${dottedToPointer(e.path)}`, e.message.slice(e.path.length + 2));

@@ -49,6 +49,8 @@ export interface NetworkConfig {
   unknownUnicast?: 'flood' | 'drop';
   arpSuppression?: boolean;
   ageingMs?: number;
+  /** VXLAN Group Policy on this network's dataplane (NetworkOptions.gbp). */
+  gbp?: boolean;
   /** This host's endpoints (published by it). */
   endpoints: EndpointConfig[];
   /** Cluster file: other hosts' endpoints (they publish them; here for policy groups and plans). */
@@ -94,6 +96,8 @@ export interface PolicyConfig {
   vni: number;
   policy: Policy;
   normal: NormalPolicy;
+  /** VXLAN-GBP: group → Group Policy ID (1..65535), the same on every host. */
+  groupIds: Record<string, number>;
 }
 export type StoreConfig = { kind: 'gossip' } | { kind: 'etcd'; endpoints: string[]; prefix: string };
 /** Placeholder shape agreed with @overlay/pki: file paths and the join token (never logged). */
