@@ -28,6 +28,22 @@ export interface Addon {
   close(handle: NativeHandle): void;
   setErrorClass(ctor: typeof NativeError): void;
   errnoError(errno: number, syscall: string): NativeError;
+  /** tri[3i+2] = onesComplementSum(data, tri[3i], tri[3i+1], tri[3i+2]) for i < count (csrc/csum_napi.c). */
+  checksumBatch(data: Uint8Array, tri: Int32Array, count: number): void;
+  /** Cut one IPv4 TCP super-frame into pool slots (csrc/csum.c); frames written, or -1 if malformed. */
+  tsoSegment(
+    src: Uint8Array,
+    srcOff: number,
+    srcLen: number,
+    mss: number,
+    dst: Uint8Array,
+    off: Int32Array,
+    len: Int32Array,
+    frameCapacity: number,
+    slots: Int32Array,
+    first: number,
+    count: number,
+  ): number;
 }
 
 /** Opaque native handle (an N-API external). */

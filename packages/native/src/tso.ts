@@ -1,4 +1,5 @@
 import { internetChecksum, onesComplementSum, PacketBatch, type BatchSink, type BufferPool } from '@overlay/dataplane';
+import { ChecksumBatch, resolveChecksum, type ChecksumImpl, type NativeChecksum } from './checksum.js';
 import { ETH, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_HDR_LEN } from './headers.js';
 
 
@@ -21,14 +22,31 @@ export class TcpSegmenter {
   /** Frames dropped: no free slot in the dataplane pool, or a shape this does not handle. */
   poolDrops = 0;
   malformed = 0;
+  /** Which code cuts and checksums: 'native' (csrc/csum.c, one call per batch of segments) or 'js'. */
+  readonly impl: ChecksumImpl;
   private readonly out: PacketBatch;
+  private readonly addon: NativeChecksum | undefined;
+  /** Native path: the slots for one tsoSegment call (at most one output batch), -1 for a pool miss. */
+  private readonly slots: Int32Array;
+  /** Native path: the partial checksums of ordinary frames in the current jumbo batch. */
+  private readonly partial: ChecksumBatch;
+  private readonly partialAt: Int32Array;
+  private readonly csumField: Int32Array;
 
+  /** `impl`: default native where the addon loads, else js; 'native' throws if it does not load. */
   constructor(
     private readonly pool: BufferPool,
     private readonly sink: BatchSink,
     batchSize: number,
+    impl?: ChecksumImpl,
   ) {
     this.out = new PacketBatch(batchSize);
+    this.addon = resolveChecksum(impl);
+    this.impl = this.addon ? 'native' : 'js';
+    this.slots = new Int32Array(batchSize);
+    this.partial = new ChecksumBatch(this.addon, batchSize);
+    this.partialAt = new Int32Array(batchSize);
+    this.csumField = new Int32Array(batchSize);
   }
 
   /** Sink for the jumbo pool's batches: segment, hand on in batches, release the jumbo slots. */
@@ -38,7 +56,27 @@ export class TcpSegmenter {
       this.frame(jumbo, j);
       jumbo.release(j);
     }
+    this.flushPartial();
     this.flush();
+  }
+
+  /** Native path: finish the queued partial checksums in one call and pass those frames on. */
+  private flushPartial(): void {
+    const p = this.partial;
+    if (p.count === 0) return;
+    p.run(this.pool.data);
+    const d = this.pool.data;
+    for (let i = 0; i < p.count; i++) {
+      const s = this.partialAt[i];
+      const so = this.pool.off[s];
+      const v = this.csumField[i];
+      const c = ~p.sum(i) & 0xffff;
+      d[so + v] = c >>> 8;
+      d[so + v + 1] = c & 0xff;
+      this.checksummed++;
+      this.push(s);
+    }
+    p.clear();
   }
 
   private flush(): void {
@@ -74,11 +112,20 @@ export class TcpSegmenter {
           return;
         }
         // The field holds the pseudo-header sum: summing from csum_start over it finishes it.
+        if (this.addon) {
+          // Queued: summed with the rest of the batch's in one native call, then pushed (flushPartial).
+          const i = this.partial.add(so + csumStart, len - csumStart, 0);
+          this.partialAt[i] = s;
+          this.csumField[i] = csumStart + csumOffset;
+          if (this.partial.count === this.partialAt.length) this.flushPartial();
+          return;
+        }
         const c = internetChecksum(d, so + csumStart, len - csumStart, 0);
         d[so + csumStart + csumOffset] = c >>> 8;
         d[so + csumStart + csumOffset + 1] = c & 0xff;
         this.checksummed++;
       }
+      this.flushPartial(); // frames leave in the order they came
       this.push(s);
       return;
     }
@@ -86,6 +133,7 @@ export class TcpSegmenter {
       this.malformed++;
       return;
     }
+    this.flushPartial();
     this.segment(jd, o, len, jd.readUInt16LE(v + 4));
   }
 
@@ -124,6 +172,7 @@ export class TcpSegmenter {
       return;
     }
     this.superFrames++;
+    if (this.addon) return this.segmentNative(this.addon, jd, o, len, mss, Math.ceil(total / mss));
     const seq0 = jd.readUInt32BE(tcp + 4);
     const id0 = (jd[ip + 4] << 8) | jd[ip + 5];
     const flags0 = jd[tcp + 13];
@@ -166,6 +215,33 @@ export class TcpSegmenter {
       d[stcp + 17] = c & 0xff;
       this.segments++;
       this.push(s);
+    }
+  }
+
+  /**
+   * The same cut in C: per output batch, acquire the slots (a miss is a counted pool drop, as in
+   * the JS loop), then one tsoSegment call writes every segment's header, payload and checksums.
+   */
+  private segmentNative(addon: NativeChecksum, jd: Buffer, o: number, len: number, mss: number, nseg: number): void {
+    const pool = this.pool;
+    const slots = this.slots;
+    for (let first = 0; first < nseg; ) {
+      const n = Math.min(nseg - first, this.out.capacity - this.out.count);
+      for (let i = 0; i < n; i++) {
+        const s = pool.acquire();
+        if (s < 0) this.poolDrops++;
+        slots[i] = s;
+      }
+      const w = addon.tsoSegment(jd, o, len, mss, pool.data, pool.off, pool.len, pool.frameCapacity, slots, first, n);
+      if (w < 0) {
+        // segment() checked the shape already; the C side checks it again and refused it.
+        for (let i = 0; i < n; i++) if (slots[i] >= 0) pool.release(slots[i]);
+        this.malformed++;
+        return;
+      }
+      this.segments += w;
+      for (let i = 0; i < n; i++) if (slots[i] >= 0) this.push(slots[i]);
+      first += n;
     }
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
+import type { ChecksumImpl } from '../src/checksum.js';
 import { TcpSegmenter } from '../src/tso.js';
 import { csum } from './helpers/checksum.js';
 
@@ -20,7 +21,7 @@ function superFrame(payload: number, flags = 0x18): Buffer {
   return f;
 }
 
-function run(frames: Array<{ frame: Buffer; vnet: number[] }>, poolSlots = 256) {
+function run(impl: ChecksumImpl, frames: Array<{ frame: Buffer; vnet: number[] }>, poolSlots = 256) {
   const jumbo = new BufferPool({ count: 8, frameCapacity: 65535, headroom: 64 });
   const pool = new BufferPool({ count: poolSlots });
   const out: Buffer[] = [];
@@ -29,7 +30,7 @@ function run(frames: Array<{ frame: Buffer; vnet: number[] }>, poolSlots = 256) 
       out.push(pool.copyOut(b.slots[i]));
       pool.release(b.slots[i]);
     }
-  }, 16);
+  }, 16, impl);
   const batch = new PacketBatch(8);
   for (const { frame, vnet } of frames) {
     const j = jumbo.acquire();
@@ -45,10 +46,15 @@ function run(frames: Array<{ frame: Buffer; vnet: number[] }>, poolSlots = 256) 
 
 const le = (n: number) => [n & 0xff, n >> 8];
 
-describe('TcpSegmenter', () => {
+// The same behaviour from the C segmentation (csrc/csum.c) and the JavaScript reference.
+describe.each<ChecksumImpl>(['native', 'js'])('TcpSegmenter (%s)', (impl) => {
+  it('runs the implementation asked for', () => {
+    expect(run(impl, []).seg.impl).toBe(impl);
+  });
+
   it('cuts a 64 KiB TCP segment at the MSS with correct headers and checksums', () => {
     const payload = 10_000;
-    const { out, seg, jumbo } = run([{ frame: superFrame(payload), vnet: [1, 1, ...le(54), ...le(1400), ...le(34), ...le(16)] }]);
+    const { out, seg, jumbo } = run(impl, [{ frame: superFrame(payload), vnet: [1, 1, ...le(54), ...le(1400), ...le(34), ...le(16)] }]);
     expect(out).toHaveLength(8); // 7 × 1400 + 200
     expect(seg.superFrames).toBe(1);
     let at = 0;
@@ -74,30 +80,30 @@ describe('TcpSegmenter', () => {
     f.writeUInt16BE(40 + 100, 16);
     // Kernel-style partial checksum: the field holds the folded pseudo-header sum.
     f.writeUInt16BE(csum(f, 26, 34, 6 + 120), 50);
-    const { out, seg } = run([{ frame: f, vnet: [1, 0, 0, 0, 0, 0, ...le(34), ...le(16)] }]);
+    const { out, seg } = run(impl, [{ frame: f, vnet: [1, 0, 0, 0, 0, 0, ...le(34), ...le(16)] }]);
     expect(seg.checksummed).toBe(1);
     expect(csum(out[0], 34, 154, csum(out[0], 26, 34, 6 + 120))).toBe(0xffff);
   });
 
   it('counts drops when the dataplane pool runs dry, and refuses what it cannot cut', () => {
-    const { out, seg } = run([{ frame: superFrame(10_000), vnet: [1, 1, ...le(54), ...le(1000), ...le(34), ...le(16)] }], 4);
+    const { out, seg } = run(impl, [{ frame: superFrame(10_000), vnet: [1, 1, ...le(54), ...le(1000), ...le(34), ...le(16)] }], 4);
     expect(out).toHaveLength(4 + 0); // the sink releases each batch, but 16 > 4 slots at once
     expect(seg.poolDrops).toBe(6);
-    const udp = run([{ frame: superFrame(3000), vnet: [1, 5, ...le(42), ...le(1000), ...le(34), ...le(6)] }]); // GSO UDP_L4
+    const udp = run(impl, [{ frame: superFrame(3000), vnet: [1, 5, ...le(42), ...le(1000), ...le(34), ...le(6)] }]); // GSO UDP_L4
     expect(udp.out).toHaveLength(0);
     expect(udp.seg.malformed).toBe(1);
   });
 
   it('refuses an MSS whose segments would not fit a dataplane slot, and leaves the pool untouched', () => {
     // Default slots take 9018-byte frames: 54 header bytes + 9000 do not fit.
-    const { out, seg, pool, jumbo } = run([{ frame: superFrame(20_000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
+    const { out, seg, pool, jumbo } = run(impl, [{ frame: superFrame(20_000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
     expect(out).toHaveLength(0);
     expect(seg.malformed).toBe(1);
     expect(seg.superFrames).toBe(0);
     expect(pool.data.every((b) => b === 0)).toBe(true);
     expect(jumbo.available).toBe(jumbo.count);
     // A single segment shorter than the MSS still fits and goes through.
-    const one = run([{ frame: superFrame(1000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
+    const one = run(impl, [{ frame: superFrame(1000), vnet: [1, 1, ...le(54), ...le(9000), ...le(34), ...le(16)] }]);
     expect(one.out).toHaveLength(1);
     expect(one.seg.malformed).toBe(0);
   });
