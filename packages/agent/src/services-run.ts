@@ -125,7 +125,13 @@ export class ServicesRuntime {
       });
     }
     if (dns) {
-      this.server = await DnsServer.listen({ directory: this.directory, networks: this.cfg.networks.map((n) => n.name), address: dns.listen.ip, port: dns.listen.port, counters: this.dnsCounters, forward: dns.forward ? {} : false });
+      // The host socket reads and answers in batches (recvmmsg/sendmmsg) on @overlay/native's
+      // transport: 1.4× dnsmasq's qps where node:dgram gave 0.44× (docs/services-dns-speed-tcp.md).
+      const { UdpTransport } = await import('@overlay/native');
+      this.server = await DnsServer.listen({
+        directory: this.directory, networks: this.cfg.networks.map((n) => n.name), address: dns.listen.ip, port: dns.listen.port, counters: this.dnsCounters, forward: dns.forward ? {} : false,
+        udpTransport: (address, port) => UdpTransport.bind({ address, port }),
+      });
       this.log.info({ listen: `${dns.listen.ip}:${this.server.port}` }, 'dns socket listening');
     }
     const local = new LocalServices({ agent, kind: this.kind });
@@ -147,6 +153,7 @@ export class ServicesRuntime {
     return {
       resolvers,
       dnsListen: this.server && listen ? `${listen.ip.includes(':') ? `[${listen.ip}]` : listen.ip}:${this.server.port}` : undefined,
+      dnsBatched: this.server?.udpBatched,
       instances: [...this.view.all()].map((i) => ({ network: i.network, ...describeInstance(i) })),
       local: this.local?.list() ?? [],
       vips: this.vips?.list() ?? [],

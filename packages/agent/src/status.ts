@@ -18,6 +18,8 @@ export interface ServicesStatus {
   resolvers: Record<string, string>;
   /** The socket host processes may query (ip:port), when one is open. */
   dnsListen?: string;
+  /** The DNS socket reads and answers UDP in batches (@overlay/native), not on node:dgram. */
+  dnsBatched?: boolean;
   instances: (ServiceInstanceStatus & { network: string })[];
   local: { network: string; service: string; id: string; health: string; since: number; reason: string; raw?: string }[];
   /** The VIPs this host's dataplane balances (vip-mode services of its networks), with their backends. */
