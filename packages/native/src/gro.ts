@@ -1,4 +1,5 @@
 import { internetChecksum, onesComplementSum, type BufferPool, type PacketBatch } from '@overlay/dataplane';
+import { ChecksumBatch, resolveChecksum, type ChecksumImpl } from './checksum.js';
 import { ETH, IPV4, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, VNET_HDR_LEN } from './headers.js';
 
 /** Most segments merged into one write: 64 × 1400 bytes stays under the 64 KiB IP limit. */
@@ -32,12 +33,26 @@ export class TcpCoalescer {
    * merged segment, and the native write counts them as tx errors (txErrorsOther) and skips them.
    */
   noHeadroom = 0;
+  /** Which code verifies the TCP checksums: 'native' (one call per batch) or 'js'. */
+  readonly impl: ChecksumImpl;
+  /** Per frame of the batch: its mergeable header length (checksum verified), or 0. */
+  private hdrs = new Int32Array(128);
+  private readonly sums: ChecksumBatch;
+
+  /** `impl`: default native where the addon loads, else js; 'native' throws if it does not load. */
+  constructor(impl?: ChecksumImpl) {
+    const addon = resolveChecksum(impl);
+    this.impl = addon ? 'native' : 'js';
+    this.sums = new ChecksumBatch(addon, 128);
+  }
 
   /** Returns the number of groups; `groups[0 .. 2*n)` describe batch.slots[0 .. batch.count). */
   plan(pool: BufferPool, batch: PacketBatch): number {
     if (this.groups.length < batch.count * 2) this.groups = new Int32Array(batch.count * 2);
+    if (this.hdrs.length < batch.count) this.hdrs = new Int32Array(batch.count);
     const d = pool.data;
     const g = this.groups;
+    const hdrs = this.verify(pool, batch);
     let ng = 0;
     let lead = -1; // slot of the current group's first frame, or -1
     let count = 0; // frames in the current group
@@ -50,7 +65,7 @@ export class TcpCoalescer {
     for (let i = 0; i < batch.count; i++) {
       const s = batch.slots[i];
       const o = pool.off[s];
-      const h = this.segmentHeader(pool, s);
+      const h = hdrs[i];
       if (h > 0 && lead >= 0 && count < MAX_SEGMENTS && !ended) {
         const lo = pool.off[lead];
         const plen = pool.len[s] - h;
@@ -132,8 +147,39 @@ export class TcpCoalescer {
   }
 
   /**
+   * hdrs[i] for each frame of the batch: segmentHeader's length when the TCP checksum is also
+   * right, else 0. The checksums of all candidates are summed in one batch (one native call).
+   */
+  private verify(pool: BufferPool, batch: PacketBatch): Int32Array {
+    const d = pool.data;
+    const hdrs = this.hdrs;
+    const sums = this.sums;
+    sums.clear();
+    for (let i = 0; i < batch.count; i++) {
+      const s = batch.slots[i];
+      const h = this.segmentHeader(pool, s);
+      hdrs[i] = h;
+      if (h > 0) {
+        const ip = pool.off[s] + ETH;
+        const l4 = pool.len[s] - ETH - IP;
+        sums.add(ip + IP, l4, onesComplementSum(d, ip + 12, 8, 6 + l4));
+      }
+    }
+    sums.run(d);
+    for (let i = 0, k = 0; i < batch.count; i++) {
+      if (hdrs[i] === 0) continue;
+      if (sums.sum(k++) !== 0xffff) {
+        hdrs[i] = 0;
+        this.badChecksum++;
+      }
+    }
+    return hdrs;
+  }
+
+  /**
    * Header length (Ethernet + IPv4 + TCP) of a frame that may be merged, else 0: IPv4 without
-   * options or fragmentation, TCP with payload, only ACK/PSH set, length consistent, checksum right.
+   * options or fragmentation, TCP with payload, only ACK/PSH set, length consistent. The TCP
+   * checksum is verify()'s.
    */
   private segmentHeader(pool: BufferPool, s: number): number {
     const d = pool.data;
@@ -147,11 +193,6 @@ export class TcpCoalescer {
     const thl = (d[tcp + 12] >>> 4) * 4;
     const flags = d[tcp + 13];
     if (thl < 20 || len - ETH - IP - thl <= 0 || (flags !== 0x10 && flags !== 0x18)) return 0;
-    const l4 = len - ETH - IP;
-    if (onesComplementSum(d, tcp, l4, onesComplementSum(d, ip + 12, 8, 6 + l4)) !== 0xffff) {
-      this.badChecksum++;
-      return 0;
-    }
     return ETH + IP + thl;
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
+import type { ChecksumImpl } from '../src/checksum.js';
 import { TcpCoalescer } from '../src/gro.js';
 import { csum } from './helpers/checksum.js';
 
@@ -46,7 +47,7 @@ function tcpFrame({ seq, len = 1000, flags = 0x10, sport = 40000, ack = 7, badSu
   return f;
 }
 
-function plan(frames: Buffer[], headroom?: number) {
+function plan(impl: ChecksumImpl, frames: Buffer[], headroom?: number) {
   const pool = new BufferPool({ count: 128, headroom });
   const batch = new PacketBatch(128);
   for (const fr of frames) {
@@ -54,17 +55,18 @@ function plan(frames: Buffer[], headroom?: number) {
     pool.fill(s, fr);
     batch.push(s);
   }
-  const c = new TcpCoalescer();
+  const c = new TcpCoalescer(impl);
   const n = c.plan(pool, batch);
   const groups: Array<[number, number]> = [];
   for (let i = 0; i < n; i++) groups.push([c.groups[2 * i], c.groups[2 * i + 1]]);
   return { pool, batch, c, groups };
 }
 
-describe('TcpCoalescer', () => {
+// The same behaviour with the checksums verified in C (csrc/csum.c) and in JavaScript.
+describe.each<ChecksumImpl>(['native', 'js'])('TcpCoalescer (%s)', (impl) => {
   it('merges contiguous full segments of one flow and rewrites the first frame for GSO', () => {
     const segs = [0, 1000, 2000, 3000].map((seq) => tcpFrame({ seq: 5000 + seq }));
-    const { pool, batch, c, groups } = plan(segs);
+    const { pool, batch, c, groups } = plan(impl, segs);
     expect(groups).toEqual([[4, 66]]);
     expect(c.merged).toBe(4);
     const s = batch.slots[0];
@@ -81,7 +83,7 @@ describe('TcpCoalescer', () => {
   });
 
   it('splits at a sequence gap, another flow, a different ack, and after PSH or a short segment', () => {
-    const { groups } = plan([
+    const { groups } = plan(impl, [
       tcpFrame({ seq: 0 }),
       tcpFrame({ seq: 1000 }),
       tcpFrame({ seq: 3000 }), // gap
@@ -97,7 +99,7 @@ describe('TcpCoalescer', () => {
   });
 
   it('keeps PSH of the last merged segment', () => {
-    const { pool, batch, groups } = plan([tcpFrame({ seq: 0 }), tcpFrame({ seq: 1000, flags: 0x18 })]);
+    const { pool, batch, groups } = plan(impl, [tcpFrame({ seq: 0 }), tcpFrame({ seq: 1000, flags: 0x18 })]);
     expect(groups).toEqual([[2, 66]]);
     expect(pool.data[pool.off[batch.slots[0]] + 34 + 13]).toBe(0x18);
   });
@@ -105,7 +107,7 @@ describe('TcpCoalescer', () => {
   it('passes other frames through alone and never merges a segment with a bad checksum', () => {
     const arp = Buffer.alloc(42);
     arp.writeUInt16BE(0x0806, 12);
-    const { c, groups } = plan([
+    const { c, groups } = plan(impl, [
       tcpFrame({ seq: 0 }),
       tcpFrame({ seq: 1000, badSum: true }),
       tcpFrame({ seq: 2000 }),
@@ -125,10 +127,10 @@ describe('TcpCoalescer', () => {
 
   it('caps a merged segment at 64 frames and 64 KiB', () => {
     const many = Array.from({ length: 100 }, (_, i) => tcpFrame({ seq: i * 900, len: 900 }));
-    const { groups } = plan(many);
+    const { groups } = plan(impl, many);
     expect(groups.map((g) => g[0])).toEqual([64, 36]);
     const big = Array.from({ length: 50 }, (_, i) => tcpFrame({ seq: i * 1400, len: 1400 }));
-    const r = plan(big);
+    const r = plan(impl, big);
     // 46 × 1400 + 52 header bytes fits in 65535; a 47th would not.
     expect(r.groups.map((g) => g[0])).toEqual([46, 4]);
   });
@@ -136,7 +138,7 @@ describe('TcpCoalescer', () => {
   it('writes no virtio-net header in front of a frame without the headroom for it, and counts it', () => {
     const segs = [0, 1000, 2000, 3000].map((seq) => tcpFrame({ seq }));
     // No headroom: each frame starts where its slot starts, right after the previous slot.
-    const { pool, c, groups } = plan(segs, 0);
+    const { pool, c, groups } = plan(impl, segs, 0);
     const before = Buffer.from(pool.data);
     const again = c.plan(pool, (() => {
       const b = new PacketBatch(4);
@@ -149,7 +151,7 @@ describe('TcpCoalescer', () => {
     expect(c.merged).toBe(0);
     expect(Buffer.compare(before, pool.data)).toBe(0);
     // With room, the same frames merge.
-    const ok = plan(segs, 12);
+    const ok = plan(impl, segs, 12);
     expect(ok.groups).toEqual([[4, 66]]);
     expect(ok.c.noHeadroom).toBe(0);
   });
