@@ -136,8 +136,8 @@ export interface AgentConfig {
   dns?: { listen: { ip: string; port: number }; forward: boolean };
   /** Prometheus text endpoint: absent = off; `metrics: {}` listens on 127.0.0.1:9464 (loopback by default). */
   metrics?: { listen: { ip: string; port: number } };
-  /** Structured logs: level (pino's names, default info) and format (json default, pretty for a terminal). */
-  log: { level: LogLevel; format: LogFormat };
+  /** Structured logs: level (pino's names, default info) and format (absent: pretty when stderr is a terminal, else json). */
+  log: { level: LogLevel; format?: LogFormat };
   /** Where endpoint records live: gossip (default) or etcd. */
   store: StoreConfig;
   pki?: PkiConfig;

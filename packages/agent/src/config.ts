@@ -97,7 +97,7 @@ function hostSettings(name: string, h: { v: Doc; at: (k: string) => string }, p:
     vtepPort: (v.vtepPort ?? 4789) as number,
     wireguard: v.wireguard === undefined ? undefined : { privateKey: v.wireguard.privateKey as string },
     controlSocket: (v.controlSocket ?? `/run/overlay-agent-${name}.sock`) as string,
-    log: { level: v.log?.level ?? 'info', format: v.log?.format ?? 'json' },
+    log: { level: v.log?.level ?? 'info', format: v.log?.format },
     pki: v.pki as PkiConfig | undefined,
   };
 }
