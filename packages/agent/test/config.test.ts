@@ -153,10 +153,10 @@ describe('agent config', () => {
     try { validateConfig(c); } catch (e) { expect(String(e)).not.toContain('c2VjcmV0c2VjcmV0'); }
   });
 
-  it('metrics are off by default, loopback 9464 when enabled; log level and format default info/json', () => {
+  it('metrics are off by default, loopback 9464 when enabled; log level defaults to info, format unset (the logger picks: pretty on a terminal, else json)', () => {
     const d = validateConfig(good());
     expect(d.metrics).toBeUndefined();
-    expect(d.log).toEqual({ level: 'info', format: 'json' });
+    expect(d.log).toEqual({ level: 'info', format: undefined });
     expect(validateConfig({ ...good(), metrics: {} }).metrics).toEqual({ listen: { ip: '127.0.0.1', port: 9464 } });
     expect(validateConfig({ ...good(), metrics: { listen: '198.18.0.1:9100' } }).metrics).toEqual({ listen: { ip: '198.18.0.1', port: 9100 } });
     expect(validateConfig({ ...good(), log: { level: 'debug', format: 'pretty' } }).log).toEqual({ level: 'debug', format: 'pretty' });
