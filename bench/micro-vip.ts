@@ -8,7 +8,8 @@
  *    conntrack lookup, dst MAC and IP rewritten, IP and TCP checksums updated) and outside
  *    (backend → client: reply lookup, src rewritten back to the VIP), called as the pipeline
  *    calls a stage, on a frame restored from a template before each call; the restore alone is
- *    measured too and subtracted.
+ *    measured too and subtracted. Also inside for an IPv6 VIP (2001:db8:ff::1, 128-bit keys
+ *    compared in full, the TCP checksum updated over the 8 words of the address).
  * 2. allocation proof: 10^6 packets each way after warm-up, heap growth and GC count.
  * 3. memory: a translator with capacity 2^20 and 10^6 tracked flows (heap + array buffers, RSS).
  * 4. flood: 10^5 new flows on the full table — refused and counted; the established flows still translate.
@@ -20,7 +21,7 @@ import { BufferPool, ETHERTYPE_VLAN, PASS, REPLY, type StageContext } from '@ove
 import { buildArpRequest, seededRandom } from '@overlay/dataplane/testing';
 import { VIP_DROP_REASONS, VipTranslator } from '@overlay/services';
 import { tag8021q } from '../packages/services/test/fuzz-batch.js';
-import { ipv4Frame } from '../packages/services/test/vip-frames.js';
+import { frame6, ipv4Frame } from '../packages/services/test/vip-frames.js';
 import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
 
@@ -127,15 +128,37 @@ async function main(): Promise<void> {
   // The other direction's view, as the pipeline would compute it for that frame.
   const ctxOut = new BenchCtx(pool);
   ctxOut.view(sOut);
+  // IPv6: the same flow shape to an IPv6 VIP on the same translator.
+  const VIP6 = '2001:db8:ff::1';
+  const VIP6_MAC = '0e:06:00:00:00:01';
+  t.setVip({ vip: VIP6, ports: [80], backends: [2, 3, 4].map((n) => ({ id: `b${n}`, ip: `2001:db8:ff::${n}`, mac: `02:00:00:00:00:0${n}`, state: 'healthy' as const })) });
+  const c6 = { dstMac: VIP6_MAC, srcMac: CLIENT_MAC, src: '2001:db8:ff::a', dst: VIP6, nh: 6 as const, sport: 40000, dport: 80 };
+  const data6 = frame6({ ...c6, flags: 0x18, payload: Buffer.alloc(10) });
+  const sIn6 = pool.acquire();
+  pool.fill(sIn6, frame6({ ...c6, flags: 0x02 }));
+  const ctx6 = new BenchCtx(pool);
+  ctx6.view(sIn6);
+  if (t.inside(ctx6, sIn6) !== PASS) throw new Error('IPv6 SYN not translated');
+  const offIn6 = pool.off[sIn6];
+  d.set(data6, offIn6);
+  pool.len[sIn6] = data6.length;
+  // Rewritten: destination MAC, destination address (bytes 38..53), TCP checksum (70, 71).
+  const restoreIn6 = () => {
+    for (let i = 0; i < 6; i++) d[offIn6 + i] = data6[i];
+    for (let i = 38; i < 54; i++) d[offIn6 + i] = data6[i];
+    d[offIn6 + 70] = data6[70];
+    d[offIn6 + 71] = data6[71];
+  };
   const N = 1000;
   const runs = {
     'restore only (template copy, subtracted)': () => {
-      for (let i = 0; i < N; i++) (restoreIn(), restoreOut());
+      for (let i = 0; i < N; i++) (restoreIn(), restoreOut(), restoreIn6());
     },
     'inside: lookup and rewrite (64 B TCP segment to the VIP)': () => {
       for (let i = 0; i < N; i++) {
         restoreIn();
         restoreOut();
+        restoreIn6();
         if (t.inside(ctx, sIn) !== PASS) bad++;
       }
     },
@@ -143,8 +166,17 @@ async function main(): Promise<void> {
       for (let i = 0; i < N; i++) {
         restoreIn();
         restoreOut();
+        restoreIn6();
         if (t.inside(ctx, sIn) !== PASS) bad++;
         if (t.outside(ctxOut, sOut) !== PASS) bad++;
+      }
+    },
+    'inside IPv6: lookup and rewrite (84 B TCP segment to an IPv6 VIP)': () => {
+      for (let i = 0; i < N; i++) {
+        restoreIn();
+        restoreOut();
+        restoreIn6();
+        if (t.inside(ctx6, sIn6) !== PASS) bad++;
       }
     },
   };

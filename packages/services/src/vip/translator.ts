@@ -36,8 +36,12 @@ export interface VipTranslatorOptions {
  * rewritten to the backend's (checksums updated incrementally); the FDB lookup that follows
  * sends it to the backend's host. ARP requests for a VIP are answered with the VIP's MAC.
  * outside: a packet from a backend on a tracked flow gets the VIP back as its source address
- * and MAC before it reaches the client's device. Everything else passes untouched; a packet to
- * a VIP that cannot be translated is dropped under one of `VIP_DROP_REASONS`.
+ * and MAC before it reaches the client's device; so does an ICMP error about one of its packets
+ * (icmp-error.ts). A flow to a `local` backend is hairpinned: the source is rewritten to the VIP
+ * too and the frame goes back to the device (REPLY); the backend's reply, addressed to the VIP,
+ * is translated back on inside. IPv6 VIPs (ND instead of ARP) take the same paths in
+ * translator6.ts. Everything else passes untouched; a packet to a VIP that cannot be translated
+ * is dropped under one of `VIP_DROP_REASONS`.
  *
  * Health: `setVip` rebuilds the table at once, so a backend that turns down or is removed gets
  * no new flow from that call on, and each of its TCP flows gets a RST written to the client's
