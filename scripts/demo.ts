@@ -15,6 +15,7 @@
  *
  * Needs root. Run through `bash scripts/demo.sh` (which installs and builds first).
  */
+import { metricSum, scrapeMetrics } from '../test/lib/metrics-scrape.js';
 import { RESOLVER, ServiceCluster, dig, untilAnswers } from '../test/lib/service-cluster.js';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { ping } from '../test/lib/transfer.js';
@@ -23,6 +24,7 @@ import { meshConfig, startVtep, type VtepProcess } from '../test/lib/vtep.js';
 const step = (msg: string) => process.stdout.write(`\n==> ${msg}\n`);
 const info = (msg: string) => process.stdout.write(`    ${msg}\n`);
 const overlayIp = (hostIndex: number) => `198.19.0.${hostIndex}`;
+const METRICS_PORT = 9464;
 
 async function iperf(tb: Testbed, seconds: number): Promise<number> {
   const [a, b] = tb.hosts;
@@ -54,7 +56,7 @@ async function allPairs(tb: Testbed): Promise<number> {
 
 async function withAgents(tb: Testbed): Promise<number> {
   // Every host also runs an instance of the service `web` (health: an exec check on a flag file).
-  const cluster = new ServiceCluster(tb.hosts, { encrypt: true, profile: 'lan', web: tb.hosts.map((_, i) => i) });
+  const cluster = new ServiceCluster(tb.hosts, { encrypt: true, profile: 'lan', web: tb.hosts.map((_, i) => i), metricsPort: METRICS_PORT });
   try {
     step('starting one agent per host (gossip on UDP/TCP 7946, seed = host 1, WireGuard on; dataplane: openHost)');
     for (let i = 0; i < tb.hosts.length; i++) {
@@ -82,6 +84,17 @@ async function withAgents(tb: Testbed): Promise<number> {
     for (const p of st.peers ?? []) info(`peer ${p.publicKey.slice(0, 10)}… ${p.endpoint ?? '-'} ${p.up ? 'up' : 'down'} handshake ${p.handshakeAgeMs === null ? 'never' : `${Math.round(p.handshakeAgeMs / 1000)} s ago`}`);
     const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
     info(`gossip drops: ${drops.length ? drops.map(([k, n]) => `${k}=${n}`).join(' ') : 'none'}`);
+
+    step(`metrics: curl http://127.0.0.1:${METRICS_PORT}/metrics on host 1 (Prometheus text format, parsed)`);
+    const fams = await scrapeMetrics(tb.hosts[0], METRICS_PORT);
+    info(`metrics: ${fams.length} families parsed`);
+    const shown: [string, Record<string, string>][] = [
+      ['overlay_dataplane_inside_total', { counter: 'frames' }],
+      ['overlay_crypto_tunnel_total', { direction: 'tx', counter: 'packets' }],
+      ['overlay_agent_gossip_total', { counter: 'packets_sent' }],
+      ['overlay_dataplane_drops_total', {}],
+    ];
+    for (const [name, labels] of shown) info(`${name}${Object.keys(labels).length ? JSON.stringify(labels) : ''} ${metricSum(fams, name, labels)}`);
 
     step(`service web: an instance on each host; dig @${RESOLVER} web on every host (answered inside its dataplane)`);
     const all = tb.hosts.map((_, i) => cluster.ip(i)).sort();

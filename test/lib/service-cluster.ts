@@ -18,6 +18,8 @@ export interface ServiceClusterOptions extends AgentClusterOptions {
   /** Health check timing (Compose fields). */
   interval?: string;
   retries?: number;
+  /** Serve Prometheus metrics on 127.0.0.1:PORT inside each host's namespace. */
+  metricsPort?: number;
 }
 
 export class ServiceCluster extends AgentCluster {
@@ -51,6 +53,7 @@ export class ServiceCluster extends AgentCluster {
     if (this.so.web.includes(i)) {
       lines.push(`  - name: web`, `    network: blue`, `    instances: [{ id: web-${i}, endpoint: ep-${i}, ports: [{ port: 8080, name: http }] }]`, `    healthcheck: ${hc}`);
     }
+    if (this.so.metricsPort) lines.push(`metrics: { listen: 127.0.0.1:${this.so.metricsPort} }`);
     return super.config(i, endpointIp, seedIndex) + lines.join('\n') + '\n';
   }
 }
