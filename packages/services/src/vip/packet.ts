@@ -38,6 +38,5 @@ export function addressKey6(d: Uint8Array, at: number): number {
 
 /** `a[ai .. ai + 16)` equals `b[bi .. bi + 16)`. */
 export function equal16(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
-  for (let i = 0; i < 16; i++) if (a[ai + i] !== b[bi + i]) return false;
-  return true;
+  return read32(a, ai) === read32(b, bi) && read32(a, ai + 4) === read32(b, bi + 4) && read32(a, ai + 8) === read32(b, bi + 8) && read32(a, ai + 12) === read32(b, bi + 12);
 }

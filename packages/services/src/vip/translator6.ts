@@ -136,7 +136,7 @@ export class Vip6Path {
     const w = e * AW;
     writeMacParts(d, off, aux[a + A_BE_HI], aux[a + A_BE_LO]);
     rewriteIpv6Address(d, l3 + 24, A, w + AB, nh, l4);
-    h.counters.add(h.counters.at.translated_inside);
+    h.counters.values[0]++; // translated_inside (an event counter: no channel)
     if (ct.peer[e] === srcKey) return PASS;
     writeMacParts(d, off + 6, aux[a + A_VIP_HI], aux[a + A_VIP_LO]);
     rewriteIpv6Address(d, l3 + 8, A, w + AV, nh, l4);
@@ -180,7 +180,7 @@ export class Vip6Path {
     const a = e * Conntrack.AUX;
     writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv6Address(d, l3 + 8, this.addr, w + AV, nh, l4);
-    h.counters.add(h.counters.at.translated_outside);
+    h.counters.values[1]++; // translated_outside
     return PASS;
   }
 
