@@ -21,11 +21,16 @@ export function nativeChecksum(): NativeChecksum | undefined {
 }
 
 /**
- * The addon for `impl`, or undefined for the JS path. Default: native where it loads. Asked for
- * 'native' explicitly, an addon that does not load (or predates these entry points) throws the
- * typed UnsupportedPlatformError / NativeAddonMissingError.
+ * The addon for `impl`, or undefined for the JS path. Default: the environment's
+ * OVERLAY_CHECKSUM_IMPL ('native' or 'js': a switch for A/B benchmarks), else native where it
+ * loads. Asked for 'native' explicitly, an addon that does not load (or predates these entry
+ * points) throws the typed UnsupportedPlatformError / NativeAddonMissingError.
  */
 export function resolveChecksum(impl: ChecksumImpl | undefined): NativeChecksum | undefined {
+  if (impl === undefined) {
+    const env = process.env.OVERLAY_CHECKSUM_IMPL;
+    if (env === 'js' || env === 'native') impl = env;
+  }
   if (impl === 'js') return undefined;
   if (impl === undefined) return nativeChecksum();
   const a = native();
