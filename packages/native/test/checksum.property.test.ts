@@ -33,9 +33,10 @@ describe('native checksum == JavaScript reference', () => {
     );
   });
 
-  it('checksumBatch: all-0xff and all-zero data, where a sloppy fold shows (0 versus 0xffff)', () => {
+  it('checksumBatch: all-0xff and all-zero data, where a sloppy fold or a lane overflow shows', () => {
     for (const fill of [0, 0xff]) {
-      for (const len of [0, 1, 2, 3, 31, 32, 33, 65535, 65536]) {
+      // Over 1 MiB of 0xff: the SSE2 path's 32-bit lanes must widen before they overflow.
+      for (const len of [0, 1, 2, 3, 31, 32, 33, 65535, 65536, (1 << 20) + 35, 2_100_001]) {
         for (const seed of [0, 1, 0xfffe, 0xffff]) {
           const data = new Uint8Array(len + 1).fill(fill);
           const tri = Int32Array.of(1, len, seed);
