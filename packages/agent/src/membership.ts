@@ -10,6 +10,9 @@
  *   having to refute a suspicion about ourselves raises it.
  * - Suspicion (Lifeguard dynamic suspicion): timeout starts at max and shrinks towards min with
  *   each independent confirmation (a suspect message from another member), logarithmically.
+ *   With `confirmationProbes`, members hearing a suspicion probe the suspect at once (about k+1
+ *   of them), so confirmations of a real failure arrive within one probe, not one probe pass.
+ *   A probe of a suspect carries the suspicion (buddy system), so a live suspect refutes at once.
  * - Incarnation refutation: a member suspected or declared dead at its current incarnation
  *   broadcasts alive with a higher one. A restarted node starts at 0 and refutes its own old
  *   death as soon as it hears of it (through the seed's push-pull), rejoining at a higher number.
@@ -268,7 +271,11 @@ export class Membership {
       timer: null,
     };
     this.acks.set(seqNo, wait);
-    this.d.send({ ip: target.ip, port: target.port }, [encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } })]);
+    const fields = [encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } })];
+    // Lifeguard's buddy system: a suspect hears it in the probe itself and refutes at once, rather
+    // than waiting for gossip (whose retransmissions may all miss it) or the next push-pull.
+    if (target.state === 'suspect') fields.push(encodeMessageField({ suspect: { name: target.name, incarnation: target.incarnation, from: this.name } }));
+    this.d.send({ ip: target.ip, port: target.port }, fields);
 
     const indirect = () => {
       if (acked || !this.running) return;
@@ -280,13 +287,15 @@ export class Membership {
         expectedNacks++;
         this.d.send({ ip: h.ip, port: h.port }, [field]);
       }
+      // The verdict comes indirectTimeoutMs after this, and never after the next probe is due.
+      const window = Math.max(0, Math.min(this.scale(this.d.config.indirectTimeoutMs), interval - timeout));
       // memberlist's TCP fallback: a reliable ping survives UDP loss that kills the probes.
       if (this.d.streamPing) {
-        this.d.streamPing({ ip: target.ip, port: target.port }, target.name, Math.max(1, interval - timeout), (ok) => {
+        this.d.streamPing({ ip: target.ip, port: target.port }, target.name, Math.max(1, window), (ok) => {
           if (ok) wait.onAck();
         });
       }
-      wait.timer = clock.setTimeout(finish, Math.max(0, interval - timeout));
+      wait.timer = clock.setTimeout(finish, window);
     };
     const finish = () => {
       finished = true;
@@ -478,14 +487,21 @@ export class Membership {
     cur.since = now;
     this.counters.add(this.counters.at.suspicions);
     const n = this.aliveCount();
-    // Expect suspicionMult-2 confirmations, none in clusters too small to provide them.
-    const k = n - 2 < this.d.config.suspicionMult - 2 ? 0 : this.d.config.suspicionMult - 2;
+    // Expect suspicionConfirmations, none in clusters too small to provide them.
+    const want = this.d.config.suspicionConfirmations;
+    const k = n - 2 < want ? 0 : want;
     const min = suspicionTimeoutMs(this.d.config, n);
     const max = this.d.config.suspicionMaxTimeoutMult * min;
     cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null };
     this.rearmSuspicion(cur);
     this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
     this.d.events?.onSuspect?.(snapshot(cur));
+    // Confirmation probe: someone else suspects it, so check it ourselves now rather than when
+    // our round-robin gets there; a failure is the independent confirmation Lifeguard counts.
+    // Each member does so with probability (k+1)/(N-2), so about k+1 extra probes per suspicion.
+    if (this.d.config.confirmationProbes && s.from !== this.name && this.running && k > 0 && this.d.random() * Math.max(1, n - 2) < k + 1) {
+      this.probe(cur, this.scale(this.d.config.probeIntervalMs));
+    }
   }
 
   /** Lifeguard: timeout = max − (max − min)·log(C+1)/log(k+1), floored at min; C = confirmations. */
