@@ -31,8 +31,8 @@ describe('services in the agent: records, health, DNS at the resolver address', 
     await untilAnswers(tb.hosts, 'web', (a) => JSON.stringify(a.addrs) === JSON.stringify(webIps), Date.now(), 45_000);
     // Each host's own service arrives by its own record: wait for all, then check every answer.
     // Gossip brings it in about a second; if every copy of a broadcast missed a host, the next
-    // push-pull (30 s in the LAN profile) is the backstop, so allow one interval and a margin.
-    for (let j = 0; j < N; j++) await untilAnswers(tb.hosts, `own-${j}`, (x) => x.addrs.join() === c.ip(j), Date.now(), 45_000);
+    // push-pull (60 s in the LAN profile) is the backstop, so allow one interval and a margin.
+    for (let j = 0; j < N; j++) await untilAnswers(tb.hosts, `own-${j}`, (x) => x.addrs.join() === c.ip(j), Date.now(), 75_000);
     for (const h of tb.hosts) for (let j = 0; j < N; j++) expect((await dig(h, `own-${j}`)).addrs).toEqual([c.ip(j)]);
     expect(await dig(tb.hosts[3], 'nothing-here')).toMatchObject({ status: 'NXDOMAIN', addrs: [] });
     const s = (await c.procs[4]!.status()) as NodeStatus;
