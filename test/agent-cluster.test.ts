@@ -137,7 +137,7 @@ describe('a mixed-version cluster in network namespaces', () => {
 });
 
 // A seed that is not up yet: the agent retries the join with backoff (1 s doubling to 8 s) instead
-// of waiting for its 30 s push-pull timer.
+// of waiting for its push-pull timer (60 s in the LAN profile).
 describe('joining through a seed that starts later, in network namespaces', () => {
   let tb: Testbed;
   let c: AgentCluster;
