@@ -24,7 +24,7 @@ import { dataplaneStatus, describeStatus, formatStatus, withPeerTraffic } from '
 import { ServicesRuntime } from './services-run.js';
 import { PKI_USAGE, pkiMain } from './cli-pki.js';
 import { LiveConfig } from './apply.js';
-import { applyCommand, controlCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
+import { applyCommand, controlCommand, explainCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 
@@ -196,6 +196,7 @@ const USAGE = {
   schema: 'agent schema\n  Print the config file\'s JSON Schema (schema/agent-config.schema.json).',
   status: 'agent status [--json] [--socket PATH | --config FILE [--host NAME]]\n  Members, endpoints per network (active / owner-dead / tombstoned), services (resolver per network, instances with health, VIPs with backends), WireGuard peers, drops.',
   keygen: 'agent keygen\n  Print a new signing key, cluster key and WireGuard key as YAML to paste into a config.',
+  policy: 'agent policy explain --src ADDR --dst ADDR --proto tcp|udp|icmp|N [--port N | --icmp-type N] [--network NAME] [--json] [--socket PATH | --config FILE [--host NAME]]\n  Ask the running agent which rule of its policy decides a new flow (tier, rule id, action) and the groups both addresses are in.',
 } as const;
 type Command = keyof typeof USAGE;
 /** Every command (the PKI ones too), in usage order: the one list the help test walks. */
@@ -204,6 +205,7 @@ export const COMMANDS: readonly string[] = [...Object.keys(USAGE), ...Object.key
 const COMMAND_OPTIONS: Record<Command, readonly string[]> = {
   run: ['config', 'host'], check: ['config', 'host'], status: ['config', 'socket', 'json', 'host'], keygen: [],
   plan: ['config', 'from', 'socket', 'host'], apply: ['config', 'socket', 'host'], import: [], schema: [],
+  policy: ['config', 'socket', 'host', 'json', 'network', 'src', 'dst', 'proto', 'port', 'icmp-type'],
 };
 export const EXIT_CODES = 'Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (the message names the field).';
 const usageAll = () => ['usage:', ...[...Object.values(USAGE), ...Object.values(PKI_USAGE)].map((u) => '  ' + u.replace(/\n/g, '\n  ')), '', 'Options: --config=FILE or -c FILE; --help/-h after any command; --version.', EXIT_CODES].join('\n') + '\n';
@@ -232,21 +234,25 @@ export async function main(argv: string[]): Promise<number> {
   // PKI commands (ca, cert, token, join) take their own options: cli-pki.ts.
   if (argv[0] && Object.hasOwn(PKI_USAGE, argv[0])) return pkiMain(argv);
   const usage = (msg: string) => (process.stderr.write(`agent: ${msg} (see agent --help)\n`), 2);
-  let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean; host?: string; from?: string };
+  let values: { config?: string; socket?: string; json?: boolean; help?: boolean; version?: boolean; host?: string; from?: string; network?: string; src?: string; dst?: string; proto?: string; port?: string; 'icmp-type'?: string };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { config: { type: 'string', short: 'c' }, socket: { type: 'string' }, host: { type: 'string' }, from: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+      options: {
+        config: { type: 'string', short: 'c' }, socket: { type: 'string' }, host: { type: 'string' }, from: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
+        network: { type: 'string' }, src: { type: 'string' }, dst: { type: 'string' }, proto: { type: 'string' }, port: { type: 'string' }, 'icmp-type': { type: 'string' },
+      },
     }));
   } catch (e) {
     return usage((e as Error).message);
   }
   const cmd = (positionals[0] ?? 'run') as Command;
   if (!Object.hasOwn(USAGE, cmd)) return usage(`unknown command ${JSON.stringify(positionals[0])}`);
-  if (positionals.length > (cmd === 'import' ? 3 : 1)) return usage(`unexpected argument ${JSON.stringify(positionals[cmd === 'import' ? 3 : 1])}`);
+  const maxPositionals = cmd === 'import' ? 3 : cmd === 'policy' ? 2 : 1;
+  if (positionals.length > maxPositionals) return usage(`unexpected argument ${JSON.stringify(positionals[maxPositionals])}`);
   if (values.version) {
     process.stdout.write(`agent ${version()}\n`);
     return 0;
@@ -268,6 +274,21 @@ export async function main(argv: string[]): Promise<number> {
     if ((cmd === 'plan' || cmd === 'apply') && !values.config) return usage(`${cmd}: --config FILE required`);
     if (cmd === 'plan') return await planCommand({ config: values.config!, from: values.from, socket: values.socket, host: values.host }, out);
     if (cmd === 'apply') return await applyCommand({ config: values.config!, socket: values.socket, host: values.host }, out);
+    if (cmd === 'policy') {
+      if (positionals[1] !== 'explain') return usage('policy: the subcommand is explain');
+      if (!values.src || !values.dst || !values.proto) return usage('policy explain: --src, --dst and --proto are required');
+      if (values.socket && values.config) return usage('policy explain: give --socket or --config, not both');
+      const sock = values.socket ?? (values.config ? loadConfig(values.config, { host: values.host }).controlSocket : undefined);
+      if (!sock) return usage('policy explain: --socket PATH or --config FILE required');
+      const num = (v: string | undefined, name: string) => {
+        if (v === undefined) return undefined;
+        if (!/^\d{1,5}$/.test(v)) throw new AgentConfigError(`--${name}`, `must be a number, got ${JSON.stringify(v)}`);
+        return Number(v);
+      };
+      const proto = /^\d+$/.test(values.proto) ? Number(values.proto) : values.proto;
+      const query = { network: values.network, src: values.src, dst: values.dst, proto: proto as 'tcp', port: num(values.port, 'port'), icmpType: num(values['icmp-type'], 'icmp-type') };
+      return await explainCommand({ socket: sock, json: values.json, query }, out);
+    }
     if (cmd === 'status') {
       if (values.socket && values.config) return usage('status: give --socket or --config, not both');
       const sock = values.socket ?? (values.config ? loadConfig(values.config, { host: values.host }).controlSocket : undefined);

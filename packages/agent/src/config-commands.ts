@@ -10,16 +10,30 @@ import { loadConfig } from './config.js';
 import { AgentConfigError } from './config-types.js';
 import { schemaText } from './config-schema.js';
 import type { LiveConfig } from './apply.js';
+import type { Explanation, FlowQuery } from '@overlay/services';
 import { formatPlan, plan, planView, type Plan, type PlanView } from './plan.js';
 import { queryControl } from './runtime.js';
 import { importCompose } from './compose.js';
 
 export interface Out { stdout: (s: string) => void; stderr: (s: string) => void }
-interface ControlAnswer { view?: PlanView; ok?: boolean; plan?: Plan; error?: string; code?: string }
+interface ControlAnswer { view?: PlanView; ok?: boolean; plan?: Plan; error?: string; code?: string; explanation?: Explanation & { network: string } }
 
 /** The running agent's answers to `config` and `apply PATH` (undefined: not ours). */
 export async function controlCommand(live: LiveConfig, line: string): Promise<ControlAnswer | undefined> {
   if (line === 'config') return { view: planView(live.cfg) };
+  if (line.startsWith('explain ')) {
+    try {
+      const q = JSON.parse(line.slice(8)) as FlowQuery & { network?: string };
+      const net = live.cfg.networks.find((n) => n.name === q.network) ?? (q.network === undefined && live.filters.size === 1 ? live.cfg.networks.find((n) => live.filters.has(n.vni)) : undefined);
+      if (!net) return { error: q.network === undefined ? 'give --network: this agent filters more than one network (or none)' : `no network ${JSON.stringify(q.network)}`, code: 'OVL_ERR_USAGE' };
+      const f = live.filters.get(net.vni);
+      if (!f) return { error: `network ${net.name} has no policy (everything passes)`, code: 'OVL_ERR_NO_POLICY' };
+      return { explanation: { network: net.name, ...f.explain(q) } };
+    } catch (e) {
+      const err = e as { message?: string; code?: string };
+      return { error: err.message ?? String(e), code: err.code };
+    }
+  }
   if (line.startsWith('apply ')) {
     try {
       const next = loadConfig(line.slice(6), { host: live.cfg.cluster ? live.cfg.name : undefined });
@@ -73,6 +87,33 @@ export async function applyCommand(o: { config: string; socket?: string; host?: 
   }
   out.stderr(`agent: not applied (nothing changed): ${a.error ?? 'no answer'}\n`);
   return a.code === 'OVL_ERR_INVALID_CONFIG' ? 2 : 1;
+}
+
+/** `agent policy explain …`: which rule of the running agent's policy decides a flow, and why. */
+export async function explainCommand(o: { socket: string; json?: boolean; query: FlowQuery & { network?: string } }, out: Out): Promise<number> {
+  let a: ControlAnswer;
+  try {
+    a = (await queryControl(o.socket, 5000, `explain ${JSON.stringify(o.query)}`)) as ControlAnswer;
+  } catch (e) {
+    out.stderr(`agent: cannot reach the agent at ${o.socket}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return 1;
+  }
+  const x = a.explanation;
+  if (!x) {
+    out.stderr(`agent: ${a.error ?? 'no answer'}\n`);
+    return a.code === 'OVL_ERR_USAGE' || a.code === 'OVL_ERR_POLICY' ? 2 : 1;
+  }
+  if (o.json) out.stdout(JSON.stringify(x, null, 2) + '\n');
+  else {
+    const q = o.query;
+    const what = `${q.proto}${q.port !== undefined ? ` port ${q.port}` : q.icmpType !== undefined ? ` type ${q.icmpType}` : ''}`;
+    out.stdout(
+      `${x.action.toUpperCase()} ${q.src} → ${q.dst} ${what} on ${x.network}\n` +
+        `  decided by: ${x.ruleId === null ? `the default action (no rule matched)` : `rule ${x.ruleId} (tier ${x.tier}, #${x.ruleIndex})`}, policy generation ${x.generation}\n` +
+        `  source groups: ${x.srcGroups.join(', ') || '(none)'}; destination groups: ${x.dstGroups.join(', ') || '(none)'}\n`,
+    );
+  }
+  return 0;
 }
 
 /** `agent import compose FILE`: our YAML on stdout, one warning per ignored key on stderr. */
