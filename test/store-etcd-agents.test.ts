@@ -84,8 +84,9 @@ describe('agents with their records in etcd', () => {
     const st = (await c.statuses()) as unknown as StoreStatus[];
     console.log(`store drops per agent: ${st.map((x) => JSON.stringify(x.store!.drops)).join(' ')}`);
     expect(st.every((x) => x.counters.programmed === N - 1)).toBe(true);
+    // How many records waited for their owner's membership depends on which arrived first (etcd's
+    // watch or the gossip join): a race, so printed, not asserted.
     console.log(`pending records handed over after join: ${st.map((x) => x.store!.counters.pending_fed).join('/')}`);
-    st.forEach((x, i) => expect(x.store!.counters.pending_fed).toBeGreaterThanOrEqual(i));
 
     const t0 = Date.now();
     await c.procs[2]!.kill('SIGKILL');
