@@ -290,6 +290,32 @@ describe('VIP translator in an in-memory overlay', () => {
     expect(arrivals(b).flat()).toHaveLength(3);
   });
 
+  it('a direct connection to a backend from a tracked flow\'s client port supersedes the flow: its replies pass untranslated', async () => {
+    const b = bed();
+    b.client.dev.inject(toVip({ sport: 40002, flags: SYN, seq: 100 }));
+    await b.net.idle();
+    const k = arrivals(b).findIndex((g) => g.length === 1);
+    const be = b.backends[k];
+    // The client's kernel, its VIP socket closed, reuses port 40002 straight to the backend's address.
+    b.client.dev.inject(ipv4Frame({ dstMac: be.mac, srcMac: CLIENT.mac, src: CLIENT.ip, dst: be.ip, proto: 'tcp', sport: 40002, dport: 80, flags: SYN, seq: 9000 }));
+    await b.net.idle();
+    const direct = arrivals(b)[k].map((f) => [f.src, f.dst, f.sport, f.flags]);
+    expect(direct).toEqual([[CLIENT.ip, be.ip, 40002, SYN]]);
+    expect(b.t.stats().counters.flows_superseded).toBe(1);
+    be.dev.inject(ipv4Frame({ dstMac: CLIENT.mac, srcMac: be.mac, src: be.ip, dst: CLIENT.ip, proto: 'tcp', sport: 80, dport: 40002, flags: SYN | ACK, seq: 7000, ack: 9001 }));
+    await b.net.idle();
+    const back = b.client.dev.received.splice(0).map(parseIpv4Frame);
+    expect(back.map((f) => [f.src, f.sport, f.flags])).toEqual([[be.ip, 80, SYN | ACK]]); // from the backend, not the VIP
+    expect(b.t.stats().counters.translated_outside).toBe(0);
+    // A non-SYN to the backend, or a SYN from another port, touches nothing.
+    b.client.dev.inject(toVip({ sport: 40003, flags: SYN, seq: 1 }));
+    await b.net.idle();
+    const k2 = arrivals(b).findIndex((g) => g.length === 1);
+    b.client.dev.inject(ipv4Frame({ dstMac: b.backends[k2].mac, srcMac: CLIENT.mac, src: CLIENT.ip, dst: b.backends[k2].ip, proto: 'tcp', sport: 40003, dport: 80, flags: ACK, seq: 5 }));
+    await b.net.idle();
+    expect(b.t.stats().counters.flows_superseded).toBe(1);
+  });
+
   it('refuses bad specs with VipConfigError naming the field, and dnsrr removes the VIP', () => {
     const b = bed(1);
     const bad: [Partial<VipSpec>, string][] = [

@@ -258,7 +258,10 @@ export class VipTranslator implements Stage {
     if (l3 + 20 > end) return PASS;
     const dst = ((d[l3 + 16] << 24) | (d[l3 + 16 + 1] << 16) | (d[l3 + 16 + 2] << 8) | d[l3 + 16 + 3]);
     const vi = this.vipIndex.find(0, dst);
-    if (vi < 0) return PASS;
+    if (vi < 0) {
+      if (d[l3 + 9] === PROTO_TCP && this.backendIndex.find(0, dst) >= 0) this.supersede(d, l3, end, src32(d, l3), dst);
+      return PASS;
+    }
     const svc = this.services[this.vipIndex.va[vi]]!;
     // Ours from here on: every failure is a counted drop.
     const total = ipv4Total(d, l3, end);
@@ -361,6 +364,23 @@ export class VipTranslator implements Stage {
     if ((flags & TCP_RST) === 0 && (((seqEnd - ct.aux[n]) | 0) > 0 || (flags & TCP_SYN) !== 0)) ct.aux[n] = seqEnd;
   }
 
+  /**
+   * A connection opened straight to a backend (not through the VIP) from the same client address
+   * and port as a tracked flow has that flow's backend-side 4-tuple: the backend cannot tell them
+   * apart, and its answers would be translated to come from the VIP. The client's kernel reuses a
+   * port only once its own socket is gone, so the tracked flow is over: forget it (counted
+   * `flows_superseded`) and let the direct connection's packets pass untouched.
+   */
+  private supersede(d: Uint8Array, l3: number, end: number, src: number, dst: number): void {
+    const l4 = l3 + ((d[l3] & 0x0f) << 2);
+    if (l4 + 20 > end || (d[l4 + 13] & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return;
+    const ct = this.conntrack;
+    const e = ct.findReply(PROTO_TCP, dst, src, (d[l4 + 2] << 8) | d[l4 + 3], (d[l4] << 8) | d[l4 + 1]);
+    if (e < 0) return;
+    ct.remove(e);
+    this.counters.add(this.counters.at.flows_superseded);
+  }
+
   outside(ctx: StageContext, slot: number): number {
     if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.outside(ctx, slot) : PASS;
     const pool = ctx.pool;
@@ -431,6 +451,11 @@ export class VipTranslator implements Stage {
     this.counters.add(this.counters.at.arp_answered);
     return REPLY;
   }
+}
+
+/** The IPv4 source address at l3 as int32. */
+function src32(d: Uint8Array, l3: number): number {
+  return (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
 }
 
 /** Add `delta` to the count of `ip` in `t` (removed at 0). */
