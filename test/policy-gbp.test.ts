@@ -33,7 +33,7 @@ import { openHost } from '@overlay/host';
 import { PolicyFilter } from '@overlay/services';
 const { hostOptions } = await import(process.env.HOST_CONFIG_TS);
 const host = await openHost(hostOptions(JSON.parse(process.env.HOST_CFG)));
-const f = new PolicyFilter({ policy: JSON.parse(process.env.POLICY), log: () => {} });
+const f = new PolicyFilter({ policy: JSON.parse(process.env.POLICY), log: () => {}, gbp: true });
 f.identity.set('${OURS}', ['web'], ${WEB_ID});
 f.identity.defineGroupPolicy(${OPS_ID}, ['ops']);
 host.dataplane.addStage(${VNI}, f);

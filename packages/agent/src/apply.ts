@@ -146,7 +146,7 @@ export class LiveConfig {
     for (const p of policies) {
       const net = this.cfg.networks.find((n) => n.name === p.network);
       if (!net?.device || this.filters.has(p.vni)) continue;
-      out.set(p.vni, new PolicyFilter({ policy: p.policy, identity: this.identity, log: this.o.policyLog }));
+      out.set(p.vni, new PolicyFilter({ policy: p.policy, identity: this.identity, log: this.o.policyLog, gbp: net.gbp === true }));
     }
     return out;
   }

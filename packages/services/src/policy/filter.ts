@@ -111,6 +111,11 @@ export interface PolicyFilterOptions {
   /** Log entries per second (default 10) and burst (default 20). */
   logRate?: number;
   logBurst?: number;
+  /**
+   * Write each outgoing packet's Group Policy ID (its source address's, IdentityTable) for a
+   * network that sends VXLAN-GBP. Default false: one identity lookup less per packet.
+   */
+  gbp?: boolean;
 }
 
 export interface FlowQuery {
@@ -139,6 +144,7 @@ export class PolicyFilter implements Stage {
   readonly reasons = POLICY_DROP_REASONS;
   readonly counters = new CounterSet(POLICY_COUNTERS, POLICY_CHANNEL);
   readonly identity: IdentityTable;
+  private readonly gbp: boolean;
   readonly conntrack: Conntrack;
   /** The ruleset in force; replaced whole by setPolicy. */
   compiled: CompiledPolicy;
@@ -157,6 +163,7 @@ export class PolicyFilter implements Stage {
 
   constructor(o: PolicyFilterOptions) {
     this.identity = o.identity ?? new IdentityTable();
+    this.gbp = o.gbp ?? false;
     this.clock = o.clock ?? (() => performance.now());
     this.now = this.clock();
     this.tickMs = o.tickMs ?? 1000;
@@ -244,7 +251,7 @@ export class PolicyFilter implements Stage {
     const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
     // Identity on the wire: the sender's Group Policy ID, sent where the network speaks GBP.
-    if (dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
+    if (this.gbp && dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
     const l4 = l3 + hl;
     const l4end = l3 + total;
     let sport = 0;
