@@ -1,4 +1,6 @@
 /** Names and layouts the VIP translator's IPv4 and IPv6 paths share. */
+import { readMacHi, readMacLo } from '@overlay/dataplane';
+import type { VipService } from './service.js';
 
 /** The translator's drop reasons (stage reasons: counted in the dataplane's `stats().stages.vip`). Append-only. */
 export const VIP_DROP_REASONS = ['malformed', 'fragment', 'unsupported_protocol', 'port_closed', 'no_backend', 'table_full', 'tuple_clash'] as const;
@@ -20,3 +22,17 @@ export const A_SRV_NXT = 5;
 /** The VIP's MAC, so replies need no second lookup. */
 export const A_VIP_HI = 6;
 export const A_VIP_LO = 7;
+
+/**
+ * A new flow's MACs in its aux words at `a`: the client's (the frame's source MAC at `srcMac`),
+ * backend `b`'s and the VIP's; no server sequence seen yet.
+ */
+export function setFlowMacs(aux: Int32Array, a: number, d: Uint8Array, srcMac: number, svc: VipService, b: number): void {
+  aux[a + A_CLI_HI] = readMacHi(d, srcMac);
+  aux[a + A_CLI_LO] = readMacLo(d, srcMac);
+  aux[a + A_BE_HI] = svc.healthyMacHi[b];
+  aux[a + A_BE_LO] = svc.healthyMacLo[b];
+  aux[a + A_SRV_NXT] = 0;
+  aux[a + A_VIP_HI] = svc.macHi;
+  aux[a + A_VIP_LO] = svc.macLo;
+}

@@ -1,10 +1,10 @@
 import {
-  ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, formatIpAddress, isEthernetIpv4Arp, parseIpAddress, readMacHi, readMacLo,
+  ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, formatIpAddress, isEthernetIpv4Arp, parseIpAddress,
   rewriteArpRequestAsReply, writeMacParts, type Stage, type StageContext,
 } from '@overlay/dataplane';
 import { Conntrack, OPEN_FULL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
 import { MAGLEV_SIZE, flowHash } from './maglev.js';
-import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, VIP_COUNTERS, VIP_DROP_REASONS, type VipCounter, type VipDropReason } from './shared.js';
+import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, VIP_COUNTERS, VIP_DROP_REASONS, setFlowMacs, type VipCounter, type VipDropReason } from './shared.js';
 import { addressKey6, equal16, ipv4Total, read32, tcpSeqEnd } from './packet.js';
 import { Vip6Path } from './translator6.js';
 import { isIcmpError, newQuoted, quoted, rewriteIcmpError } from './icmp-error.js';
@@ -311,15 +311,7 @@ export class VipTranslator implements Stage {
       if (b < 0) return this.drop(D.no_backend);
       e = ct.open(proto, src, dst, sport, dport, svc.healthyIp[b], flags, now, svc.healthyLocal[b] === 1 ? dst : src);
       if (e < 0) return this.drop(e === OPEN_FULL ? D.table_full : D.tuple_clash);
-      const a = e * Conntrack.AUX;
-      const src6 = pool.off[slot] + 6;
-      aux[a + A_CLI_HI] = readMacHi(d, src6);
-      aux[a + A_CLI_LO] = readMacLo(d, src6);
-      aux[a + A_BE_HI] = svc.healthyMacHi[b];
-      aux[a + A_BE_LO] = svc.healthyMacLo[b];
-      aux[a + A_SRV_NXT] = 0;
-      aux[a + A_VIP_HI] = svc.macHi;
-      aux[a + A_VIP_LO] = svc.macLo;
+      setFlowMacs(aux, e * Conntrack.AUX, d, pool.off[slot] + 6, svc, b);
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (proto === PROTO_TCP) {

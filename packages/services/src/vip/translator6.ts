@@ -1,8 +1,8 @@
 import {
-  ND_ADVERTISEMENT_LENGTH, PASS, REPLY, internetChecksum, ipv6PseudoHeaderSum, neighborSolicitationTarget, readMacHi, readMacLo, rewriteSolicitationAsAdvertisement, writeMacParts,
+  ND_ADVERTISEMENT_LENGTH, PASS, REPLY, internetChecksum, ipv6PseudoHeaderSum, neighborSolicitationTarget, rewriteSolicitationAsAdvertisement, writeMacParts,
   type CounterSet, type PairTable, type StageContext,
 } from '@overlay/dataplane';
-import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, type VipCounter, type VipDropReason } from './shared.js';
+import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, setFlowMacs, type VipCounter, type VipDropReason } from './shared.js';
 import { Conntrack, OPEN_FULL, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
 import { MAGLEV_SIZE, flowHash } from './maglev.js';
 import { addressKey6, equal16, tcpSeqEnd } from './packet.js';
@@ -117,15 +117,7 @@ export class Vip6Path {
       A.set(d.subarray(l3 + 8, l3 + 24), w + AC);
       A.set(svc.vipBytes, w + AV);
       A.set(svc.healthyIp6.subarray(b * 16, b * 16 + 16), w + AB);
-      const a = e * Conntrack.AUX;
-      const src6 = pool.off[slot] + 6;
-      aux[a + A_CLI_HI] = readMacHi(d, src6);
-      aux[a + A_CLI_LO] = readMacLo(d, src6);
-      aux[a + A_BE_HI] = svc.healthyMacHi[b];
-      aux[a + A_BE_LO] = svc.healthyMacLo[b];
-      aux[a + A_SRV_NXT] = 0;
-      aux[a + A_VIP_HI] = svc.macHi;
-      aux[a + A_VIP_LO] = svc.macLo;
+      setFlowMacs(aux, e * Conntrack.AUX, d, pool.off[slot] + 6, svc, b);
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (nh === PROTO_TCP) {
