@@ -3,7 +3,7 @@
  * the host bits zero, and its length. Text in, canonical text out; `covers` answers whether a
  * certificate's prefixes hold an address.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpAddress, parseIpAddress } from '@overlay/dataplane';
 import { fail } from './errors.js';
 
 export interface Prefix {
@@ -11,50 +11,18 @@ export interface Prefix {
   bits: number;
 }
 
+/** The 4 or 16 bytes of an address (@overlay/dataplane's parser), or null when `text` is not one. */
 export function parseAddress(text: string): Uint8Array | null {
-  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
-  if (!isIPv6(text) || text.includes('%')) return null;
-  let t = text;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(t);
-  if (v4) {
-    const b = v4[1].split('.').map(Number);
-    t = t.slice(0, v4.index) + ((b[0] << 8) | b[1]).toString(16) + ':' + ((b[2] << 8) | b[3]).toString(16);
+  try {
+    return parseIpAddress(text).bytes;
+  } catch {
+    return null;
   }
-  const [head, tail] = t.includes('::') ? t.split('::') : [t, undefined];
-  const hs = head ? head.split(':') : [];
-  const ts = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? hs : [...hs, ...Array<string>(8 - hs.length - ts.length).fill('0'), ...ts];
-  if (groups.length !== 8) return null;
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
 }
 
+/** Canonical text of 4 or 16 address bytes (IPv6 compressed per RFC 5952). */
 export function formatAddress(a: Uint8Array): string {
-  if (a.length === 4) return a.join('.');
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((a[i] << 8) | a[i + 1]);
-  // Longest run of ≥ 2 zero groups becomes '::' (RFC 5952).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hexes = g.map((x) => x.toString(16));
-  if (best < 0) return hexes.join(':');
-  return hexes.slice(0, best).join(':') + '::' + hexes.slice(best + bestLen).join(':');
+  return formatIpAddress(a.length === 4 ? 4 : 6, a);
 }
 
 /** Parse `addr/bits` (or a bare address: a host prefix). Host bits set → `invalid_argument`. */
