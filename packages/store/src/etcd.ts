@@ -13,8 +13,11 @@
  *   delivered twice. When etcd answers that the revision is compacted, the watch lists the prefix,
  *   yields a `resync` with that list and goes on from the list's revision.
  * - The client's own retry and circuit-breaker policies are replaced by one attempt per call with a
- *   deadline (`callTimeoutMs`): a failure is a STORE_UNAVAILABLE the caller sees at once; watches
- *   reconnect with a capped backoff.
+ *   deadline (`callTimeoutMs`): a failed write is a STORE_UNAVAILABLE the caller sees at once (it
+ *   may or may not have taken effect: only the caller knows how to find out). Reads (get, list)
+ *   change nothing, so one that fails with UNAVAILABLE (connection dropped or refused) is tried
+ *   again after 50, 100, 200 … ms until the call's deadline, as etcd's own Go client does for its
+ *   repeatable requests; `read_retries` counts those attempts. Watches reconnect with a capped backoff.
  */
 import type { Etcd3, IOptions, IWatchRequest, IWatchResponse, IKeyValue, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { StoreError } from './errors.js';
@@ -40,6 +43,8 @@ export interface EtcdStoreCounters {
   watch_resyncs: number;
   watch_overflows: number;
   keepalive_stream_errors: number;
+  /** Reads tried again after an UNAVAILABLE answer (connection dropped or refused). */
+  read_retries: number;
 }
 
 const enc = new TextEncoder();
@@ -72,6 +77,9 @@ function mapError(what: string, e: unknown): StoreError {
   return StoreError.unavailable(`${what}: ${msg}`, e);
 }
 
+/** gRPC status 14 (UNAVAILABLE): the request did not reach etcd or its answer was lost. */
+const isUnavailable = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === 14 || /\bUNAVAILABLE\b/.test(e instanceof Error ? e.message : '');
+
 /** A one-attempt policy (the client's IPolicy shape) instead of its retries and circuit breaker. */
 const once = () => ({
   onSuccess: () => ({ dispose() {} }),
@@ -81,7 +89,7 @@ const once = () => ({
 
 export class EtcdStore implements EndpointStore {
   readonly kind = 'etcd';
-  readonly counters: EtcdStoreCounters = { watch_reconnects: 0, watch_resyncs: 0, watch_overflows: 0, keepalive_stream_errors: 0 };
+  readonly counters: EtcdStoreCounters = { watch_reconnects: 0, watch_resyncs: 0, watch_overflows: 0, keepalive_stream_errors: 0, read_retries: 0 };
   private closed = false;
   private readonly watches = new Set<{ stop(): void }>();
   private ka: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
@@ -124,24 +132,31 @@ export class EtcdStore implements EndpointStore {
     return { deadline: Date.now() + this.timeout };
   }
 
+  /** One read (a range request) retried on UNAVAILABLE until the deadline; see the header. */
+  private async read(what: string, req: Parameters<Etcd3['kv']['range']>[0]) {
+    const { deadline } = this.call();
+    for (let wait = 50; ; wait *= 2) {
+      try {
+        return await this.client.kv.range(req, { deadline });
+      } catch (e) {
+        const left = deadline - Date.now();
+        if (this.closed || !isUnavailable(e) || left <= wait) throw mapError(what, e);
+        this.counters.read_retries++;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
   async get(key: string): Promise<KeyValue | undefined> {
     checkKey(key);
-    try {
-      const r = await this.client.kv.range({ key: buf(key) }, this.call());
-      return r.kvs.length > 0 ? kvOf(r.kvs[0]) : undefined;
-    } catch (e) {
-      throw mapError(`get ${key}`, e);
-    }
+    const r = await this.read(`get ${key}`, { key: buf(key) });
+    return r.kvs.length > 0 ? kvOf(r.kvs[0]) : undefined;
   }
 
   async list(prefix: string): Promise<ListResult> {
     checkKey(prefix, true);
-    try {
-      const r = await this.client.kv.range({ key: buf(prefix), range_end: prefixEnd(prefix), sort_order: 'Ascend', sort_target: 'Key' }, this.call());
-      return { entries: r.kvs.map(kvOf), revision: num(r.header.revision) };
-    } catch (e) {
-      throw mapError(`list ${prefix}`, e);
-    }
+    const r = await this.read(`list ${prefix}`, { key: buf(prefix), range_end: prefixEnd(prefix), sort_order: 'Ascend', sort_target: 'Key' });
+    return { entries: r.kvs.map(kvOf), revision: num(r.header.revision) };
   }
 
   private putReq(key: string, value: Uint8Array, opts: PutOptions) {

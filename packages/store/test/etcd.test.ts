@@ -180,6 +180,34 @@ describe('etcd store', () => {
     }
   }, 60_000);
 
+  it('a read whose connection drops is tried again until its deadline; a write fails at once', async () => {
+    const proxy = await CuttableProxy.start(srv.clientPort);
+    const store = await EtcdStore.connect({ hosts: proxy.endpoint, callTimeoutMs: 4000 });
+    const key = new Keys('retry').endpoint('net-a', 'node-r', 'ep-1');
+    try {
+      await store.put(key, enc.encode('one'));
+      proxy.cut();
+      const t0 = Date.now();
+      await expect(store.put(key, enc.encode('two'))).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      const writeMs = Date.now() - t0;
+      setTimeout(() => proxy.open(), 500);
+      const t1 = Date.now();
+      const kv = await store.get(key);
+      console.log(`etcd read retry: write refused after ${writeMs} ms; read answered ${Date.now() - t1} ms after the cut began, ${store.counters.read_retries} retries`);
+      expect(kv && dec.decode(kv.value)).toBe('one');
+      expect(store.counters.read_retries).toBeGreaterThanOrEqual(1);
+      expect(writeMs).toBeLessThan(1000);
+      // Closed for good: the read gives up at its deadline with the same typed error.
+      proxy.cut();
+      const short = await EtcdStore.connect({ hosts: proxy.endpoint, callTimeoutMs: 600 });
+      await expect(short.list('/retry/')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      await short.close();
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  }, 20_000);
+
   it('allocation by compare-and-set from two clients at once: every address once, the rest refused', async () => {
     const keys = new Keys('alloc');
     const clients = await Promise.all([0, 1].map(() => EtcdStore.connect({ hosts: srv.endpoint })));
