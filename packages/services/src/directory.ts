@@ -25,163 +25,22 @@
  * agent pays for the names asked (at most what indexing all of them cost) instead of two names
  * per instance known: ~350 bytes each with their key text, where the address map costs ~30.
  */
-import { OverlayError, parseIpAddress, type CounterSet } from '@overlay/dataplane';
+import type { CounterSet } from '@overlay/dataplane';
 import { selectForAnswer } from './health/select.js';
 import type { HealthCounter } from './health/counters.js';
+import { EMPTY, encodeAnswers, type EncodedAnswers } from './directory-answers.js';
+import { type Instance, NameEntry, NetworkIndex, type Ref, type Service, dropLazy, find, isInstance, keyOf, listEntry, mapAddress, unlist, unmapAddress } from './directory-index.js';
 import { hex, lazyShape, reverseAddress, reverseName } from './directory-names.js';
-import { CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, sameName, textNameHash, textToName, type Question } from './dns/wire.js';
+import { InvalidServiceError, type PortProto, type ServiceDirectoryOptions, type ServiceInstance, type ServicePort, type ServiceSpec, DEFAULT_TTL, UnknownServiceError, checkLabel, checkTtl, parseAddress, u32 } from './directory-spec.js';
+import { TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, sameName, textNameHash, type Question } from './dns/wire.js';
 
-export { reverseName };
+export { reverseName, NameEntry, type EncodedAnswers };
+export * from './directory-spec.js';
 
-export type EndpointMode = 'vip' | 'dnsrr';
-export type PortProto = 'tcp' | 'udp';
-
-export interface ServicePort {
-  /** Port name for SRV (`_<name>._<proto>.<svc>`); a DNS label. */
-  name?: string;
-  port: number;
-  proto: PortProto;
-}
-
-export interface ServiceInstance {
-  /** Unique within the service; a DNS label (names `<id>.tasks.<svc>`). */
-  id: string;
-  /** IPv4 and/or IPv6 addresses on the service's network. */
-  addresses: string[];
-  ports?: ServicePort[];
-  healthy: boolean;
-}
-
-export interface ServiceSpec {
-  /** A DNS label: letters, digits, '-', '_' (1..63). */
-  name: string;
-  network: string;
-  /** Virtual addresses (at most one per family); with endpointMode 'vip' the service name answers them. */
-  vip?: string[];
-  /** 'vip' (default when a VIP is given) or 'dnsrr' (the name answers the instances). */
-  endpointMode?: EndpointMode;
-  /** Seconds, 0..600; default the directory's (5). */
-  ttl?: number;
-}
-
-export interface ServiceDirectoryOptions {
-  /** Default TTL in seconds (0..600), default 5. */
-  ttl?: number;
-  /** Health counters for panic-mode selections (`selections`, `panic_answers`). */
-  healthCounters?: CounterSet<HealthCounter>;
-}
-
-export const DEFAULT_TTL = 5;
-export const MAX_TTL = 600;
-
-/** A service, instance or option is malformed; `field` names it. */
-export class InvalidServiceError extends OverlayError {
-  readonly field: string;
-  constructor(field: string, message: string) {
-    super('OVL_ERR_INVALID_SERVICE', `${field}: ${message}`);
-    this.field = field;
-  }
-}
-
-/** No such service (or instance) in that network. */
-export class UnknownServiceError extends OverlayError {
-  constructor(readonly network: string, readonly service: string) {
-    super('OVL_ERR_UNKNOWN_SERVICE', `no service ${service} in network ${network}`);
-  }
-}
-
-/** Answer records of one name for one query type, encoded: owner names point at the question (0xc00c). */
-export interface EncodedAnswers {
-  /**
-   * The answer section's bytes, one char per byte (latin1): a string costs its length plus a
-   * small header, where a typed array per answer costs ~500 bytes of heap and bookkeeping.
-   */
-  readonly bytes: string;
-  /** End offset in `bytes` of each record, so a truncated answer keeps whole records. */
-  readonly ends: readonly number[];
-}
-
-const EMPTY: EncodedAnswers = { bytes: '', ends: [] };
 /** Shared empty lists of instances without addresses of a family or without ports (read-only). */
 const NONE4: number[] = [];
 const NONE6: Uint8Array[] = [];
 const NO_PORTS: ServicePort[] = [];
-
-interface Instance {
-  id: string;
-  /** Name of its service (the key in NetworkIndex.services): PTR targets of the address map. */
-  svc: string;
-  /** IPv4 addresses as unsigned 32-bit numbers (a typed array per address costs ~200 bytes). */
-  v4: number[];
-  v6: Uint8Array[];
-  ports: ServicePort[];
-  healthy: boolean;
-}
-
-interface Service {
-  name: string;
-  network: string;
-  vip4?: number;
-  vip6?: Uint8Array;
-  mode: EndpointMode;
-  ttl: number;
-  instances: Map<string, Instance>;
-  /** Index entries this service contributed refs to. */
-  names: NameEntry[];
-  /** The instances whose addresses are in the network's address map (as they were indexed). */
-  mapped: Instance[];
-  /** Entries built on demand that name this service (dropped when it changes). */
-  lazy?: Set<NameEntry>;
-  removed: boolean;
-}
-
-/** What an address's reverse name answers: instances (`<id>.tasks.<svc>`) and services by VIP (`<svc>`). */
-type Holder = Instance | Service;
-
-type RefKind = 'svc' | 'tasks' | 'all' | 'inst' | 'port' | 'ptr';
-
-interface Ref {
-  kind: RefKind;
-  service: Service;
-  /** 'inst': that instance; 'ptr': the instance whose address it is (`<id>.tasks.<svc>`), none for a VIP (`<svc>`). */
-  instance?: Instance;
-  portName?: string;
-  proto?: PortProto;
-}
-
-/** One name a network answers (its lowercase dotted text is the key; the wire form is never stored). */
-export class NameEntry {
-  /**
-   * What the name answers: usually one ref (an instance's name, its address's reverse name), held
-   * directly; an array only once a second ref joins (a 1-element array and its store cost ~60
-   * bytes per name, 20 000 names for 10 000 instances).
-   */
-  refs: Ref | Ref[];
-  /** Encoded answers by qtype slot (A, AAAA, SRV, PTR); undefined until asked, cleared on change. */
-  cache: Array<EncodedAnswers | undefined> | undefined = undefined;
-  constructor(
-    readonly key: string,
-    readonly hash: number,
-    first: Ref,
-  ) {
-    this.refs = first;
-  }
-}
-
-class NetworkIndex {
-  readonly services = new Map<string, Service>();
-  /** The only index: by name hash (text lookups hash the text and compare keys; no second map by key). */
-  readonly byHash = new Map<number, NameEntry | NameEntry[]>();
-  readonly dirty = new Set<Service>();
-  /** Instance addresses and VIPs → what their reverse names answer (IPv4 as numbers, IPv6 as hex). */
-  readonly byAddr = new Map<number | string, Holder | Holder[]>();
-  /** Entries built on demand (in the index until a service they name changes). */
-  readonly lazy = new Set<NameEntry>();
-  /** Index shared with other networks by equal name would break scoping: each network has its own. */
-  constructor(readonly name: string) {}
-}
-
-const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 
 export type DirectoryListener = (network: string, service: string) => void;
 
@@ -358,7 +217,7 @@ export class ServiceDirectory {
       const c = cache[slot];
       if (c !== undefined) return c;
     }
-    const e = this.encode(entry, qtype);
+    const e = encodeAnswers(entry, qtype, this.selected);
     (entry.cache ??= [])[slot] = e;
     return e;
   }
@@ -485,157 +344,10 @@ export class ServiceDirectory {
     return e;
   }
 
-  private selected(svc: Service, all: boolean): Instance[] {
+  private readonly selected = (svc: Service, all: boolean): Instance[] => {
     const list = [...svc.instances.values()];
     if (all) return list;
     return selectForAnswer(list, (i) => i.healthy, this.healthCounters).answer;
   }
 
-  private encode(entry: NameEntry, qtype: number): EncodedAnswers {
-    const w = new RecordWriter();
-    for (const r of Array.isArray(entry.refs) ? entry.refs : [entry.refs]) {
-      const svc = r.service;
-      const ttl = svc.ttl;
-      if (r.kind === 'ptr') {
-        if (qtype === TYPE_PTR) w.record(TYPE_PTR, ttl, textToName(r.instance ? `${r.instance.id}.tasks.${svc.name}` : svc.name));
-        continue;
-      }
-      let insts: Instance[];
-      if (r.kind === 'inst') insts = [r.instance!];
-      else if (r.kind === 'svc' && svc.mode === 'vip' && qtype !== TYPE_SRV) {
-        if (qtype === TYPE_A && svc.vip4 !== undefined) w.a(ttl, svc.vip4);
-        else if (qtype === TYPE_AAAA && svc.vip6) w.record(TYPE_AAAA, ttl, svc.vip6);
-        continue;
-      } else insts = this.selected(svc, r.kind === 'all');
-      for (const inst of insts) {
-        if (qtype === TYPE_A) for (const a of inst.v4) w.a(ttl, a);
-        else if (qtype === TYPE_AAAA) for (const a of inst.v6) w.record(TYPE_AAAA, ttl, a);
-        else if (qtype === TYPE_SRV) {
-          const target = textToName(`${inst.id}.tasks.${svc.name}`);
-          for (const p of inst.ports) {
-            if (r.kind === 'port' && (p.name !== r.portName || p.proto !== r.proto)) continue;
-            w.srv(ttl, p.port, target);
-          }
-        }
-      }
-    }
-    return w.done();
-  }
-}
-
-class RecordWriter {
-  private bytes: number[] = [];
-  private ends: number[] = [];
-
-  record(type: number, ttl: number, rdata: Uint8Array): void {
-    const b = this.bytes;
-    b.push(0xc0, 0x0c, type >> 8, type & 255, CLASS_IN >> 8, CLASS_IN & 255, (ttl >>> 24) & 255, (ttl >>> 16) & 255, (ttl >>> 8) & 255, ttl & 255, rdata.length >> 8, rdata.length & 255);
-    for (let i = 0; i < rdata.length; i++) b.push(rdata[i]);
-    this.ends.push(b.length);
-  }
-
-  a(ttl: number, v4: number): void {
-    this.record(TYPE_A, ttl, Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255));
-  }
-
-  srv(ttl: number, port: number, target: Uint8Array): void {
-    const rd = new Uint8Array(6 + target.length);
-    rd[3] = 1; // priority 0, weight 1
-    rd[4] = port >> 8;
-    rd[5] = port & 255;
-    rd.set(target, 6);
-    this.record(TYPE_SRV, ttl, rd);
-  }
-
-  done(): EncodedAnswers {
-    if (this.ends.length === 0) return EMPTY;
-    return { bytes: Buffer.from(this.bytes).toString('latin1'), ends: this.ends };
-  }
-}
-
-/** Put `e` in the network's hash index. */
-function listEntry(net: NetworkIndex, e: NameEntry): void {
-  const b = net.byHash.get(e.hash);
-  if (b === undefined) net.byHash.set(e.hash, e);
-  else if (Array.isArray(b)) b.push(e);
-  else net.byHash.set(e.hash, [b, e]);
-}
-
-/** Take `e` out of the network's hash index (nothing when it is not there). */
-function unlist(net: NetworkIndex, e: NameEntry): void {
-  const b = net.byHash.get(e.hash);
-  if (b === e) net.byHash.delete(e.hash);
-  else if (Array.isArray(b) && b.includes(e)) {
-    const rest = b.filter((x) => x !== e);
-    net.byHash.set(e.hash, rest.length === 1 ? rest[0] : rest);
-  }
-}
-
-function mapAddress(net: NetworkIndex, a: number | string, h: Holder): void {
-  const cur = net.byAddr.get(a);
-  if (cur === undefined) {
-    net.byAddr.set(a, h);
-    return;
-  }
-  if (Array.isArray(cur)) cur.push(h);
-  else net.byAddr.set(a, [cur, h]);
-  // The address's reverse name, if built, lacks the new holder.
-  if (net.lazy.size > 0) {
-    const e = find(net, reverseName(typeof a === 'number' ? Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255) : Buffer.from(a, 'hex')));
-    if (e !== undefined) dropLazy(net, e);
-  }
-}
-
-/** Take an entry built on demand out of the index (nothing when it is not one). */
-function dropLazy(net: NetworkIndex, e: NameEntry): void {
-  if (!net.lazy.delete(e)) return;
-  unlist(net, e);
-  for (const r of Array.isArray(e.refs) ? e.refs : [e.refs]) r.service.lazy?.delete(e);
-}
-
-function unmapAddress(net: NetworkIndex, a: number | string, h: Holder): void {
-  const cur = net.byAddr.get(a);
-  if (cur === h) net.byAddr.delete(a);
-  else if (Array.isArray(cur)) {
-    const rest = cur.filter((x) => x !== h);
-    if (rest.length === 0) net.byAddr.delete(a);
-    else net.byAddr.set(a, rest.length === 1 ? rest[0] : rest);
-  }
-}
-
-const isInstance = (h: Holder): h is Instance => (h as Instance).svc !== undefined;
-
-function u32(b: Uint8Array): number {
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
-}
-
-/** The entry whose key is `key` (lowercase dotted text), through the hash index. */
-function find(net: NetworkIndex, key: string): NameEntry | undefined {
-  const b = net.byHash.get(textNameHash(key));
-  if (b === undefined) return undefined;
-  if (b instanceof NameEntry) return b.key === key ? b : undefined;
-  for (let i = 0; i < b.length; i++) if (b[i].key === key) return b[i];
-  return undefined;
-}
-
-function keyOf(name: string): string {
-  const t = name.toLowerCase();
-  return t.endsWith('.') ? t.slice(0, -1) : t;
-}
-
-function checkLabel(field: string, v: unknown): void {
-  if (typeof v !== 'string' || !LABEL.test(v)) throw new InvalidServiceError(field, `must be a DNS label (letters, digits, '-', '_'; 1..63), not ${JSON.stringify(v)?.slice(0, 80)}`);
-}
-
-function checkTtl(field: string, v: unknown): number {
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_TTL) throw new InvalidServiceError(field, `must be an integer 0..${MAX_TTL} seconds, not ${String(v)}`);
-  return v as number;
-}
-
-function parseAddress(field: string, v: unknown): Uint8Array {
-  try {
-    return parseIpAddress(v as string).bytes;
-  } catch {
-    throw new InvalidServiceError(field, `not an IP address: ${JSON.stringify(v)?.slice(0, 80)}`);
-  }
 }
