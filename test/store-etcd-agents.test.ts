@@ -2,8 +2,9 @@
  * Real agents in network namespaces with `store: {kind: etcd}` against an etcd-server the test
  * runs in host 1's namespace (its underlay address, a temp data dir removed afterwards): every
  * agent's endpoint reaches etcd under its lease; a record forged with etcdctl under another
- * node's name is dropped (counted) by every agent; an agent killed with SIGKILL has its endpoint
- * key gone from etcd within lease (10 s) + 1 s.
+ * node's name is dropped (counted) by every agent; a key deleted with `etcdctl del` leaves every
+ * other agent's table and dataplane (store-bridge.ts withdraw); an agent killed with SIGKILL has
+ * its endpoint key gone from etcd within lease (10 s) + 1 s, and from the other agent's table with it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,9 @@ class EtcdAgents extends AgentCluster {
   }
 }
 
-type StoreStatus = { store?: { counters: Record<string, number>; drops: Record<string, number> }; counters: { programmed: number } };
+type StoreStatus = { store?: { counters: Record<string, number>; drops: Record<string, number> }; counters: { programmed: number }; networks: Record<string, { id: string; deleted: boolean }[]> };
+/** The endpoint ids agent status lists as live (the table, not only the dataplane). */
+const liveIds = (s: unknown) => ((s as StoreStatus | null)?.networks.blue ?? []).filter((e) => !e.deleted).map((e) => e.id).sort();
 // Agents start one after another and join after their store reader listed etcd: agent i found the
 // i records already there from owners it did not know yet, kept them and handed them over after
 // joining (pending_fed), instead of losing them until their owners write again.
@@ -67,7 +70,7 @@ describe('agents with their records in etcd', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('endpoints in etcd under leases; a forged record is dropped by every agent; a killed agent’s key goes within lease + 1 s', async () => {
+  it('endpoints in etcd under leases; a forged record is dropped by every agent; an etcd delete withdraws the endpoint at the others; a killed agent’s key goes within lease + 1 s', async () => {
     await c.until((s) => s.every((x) => x !== null && x.counters.programmed === N - 1), 60_000);
     const epKey = (i: number) => keys.endpoint('blue', c.nameOf(i), `ep-${i}`);
     const listed = async () => (await ctl(['get', '--prefix', '--keys-only', keys.prefix('endpoints')])).split('\n').filter((l) => l.length > 0).sort();
@@ -88,12 +91,28 @@ describe('agents with their records in etcd', () => {
     // watch or the gossip join): a race, so printed, not asserted.
     console.log(`pending records handed over after join: ${st.map((x) => x.store!.counters.pending_fed).join('/')}`);
 
+    // An operator deletes agent 2's endpoint key (agent 2 is alive and keeps it): agents 1 and 3 take
+    // it out of their tables and dataplanes; agent 2 still has its own.
+    expect(st.map(liveIds)).toEqual([['ep-0', 'ep-1', 'ep-2'], ['ep-0', 'ep-1', 'ep-2'], ['ep-0', 'ep-1', 'ep-2']]);
+    await ctl(['del', epKey(1)]);
+    await c.until((s) => liveIds(s[0]).join() === 'ep-0,ep-2' && liveIds(s[2]).join() === 'ep-0,ep-2', 10_000);
+    const afterDel = (await c.statuses()) as unknown as StoreStatus[];
+    expect(afterDel.map(liveIds)).toEqual([['ep-0', 'ep-2'], ['ep-0', 'ep-1', 'ep-2'], ['ep-0', 'ep-2']]);
+    expect([afterDel[0].counters.programmed, afterDel[2].counters.programmed]).toEqual([N - 2, N - 2]);
+    expect([afterDel[0].store!.counters.withdrawn, afterDel[1].store!.counters.withdrawn, afterDel[2].store!.counters.withdrawn]).toEqual([1, 0, 1]);
+
     const t0 = Date.now();
     await c.procs[2]!.kill('SIGKILL');
     while ((await listed()).includes(epKey(2)) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 100));
     const goneMs = Date.now() - t0;
     console.log(`agent killed → its endpoint key gone from etcd after ${goneMs} ms`);
-    expect(await listed()).toEqual([0, 1].map(epKey).sort().concat(keys.endpoint('blue', c.nameOf(0), 'ep-forged')).sort());
+    expect(await listed()).toEqual([epKey(0), keys.endpoint('blue', c.nameOf(0), 'ep-forged')].sort());
     expect(goneMs).toBeLessThanOrEqual(11_000);
+    // The lease's delete reaches agent 1's table: ep-2 is withdrawn, not kept as an owner-dead record.
+    const tableMs = await c.until((s) => liveIds(s[0]).join() === 'ep-0', 5_000, 100);
+    console.log(`… and out of agent 1's table ${tableMs} ms after that`);
+    const last = (await c.procs[0]!.status()) as unknown as StoreStatus;
+    expect(last.store!.counters.withdrawn).toBe(2);
+    expect(last.counters.programmed).toBe(0);
   }, 120_000);
 });

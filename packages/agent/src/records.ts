@@ -50,7 +50,8 @@ export interface RecordKind<D> {
   reconcile?(key: string, rec: SignedRecord<D> | null, ctx: KindContext): void;
 }
 
-export type ApplyResult = 'applied' | 'stale' | 'bad_signature' | 'unknown_owner';
+/** not_admitted, claim_refused, revocation_invalid: refused by the admission check (pki-admission.ts). */
+export type ApplyResult = 'applied' | 'stale' | 'bad_signature' | 'unknown_owner' | 'not_admitted' | 'claim_refused' | 'revocation_invalid';
 
 export interface TableEntry<D = unknown> {
   rec: SignedRecord<D>;
@@ -164,12 +165,16 @@ export class RecordTable {
   private readonly kinds = new Map<number, RecordKind<unknown>>();
   /** Highest version seen anywhere: the Lamport clock our own records count from. */
   lamport = 0;
+  /** Keys taken out by `withdraw`: the version removed (that or older is stale) and when. */
+  private readonly withdrawn = new Map<string, { version: number; at: number }>();
 
   constructor(
     kinds: readonly RecordKind<unknown>[],
     private readonly keyOf: (owner: string) => Uint8Array | undefined,
     private readonly now: () => number,
     private readonly ctx: KindContext,
+    /** Admission by certificate (pki): may refuse a record whose signature verified; null accepts. */
+    private readonly check?: (r: SignedRecord) => 'not_admitted' | 'claim_refused' | 'revocation_invalid' | null,
   ) {
     for (const k of kinds) this.kinds.set(k.code, k);
   }
@@ -250,9 +255,12 @@ export class RecordTable {
     const key = recordKey(r.kind, r.network, r.id);
     const cur = this.entries.get(key);
     if (cur && compareRecords(r, cur) <= 0) return 'stale';
+    if (!cur && this.withdrawn.size > 0 && r.version <= (this.withdrawn.get(key)?.version ?? 0)) return 'stale';
     const pub = this.keyOf(r.owner);
     if (!pub) return 'unknown_owner';
     if (!verifyRecord(r, pub)) return 'bad_signature';
+    const refused = this.check?.(r);
+    if (refused) return refused;
     this.store(key, r, cur);
     return 'applied';
   }
@@ -298,6 +306,29 @@ export class RecordTable {
     kind?.reconcile?.(key, r, this.ctx);
   }
 
+  /**
+   * Take `owner`'s live record out without a tombstone (an external store says it is gone:
+   * store-bridge.ts): its effect is undone, and that version or an older one arriving again (gossip,
+   * push-pull) is stale until `readmit` or the tombstone reap interval. Returns the record removed.
+   */
+  withdraw(kind: number, network: string, id: string, owner: string): SignedRecord | undefined {
+    const key = recordKey(kind, network, id);
+    const r = this.entries.get(key);
+    if (!r || r.owner !== owner || r.deleted) return undefined;
+    this.entries.delete(key);
+    this.unindex(owner, key);
+    this.release(r);
+    this.effect(key, null, r.kind);
+    this.withdrawn.set(key, { version: r.version, at: this.now() });
+    this.compact();
+    return r;
+  }
+
+  /** The store holds the key again: a withdrawn version may be applied. */
+  readmit(kind: number, network: string, id: string): void {
+    this.withdrawn.delete(recordKey(kind, network, id));
+  }
+
   /** Re-evaluate every record of `m` (its state or meta changed). */
   ownerChanged(m: Member): void {
     const keys = this.byOwner.get(m.name);
@@ -336,6 +367,7 @@ export class RecordTable {
         out.push(r);
       }
     }
+    for (const [key, w] of this.withdrawn) if (now - w.at > tombstoneMs) this.withdrawn.delete(key);
     this.compact();
     return out;
   }

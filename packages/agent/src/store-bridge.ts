@@ -9,9 +9,12 @@
  *   after the old one was lost) re-writes all our live records. A graceful stop revokes the lease
  *   (our keys go at once); a killed agent's keys go when the lease lapses (LEASE_TTL_MS).
  * - In: list, then watch from the list's revision; puts and resync entries are handed to
- *   `Agent.receiveRecord` (LWW, signature against the owner's key from membership). A delete is
- *   not a tombstone (only the owner signs those): the owner's death reaches the table through
- *   membership, as in gossip mode.
+ *   `Agent.receiveRecord` (LWW, signature against the owner's key from membership). A delete
+ *   (lease lapsed, `etcdctl del`) withdraws another owner's live record from the table and the
+ *   dataplane (`RecordTable.withdraw`: no tombstone, only owners sign those); that version arriving
+ *   again by gossip or push-pull is stale until the store holds the key again (a put readmits it).
+ *   A resync (or the first list) withdraws the live records of other owners it does not hold.
+ *   Our own keys are left to the lease keeper (a new lease re-writes them).
  * - A value whose owner is not (yet) a member — read at start, before this agent joined — is kept
  *   (at most MAX_PENDING, oldest dropped) and handed over once membership knows its owner.
  *
@@ -19,7 +22,7 @@
  * that do not gossip with each other needs the PKI's certificates for that (not done here).
  * Single-threaded; owned by the runner.
  */
-import { type EndpointStore, EtcdStore, Keys, LeaseKeeper, VerifyingStore, type WatchEvent, isStoreError, openSealed, sealSigned } from '@overlay/store';
+import { type EndpointStore, EtcdStore, Keys, LeaseKeeper, VerifyingStore, type WatchEvent, isStoreError, openSealed, parseKey, sealSigned } from '@overlay/store';
 import type { Agent } from './agent.js';
 import { ENDPOINT_KIND } from './endpoints.js';
 import type { SignedRecord } from './records.js';
@@ -48,15 +51,18 @@ export interface StoreBridgeCounters {
   pending_fed: number;
   /** Values that waited for an unknown owner and were dropped (bound reached, or deleted). */
   pending_dropped: number;
+  /** Live records of other owners taken out of the table because the store no longer holds them. */
+  withdrawn: number;
 }
 
 const AREAS = ['endpoints', 'services'] as const;
+const KIND_OF_AREA: Record<string, number> = { endpoints: ENDPOINT_KIND, services: SERVICE_KIND };
 /** Values waiting for their owner to become a member. */
 export const MAX_PENDING = 10_000;
 const PENDING_RETRY_MS = 1_000;
 
 export class StoreBridge {
-  readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0, pending_fed: 0, pending_dropped: 0 };
+  readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0, pending_fed: 0, pending_dropped: 0, withdrawn: 0 };
   private readonly pending = new Map<string, Uint8Array>();
   private pendingTimer: ReturnType<typeof setInterval> | undefined;
   readonly store: VerifyingStore;
@@ -137,7 +143,29 @@ export class StoreBridge {
     const rec = openSealed(value);
     if (!rec) return;
     this.counters.received++;
+    // (Only verified values get here: the store holds this record, so a withdrawn version is back.)
+    const h = this.o.agent.table.open(rec);
+    if (h) this.o.agent.table.readmit(h.kind, h.network, h.id);
     if (this.o.agent.receiveRecord(rec)) this.counters.received_applied++;
+  }
+
+  /** The store no longer holds `key`: take another owner's live record out of the table. */
+  private removed(key: string): void {
+    const k = parseKey(key);
+    const kind = k && KIND_OF_AREA[k.area];
+    if (!k || kind === undefined || k.owner === undefined || k.owner === this.o.agent.name) return;
+    if (this.o.agent.table.withdraw(kind, k.parts[0], k.parts[2], k.owner)) this.counters.withdrawn++;
+  }
+
+  /** A full view of `area` (first list, resync): withdraw other owners' live records it lacks. */
+  private absentFrom(area: (typeof AREAS)[number], keys: Set<string>): void {
+    const gone: string[] = [];
+    for (const r of this.o.agent.table.records()) {
+      if (r.kind !== KIND_OF_AREA[area] || r.deleted || r.owner === this.o.agent.name) continue;
+      const key = this.keyOf(r);
+      if (key !== undefined && !keys.has(key)) gone.push(key);
+    }
+    for (const key of gone) this.removed(key);
   }
 
   /** Hand over the waiting values whose owner membership now knows. */
@@ -163,6 +191,7 @@ export class StoreBridge {
       const prefix = this.o.keys.prefix(area);
       const l = await this.store.list(prefix);
       for (const kv of l.entries) this.feed(kv.value);
+      this.absentFrom(area, new Set(l.entries.map((kv) => kv.key)));
       const w = this.store.watch(prefix, { fromRevision: l.revision });
       this.watches.push(w);
       void (async () => {
@@ -174,10 +203,12 @@ export class StoreBridge {
               this.feed(ev.value);
             } else if (ev.type === 'delete') {
               if (this.pending.delete(ev.key)) this.counters.pending_dropped++;
+              this.removed(ev.key);
             } else if (ev.type === 'resync') {
               // (Entries of unknown owners were put in pending by the reader's filter.)
               this.counters.resyncs++;
               for (const kv of ev.entries) this.feed(kv.value);
+              this.absentFrom(area, new Set(ev.entries.map((kv) => kv.key)));
             }
           }
         } catch (e) {
