@@ -29,6 +29,8 @@ export interface HostConfig {
   /** Default transmit queue length for every TAP. Default 4096. */
   txQueueLen?: number;
   networks: HostNetworkConfig[];
+  /** Data-path worker threads (openHost's `workers`, plain path only). Default 1. */
+  workers?: number;
   /**
    * Encrypt the underlay with the WireGuard protocol (@overlay/crypto, overlay mode): one peer
    * per remote VTEP, its endpoint being that VTEP's underlay address. Keys in WireGuard base64.
@@ -48,5 +50,6 @@ export function hostOptions(c: HostConfig): HostOptions {
       peers: c.encryption.peers.map((p) => ({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: { address: p.endpoint, port: p.port } })),
     },
     networks: c.networks,
+    workers: c.workers,
   };
 }

@@ -4,7 +4,7 @@
  * overlay MTU rule, its MAC and addresses, and the dataplane that joins them. The agent, the test
  * runner, the demo and the throughput benchmark all run this assembly.
  */
-import { BufferPool, createDataplane, type Dataplane, type DataplaneStats, type Transport } from '@overlay/dataplane';
+import { BufferPool, createDataplane, type Dataplane, type DataplaneStats, type FdbEntry, type FrameDevice, type Transport } from '@overlay/dataplane';
 import { createSecureTransport, SECURE_TRANSPORT_OVERHEAD, WireGuardDevice, type DeviceStats } from '@overlay/crypto';
 import { linkMtu, overlayMtu, TapDevice, UdpTransport, type IoCounterSnapshot } from '@overlay/native';
 import { addLinkAddress, linkExists, linkHolding, linkMac, removeLinkAddress, setLinkMac, setLinkUp } from './link.js';
@@ -18,6 +18,7 @@ import {
   type HostNetworkOptions,
   type HostOptions,
 } from './options.js';
+import { openWorkerHost } from './worker-host.js';
 
 /** One network's device as set up. */
 export interface HostDevice {
@@ -26,7 +27,8 @@ export interface HostDevice {
   readonly name: string;
   readonly mac: string;
   readonly mtu: number;
-  readonly tap: TapDevice;
+  /** The TAP; undefined with `workers` > 1, where each worker owns one queue of it. */
+  readonly tap: TapDevice | undefined;
 }
 
 export interface HostStats {
@@ -42,6 +44,16 @@ export interface HostStats {
   /** Per TAP: frames merged into GSO writes, merged writes, TCP segments refused for a bad checksum. */
   gro: Record<string, { merged: number; segments: number; badChecksum: number }>;
   pool: { available: number; exhausted: number };
+  /** With `workers` > 1: each worker's own counters, by worker index (every field above is their sum). */
+  workers?: HostStats[];
+}
+
+/** What a host says about its underlay socket (with workers, the first worker's receive socket; counters summed over every socket). */
+export interface HostTransport {
+  readonly localPort: number;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly counters: { snapshot(): IoCounterSnapshot };
 }
 
 export interface Host {
@@ -49,11 +61,18 @@ export interface Host {
   /** The WireGuard device when `wireguard` was given (add peers with setPeer). */
   readonly tunnel: WireGuardDevice | undefined;
   /** The underlay socket (localPort, family, counters). */
-  readonly transport: UdpTransport;
+  readonly transport: HostTransport;
   readonly devices: readonly HostDevice[];
   /** Underlay link and family the MTU rule used. */
   readonly underlay: { readonly device: string; readonly family: 4 | 6; readonly mtu: number };
+  /** Data-path threads (HostOptions.workers). */
+  readonly workers: number;
+  /** Counters now; with workers, as the workers last reported them (every 250 ms; statsAsync asks them). */
   stats(): HostStats;
+  /** Counters as of this call (with workers: asked of every worker). */
+  statsAsync(): Promise<HostStats>;
+  /** The network's FDB in each worker (learned entries are per worker), by worker index. */
+  fdbPerWorker(vni: number): Promise<FdbEntry[][]>;
   /** Close the dataplane, socket and TAPs; remove the addresses added to TAPs that outlive it. Idempotent. */
   close(): Promise<void>;
 }
@@ -63,6 +82,7 @@ export interface Host {
  * field, nothing opened); a failure part-way (NativeError from a syscall, LinkSetupError, UnderlayNotFoundError,
  * the dataplane's InvalidAddressError for a static entry) closes what was opened and rethrows.
  * Needs CAP_NET_ADMIN. Everything lives in the calling process's network namespace.
+ * With `workers` > 1 the data path runs in worker threads (worker-host.ts, docs/multicore.md).
  */
 export async function openHost(o: HostOptions): Promise<Host> {
   validateHostOptions(o);
@@ -75,6 +95,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
   const tunnelOverhead = o.wireguard ? SECURE_TRANSPORT_OVERHEAD : 0;
   const defaultMtu = overlayMtu(ulMtu, family, tunnelOverhead);
   const port = u.port ?? DEFAULT_PORT;
+  if ((o.workers ?? 1) > 1) return openWorkerHost(o, { device, family, mtu: ulMtu, defaultMtu, port, batchSize });
 
   const udp = UdpTransport.bind({
     address: u.address,
@@ -88,6 +109,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
   let tunnel: WireGuardDevice | undefined;
   let dp: Dataplane | undefined;
   const devices: HostDevice[] = [];
+  const taps: TapDevice[] = [];
   const added: Array<{ link: string; cidr: string }> = [];
   let pending: TapDevice | undefined;
   try {
@@ -110,12 +132,10 @@ export async function openHost(o: HostOptions): Promise<Host> {
         added.push({ link: tap.name, cidr: a });
       }
       setLinkUp(tap.name);
-      dp.addNetwork({ vni: n.vni, device: tap, learning: n.learning, unknownUnicast: n.unknownUnicast, arpSuppression: n.arpSuppression, ageingMs: n.ageingMs, learnPort: n.learnPort, gbp: n.gbp });
+      attachNetwork(dp, n, tap);
       pending = undefined; // the dataplane owns it now
-      for (const f of n.fdb ?? []) dp.setFdb(n.vni, f.mac, { address: f.vtep, port: f.port });
-      for (const nb of n.neighbours ?? []) dp.setNeighbour(n.vni, nb.ip, nb.mac);
-      for (const v of n.flood ?? []) dp.addFloodVtep(n.vni, typeof v === 'string' ? { address: v } : v);
       devices.push({ vni: n.vni, name: tap.name, mac: linkMac(tap.name), mtu: tap.mtu, tap });
+      taps.push(tap);
     }
     dp.start();
   } catch (err) {
@@ -138,7 +158,10 @@ export async function openHost(o: HostOptions): Promise<Host> {
     transport: udp,
     devices,
     underlay: { device, family, mtu: ulMtu },
-    stats: () => stats(plane, udp, tunnel, devices),
+    workers: 1,
+    stats: () => hostStats(plane, udp.counters.snapshot(), tunnel, taps),
+    statsAsync: async () => hostStats(plane, udp.counters.snapshot(), tunnel, taps),
+    fdbPerWorker: async (vni) => [plane.fdb(vni)],
     close: () =>
       (closing ??= (async () => {
         await plane.close();
@@ -148,24 +171,34 @@ export async function openHost(o: HostOptions): Promise<Host> {
   };
 }
 
-function openTap(n: HostNetworkOptions, o: HostOptions, batchSize: number, mtu: number): TapDevice {
+/** Attach network `n` on `device` with its dataplane options, then program its static entries. */
+export function attachNetwork(dp: Dataplane, n: HostNetworkOptions, device: FrameDevice): void {
+  dp.addNetwork({ vni: n.vni, device, learning: n.learning, unknownUnicast: n.unknownUnicast, arpSuppression: n.arpSuppression, ageingMs: n.ageingMs, learnPort: n.learnPort, gbp: n.gbp });
+  for (const f of n.fdb ?? []) dp.setFdb(n.vni, f.mac, { address: f.vtep, port: f.port });
+  for (const nb of n.neighbours ?? []) dp.setNeighbour(n.vni, nb.ip, nb.mac);
+  for (const v of n.flood ?? []) dp.addFloodVtep(n.vni, typeof v === 'string' ? { address: v } : v);
+}
+
+/** Open network `n`'s TAP (or, with `multiQueue`, one more queue of it), down until its MAC and addresses are set. */
+export function openTap(n: HostNetworkOptions, o: HostOptions, batchSize: number, mtu: number, multiQueue = false, name = n.tap): TapDevice {
   return TapDevice.open({
-    name: n.tap,
+    name,
     mtu,
     batchSize,
     tso: n.tso ?? o.tap?.tso ?? true,
     gro: n.gro ?? o.tap?.gro ?? true,
     txQueueLen: n.txQueueLen ?? o.tap?.txQueueLen ?? DEFAULT_TX_QUEUE_LEN,
+    multiQueue,
     // Down until its MAC and addresses are set.
     up: false,
   });
 }
 
-function stats(dp: Dataplane, udp: UdpTransport, tunnel: WireGuardDevice | undefined, devices: readonly HostDevice[]): HostStats {
-  const taps = devices.map((d) => d.tap);
+/** The host's counters from its parts (a worker's too: `transport` then sums its sockets). */
+export function hostStats(dp: Dataplane, transport: IoCounterSnapshot, tunnel: WireGuardDevice | undefined, taps: readonly TapDevice[]): HostStats {
   return {
     dataplane: dp.stats(),
-    transport: udp.counters.snapshot(),
+    transport,
     ...(tunnel ? { tunnel: tunnel.stats() } : {}),
     devices: Object.fromEntries(taps.map((t) => [t.name, t.counters.snapshot()])),
     tso: Object.fromEntries(

@@ -3,7 +3,7 @@
  * dataplane) assembled in one place, with the overlay MTU rule. Used by the agent, the test
  * runner, the demo and the throughput benchmark.
  */
-export { openHost, type Host, type HostDevice, type HostStats } from './host.js';
+export { openHost, type Host, type HostDevice, type HostStats, type HostTransport } from './host.js';
 export {
   validateHostOptions,
   DEFAULT_PORT,
@@ -11,6 +11,7 @@ export {
   DEFAULT_POOL_SLOTS,
   DEFAULT_SOCKET_BUFFER,
   DEFAULT_TX_QUEUE_LEN,
+  MAX_WORKERS,
   type HostOptions,
   type HostNetworkOptions,
   type UnderlayOptions,
@@ -19,5 +20,6 @@ export {
   type TapTuning,
 } from './options.js';
 export { UnderlayNotFoundError, LinkSetupError } from './errors.js';
+export { WorkerStartError, WorkersUnsupportedError } from './worker-errors.js';
 export { linkHolding } from './link.js';
 export { overlayMtu, VXLAN_OVERHEAD_IPV4, VXLAN_OVERHEAD_IPV6 } from '@overlay/native';

@@ -96,6 +96,13 @@ export interface HostOptions {
   poolSlots?: number;
   /** TAP defaults for every network. */
   tap?: TapTuning;
+  /**
+   * Worker threads for the plain data path (docs/multicore.md): each owns one queue of every
+   * TAP (IFF_MULTI_QUEUE), a pipeline with its own pool of `poolSlots` (+ source-port sockets),
+   * a receive socket on `underlay.port` (SO_REUSEPORT) and the shared flow-hashed source ports.
+   * Default 1: everything on the calling thread, as before. More than 1 refuses `wireguard`.
+   */
+  workers?: number;
 }
 
 export const DEFAULT_PORT = 4789;
@@ -103,6 +110,8 @@ export const DEFAULT_BATCH = 64;
 export const DEFAULT_POOL_SLOTS = 1024;
 export const DEFAULT_SOCKET_BUFFER = 4 << 20;
 export const DEFAULT_TX_QUEUE_LEN = 4096;
+/** The most worker threads openHost starts (a TAP has at most 256 queues; more threads than cores only cost). */
+export const MAX_WORKERS = 64;
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
@@ -151,6 +160,8 @@ export function validateHostOptions(o: HostOptions): void {
   const batch = o.batchSize ?? DEFAULT_BATCH;
   const minSlots = 4 * batch * (o.networks.length + 1);
   int(o.poolSlots, 'poolSlots', minSlots, 1 << 20);
+  int(o.workers, 'workers', 1, MAX_WORKERS);
+  if ((o.workers ?? 1) > 1 && o.wireguard !== undefined) fail('workers', 'the encrypted path runs on one thread: use workers 1 with wireguard');
   if (o.wireguard !== undefined) {
     const w = o.wireguard;
     if (w === null || typeof w !== 'object' || typeof w.privateKey !== 'string') fail('wireguard.privateKey', 'must be a WireGuard base64 key');
