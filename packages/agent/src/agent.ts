@@ -14,11 +14,11 @@
  * callback of the same agent (queue work instead).
  */
 import nacl from 'tweetnacl';
-import { formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
+import { OverlayError, formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
 import type { WireGuardDevice } from '@overlay/crypto';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 import { addrKey } from './env.js';
-import { BroadcastQueue } from './broadcast.js';
+import { GossipQueues } from './gossip-queues.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN } from './presets.js';
 import { type AgentCounters, type AgentDrops, createAgentCounters, createAgentDrops } from './counters.js';
@@ -32,6 +32,8 @@ import { type EndpointData, type EndpointRecord, ENDPOINT_KIND, endpointKind } f
 import { type DataplaneControl, Programmer } from './program.js';
 import type { Sealer } from './keyring.js';
 import { type Message, type NodeMeta, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
+import { AgentAdmission, type PkiOptions, REVOCATION_NETWORK, type RevocationData, revocationId } from './pki-admission.js';
+import { parseRevocation } from '@overlay/pki';
 
 /**
  * WireGuard peer programming: the crypto package's `WireGuardDevice` satisfies this directly.
@@ -101,6 +103,8 @@ export interface AgentOptions {
    * version that added fields would: for wire-compatibility tests only.
    */
   recordExtension?: Uint8Array;
+  /** Admission by certificate (pki-admission.ts); absent: every cluster-key holder takes part. */
+  pki?: PkiOptions;
 }
 
 /** Records learned by push-pull and signed less than this long ago are gossiped on (see PushPull applyRecord). */
@@ -110,7 +114,8 @@ export class Agent {
   readonly name: string;
   readonly membership: Membership;
   readonly table: RecordTable;
-  readonly queue: BroadcastQueue;
+  /** Membership and record news, sharing each packet's budget fairly (gossip-queues.ts). */
+  readonly queue: GossipQueues;
   /** What the agent did: packets, bytes, exchanges, records applied, join attempts. */
   readonly counters: AgentCounters = createAgentCounters();
   /** Dropped packets, exchanges and records by reason (channel 'overlay.agent.drop'). */
@@ -126,6 +131,8 @@ export class Agent {
   private readonly joiner: Joiner;
   private readonly signPublic: Uint8Array;
   private readonly keys: SigningKeys;
+  /** Admission by certificate, when `pki` is given. */
+  readonly pki: AgentAdmission | undefined;
   private gossipTimer: TimerHandle | null = null;
   private reapTimer: TimerHandle | null = null;
   private running = false;
@@ -138,7 +145,7 @@ export class Agent {
     const session = o.session ?? o.clock.now();
     const maxClockSkewMs = o.maxClockSkewMs ?? 120_000;
     this.signPublic = nacl.sign.keyPair.fromSecretKey(o.signingKey).publicKey;
-    this.queue = new BroadcastQueue(this.cfg.retransmitMult);
+    this.queue = new GossipQueues({ retransmitMult: this.cfg.retransmitMult });
     this.program = new Programmer(o.dataplane);
     this.envelopes = new Envelopes({ name: o.name, session, clock: o.clock, sealer: o.sealer, maxPacketBytes: this.cfg.maxPacketBytes, maxClockSkewMs, drops: this.drops });
     const meta: NodeMeta = {
@@ -149,7 +156,11 @@ export class Agent {
       wgPort: o.wireguard?.port ?? 0,
       pmin: PROTOCOL_MIN,
       pmax: PROTOCOL_MAX,
+      ...(o.pki ? { cert: o.pki.cert } : {}),
     };
+    this.pki = o.pki && new AgentAdmission({ ...o.pki, self: o.name, clock: o.clock, drops: this.drops, evict: (names) => queueMicrotask(() => this.evict(names)) });
+    const selfAdmitted = this.pki?.admitSelf(meta);
+    if (selfAdmitted && !selfAdmitted.ok) throw new PkiAdmissionError(selfAdmitted.code);
     const user = o.events;
     const changed = (then: (m: Member) => void) => (m: Member) => {
       this.memberChanged(m);
@@ -162,7 +173,8 @@ export class Agent {
       random: this.random,
       send: (to, fields) => this.sendPacket(to, fields),
       broadcast: (key, field) => this.queue.queue(key, field),
-      acceptMeta: (name, m) => this.keys.accept(name, m),
+      // With pki the certificate decides first, so a refused name pins no key.
+      acceptMeta: (name, m, prev) => (!this.pki || this.pki.acceptMeta(name, m, prev)) && this.keys.accept(name, m),
       streamPing: (to, target, timeoutMs, done) => this.pushPulls.ping(to, target, timeoutMs, done),
       maxMembers: o.maxMembers,
       events: {
@@ -173,11 +185,11 @@ export class Agent {
       },
     });
     const networks = new Map((o.networks ?? []).map((n) => [n.name, n.vni]));
-    const kinds: RecordKind<unknown>[] = [endpointKind(this.program, networks), ...(o.kinds ?? [])];
+    const kinds: RecordKind<unknown>[] = [endpointKind(this.program, networks), ...(o.kinds ?? []), ...(this.pki ? [this.pki.revocationKind as RecordKind<unknown>] : [])];
     const ms = this.membership;
     const ctx: KindContext = { self: o.name, stateOf: (n) => ms.stateOf(n), metaOf: (n) => ms.metaOf(n) };
     this.keys = new SigningKeys(o.name, this.signPublic, this.drops, (n) => ms.metaOf(n)?.signKey);
-    this.table = new RecordTable(kinds, (owner) => this.keys.keyOf(owner), () => o.clock.now(), ctx);
+    this.table = new RecordTable(kinds, (owner) => this.keys.keyOf(owner), () => o.clock.now(), ctx, this.pki && ((r) => this.pki!.checkRecord(r)));
     this.pushPulls = new PushPull({
       name: o.name, session, clock: o.clock, random: this.random, sealer: o.sealer, streams: o.streams, maxClockSkewMs, membership: ms,
       intervalMs: this.cfg.pushPullIntervalMs, reconnectIntervalMs: o.reconnectIntervalMs ?? 30_000,
@@ -253,6 +265,7 @@ export class Agent {
     this.membership.stop();
     this.joiner.stop();
     this.pushPulls.stop();
+    this.pki?.stop();
     for (const t of [this.gossipTimer, this.reapTimer]) if (t) this.o.clock.clearTimeout(t);
     this.gossipTimer = this.reapTimer = null;
   }
@@ -300,7 +313,7 @@ export class Agent {
 
   /** Queue a record for gossip: its exact signed bytes, as received or signed. */
   private gossipRecord(r: SignedRecord): void {
-    this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }));
+    this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }), '');
   }
 
   // ---- packets -----------------------------------------------------------------------------
@@ -330,7 +343,13 @@ export class Agent {
     this.counters.add(this.counters.at.bytes_received, bytes.length);
     const env = this.envelopes.open(bytes);
     if (!env) return;
+    const admitted = !this.pki || this.pki.senderAdmitted(env.from);
     for (const m of env.msgs) {
+      // With pki, a sender not admitted is heard only announcing itself (its alive carries its certificate).
+      if (!admitted && !('alive' in m && m.alive.name === env.from)) {
+        this.drops.add(this.drops.at.gossip_not_admitted);
+        continue;
+      }
       try {
         this.dispatch(from, m);
       } catch {
@@ -352,7 +371,7 @@ export class Agent {
   private memberChanged(m: Member): void {
     this.table.ownerChanged(m);
     const t = this.o.tunnel;
-    if (t && m.meta.wgKey) {
+    if (t && m.meta.wgKey && (!this.pki || this.pki.isAdmitted(m.name) || (m.state !== 'alive' && m.state !== 'suspect'))) {
       try {
         if (m.state === 'alive' || m.state === 'suspect') t.setPeer({ publicKey: m.meta.wgKey, endpoint: { address: m.meta.vtep, port: m.meta.wgPort } });
         else t.removePeer(m.meta.wgKey);
@@ -360,6 +379,35 @@ export class Agent {
         this.drops.add(this.drops.at.tunnel_program_failed);
       }
     }
+  }
+
+  /** Members a revocation or expiry evicted: no tunnel peer, no records (withdrawn), at once. */
+  private evict(names: string[]): void {
+    for (const name of names) {
+      const m = this.membership.get(name);
+      if (m?.meta.wgKey && this.o.tunnel) {
+        try {
+          this.o.tunnel.removePeer(m.meta.wgKey);
+        } catch {
+          this.drops.add(this.drops.at.tunnel_program_failed);
+        }
+      }
+    }
+    const gone = new Set(names);
+    const out = [...this.table.records()].filter((r) => gone.has(r.owner) && !r.deleted && !(this.pki && r.kind === this.pki.revocationKind.code));
+    for (const r of out) this.table.withdraw(r.kind, r.network, r.id, r.owner);
+  }
+
+  /**
+   * Publish a CA-signed revocation (`agent revoke`): verified, applied here at once, and spread as
+   * a record of kind 3. Throws PkiError when it does not verify, or when pki is off.
+   */
+  revoke(bytes: Uint8Array): { evicted: string[] } {
+    if (!this.pki) throw new PkiAdmissionError('pki_off');
+    const r = parseRevocation(bytes, this.pki.admission.trusted);
+    const evicted = this.pki.applyRevocation(r.bytes);
+    this.sync.publish(this.pki.revocationKind, REVOCATION_NETWORK, revocationId(r.kind, r.key), { revocation: r.bytes } satisfies RevocationData);
+    return { evicted };
   }
 
   // ---- gossip and anti-entropy -------------------------------------------------------------
@@ -418,6 +466,7 @@ export class Agent {
     this.table.reap(this.o.tombstoneReapMs ?? 1_800_000, gone);
     for (const name of this.membership.reap(deadMs)) {
       this.keys.forget(name);
+      this.pki?.forget(name);
       this.envelopes.forget(name);
       this.pushPulls.forget(name);
     }
@@ -446,6 +495,7 @@ export class Agent {
       digest: this.table.digest(),
       counters: { ...this.counters.snapshot(), ...this.membership.counters.snapshot(), queued: this.queue.size, programmed: this.program.size, programFailures: this.program.failures },
       drops: this.drops.snapshot(),
+      pki: this.pki?.status(),
       peers: this.o.tunnel?.peers?.().map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : null, up: p.up, handshakeAgeMs: p.lastHandshake ? Date.now() - p.lastHandshake : null })),
     };
   }
@@ -466,4 +516,12 @@ export interface AgentStatus {
   counters: Record<string, number>;
   drops: Record<string, number>;
   peers?: { publicKey: string; endpoint: string | null; up: boolean; handshakeAgeMs: number | null }[];
+  pki?: ReturnType<AgentAdmission['status']>;
+}
+
+/** Our own certificate is refused (code: the PkiError or admission code), or pki is off for `revoke`. */
+export class PkiAdmissionError extends OverlayError {
+  constructor(readonly reason: string) {
+    super('OVL_ERR_AGENT_PKI', reason === 'pki_off' ? 'this agent runs without pki' : `this node's certificate is refused: ${reason}`);
+  }
 }

@@ -53,6 +53,8 @@ export class BroadcastQueue {
   private minSize = SIZE_BINS;
   /** Items replaced by newer news about the same key before their budget ran out. */
   invalidated = 0;
+  /** Bytes of every item queued. */
+  bytes = 0;
 
   constructor(private readonly retransmitMult: number) {}
 
@@ -73,6 +75,7 @@ export class BroadcastQueue {
     }
     const it: Item = { key, bytes, transmits: 0, order: this.counter++, prev: null, next: null };
     this.items.set(key, it);
+    this.bytes += bytes.length;
     this.pushHead(this.bucket(0), it);
     const bin = Math.min(bytes.length, SIZE_BINS - 1);
     this.sizes[bin]++;
@@ -87,6 +90,7 @@ export class BroadcastQueue {
 
   private remove(it: Item): void {
     this.items.delete(it.key);
+    this.bytes -= it.bytes.length;
     this.unlink(this.buckets[it.transmits], it);
     const bin = Math.min(it.bytes.length, SIZE_BINS - 1);
     if (--this.sizes[bin] === 0 && bin === this.minSize) {
