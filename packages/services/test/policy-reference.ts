@@ -1,3 +1,4 @@
+import { BlockList, isIPv6 } from 'node:net';
 import type { Policy, PolicyRule } from '../src/policy/rules.js';
 
 /**
@@ -19,16 +20,14 @@ export interface RefVerdict {
   ruleId: string | null;
 }
 
-function ipToNumber(ip: string): number {
-  return ip.split('.').reduce((a, p) => a * 256 + Number(p), 0);
-}
-
+/** CIDR membership by node's own BlockList (independent of the code under test); families never mix. */
 function inCidr(ip: string, cidr: string): boolean {
-  const [net, len] = cidr.includes('/') ? cidr.split('/') : [cidr, '32'];
-  const bits = Number(len);
-  if (bits === 0) return true;
-  const size = 2 ** (32 - bits);
-  return Math.floor(ipToNumber(ip) / size) === Math.floor(ipToNumber(net) / size);
+  const v6 = cidr.includes(':');
+  if (v6 !== isIPv6(ip)) return false;
+  const [net, len] = cidr.includes('/') ? cidr.split('/') : [cidr, v6 ? '128' : '32'];
+  const list = new BlockList();
+  list.addSubnet(net, Number(len), v6 ? 'ipv6' : 'ipv4');
+  return list.check(ip, v6 ? 'ipv6' : 'ipv4');
 }
 
 function endpointMatches(sel: PolicyRule['from'], ip: string, groupsOf: (ip: string) => readonly string[]): boolean {
@@ -39,7 +38,7 @@ function endpointMatches(sel: PolicyRule['from'], ip: string, groupsOf: (ip: str
 }
 
 function protoMatches(r: PolicyRule, p: RefPacket): boolean {
-  const want = { tcp: 6, udp: 17, icmp: 1, any: -1 }[r.proto ?? 'any'];
+  const want = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, any: -1 }[r.proto ?? 'any'];
   if (want !== -1 && want !== p.proto) return false;
   if (r.ports !== undefined) {
     return r.ports.some((s) => {

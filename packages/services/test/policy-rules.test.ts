@@ -34,7 +34,11 @@ describe('policy rules: validation', () => {
     [rule({ from: { groups: [] } }), 'tiers.network[1].from.groups'],
     [rule({ to: { cidrs: ['198.19.0.1/24'] } }), 'tiers.network[1].to.cidrs[0]'],
     [rule({ to: { cidrs: ['198.19.0.0/33'] } }), 'tiers.network[1].to.cidrs[0]'],
-    [rule({ to: { cidrs: ['2001:db8::/32'] } }), 'tiers.network[1].to.cidrs[0]'],
+    [rule({ to: { cidrs: ['2001:db8::1/32'] } }), 'tiers.network[1].to.cidrs[0]'],
+    [rule({ to: { cidrs: ['2001:db8::/129'] } }), 'tiers.network[1].to.cidrs[0]'],
+    [rule({ to: { cidrs: ['2001:db8:::/64'] } }), 'tiers.network[1].to.cidrs[0]'],
+    [rule({ proto: 'icmpv6', ports: ['80'] }), 'tiers.network[1].ports'],
+    [rule({ proto: 'tcp', icmpTypes: [128] }), 'tiers.network[1].icmpTypes'],
     [rule({ to: { hosts: ['a'] } }), 'tiers.network[1].to.hosts'],
     [rule({ log: 'yes' }), 'tiers.network[1].log'],
     [rule({ priority: 1 }), 'tiers.network[1].priority'],
@@ -73,7 +77,7 @@ describe('policy rules: an endpoint with groups and CIDRs matches either (union)
   const verdict = (src: string, dst = '198.19.0.2') => {
     const s = parseIpv4Address(src) | 0;
     const d = parseIpv4Address(dst) | 0;
-    return c.evaluate(6, s, d, 5432, id.bits, id.lookup(s), id.lookup(d));
+    return c.evaluate(6, s, d, 5432, id, id.lookup(s), id.lookup(d));
   };
   it('in the group but outside the CIDR: matches', () => expect(verdict('198.19.0.1')).toBe(0));
   it('inside the CIDR but not in the group: matches', () => expect(verdict('198.19.9.7')).toBe(0));

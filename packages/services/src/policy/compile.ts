@@ -1,66 +1,65 @@
 import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
+import { buildSides, type SideIndex } from './compile-sides.js';
 
 /**
  * The compiled evaluator: (protocol, source, destination, destination port or ICMP type, the
- * two addresses' group bitsets) → the index of the deciding rule, or -1 for the default, with no
- * allocation.
+ * two addresses' identities) → the index of the deciding rule, or -1 for the default, with no
+ * allocation. IPv4 (`evaluate`) and IPv6 (`evaluate6`) share everything but the CIDR lookup.
  *
- * Layout. Packets fall in four protocol classes: TCP (key: destination port), UDP (port), ICMP
- * (key: type) and every other protocol (one key). Per class, the rules that apply to it are split
- * three ways:
+ * Decomposition. An endpoint selector is a union of *atoms*: "any address", one group, one CIDR.
+ * A rule matches a packet exactly when some (source atom, destination atom) pair of the rule
+ * holds for the packet's addresses and its protocol part holds. So every rule is filed under
+ * each of its atom pairs — a *cell* — and a cell keeps, per protocol class (TCP, UDP, ICMP,
+ * ICMPv6, other), the key space (destination port, ICMP type) cut into elementary intervals,
+ * each holding the first (lowest-index) rule of the cell whose ranges cover it. Rules are filed
+ * in list order, so "first" is the list order admin ++ network ++ service.
  *
- * - per key, a bucket of the rules whose port ranges (ICMP types) contain the key, ascending. Keys
- *   are mapped to buckets by one Int32Array per class (65536 entries for TCP and UDP, 256 for
- *   ICMP); the key space is cut at every range boundary into elementary intervals, and identical
- *   candidate lists share one bucket;
- * - wildcard rules (proto `any`, or this class's proto without ports/types) whose two endpoints are
- *   each "any" or exactly one CIDR: a tuple space — per (source mask, destination mask) pair of
- *   the class, a hash entry per (masked source, masked destination) holding the lowest rule index
- *   with that key. Every rule under a key matches any packet that hashes to it, so one probe per
- *   mask pair gives that pair's first match;
- * - the residual wildcard rules (an endpoint with groups or several CIDRs), ascending.
+ * Verdict. The packet's source atoms are collected (any; its groups, through a group → atom
+ * array; its CIDRs: a binary search over the cut points of the side's CIDRs finds the
+ * innermost one containing the address, and parent links give the enclosing ones — CIDRs nest
+ * or are disjoint), likewise its destination atoms, each stamped in a per-side array. For each
+ * source atom, its cells are found either by walking its row (the destination atoms it is paired
+ * with, when short) testing stamps, or by one hash probe per destination atom; each cell found
+ * answers with one binary search over its intervals, skipped when the cell's first rule of the
+ * class cannot beat the best so far. The minimum is the first matching rule of the whole list.
+ * The cost depends on the packet's atoms (its groups, the nesting depth of CIDRs around it) and
+ * the cells they meet, not on the number of rules: 10 000 rules that do not match cost nothing.
  *
- * A verdict probes the tuple space, then walks the bucket and the residual list, each only while
- * the rule index is below the best match so far, testing endpoints (one mask compare for a single
- * CIDR, group bits or the CIDR list otherwise). The lowest matching index is the first matching
- * rule of the whole list: every rule left out cannot match this protocol and key. The cost is the
- * mask pairs of the class plus the candidates walked: rules naming other ports cost nothing, CIDR
- * wildcards cost one probe per distinct mask pair, and the worst case — thousands of residual
- * (group) wildcard rules of one protocol that do not match — is linear in them
- * (bench/micro-policy.ts measures it).
+ * A rule with more than `maxCellsPerRule` atom pairs (long group and CIDR lists on both sides)
+ * stays out of the cells, in a residual list per class walked in order (tested by the stamps).
  *
- * Groups are small integers given by the filter's registry (`groupId`); an address's groups are a
- * bitset of 32-bit words at `base` in a shared Int32Array (`base` -1: in no group).
+ * Groups are small integers given by the filter's registry (`groupId`); an identity is an offset
+ * into the identity table's bitsets (-1: in no group); its group ids are listed per slot.
  */
 export const CLASS_TCP = 0;
 export const CLASS_UDP = 1;
 export const CLASS_ICMP = 2;
-export const CLASS_OTHER = 3;
-const CLASS_OFFSET = [0, 65536, 131072, 131328] as const;
-const KEY_SPACE = 131329;
+export const CLASS_ICMP6 = 3;
+export const CLASS_OTHER = 4;
+const NC = 5;
+const SPACE = [65536, 65536, 256, 256, 1] as const;
 
 export const ACTION_DENY = 0;
 export const ACTION_ALLOW = 1;
+const NONE = 0x7fffffff;
+export const MAX_CELLS_PER_RULE = 1024;
 
 export function classOf(proto: number): number {
-  return proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : CLASS_OTHER;
+  return proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : proto === 58 ? CLASS_ICMP6 : CLASS_OTHER;
 }
 
-/** Endpoint selector kinds per rule: any address, exactly one CIDR (base1/mask1), or the general loop. */
-const KIND_ANY = 0;
-const KIND_CIDR = 1;
-const KIND_GENERAL = 2;
+/** The identity table's view the evaluator reads: group ids per identity slot. */
+export interface GroupLists {
+  /** Identity offset → slot: offset >>> wordShift. */
+  readonly wordShift: number;
+  /** Slot k's group ids are groupIds[groupStart[k] .. groupStart[k + 1]). */
+  readonly groupStart: Int32Array;
+  readonly groupIds: Int32Array;
+}
 
-interface Side {
-  kind: Uint8Array;
-  base1: Int32Array;
-  mask1: Int32Array;
-  any: Uint8Array;
-  groupStart: Int32Array;
-  groups: Int32Array;
-  cidrStart: Int32Array;
-  cidrBase: Int32Array;
-  cidrMask: Int32Array;
+export interface CompileOptions {
+  /** Atom pairs above which a rule is walked (residual) instead of filed in cells. Default 1024. */
+  maxCellsPerRule?: number;
 }
 
 export class CompiledPolicy {
@@ -77,33 +76,43 @@ export class CompiledPolicy {
   readonly drops: Float64Array;
   /** Flows allowed per deciding rule, same layout. */
   readonly allows: Float64Array;
-  private readonly from: Side;
-  private readonly to: Side;
-  /** key (class offset + port/type) → bucket. */
-  private readonly keyBucket: Int32Array;
-  private readonly bucketStart: Int32Array;
-  private readonly bucketRules: Int32Array;
-  /** Per class: [start, end) into wildRules (the residual wildcard rules, ascending). */
-  private readonly wildStart: Int32Array;
-  private readonly wildRules: Int32Array;
-  /** Per class: [start, end) into the tuples (source mask, destination mask). */
-  private readonly tupleStart: Int32Array;
-  private readonly tupleMs: Int32Array;
-  private readonly tupleMd: Int32Array;
-  /** Tuple-space hash (open addressing): (tuple, masked source, masked destination) → lowest rule; hRule -1 = empty. */
+  private readonly from: SideIndex;
+  private readonly to: SideIndex;
+  private epoch = 0;
+  /** Per source atom: its row [rowStart[s], rowStart[s+1]) of (destination atom, cell). */
+  private readonly rowStart: Int32Array;
+  private readonly rowTo: Int32Array;
+  private readonly rowCell: Int32Array;
+  /** (source atom, destination atom) → cell, open addressing; hCell -1 = empty. */
   private readonly hMask: number;
-  private readonly hTuple: Int32Array;
-  private readonly hSrc: Int32Array;
-  private readonly hDst: Int32Array;
-  private readonly hRule: Int32Array;
+  private readonly hS: Int32Array;
+  private readonly hD: Int32Array;
+  private readonly hCell: Int32Array;
+  /** Per (cell, class) x = cell × 5 + class: intervals [kStart[x], kStart[x+1]) of (kLo, kRule); cellMin[x] its first rule. */
+  private readonly kStart: Int32Array;
+  private readonly kLo: Int32Array;
+  private readonly kRule: Int32Array;
+  private readonly cellMin: Int32Array;
+  readonly cellCount: number;
+  /** Residual rules per class (ascending), with their atoms and ranges. */
+  private readonly resStart: Int32Array;
+  private readonly resRules: Int32Array;
+  private readonly fStart: Int32Array;
+  private readonly fAtoms: Int32Array;
+  private readonly tStart: Int32Array;
+  private readonly tAtoms: Int32Array;
+  private readonly rgStart: Int32Array;
+  private readonly rg: Int32Array;
 
   constructor(
     p: NormalPolicy,
     groupId: (name: string) => number,
     readonly generation: number,
+    o: CompileOptions = {},
   ) {
     const rules = p.rules;
     const n = rules.length;
+    const maxCells = o.maxCellsPerRule ?? MAX_CELLS_PER_RULE;
     this.size = n;
     this.rules = rules;
     this.ids = rules.map((r) => r.id);
@@ -113,169 +122,300 @@ export class CompiledPolicy {
     this.log = Uint8Array.from(rules, (r) => (r.log ? 1 : 0));
     this.drops = new Float64Array(2 * (n + 1));
     this.allows = new Float64Array(2 * (n + 1));
-    this.from = side(rules, (r) => r.from, groupId);
-    this.to = side(rules, (r) => r.to, groupId);
+    const { from, to, fromAtoms, toAtoms } = buildSides(rules, groupId);
+    this.from = from;
+    this.to = to;
+    const nTo = to.count;
 
-    // Wildcard lists and ranged buckets per class.
-    const wild: number[][] = [[], [], [], []];
-    const ranged: number[][] = [[], [], [], []];
-    rules.forEach((r, i) => {
-      for (let c = 0; c < 4; c++) {
-        if (!applies(r, c)) continue;
-        if (r.ranges === undefined || r.proto === 0) wild[c].push(i);
-        else ranged[c].push(i);
-      }
-    });
-    // Wildcard rules whose endpoints are each any or one CIDR go to the tuple space: per class,
-    // one hash entry per (source prefix, destination prefix, masked source, masked destination)
-    // holding the lowest rule index with that key — every rule under a key matches the packet
-    // fully, so its first one is all a verdict needs. The rest (groups, several CIDRs) stay in
-    // the residual list, walked in order.
-    const fk = this.from.kind;
-    const tk = this.to.kind;
-    this.wildStart = new Int32Array(5);
-    this.tupleStart = new Int32Array(5);
-    const wildFlat: number[] = [];
-    const tupleMs: number[] = [];
-    const tupleMd: number[] = [];
-    const entries = new Map<string, [number, number, number, number]>(); // key → [tuple, s, d, rule]
-    for (let c = 0; c < 4; c++) {
-      this.wildStart[c] = wildFlat.length;
-      this.tupleStart[c] = tupleMs.length;
-      const tupleOf = new Map<string, number>();
-      for (const i of wild[c]) {
-        if (fk[i] === KIND_GENERAL || tk[i] === KIND_GENERAL) {
-          wildFlat.push(i);
-          continue;
-        }
-        const ms = fk[i] === KIND_ANY ? 0 : this.from.mask1[i];
-        const md = tk[i] === KIND_ANY ? 0 : this.to.mask1[i];
-        const tkey = `${ms},${md}`;
-        let t = tupleOf.get(tkey);
-        if (t === undefined) {
-          t = tupleMs.length;
-          tupleMs.push(ms);
-          tupleMd.push(md);
-          tupleOf.set(tkey, t);
-        }
-        const sb = fk[i] === KIND_ANY ? 0 : this.from.base1[i];
-        const db = tk[i] === KIND_ANY ? 0 : this.to.base1[i];
-        const ekey = `${t},${sb},${db}`;
-        if (!entries.has(ekey)) entries.set(ekey, [t, sb, db, i]); // rules come in ascending order: the first is the lowest
-      }
-    }
-    this.wildStart[4] = wildFlat.length;
-    this.tupleStart[4] = tupleMs.length;
-    this.wildRules = Int32Array.from(wildFlat);
-    this.tupleMs = Int32Array.from(tupleMs);
-    this.tupleMd = Int32Array.from(tupleMd);
-    let hn = 16;
-    while (hn < entries.size * 2) hn *= 2;
-    this.hMask = hn - 1;
-    this.hTuple = new Int32Array(hn);
-    this.hSrc = new Int32Array(hn);
-    this.hDst = new Int32Array(hn);
-    this.hRule = new Int32Array(hn).fill(-1);
-    for (const [t, sb, db, r] of entries.values()) {
-      let h = tupleHash(t, sb, db) & this.hMask;
-      while (this.hRule[h] >= 0) h = (h + 1) & this.hMask;
-      this.hTuple[h] = t;
-      this.hSrc[h] = sb;
-      this.hDst[h] = db;
-      this.hRule[h] = r;
-    }
+    // Per rule: ranges per class ([lo, hi] pairs), or null when the rule does not apply to it.
+    const rangesOf = (r: NormalRule, c: number): number[] | null => {
+      if (r.proto !== 0 && classOf(r.proto) !== c) return null;
+      return r.ranges === undefined || r.proto === 0 ? [0, SPACE[c] - 1] : r.ranges;
+    };
 
-    this.keyBucket = new Int32Array(KEY_SPACE);
-    const starts: number[] = [0, 0]; // bucket 0: empty
-    const flat: number[] = [];
-    const shared = new Map<string, number>([['', 0]]);
-    for (let c = 0; c < 3; c++) {
-      const space = c === CLASS_ICMP ? 256 : 65536;
-      // Elementary intervals: cut at every lo and hi+1.
-      const cuts = new Set<number>([0, space]);
-      for (const i of ranged[c]) {
-        const rg = rules[i].ranges!;
-        for (let k = 0; k < rg.length; k += 2) cuts.add(rg[k]).add(rg[k + 1] + 1);
+    // Cells: (source atom, destination atom) → the rules filed under it, ascending.
+    const cellOf = new Map<number, number>();
+    const cellS: number[] = [];
+    const cellD: number[] = [];
+    const cellRules: number[][] = [];
+    const residual: number[][] = [[], [], [], [], []];
+    for (let r = 0; r < n; r++) {
+      const F = fromAtoms[r];
+      const T = toAtoms[r];
+      if (F.length * T.length > maxCells) {
+        for (let c = 0; c < NC; c++) if (rangesOf(rules[r], c) !== null) residual[c].push(r);
+        continue;
       }
-      const edges = [...cuts].sort((a, b) => a - b);
-      const lists: number[][] = edges.slice(0, -1).map(() => []);
-      for (const i of ranged[c]) {
-        const rg = rules[i].ranges!;
-        for (let k = 0; k < rg.length; k += 2) {
-          for (let j = lowerBound(edges, rg[k]); edges[j] <= rg[k + 1]; j++) {
-            const l = lists[j];
-            if (l[l.length - 1] !== i) l.push(i); // overlapping ranges of one rule: once
+      for (const s of F) {
+        for (const d of T) {
+          const key = s * nTo + d;
+          let cell = cellOf.get(key);
+          if (cell === undefined) {
+            cell = cellRules.length;
+            cellOf.set(key, cell);
+            cellS.push(s);
+            cellD.push(d);
+            cellRules.push([]);
           }
+          cellRules[cell].push(r);
         }
-      }
-      for (let j = 0; j < lists.length; j++) {
-        const key = lists[j].join(',');
-        let b = shared.get(key);
-        if (b === undefined) {
-          b = starts.length - 1;
-          for (const i of lists[j]) flat.push(i);
-          starts.push(flat.length);
-          shared.set(key, b);
-        }
-        this.keyBucket.fill(b, CLASS_OFFSET[c] + edges[j], CLASS_OFFSET[c] + edges[j + 1]);
       }
     }
-    this.bucketStart = Int32Array.from(starts);
-    this.bucketRules = Int32Array.from(flat);
+    const cells = cellRules.length;
+    this.cellCount = cells;
+
+    // Intervals per (cell, class).
+    this.kStart = new Int32Array(cells * NC + 1);
+    this.cellMin = new Int32Array(cells * NC).fill(NONE);
+    const kLo: number[] = [];
+    const kRule: number[] = [];
+    for (let cell = 0; cell < cells; cell++) {
+      for (let c = 0; c < NC; c++) {
+        const x = cell * NC + c;
+        this.kStart[x] = kLo.length;
+        const list: number[] = [];
+        const lists: number[][] = [];
+        for (const r of cellRules[cell]) {
+          const rg = rangesOf(rules[r], c);
+          if (rg === null) continue;
+          list.push(r);
+          lists.push(rg);
+        }
+        if (list.length === 0) continue;
+        this.cellMin[x] = list[0];
+        paint(list, lists, SPACE[c], kLo, kRule);
+      }
+    }
+    this.kStart[cells * NC] = kLo.length;
+    this.kLo = Int32Array.from(kLo);
+    this.kRule = Int32Array.from(kRule);
+
+    // Rows per source atom, and the pair hash.
+    const nFrom = from.count;
+    this.rowStart = new Int32Array(nFrom + 1);
+    for (let cell = 0; cell < cells; cell++) this.rowStart[cellS[cell] + 1]++;
+    for (let s = 0; s < nFrom; s++) this.rowStart[s + 1] += this.rowStart[s];
+    this.rowTo = new Int32Array(cells);
+    this.rowCell = new Int32Array(cells);
+    const fill = this.rowStart.slice(0, nFrom);
+    for (let cell = 0; cell < cells; cell++) {
+      const at = fill[cellS[cell]]++;
+      this.rowTo[at] = cellD[cell];
+      this.rowCell[at] = cell;
+    }
+    let hn = 16;
+    while (hn < cells * 2) hn *= 2;
+    this.hMask = hn - 1;
+    this.hS = new Int32Array(hn);
+    this.hD = new Int32Array(hn);
+    this.hCell = new Int32Array(hn).fill(-1);
+    for (let cell = 0; cell < cells; cell++) {
+      let h = pairHash(cellS[cell], cellD[cell]) & this.hMask;
+      while (this.hCell[h] >= 0) h = (h + 1) & this.hMask;
+      this.hS[h] = cellS[cell];
+      this.hD[h] = cellD[cell];
+      this.hCell[h] = cell;
+    }
+
+    // Residual rules: per class lists, atoms and ranges per rule.
+    this.resStart = new Int32Array(NC + 1);
+    const res: number[] = [];
+    for (let c = 0; c < NC; c++) {
+      this.resStart[c] = res.length;
+      res.push(...residual[c]);
+    }
+    this.resStart[NC] = res.length;
+    this.resRules = Int32Array.from(res);
+    [this.fStart, this.fAtoms] = flatten(fromAtoms);
+    [this.tStart, this.tAtoms] = flatten(toAtoms);
+    [this.rgStart, this.rg] = flatten(rules.map((r) => r.ranges ?? []));
   }
 
-  /** Buckets after sharing (for tests and the benchmark's description). */
-  get bucketCount(): number {
-    return this.bucketStart.length - 1;
+  /** Rules walked in order instead of indexed (too many atom pairs). */
+  get residualCount(): number {
+    let k = 0;
+    const seen = new Set<number>();
+    for (const r of this.resRules) if (!seen.has(r)) (seen.add(r), k++);
+    return k;
   }
 
   /**
-   * The deciding rule's index, or -1 when no rule matches (the default action decides).
-   * `src`/`dst` as int32 (`x | 0`), `key` the destination port (TCP/UDP) or ICMP type, else 0.
+   * IPv4: the deciding rule's index, or -1 when no rule matches (the default action decides).
+   * `src`/`dst` as int32 (`x | 0`), `key` the destination port (TCP/UDP) or ICMP type, else 0;
+   * `srcId`/`dstId` the identities (IdentityTable.lookup, -1 for none).
    */
-  evaluate(proto: number, src: number, dst: number, key: number, bits: Int32Array, srcBase: number, dstBase: number): number {
-    const c = proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : CLASS_OTHER;
-    let best = NONE;
-    // Tuple space: one probe per (source prefix, destination prefix) of this class.
-    const te = this.tupleStart[c + 1];
-    const hm = this.hMask;
-    const hr = this.hRule;
-    for (let t = this.tupleStart[c]; t < te; t++) {
-      const s = src & this.tupleMs[t];
-      const d = dst & this.tupleMd[t];
-      for (let h = tupleHash(t, s, d) & hm; ; h = (h + 1) & hm) {
-        const r = hr[h];
-        if (r < 0) break;
-        if (this.hTuple[h] === t && this.hSrc[h] === s && this.hDst[h] === d) {
-          if (r < best) best = r;
-          break;
+  evaluate(proto: number, src: number, dst: number, key: number, id: GroupLists, srcId: number, dstId: number): number {
+    const ep = this.nextEpoch();
+    const nS = this.collect(this.from, ep, id, srcId);
+    const nSrc = this.cidr4(this.from, ep, nS, src);
+    const nD = this.collect(this.to, ep, id, dstId);
+    const nDst = this.cidr4(this.to, ep, nD, dst);
+    return this.search(classOf(proto), key, ep, nSrc, nDst);
+  }
+
+  /** IPv6: as `evaluate`, the addresses the 16 bytes at buf[srcAt] and buf[dstAt]. */
+  evaluate6(proto: number, buf: Uint8Array, srcAt: number, dstAt: number, key: number, id: GroupLists, srcId: number, dstId: number): number {
+    const ep = this.nextEpoch();
+    const nS = this.collect(this.from, ep, id, srcId);
+    const nSrc = this.cidr6(this.from, ep, nS, buf, srcAt);
+    const nD = this.collect(this.to, ep, id, dstId);
+    const nDst = this.cidr6(this.to, ep, nD, buf, dstAt);
+    return this.search(classOf(proto), key, ep, nSrc, nDst);
+  }
+
+  private nextEpoch(): number {
+    let ep = ++this.epoch;
+    if (ep >= 0x3fffffff) {
+      this.from.stamp.fill(0);
+      this.to.stamp.fill(0);
+      ep = this.epoch = 1;
+    }
+    return ep;
+  }
+
+  /** The side's "any" atom and the identity's group atoms into side.list; returns the count. */
+  private collect(s: SideIndex, ep: number, id: GroupLists, ident: number): number {
+    const list = s.list;
+    const st = s.stamp;
+    let n = 0;
+    if (s.anyAtom >= 0) {
+      list[n++] = s.anyAtom;
+      st[s.anyAtom] = ep;
+    }
+    if (ident >= 0 && s.groupAtom.length > 0) {
+      const k = ident >>> id.wordShift;
+      const ga = s.groupAtom;
+      const gl = ga.length;
+      const ids = id.groupIds;
+      const e = id.groupStart[k + 1];
+      for (let j = id.groupStart[k]; j < e; j++) {
+        const g = ids[j];
+        if (g < gl) {
+          const a = ga[g];
+          if (a >= 0) {
+            list[n++] = a;
+            st[a] = ep;
+          }
         }
       }
     }
-    // The port/type bucket and the residual wildcard rules, each ascending, only below the best so far.
-    const b = c === CLASS_OTHER ? 0 : this.keyBucket[CLASS_OFFSET[c] + key];
-    best = this.walk(this.bucketRules, this.bucketStart[b], this.bucketStart[b + 1], best, src, dst, bits, srcBase, dstBase);
-    best = this.walk(this.wildRules, this.wildStart[c], this.wildStart[c + 1], best, src, dst, bits, srcBase, dstBase);
+    return n;
+  }
+
+  /** The IPv4 CIDR atoms containing `addr`: innermost by binary search, then its parents. */
+  private cidr4(s: SideIndex, ep: number, n: number, addr: number): number {
+    const cuts = s.cut4;
+    const m = cuts.length;
+    if (m === 0) return n;
+    const a = addr >>> 0;
+    let lo = 0;
+    let hi = m - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (cuts[mid] <= a) lo = mid;
+      else hi = mid - 1;
+    }
+    const list = s.list;
+    const st = s.stamp;
+    const parent = s.parent;
+    for (let at = s.inner4[lo]; at >= 0; at = parent[at]) {
+      list[n++] = at;
+      st[at] = ep;
+    }
+    return n;
+  }
+
+  /** The IPv6 CIDR atoms containing the address at buf[at]: cut points are 4 words each. */
+  private cidr6(s: SideIndex, ep: number, n: number, buf: Uint8Array, at: number): number {
+    const cuts = s.cut6;
+    const m = cuts.length >>> 2;
+    if (m === 0) return n;
+    const w0 = ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
+    const w1 = ((buf[at + 4] << 24) | (buf[at + 5] << 16) | (buf[at + 6] << 8) | buf[at + 7]) >>> 0;
+    const w2 = ((buf[at + 8] << 24) | (buf[at + 9] << 16) | (buf[at + 10] << 8) | buf[at + 11]) >>> 0;
+    const w3 = ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
+    let lo = 0;
+    let hi = m - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      const c = mid << 2;
+      const c0 = cuts[c];
+      const le = c0 !== w0 ? c0 < w0 : cuts[c + 1] !== w1 ? cuts[c + 1] < w1 : cuts[c + 2] !== w2 ? cuts[c + 2] < w2 : cuts[c + 3] <= w3;
+      if (le) lo = mid;
+      else hi = mid - 1;
+    }
+    const list = s.list;
+    const st = s.stamp;
+    const parent = s.parent;
+    for (let a = s.inner6[lo]; a >= 0; a = parent[a]) {
+      list[n++] = a;
+      st[a] = ep;
+    }
+    return n;
+  }
+
+  private search(c: number, key: number, ep: number, nS: number, nD: number): number {
+    let best = NONE;
+    const sl = this.from.list;
+    const dl = this.to.list;
+    const dst = this.to.stamp;
+    const rs = this.rowStart;
+    const rowTo = this.rowTo;
+    const rowCell = this.rowCell;
+    for (let i = 0; i < nS; i++) {
+      const s = sl[i];
+      const b = rs[s];
+      const e = rs[s + 1];
+      if (e - b <= nD * 4) {
+        for (let j = b; j < e; j++) if (dst[rowTo[j]] === ep) best = this.probe(rowCell[j] * NC + c, key, best);
+      } else {
+        const hm = this.hMask;
+        for (let j = 0; j < nD; j++) {
+          const d = dl[j];
+          for (let h = pairHash(s, d) & hm; ; h = (h + 1) & hm) {
+            const cell = this.hCell[h];
+            if (cell < 0) break;
+            if (this.hS[h] === s && this.hD[h] === d) {
+              best = this.probe(cell * NC + c, key, best);
+              break;
+            }
+          }
+        }
+      }
+    }
+    const re = this.resStart[c + 1];
+    if (re > this.resStart[c]) best = this.residual(this.resStart[c], re, key, ep, best);
     return best === NONE ? -1 : best;
   }
 
-  /** The first rule of list[i..end) below `best` whose endpoints match, else `best`. */
-  private walk(list: Int32Array, i: number, end: number, best: number, src: number, dst: number, bits: Int32Array, srcBase: number, dstBase: number): number {
-    const f = this.from;
-    const t = this.to;
-    const fk = f.kind;
-    const fb = f.base1;
-    const fm = f.mask1;
-    const tk = t.kind;
-    const tb = t.base1;
-    const tm = t.mask1;
+  /** The first rule of cell-class x covering `key`, if below `best`. */
+  private probe(x: number, key: number, best: number): number {
+    if (this.cellMin[x] >= best) return best;
+    let lo = this.kStart[x];
+    let hi = this.kStart[x + 1] - 1;
+    const kl = this.kLo;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (kl[mid] <= key) lo = mid;
+      else hi = mid - 1;
+    }
+    const r = this.kRule[lo];
+    return r < best ? r : best;
+  }
+
+  private residual(i: number, end: number, key: number, ep: number, best: number): number {
+    const fs = this.from.stamp;
+    const ts = this.to.stamp;
     for (; i < end; i++) {
-      const r = list[i];
+      const r = this.resRules[i];
       if (r >= best) return best;
-      const a = fk[r];
-      if (a === KIND_CIDR ? (src & fm[r]) !== fb[r] : a === KIND_GENERAL && !matches(f, r, src, bits, srcBase)) continue;
-      const b2 = tk[r];
-      if (b2 === KIND_CIDR ? (dst & tm[r]) !== tb[r] : b2 === KIND_GENERAL && !matches(t, r, dst, bits, dstBase)) continue;
+      const ke = this.rgStart[r + 1];
+      let k = this.rgStart[r];
+      if (k < ke) {
+        while (k < ke && !(key >= this.rg[k] && key <= this.rg[k + 1])) k += 2;
+        if (k === ke) continue;
+      }
+      if (!stamped(this.fStart, this.fAtoms, fs, r, ep) || !stamped(this.tStart, this.tAtoms, ts, r, ep)) continue;
       return r;
     }
     return best;
@@ -287,78 +427,73 @@ export class CompiledPolicy {
   }
 }
 
-const NONE = 0x7fffffff;
+function stamped(start: Int32Array, atoms: Int32Array, st: Int32Array, r: number, ep: number): boolean {
+  for (let k = start[r], e = start[r + 1]; k < e; k++) if (st[atoms[k]] === ep) return true;
+  return false;
+}
 
-function tupleHash(t: number, s: number, d: number): number {
+function pairHash(s: number, d: number): number {
   let h = Math.imul(s ^ 0x9e3779b9, 0xcc9e2d51) ^ d;
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ t;
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);
 }
 
-function matches(s: Side, r: number, addr: number, bits: Int32Array, base: number): boolean {
-  if (s.any[r] === 1) return true;
-  if (base >= 0) {
-    const ge = s.groupStart[r + 1];
-    for (let k = s.groupStart[r]; k < ge; k++) {
-      const g = s.groups[k];
-      if ((bits[base + (g >>> 5)] & (1 << (g & 31))) !== 0) return true;
+function flatten(lists: readonly (readonly number[])[]): [Int32Array, Int32Array] {
+  const start = new Int32Array(lists.length + 1);
+  let total = 0;
+  lists.forEach((l, i) => {
+    start[i] = total;
+    total += l.length;
+  });
+  start[lists.length] = total;
+  const flat = new Int32Array(total);
+  lists.forEach((l, i) => flat.set(l, start[i]));
+  return [start, flat];
+}
+
+/**
+ * Elementary intervals of [0, space) for rules `list` (ascending) with their [lo, hi] ranges:
+ * each interval gets the first rule covering it (NONE where none does); appended to kLo/kRule,
+ * adjacent intervals with the same rule merged. Painting in rule order with a next-unpainted
+ * pointer (path-halving) touches each interval once.
+ */
+function paint(list: readonly number[], lists: readonly number[][], space: number, kLo: number[], kRule: number[]): void {
+  const cutSet = new Set<number>([0]);
+  for (const rg of lists) {
+    for (let k = 0; k < rg.length; k += 2) {
+      cutSet.add(rg[k]);
+      if (rg[k + 1] + 1 < space) cutSet.add(rg[k + 1] + 1);
     }
   }
-  const ce = s.cidrStart[r + 1];
-  for (let k = s.cidrStart[r]; k < ce; k++) if ((addr & s.cidrMask[k]) === s.cidrBase[k]) return true;
-  return false;
-}
-
-function applies(r: NormalRule, c: number): boolean {
-  if (r.proto === 0) return true;
-  return classOf(r.proto) === c;
-}
-
-function lowerBound(a: number[], v: number): number {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const m = (lo + hi) >>> 1;
-    if (a[m] < v) lo = m + 1;
-    else hi = m;
-  }
-  return lo;
-}
-
-function side(rules: readonly NormalRule[], pick: (r: NormalRule) => NormalRule['from'], groupId: (name: string) => number): Side {
-  const n = rules.length;
-  const any = new Uint8Array(n);
-  const kind = new Uint8Array(n);
-  const base1 = new Int32Array(n);
-  const mask1 = new Int32Array(n);
-  const groupStart = new Int32Array(n + 1);
-  const cidrStart = new Int32Array(n + 1);
-  const groups: number[] = [];
-  const base: number[] = [];
-  const mask: number[] = [];
-  rules.forEach((r, i) => {
-    const s = pick(r);
-    groupStart[i] = groups.length;
-    cidrStart[i] = base.length;
-    if (s === undefined) {
-      any[i] = 1;
-      kind[i] = KIND_ANY;
-    } else {
-      kind[i] = s.groups.length === 0 && s.cidrs.length === 1 ? KIND_CIDR : KIND_GENERAL;
-      for (const g of s.groups) groups.push(groupId(g));
-      for (const c of s.cidrs) {
-        const m = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) | 0;
-        mask.push(m);
-        base.push(c.base & m);
-        base1[i] = c.base & m;
-        mask1[i] = m;
+  const cuts = [...cutSet].sort((a, b) => a - b);
+  const indexOf = new Map<number, number>(cuts.map((v, i) => [v, i]));
+  const m = cuts.length;
+  const owner = new Int32Array(m).fill(NONE);
+  const next = Int32Array.from({ length: m + 1 }, (_, i) => i);
+  const find = (i: number): number => {
+    while (next[i] !== i) {
+      next[i] = next[next[i]];
+      i = next[i];
+    }
+    return i;
+  };
+  list.forEach((r, li) => {
+    const rg = lists[li];
+    for (let k = 0; k < rg.length; k += 2) {
+      const a = indexOf.get(rg[k])!;
+      const b = rg[k + 1] + 1 < space ? indexOf.get(rg[k + 1] + 1)! : m; // exclusive
+      for (let j = find(a); j < b; j = find(j + 1)) {
+        owner[j] = r;
+        next[j] = j + 1;
       }
     }
   });
-  groupStart[n] = groups.length;
-  cidrStart[n] = base.length;
-  return { kind, base1, mask1, any, groupStart, groups: Int32Array.from(groups), cidrStart, cidrBase: Int32Array.from(base), cidrMask: Int32Array.from(mask) };
+  for (let j = 0; j < m; j++) {
+    if (j > 0 && owner[j] === owner[j - 1]) continue;
+    kLo.push(cuts[j]);
+    kRule.push(owner[j]);
+  }
 }
 
 export type { PolicyAction };

@@ -1,8 +1,9 @@
-import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpv4Address, parseIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
+import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, formatIpv4Address, parseIpAddress, type Stage, type StageContext } from '@overlay/dataplane';
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
 import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { IdentityTable } from './identity.js';
+import { AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, AUX_RULE, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, OUTSIDE, PROTO_ICMPV6, Policy6Path } from './filter6.js';
 import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
 
 /**
@@ -23,8 +24,8 @@ import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js'
  * are its replies; other ICMP types (errors) and echo replies of no tracked request are judged
  * per packet and open nothing. Timeouts per state are the conntrack's (configurable); a timer expires flows every
  * `tickMs`. Non-first IPv4 fragments are dropped (`fragment`): they carry no ports to judge.
- * IPv6 is not enforced yet: with `defaultAction: deny` IPv6 frames are dropped
- * (`ipv6_unsupported`), with `allow` they pass. Non-IP frames (ARP) pass.
+ * IPv6 is judged the same way by filter6.ts (its own conntrack; ICMPv6 echo tracked, Neighbor
+ * Discovery passed as ARP is). Non-IP frames (ARP) pass.
  *
  * Reload. `setPolicy` validates and compiles off to the side, then swaps one reference (a bad
  * policy throws PolicyError and leaves the old one in force). Each tracked flow remembers the
@@ -39,15 +40,10 @@ import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js'
  * start at zero with each ruleset. Denials (and allows of rules with `log: true`) go to `log`
  * through a token bucket (`logRate` per second, `logBurst`), suppressions counted.
  */
-export const POLICY_DROP_REASONS = ['denied', 'no_flow', 'malformed', 'fragment', 'flow_table_full', 'ipv6_unsupported'] as const;
+/** Indexes as D_* in filter6.ts. `tuple_clash`: an IPv6 flow whose address keys collide with another's. */
+export const POLICY_DROP_REASONS = ['denied', 'no_flow', 'malformed', 'fragment', 'flow_table_full', 'tuple_clash'] as const;
 export type PolicyDropReason = (typeof POLICY_DROP_REASONS)[number];
 const NR = POLICY_DROP_REASONS.length;
-const D_DENIED = 0;
-const D_NO_FLOW = 1;
-const D_MALFORMED = 2;
-const D_FRAGMENT = 3;
-const D_FULL = 4;
-const D_IPV6 = 5;
 
 export const POLICY_COUNTERS = [
   ...POLICY_DROP_REASONS.map((r) => `inside_${r}` as const),
@@ -64,15 +60,6 @@ export type PolicyCounter = (typeof POLICY_COUNTERS)[number];
 export const POLICY_CHANNEL = 'overlay.services.policy';
 
 export type Direction = 'inside' | 'outside';
-const INSIDE = 0;
-const OUTSIDE = 1;
-
-// aux words of a conntrack entry (6 per entry)
-const AUX_GEN = 0;
-const AUX_IDENTITY = 1;
-const AUX_DIR = 2;
-const AUX_RULE = 3;
-const AUX_KEY = 4;
 
 const ICMP_ECHO_REQUEST = 8;
 const ICMP_ECHO_REPLY = 0;
@@ -119,9 +106,10 @@ export interface PolicyFilterOptions {
 }
 
 export interface FlowQuery {
+  /** IPv4 or IPv6, both of one family. */
   src: string;
   dst: string;
-  proto: 'tcp' | 'udp' | 'icmp' | number;
+  proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6' | number;
   /** Destination port (tcp/udp). */
   port?: number;
   icmpType?: number;
@@ -144,8 +132,11 @@ export class PolicyFilter implements Stage {
   readonly reasons = POLICY_DROP_REASONS;
   readonly counters = new CounterSet(POLICY_COUNTERS, POLICY_CHANNEL);
   readonly identity: IdentityTable;
-  private readonly gbp: boolean;
+  readonly gbp: boolean;
+  /** IPv4 flows; IPv6 flows are in `conntrack6`. */
   readonly conntrack: Conntrack;
+  readonly conntrack6: Conntrack;
+  private readonly v6: Policy6Path;
   /** The ruleset in force; replaced whole by setPolicy. */
   compiled: CompiledPolicy;
   private generation = 1;
@@ -169,6 +160,8 @@ export class PolicyFilter implements Stage {
     this.tickMs = o.tickMs ?? 1000;
     this.timers = o.timers ?? true;
     this.conntrack = new Conntrack({ capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
+    this.v6 = new Policy6Path(this, { capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
+    this.conntrack6 = this.v6.conntrack;
     this.logSink = o.log ?? ((e) => process.stderr.write(`${JSON.stringify(e)}\n`));
     this.logRate = o.logRate ?? 10;
     this.logBurst = o.logBurst ?? 20;
@@ -202,7 +195,12 @@ export class PolicyFilter implements Stage {
   /** Read the clock and expire flows (the timer calls it every tickMs). */
   tick(): number {
     this.now = this.clock();
-    return this.conntrack.advance(this.now);
+    return this.conntrack.advance(this.now) + this.conntrack6.advance(this.now);
+  }
+
+  /** The clock as of the last tick or control call (what packets are timed with). */
+  get nowMs(): number {
+    return this.now;
   }
 
   inside(ctx: StageContext, slot: number): number {
@@ -213,7 +211,8 @@ export class PolicyFilter implements Stage {
     return this.judge(ctx, slot, OUTSIDE);
   }
 
-  private drop(dir: number, reason: number): number {
+  /** Count a drop (direction, reason index) and return its verdict. */
+  dropAs(dir: number, reason: number): number {
     this.counters.add(dir * NR + reason, 1, this.vni);
     return dropVerdict(reason);
   }
@@ -234,19 +233,16 @@ export class PolicyFilter implements Stage {
 
   private judge(ctx: StageContext, slot: number, dir: number): number {
     const et = ctx.etherType;
-    if (et !== 0x0800) {
-      if (et === 0x86dd && this.compiled.defaultAction !== ACTION_ALLOW) return this.drop(dir, D_IPV6);
-      return PASS;
-    }
+    if (et !== 0x0800) return et === 0x86dd ? this.v6.judge(ctx, slot, dir) : PASS;
     const pool = ctx.pool;
     const d = pool.data;
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
-    if (l3 + 20 > end) return this.drop(dir, D_MALFORMED);
+    if (l3 + 20 > end) return this.dropAs(dir, D_MALFORMED);
     const total = ipv4Total(d, l3, end);
-    if (total < 0) return this.drop(dir, D_MALFORMED);
+    if (total < 0) return this.dropAs(dir, D_MALFORMED);
     const hl = (d[l3] & 15) << 2;
-    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x1fff) !== 0) return this.drop(dir, D_FRAGMENT);
+    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x1fff) !== 0) return this.dropAs(dir, D_FRAGMENT);
     const proto = d[l3 + 9];
     const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
@@ -260,16 +256,16 @@ export class PolicyFilter implements Stage {
     let flags = 0;
     let tracked = true;
     if (proto === PROTO_TCP) {
-      if (l4 + 20 > l4end) return this.drop(dir, D_MALFORMED);
+      if (l4 + 20 > l4end) return this.dropAs(dir, D_MALFORMED);
       sport = (d[l4] << 8) | d[l4 + 1];
       dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
       flags = d[l4 + 13];
     } else if (proto === PROTO_UDP) {
-      if (l4 + 8 > l4end) return this.drop(dir, D_MALFORMED);
+      if (l4 + 8 > l4end) return this.dropAs(dir, D_MALFORMED);
       sport = (d[l4] << 8) | d[l4 + 1];
       dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
     } else if (proto === PROTO_ICMP) {
-      if (l4 + 8 > l4end) return this.drop(dir, D_MALFORMED);
+      if (l4 + 8 > l4end) return this.dropAs(dir, D_MALFORMED);
       const type = (key = d[l4]);
       const id = (d[l4 + 4] << 8) | d[l4 + 5];
       if (type === ICMP_ECHO_REQUEST) sport = id;
@@ -298,14 +294,14 @@ export class PolicyFilter implements Stage {
           const server = ct.vip[e];
           const okey = aux[a + AUX_KEY];
           const id = this.identity;
-          const r = c.evaluate(proto, client, server, okey, id.bits, id.lookup(client), id.lookup(server));
+          const r = c.evaluate(proto, client, server, okey, id, id.lookup(client), id.lookup(server));
           if (c.actionOf(r) !== ACTION_ALLOW) {
             const cport = ct.clientPort[e];
             ct.remove(e);
             this.counters.add(this.counters.at.flows_revoked);
             c.drops[dir * (c.size + 1) + (r < 0 ? c.size : r)]++;
             if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, client, server, cport, okey, r);
-            return this.drop(dir, D_DENIED);
+            return this.dropAs(dir, D_DENIED);
           }
           aux[a + AUX_GEN] = c.generation;
           aux[a + AUX_IDENTITY] = this.identity.version;
@@ -314,7 +310,7 @@ export class PolicyFilter implements Stage {
         ct.observe(e, reply, flags, this.now);
         return PASS;
       }
-      if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.drop(dir, D_NO_FLOW);
+      if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.dropAs(dir, D_NO_FLOW);
       // An echo reply of no tracked request is judged alone and opens nothing (else an allowed
       // stray reply would let the other side's echo requests in as its "replies").
       if (proto === PROTO_ICMP && key === ICMP_ECHO_REPLY) tracked = false;
@@ -322,18 +318,18 @@ export class PolicyFilter implements Stage {
 
     const c = this.compiled;
     const id = this.identity;
-    const r = c.evaluate(proto, src, dst, key, id.bits, this.sourceIdentity(pool, slot, src, dir), id.lookup(dst));
+    const r = c.evaluate(proto, src, dst, key, id, this.sourceIdentity(pool, slot, src, dir), id.lookup(dst));
     const slotOf = dir * (c.size + 1) + (r < 0 ? c.size : r);
     if (c.actionOf(r) !== ACTION_ALLOW) {
       c.drops[slotOf]++;
       if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, src, dst, sport, key, r);
-      return this.drop(dir, D_DENIED);
+      return this.dropAs(dir, D_DENIED);
     }
     c.allows[slotOf]++;
     if (r >= 0 && c.log[r] === 1) this.writeLog(dir, 1, proto, src, dst, sport, key, r);
     if (!tracked) return PASS;
     const e = ct.open(proto, src, dst, sport, dport, dst, flags, this.now);
-    if (e < 0) return this.drop(dir, D_FULL);
+    if (e < 0) return this.dropAs(dir, D_FULL);
     const a = e * Conntrack.AUX;
     aux[a + AUX_GEN] = c.generation;
     aux[a + AUX_IDENTITY] = id.version;
@@ -344,26 +340,40 @@ export class PolicyFilter implements Stage {
     return PASS;
   }
 
-  /** Token bucket; allocates only for an entry actually written. */
-  private writeLog(dir: number, allow: number, proto: number, src: number, dst: number, sport: number, dport: number, r: number): void {
+  /** Token bucket: true when an entry may be written (counted either way). */
+  private logToken(): boolean {
     const now = this.now;
     this.tokens = Math.min(this.logBurst, this.tokens + ((now - this.tokensAt) * this.logRate) / 1000);
     this.tokensAt = now;
     if (this.tokens < 1) {
       this.counters.add(this.counters.at.log_suppressed);
-      return;
+      return false;
     }
     this.tokens -= 1;
     this.counters.add(this.counters.at.log_written);
+    return true;
+  }
+
+  /** Log an IPv4 decision; allocates only for an entry actually written. */
+  private writeLog(dir: number, allow: number, proto: number, src: number, dst: number, sport: number, dport: number, r: number): void {
+    if (this.logToken()) this.emit(dir, allow, proto, formatIpv4Address(src >>> 0), formatIpv4Address(dst >>> 0), sport, dport, r);
+  }
+
+  /** Log an IPv6 decision (addresses at buf[srcAt], buf[dstAt]); allocates only for an entry written. */
+  log6(dir: number, allow: number, proto: number, buf: Uint8Array, srcAt: number, dstAt: number, sport: number, dport: number, r: number): void {
+    if (this.logToken()) this.emit(dir, allow, proto, formatIpAddress(6, buf, srcAt), formatIpAddress(6, buf, dstAt), sport, dport, r);
+  }
+
+  private emit(dir: number, allow: number, proto: number, src: string, dst: string, sport: number, dport: number, r: number): void {
     const c = this.compiled;
     this.logSink({
-      time: now,
+      time: this.now,
       vni: this.vni,
       direction: dir === INSIDE ? 'inside' : 'outside',
       action: allow === 1 ? 'allow' : 'deny',
       proto,
-      src: formatIpv4Address(src >>> 0),
-      dst: formatIpv4Address(dst >>> 0),
+      src,
+      dst,
       sport,
       dport,
       tier: r < 0 ? 'default' : c.tiers[r],
@@ -373,22 +383,34 @@ export class PolicyFilter implements Stage {
 
   /** `policy explain <flow>`: the deciding tier, rule and action for a new flow like `q`, now. */
   explain(q: FlowQuery): Explanation {
-    const proto = q.proto === 'tcp' ? PROTO_TCP : q.proto === 'udp' ? PROTO_UDP : q.proto === 'icmp' ? PROTO_ICMP : q.proto;
-    if (!Number.isInteger(proto) || proto < 0 || proto > 255) throw new PolicyError('explain.proto', `must be tcp, udp, icmp or 0..255, got ${JSON.stringify(q.proto)}`);
-    const key = proto === PROTO_TCP || proto === PROTO_UDP ? (q.port ?? 0) : proto === PROTO_ICMP ? (q.icmpType ?? ICMP_ECHO_REQUEST) : 0;
-    if (!Number.isInteger(key) || key < 0 || key > (proto === PROTO_ICMP ? 255 : 65535)) throw new PolicyError('explain.port', `out of range: ${key}`);
+    const proto = q.proto === 'tcp' ? PROTO_TCP : q.proto === 'udp' ? PROTO_UDP : q.proto === 'icmp' ? PROTO_ICMP : q.proto === 'icmpv6' ? PROTO_ICMPV6 : q.proto;
+    if (!Number.isInteger(proto) || proto < 0 || proto > 255) throw new PolicyError('explain.proto', `must be tcp, udp, icmp, icmpv6 or 0..255, got ${JSON.stringify(q.proto)}`);
+    const icmp = proto === PROTO_ICMP || proto === PROTO_ICMPV6;
+    const key = proto === PROTO_TCP || proto === PROTO_UDP ? (q.port ?? 0) : icmp ? (q.icmpType ?? (proto === PROTO_ICMP ? ICMP_ECHO_REQUEST : 128)) : 0;
+    if (!Number.isInteger(key) || key < 0 || key > (icmp ? 255 : 65535)) throw new PolicyError('explain.port', `out of range: ${key}`);
     const addr = (text: string, field: string) => {
       try {
-        return parseIpv4Address(text) | 0;
+        return parseIpAddress(text);
       } catch {
-        throw new PolicyError(`explain.${field}`, `not an IPv4 address: ${JSON.stringify(String(text).slice(0, 64))}`);
+        throw new PolicyError(`explain.${field}`, `not an IP address: ${JSON.stringify(String(text).slice(0, 64))}`);
       }
     };
     const src = addr(q.src, 'src');
     const dst = addr(q.dst, 'dst');
+    if (src.family !== dst.family) throw new PolicyError('explain.dst', `not of the source's family (IPv${src.family}): ${JSON.stringify(q.dst)}`);
     const c = this.compiled;
     const id = this.identity;
-    const r = c.evaluate(proto, src, dst, key, id.bits, id.lookup(src), id.lookup(dst));
+    let r: number;
+    if (src.family === 4) {
+      const s = ((src.bytes[0] << 24) | (src.bytes[1] << 16) | (src.bytes[2] << 8) | src.bytes[3]) | 0;
+      const d = ((dst.bytes[0] << 24) | (dst.bytes[1] << 16) | (dst.bytes[2] << 8) | dst.bytes[3]) | 0;
+      r = c.evaluate(proto, s, d, key, id, id.lookup(s), id.lookup(d));
+    } else {
+      const both = new Uint8Array(32);
+      both.set(src.bytes, 0);
+      both.set(dst.bytes, 16);
+      r = c.evaluate6(proto, both, 0, 16, key, id, id.lookup6(both, 0), id.lookup6(both, 16));
+    }
     return {
       action: c.actionOf(r) === ACTION_ALLOW ? 'allow' : 'deny',
       tier: r < 0 ? 'default' : c.tiers[r],
@@ -414,8 +436,16 @@ export class PolicyFilter implements Stage {
     return out;
   }
 
-  stats(): { generation: number; rules: number; flows: number; counters: Record<PolicyCounter, number>; conntrack: Record<string, number> } {
-    return { generation: this.compiled.generation, rules: this.compiled.size, flows: this.conntrack.size, counters: this.counters.snapshot(), conntrack: this.conntrack.counters.snapshot() };
+  /** `flows` counts both families; `conntrack` is the IPv4 table's counters, `conntrack6` the IPv6 one's. */
+  stats(): { generation: number; rules: number; flows: number; counters: Record<PolicyCounter, number>; conntrack: Record<string, number>; conntrack6: Record<string, number> } {
+    return {
+      generation: this.compiled.generation,
+      rules: this.compiled.size,
+      flows: this.conntrack.size + this.conntrack6.size,
+      counters: this.counters.snapshot(),
+      conntrack: this.conntrack.counters.snapshot(),
+      conntrack6: this.conntrack6.counters.snapshot(),
+    };
   }
 }
 

@@ -1,4 +1,4 @@
-import { OverlayError, parseIpv4Address } from '@overlay/dataplane';
+import { OverlayError, parseIpAddress, parseIpv4Address } from '@overlay/dataplane';
 
 /**
  * The policy model: what an operator writes (YAML-friendly plain data) and its validation.
@@ -25,17 +25,20 @@ import { OverlayError, parseIpv4Address } from '@overlay/dataplane';
  *   given but empty is an error (it would match nothing; omit it to match all). Groups come
  *   from the identity table (address → groups) the agent programs; an address not in it is in
  *   no group.
- * - `proto`: `tcp`, `udp`, `icmp` or `any` (default). `any` matches every IP protocol,
- *   including ones without ports.
+ * - CIDRs are IPv4 (`198.19.0.0/16`) or IPv6 (`2001:db8::/48`); a CIDR matches addresses of
+ *   its own family only. A bare address is a /32 (IPv4) or /128 (IPv6).
+ * - `proto`: `tcp`, `udp`, `icmp` (IPv4's ICMP, protocol 1), `icmpv6` (protocol 58) or `any`
+ *   (default). A protocol is its IP protocol number in either family. `any` matches every IP
+ *   protocol, including ones without ports.
  * - `ports` (tcp/udp only): destination ports, each `'N'` or `'N-M'` (1..65535, N ≤ M); the
  *   rule matches a destination port in any of them. Missing: every port.
- * - `icmpTypes` (icmp only): ICMP types 0..255; missing: every type.
+ * - `icmpTypes` (icmp or icmpv6 only): ICMP types 0..255; missing: every type.
  * - `log`: log this rule's decisions (rate-limited). Denials are logged unless `log: false`;
  *   allows only with `log: true`.
  * - Rule ids are unique across all tiers (they name counters and `explain` answers).
  */
 export type PolicyAction = 'allow' | 'deny';
-export type PolicyProto = 'tcp' | 'udp' | 'icmp' | 'any';
+export type PolicyProto = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'any';
 export const TIERS = ['admin', 'network', 'service'] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -69,9 +72,16 @@ export class PolicyError extends OverlayError {
   }
 }
 
-/** A CIDR as numbers: the network address (unsigned) and the prefix length. */
+/** An IPv4 CIDR as numbers: the network address (unsigned) and the prefix length. */
 export interface Cidr4 {
   base: number;
+  prefix: number;
+}
+
+/** A CIDR of either family: the network address as an unsigned integer (32 or 128 bits) and the prefix length. */
+export interface Cidr {
+  family: 4 | 6;
+  value: bigint;
   prefix: number;
 }
 
@@ -81,9 +91,9 @@ export interface NormalRule {
   tier: Tier;
   action: PolicyAction;
   /** undefined: any address. */
-  from: { groups: string[]; cidrs: Cidr4[] } | undefined;
-  to: { groups: string[]; cidrs: Cidr4[] } | undefined;
-  /** 0 = any, else the IP protocol number (1, 6, 17). */
+  from: { groups: string[]; cidrs: Cidr[] } | undefined;
+  to: { groups: string[]; cidrs: Cidr[] } | undefined;
+  /** 0 = any, else the IP protocol number (1, 6, 17, 58). */
   proto: number;
   /** Inclusive [lo, hi] pairs of destination ports (tcp/udp) or ICMP types; undefined = all. */
   ranges: number[] | undefined;
@@ -96,7 +106,7 @@ export interface NormalPolicy {
 }
 
 export const MAX_RULES = 1 << 20;
-const PROTO_NUMBER: Record<PolicyProto, number> = { any: 0, icmp: 1, tcp: 6, udp: 17 };
+const PROTO_NUMBER: Record<PolicyProto, number> = { any: 0, icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 
@@ -131,12 +141,38 @@ function maskText(a: number): string {
   return [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');
 }
 
+/** Parse an IPv4 (`a.b.c.d/n`) or IPv6 (`x::/n`) CIDR; host bits must be zero. */
+export function parseCidr(text: unknown, path: string): Cidr {
+  if (typeof text === 'string' && text.includes(':')) {
+    const slash = text.indexOf('/');
+    const addr = slash < 0 ? text : text.slice(0, slash);
+    const lenText = slash < 0 ? '128' : text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > 128) throw new PolicyError(path, `prefix length must be 0..128 in ${JSON.stringify(text.slice(0, 64))}`);
+    const prefix = Number(lenText);
+    let bytes: Uint8Array;
+    try {
+      const ip = parseIpAddress(addr);
+      if (ip.family !== 6) throw new Error('not IPv6');
+      bytes = ip.bytes;
+    } catch {
+      throw new PolicyError(path, `not an IPv6 address: ${JSON.stringify(text.slice(0, 64))}`);
+    }
+    let value = 0n;
+    for (const b of bytes) value = (value << 8n) | BigInt(b);
+    const host = (1n << BigInt(128 - prefix)) - 1n;
+    if ((value & host) !== 0n) throw new PolicyError(path, `host bits set in ${JSON.stringify(text)}`);
+    return { family: 6, value, prefix };
+  }
+  const c = parseCidr4(text, path);
+  return { family: 4, value: BigInt(c.base), prefix: c.prefix };
+}
+
 function selector(v: unknown, path: string): NormalRule['from'] {
   if (v === undefined) return undefined;
   if (!isObject(v)) throw new PolicyError(path, 'must be an object { groups?, cidrs? }');
   onlyKeys(v, ['groups', 'cidrs'], path);
   const groups: string[] = [];
-  const cidrs: Cidr4[] = [];
+  const cidrs: Cidr[] = [];
   if (v.groups !== undefined) {
     if (!Array.isArray(v.groups) || v.groups.length === 0) throw new PolicyError(`${path}.groups`, 'must be a non-empty list of group names (omit it to match any)');
     v.groups.forEach((g, i) => {
@@ -146,7 +182,7 @@ function selector(v: unknown, path: string): NormalRule['from'] {
   }
   if (v.cidrs !== undefined) {
     if (!Array.isArray(v.cidrs) || v.cidrs.length === 0) throw new PolicyError(`${path}.cidrs`, 'must be a non-empty list of CIDRs (omit it to match any)');
-    v.cidrs.forEach((c, i) => cidrs.push(parseCidr4(c, `${path}.cidrs[${i}]`)));
+    v.cidrs.forEach((c, i) => cidrs.push(parseCidr(c, `${path}.cidrs[${i}]`)));
   }
   if (groups.length === 0 && cidrs.length === 0) return undefined;
   return { groups, cidrs };
@@ -202,7 +238,7 @@ export function validatePolicy(p: unknown): NormalPolicy {
       ids.set(r.id, path);
       if (r.action !== 'allow' && r.action !== 'deny') throw new PolicyError(`${path}.action`, `must be allow or deny, got ${JSON.stringify(r.action)}`);
       const protoName = r.proto ?? 'any';
-      if (typeof protoName !== 'string' || !(protoName in PROTO_NUMBER)) throw new PolicyError(`${path}.proto`, `must be tcp, udp, icmp or any, got ${JSON.stringify(r.proto)}`);
+      if (typeof protoName !== 'string' || !(protoName in PROTO_NUMBER)) throw new PolicyError(`${path}.proto`, `must be tcp, udp, icmp, icmpv6 or any, got ${JSON.stringify(r.proto)}`);
       const proto = PROTO_NUMBER[protoName as PolicyProto];
       let ranges: number[] | undefined;
       if (r.ports !== undefined) {
@@ -210,7 +246,7 @@ export function validatePolicy(p: unknown): NormalPolicy {
         ranges = portRanges(r.ports, `${path}.ports`);
       }
       if (r.icmpTypes !== undefined) {
-        if (proto !== 1) throw new PolicyError(`${path}.icmpTypes`, 'icmpTypes need proto icmp');
+        if (proto !== 1 && proto !== 58) throw new PolicyError(`${path}.icmpTypes`, 'icmpTypes need proto icmp or icmpv6');
         ranges = icmpTypes(r.icmpTypes, `${path}.icmpTypes`);
       }
       if (r.log !== undefined && typeof r.log !== 'boolean') throw new PolicyError(`${path}.log`, 'must be true or false');
