@@ -94,7 +94,7 @@ async function manyFlows(from: TestHost, to: TestHost, address: string, port: nu
 }
 
 const FLOWS = 16;
-const BYTES = 4 << 20;
+const BYTES = 1 << 20;
 
 describe('openHost with two data-path workers per host', () => {
   let tb: Testbed;
@@ -112,9 +112,13 @@ describe('openHost with two data-path workers per host', () => {
     const [h1, h2, h3] = tb.hosts;
     // Hosts 1 and 2 know each other only; host 3 (one thread) knows both.
     const cfg = meshConfig([h1, h2]).map((c) => ({ ...c, workers: 2 }));
-    hosts.push(await WorkersHost.start(h1, cfg[0]), await WorkersHost.start(h2, cfg[1]));
-    third = await startVtep(h3, meshConfig([h1, h2, h3])[2]);
-    const [a, b] = hosts;
+    const started = [WorkersHost.start(h1, cfg[0]), WorkersHost.start(h2, cfg[1])];
+    const startedThird = startVtep(h3, meshConfig([h1, h2, h3])[2]);
+    // Every one that started is stopped by afterAll, even when another failed.
+    for (const p of started) void p.then((w) => hosts.push(w), () => undefined);
+    void startedThird.then((v) => (third = v), () => undefined);
+    const [a, b] = await Promise.all(started);
+    await startedThird;
     expect(await ping(h1, '198.19.0.2')).toBe(3);
 
     const r = await manyFlows(h1, h2, '198.19.0.2', 5001, FLOWS, BYTES);

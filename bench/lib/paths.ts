@@ -102,13 +102,13 @@ async function startVteps(hs: TestHost[], cfgs: HostConfig[]): Promise<PathUp> {
 }
 
 /** Our plain overlay; `offloads: false` is the before-figure for the TAP TSO/GRO change. */
-function ours(id: string, label: string, offloads: boolean): PathSpec {
+function ours(id: string, label: string, offloads: boolean, workers?: number): PathSpec {
   return {
     id,
     label,
     async up(tb) {
       const hs = pair(tb);
-      const cfgs = meshConfig(hs, [100]).map((c) => ({ ...c, tso: offloads, gro: offloads }));
+      const cfgs = meshConfig(hs, [100]).map((c) => ({ ...c, tso: offloads, gro: offloads, workers }));
       return startVteps(hs, cfgs);
     },
   };
@@ -116,6 +116,8 @@ function ours(id: string, label: string, offloads: boolean): PathSpec {
 
 export const ourPlain = ours('ours-plain', 'ours: plain VXLAN', true);
 export const ourPlainNoOffload = ours('ours-plain-no-offload', 'ours: plain, no TAP offloads', false);
+/** openHost with `workers: 2` (docs/multicore.md): a TAP queue, pipeline and socket per worker thread. */
+export const ourPlainWorkers = ours('ours-plain-2-workers', 'ours: plain, 2 workers', true, 2);
 
 export const wireguardGo: PathSpec = {
   id: 'wireguard-go',

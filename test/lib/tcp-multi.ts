@@ -22,16 +22,11 @@ if (mode === 'sink') {
   let done = 0;
   const server = createServer((sock) => {
     const h = createHash('sha256');
-    let n = 0;
-    sock.on('data', (d) => {
-      h.update(d);
-      n += d.length;
-    });
+    sock.on('data', (d) => h.update(d)).on('error', fail('sink'));
     sock.on('end', () => {
-      process.stdout.write(`DONE ${n} ${h.digest('hex')}\n`);
+      process.stdout.write(`DONE ${sock.bytesRead} ${h.digest('hex')}\n`);
       if (++done === count) process.stdout.write('', () => process.exit(0));
     });
-    sock.on('error', fail('sink'));
   });
   server.listen(port, address, () => process.stdout.write('LISTENING\n'));
 } else if (mode === 'source') {

@@ -17,18 +17,10 @@ import { hostOptions, type HostConfig } from './host-config.js';
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as HostConfig;
   const host = await openHost(hostOptions(cfg));
-  let closing = false;
-  const shutdown = async () => {
-    if (closing) return;
-    closing = true;
-    try {
-      await host.close();
-    } finally {
-      process.stdout.write('BYE\n', () => process.exit(0));
-    }
-  };
-  process.on('SIGTERM', () => void shutdown());
   const out = (s: string) => process.stdout.write(`${s}\n`);
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= host.close().finally(() => process.stdout.write('BYE\n', () => process.exit(0))));
+  process.once('SIGTERM', stop);
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => {
     const [cmd, ...rest] = line.trim().split(' ');
@@ -49,7 +41,7 @@ async function main(): Promise<void> {
       }
     })();
   });
-  rl.on('close', () => void shutdown());
+  rl.once('close', stop);
   out(`READY ${JSON.stringify({ port: host.transport.localPort, workers: host.workers })}`);
 }
 

@@ -182,6 +182,13 @@ export async function openWorkerHost(o: HostOptions, u: UnderlayInfo): Promise<H
   const each = (op: WorkerOp, args: unknown[]) => {
     for (const l of links) l.post({ t: 'op', op, args });
   };
+  /** Apply on the copy (throws on bad input, nothing posted), then post to every worker. */
+  const relay =
+    <A extends unknown[]>(op: WorkerOp, apply: (...a: A) => void) =>
+    (...a: A): void => {
+      apply(...a);
+      each(op, a);
+    };
   const statsNow = () => aggregate(links.map((l) => l.last));
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -199,40 +206,19 @@ export async function openWorkerHost(o: HostOptions, u: UnderlayInfo): Promise<H
     addStage: () => {
       throw new WorkersUnsupportedError('addStage');
     },
-    removeNetwork: (vni) => {
-      shadow.removeNetwork(vni);
-      each('removeNetwork', [vni]);
-    },
+    removeNetwork: relay('removeNetwork', shadow.removeNetwork.bind(shadow)),
     removeStage: (vni, name) => {
       const had = shadow.removeStage(vni, name);
       if (had) each('removeStage', [vni, name]);
       return had;
     },
     stages: (vni) => shadow.stages(vni),
-    setFdb: (vni, mac, vtep) => {
-      shadow.setFdb(vni, mac, vtep);
-      each('setFdb', [vni, mac, vtep]);
-    },
-    deleteFdb: (vni, mac) => {
-      shadow.deleteFdb(vni, mac);
-      each('deleteFdb', [vni, mac]);
-    },
-    setNeighbour: (vni, ip, mac) => {
-      shadow.setNeighbour(vni, ip, mac);
-      each('setNeighbour', [vni, ip, mac]);
-    },
-    deleteNeighbour: (vni, ip) => {
-      shadow.deleteNeighbour(vni, ip);
-      each('deleteNeighbour', [vni, ip]);
-    },
-    addFloodVtep: (vni, vtep) => {
-      shadow.addFloodVtep(vni, vtep);
-      each('addFloodVtep', [vni, vtep]);
-    },
-    removeFloodVtep: (vni, vtep) => {
-      shadow.removeFloodVtep(vni, vtep);
-      each('removeFloodVtep', [vni, vtep]);
-    },
+    setFdb: relay('setFdb', shadow.setFdb.bind(shadow)),
+    deleteFdb: relay('deleteFdb', shadow.deleteFdb.bind(shadow)),
+    setNeighbour: relay('setNeighbour', shadow.setNeighbour.bind(shadow)),
+    deleteNeighbour: relay('deleteNeighbour', shadow.deleteNeighbour.bind(shadow)),
+    addFloodVtep: relay('addFloodVtep', shadow.addFloodVtep.bind(shadow)),
+    removeFloodVtep: relay('removeFloodVtep', shadow.removeFloodVtep.bind(shadow)),
     // Static entries; learned ones live in the worker that learned them (fdbPerWorker).
     fdb: (vni) => shadow.fdb(vni),
     stats: () => statsNow().dataplane,
