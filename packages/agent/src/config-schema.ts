@@ -185,7 +185,14 @@ export function configSchema(): Schema {
       description: 'VXLAN-GBP: the Group Policy ID of each group, the same on every host; an address sends the ID of its first group that has one',
     },
   }, ['network', 'defaultAction']);
-  const pki = obj({ ca: str(), cert: str(), key: str(), joinToken: str() }, [], { description: 'node certificate files and join token (@overlay/pki)' });
+  const pki = obj({
+    ca: str({ description: 'trust file: one or two CA certificates (PEM; two during a CA rollover)' }),
+    cert: str({ description: 'this node\'s certificate (PEM)' }),
+    key: str({ description: 'this node\'s Ed25519 identity key (PEM seed): it signs the node\'s records' }),
+    joinToken: str({ description: 'with joinServer: when cert is missing, obtain ca, cert and key at start (agent join)' }),
+    joinServer: fmt('overlay-hostport', 'the signer answering joins (agent ca serve)'),
+    prefixes: list(fmt('overlay-cidr'), { description: 'overlay prefixes asked for at join (the signer checks them)' }),
+  }, ['ca', 'cert', 'key'], { description: 'admission by CA-signed node certificates (@overlay/pki, docs/pki.md)' });
   const store = obj({
     kind: { enum: ['gossip', 'etcd'] },
     endpoints: list(str(), { minItems: 1, description: 'etcd client URLs' }),

@@ -100,8 +100,20 @@ export interface PolicyConfig {
   groupIds: Record<string, number>;
 }
 export type StoreConfig = { kind: 'gossip' } | { kind: 'etcd'; endpoints: string[]; prefix: string };
-/** Placeholder shape agreed with @overlay/pki: file paths and the join token (never logged). */
-export interface PkiConfig { ca?: string; cert?: string; key?: string; joinToken?: string }
+/**
+ * Admission by certificate (@overlay/pki, docs/pki.md): the trust file (one or two CA
+ * certificates), this node's certificate and identity key; with `joinToken` and `joinServer`,
+ * missing files are obtained at start by a token join. The join token is never logged.
+ */
+export interface PkiConfig {
+  ca: string;
+  cert: string;
+  key: string;
+  joinToken?: string;
+  joinServer?: { ip: string; port: number };
+  /** Overlay prefixes asked for at join (CIDR text). */
+  prefixes: string[];
+}
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type LogFormat = 'json' | 'pretty';
 

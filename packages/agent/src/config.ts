@@ -82,11 +82,15 @@ function hostSettings(name: string, h: { v: Doc; at: (k: string) => string }, p:
       if (b.length !== 64 || b.toString('base64') !== text.replace(/\s/g, '')) p.add(at('signingKeyFile'), 'must hold base64 of 64 bytes');
       else signingKey = b;
     }
-  } else p.add(at('signingKey'), 'required (or signingKeyFile): run `agent keygen`');
+  } else if (v.pki === undefined) p.add(at('signingKey'), 'required (or signingKeyFile, or pki): run `agent keygen`');
+  if (v.pki !== undefined && (v.signingKey !== undefined || v.signingKeyFile !== undefined)) p.add(at('pki'), 'pki.key is this node\'s signing key: remove signingKey/signingKeyFile');
+  if (v.pki !== undefined && v.wireguard === undefined) p.add(at('pki'), 'needs wireguard: a certificate admits the WireGuard key the tunnel uses');
+  if (v.pki !== undefined && (v.pki.joinToken === undefined) !== (v.pki.joinServer === undefined)) p.add(`${at('pki')}/${v.pki.joinToken === undefined ? 'joinToken' : 'joinServer'}`, 'joinToken and joinServer go together');
   const enc = (v.encryption ?? {}) as Doc;
   const insecure = enc.insecure ?? false;
   const clusterKeys = (enc.clusterKeys ?? []) as string[];
-  if (clusterKeys.length === 0 && !insecure) p.add(`${at('encryption')}/clusterKeys`, 'at least one cluster key is required (or encryption.insecure: true for tests)');
+  // With pki, gossip without cluster keys is sealed with keys derived from the trusted CAs (pki-run.ts).
+  if (clusterKeys.length === 0 && !insecure && v.pki === undefined) p.add(`${at('encryption')}/clusterKeys`, 'at least one cluster key is required (or pki, or encryption.insecure: true for tests)');
   if (clusterKeys.length > 0 && insecure) p.add(`${at('encryption')}/insecure`, 'cannot be true with clusterKeys: choose one');
   const dns = v.dns === undefined ? undefined : { listen: parseHostPort(v.dns.listen ?? '127.0.0.11:53', 53), forward: v.dns.forward ?? true };
   const metrics = v.metrics === undefined ? undefined : { listen: parseHostPort(v.metrics.listen ?? DEFAULT_METRICS_LISTEN, 9464) };
@@ -98,7 +102,7 @@ function hostSettings(name: string, h: { v: Doc; at: (k: string) => string }, p:
     wireguard: v.wireguard === undefined ? undefined : { privateKey: v.wireguard.privateKey as string },
     controlSocket: (v.controlSocket ?? `/run/overlay-agent-${name}.sock`) as string,
     log: { level: v.log?.level ?? 'info', format: v.log?.format },
-    pki: v.pki as PkiConfig | undefined,
+    pki: v.pki === undefined ? undefined : ({ ca: v.pki.ca, cert: v.pki.cert, key: v.pki.key, joinToken: v.pki.joinToken, joinServer: v.pki.joinServer === undefined ? undefined : parseHostPort(v.pki.joinServer, 7950), prefixes: v.pki.prefixes ?? [] } satisfies PkiConfig),
   };
 }
 
@@ -192,7 +196,7 @@ export function summarizeConfig(c: AgentConfig): string {
   const hp = (a: { ip: string; port: number }) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
   const nets = c.networks.map((n) => `${n.name}/${n.vni}${n.device ? ` on ${n.device}` : ''} ${plural(n.endpoints.length, 'endpoint')}${n.resolver && (c.services.length || c.dns) ? `, resolver ${n.resolver}` : ''}`);
   const svcs = c.services.map((v) => `${v.name}@${v.network} ${plural(v.instances.length, 'instance')}`);
-  const enc = c.insecure ? 'gossip UNENCRYPTED' : `${plural(c.clusterKeys.length, 'cluster key')}`;
+  const enc = c.insecure ? 'gossip UNENCRYPTED' : c.clusterKeys.length === 0 && c.pki ? 'gossip keys from the trusted CAs' : `${plural(c.clusterKeys.length, 'cluster key')}`;
   const pol = c.policies.length ? `, ${plural(c.policies.length, 'policy')}`.replace('policys', 'policies') : '';
-  return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}${svcs.length ? `, ${plural(svcs.length, 'service')} (${svcs.join('; ')})` : ''}${pol}`;
+  return `${c.name}: advertise ${hp(c.advertise)}, vtep ${hp({ ip: c.vtep, port: c.vtepPort })}, ${plural(c.seeds.length, 'seed')}, ${enc}, wireguard ${c.wireguard ? 'on' : 'off'}${c.pki ? ', pki on' : ''}, ${plural(c.networks.length, 'network')}${nets.length ? ` (${nets.join('; ')})` : ''}${svcs.length ? `, ${plural(svcs.length, 'service')} (${svcs.join('; ')})` : ''}${pol}`;
 }
