@@ -381,7 +381,7 @@ export class Agent {
     }
   }
 
-  /** Members a revocation or expiry evicted: no tunnel peer, no records (withdrawn), at once. */
+  /** Members a revocation or expiry evicted: no tunnel peer, no records, at once. */
   private evict(names: string[]): void {
     for (const name of names) {
       const m = this.membership.get(name);
@@ -393,9 +393,9 @@ export class Agent {
         }
       }
     }
+    // Their records leave the table now (effects undone); copies arriving later are not_admitted.
     const gone = new Set(names);
-    const out = [...this.table.records()].filter((r) => gone.has(r.owner) && !r.deleted && !(this.pki && r.kind === this.pki.revocationKind.code));
-    for (const r of out) this.table.withdraw(r.kind, r.network, r.id, r.owner);
+    this.table.reap(Infinity, (owner) => gone.has(owner));
   }
 
   /**

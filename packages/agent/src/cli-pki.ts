@@ -6,6 +6,7 @@
  *   agent cert sign --dir DIR --name NAME --sign-key B64 --wg-key B64 [--prefix CIDR]... [--group G]... [--days N] --out FILE
  *   agent token create|rotate --dir DIR [--group G]... [--within CIDR]... [--days N]
  *   agent join --token TOKEN --server HOST:PORT --name NAME [--prefix CIDR]... [--wg-public B64] --out DIR
+ *   agent revoke --dir DIR (--sign-key B64 | --wg-key B64 | --ca-digest HEX | --cert FILE) [--reason TEXT] --socket PATH
  *
  * Files: DIR/ca.crt (PEM), DIR/ca.key (the CA's Ed25519 seed, PEM, mode 0600), DIR/token.json
  * (the join secret and what it grants, mode 0600), DIR/issued.json (names issued, each to one
@@ -13,6 +14,9 @@
  * (0600), OUT/ca.crt (the pinned CA) and, when no --wg-public is given, OUT/wg.key (a new
  * WireGuard private key, base64, 0600). Key files are never overwritten. Nothing prints a key;
  * `token create|rotate` print the token (it holds the secret: that is its purpose).
+ *
+ * `revoke` signs a revocation with DIR's CA and hands it to the running agent at PATH (control
+ * socket), which applies it at once and spreads it to every host as a record (pki-admission.ts).
  *
  * Exit codes as the rest of the CLI: 0 ok, 1 runtime failure, 2 usage.
  */
@@ -22,20 +26,23 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import {
   DAY_MS, JoinSigner, PkiError, createCa, decodePem, describeCert, encodePem, formatPrefix, generateSigningKey, generateWireGuardKey,
-  parseCa, parsePrefix, publicOfSeed, requestJoin, serveJoin, signCert, type CaKeyPair,
+  createRevocation, parseCa, parseCert, parsePrefix, publicOfSeed, requestJoin, serveJoin, signCert, type CaKeyPair, type PkiErrorCode, type RevocationKindName,
 } from '@overlay/pki';
+import { queryControl } from './runtime.js';
 
 export const PKI_USAGE = {
   ca: 'agent ca init --dir DIR --name NAME [--days N]\n  Create a CA (DIR/ca.crt, DIR/ca.key); print its digest.\nagent ca serve --dir DIR --listen HOST:PORT\n  Answer joins with DIR\'s CA and token (a rotated token applies within 1 s).',
   cert: 'agent cert sign --dir DIR --name NAME --sign-key B64 --wg-key B64 [--prefix CIDR]... [--group G]... [--days N] --out FILE\n  Issue a node certificate (default 7 days).',
   token: 'agent token create|rotate --dir DIR [--group G]... [--within CIDR]... [--days N]\n  Create or replace the join secret; print the token OVL1-<CA digest>-<secret>.',
   join: 'agent join --token TOKEN --server HOST:PORT --name NAME [--prefix CIDR]... [--wg-public B64] --out DIR\n  Get a certificate from a signer; write DIR/node.crt, node.key, ca.crt (and wg.key).',
+  revoke: 'agent revoke --dir DIR (--sign-key B64 | --wg-key B64 | --ca-digest HEX | --cert FILE) [--reason TEXT] --socket PATH\n  Sign a revocation with DIR\'s CA; the running agent at PATH applies it and spreads it to every host.',
 } as const;
 
 const OPTIONS = {
   dir: { type: 'string' }, name: { type: 'string' }, days: { type: 'string' }, listen: { type: 'string' }, out: { type: 'string' },
   'sign-key': { type: 'string' }, 'wg-key': { type: 'string' }, 'wg-public': { type: 'string' }, token: { type: 'string' }, server: { type: 'string' },
   prefix: { type: 'string', multiple: true }, group: { type: 'string', multiple: true }, within: { type: 'string', multiple: true },
+  'ca-digest': { type: 'string' }, cert: { type: 'string' }, reason: { type: 'string' }, socket: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 const ALLOWED: Record<string, readonly string[]> = {
@@ -45,7 +52,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'token create': ['dir', 'group', 'within', 'days'],
   'token rotate': ['dir'],
   join: ['token', 'server', 'name', 'prefix', 'wg-public', 'out'],
+  revoke: ['dir', 'sign-key', 'wg-key', 'ca-digest', 'cert', 'reason', 'socket'],
 };
+const SINGLE = new Set(['join', 'revoke']);
 
 class UsageError extends Error {}
 const need = (v: string | undefined, opt: string): string => {
@@ -117,9 +126,9 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
     out(`usage: ${PKI_USAGE[top]}\nExit codes: 0 ok, 1 runtime failure (the message starts with the error's code), 2 usage.\n`);
     return 0;
   }
-  const cmd = top === 'join' ? 'join' : `${top} ${positionals[1] ?? ''}`;
+  const cmd = SINGLE.has(top) ? top : `${top} ${positionals[1] ?? ''}`;
   if (!ALLOWED[cmd]) return usage(`unknown command \`agent ${positionals.join(' ')}\``);
-  if (positionals.length > (top === 'join' ? 1 : 2)) return usage(`unexpected argument ${JSON.stringify(positionals.at(-1))}`);
+  if (positionals.length > (SINGLE.has(top) ? 1 : 2)) return usage(`unexpected argument ${JSON.stringify(positionals.at(-1))}`);
   const extra = Object.keys(values).find((k) => values[k] !== undefined && !ALLOWED[cmd].includes(k));
   if (extra) return usage(`--${extra} is not an option of \`agent ${cmd}\``);
   const s = (k: string) => values[k] as string | undefined;
@@ -201,6 +210,27 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         create(join(dir, 'node.crt'), encodePem('CERTIFICATE', cert.bytes));
         writeFileSync(join(dir, 'ca.crt'), encodePem('CERTIFICATE', ca.bytes));
         out(`${describeCert(cert)}\n`);
+        return 0;
+      }
+      case 'revoke': {
+        const ca = loadCa(need(s('dir'), 'dir'));
+        const socket = need(s('socket'), 'socket');
+        const given = (['sign-key', 'wg-key', 'ca-digest', 'cert'] as const).filter((k) => s(k) !== undefined);
+        if (given.length !== 1) throw new UsageError('give exactly one of --sign-key, --wg-key, --ca-digest, --cert');
+        const what = given[0];
+        let target: { kind: RevocationKindName; key: Uint8Array };
+        if (what === 'ca-digest') {
+          if (!/^[0-9a-f]{64}$/.test(s(what)!)) throw new UsageError('--ca-digest must be 64 hex digits');
+          target = { kind: 'ca', key: new Uint8Array(Buffer.from(s(what)!, 'hex')) };
+        } else if (what === 'cert') {
+          const [bytes] = decodePem('CERTIFICATE', readFileSync(s(what)!, 'utf8'));
+          if (!bytes) throw new PkiError('malformed', `${s(what)} holds no certificate`);
+          target = { kind: 'signKey', key: parseCert(bytes).signKey };
+        } else target = { kind: what === 'wg-key' ? 'wgKey' : 'signKey', key: b64key(s(what)!, what) };
+        const rev = createRevocation(ca, { ...target, now, reason: s('reason') });
+        const a = (await queryControl(socket, 10_000, `revoke ${Buffer.from(rev.bytes).toString('base64')}`)) as { ok?: boolean; evicted?: string[]; error?: string; code?: string };
+        if (!a.ok) throw new PkiError((a.code as PkiErrorCode | undefined) ?? 'invalid_argument', `the agent refused the revocation: ${a.error ?? 'no answer'}`);
+        out(`revoked ${target.kind} ${target.kind === 'ca' ? Buffer.from(target.key).toString('hex') : Buffer.from(target.key).toString('base64')}; evicted here: ${a.evicted!.length ? a.evicted!.join(', ') : 'none'}\n`);
         return 0;
       }
     }

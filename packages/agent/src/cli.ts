@@ -27,6 +27,7 @@ import { LiveConfig } from './apply.js';
 import { applyCommand, controlCommand, explainCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, serveMetrics } from './metrics.js';
+import { preparePki, revokeCommand } from './pki-run.js';
 
 export { formatStatus } from './status.js';
 
@@ -86,11 +87,14 @@ export function configLogger(cfg: AgentConfig): Logger {
  * has no field for (tests: e.g. `recordExtension`).
  */
 export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg), extra: Partial<AgentOptions> = {}) {
+  let wgPublic: string | undefined;
+  if (cfg.wireguard) wgPublic = (await import('@overlay/crypto')).publicKeyOf(cfg.wireguard.privateKey);
+  // `pki:`: join if asked, then our certificate, identity key and gossip keys (pki-run.ts).
+  const pki = cfg.pki ? await preparePki(cfg, wgPublic) : undefined;
+  for (const note of pki?.notes ?? []) log.info({ pki: note }, 'pki');
   const plane = await openDataplane(cfg);
   const io = createRealIo(cfg.listen);
   const services = new ServicesRuntime(cfg, log);
-  let wgPublic: string | undefined;
-  if (cfg.wireguard) wgPublic = (await import('@overlay/crypto')).publicKeyOf(cfg.wireguard.privateKey);
   // Config `store: {kind: etcd}`: our records also go to etcd and everyone's come from it (store-bridge.ts).
   let bridge: StoreBridge | undefined;
   const agent = new Agent({
@@ -102,8 +106,9 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     advertise: cfg.advertise,
     vtep: cfg.vtep,
     vtepPort: cfg.vtepPort,
-    signingKey: cfg.signingKey,
-    sealer: cfg.clusterKeys.length ? new Keyring(cfg.clusterKeys) : new PlainSealer(),
+    signingKey: pki?.signingKey ?? cfg.signingKey,
+    sealer: pki?.sealer ?? (cfg.clusterKeys.length ? new Keyring(cfg.clusterKeys) : new PlainSealer()),
+    pki: pki?.pki,
     config: PRESETS[cfg.profile],
     clock: realClock,
     packets: io,
@@ -147,7 +152,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     for (const [k, v] of Object.entries(io.drops.snapshot())) st.drops[`stream.${k}`] = v;
     const host = plane?.host;
     return { ...st, peers: withPeerTraffic(st.peers, host?.tunnel), services: services.status(), dataplane: host && dataplaneStatus(host, cfg.networks), local: local(), store: bridge && { kind: 'etcd', counters: bridge.counters, drops: bridge.drops } };
-  }, (line) => controlCommand(live, line));
+  }, (line) => (line.startsWith('revoke ') ? revokeCommand(agent, line) : controlCommand(live, line)));
   const metrics = cfg.metrics
     ? await serveMetrics(cfg.metrics.listen, createMetrics({ agent, io, host: plane?.host, services, networks: cfg.networks, policy: () => live.filters, store: () => bridge && { counters: { ...bridge.counters }, drops: { ...bridge.drops } } }), log).catch(async (e: unknown) => {
         // Nothing half-started: the port is taken or not ours, so undo what runAgent opened.

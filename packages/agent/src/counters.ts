@@ -36,6 +36,13 @@ export const AGENT_DROP_REASONS = [
   'pushpull_replayed',
   'pushpull_old_session',
   'pushpull_state_too_big',
+  // admission by certificate (pki-admission.ts; only with `pki:`): the refusal's code is counted
+  // in the PKI counters (PKI_EVENTS) as well
+  'member_not_admitted',
+  'gossip_not_admitted',
+  'record_not_admitted',
+  'record_claim_refused',
+  'record_revocation_invalid',
 ] as const;
 export type AgentDropReason = (typeof AGENT_DROP_REASONS)[number];
 

@@ -602,5 +602,5 @@ function snapshot(m: MemberRec): Member {
 }
 
 export function metaEqual(a: NodeMeta, b: NodeMeta): boolean {
-  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0;
+  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0 && Buffer.compare(Buffer.from(a.cert ?? []), Buffer.from(b.cert ?? [])) === 0;
 }

@@ -53,6 +53,11 @@ interface Family {
   samples(s: Snapshot): Iterable<Sample>;
 }
 
+/** Admission counters (pki-admission.ts) as pki_<event>; none without pki. */
+function pkiCounters(agent: { pki?: { counters: { snapshot(): Record<string, number> } } }): Record<string, number> {
+  return Object.fromEntries(Object.entries(agent.pki?.counters.snapshot() ?? {}).map(([k, v]) => [`pki_${k}`, v]));
+}
+
 /** Samples `{[label]: name} value` of a counter record (a CounterSet snapshot or a stats object). */
 function* record(label: string, r: Record<string, number> | undefined, extra: Labels = {}): Iterable<Sample> {
   for (const [k, v] of Object.entries(r ?? {})) if (typeof v === 'number') yield [{ ...extra, [label]: k }, v];
@@ -100,7 +105,7 @@ export const FAMILIES: readonly Family[] = [
   c('overlay_agent_drops_total', 'Gossip datagrams, push-pull exchanges and records the agent refused, by reason (AGENT_DROP_REASONS).', ['reason'], (s) => record('reason', s.src.agent.drops.snapshot())),
   c('overlay_agent_stream_drops_total', 'Push-pull TCP streams refused or cut, by reason (STREAM_DROP_REASONS).', ['reason'], (s) => record('reason', s.src.io?.drops.snapshot())),
   c('overlay_agent_gossip_total', 'Gossip traffic and work: packets and bytes sent and received, push-pulls, records applied, join attempts.', ['counter'], (s) => record('counter', s.src.agent.counters.snapshot())),
-  c('overlay_agent_membership_total', 'SWIM membership events: probes, failed probes, suspicions, members declared dead, refutations, ...', ['counter'], (s) => record('counter', s.src.agent.membership.counters.snapshot())),
+  c('overlay_agent_membership_total', 'SWIM membership events: probes, failed probes, suspicions, members declared dead, refutations, ...; with pki, admission as pki_<event> (PKI_EVENTS: admitted, refused_<code>, evicted_revoked, ...)', ['counter'], (s) => record('counter', { ...s.src.agent.membership.counters.snapshot(), ...pkiCounters(s.src.agent) })),
   g('overlay_agent_members', 'Members known to this agent, by state.', ['state'], function* (s) {
     const by: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
     for (const m of s.status.members) by[m.state] = (by[m.state] ?? 0) + 1;

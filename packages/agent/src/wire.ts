@@ -39,6 +39,8 @@ export interface NodeMeta {
   wgPort: number;
   pmin: number;
   pmax: number;
+  /** The node's certificate (@overlay/pki) when the cluster admits by certificate; absent or empty otherwise. */
+  cert?: Uint8Array;
 }
 export interface AliveMsg { name: string; incarnation: number; ip: string; port: number; meta: NodeMeta }
 export interface SuspectMsg { name: string; incarnation: number; from: string }
@@ -133,7 +135,10 @@ const str = (v: unknown): string => (v as string | undefined) ?? '';
 const u32 = (v: unknown): number => (v as number | undefined) ?? 0;
 
 function normMeta(m: Record<string, unknown> | null | undefined): NodeMeta {
-  return { signKey: bytes(m?.signKey), vtep: str(m?.vtep), vtepPort: u32(m?.vtepPort), wgKey: str(m?.wgKey), wgPort: u32(m?.wgPort), pmin: u32(m?.pmin), pmax: u32(m?.pmax) };
+  const meta: NodeMeta = { signKey: bytes(m?.signKey), vtep: str(m?.vtep), vtepPort: u32(m?.vtepPort), wgKey: str(m?.wgKey), wgPort: u32(m?.wgPort), pmin: u32(m?.pmin), pmax: u32(m?.pmax) };
+  const cert = bytes(m?.cert);
+  if (cert.length > 0) meta.cert = cert;
+  return meta;
 }
 function normAlive(a: Record<string, unknown>): AliveMsg {
   return { name: str(a.name), incarnation: u32(a.incarnation), ip: str(a.ip), port: u32(a.port), meta: normMeta(a.meta as Record<string, unknown>) };

@@ -1,0 +1,94 @@
+/**
+ * What `runAgent` does with the config's `pki:` section before the agent starts (docs/pki.md,
+ * "Agent wiring"):
+ *
+ * - When the certificate file is missing and `joinToken`/`joinServer` are given, join: a new
+ *   Ed25519 identity, the config's WireGuard key, the prefixes asked for; writes `key` (0600),
+ *   `cert`, and `ca` (the CA the token pins) when absent. Transport failures are tried again (at
+ *   most JOIN_ATTEMPTS times); a refusal (bad_secret, wrong_issuer, ...) is not.
+ * - Loads the trust file (one or two CA certificates), the certificate and the identity key, and
+ *   checks the certificate now: it must verify and be for this node's name, identity key (the
+ *   record-signing key) and WireGuard key — else a PkiError and the agent does not start.
+ * - The gossip keyring: the config's cluster keys, or without them one key per trusted CA derived
+ *   from its digest (the first CA in the trust file seals, every one opens: a CA rollover lists the
+ *   old CA first until every host trusts both). Derived keys keep out hosts of other clusters,
+ *   not anyone holding the public CA certificate: admission is the certificates'.
+ *
+ * `revokeCommand` is the control socket's `revoke <base64>` (`agent revoke`).
+ */
+import nacl from 'tweetnacl';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { PkiError, TrustedCas, checkCert, decodePem, encodePem, generateSigningKey, publicOfSeed, requestJoin, sha256 } from '@overlay/pki';
+import type { AgentConfig } from './config-types.js';
+import type { Agent } from './agent.js';
+import { Keyring } from './keyring.js';
+import type { PkiOptions } from './pki-admission.js';
+
+export const JOIN_ATTEMPTS = 10;
+const JOIN_RETRY_MS = 1000;
+const SEAL_LABEL = new TextEncoder().encode('overlay-agent-gossip-v1\u0000');
+
+export interface PkiStart {
+  /** The agent's record-signing key (tweetnacl 64-byte secret key) from the identity key file. */
+  signingKey: Uint8Array;
+  pki: PkiOptions;
+  /** The config's cluster keys, or keys derived from the trusted CAs. */
+  sealer: Keyring;
+  /** Notes for the log: joined, CA expiring. */
+  notes: string[];
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
+const readPem = (path: string, label: string): Uint8Array[] => decodePem(label, readFileSync(path, 'utf8'));
+
+/** Join, load and check; throws PkiError (code) when this node cannot take part. */
+export async function preparePki(cfg: AgentConfig, wgPublicB64: string | undefined, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<PkiStart> {
+  const p = cfg.pki!;
+  if (!wgPublicB64) throw new PkiError('invalid_argument', 'pki needs wireguard: the certificate admits the tunnel key');
+  const wgKey = new Uint8Array(Buffer.from(wgPublicB64, 'base64'));
+  const notes: string[] = [];
+  if (!existsSync(p.cert) && p.joinToken && p.joinServer) {
+    if (existsSync(p.key)) throw new PkiError('invalid_argument', `${p.key} exists but ${p.cert} does not; a key is never overwritten (remove it to join again)`);
+    const id = generateSigningKey();
+    let got: Awaited<ReturnType<typeof requestJoin>> | undefined;
+    for (let attempt = 1; !got; attempt++) {
+      try {
+        got = await requestJoin({ host: p.joinServer.ip, port: p.joinServer.port, token: p.joinToken, keys: { signSeed: id.seed, signKey: id.publicKey, wgKey }, name: cfg.name, prefixes: p.prefixes });
+      } catch (e) {
+        if (!(e instanceof PkiError) || e.code !== 'transport' || attempt >= JOIN_ATTEMPTS) throw e;
+        await sleep(JOIN_RETRY_MS);
+      }
+    }
+    writeFileSync(p.key, encodePem('ED25519 PRIVATE KEY', id.seed), { flag: 'wx', mode: 0o600 });
+    writeFileSync(p.cert, encodePem('CERTIFICATE', got.cert.bytes), { flag: 'wx' });
+    if (!existsSync(p.ca)) writeFileSync(p.ca, encodePem('CERTIFICATE', got.ca.bytes), { flag: 'wx' });
+    notes.push(`joined through ${p.joinServer.ip}:${p.joinServer.port}`);
+  }
+  const cas = readPem(p.ca, 'CERTIFICATE');
+  if (cas.length < 1 || cas.length > 2) throw new PkiError('malformed', `${p.ca}: a trust file holds one or two CA certificates, found ${cas.length}`);
+  const trusted = new TrustedCas(cas);
+  const [certBytes] = readPem(p.cert, 'CERTIFICATE');
+  const [seed] = readPem(p.key, 'ED25519 PRIVATE KEY');
+  if (!certBytes) throw new PkiError('malformed', `${p.cert} holds no certificate`);
+  if (!seed || seed.length !== 32) throw new PkiError('malformed', `${p.key} holds no Ed25519 key`);
+  const r = checkCert(certBytes, trusted, Date.now());
+  if (!r.ok) throw new PkiError(r.code, `${p.cert}: ${r.message}`);
+  if (r.cert.name !== cfg.name) throw new PkiError('invalid_argument', `${p.cert} is for ${JSON.stringify(r.cert.name)}, not this node (${cfg.name})`);
+  if (!same(r.cert.signKey, publicOfSeed(seed))) throw new PkiError('invalid_argument', `${p.cert} is not for the identity key in ${p.key}`);
+  if (!same(r.cert.wgKey, wgKey)) throw new PkiError('invalid_argument', `${p.cert} is not for this node's WireGuard key`);
+  for (const w of r.warnings) notes.push(`warning: ${w.code}`);
+  const sealKeys = cfg.clusterKeys.length ? cfg.clusterKeys : trusted.list().map((ca) => sha256(SEAL_LABEL, ca.digest));
+  // The trust file's order decides the sealing key (TrustedCas keeps insertion order).
+  return { signingKey: nacl.sign.keyPair.fromSeed(seed).secretKey, pki: { trusted, cert: r.cert.bytes }, sealer: new Keyring(sealKeys), notes };
+}
+
+/** The control socket's `revoke <base64 Revocation>`: apply and spread it; answers the members evicted here. */
+export function revokeCommand(agent: Agent, line: string): { ok: true; evicted: string[] } | { error: string; code?: string } {
+  try {
+    const bytes = new Uint8Array(Buffer.from(line.slice('revoke '.length).trim(), 'base64'));
+    return { ok: true, ...agent.revoke(bytes) };
+  } catch (e) {
+    const err = e as { message?: string; code?: string };
+    return { error: err.message ?? String(e), code: err.code };
+  }
+}
