@@ -12,7 +12,6 @@ import {
   createDataplane,
   type BatchSink,
   type Dataplane,
-  type DataplaneStats,
   type FdbEntry,
   type FrameDevice,
   type PacketBatch,
@@ -65,6 +64,7 @@ class WorkerLink {
       w.on('message', (m: FromWorker) => {
         if (m.t === 'ready') {
           clearTimeout(t);
+          this.last = m.stats;
           resolve(m);
         } else if (m.t === 'failed') {
           clearTimeout(t);
@@ -126,17 +126,9 @@ function nullDevice(name: string, mtu: number): FrameDevice {
 }
 const nullTransport = (port: number): Transport => ({ localPort: port, start: () => undefined, send: () => 0, close: async () => undefined });
 
-const EMPTY: HostStats = {
-  dataplane: { inside: {}, outside: {}, drops: {}, stages: {} } as unknown as DataplaneStats,
-  transport: {} as HostStats['transport'],
-  devices: {},
-  tso: {},
-  gro: {},
-  pool: { available: 0, exhausted: 0 },
-};
-
+/** The workers' counters summed, with each worker's beside them (a worker reports first in its `ready`). */
 function aggregate(parts: ReadonlyArray<HostStats | undefined>): HostStats {
-  const each = parts.map((p) => p ?? EMPTY);
+  const each = parts.filter((p): p is HostStats => p !== undefined);
   return { ...sumStats(each), workers: each };
 }
 

@@ -94,7 +94,7 @@ function main(): void {
     return;
   }
   const t = r.transport;
-  post({ t: 'ready', port: t.localPort, sourcePorts: t.tx.map((s) => s.localPort), taps: r.taps.map((x) => x.name), mtus: r.taps.map((x) => x.mtu) });
+  post({ t: 'ready', port: t.localPort, sourcePorts: t.tx.map((s) => s.localPort), taps: r.taps.map((x) => x.name), mtus: r.taps.map((x) => x.mtu), stats: stats(r) });
   const timer = setInterval(() => post({ t: 'stats', id: 0, stats: stats(r) }), STATS_PUSH_MS);
   const ops = new Set<string>(WORKER_OPS);
   port!.on('message', (m: ToWorker) => {

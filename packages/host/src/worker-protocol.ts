@@ -40,7 +40,7 @@ export type ToWorker =
   | { t: 'close'; id: number };
 
 export type FromWorker =
-  | { t: 'ready'; port: number; sourcePorts: number[]; taps: string[]; mtus: number[] }
+  | { t: 'ready'; port: number; sourcePorts: number[]; taps: string[]; mtus: number[]; stats: HostStats }
   | { t: 'failed'; error: WorkerErrorInfo }
   /** id 0: the periodic report. */
   | { t: 'stats'; id: number; stats: HostStats }
