@@ -158,7 +158,7 @@ export class Agent {
       pmax: PROTOCOL_MAX,
       ...(o.pki ? { cert: o.pki.cert } : {}),
     };
-    this.pki = o.pki && new AgentAdmission({ ...o.pki, self: o.name, clock: o.clock, drops: this.drops, evict: (names) => queueMicrotask(() => this.evict(names)) });
+    this.pki = o.pki && new AgentAdmission({ ...o.pki, self: o.name, clock: o.clock, drops: this.drops, evict: (names) => o.clock.setTimeout(() => this.evict(names), 0) });
     const selfAdmitted = this.pki?.admitSelf(meta);
     if (selfAdmitted && !selfAdmitted.ok) throw new PkiAdmissionError(selfAdmitted.code);
     const user = o.events;
