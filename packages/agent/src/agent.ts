@@ -19,6 +19,7 @@ import type { WireGuardDevice } from '@overlay/crypto';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
 import { addrKey } from './env.js';
 import { GossipQueues } from './gossip-queues.js';
+import { NetworkGossip } from './networks-gossip.js';
 import { Membership, type Member, type MembershipEvents } from './membership.js';
 import { type MembershipConfig, LAN } from './presets.js';
 import { type AgentCounters, type AgentDrops, createAgentCounters, createAgentDrops } from './counters.js';
@@ -103,6 +104,14 @@ export interface AgentOptions {
    * version that added fields would: for wire-compatibility tests only.
    */
   recordExtension?: Uint8Array;
+  /**
+   * 'network': take and spread endpoint and service records of our `networks` only, advertised in
+   * our meta (networks-gossip.ts); 'cluster': every record, as protocol 2. Default: 'network'
+   * when `networks` is given, else 'cluster'.
+   */
+  gossipScope?: 'network' | 'cluster';
+  /** Delta push-pull with peers that speak it (pushpull.ts); default true. */
+  deltaPushPull?: boolean;
   /** Admission by certificate (pki-admission.ts); absent: every cluster-key holder takes part. */
   pki?: PkiOptions;
 }
@@ -116,6 +125,8 @@ export class Agent {
   readonly table: RecordTable;
   /** Membership and record news, sharing each packet's budget fairly (gossip-queues.ts). */
   readonly queue: GossipQueues;
+  /** Which networks each member takes records of, and ours (networks-gossip.ts). */
+  readonly networkGossip: NetworkGossip;
   /** What the agent did: packets, bytes, exchanges, records applied, join attempts. */
   readonly counters: AgentCounters = createAgentCounters();
   /** Dropped packets, exchanges and records by reason (channel 'overlay.agent.drop'). */
@@ -148,7 +159,9 @@ export class Agent {
     this.queue = new GossipQueues({ retransmitMult: this.cfg.retransmitMult });
     this.program = new Programmer(o.dataplane);
     this.envelopes = new Envelopes({ name: o.name, session, clock: o.clock, sealer: o.sealer, maxPacketBytes: this.cfg.maxPacketBytes, maxClockSkewMs, drops: this.drops });
+    this.networkGossip = new NetworkGossip(o.name, o.gossipScope ? o.gossipScope === 'network' : o.networks !== undefined);
     const meta: NodeMeta = {
+      ...this.networkGossip.metaFields((o.networks ?? []).map((n) => n.name)),
       signKey: this.signPublic,
       vtep: o.vtep ?? o.advertise.ip,
       vtepPort: o.vtepPort ?? 4789,
@@ -194,7 +207,8 @@ export class Agent {
       name: o.name, session, clock: o.clock, random: this.random, sealer: o.sealer, streams: o.streams, maxClockSkewMs, membership: ms,
       intervalMs: this.cfg.pushPullIntervalMs, reconnectIntervalMs: o.reconnectIntervalMs ?? 30_000,
       drops: this.drops, counters: this.counters,
-      records: () => this.table.records(),
+      recordsFor: (peer) => this.networkGossip.recordsFor(this.table.records(), peer),
+      delta: o.deltaPushPull,
       // News that reached us only by push-pull (a joiner's records land at its seed this way) is
       // gossiped on like news from gossip, if it is fresh: versions are hybrid clocks in ms, so a
       // record signed within FRESH_RECORD_MS is recent news; older ones (a joiner's whole
@@ -313,7 +327,7 @@ export class Agent {
 
   /** Queue a record for gossip: its exact signed bytes, as received or signed. */
   private gossipRecord(r: SignedRecord): void {
-    this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }), '');
+    this.queue.queue(`r:${recordKey(r.kind, r.network, r.id)}`, encodeMessageField({ record: { body: r.body, sig: r.sig } }), this.networkGossip.queueOf(r));
   }
 
   // ---- packets -----------------------------------------------------------------------------
@@ -325,7 +339,7 @@ export class Agent {
     let room = this.envelopes.room(head);
     for (const f of fields) room -= f.length;
     const all = fields.slice();
-    this.queue.take(room, this.membership.aliveCount(), all);
+    this.queue.take(room, this.membership.aliveCount(), all, this.networkGossip.scopeFor(to));
     this.emit(to, head, all);
   }
 
@@ -369,6 +383,7 @@ export class Agent {
   // ---- members -----------------------------------------------------------------------------
 
   private memberChanged(m: Member): void {
+    this.networkGossip.index.update(m);
     this.table.ownerChanged(m);
     const t = this.o.tunnel;
     if (t && m.meta.wgKey && (!this.pki || this.pki.isAdmitted(m.name) || (m.state !== 'alive' && m.state !== 'suspect'))) {
@@ -423,10 +438,12 @@ export class Agent {
   private gossipRound(): void {
     if (this.queue.size === 0) return;
     const n = this.membership.aliveCount();
-    for (const to of this.membership.gossipTargets()) {
+    const ms = this.membership;
+    const targets = this.networkGossip.targets(ms.gossipTargets(), this.queue.networksWithNews(), this.cfg.gossipNodes, this.random, (name) => ms.get(name));
+    for (const to of targets) {
       const head = this.envelopes.header();
-      const fields = this.queue.take(this.envelopes.room(head), n);
-      if (fields.length === 0) break;
+      const fields = this.queue.take(this.envelopes.room(head), n, [], this.networkGossip.scopeFor(to));
+      if (fields.length === 0) continue;
       this.emit(to, head, fields);
     }
   }

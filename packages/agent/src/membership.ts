@@ -602,5 +602,13 @@ function snapshot(m: MemberRec): Member {
 }
 
 export function metaEqual(a: NodeMeta, b: NodeMeta): boolean {
-  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0 && Buffer.compare(Buffer.from(a.cert ?? []), Buffer.from(b.cert ?? [])) === 0;
+  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0 && Buffer.compare(Buffer.from(a.cert ?? []), Buffer.from(b.cert ?? [])) === 0 && sameNetworks(a, b);
+}
+
+/** Same per-network gossip scope (networks-gossip.ts): a node joining a network changes its meta. */
+function sameNetworks(a: NodeMeta, b: NodeMeta): boolean {
+  if ((a.scoped ?? false) !== (b.scoped ?? false)) return false;
+  const x = a.networks ?? [];
+  const y = b.networks ?? [];
+  return x.length === y.length && x.every((n, i) => n === y[i]);
 }

@@ -12,9 +12,14 @@ import protobuf from 'protobufjs';
 import { readFileSync } from 'node:fs';
 import { OverlayError } from '@overlay/dataplane';
 
-/** Oldest protocol version this build accepts, and the one it speaks. 2: SignedRecord, bound push-pull. */
+/**
+ * Oldest protocol version this build accepts, and the newest it speaks. 2: SignedRecord, bound
+ * push-pull. 3: delta push-pull and per-network gossip, used only with peers advertising pmax ≥ 3.
+ */
 export const PROTOCOL_MIN = 2;
-export const PROTOCOL_MAX = 2;
+export const PROTOCOL_MAX = 3;
+/** The first protocol with delta push-pull and per-network gossip. */
+export const PROTOCOL_DELTA = 3;
 
 /** A push-pull chunk never exceeds this many bytes (before sealing). */
 export const MAX_CHUNK_BYTES = 64 * 1024;
@@ -41,6 +46,10 @@ export interface NodeMeta {
   pmax: number;
   /** The node's certificate (@overlay/pki) when the cluster admits by certificate; absent or empty otherwise. */
   cert?: Uint8Array;
+  /** Networks whose endpoint and service records this node takes, when `scoped` (networks-gossip.ts). */
+  networks?: string[];
+  /** Set: the node takes records of `networks` only; absent (older nodes): of every network. */
+  scoped?: boolean;
 }
 export interface AliveMsg { name: string; incarnation: number; ip: string; port: number; meta: NodeMeta }
 export interface SuspectMsg { name: string; incarnation: number; from: string }
@@ -81,7 +90,15 @@ export interface StateChunk {
   /** In a reply: the (session, seq) of the request it answers. */
   replySession?: number;
   replySeq?: number;
+  /** Delta push-pull (pushpull.ts): 0 or absent = full state; 1 = digests; 2 = what the peer lacked. */
+  phase?: number;
+  digests?: RecordDigest[];
+  /** 8 bytes: XOR over the sender's members of a hash of (name, incarnation, state). */
+  membersHash?: Uint8Array;
 }
+
+/** One owner's records in one network as one side holds them: count and XOR of signature prefixes. */
+export interface RecordDigest { network: string; owner: string; count: number; hash: Uint8Array }
 
 /** The fields every record kind shares, as decoded from a RecordBody. */
 export interface RecordHead {
@@ -138,6 +155,10 @@ function normMeta(m: Record<string, unknown> | null | undefined): NodeMeta {
   const meta: NodeMeta = { signKey: bytes(m?.signKey), vtep: str(m?.vtep), vtepPort: u32(m?.vtepPort), wgKey: str(m?.wgKey), wgPort: u32(m?.wgPort), pmin: u32(m?.pmin), pmax: u32(m?.pmax) };
   const cert = bytes(m?.cert);
   if (cert.length > 0) meta.cert = cert;
+  if (m?.scoped === true) {
+    meta.scoped = true;
+    meta.networks = ((m.networks as string[] | undefined) ?? []).map(shared);
+  }
   return meta;
 }
 function normAlive(a: Record<string, unknown>): AliveMsg {
@@ -191,6 +212,13 @@ export function decodeStateChunk(buf: Uint8Array): StateChunk {
     ts: num(c.ts),
     replySession: num(c.replySession),
     replySeq: num(c.replySeq),
+    ...(u32(c.phase) > 0
+      ? {
+          phase: u32(c.phase),
+          digests: ((c.digests as Record<string, unknown>[]) ?? []).map((g) => ({ network: shared(str(g.network)), owner: shared(str(g.owner)), count: u32(g.count), hash: bytes(g.hash) })),
+          membersHash: bytes(c.membersHash),
+        }
+      : {}),
   };
 }
 
