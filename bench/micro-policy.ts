@@ -12,14 +12,24 @@
  *    that do not match): a SYN of an unknown flow, judged and denied (default, so every
  *    candidate is tested), and a SYN allowed by a network rule (judged, opened; the benchmark
  *    removes the flow again so the table does not fill — the remove is in the figure);
- * 3. 10 000 TCP rules without ports from a /32 source each (the tuple space: one probe), and the
- *    worst case, 10 000 TCP rules without ports from a group the source is not in (every one walked);
- * 4. allocation proof: 10^6 verdicts of each kind, heap growth and GC count, and a control that
+ * 3. 10 000 TCP rules without ports from a /32 source each (CIDR mix: the source's CIDR found by
+ *    one interval search), and 10 000 TCP rules without ports from groups the source is not in
+ *    (the old linear worst case: now no cell is met);
+ * 4. 10 000 TCP rules web → db, a port each, all in the one cell the packet meets, whose port
+ *    is between theirs (one binary search over 10 000 intervals); and the index's worst case:
+ *    9 000 TCP rules, each on its own port, spread over every pair of 8 source groups × 8
+ *    destination groups and 9 nested CIDRs (/8 … /32) per side, plus 1 000 rules naming the
+ *    packets' ports from a group they are not in; the packet's source and destination are in all
+ *    8 groups and all 9 CIDRs, so every one of its (8 + 9)² atom pairs is a cell to probe (a
+ *    binary search each) and none matches;
+ * 5. IPv6: 10 000 rules (IPv6 /128 and /64 sources, groups of IPv6 addresses, ports), a SYN
+ *    denied by default and an established IPv6 flow;
+ * 6. allocation proof: 10^6 verdicts of each kind, heap growth and GC count, and a control that
  *    allocates one object per packet; with the process's user CPU time per verdict, a cross-check
  *    of benchmark.js's wall-clock figures on a machine whose load average exceeds its cores.
  */
 import Benchmark from 'benchmark';
-import { BufferPool, type StageContext } from '@overlay/dataplane';
+import { BufferPool, parseIpAddress, type StageContext } from '@overlay/dataplane';
 import { PolicyFilter, type Policy, type PolicyRule } from '@overlay/services';
 import { heapDuring } from './lib/heap.js';
 import { median, spreadPct } from './lib/stats.js';
@@ -49,14 +59,50 @@ function cidrWildPolicy(): Policy {
   return { defaultAction: 'deny', tiers: { network } };
 }
 
-function worstPolicy(): Policy {
+function groupMissPolicy(): Policy {
   const network: PolicyRule[] = [];
   for (let i = 0; i < 10_000; i++) network.push({ id: `w${i}`, action: 'allow', from: { groups: [`nobody${i % 100}`] }, proto: 'tcp' });
   return { defaultAction: 'deny', tiers: { network } };
 }
 
+/** Nested CIDRs /8 … /32 around 198.19.0.<n> (9 of them). */
+const nest4 = (n: number) => [8, 11, 14, 17, 20, 23, 26, 29, 32].map((len) => `${ipMasked(ipNum(n), len)}/${len}`);
+function ipMasked(a: number, len: number): string {
+  const m = (a & (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0)) >>> 0;
+  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`;
+}
+/** 9 000 TCP rules on ports 10 000…18 999 over 8 × 8 groups and 9 × 9 nested CIDRs (every atom pair a cell), 1 000 more from elsewhere. */
+function worstPolicy(): Policy {
+  const from = [...Array.from({ length: 8 }, (_, i) => ({ groups: [`sg${i}`] })), ...nest4(7).map((c) => ({ cidrs: [c] }))];
+  const to = [...Array.from({ length: 8 }, (_, i) => ({ groups: [`dg${i}`] })), ...nest4(9).map((c) => ({ cidrs: [c] }))];
+  const network: PolicyRule[] = [];
+  for (let i = 0; i < 9_000; i++) network.push({ id: `x${i}`, action: 'allow', from: from[i % from.length], to: to[Math.floor(i / from.length) % to.length], proto: 'tcp', ports: [String(10_000 + i)] });
+  // The packets' ports 20 000 … 20 999 are named by rules of a group they are not in: the port
+  // check passes and every one of the 289 cells is probed.
+  for (let i = 0; i < 1_000; i++) network.push({ id: `y${i}`, action: 'allow', from: { groups: ['elsewhere'] }, proto: 'tcp', ports: [String(20_000 + i)] });
+  return { defaultAction: 'deny', tiers: { network } };
+}
+
+/** 10 000 TCP rules web → db, each on its own port: all in the one cell the packet meets (a binary search over 10 000 intervals). */
+function oneCellPolicy(): Policy {
+  const network: PolicyRule[] = [];
+  for (let i = 0; i < 10_000; i++) network.push({ id: `o${i}`, action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: [String(10_000 + 2 * i)] });
+  return { defaultAction: 'deny', tiers: { network } };
+}
+
+const ip6 = (n: number) => `2001:db8::${(n >> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+/** IPv6: 4 000 rules from /128 sources, 3 000 from /64s, 3 000 group → group on a port each; none match the bench's SYN. */
+function v6Policy(): Policy {
+  const network: PolicyRule[] = [];
+  for (let i = 0; i < 4000; i++) network.push({ id: `h${i}`, action: 'allow', from: { cidrs: [`2001:db8:1::${i.toString(16)}/128`] }, proto: 'tcp' });
+  for (let i = 0; i < 3000; i++) network.push({ id: `p${i}`, action: 'allow', from: { cidrs: [`2001:db8:2:${i.toString(16)}::/64`] }, proto: 'tcp', ports: ['443'] });
+  for (let i = 0; i < 3000; i++) network.push({ id: `g${i}`, action: 'allow', from: { groups: [`g${i % 200}`] }, to: { groups: [`g${(i * 7 + 3) % 200}`] }, proto: 'tcp', ports: [String(1000 + i)] });
+  network.push({ id: 'web', action: 'allow', from: { cidrs: ['2001:db8::/64'] }, to: { cidrs: ['2001:db8::/64'] }, proto: 'tcp', ports: ['80'] });
+  return { defaultAction: 'deny', tiers: { network } };
+}
+
 // ---------------------------------------------------------------- frames in slots
-const pool = new BufferPool({ count: FRAMES * 4 });
+const pool = new BufferPool({ count: FRAMES * 8 });
 function writeTcp(slot: number, src: number, dst: number, sport: number, dport: number, flags: number): void {
   const d = pool.data;
   const o = pool.off[slot];
@@ -78,6 +124,28 @@ function writeTcp(slot: number, src: number, dst: number, sport: number, dport: 
   d[l3 + 32] = 0x50;
   d[l3 + 33] = flags;
   pool.len[slot] = 54;
+}
+function writeTcp6(slot: number, src: number, dst: number, sport: number, dport: number, flags: number): void {
+  const d = pool.data;
+  const o = pool.off[slot];
+  d.fill(0, o, o + 74);
+  d[o] = 2;
+  d[o + 5] = 2;
+  d[o + 6] = 2;
+  d[o + 11] = 1;
+  d.writeUInt16BE(0x86dd, o + 12);
+  const l3 = o + 14;
+  d[l3] = 0x60;
+  d.writeUInt16BE(20, l3 + 4);
+  d[l3 + 6] = 6;
+  d[l3 + 7] = 64;
+  d.set(parseIpAddress(ip6(src)).bytes, l3 + 8);
+  d.set(parseIpAddress(ip6(dst)).bytes, l3 + 24);
+  d.writeUInt16BE(sport, l3 + 40);
+  d.writeUInt16BE(dport, l3 + 42);
+  d[l3 + 52] = 0x50;
+  d[l3 + 53] = flags;
+  pool.len[slot] = 74;
 }
 function slots(n: number): Int32Array {
   const s = new Int32Array(n);
@@ -129,28 +197,54 @@ for (let i = 0; i < FRAMES; i++) {
   writeTcp(allowed[i], s, d, 50000 + i, p, SYN);
 }
 const cidrWild = filter(cidrWildPolicy());
+const groupMiss = filter(groupMissPolicy());
+const missSlots = slots(FRAMES);
+for (let i = 0; i < FRAMES; i++) writeTcp(missSlots[i], ipNum(1 + i), ipNum(2 + i), 20000 + i, 80, SYN);
+// Worst case: sources 198.19.0.7 and destinations 198.19.0.9 in all their groups, ports no rule names.
 const worst = filter(worstPolicy());
+worst.identity.set(ip(7), Array.from({ length: 8 }, (_, i) => `sg${i}`));
+worst.identity.set(ip(9), Array.from({ length: 8 }, (_, i) => `dg${i}`));
 const worstSlots = slots(FRAMES);
-for (let i = 0; i < FRAMES; i++) writeTcp(worstSlots[i], ipNum(1 + i), ipNum(2 + i), 20000 + i, 80, SYN);
+for (let i = 0; i < FRAMES; i++) writeTcp(worstSlots[i], ipNum(7), ipNum(9), 1024 + i, 20_000 + i, SYN);
+// One cell: 198.19.0.7 in web, 198.19.0.9 in db; odd ports between the rules' even ones.
+const oneCell = filter(oneCellPolicy());
+oneCell.identity.set(ip(7), ['web']);
+oneCell.identity.set(ip(9), ['db']);
+const oneCellSlots = slots(FRAMES);
+for (let i = 0; i < FRAMES; i++) writeTcp(oneCellSlots[i], ipNum(7), ipNum(9), 1024 + i, 10_001 + 2 * ((i * 97) % 10_000), SYN);
+// IPv6: 1000 workloads 2001:db8::n in groups; SYNs from 2001:db8::n to 2001:db8::m on ports no rule allows for them.
+const v6 = filter(v6Policy());
+for (let n = 1; n <= 1000; n++) v6.identity.set(ip6(n), n % 3 === 0 ? [`g${n % 200}`, `g${(n * 13) % 200}`] : [`g${n % 200}`]);
+const v6Denied = slots(FRAMES);
+for (let i = 0; i < FRAMES; i++) writeTcp6(v6Denied[i], 1 + (i % 400), 500 + (i % 400), 40000 + i, 1000 + ((i * 37) % 3000), SYN);
+const v6Est = slots(FRAMES);
+for (let i = 0; i < FRAMES; i++) {
+  writeTcp6(v6Est[i], 1 + i, 2000 + i, 30000 + i, 80, SYN);
+  ctx.etherType = 0x86dd;
+  ctx.l3 = pool.off[v6Est[i]] + 14;
+  if (v6.inside(ctx, v6Est[i]) !== 0) throw new Error(`setup: IPv6 SYN ${i} not allowed`);
+  writeTcp6(v6Est[i], 1 + i, 2000 + i, 30000 + i, 80, ACK);
+}
+ctx.etherType = 0x0800;
 
 let k = 0;
 let sink = 0;
 function established(): void {
   const s = est[k++ & (FRAMES - 1)];
   ctx.l3 = pool.off[s] + 14;
-  sink += big.inside(ctx, s);
+  sink = (sink + big.inside(ctx, s)) | 0;
 }
 function newDenied(): void {
   const s = denied[k++ & (FRAMES - 1)];
   ctx.l3 = pool.off[s] + 14;
-  sink += big.inside(ctx, s);
+  sink = (sink + big.inside(ctx, s)) | 0;
 }
 const ct = big.conntrack;
 function newAllowed(): void {
   const i = k++ & (FRAMES - 1);
   const s = allowed[i];
   ctx.l3 = pool.off[s] + 14;
-  sink += big.inside(ctx, s);
+  sink = (sink + big.inside(ctx, s)) | 0;
   const e = ct.find(6, (ipNumCache[i * 2] | 0), (ipNumCache[i * 2 + 1] | 0), 50000 + i, portCache[i]);
   ct.remove(e);
 }
@@ -165,12 +259,36 @@ for (let i = 0; i < FRAMES; i++) {
 function cidrWildDenied(): void {
   const s = worstSlots[k++ & (FRAMES - 1)];
   ctx.l3 = pool.off[s] + 14;
-  sink += cidrWild.inside(ctx, s);
+  sink = (sink + cidrWild.inside(ctx, s)) | 0;
+}
+function groupMissDenied(): void {
+  const s = missSlots[k++ & (FRAMES - 1)];
+  ctx.l3 = pool.off[s] + 14;
+  sink = (sink + groupMiss.inside(ctx, s)) | 0;
 }
 function worstDenied(): void {
   const s = worstSlots[k++ & (FRAMES - 1)];
   ctx.l3 = pool.off[s] + 14;
-  sink += worst.inside(ctx, s);
+  sink = (sink + worst.inside(ctx, s)) | 0;
+}
+function oneCellDenied(): void {
+  const s = oneCellSlots[k++ & (FRAMES - 1)];
+  ctx.l3 = pool.off[s] + 14;
+  sink = (sink + oneCell.inside(ctx, s)) | 0;
+}
+function v6NewDenied(): void {
+  const s = v6Denied[k++ & (FRAMES - 1)];
+  ctx.etherType = 0x86dd;
+  ctx.l3 = pool.off[s] + 14;
+  sink = (sink + v6.inside(ctx, s)) | 0;
+  ctx.etherType = 0x0800;
+}
+function v6Established(): void {
+  const s = v6Est[k++ & (FRAMES - 1)];
+  ctx.etherType = 0x86dd;
+  ctx.l3 = pool.off[s] + 14;
+  sink = (sink + v6.inside(ctx, s)) | 0;
+  ctx.etherType = 0x0800;
 }
 
 // Sanity: each case does what it says.
@@ -184,7 +302,28 @@ const after = big.stats().counters;
 if (after.inside_denied - before.inside_denied !== FRAMES || after.flows_opened - before.flows_opened !== FRAMES || big.conntrack.size !== FRAMES) {
   throw new Error(`setup: unexpected verdicts ${JSON.stringify({ before, after, flows: big.conntrack.size })}`);
 }
-console.log(`ruleset: ${big.compiled.size} rules, ${big.compiled.bucketCount} port buckets; worst case: ${worst.compiled.size} rules`);
+// The worst case probes what it claims: every packet denied by default, through (8 + 9)² cells.
+const w0 = worst.stats().counters.inside_denied;
+const v0 = v6.stats().counters;
+for (let i = 0; i < FRAMES; i++) {
+  worstDenied();
+  oneCellDenied();
+  groupMissDenied();
+  cidrWildDenied();
+  v6NewDenied();
+  v6Established();
+}
+const v1 = v6.stats().counters;
+if (worst.stats().counters.inside_denied - w0 !== FRAMES || oneCell.stats().counters.inside_denied !== FRAMES || v1.inside_denied - v0.inside_denied !== FRAMES || v6.conntrack6.size !== FRAMES) {
+  throw new Error(`setup: worst/IPv6 verdicts ${JSON.stringify({ worst: worst.stats().counters, v0, v1, flows6: v6.conntrack6.size })}`);
+}
+const explained = worst.explain({ src: ip(7), dst: ip(9), proto: 'tcp', port: 10_000 + 17 * 17 - 1 });
+if (explained.ruleId !== 'x288') throw new Error(`setup: worst case explain ${JSON.stringify(explained)}`);
+console.log(
+  `rulesets (rules / cells / residual): mixed ${big.compiled.size} / ${big.compiled.cellCount} / ${big.compiled.residualCount}; ` +
+    `/32 sources ${cidrWild.compiled.size} / ${cidrWild.compiled.cellCount}; group miss ${groupMiss.compiled.size} / ${groupMiss.compiled.cellCount}; ` +
+    `one cell ${oneCell.compiled.size} / ${oneCell.compiled.cellCount}; worst ${worst.compiled.size} / ${worst.compiled.cellCount} (a port of its last pair → ${explained.ruleId}); IPv6 ${v6.compiled.size} / ${v6.compiled.cellCount}`,
+);
 
 // ---------------------------------------------------------------- benchmark.js
 const opts: Benchmark.Options = quick ? { maxTime: 0.3, minSamples: 5 } : { maxTime: 2, minSamples: 20 };
@@ -192,8 +331,12 @@ const rows = await runSuite('policy', (suite) => {
   suite.add('established-flow verdict (TCP ACK, tracked)', established, opts);
   suite.add('new-flow verdict, 10 000 rules, denied by default', newDenied, opts);
   suite.add('new-flow verdict, 10 000 rules, allowed + opened (+ bench removes it)', newAllowed, opts);
-  suite.add('new-flow verdict, 10 000 port-less TCP rules from /32 sources, none match', cidrWildDenied, opts);
-  suite.add('worst case: 10 000 port-less TCP rules from groups, none match', worstDenied, opts);
+  suite.add('new-flow verdict, 10 000 port-less TCP rules from /32 sources (CIDR mix), none match', cidrWildDenied, opts);
+  suite.add('new-flow verdict, 10 000 port-less TCP rules from groups, none match', groupMissDenied, opts);
+  suite.add('new-flow verdict, 10 000 rules in the one cell met (web → db, a port each), none match', oneCellDenied, opts);
+  suite.add('worst case: 10 000 rules, packet meets (8 groups + 9 CIDRs)² = 289 cells, none match', worstDenied, opts);
+  suite.add('IPv6 new-flow verdict, 10 000 rules (/128, /64, groups), denied by default', v6NewDenied, opts);
+  suite.add('IPv6 established-flow verdict (TCP ACK, tracked)', v6Established, opts);
 });
 console.log('\n| verdict | median ns/op | spread (max−min)/median | ±rme | samples |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
@@ -213,6 +356,11 @@ if (!gc) {
     ['new-flow verdicts, denied (10 000 rules)', newDenied],
     ['new-flow verdicts, allowed + opened + removed', newAllowed],
     ['new-flow verdicts, 10 000 /32-source wildcard rules', cidrWildDenied],
+    ['new-flow verdicts, 10 000 group rules, none match', groupMissDenied],
+    ['new-flow verdicts, 10 000 rules in one cell', oneCellDenied],
+    ['new-flow verdicts, worst case (289 cells)', worstDenied],
+    ['IPv6 new-flow verdicts, denied (10 000 rules)', v6NewDenied],
+    ['IPv6 established-flow verdicts', v6Established],
     ['control: 1 object per packet', () => void (ring[k++ & 1023] = { k, len: 64 })],
   ];
   console.log(`\nallocation proof: ${PACKETS.toLocaleString('en')} verdicts each, after warm-up`);

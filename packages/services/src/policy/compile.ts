@@ -22,8 +22,10 @@ import { buildSides, type SideIndex } from './compile-sides.js';
  * with, when short) testing stamps, or by one hash probe per destination atom; each cell found
  * answers with one binary search over its intervals, skipped when the cell's first rule of the
  * class cannot beat the best so far. The minimum is the first matching rule of the whole list.
- * The cost depends on the packet's atoms (its groups, the nesting depth of CIDRs around it) and
- * the cells they meet, not on the number of rules: 10 000 rules that do not match cost nothing.
+ * A key no filed rule of the class covers (a port scan) skips the cells at once. The cost
+ * depends on the packet's atoms (its groups, the nesting depth of CIDRs around it) and the cells
+ * they meet — at most (source atoms × destination atoms) probes — not on the number of rules:
+ * 10 000 rules that do not match cost nothing.
  *
  * A rule with more than `maxCellsPerRule` atom pairs (long group and CIDR lists on both sides)
  * stays out of the cells, in a residual list per class walked in order (tested by the stamps).
@@ -38,10 +40,12 @@ export const CLASS_ICMP6 = 3;
 export const CLASS_OTHER = 4;
 const NC = 5;
 const SPACE = [65536, 65536, 256, 256, 1] as const;
+/** Where each class's keys start in `keyLive`. */
+const KEY_AT = [0, 65536, 131072, 131328, 131584] as const;
 
 export const ACTION_DENY = 0;
 export const ACTION_ALLOW = 1;
-const NONE = 0x7fffffff;
+const NONE = 0x3fffffff; // a Smi: larger values box as heap numbers when passed between functions
 export const MAX_CELLS_PER_RULE = 1024;
 
 export function classOf(proto: number): number {
@@ -94,6 +98,8 @@ export class CompiledPolicy {
   private readonly kRule: Int32Array;
   private readonly cellMin: Int32Array;
   readonly cellCount: number;
+  /** Per class and key: 1 when some filed rule of the class covers the key (else no cell can answer). */
+  private readonly keyLive = new Uint8Array(131585);
   /** Residual rules per class (ascending), with their atoms and ranges. */
   private readonly resStart: Int32Array;
   private readonly resRules: Int32Array;
@@ -139,6 +145,7 @@ export class CompiledPolicy {
     const cellD: number[] = [];
     const cellRules: number[][] = [];
     const residual: number[][] = [[], [], [], [], []];
+    const live = new Int32Array(this.keyLive.length + 1); // +1 at a range's start, −1 past its end
     for (let r = 0; r < n; r++) {
       const F = fromAtoms[r];
       const T = toAtoms[r];
@@ -160,6 +167,19 @@ export class CompiledPolicy {
           cellRules[cell].push(r);
         }
       }
+      for (let c = 0; c < NC; c++) {
+        const rg = rangesOf(rules[r], c);
+        if (rg !== null) {
+          for (let k = 0; k < rg.length; k += 2) {
+            live[KEY_AT[c] + rg[k]]++;
+            live[KEY_AT[c] + rg[k + 1] + 1]--;
+          }
+        }
+      }
+    }
+    for (let k = 0, sum = 0; k < this.keyLive.length; k++) {
+      sum += live[k];
+      this.keyLive[k] = sum > 0 ? 1 : 0;
     }
     const cells = cellRules.length;
     this.cellCount = cells;
@@ -362,6 +382,7 @@ export class CompiledPolicy {
     const rs = this.rowStart;
     const rowTo = this.rowTo;
     const rowCell = this.rowCell;
+    if (this.keyLive[KEY_AT[c] + key] === 0) nS = 0; // no filed rule names this port or type
     for (let i = 0; i < nS; i++) {
       const s = sl[i];
       const b = rs[s];
