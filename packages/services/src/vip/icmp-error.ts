@@ -54,12 +54,13 @@ export function newQuoted(): Quoted {
  * backend, as the client's packet reached it) becomes the VIP with its header checksum and,
  * when quoted in full, its L4 checksum updated; the outer source becomes the VIP; the ICMP
  * checksum, which covers the quote, is computed again (errors are rare: no incremental path).
+ * `v` views the same bytes as `d`.
  */
-export function rewriteIcmpError(d: Uint8Array, l3: number, l4: number, end: number, q: Quoted, backend: number, vip: number): void {
+export function rewriteIcmpError(d: Uint8Array, v: DataView, l3: number, l4: number, end: number, q: Quoted, backend: number, vip: number): void {
   // A quote cut before the L4 checksum leaves it (nobody can verify it either).
   const full = q.proto === PROTO_TCP ? q.l4 + 18 <= end : q.proto === PROTO_UDP;
-  rewriteIpv4Address(d, q.ip, 16, q.dst, vip, full ? q.proto : PROTO_ICMP, q.l4);
-  rewriteIpv4Address(d, l3, 12, backend, vip, PROTO_ICMP, l4);
+  rewriteIpv4Address(v, q.ip, 16, q.dst, vip, full ? q.proto : PROTO_ICMP, q.l4);
+  rewriteIpv4Address(v, l3, 12, backend, vip, PROTO_ICMP, l4);
   d[l4 + 2] = 0;
   d[l4 + 3] = 0;
   const c = internetChecksum(d, l4, end - l4);

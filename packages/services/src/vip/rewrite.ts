@@ -31,29 +31,38 @@ function writeI32(d: Uint8Array, at: number, v: number): void {
  * Replace the IPv4 address at `l3 + addrAt` (12 source, 16 destination) with `to`, fixing the
  * header checksum and the TCP/UDP checksum (both cover the address through the pseudo-header;
  * a UDP checksum of 0 means none and stays 0, a computed 0 is sent as 0xffff). ICMP's checksum
- * does not cover the IP header: untouched. `l4` is the absolute offset of the L4 header.
+ * does not cover the IP header: untouched. `l4` is the absolute offset of the L4 header. `v` views
+ * the frame's bytes (the pool's DataView): each field is one bounds-checked access with a byte
+ * swap, not two to four byte accesses shifted together.
  */
-export function rewriteIpv4Address(d: Uint8Array, l3: number, addrAt: number, from: number, to: number, proto: number, l4: number): void {
-  writeI32(d, l3 + addrAt, to);
+export function rewriteIpv4Address(v: DataView, l3: number, addrAt: number, from: number, to: number, proto: number, l4: number): void {
+  v.setInt32(l3 + addrAt, to);
   // ~m + m' once, folded to 16 bits; added to each field that covers the address.
   let delta = ((~from >>> 16) & 0xffff) + (~from & 0xffff) + ((to >>> 16) & 0xffff) + (to & 0xffff);
   delta = (delta & 0xffff) + (delta >>> 16);
-  checksumAdd(d, l3 + 10, delta);
-  if (proto === 6) checksumAdd(d, l4 + 16, delta);
-  else if (proto === 17 && (d[l4 + 6] | d[l4 + 7]) !== 0) {
-    checksumAdd(d, l4 + 6, delta);
-    if ((d[l4 + 6] | d[l4 + 7]) === 0) d[l4 + 6] = d[l4 + 7] = 0xff;
-  }
+  checksumAdd(v, l3 + 10, delta);
+  if (proto === 6) checksumAdd(v, l4 + 16, delta);
+  else if (proto === 17 && v.getUint16(l4 + 6) !== 0 && checksumAdd(v, l4 + 6, delta) === 0) v.setUint16(l4 + 6, 0xffff);
 }
 
-/** HC' = ~(~HC + delta) for the checksum at `at` (RFC 1624 eqn. 3 with delta = ~m + m'). */
-function checksumAdd(d: Uint8Array, at: number, delta: number): void {
-  let s = (~((d[at] << 8) | d[at + 1]) & 0xffff) + delta;
+/** HC' = ~(~HC + delta) for the checksum at `at` (RFC 1624 eqn. 3 with delta = ~m + m'); the new value. */
+function checksumAdd(v: DataView, at: number, delta: number): number {
+  let s = (~v.getUint16(at) & 0xffff) + delta;
   s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  s = ~s & 0xffff;
-  d[at] = s >>> 8;
-  d[at + 1] = s & 0xff;
+  s = ~((s & 0xffff) + (s >>> 16)) & 0xffff;
+  v.setUint16(at, s);
+  return s;
+}
+
+/** A MAC given as (hi16, lo32) at `off`: two stores. */
+export function writeMacView(v: DataView, off: number, hi: number, lo: number): void {
+  v.setUint16(off, hi);
+  v.setInt32(off + 2, lo);
+}
+
+/** A DataView over all of `d`'s bytes (offsets in `d` are offsets in the view). */
+export function viewOf(d: Uint8Array): DataView {
+  return new DataView(d.buffer, d.byteOffset, d.byteLength);
 }
 
 export const RST_FRAME_LENGTH = 54;

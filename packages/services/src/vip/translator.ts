@@ -1,6 +1,6 @@
 import {
   ARP_LENGTH, ARP_REQUEST, CounterSet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, InvalidConfigError, PASS, PairTable, REPLY, dropVerdict, formatIpAddress, isEthernetIpv4Arp, parseIpAddress,
-  rewriteArpRequestAsReply, writeMacParts, type Stage, type StageContext,
+  rewriteArpRequestAsReply, type Stage, type StageContext,
 } from '@overlay/dataplane';
 import { Conntrack, OPEN_FULL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ST_TCP_CLOSING, ST_TCP_SYN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type ConntrackTimeouts } from './conntrack.js';
 import { MAGLEV_SIZE, flowHash } from './maglev.js';
@@ -8,7 +8,7 @@ import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A
 import { addressKey6, equal16, ipv4Total, read32, tcpSeqEnd } from './packet.js';
 import { Vip6Path } from './translator6.js';
 import { isIcmpError, newQuoted, quoted, rewriteIcmpError } from './icmp-error.js';
-import { rewriteIpv4Address, writeRst } from './rewrite.js';
+import { rewriteIpv4Address, viewOf, writeMacView, writeRst } from './rewrite.js';
 import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type Backend, type VipSpec } from './service.js';
 
 export { VIP_COUNTERS, VIP_DROP_REASONS, type VipCounter, type VipDropReason };
@@ -73,6 +73,9 @@ export class VipTranslator implements Stage {
   private readonly options: VipTranslatorOptions;
   private readonly quote = newQuoted();
   private ctx: StageContext | undefined;
+  /** The pool's bytes as a DataView (`view`), made once per pool. */
+  private dvData: Uint8Array | undefined;
+  private dv: DataView = new DataView(new ArrayBuffer(0));
   private timer: NodeJS.Timeout | undefined;
   /** The clock as of the last tick or control call: one read per tick, not per packet. */
   now: number;
@@ -243,30 +246,44 @@ export class VipTranslator implements Stage {
     ctx.toDevice(slot);
   }
 
+  /** A DataView over `d`, the pool's bytes (made when the pool is first seen). */
+  view(d: Uint8Array): DataView {
+    if (d !== this.dvData) {
+      this.dvData = d;
+      this.dv = viewOf(d);
+    }
+    return this.dv;
+  }
+
   private drop(verdict: number): number {
     this.drops.add(-1 - verdict);
     return verdict;
   }
 
   inside(ctx: StageContext, slot: number): number {
+    const et = ctx.etherType;
+    if (et !== ETHERTYPE_IPV4) {
+      if (et === ETHERTYPE_ARP) return this.answerArp(ctx, slot);
+      return et === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.inside(ctx, slot) : PASS;
+    }
     const pool = ctx.pool;
     const d = pool.data;
+    const v = d === this.dvData ? this.dv : this.view(d);
     const l3 = ctx.l3;
-    const end = pool.off[slot] + pool.len[slot];
-    if (ctx.etherType === ETHERTYPE_ARP) return this.answerArp(ctx, slot, end);
-    if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.inside(ctx, slot) : PASS;
+    const off = pool.off[slot];
+    const end = off + pool.len[slot];
     if (l3 + 20 > end) return PASS;
-    const dst = ((d[l3 + 16] << 24) | (d[l3 + 16 + 1] << 16) | (d[l3 + 16 + 2] << 8) | d[l3 + 16 + 3]);
+    const dst = v.getInt32(l3 + 16);
     const vi = this.vipIndex.find(0, dst);
     if (vi < 0) {
-      if (d[l3 + 9] === PROTO_TCP && this.backendIndex.find(0, dst) >= 0) this.supersede(d, l3, end, src32(d, l3), dst);
+      if (d[l3 + 9] === PROTO_TCP && this.backendIndex.find(0, dst) >= 0) this.supersede(d, l3, end, v.getInt32(l3 + 12), dst);
       return PASS;
     }
     const svc = this.services[this.vipIndex.va[vi]]!;
     // Ours from here on: every failure is a counted drop.
     const total = ipv4Total(d, l3, end);
     if (total < 0) return this.drop(D.malformed);
-    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return this.drop(D.fragment);
+    if ((v.getUint16(l3 + 6) & 0x3fff) !== 0) return this.drop(D.fragment);
     const proto = d[l3 + 9];
     const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
@@ -277,17 +294,16 @@ export class VipTranslator implements Stage {
     if (proto === PROTO_TCP) {
       if (l4len < 20) return this.drop(D.malformed);
       flags = d[l4 + 13];
-    } else if (proto === PROTO_UDP) {
-      if (l4len < 8) return this.drop(D.malformed);
-    } else if (proto === PROTO_ICMP) {
+    } else if (proto === PROTO_UDP || proto === PROTO_ICMP) {
       if (l4len < 8) return this.drop(D.malformed);
     } else return this.drop(D.unsupported_protocol);
-    if (proto === PROTO_ICMP) sport = (d[l4 + 4] << 8) | d[l4 + 5];
+    if (proto === PROTO_ICMP) sport = v.getUint16(l4 + 4);
     else {
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = (d[l4 + 2] << 8) | d[l4 + 3];
+      const ports = v.getInt32(l4);
+      sport = ports >>> 16;
+      dport = ports & 0xffff;
     }
-    const src = ((d[l3 + 12] << 24) | (d[l3 + 12 + 1] << 16) | (d[l3 + 12 + 2] << 8) | d[l3 + 12 + 3]);
+    const src = v.getInt32(l3 + 12);
     const ct = this.conntrack;
     // From a local backend to the VIP: the reply of a hairpin flow (the client was source-NATed to the VIP).
     if (this.localIndex.size > 0 && this.localIndex.find(0, src) >= 0) {
@@ -311,22 +327,21 @@ export class VipTranslator implements Stage {
       if (b < 0) return this.drop(D.no_backend);
       e = ct.open(proto, src, dst, sport, dport, svc.healthyIp[b], flags, now, svc.healthyLocal[b] === 1 ? dst : src);
       if (e < 0) return this.drop(e === OPEN_FULL ? D.table_full : D.tuple_clash);
-      setFlowMacs(aux, e * Conntrack.AUX, d, pool.off[slot] + 6, svc, b);
+      setFlowMacs(aux, e * Conntrack.AUX, d, off + 6, svc, b);
     } else ct.observe(e, false, flags, now);
     const a = e * Conntrack.AUX;
     if (proto === PROTO_TCP) {
       // End of this segment in sequence space (payload + SYN + FIN; packet.ts tcpSeqEnd, written out on the hot path). Kept when it is ahead.
-      const seqEnd = (((d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7]) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
+      const seqEnd = (v.getInt32(l4 + 4) + (l4len - ((d[l4 + 12] >>> 4) << 2)) + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) | 0;
       if (fresh || ((flags & TCP_RST) === 0 && ((seqEnd - aux[a + A_CLI_NXT]) | 0) > 0)) aux[a + A_CLI_NXT] = seqEnd;
     }
-    const off = pool.off[slot];
-    writeMacParts(d, off, aux[a + A_BE_HI], aux[a + A_BE_LO]);
-    rewriteIpv4Address(d, l3, 16, dst, ct.backend[e], proto, l4);
+    writeMacView(v, off, aux[a + A_BE_HI], aux[a + A_BE_LO]);
+    rewriteIpv4Address(v, l3, 16, dst, ct.backend[e], proto, l4);
     this.counters.values[0]++; // translated_inside (an event counter: no channel to publish on)
     if (ct.peer[e] === src) return PASS;
     // Hairpin: the backend is on this host. From the VIP, back to the device.
-    writeMacParts(d, off + 6, aux[a + A_VIP_HI], aux[a + A_VIP_LO]);
-    rewriteIpv4Address(d, l3, 12, src, dst, proto, l4);
+    writeMacView(v, off + 6, aux[a + A_VIP_HI], aux[a + A_VIP_LO]);
+    rewriteIpv4Address(v, l3, 12, src, dst, proto, l4);
     this.counters.add(this.counters.at.hairpinned);
     return REPLY;
   }
@@ -338,10 +353,11 @@ export class VipTranslator implements Stage {
     this.observeReply(e, proto, d, l4, l4len, flags);
     const a = e * Conntrack.AUX;
     const off = ctx.pool.off[slot];
-    writeMacParts(d, off, ct.aux[a + A_CLI_HI], ct.aux[a + A_CLI_LO]);
-    writeMacParts(d, off + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
-    rewriteIpv4Address(d, l3, 12, ct.backend[e], ct.vip[e], proto, l4);
-    rewriteIpv4Address(d, l3, 16, ct.vip[e], ct.client[e], proto, l4);
+    const v = this.view(d);
+    writeMacView(v, off, ct.aux[a + A_CLI_HI], ct.aux[a + A_CLI_LO]);
+    writeMacView(v, off + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIpv4Address(v, l3, 12, ct.backend[e], ct.vip[e], proto, l4);
+    rewriteIpv4Address(v, l3, 16, ct.vip[e], ct.client[e], proto, l4);
     this.counters.add(this.counters.at.hairpin_replies);
     return REPLY;
   }
@@ -377,40 +393,37 @@ export class VipTranslator implements Stage {
     if (ctx.etherType !== ETHERTYPE_IPV4) return ctx.etherType === ETHERTYPE_IPV6 && this.v6 !== undefined ? this.v6.outside(ctx, slot) : PASS;
     const pool = ctx.pool;
     const d = pool.data;
+    const v = d === this.dvData ? this.dv : this.view(d);
     const l3 = ctx.l3;
-    const end = pool.off[slot] + pool.len[slot];
+    const off = pool.off[slot];
+    const end = off + pool.len[slot];
     if (l3 + 20 > end) return PASS;
-    const src = ((d[l3 + 12] << 24) | (d[l3 + 12 + 1] << 16) | (d[l3 + 12 + 2] << 8) | d[l3 + 12 + 3]);
+    const src = v.getInt32(l3 + 12);
     if (this.backendIndex.find(0, src) < 0) return PASS;
     // From a backend: ours only when it parses and belongs to a tracked flow; anything else passes.
     const total = ipv4Total(d, l3, end);
-    if (total < 0 || (((d[l3 + 6] << 8) | d[l3 + 7]) & 0x3fff) !== 0) return PASS;
+    if (total < 0 || (v.getUint16(l3 + 6) & 0x3fff) !== 0) return PASS;
     const proto = d[l3 + 9];
     const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
     const l4len = total - ihl;
-    let cport: number;
-    let vport: number;
+    let ports: number;
     let flags = 0;
     if (proto === PROTO_TCP && l4len >= 20) {
       flags = d[l4 + 13];
-      vport = (d[l4] << 8) | d[l4 + 1];
-      cport = (d[l4 + 2] << 8) | d[l4 + 3];
-    } else if (proto === PROTO_UDP && l4len >= 8) {
-      vport = (d[l4] << 8) | d[l4 + 1];
-      cport = (d[l4 + 2] << 8) | d[l4 + 3];
-    } else if (proto === PROTO_ICMP && l4len >= 8 && d[l4] === 0) {
-      cport = (d[l4 + 4] << 8) | d[l4 + 5];
-      vport = 0;
-    } else if (proto === PROTO_ICMP && l4len >= 8 && isIcmpError(d[l4])) return this.icmpError(ctx, slot, l3, l4, l3 + total, src);
+      ports = v.getInt32(l4);
+    } else if (proto === PROTO_UDP && l4len >= 8) ports = v.getInt32(l4);
+    else if (proto === PROTO_ICMP && l4len >= 8 && d[l4] === 0) ports = v.getUint16(l4 + 4);
+    else if (proto === PROTO_ICMP && l4len >= 8 && isIcmpError(d[l4])) return this.icmpError(ctx, slot, l3, l4, l3 + total, src);
     else return PASS;
+    // ports: (backend port << 16) | client port; an echo reply's identifier is the client "port".
     const ct = this.conntrack;
-    const e = ct.findReply(proto, src, ((d[l3 + 16] << 24) | (d[l3 + 16 + 1] << 16) | (d[l3 + 16 + 2] << 8) | d[l3 + 16 + 3]), vport, cport);
+    const e = ct.findReply(proto, src, v.getInt32(l3 + 16), ports >>> 16, ports & 0xffff);
     if (e < 0) return PASS;
-    this.observeReply(e, proto, d, l4, l4len, flags);
     const a = e * Conntrack.AUX;
-    writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
-    rewriteIpv4Address(d, l3, 12, src, ct.vip[e], proto, l4);
+    this.observeReply(e, proto, d, l4, l4len, flags);
+    writeMacView(v, off + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIpv4Address(v, l3, 12, src, ct.vip[e], proto, l4);
     this.counters.values[1]++; // translated_outside
     return PASS;
   }
@@ -424,15 +437,17 @@ export class VipTranslator implements Stage {
     const e = ct.findReply(q.proto, q.dst, q.src, q.dport, q.sport);
     if (e < 0 || ct.peer[e] !== ct.client[e]) return PASS;
     const a = e * Conntrack.AUX;
-    writeMacParts(d, ctx.pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
-    rewriteIcmpError(d, l3, l4, end, q, src, ct.vip[e]);
+    const v = this.view(d);
+    writeMacView(v, ctx.pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIcmpError(d, v, l3, l4, end, q, src, ct.vip[e]);
     this.counters.add(this.counters.at.icmp_errors_translated);
     return PASS;
   }
 
   /** An ARP request for a VIP, answered in place with the VIP's MAC (the client then sends to it). */
-  private answerArp(ctx: StageContext, slot: number, end: number): number {
+  private answerArp(ctx: StageContext, slot: number): number {
     const d = ctx.pool.data;
+    const end = ctx.pool.off[slot] + ctx.pool.len[slot];
     const arp = ctx.l3;
     if (arp + ARP_LENGTH > end || !isEthernetIpv4Arp(d, arp) || ((d[arp + 6] << 8) | d[arp + 7]) !== ARP_REQUEST) return PASS;
     const tpa = (d[arp + 24] << 24) | (d[arp + 25] << 16) | (d[arp + 26] << 8) | d[arp + 27];
@@ -443,11 +458,6 @@ export class VipTranslator implements Stage {
     this.counters.add(this.counters.at.arp_answered);
     return REPLY;
   }
-}
-
-/** The IPv4 source address at l3 as int32. */
-function src32(d: Uint8Array, l3: number): number {
-  return (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
 }
 
 /** Add `delta` to the count of `ip` in `t` (removed at 0). */
