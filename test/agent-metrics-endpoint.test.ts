@@ -27,6 +27,13 @@ describe('metrics endpoint in process (simulated cluster, no devices)', () => {
       expect(v('overlay_agent_membership_total', { counter: 'probes' })).toBeGreaterThan(0);
       // No host: the dataplane families are declared with their help, without samples.
       expect(fams.find((f) => f.name === 'overlay_dataplane_drops_total')?.metrics).toEqual([]);
+      // The process's memory: resident = anonymous + file-backed (+ shmem), read in one scrape; no pool without a host.
+      const mem = (kind: string) => v('overlay_agent_memory_bytes', { kind });
+      expect(mem('rss_anon') + mem('rss_file')).toBeGreaterThan(mem('rss') - (4 << 20));
+      expect(mem('rss_anon') + mem('rss_file')).toBeLessThan(mem('rss') + (4 << 20));
+      expect(mem('heap_used')).toBeLessThanOrEqual(mem('heap_total'));
+      expect(mem('array_buffers')).toBeLessThanOrEqual(mem('external'));
+      expect(Number.isNaN(mem('pool_slab'))).toBe(true);
       expect((await fetch(`http://127.0.0.1:${srv.port}/`)).status).toBe(404);
       await expect(serveMetrics({ ip: '127.0.0.1', port: srv.port }, m)).rejects.toMatchObject({ code: 'EADDRINUSE' });
     } finally {

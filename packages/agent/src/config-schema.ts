@@ -11,7 +11,8 @@
  * Other validators that do not know the `overlay-*` formats ignore them (JSON Schema says unknown
  * formats pass); the loader always checks them.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseIpAddress, parseMac } from '@overlay/dataplane';
 import { HEALTH_KINDS } from '@overlay/services';
 import { PRESETS } from './presets.js';
@@ -218,9 +219,20 @@ export function configSchema(): Schema {
   };
 }
 
+/** How long the compiled checker is kept after its last use. */
+const KEEP_COMPILED_MS = 10_000;
 let compiled: ValidateFunction | undefined;
+let dropTimer: ReturnType<typeof setTimeout> | undefined;
+/**
+ * The compiled checker. ajv is loaded on first use and the compiled checker dropped 10 s after
+ * the last (a running agent checks a config at start, apply and SIGHUP only): ~1.5 MiB of heap an
+ * idle agent does not hold (docs/agent-memory.md).
+ */
 function validator(): ValidateFunction {
+  clearTimeout(dropTimer);
+  dropTimer = setTimeout(() => (compiled = undefined), KEEP_COMPILED_MS).unref();
   if (compiled) return compiled;
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
   for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.check });
   compiled = ajv.compile(configSchema());

@@ -8,8 +8,8 @@
  * replaced by "[redacted]" at any of the first three depths. Public keys are logged under
  * `publicKey`/`peer`, which are not redacted.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
 
 export type Logger = PinoLogger;
 export type LogFormat = 'json' | 'pretty';
@@ -34,6 +34,8 @@ export function createLogger(o: LoggerOptions = {}): Logger {
   const format = o.format ?? (!o.destination && process.stderr.isTTY ? 'pretty' : 'json');
   const opts = { level: o.level ?? 'info', base: o.base ?? {}, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   if (format === 'pretty') {
+    // Loaded only for this format: a JSON-logging agent (a service, stderr not a terminal) never pays its heap.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty').build;
     const stream = pretty({ destination: o.destination ?? 2, colorize: !o.destination && process.stderr.isTTY, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
     return pino(opts, stream);
   }

@@ -11,9 +11,13 @@
  * Off unless the config has `metrics:`; the default address is loopback (127.0.0.1:9464). A
  * non-loopback address is the operator's explicit choice and is logged as a warning: the page
  * names every member, network and peer key (public keys only; no secret is ever a label).
+ * prom-client is loaded by `createMetrics`, so an agent without `metrics:` never loads it
+ * (docs/agent-memory.md).
  */
 import http from 'node:http';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Counter, Gauge, Registry } from 'prom-client';
 import type { Agent } from './agent.js';
 import type { RealIo } from './runtime.js';
 import type { ServicesRuntime } from './services-run.js';
@@ -25,7 +29,13 @@ export interface MetricsSources {
   agent: Agent;
   io?: RealIo;
   /** The host assembly (@overlay/host), when a network has a device. */
-  host?: { stats(): import('@overlay/host').HostStats; devices: readonly { vni: number; name: string }[]; tunnel?: { peers(): import('@overlay/crypto').PeerStatus[] } };
+  host?: {
+    stats(): import('@overlay/host').HostStats;
+    devices: readonly { vni: number; name: string }[];
+    tunnel?: { peers(): import('@overlay/crypto').PeerStatus[] };
+    /** The shared packet pool, for its slab size (overlay_agent_memory_bytes{kind="pool_slab"}). */
+    dataplane?: { pool: { data: { length: number } } };
+  };
   services?: ServicesRuntime;
   /** The etcd store bridge's counters and the verifying reader's drops, when `store: {kind: etcd}` (store-bridge.ts). */
   store?: () => { counters: Record<string, number>; drops: Record<string, number> } | undefined;
@@ -43,6 +53,36 @@ interface Snapshot {
   src: MetricsSources;
   host?: import('@overlay/host').HostStats;
   status: ReturnType<Agent['status']>;
+  memory: ProcessMemory;
+}
+
+/** This process's memory in bytes: resident (anonymous + file-backed pages) and V8's figures. */
+export interface ProcessMemory {
+  rss: number;
+  /** Resident anonymous pages: the V8 heap, malloc, native buffers touched. */
+  rss_anon: number;
+  /** Resident file-backed pages: mostly the node binary's code, shared by every node process. */
+  rss_file: number;
+  heap_used: number;
+  heap_total: number;
+  /** Memory of C++ objects bound to JS (buffers, the addon's): includes array_buffers. */
+  external: number;
+  /** ArrayBuffer and Buffer bytes, allocated, resident or not (the packet pools' slabs are mostly not). */
+  array_buffers: number;
+}
+
+/** Read this process's memory (/proc/self/status and process.memoryUsage()). */
+export function processMemory(): ProcessMemory {
+  const u = process.memoryUsage();
+  let status = '';
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    // not Linux: rss only
+  }
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  const anon = kb('RssAnon');
+  return { rss: u.rss, rss_anon: Number.isNaN(anon) ? u.rss : anon, rss_file: Number.isNaN(anon) ? 0 : kb('RssFile'), heap_used: u.heapUsed, heap_total: u.heapTotal, external: u.external, array_buffers: u.arrayBuffers };
 }
 
 interface Family {
@@ -151,6 +191,11 @@ export const FAMILIES: readonly Family[] = [
   // ---- endpoint store (@overlay/store through the agent's store bridge)
   c('overlay_store_total', 'Endpoint store bridge (etcd): records put and deleted, write errors, records received and applied, resyncs, leases.', ['counter'], (s) => record('counter', s.src.store?.()?.counters)),
   c('overlay_store_drops_total', 'Store values refused by the verifying reader (not signed by the owner the key names), by reason.', ['reason'], (s) => record('reason', s.src.store?.()?.drops)),
+  // ---- the agent process
+  g('overlay_agent_memory_bytes', 'The agent process\'s memory: rss = rss_anon + rss_file (the node binary\'s pages, shared), V8 heap_used and heap_total, external and array_buffers (allocated, not all resident), pool_slab (the packet pool, resident only where traffic touched it).', ['kind'], function* (s) {
+    yield* record('kind', { ...s.memory });
+    if (s.src.host?.dataplane) yield [{ kind: 'pool_slab' }, s.src.host.dataplane.pool.data.length];
+  }),
 ];
 
 export interface Metrics {
@@ -161,6 +206,8 @@ export interface Metrics {
 
 /** A registry whose every family reads the snapshot the current scrape took. */
 export function createMetrics(src: MetricsSources): Metrics {
+  // Loaded here, not at import: ~1 MiB of heap an agent without `metrics:` does not need.
+  const { Counter, Gauge, Registry } = createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
   const registry = new Registry();
   let snap: Snapshot | undefined;
   for (const f of FAMILIES) {
@@ -179,7 +226,7 @@ export function createMetrics(src: MetricsSources): Metrics {
   return {
     registry,
     async scrape() {
-      snap = { src, host: src.host?.stats(), status: src.agent.status() };
+      snap = { src, host: src.host?.stats(), status: src.agent.status(), memory: processMemory() };
       try {
         return await registry.metrics();
       } finally {

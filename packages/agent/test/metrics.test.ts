@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { FAMILIES } from '../src/metrics.js';
+import { FAMILIES, processMemory } from '../src/metrics.js';
 
 // The Grafana dashboard beside the endpoint (packaging/grafana/overlay.json) is checked against
 // the families the endpoint serves: every metric and label it queries exists, every family is shown.
@@ -75,5 +75,21 @@ describe('metrics families and the Grafana dashboard', () => {
       }
     }
     expect([...byName.keys()].filter((n) => !shown.has(n))).toEqual([]);
+  });
+});
+
+describe('processMemory', () => {
+  it('counts touched buffer pages as resident anonymous memory, and an untouched slab as allocated only', () => {
+    const before = processMemory();
+    const untouched = Buffer.alloc(32 << 20);
+    const mid = processMemory();
+    expect(mid.array_buffers - before.array_buffers).toBeGreaterThanOrEqual(32 << 20);
+    expect(mid.rss_anon - before.rss_anon).toBeLessThan(16 << 20);
+    untouched.fill(1);
+    const after = processMemory();
+    expect(after.rss_anon - mid.rss_anon).toBeGreaterThan(24 << 20);
+    expect(after.rss).toBeGreaterThanOrEqual(after.rss_anon);
+    expect(after.rss_file).toBeGreaterThan(0);
+    expect(untouched[untouched.length - 1]).toBe(1);
   });
 });
