@@ -21,12 +21,17 @@ export interface RefVerdict {
 }
 
 /** CIDR membership by node's own BlockList (independent of the code under test); families never mix. */
+const lists = new Map<string, BlockList>();
 function inCidr(ip: string, cidr: string): boolean {
   const v6 = cidr.includes(':');
   if (v6 !== isIPv6(ip)) return false;
-  const [net, len] = cidr.includes('/') ? cidr.split('/') : [cidr, v6 ? '128' : '32'];
-  const list = new BlockList();
-  list.addSubnet(net, Number(len), v6 ? 'ipv6' : 'ipv4');
+  let list = lists.get(cidr);
+  if (list === undefined) {
+    const [net, len] = cidr.includes('/') ? cidr.split('/') : [cidr, v6 ? '128' : '32'];
+    list = new BlockList();
+    list.addSubnet(net, Number(len), v6 ? 'ipv6' : 'ipv4');
+    lists.set(cidr, list);
+  }
   return list.check(ip, v6 ? 'ipv6' : 'ipv4');
 }
 
