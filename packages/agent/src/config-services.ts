@@ -37,7 +37,7 @@ export function checkServices(raw: Doc[], networks: NetworkConfig[], view: HostV
       if (sub && sub.family === vip.family && !inside(vip, sub)) p.add(`${f}/vip`, `${r.vip} is outside the network's subnet ${sub.text}`);
     }
     // Without one, every host allocates the same address from the subnet (services-vip.ts).
-    if (endpointMode === 'vip' && !vip && !(net.subnet && !net.subnet.includes(':'))) p.add(`${f}/vip`, "required with endpointMode 'vip' when the network has no IPv4 subnet to allocate one from");
+    if (endpointMode === 'vip' && !vip && !net.subnet) p.add(`${f}/vip`, "required with endpointMode 'vip' when the network has no subnet to allocate one from");
     let healthcheck: HealthSpec | undefined;
     if (r.healthcheck !== undefined) {
       try {

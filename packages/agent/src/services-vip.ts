@@ -12,9 +12,10 @@
  *   instances' ports (none: every port). This host's own instances are backends marked `local`
  *   (see `self`): the translator hairpins flows to them.
  * - The VIP address: the declared one (IPv4 or IPv6: the backends are then the instances' IPv6
- *   addresses), else allocated from the
- *   network's IPv4 subnet: FNV-1a of the service name picks a start in the upper half of the
- *   host range (broadcast excluded), probing upwards (wrapping) past every taken address — the
+ *   addresses), else allocated from the network's subnet (IPv4, or IPv6 with the instances'
+ *   IPv6 addresses as backends): FNV-1a of the service name picks a start in the upper half of
+ *   the host range (its last address excluded: IPv4's broadcast), probing upwards (wrapping) past
+ *   every taken address of the subnet's family — the
  *   resolver, every endpoint and instance address in the view, every declared VIP, and the VIPs
  *   already allocated to services whose names sort before it. Gossip has no compare-and-set, so
  *   the rule is what makes hosts agree: from the same records every host computes the same
@@ -27,7 +28,7 @@
  *
  * Single-threaded; owned by the runner (services-run.ts).
  */
-import { CounterSet, formatIpAddress, formatMac, parseIpv4Address, readMac } from '@overlay/dataplane';
+import { CounterSet, formatIpAddress, formatMac, parseIpAddress, readMac } from '@overlay/dataplane';
 import type { VipBackend, VipSpec } from '@overlay/services';
 import type { MemberState } from './membership.js';
 import type { EndpointRecord } from './endpoints.js';
@@ -43,7 +44,7 @@ export interface VipControl {
 export interface VipNetwork {
   name: string;
   vni: number;
-  /** CIDR text; VIPs are allocated only from an IPv4 subnet. */
+  /** CIDR text, IPv4 or IPv6: undeclared VIPs are allocated from it. */
   subnet?: string;
   resolver?: string;
 }
@@ -105,37 +106,56 @@ export function fnv1a(s: string): number {
 }
 
 /**
- * Allocate VIPs for `names` (any order) in an IPv4 `subnet` past the `taken` addresses (u32),
- * by the rule in the file header. Returns name → address text; a name is missing when the range
- * is full.
+ * Allocate VIPs for `names` (any order) in `subnet` past the `taken` addresses (IPv4 as u32
+ * numbers, IPv6 as bigints), by the rule in the file header. Returns name → address text; a name
+ * is missing when the range is full. IPv4 prefixes up to /30, IPv6 up to /126.
  */
-export function allocateVips(subnet: string, names: readonly string[], taken: ReadonlySet<number> = new Set()): Map<string, string> {
+export function allocateVips(subnet: string, names: readonly string[], taken: ReadonlySet<number | bigint> = new Set()): Map<string, string> {
   const [addr, prefixText] = subnet.split('/');
   const prefix = Number(prefixText);
   const out = new Map<string, string>();
-  if (!(prefix >= 0 && prefix <= 30)) return out;
-  const hostBits = 32 - prefix;
-  const base = (parseIpv4Address(addr) >>> 0) & (hostBits === 32 ? 0 : ~((2 ** hostBits - 1) >>> 0) >>> 0);
-  // The upper half of the host range, without the broadcast; a /30 uses both host addresses.
-  const lo = hostBits >= 3 ? 2 ** (hostBits - 1) : 1;
-  const hi = 2 ** hostBits - 2;
-  const size = hi - lo + 1;
-  const used = new Set(taken);
+  const v6 = addr.includes(':');
+  const bits = v6 ? 128 : 32;
+  if (!(Number.isInteger(prefix) && prefix >= 0 && prefix <= bits - 2)) return out;
+  const hostBits = BigInt(bits - prefix);
+  let a: Uint8Array;
+  try {
+    a = parseIpAddress(addr).bytes;
+  } catch {
+    return out;
+  }
+  if (a.length !== bits / 8) return out;
+  const base = (bigOf(a) >> hostBits) << hostBits;
+  // The upper half of the host range without its last address (IPv4's broadcast); a /30 (/126) uses both middle addresses.
+  const lo = hostBits >= 3n ? 1n << (hostBits - 1n) : 1n;
+  const size = (1n << hostBits) - 1n - lo;
+  const used = new Set<bigint>();
+  for (const t of taken) used.add(BigInt(t));
   for (const name of [...names].sort()) {
-    const start = fnv1a(name) % size;
-    for (let k = 0; k < size; k++) {
-      const ip = (base + lo + ((start + k) % size)) >>> 0;
+    const start = BigInt(fnv1a(name)) % size;
+    // Ends within |used| + 1 steps: every step past the first is a taken address.
+    for (let k = 0n; k < size; k++) {
+      const ip = base + lo + ((start + k) % size);
       if (used.has(ip)) continue;
       used.add(ip);
-      out.set(name, formatIpAddress(4, u32Bytes(ip)));
+      out.set(name, formatIpAddress(v6 ? 6 : 4, bytesOf(ip, bits / 8)));
       break;
     }
   }
   return out;
 }
 
-function u32Bytes(n: number): Uint8Array {
-  return Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+/** The address bytes as an unsigned bigint. */
+function bigOf(b: Uint8Array): bigint {
+  let n = 0n;
+  for (const x of b) n = (n << 8n) | BigInt(x);
+  return n;
+}
+
+function bytesOf(n: bigint, len: number): Uint8Array {
+  const b = new Uint8Array(len);
+  for (let i = len - 1; i >= 0; i--, n >>= 8n) b[i] = Number(n & 255n);
+  return b;
 }
 const u32Of = (b: Uint8Array): number => ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
 
@@ -226,21 +246,26 @@ export class ServiceVipSync {
     // A network with no vip-mode service and nothing installed costs no endpoint scan.
     const lead = (g: { inst: ServiceInstance }[]) => g.reduce((m, x) => (x.inst.id < m.inst.id ? x : m)).inst;
     if (!this.installed.has(network) && ![...groups.values()].some((g) => lead(g).mode === 'vip')) return;
-    const taken = new Set<number>();
-    if (net.resolver && !net.resolver.includes(':')) taken.add(parseIpv4Address(net.resolver) >>> 0);
-    for (const e of this.o.endpoints(network)) if (e.data?.ipv4.length === 4) taken.add(u32Of(e.data.ipv4));
+    // Taken addresses of the subnet's family: IPv4 as u32, IPv6 as bigint (allocateVips).
+    const six = net.subnet?.includes(':') === true;
+    const taken = new Set<number | bigint>();
+    const take = (b: Uint8Array | undefined) => {
+      if (b?.length === (six ? 16 : 4)) taken.add(six ? bigOf(b) : u32Of(b));
+    };
+    if (net.resolver) take(parseIpAddress(net.resolver).bytes);
+    for (const e of this.o.endpoints(network)) take(six ? e.data?.ipv6 : e.data?.ipv4);
     const declared = new Map<string, string>();
     const auto: string[] = [];
     const byVip = new Map<string, string>();
     for (const name of [...groups.keys()].sort()) {
       const g = groups.get(name)!.sort((a, b) => (a.inst.id < b.inst.id ? -1 : a.inst.id > b.inst.id ? 1 : 0));
-      for (const x of g) if (x.inst.ipv4.length === 4) taken.add(u32Of(x.inst.ipv4));
+      for (const x of g) take(six ? x.inst.ipv6 : x.inst.ipv4);
       const lead = g[0].inst;
       if (lead.mode !== 'vip') continue;
       if (lead.vip.length === 0) auto.push(name);
       else if (lead.vip.length === 4 || lead.vip.length === 16) {
         const text = formatIpAddress(lead.vip.length === 4 ? 4 : 6, lead.vip);
-        if (lead.vip.length === 4) taken.add(u32Of(lead.vip));
+        take(lead.vip);
         if (byVip.has(text)) {
           this.counters.add(this.counters.at.declared_conflicts);
           continue;
@@ -249,7 +274,7 @@ export class ServiceVipSync {
         declared.set(name, text);
       }
     }
-    const allocated = net.subnet && !net.subnet.includes(':') ? allocateVips(net.subnet, auto, taken) : new Map<string, string>();
+    const allocated = net.subnet ? allocateVips(net.subnet, auto, taken) : new Map<string, string>();
     if (allocated.size < auto.length) this.counters.add(this.counters.at.allocation_exhausted);
     const want = new Map<string, VipStatus>();
     for (const [name, vip] of [...declared, ...allocated]) {

@@ -74,7 +74,6 @@ describe('config: services and resolvers', () => {
       ['  - name: web', '  - name: Web', /^\/services\/0\/name: a DNS label/],
       ['network: blue\n    instances', 'network: red\n    instances', /^\/services\/0\/network: no network "red"/],
       ['network: blue\n    instances', 'network: blue\n    ttl: 601\n    instances', /^\/services\/0\/ttl: must be an integer in 0\.\.600/],
-      ['network: blue\n    instances', 'network: v6\n    endpointMode: vip\n    instances', /^\/services\/0\/vip: required with endpointMode 'vip' when the network has no IPv4 subnet/],
       ['network: blue\n    instances', 'network: blue\n    endpointMode: rr\n    instances', /^\/services\/0\/endpointMode: must be 'dnsrr' or 'vip'/],
       ['network: blue\n    instances', 'network: blue\n    vip: 198.18.7.1\n    instances', /^\/services\/0\/vip: 198\.18\.7\.1 is outside the network's subnet 198\.19\.0\.0\/24/],
       ['network: blue\n    instances', 'network: blue\n    vip: 198.19.0.300\n    instances', /^\/services\/0\/vip: not an IPv4 or IPv6 address/],

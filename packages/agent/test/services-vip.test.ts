@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseIpAddress } from '@overlay/dataplane';
 import { parseHealthSpec, type ProbeResult, type VipSpec } from '@overlay/services';
 import { LOCAL, LocalServices, ServiceView, SimCluster, formatStatus, parseConfig, serviceKind, suspicionTimeoutMs, type EndpointRecord } from '@overlay/agent';
 import { ServiceVipSync, allocateVips, fnv1a, type VipControl } from '../src/services-vip.js';
@@ -15,7 +16,7 @@ function recorder(): VipControl & { specs: Map<string, VipSpec> } {
 }
 
 /** 3 agents; hosts 0 and 1 run `web` in vip mode (no declared VIP), host 2 balances. */
-function cluster(probe: (address: string) => boolean, drainMs = 10_000) {
+function cluster(probe: (address: string) => boolean, drainMs = 10_000, net = { subnet: '198.19.0.0/24', resolver: '198.19.0.254' }) {
   const views = Array.from({ length: 3 }, () => new ServiceView());
   const kinds = views.map((v) => serviceKind(v));
   const c = new SimCluster({ n: 3, seed: 5, config: LOCAL, networks: [blue], agent: (i) => ({ kinds: [kinds[i]] }) });
@@ -24,7 +25,7 @@ function cluster(probe: (address: string) => boolean, drainMs = 10_000) {
   const control = recorder();
   const a = c.agents[2];
   const sync = new ServiceVipSync({
-    view: views[2], control, networks: [{ ...blue, subnet: '198.19.0.0/24', resolver: '198.19.0.254' }],
+    view: views[2], control, networks: [{ ...blue, ...net }],
     endpoint: (n, id) => a.endpoint(n, id),
     endpoints: (n) => a.table.ofKind({ code: 1 } as never, n) as Iterable<EndpointRecord>,
     ownerState: (o) => (o === a.name ? 'alive' : a.membership.stateOf(o)),
@@ -183,5 +184,64 @@ services:
   - { name: web, network: blue, endpointMode: vip, instances: [{ id: web-1, endpoint: h1, ports: [{ port: 80 }] }] }
 `);
     expect(cfg.services[0]).toMatchObject({ endpointMode: 'vip', vip: undefined });
+  });
+
+  it('IPv6 allocation: deterministic, in the upper half of the host range without its last address, past taken addresses', () => {
+    const big = (t: string) => [...parseIpAddress(t).bytes].reduce((n, x) => (n << 8n) | BigInt(x), 0n);
+    const names = Array.from({ length: 100 }, (_, i) => `svc-${i}`);
+    const a = allocateVips('2001:db8:64::/64', names, new Set([big('2001:db8:64::ffff:ffff:ffff:fffe')]));
+    const b = allocateVips('2001:db8:64::/64', [...names].reverse());
+    expect(a.size).toBe(100);
+    expect(new Set(a.values()).size).toBe(100);
+    for (const [name, vip] of a) {
+      const n = big(vip);
+      expect(n >> 64n, vip).toBe(big('2001:db8:64::') >> 64n);
+      expect(n & (1n << 63n), vip).not.toBe(0n); // upper half of the interface identifiers
+      expect(n & ((1n << 64n) - 1n), vip).not.toBe((1n << 64n) - 1n);
+      expect(b.get(name)).toBe(vip); // the start is FNV-1a's, far apart: the same without the taken one
+    }
+    // A taken address is skipped: the next one up gets it.
+    const first = allocateVips('2001:db8:64::/64', ['web']).get('web')!;
+    expect(big(allocateVips('2001:db8:64::/64', ['web'], new Set([big(first)])).get('web')!)).toBe(big(first) + 1n);
+    // Tiny subnets: a /126 has two middle addresses, a /127 none; host bits set in the subnet are ignored.
+    expect([...allocateVips('2001:db8::5/126', ['a', 'b', 'c']).values()].sort()).toEqual(['2001:db8::5', '2001:db8::6']);
+    expect(allocateVips('2001:db8::/127', ['a']).size).toBe(0);
+    expect(allocateVips('2001:db8::/x', ['a']).size).toBe(0);
+  });
+
+  it('an undeclared VIP on a network with an IPv6 subnet is allocated from it; backends are the instances\' IPv6 addresses', async () => {
+    const subnet = '2001:db8:64::/64';
+    const resolver = '2001:db8:64::ffff:ffff:ffff:fffe';
+    const { c, locals, control, sync } = cluster(() => true, 10_000, { subnet, resolver });
+    c.bootstrapAll();
+    for (const i of [0, 1]) c.agents[i].publish(blue, { id: `ep-${i}`, mac: mac(i + 1), ipv4: ip4(i + 1) });
+    const six = (i: number) => Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, 0, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0, i + 1);
+    locals[0].add({ ...web(0), service: 'web6', ipv6: six(0) });
+    locals[1].add({ ...web(1), service: 'web6', ipv6: six(1) });
+    await advance(c, 10_000, () => [...control.specs.values()].some((s) => s.backends.length === 2));
+    await Promise.resolve();
+    const [s] = [...control.specs.values()];
+    const big = (b: Uint8Array) => [...b].reduce((n, x) => (n << 8n) | BigInt(x), 0n);
+    expect(s.vip).toBe(allocateVips(subnet, ['web6'], new Set([big(parseIpAddress(resolver).bytes), big(six(0)), big(six(1))])).get('web6'));
+    expect(s.vip.startsWith('2001:db8:64:0:')).toBe(true);
+    expect(s.backends.map((b) => [b.id, b.ip])).toEqual([['web-0', '2001:db8:64::1'], ['web-1', '2001:db8:64::2']]);
+    expect(sync.list().map((v) => [v.service, v.allocated])).toEqual([['web6', true]]);
+    sync.close();
+    for (const l of locals) await l.stop();
+  });
+
+  it('config: vip mode without a VIP is accepted on an IPv6 subnet, refused on a network without a subnet', () => {
+    const doc = (net: string) => `
+name: h1
+listen: 198.18.0.1:7946
+signingKey: ${Buffer.alloc(64, 7).toString('base64')}
+encryption: { insecure: true }
+networks:
+  - { name: blue, vni: 100, ${net}endpoints: [{ id: h1, mac: "02:00:00:00:00:01", ipv6: "2001:db8:64::1" }] }
+services:
+  - { name: web, network: blue, endpointMode: vip, instances: [{ id: web-1, endpoint: h1, ports: [{ port: 80 }] }] }
+`;
+    expect(parseConfig(doc('subnet: "2001:db8:64::/64", ')).services[0]).toMatchObject({ endpointMode: 'vip', vip: undefined });
+    expect(() => parseConfig(doc(''))).toThrow(/\/services\/0\/vip: required with endpointMode 'vip' when the network has no subnet to allocate one from/);
   });
 });
