@@ -6,8 +6,9 @@
  *   node --expose-gc --conditions=source --import tsx bench/micro-worker-transport.ts [--quick]
  *
  * Prints ns per datagram for a batch of one flow (the usual TSO batch: one sendmmsg) and for a
- * batch of 64 flows (split over the ports), heap growth and GCs, and how evenly 10 000 random
- * flows spread over the SOURCE_PORTS ports.
+ * batch of 64 flows (split over the ports), heap growth and GCs, a yardstick loop (one byte read
+ * per datagram) for the machine's load, and how evenly 10 000 random flows spread over the
+ * SOURCE_PORTS ports.
  */
 import { BufferPool, PacketBatch } from '@overlay/dataplane';
 import type { UdpTransport } from '@overlay/native';
@@ -64,6 +65,12 @@ async function main(): Promise<void> {
     if (counted !== n) throw new Error(`sent ${counted} of ${n}`);
     process.stdout.write(`${name.padEnd(20)} ${((h.secs * 1e9) / n).toFixed(1)} ns/datagram over ${n} datagrams; heap growth ${(h.growth / n).toFixed(3)} B/datagram, GCs ${h.gcs}\n`);
   }
+  // Yardstick for this machine's load: one byte read per datagram, the least a hash could cost.
+  let sink = 0;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < batches; i++) for (let j = 0; j < BATCH; j++) sink += pool.data[pool.off[one.slots[j]] + 34];
+  const yard = Number(process.hrtime.bigint() - t0) / (batches * BATCH);
+  process.stdout.write(`yardstick            ${yard.toFixed(1)} ns/datagram (one byte read each; ${sink > 0 ? 'read' : 'none'})\n`);
   const per = new Array<number>(SOURCE_PORTS).fill(0);
   for (let f = 0; f < 10_000; f++) {
     fill(pool, 0, Math.floor(Math.random() * 0x7fff));

@@ -34,7 +34,7 @@ class WorkersHost {
   static async start(h: TestHost, cfg: HostConfig): Promise<WorkersHost> {
     const child = h.spawn(...tsx('./lib/workers-host.ts', [JSON.stringify(cfg)]), { cwd: repoRoot });
     const w = new WorkersHost(child);
-    await waitForLine(child, /^READY /, 30_000);
+    await waitForLine(child, /^READY /, 40_000);
     return w;
   }
   private ask(cmd: string, prefix: string): Promise<string> {

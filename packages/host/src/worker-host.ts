@@ -35,7 +35,7 @@ export interface UnderlayInfo {
 }
 
 /** How long a worker may take to open its sockets and TAP queues, or to close them. */
-const WORKER_TIMEOUT_MS = 20_000;
+const WORKER_TIMEOUT_MS = 30_000;
 
 /** The worker's module: the compiled .js beside this file, or the .ts source run through tsx's loader. */
 function spawn(init: WorkerInit): Worker {
@@ -141,20 +141,18 @@ export async function openWorkerHost(o: HostOptions, u: UnderlayInfo): Promise<H
 
   const links: WorkerLink[] = [];
   const added: Array<{ link: string; cidr: string }> = [];
-  const start = (index: number, init: Omit<WorkerInit, 'index' | 'options'>) => {
-    const l = new WorkerLink(index, spawn({ index, options: o, ...init }));
-    links.push(l);
-    return l.ready;
-  };
   let devices: HostDevice[];
   let port: number;
   try {
-    // Worker 0 creates the TAPs and picks the ports; the others join them.
-    const first = await start(0, { port: u.port, sourcePorts: [], taps: o.networks.map((x) => x.tap), mtus });
+    // Every thread loads its modules at once; worker 0 creates the TAPs and picks the ports, the others then join them.
+    for (let i = 0; i < n; i++) {
+      const init = { index: i, options: o, port: u.port, sourcePorts: [], taps: o.networks.map((x) => x.tap), mtus, wait: i > 0 };
+      links.push(new WorkerLink(i, spawn(init)));
+    }
+    const first = await links[0].ready;
     port = first.port;
-    const rest = [];
-    for (let i = 1; i < n; i++) rest.push(start(i, { port, sourcePorts: first.sourcePorts, taps: first.taps, mtus: first.mtus }));
-    await Promise.all(rest);
+    for (const l of links.slice(1)) l.post({ t: 'open', port, sourcePorts: first.sourcePorts, taps: first.taps, mtus: first.mtus });
+    await Promise.all(links.map((l) => l.ready));
     devices = o.networks.map((x, i) => {
       const name = first.taps[i];
       if (x.mac) setLinkMac(name, x.mac);

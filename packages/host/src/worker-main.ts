@@ -83,8 +83,7 @@ function stats(r: Running) {
   return hostStats(r.dp, transport, undefined, r.taps);
 }
 
-function main(): void {
-  const init = workerData as WorkerInit;
+function main(init: WorkerInit): void {
   let r: Running;
   try {
     r = open(init);
@@ -99,6 +98,8 @@ function main(): void {
   const ops = new Set<string>(WORKER_OPS);
   port!.on('message', (m: ToWorker) => {
     switch (m.t) {
+      case 'open':
+        break; // only before main() (see the end of this file)
       case 'op':
         try {
           if (!ops.has(m.op)) throw new Error(`unknown op ${m.op}`);
@@ -130,4 +131,15 @@ function main(): void {
   });
 }
 
-main();
+const init = workerData as WorkerInit;
+if (!init.wait) main(init);
+else {
+  // Modules are loaded; open once worker 0 has settled the ports and TAP names.
+  port.once('message', (m: ToWorker) => {
+    if (m.t === 'open') return main({ ...init, port: m.port, sourcePorts: m.sourcePorts, taps: m.taps, mtus: m.mtus, wait: false });
+    // Worker 0 failed and the host is closing: nothing was opened here.
+    if (m.t === 'close') post({ t: 'closed', id: m.id });
+    else post({ t: 'failed', error: { name: 'Error', code: 'PROTOCOL', message: `expected open, got ${m.t}` } });
+    port.close();
+  });
+}

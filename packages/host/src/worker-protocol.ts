@@ -20,7 +20,15 @@ export interface WorkerInit {
   /** Per network, in options order: the TAP name to open a queue of, and its MTU. */
   taps: string[];
   mtus: number[];
+  /**
+   * Load the modules, then wait for an `open` message with port, source ports, TAP names and MTUs
+   * (those of worker 0, known only once it is ready): the threads start in parallel.
+   */
+  wait?: boolean;
 }
+
+/** What worker 0 settles and the other workers join. */
+export type Placement = Pick<WorkerInit, 'port' | 'sourcePorts' | 'taps' | 'mtus'>;
 
 /** Dataplane control methods a worker applies as they come (the main thread validated them first). */
 export const WORKER_OPS = ['setFdb', 'deleteFdb', 'setNeighbour', 'deleteNeighbour', 'addFloodVtep', 'removeFloodVtep', 'removeNetwork', 'removeStage'] as const;
@@ -34,6 +42,7 @@ export interface WorkerErrorInfo {
 }
 
 export type ToWorker =
+  | ({ t: 'open' } & Placement)
   | { t: 'op'; op: WorkerOp; args: unknown[] }
   | { t: 'stats'; id: number }
   | { t: 'fdb'; id: number; vni: number }
