@@ -147,6 +147,8 @@ export class Agent {
   private gossipTimer: TimerHandle | null = null;
   private reapTimer: TimerHandle | null = null;
   private running = false;
+  /** Networks we are attached to (name → VNI): what the endpoint kind programs. */
+  private readonly networkMap: Map<string, number>;
 
   constructor(o: AgentOptions) {
     this.o = o;
@@ -197,7 +199,7 @@ export class Agent {
         onSuspect: (m) => user?.onSuspect?.(m),
       },
     });
-    const networks = new Map((o.networks ?? []).map((n) => [n.name, n.vni]));
+    const networks = (this.networkMap = new Map((o.networks ?? []).map((n) => [n.name, n.vni])));
     const kinds: RecordKind<unknown>[] = [endpointKind(this.program, networks), ...(o.kinds ?? []), ...(this.pki ? [this.pki.revocationKind as RecordKind<unknown>] : [])];
     const ms = this.membership;
     const ctx: KindContext = { self: o.name, stateOf: (n) => ms.stateOf(n), metaOf: (n) => ms.metaOf(n) };
@@ -294,6 +296,26 @@ export class Agent {
   publish(network: NetworkSpec, ep: LocalEndpoint): EndpointRecord {
     const data: EndpointData = { vni: network.vni, mac: ep.mac, ipv4: ep.ipv4 ?? new Uint8Array(0), ipv6: ep.ipv6 ?? new Uint8Array(0), vtep: this.membership.selfAlive().meta.vtep };
     return this.sync.publish(this.sync.kindOf(ENDPOINT_KIND) as RecordKind<EndpointData>, network.name, ep.id, data);
+  }
+
+  /**
+   * Attach to exactly `list`: endpoints of these networks are programmed, the list is advertised
+   * (new meta, so peers send us their records), and each network joined is pulled at once by a
+   * push-pull with one of its members (networks-gossip.ts).
+   */
+  setNetworks(list: NetworkSpec[]): void {
+    const added = list.filter((n) => !this.networkMap.has(n.name));
+    this.networkMap.clear();
+    for (const n of list) this.networkMap.set(n.name, n.vni);
+    const ms = this.membership;
+    ms.setMeta({ ...ms.selfAlive().meta, ...this.networkGossip.metaFields(list.map((n) => n.name)) });
+    for (const m of ms.all()) this.table.ownerChanged(m);
+    if (!this.running) return;
+    for (const n of added) {
+      const peer = this.networkGossip.index.pick(n.name, 1, this.random)[0];
+      const m = peer === undefined ? undefined : ms.get(peer);
+      if (m) this.pushPulls.run({ ip: m.ip, port: m.port }, false, 10_000, (err) => err && this.counters.add(this.counters.at.push_pull_failures), m.meta);
+    }
   }
 
   /** Delete one of our endpoints: a signed tombstone. Returns false if it is not ours. */

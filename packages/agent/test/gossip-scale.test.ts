@@ -40,16 +40,51 @@ describe('per-network gossip', () => {
     expect(c.agents[5].membership.metaOf('node-5')!.scoped).toBeUndefined();
     expect(c.agents[2].endpoint('red', 'r1')).toBeUndefined(); // blue node
   });
+
+  it('a host joining a network pulls its records at once and then receives its gossip', () => {
+    const c = new SimCluster({ n: 6, seed: 65, config: LOCAL, agent: (i) => ({ networks: [nets[i % 2]] }) });
+    c.bootstrapAll();
+    c.run(1000);
+    for (const i of [1, 3]) c.agents[i].publish(nets[1], { id: `red-${i}`, mac: mac(i) });
+    c.run(3000);
+    const a0 = c.agents[0]; // blue only
+    expect(a0.endpoint('red', 'red-1')).toBeUndefined();
+    a0.setNetworks([nets[0], nets[1]]);
+    const pulled = c.clock.runUntilTrue(() => a0.endpoint('red', 'red-1') !== undefined && a0.endpoint('red', 'red-3') !== undefined, 5000, 10);
+    expect(pulled).toBeGreaterThanOrEqual(0);
+    expect(pulled).toBeLessThan(500); // one push-pull, not the next anti-entropy round (15 s)
+    c.agents[5].publish(nets[1], { id: 'red-5', mac: mac(5) });
+    expect(c.clock.runUntilTrue(() => a0.endpoint('red', 'red-5') !== undefined, 5000, 10)).toBeGreaterThanOrEqual(0);
+    expect(c.agents[2].membership.metaOf('node-0')!.networks).toEqual(['blue', 'red']);
+  });
 });
 
 describe('delta push-pull', () => {
+  it('a protocol-2 peer (pmax 2, no network list) gets full exchanges and every record', () => {
+    const c = new SimCluster({ n: 5, seed: 66, config: LOCAL, agent: (i) => (i === 4 ? { gossipScope: 'cluster', deltaPushPull: false } : { networks: [nets[i % 2]] }) });
+    const old = c.agents[4];
+    old.membership.setMeta({ ...old.membership.selfAlive().meta, pmax: 2 });
+    c.bootstrapAll();
+    c.run(1000);
+    for (let i = 0; i < 4; i++) {
+      c.agents[i].publish(nets[i % 2], { id: `ep-${i}`, mac: mac(i) });
+      c.agents[i].queue.drop(`r:${recordKey(ENDPOINT_KIND, nets[i % 2].name, `ep-${i}`)}`); // push-pull only
+    }
+    const t = c.clock.runUntilTrue(() => [0, 1, 2, 3].every((i) => old.endpoint(nets[i % 2].name, `ep-${i}`) !== undefined), 60_000, 50);
+    expect(t).toBeGreaterThanOrEqual(0);
+    const stats = (a: unknown) => (a as { pushPulls: { stats: { delta: number; full: number } } }).pushPulls.stats;
+    expect(stats(old).delta).toBe(0);
+    expect(c.agents.slice(0, 4).reduce((s, a) => s + stats(a).full, 0)).toBeGreaterThan(0); // exchanges with the old peer
+    expect(c.agents.slice(0, 4).reduce((s, a) => s + stats(a).delta, 0)).toBeGreaterThan(0); // among new peers
+  });
+
   function quiet(delta: boolean) {
     const c = new SimCluster({ n: 20, seed: 63, config: LOCAL, networks: [nets[0]], extra: { deltaPushPull: delta } });
     c.bootstrapAll();
     for (let i = 0; i < 20; i++) for (let k = 0; k < 5; k++) c.agents[i].publish(nets[0], { id: `ep-${i}-${k}`, mac: mac(i * 8 + k) });
     c.run(30_000);
     const s0 = c.net.streamBytes;
-    c.run(120_000);
+    c.run(90_000);
     return { c, bytes: c.net.streamBytes - s0 };
   }
 
