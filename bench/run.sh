@@ -9,6 +9,7 @@
 #   bash bench/run.sh soak [--minutes N] [--save]   encrypted TCP + gossip churn, RSS over time (bench/soak.ts)
 #   bash bench/run.sh profile [args]   where the agent's time goes (bench/profile-agent.ts, perf)
 #   bash bench/run.sh sim [N] [min]    1 000 simulated agents (bench/sim-agent.ts)
+#   bash bench/run.sh sim-scale [N] [nets] [window s] [push-pull s] [trials]   gossip at scale: whole-table vs per-network (bench/sim-scale.ts)
 #   bash bench/run.sh detect [args]    failure detection trade-off: timing configs × N in the simulation (bench/sim-detect.ts)
 #   bash bench/run.sh dns [args]       our DNS responder vs dnsmasq and unbound (bench/dns.ts, dnsperf)
 #   bash bench/run.sh agent-rss        the idle agent's RSS as shipped, V8 default vs a 2 MiB young generation
@@ -38,6 +39,7 @@ case "${1:-}" in
   soak) shift; ts bench/soak.ts "$@" ;;
   profile) shift; ts bench/profile-agent.ts "$@" ;;
   sim) shift; ts bench/sim-agent.ts "$@" ;;
+  sim-scale) shift; ts --max-old-space-size=16000 bench/sim-scale.ts "$@" ;;
   detect) shift; ts bench/sim-detect.ts "$@" ;;
   dns) shift; ts bench/dns.ts "$@" ;;
   agent-rss) shift; npx tsc -b; ts bench/agent-rss.ts "$@" ;;
