@@ -14,7 +14,7 @@ import { saveResult } from './lib/save.js';
 import { cpus, loadavg } from 'node:os';
 import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { iperfServer, ping, tcp, udp, waitReachable, type PingResult, type UdpResult } from './lib/iperf.js';
-import { kernelVxlan, nebula, OUR_HOST, ourEncrypted, ourPlain, ourPlainNoOffload, ourPlainWorkers, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
+import { kernelVxlan, nebula, OUR_HOST, ourEncrypted, ourEncryptedPolicy, ourPlain, ourPlainNoOffload, ourPlainWorkers, underlay, wireguardGo, type PathSpec } from './lib/paths.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { median, spreadPct } from './lib/stats.js';
 import { throughputChart } from './lib/chart.js';
@@ -177,7 +177,7 @@ function table(results: PathResult[]): string {
 async function main() {
   const o = args();
   if (process.getuid?.() !== 0) throw new Error('the throughput benchmark needs root (network namespaces)');
-  const specs = [underlay, kernelVxlan, ourPlain, ourPlainWorkers, ourPlainNoOffload, ourEncrypted, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
+  const specs = [underlay, kernelVxlan, ourPlain, ourPlainWorkers, ourPlainNoOffload, ourEncrypted, ourEncryptedPolicy, wireguardGo, ...(o.nebula ? [nebula] : [])].filter((s) => !o.only || o.only.includes(s.id));
   log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${o.rounds} interleaved rounds × ${o.seconds} s per TCP figure; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   log(`ours: ${OUR_HOST.assembly}, the agent's assembly with its defaults (${OUR_HOST.poolSlots} pool slots, batch ${OUR_HOST.batchSize}, UDP GSO/GRO, TAP TSO/GRO)`);
   const tb = await createTestbed({ hosts: 2, prefix: 'bn' });

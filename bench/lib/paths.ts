@@ -10,6 +10,7 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { DEFAULT_BATCH, DEFAULT_POOL_SLOTS, DEFAULT_SOCKET_BUFFER, DEFAULT_TX_QUEUE_LEN, openHost } from '@overlay/host';
+import type { Policy } from '@overlay/services';
 import type { Testbed, TestHost } from '../../test/lib/testbed.js';
 import { meshConfig, startVtep, type HostConfig, type VtepProcess } from '../../test/lib/vtep.js';
 import { startWireguardGo } from '../../test/lib/wg-go.js';
@@ -200,17 +201,39 @@ export const nebula: PathSpec = {
   },
 };
 
-/** Encrypted overlay: our dataplane over the WireGuard-protocol secure transport. */
-export const ourEncrypted: PathSpec = {
-  id: 'ours-encrypted',
-  label: 'ours: encrypted VXLAN',
-  async up(tb) {
-    const hs = pair(tb);
-    const keys = hs.map(() => wgKeys());
-    const cfgs = meshConfig(hs, [100]).map((c, i) => ({
-      ...c,
-      encryption: { privateKey: keys[i].priv, peers: hs.filter((_, j) => j !== i).map((h) => ({ publicKey: keys[hs.indexOf(h)].pub, endpoint: h.underlay })) },
-    }));
-    return startVteps(hs, cfgs);
-  },
-};
+/** Encrypted overlay: our dataplane over the WireGuard-protocol secure transport; with `policy`, a policy filter stage on each host. */
+function encrypted(id: string, label: string, policy?: Policy): PathSpec {
+  return {
+    id,
+    label,
+    async up(tb) {
+      const hs = pair(tb);
+      const keys = hs.map(() => wgKeys());
+      const cfgs = meshConfig(hs, [100]).map((c, i) => ({
+        ...c,
+        policy,
+        encryption: { privateKey: keys[i].priv, peers: hs.filter((_, j) => j !== i).map((h) => ({ publicKey: keys[hs.indexOf(h)].pub, endpoint: h.underlay })) },
+      }));
+      return startVteps(hs, cfgs);
+    },
+  };
+}
+
+/**
+ * The policy the encrypted+policy path enforces: default deny, 10 000 rules — 9 999 that do not
+ * match the bench's flows (deny by port, allow by group and by /32 source), then an allow of the
+ * overlay /16 (TCP, UDP, ICMP) — so iperf3's flows are judged, tracked and pass both ends.
+ */
+function benchPolicy(): Policy {
+  const admin = Array.from({ length: 100 }, (_, i) => ({ id: `a${i}`, action: 'deny' as const, proto: 'tcp' as const, ports: [String(20 + i)] }));
+  const network = Array.from({ length: 9_899 }, (_, i) =>
+    i % 2 === 0
+      ? { id: `n${i}`, action: 'allow' as const, from: { groups: [`g${i % 200}`] }, to: { groups: [`g${(i * 7 + 3) % 200}`] }, proto: 'tcp' as const, ports: [String(1000 + i)] }
+      : { id: `n${i}`, action: 'allow' as const, from: { cidrs: [`198.18.${(i >> 8) & 255}.${i & 255}/32`] }, proto: 'udp' as const },
+  );
+  const service = [{ id: 'overlay', action: 'allow' as const, from: { cidrs: ['198.19.0.0/16'] }, to: { cidrs: ['198.19.0.0/16'] } }];
+  return { defaultAction: 'deny', tiers: { admin, network, service } };
+}
+
+export const ourEncrypted = encrypted('ours-encrypted', 'ours: encrypted VXLAN');
+export const ourEncryptedPolicy = encrypted('ours-encrypted-policy', 'ours: encrypted + policy (10 000 rules)', benchPolicy());

@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { openHost } from '@overlay/host';
+import { PolicyFilter, type Policy } from '@overlay/services';
 import { hostOptions, type HostConfig } from './host-config.js';
 
 export type { HostConfig, HostNetworkConfig } from './host-config.js';
@@ -19,8 +20,10 @@ export type { HostConfig, HostNetworkConfig } from './host-config.js';
 async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error('usage: vtep-host.ts CONFIG_JSON|@FILE');
-  const cfg = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as HostConfig;
+  const cfg = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as HostConfig & { policy?: Policy };
   const host = await openHost(hostOptions(cfg));
+  // A policy filter stage on every network (bench/throughput.ts's encrypted+policy path).
+  if (cfg.policy) for (const n of cfg.networks) host.dataplane.addStage(n.vni, new PolicyFilter({ policy: cfg.policy, log: () => {} }));
 
   let closing = false;
   const shutdown = async () => {
