@@ -8,11 +8,9 @@ import { MAGLEV_SIZE, flowHash } from './maglev.js';
 import { addressKey6, equal16, tcpSeqEnd } from './packet.js';
 import { checksumReplace128 } from './rewrite.js';
 import type { VipService } from './service.js';
+import { ECHO6_REPLY, ECHO6_REQUEST, PROTO_ICMPV6, isIcmp6Error, newQuoted6, quoted6, rewriteIcmp6Error } from './icmp6-error.js';
 
-export const PROTO_ICMPV6 = 58;
 const FRAGMENT_HEADER = 44;
-const ECHO6_REQUEST = 128;
-const ECHO6_REPLY = 129;
 /** Byte offsets in `addr` per flow: client, VIP, backend (16 each). */
 const AC = 0;
 const AV = 16;
@@ -49,6 +47,7 @@ export class Vip6Path {
   readonly conntrack: Conntrack;
   /** Per flow: client, VIP, backend addresses. */
   private readonly addr: Uint8Array;
+  private readonly quote = newQuoted6();
 
   constructor(private readonly host: Vip6Host, o: { capacity: number; timeouts?: Partial<ConntrackTimeouts>; tickMs: number; startMs: number }) {
     this.conntrack = new Conntrack(o);
@@ -163,7 +162,8 @@ export class Vip6Path {
     } else if (nh === PROTO_ICMPV6 && plen >= 8 && d[l4] === ECHO6_REPLY) {
       cport = (d[l4 + 4] << 8) | d[l4 + 5];
       vport = 0;
-    } else return PASS;
+    } else if (nh === PROTO_ICMPV6 && plen >= 8 && isIcmp6Error(d[l4])) return this.icmpError(ctx, slot, l3, l4, l4 + plen, srcKey);
+    else return PASS;
     const ct = this.conntrack;
     const e = ct.findReply(nh, srcKey, addressKey6(d, l3 + 24), vport, cport);
     const w = e * AW;
@@ -173,6 +173,25 @@ export class Vip6Path {
     writeMacParts(d, pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
     rewriteIpv6Address(d, l3 + 8, this.addr, w + AV, nh, l4);
     h.counters.values[1]++; // translated_outside
+    return PASS;
+  }
+
+  /**
+   * An ICMPv6 error from a backend (source key `srcKey`) about a packet of a tracked flow:
+   * translated back to the VIP, quote and all (icmp6-error.ts). Errors about hairpin flows pass.
+   */
+  private icmpError(ctx: StageContext, slot: number, l3: number, l4: number, end: number, srcKey: number): number {
+    const d = ctx.pool.data;
+    const q = this.quote;
+    if (!quoted6(d, l4, end, q) || !equal16(d, q.ip + 24, d, l3 + 8)) return PASS;
+    const ct = this.conntrack;
+    const e = ct.findReply(q.nh, srcKey, addressKey6(d, q.ip + 8), q.dport, q.sport);
+    const w = e * AW;
+    if (e < 0 || ct.peer[e] !== ct.client[e] || !equal16(this.addr, w + AB, d, l3 + 8) || !equal16(this.addr, w + AC, d, q.ip + 8)) return PASS;
+    const a = e * Conntrack.AUX;
+    writeMacParts(d, ctx.pool.off[slot] + 6, ct.aux[a + A_VIP_HI], ct.aux[a + A_VIP_LO]);
+    rewriteIcmp6Error(d, l3, l4, end, q, this.addr, w + AV);
+    this.host.counters.add(this.host.counters.at.icmp_errors_translated);
     return PASS;
   }
 
