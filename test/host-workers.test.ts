@@ -12,6 +12,7 @@ import { endpointMac, meshConfig, repoRoot, startVtep, type HostConfig, type Vte
 // both workers of each host; a peer added through host.dataplane at run time reaches every worker.
 
 const tsx = (script: string, args: string[]): [string, string[]] => [process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL(script, import.meta.url)), ...args]];
+const plain = (script: string, args: string[]): [string, string[]] => [process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args]];
 
 /** A workers-host.ts process: request/answer lines on stdio. */
 class WorkersHost {
@@ -65,7 +66,7 @@ class WorkersHost {
 
 /** `n` TCP connections at once from `from` to address:port, `bytes` each; the hashes of both ends per connection, sorted. */
 async function manyFlows(from: TestHost, to: TestHost, address: string, port: number, n: number, bytes: number): Promise<{ sent: string[]; received: string[] }> {
-  const sink = to.spawn(...tsx('./lib/tcp-multi.ts', ['sink', address, String(port), String(n)]), { cwd: repoRoot });
+  const sink = to.spawn(...plain('./lib/tcp-multi.mjs', ['sink', address, String(port), String(n)]), { cwd: repoRoot });
   const lines = (c: ChildProcess, prefix: string) =>
     new Promise<string[]>((resolve, reject) => {
       let buf = '';
@@ -83,7 +84,7 @@ async function manyFlows(from: TestHost, to: TestHost, address: string, port: nu
   try {
     const received = lines(sink, 'DONE ');
     await waitForLine(sink, /^LISTENING/, 15_000);
-    source = from.spawn(...tsx('./lib/tcp-multi.ts', ['source', address, String(port), String(n), String(bytes)]), { cwd: repoRoot });
+    source = from.spawn(...plain('./lib/tcp-multi.mjs', ['source', address, String(port), String(n), String(bytes)]), { cwd: repoRoot });
     const sent = lines(source, 'SENT ');
     return { sent: await sent, received: await received };
   } finally {
@@ -156,6 +157,30 @@ describe('openHost with two data-path workers per host', () => {
     const after = (await a.stats()).workers!.map((w) => w.dataplane.inside.sent);
     for (let i = 0; i < 2; i++) expect(after[i]).toBeGreaterThan(before[i]);
   }, 60_000);
+
+  it('fails with WorkerStartError on a TAP that is not multi-queue, leaving the TAP and port as they were', async () => {
+    const h3 = tb.hosts[2];
+    await h3.exec('ip', ['tuntap', 'add', 'dev', 'vxsq', 'mode', 'tap']);
+    try {
+      const cfg: HostConfig = { address: h3.underlay, port: 4790, workers: 2, networks: [{ vni: 7, tap: 'vxsq', addresses: ['198.19.7.3/24'] }] };
+      const child = h3.spawn(...tsx('./lib/workers-host.ts', [JSON.stringify(cfg)]), { cwd: repoRoot });
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => child.kill('SIGKILL'), 40_000);
+        child.once('exit', (c) => (clearTimeout(t), resolve(c)));
+      });
+      expect(code).toBe(1);
+      expect(err).toMatch(/WorkerStartError: data-path worker 0 did not start: EINVAL/);
+      // The persistent TAP is still there, single-queue, without the address; nothing holds the port.
+      const link = await h3.exec('ip', ['-d', 'addr', 'show', 'dev', 'vxsq']);
+      expect(link).not.toContain('multi_queue');
+      expect(link).not.toContain('198.19.7.3');
+      expect(await h3.exec('ss', ['-Huan', 'sport = :4790'])).toBe('');
+    } finally {
+      await h3.run('ip', ['link', 'del', 'vxsq']);
+    }
+  }, 50_000);
 
   it('refuses workers with encryption, by field, before opening anything', () => {
     const o = { underlay: { address: '198.18.0.1' }, networks: [], workers: 2, wireguard: { privateKey: 'x' } };

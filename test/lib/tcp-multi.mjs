@@ -1,11 +1,12 @@
 /**
  * Several TCP connections at once, each hashed end to end, run inside a namespace:
- *   tcp-multi.ts sink ADDRESS PORT N              prints `LISTENING`, then `DONE <bytes> <sha256>` per connection, exits after N
- *   tcp-multi.ts source ADDRESS PORT N BYTES      opens N connections at once, each sends BYTES of random data,
+ *   tcp-multi.mjs sink ADDRESS PORT N              prints `LISTENING`, then `DONE <bytes> <sha256>` per connection, exits after N
+ *   tcp-multi.mjs source ADDRESS PORT N BYTES      opens N connections at once, each sends BYTES of random data,
  *                                                 prints `SENT <bytes> <sha256>` per connection, exits when all are sent
  * Many flows in parallel is what spreads traffic over a multi-worker host (one flow stays on one
  * worker); the hashes show every byte of every flow arrived in order. Bounded: each side exits
- * after N connections, and the caller kills both on its timeout.
+ * after N connections, and the caller kills both on its timeout. Plain JavaScript, so a test
+ * starts it without the TypeScript loader (seconds saved per process on a loaded machine).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';
@@ -13,7 +14,8 @@ import { connect, createServer } from 'node:net';
 const [mode, address, portArg, countArg, bytesArg] = process.argv.slice(2);
 const port = Number(portArg);
 const count = Number(countArg);
-const fail = (what: string) => (e: Error) => {
+/** @param {string} what */
+const fail = (what) => (/** @type {Error} */ e) => {
   process.stderr.write(`${what}: ${e.message}\n`);
   process.exit(1);
 };
@@ -55,6 +57,6 @@ if (mode === 'sink') {
     sock.on('error', fail('source'));
   }
 } else {
-  process.stderr.write('usage: tcp-multi.ts sink ADDRESS PORT N | source ADDRESS PORT N BYTES\n');
+  process.stderr.write('usage: tcp-multi.mjs sink ADDRESS PORT N | source ADDRESS PORT N BYTES\n');
   process.exit(2);
 }
