@@ -9,6 +9,9 @@
  * keys and, for the before-figure, the TAP offloads.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_BATCH, DEFAULT_POOL_SLOTS, DEFAULT_SOCKET_BUFFER, DEFAULT_TX_QUEUE_LEN, openHost } from '@overlay/host';
 import type { Policy } from '@overlay/services';
 import type { Testbed, TestHost } from '../../test/lib/testbed.js';
@@ -209,12 +212,28 @@ function encrypted(id: string, label: string, policy?: Policy): PathSpec {
     async up(tb) {
       const hs = pair(tb);
       const keys = hs.map(() => wgKeys());
+      // The policy goes by file: 10 000 rules are too long for the runner's argument.
+      const dir = policy && mkdtempSync(join(tmpdir(), 'bench-policy-'));
+      const policyFile = dir && join(dir, 'policy.json');
+      if (policyFile) writeFileSync(policyFile, JSON.stringify(policy));
       const cfgs = meshConfig(hs, [100]).map((c, i) => ({
         ...c,
-        policy,
+        policyFile,
         encryption: { privateKey: keys[i].priv, peers: hs.filter((_, j) => j !== i).map((h) => ({ publicKey: keys[hs.indexOf(h)].pub, endpoint: h.underlay })) },
       }));
-      return startVteps(hs, cfgs);
+      try {
+        const up = await startVteps(hs, cfgs);
+        return {
+          ...up,
+          down: async () => {
+            await up.down();
+            if (dir) rmSync(dir, { recursive: true, force: true });
+          },
+        };
+      } catch (e) {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
     },
   };
 }

@@ -20,10 +20,13 @@ export type { HostConfig, HostNetworkConfig } from './host-config.js';
 async function main(): Promise<void> {
   const arg = process.argv[2];
   if (!arg) throw new Error('usage: vtep-host.ts CONFIG_JSON|@FILE');
-  const cfg = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as HostConfig & { policy?: Policy };
+  const cfg = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as HostConfig & { policyFile?: string };
   const host = await openHost(hostOptions(cfg));
-  // A policy filter stage on every network (bench/throughput.ts's encrypted+policy path).
-  if (cfg.policy) for (const n of cfg.networks) host.dataplane.addStage(n.vni, new PolicyFilter({ policy: cfg.policy, log: () => {} }));
+  // A policy filter stage on every network, the policy a JSON file (bench/throughput.ts's encrypted+policy path).
+  if (cfg.policyFile) {
+    const policy = JSON.parse(readFileSync(cfg.policyFile, 'utf8')) as Policy;
+    for (const n of cfg.networks) host.dataplane.addStage(n.vni, new PolicyFilter({ policy, log: () => {} }));
+  }
 
   let closing = false;
   const shutdown = async () => {

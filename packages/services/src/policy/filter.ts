@@ -3,7 +3,11 @@ import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN,
 import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { IdentityTable } from './identity.js';
-import { AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, AUX_RULE, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, OUTSIDE, PROTO_ICMPV6, Policy6Path } from './filter6.js';
+import { PROTO_ICMPV6, Policy6Path } from './filter6.js';
+import {
+  AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
+  logged, readL4, recordFlow, tally,
+} from './filter-shared.js';
 import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
 
 /**
@@ -137,6 +141,8 @@ export class PolicyFilter implements Stage {
   readonly conntrack: Conntrack;
   readonly conntrack6: Conntrack;
   private readonly v6: Policy6Path;
+  /** The L4 fields of the packet being judged (readL4). */
+  private readonly l4 = new Int32Array(5);
   /** The ruleset in force; replaced whole by setPolicy. */
   compiled: CompiledPolicy;
   private generation = 1;
@@ -248,30 +254,13 @@ export class PolicyFilter implements Stage {
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
     // Identity on the wire: the sender's Group Policy ID, sent where the network speaks GBP.
     if (this.gbp && dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
-    const l4 = l3 + hl;
-    const l4end = l3 + total;
-    let sport = 0;
-    let dport = 0;
-    let key = 0;
-    let flags = 0;
-    let tracked = true;
-    if (proto === PROTO_TCP) {
-      if (l4 + 20 > l4end) return this.dropAs(dir, D_MALFORMED);
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
-      flags = d[l4 + 13];
-    } else if (proto === PROTO_UDP) {
-      if (l4 + 8 > l4end) return this.dropAs(dir, D_MALFORMED);
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
-    } else if (proto === PROTO_ICMP) {
-      if (l4 + 8 > l4end) return this.dropAs(dir, D_MALFORMED);
-      const type = (key = d[l4]);
-      const id = (d[l4 + 4] << 8) | d[l4 + 5];
-      if (type === ICMP_ECHO_REQUEST) sport = id;
-      else if (type === ICMP_ECHO_REPLY) dport = id;
-      else tracked = false;
-    }
+    const l4f = this.l4;
+    if (readL4(d, l3 + hl, l3 + total, proto, PROTO_ICMP, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, l4f) !== L4_OK) return this.dropAs(dir, D_MALFORMED);
+    const sport = l4f[L4_SPORT];
+    const dport = l4f[L4_DPORT];
+    const key = l4f[L4_KEY];
+    const flags = l4f[L4_FLAGS];
+    let tracked = l4f[L4_TRACKED] === 1;
 
     const ct = this.conntrack;
     const aux = ct.aux;
@@ -287,25 +276,23 @@ export class PolicyFilter implements Stage {
       if (e >= 0) {
         const c = this.compiled;
         const a = e * Conntrack.AUX;
-        if (aux[a + AUX_GEN] !== c.generation || aux[a + AUX_IDENTITY] !== this.identity.version) {
+        const id = this.identity;
+        if (aux[a + AUX_GEN] !== c.generation || aux[a + AUX_IDENTITY] !== id.version) {
           // Re-judge the flow as first seen: its initiator, responder, protocol and key.
           this.counters.add(this.counters.at.flows_rejudged);
           const client = ct.client[e];
           const server = ct.vip[e];
           const okey = aux[a + AUX_KEY];
-          const id = this.identity;
           const r = c.evaluate(proto, client, server, okey, id, id.lookup(client), id.lookup(server));
           if (c.actionOf(r) !== ACTION_ALLOW) {
             const cport = ct.clientPort[e];
             ct.remove(e);
             this.counters.add(this.counters.at.flows_revoked);
-            c.drops[dir * (c.size + 1) + (r < 0 ? c.size : r)]++;
-            if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, client, server, cport, okey, r);
+            tally(c, dir, r);
+            if (logged(c, r, 0)) this.writeLog(dir, 0, proto, client, server, cport, okey, r);
             return this.dropAs(dir, D_DENIED);
           }
-          aux[a + AUX_GEN] = c.generation;
-          aux[a + AUX_IDENTITY] = this.identity.version;
-          aux[a + AUX_RULE] = r;
+          recordFlow(aux, e, c, id.version, aux[a + AUX_DIR], r, okey);
         }
         ct.observe(e, reply, flags, this.now);
         return PASS;
@@ -319,23 +306,13 @@ export class PolicyFilter implements Stage {
     const c = this.compiled;
     const id = this.identity;
     const r = c.evaluate(proto, src, dst, key, id, this.sourceIdentity(pool, slot, src, dir), id.lookup(dst));
-    const slotOf = dir * (c.size + 1) + (r < 0 ? c.size : r);
-    if (c.actionOf(r) !== ACTION_ALLOW) {
-      c.drops[slotOf]++;
-      if (r < 0 || c.log[r] === 1) this.writeLog(dir, 0, proto, src, dst, sport, key, r);
-      return this.dropAs(dir, D_DENIED);
-    }
-    c.allows[slotOf]++;
-    if (r >= 0 && c.log[r] === 1) this.writeLog(dir, 1, proto, src, dst, sport, key, r);
+    const allow = tally(c, dir, r);
+    if (logged(c, r, allow)) this.writeLog(dir, allow, proto, src, dst, sport, key, r);
+    if (allow === 0) return this.dropAs(dir, D_DENIED);
     if (!tracked) return PASS;
     const e = ct.open(proto, src, dst, sport, dport, dst, flags, this.now);
     if (e < 0) return this.dropAs(dir, D_FULL);
-    const a = e * Conntrack.AUX;
-    aux[a + AUX_GEN] = c.generation;
-    aux[a + AUX_IDENTITY] = id.version;
-    aux[a + AUX_DIR] = dir;
-    aux[a + AUX_RULE] = r;
-    aux[a + AUX_KEY] = key;
+    recordFlow(aux, e, c, id.version, dir, r, key);
     this.counters.add(this.counters.at.flows_opened);
     return PASS;
   }

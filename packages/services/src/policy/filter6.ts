@@ -1,9 +1,13 @@
 import { PASS, type CounterSet, type StageContext } from '@overlay/dataplane';
-import { Conntrack, OPEN_FULL, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
+import { Conntrack, OPEN_FULL, PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
 import { addressKey6, equal16 } from '../vip/packet.js';
 import { ACTION_ALLOW, type CompiledPolicy } from './compile.js';
 import type { PolicyCounter } from './filter.js';
 import type { IdentityTable } from './identity.js';
+import {
+  AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_CLASH, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
+  logged, readL4, recordFlow, tally,
+} from './filter-shared.js';
 
 /**
  * The IPv6 half of the policy filter (filter.ts): the same stateful judgement as IPv4 — new
@@ -26,21 +30,6 @@ const ECHO6_REQUEST = 128;
 const ECHO6_REPLY = 129;
 const AW = 32;
 
-// Shared with filter.ts (one place): directions, drop reasons' indexes, aux words.
-export const INSIDE = 0;
-export const OUTSIDE = 1;
-export const D_DENIED = 0;
-export const D_NO_FLOW = 1;
-export const D_MALFORMED = 2;
-export const D_FRAGMENT = 3;
-export const D_FULL = 4;
-export const D_CLASH = 5;
-export const AUX_GEN = 0;
-export const AUX_IDENTITY = 1;
-export const AUX_DIR = 2;
-export const AUX_RULE = 3;
-export const AUX_KEY = 4;
-
 /** What the IPv6 path uses of the filter that owns it. */
 export interface Policy6Host {
   readonly compiled: CompiledPolicy;
@@ -57,6 +46,8 @@ export class Policy6Path {
   readonly conntrack: Conntrack;
   /** Per flow: initiator, responder (16 bytes each). */
   private readonly addr: Uint8Array;
+  /** The L4 fields of the packet being judged (readL4). */
+  private readonly l4 = new Int32Array(5);
 
   constructor(
     private readonly host: Policy6Host,
@@ -91,29 +82,14 @@ export class Policy6Path {
     if (nh === 0 || nh === 43 || nh === 60 || nh === 44 || l4 > l4end) return h.dropAs(dir, D_MALFORMED);
     const id = h.identity;
     if (h.gbp && dir === INSIDE) pool.group[slot] = id.groupPolicyOf6(d, l3 + 8);
-    let sport = 0;
-    let dport = 0;
-    let key = 0;
-    let flags = 0;
-    let tracked = true;
-    if (nh === PROTO_TCP) {
-      if (l4 + 20 > l4end) return h.dropAs(dir, D_MALFORMED);
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
-      flags = d[l4 + 13];
-    } else if (nh === PROTO_UDP) {
-      if (l4 + 8 > l4end) return h.dropAs(dir, D_MALFORMED);
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = key = (d[l4 + 2] << 8) | d[l4 + 3];
-    } else if (nh === PROTO_ICMPV6) {
-      if (l4 + 8 > l4end) return h.dropAs(dir, D_MALFORMED);
-      const type = (key = d[l4]);
-      if (type >= 133 && type <= 137) return PASS;
-      const ident = (d[l4 + 4] << 8) | d[l4 + 5];
-      if (type === ECHO6_REQUEST) sport = ident;
-      else if (type === ECHO6_REPLY) dport = ident;
-      else tracked = false;
-    }
+    if (nh === PROTO_ICMPV6 && l4 + 8 <= l4end && d[l4] >= 133 && d[l4] <= 137) return PASS; // Neighbor Discovery, as ARP
+    const l4f = this.l4;
+    if (readL4(d, l4, l4end, nh, PROTO_ICMPV6, ECHO6_REQUEST, ECHO6_REPLY, l4f) !== L4_OK) return h.dropAs(dir, D_MALFORMED);
+    const sport = l4f[L4_SPORT];
+    const dport = l4f[L4_DPORT];
+    const key = l4f[L4_KEY];
+    const flags = l4f[L4_FLAGS];
+    let tracked = l4f[L4_TRACKED] === 1;
 
     const ct = this.conntrack;
     const aux = ct.aux;
@@ -141,13 +117,11 @@ export class Policy6Path {
             const cport = ct.clientPort[e];
             ct.remove(e);
             h.counters.add(h.counters.at.flows_revoked);
-            c.drops[dir * (c.size + 1) + (r < 0 ? c.size : r)]++;
-            if (r < 0 || c.log[r] === 1) h.log6(dir, 0, nh, A, w, w + 16, cport, okey, r);
+            tally(c, dir, r);
+            if (logged(c, r, 0)) h.log6(dir, 0, nh, A, w, w + 16, cport, okey, r);
             return h.dropAs(dir, D_DENIED);
           }
-          aux[a + AUX_GEN] = c.generation;
-          aux[a + AUX_IDENTITY] = id.version;
-          aux[a + AUX_RULE] = r;
+          recordFlow(aux, e, c, id.version, aux[a + AUX_DIR], r, okey);
         }
         ct.observe(e, reply, flags, h.nowMs);
         return PASS;
@@ -165,25 +139,15 @@ export class Policy6Path {
       srcId = id.lookupGroupPolicy(gbpIn);
     } else srcId = id.lookup6(d, l3 + 8);
     const r = c.evaluate6(nh, d, l3 + 8, l3 + 24, key, id, srcId, id.lookup6(d, l3 + 24));
-    const slotOf = dir * (c.size + 1) + (r < 0 ? c.size : r);
-    if (c.actionOf(r) !== ACTION_ALLOW) {
-      c.drops[slotOf]++;
-      if (r < 0 || c.log[r] === 1) h.log6(dir, 0, nh, d, l3 + 8, l3 + 24, sport, key, r);
-      return h.dropAs(dir, D_DENIED);
-    }
-    c.allows[slotOf]++;
-    if (r >= 0 && c.log[r] === 1) h.log6(dir, 1, nh, d, l3 + 8, l3 + 24, sport, key, r);
+    const allow = tally(c, dir, r);
+    if (logged(c, r, allow)) h.log6(dir, allow, nh, d, l3 + 8, l3 + 24, sport, key, r);
+    if (allow === 0) return h.dropAs(dir, D_DENIED);
     if (!tracked) return PASS;
     const e = ct.open(nh, srcKey, dstKey, sport, dport, dstKey, flags, h.nowMs);
     if (e < 0) return h.dropAs(dir, e === OPEN_FULL ? D_FULL : D_CLASH);
     const w = e * AW;
     for (let i = 0; i < AW; i++) A[w + i] = d[l3 + 8 + i]; // source then destination (no subarray: no view allocated)
-    const a = e * Conntrack.AUX;
-    aux[a + AUX_GEN] = c.generation;
-    aux[a + AUX_IDENTITY] = id.version;
-    aux[a + AUX_DIR] = dir;
-    aux[a + AUX_RULE] = r;
-    aux[a + AUX_KEY] = key;
+    recordFlow(aux, e, c, id.version, dir, r, key);
     h.counters.add(h.counters.at.flows_opened);
     return PASS;
   }
