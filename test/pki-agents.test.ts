@@ -5,7 +5,8 @@
  * all-pairs ping over the encrypted overlay. Agents given a wrong secret or another CA's digest
  * refuse to start. `agent revoke` of host 2 on host 1: every other host's tunnel peer for host 2
  * is gone and pings to it fail (time printed). A fifth host with a certificate of 30 s: every
- * host drops its tunnel within 10 s after notAfter (time printed).
+ * host drops its tunnel within 10 s after notAfter (time printed). Then, under 5 % loss on every
+ * underlay, a revocation by WireGuard key through another host's agent (time printed).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -215,4 +216,30 @@ describe('agents admitted by certificate (netns)', () => {
     console.log(`pki-agents: whole test ${Date.now() - t0} ms`);
     serve.kill('SIGTERM');
   }, 600_000);
+
+  it('under 5 % loss on every underlay: a revocation by WireGuard key still reaches every host within 2 s', async () => {
+    const live = procs.filter((p) => ['h1', 'h3', 'h4'].some((t) => p.socket.includes(`/${t}/`)));
+    expect(live.map((p) => p.host.index)).toEqual([1, 3, 4]);
+    const [a1, a3, a4] = live;
+    for (const h of tb.hosts) await tb.netem(h, 'loss 5%');
+    try {
+      for (const a of [a1, a3]) expect(hasPeer(await status(a), a4.wg), `host ${a.host.index} has pk4's peer`).toBe(true);
+      // Through host 3's agent this time, naming the WireGuard key.
+      const rv = await a3.host.run('node', [...MAIN, 'revoke', '--dir', join(dir, 'ca'), '--wg-key', a4.wg, '--socket', a3.socket], { timeoutMs: 60_000 });
+      const revokedAt = Date.now();
+      expect(rv.code, rv.stderr).toBe(0);
+      const gone: number[] = [];
+      await Promise.all([a1, a3].map(async (a, i) => {
+        for (const end = revokedAt + 10_000; Date.now() < end && gone[i] === undefined; ) {
+          if (!hasPeer(await status(a), a4.wg)) gone[i] = Date.now() - revokedAt;
+          else await new Promise((r) => setTimeout(r, 50));
+        }
+      }));
+      console.log(`5 % loss: revoke pk4 (wgKey) through pk3: tunnel peer gone on hosts 1,3 after ${gone.join(', ')} ms`);
+      for (const g of gone) expect(g).toBeLessThanOrEqual(2000);
+      expect(await ping(a1.host, ip(a4.host), 2)).toBe(0);
+    } finally {
+      for (const h of tb.hosts) await tb.clearNetem(h);
+    }
+  }, 120_000);
 });
