@@ -14,7 +14,7 @@
  * Single-threaded; owned by one agent.
  */
 import nacl from 'tweetnacl';
-import { type KeyObject, createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { type KeyObject, createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import type { Member, MemberState } from './membership.js';
 import { type Chunk, RecordSlab } from './record-slab.js';
 import { type NodeMeta, type RecordBytes, type RecordHead, MAX_NAME_LEN, WireDecodeError, decodeRecordBody, encodeRecordBody } from './wire.js';
@@ -79,8 +79,25 @@ export const recordKey = (kind: number, network: string, id: string): string => 
 export function signRecord<D>(kind: RecordKind<D>, head: Omit<RecordHead, 'kind'>, data: D | undefined, secretKey: Uint8Array, extra?: Uint8Array): SignedRecord<D> {
   const full: RecordHead = { kind: kind.code, network: head.network, id: head.id, owner: head.owner, version: head.version, deleted: head.deleted };
   const body = encodeRecordBody(full, kind.field, (data ?? {}) as object, extra);
-  return new StoredRecord(full.kind, full.network, full.id, full.owner, full.version, full.deleted, data, body, nacl.sign.detached(body, secretKey), false);
+  return new StoredRecord(full.kind, full.network, full.id, full.owner, full.version, full.deleted, data, body, signBytes(body, secretKey), false);
 }
+
+/**
+ * Sign with Node's native Ed25519: the same deterministic signature as tweetnacl's (RFC 8032),
+ * ~0.3 ms instead of ~50 ms on a loaded CI machine (a unit test cross-checks both).
+ */
+export function signBytes(body: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  const hex = Buffer.from(secretKey.subarray(0, 32)).toString('hex');
+  let k = signKeyCache.get(hex);
+  if (!k) {
+    if (signKeyCache.size >= 1024) signKeyCache.clear();
+    k = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
+    signKeyCache.set(hex, k);
+  }
+  return new Uint8Array(nodeSign(null, body, k));
+}
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const signKeyCache = new Map<string, KeyObject>();
 
 /**
  * Verify with Node's native Ed25519 (OpenSSL): the same algorithm as tweetnacl (which signs and

@@ -2,7 +2,7 @@
  * A whole cluster of agents in one process on a VirtualClock/VirtualNetwork — the embedder-facing
  * fake (like hyperdht's createTestnet). Used by the simulation tests and bench/sim-agent.ts.
  */
-import nacl from 'tweetnacl';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { Agent, type AgentEvents, type AgentOptions } from './agent.js';
 import type { Addr } from './env.js';
 import { Keyring, PlainSealer, type Sealer } from './keyring.js';
@@ -25,6 +25,30 @@ export interface SimClusterOptions {
   agent?: (i: number) => Partial<AgentOptions> | undefined;
 }
 
+const keyCache = new Map<string, Uint8Array>();
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * Agent i's signing key for a seed (tweetnacl format: seed ‖ public key), derived with Node's
+ * Ed25519 (tweetnacl's derivation took ~80 ms a key on a loaded machine; the same key) and cached
+ * across clusters of one process.
+ */
+function simKey(i: number, seedNo: number): Uint8Array {
+  const id = `${i}/${seedNo}`;
+  let k = keyCache.get(id);
+  if (!k) {
+    const seed = new Uint8Array(32);
+    new DataView(seed.buffer).setUint32(0, i + 1);
+    new DataView(seed.buffer).setUint32(4, seedNo);
+    const pub = createPublicKey(createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' }).subarray(12);
+    k = new Uint8Array(64);
+    k.set(seed, 0);
+    k.set(pub, 32);
+    keyCache.set(id, k);
+  }
+  return k;
+}
+
 export class SimCluster {
   readonly clock = new VirtualClock();
   readonly net: VirtualNetwork;
@@ -40,10 +64,7 @@ export class SimCluster {
     this.rnd = seededRandom((o.seed ?? 1) * 7919 + 13);
     this.sealer = o.encrypt ? new Keyring([new Uint8Array(32).fill(7)]) : new PlainSealer();
     for (let i = 0; i < o.n; i++) {
-      const seed = new Uint8Array(32);
-      new DataView(seed.buffer).setUint32(0, i + 1);
-      new DataView(seed.buffer).setUint32(4, o.seed ?? 1);
-      this.keys.push(nacl.sign.keyPair.fromSeed(seed).secretKey);
+      this.keys.push(simKey(i, o.seed ?? 1));
       this.addrs.push({ ip: `198.18.${(i >> 8) & 255}.${i & 255}`, port: 7946 });
       this.agents.push(this.make(i));
     }

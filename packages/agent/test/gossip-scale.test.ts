@@ -117,3 +117,19 @@ describe('delta push-pull', () => {
     expect(a0.table.digest()).toBe(a1.table.digest());
   });
 });
+
+describe('signing with node:crypto', () => {
+  it('signs exactly as tweetnacl, with the keys SimCluster derives', async () => {
+    const nacl = (await import('tweetnacl')).default;
+    const { signBytes } = await import('../src/records.js');
+    const c = new SimCluster({ n: 3, seed: 67 });
+    for (let i = 0; i < 3; i++) {
+      const seed = new Uint8Array(32);
+      new DataView(seed.buffer).setUint32(0, i + 1);
+      new DataView(seed.buffer).setUint32(4, 67);
+      expect(Buffer.from(c.keys[i]).equals(Buffer.from(nacl.sign.keyPair.fromSeed(seed).secretKey))).toBe(true);
+      const body = Uint8Array.from({ length: 50 + i }, (_, k) => k * 7 + i);
+      expect(Buffer.from(signBytes(body, c.keys[i])).equals(Buffer.from(nacl.sign.detached(body, c.keys[i])))).toBe(true);
+    }
+  });
+});
