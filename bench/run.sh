@@ -12,7 +12,7 @@
 #   bash bench/run.sh sim-scale [N] [nets] [window s] [push-pull s] [trials]   gossip at scale: whole-table vs per-network (bench/sim-scale.ts)
 #   bash bench/run.sh detect [args]    failure detection trade-off: timing configs × N in the simulation (bench/sim-detect.ts)
 #   bash bench/run.sh dns [args]       our DNS responder vs dnsmasq and unbound (bench/dns.ts, dnsperf)
-#   bash bench/run.sh agent-rss        the idle agent's RSS as shipped, V8 default vs a 2 MiB young generation
+#   bash bench/run.sh agent-rss [args] the idle agent's RSS as shipped: anon/file, V8 heap, after load (bench/agent-rss.ts)
 #   bash bench/run.sh vip [args]       new TCP connections/s through our VIP vs HAProxy and nft numgen DNAT (bench/vip-connect.ts)
 #   bash bench/run.sh vip-idle [--minutes 30] [--save]   50 connections idle through the VIP, default timeouts (bench/vip-idle.ts)
 #   bash bench/run.sh vip-callgrind [--n1 N] [--n2 N]   instructions per packet of the VIP's established-flow path (bench/vip-instructions.ts, valgrind)

@@ -1,10 +1,12 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --optimize-for-size
+#!/usr/bin/env -S node --max-semi-space-size=2 --optimize-for-size --v8-pool-size=1
 // Built entry point (dist). From sources: node --conditions=source --import tsx packages/agent/src/main.ts
-// V8 flags for a small resident set (docs/agent-memory.md; bench/agent-rss.ts measures them as shipped):
+// Flags for a small resident set, each measured with `bash bench/run.sh agent-rss --compare FLAGS`
+// (three namespace agents with TAP, WireGuard and metrics; figures in docs/agent-memory.md):
 // --max-semi-space-size=2: a 2 MiB young generation (V8 grows it to 16 MiB per semi-space);
-// --optimize-for-size: the heap grows and new space starts small (one run, three namespace agents with
-// TAP, WireGuard and metrics: median RSS 76.3 vs 85.0 MiB, V8 heap 18.4 vs 26.1 MiB). The data path
-// allocates nothing per packet, so the garbage is the control plane's; the dataplane micro-benchmark
-// ran no slower with it. Run through `node` directly, pass the flags too (packaging/overlay-agent.service does).
+// --optimize-for-size: the V8 heap grows less and new space starts small (heap 17.6 vs 25.6 MiB);
+// --v8-pool-size=1: one V8 platform thread, not four (less malloc arena and stack: anon −5 MiB).
+// The data path allocates nothing per packet, so the garbage is the control plane's; the dataplane
+// micro-benchmark ran no slower with them. Run through `node` directly, pass the flags too
+// (packaging/overlay-agent.service does).
 import { main } from '../dist/cli.js';
 main(process.argv.slice(2)).then((code) => process.exit(code));
