@@ -1,13 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDataplane, type Dataplane } from '@overlay/dataplane';
-import { buildArpRequest, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
+import type { Dataplane } from '@overlay/dataplane';
+import { buildArpRequest } from '@overlay/dataplane/testing';
 import { PolicyFilter, type PolicyLogEntry } from '../src/policy/filter.js';
+import { MAC, policyHosts, type PolicyHost } from './policy-bed.js';
 import { PolicyError, type Policy } from '../src/policy/rules.js';
 import { ipv4Frame, parseIpv4Frame } from './vip-frames.js';
 
 const VNI = 42;
-const U = (n: number) => `198.18.0.${n}`;
-const MAC = (n: number) => `02:00:00:00:00:0${n}`;
 const IP = (n: number) => `198.19.0.${n}`;
 const SYN = 0x02, ACK = 0x10, PSH = 0x08, RST = 0x04;
 const WEB = 1, DB = 2, OTHER = 3;
@@ -30,42 +29,20 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()));
 });
 
-interface Host {
-  dp: Dataplane;
-  dev: MemoryDevice;
-  f: PolicyFilter;
-  log: PolicyLogEntry[];
-}
+type Host = PolicyHost;
 
 /** Three hosts on one in-memory underlay, each with one workload (web, db, other) and a policy filter; fake clock. */
 function bed(policy: Policy = POLICY, o: { capacity?: number } = {}) {
-  const net: Testnet = createTestnet();
-  const clock = { now: 10_000 };
-  const hosts: Host[] = [];
-  for (let i = 1; i <= 3; i++) {
-    const dev = createMemoryDevice({ name: `d${i}` });
-    const dp = createDataplane({ transport: net.transport(U(i)), networks: [{ vni: VNI, device: dev, unknownUnicast: 'drop' }] });
-    open.push(dp);
-    const log: PolicyLogEntry[] = [];
-    const f = new PolicyFilter({ policy, capacity: o.capacity, clock: () => clock.now, timers: false, tickMs: 100, timeouts: { tcpSynMs: 5_000, udpMs: 2_000, udpRepliedMs: 2_000, tcpClosingMs: 1_000 }, log: (e) => log.push(e), logBurst: 1000 });
-    f.identity.set(IP(WEB), ['web']);
-    f.identity.set(IP(DB), ['db']);
-    dp.addStage(VNI, f);
-    dp.start();
-    hosts.push({ dp, dev, f, log });
-  }
-  for (const h of hosts) for (let j = 1; j <= 3; j++) h.dp.setFdb(VNI, MAC(j), { address: U(j) });
+  const b = policyHosts({
+    vni: VNI,
+    open,
+    filter: { policy, capacity: o.capacity, timeouts: { tcpSynMs: 5_000, udpMs: 2_000, udpRepliedMs: 2_000, tcpClosingMs: 1_000 } },
+    identity: [[IP(WEB), ['web']], [IP(DB), ['db']]],
+  });
   /** Send from workload a to workload b; returns what b's device received (parsed), clearing it. */
-  const send = async (a: number, b: number, o: Partial<Parameters<typeof ipv4Frame>[0]>) => {
-    hosts[a - 1].dev.inject(ipv4Frame({ srcMac: MAC(a), dstMac: MAC(b), src: IP(a), dst: IP(b), proto: 'tcp', ...o }));
-    await net.idle();
-    return hosts[b - 1].dev.received.splice(0).map(parseIpv4Frame);
-  };
-  const tick = (ms: number) => {
-    clock.now += ms;
-    for (const h of hosts) h.f.tick();
-  };
-  return { net, hosts, send, tick, clock };
+  const send = async (a: number, b2: number, o: Partial<Parameters<typeof ipv4Frame>[0]>) =>
+    (await b.inject(a, b2, ipv4Frame({ srcMac: MAC(a), dstMac: MAC(b2), src: IP(a), dst: IP(b2), proto: 'tcp', ...o }))).map(parseIpv4Frame);
+  return { ...b, send };
 }
 
 const stageDrops = (h: Host) => h.dp.stats().stages.policy;

@@ -1,15 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDataplane, parseIpAddress, type Dataplane } from '@overlay/dataplane';
-import { createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
-import { PolicyFilter, type PolicyLogEntry } from '../src/policy/filter.js';
+import { parseIpAddress, type Dataplane } from '@overlay/dataplane';
+import { MAC, policyHosts, type PolicyHost } from './policy-bed.js';
 import { addressKey6 } from '../src/vip/packet.js';
 import type { Policy } from '../src/policy/rules.js';
 import { frame6, parse6, type F6 } from './vip-frames.js';
 
 /** The policy filter on IPv6: three hosts on an in-memory underlay, workloads 2001:db8::1..3. */
 const VNI = 43;
-const U = (n: number) => `198.18.0.${n}`;
-const MAC = (n: number) => `02:00:00:00:00:0${n}`;
 const IP = (n: number) => `2001:db8::${n}`;
 const SYN = 0x02, ACK = 0x10, PSH = 0x08;
 const WEB = 1, DB = 2, OTHER = 3;
@@ -32,41 +29,13 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((d) => d.close()));
 });
 
-interface Host {
-  dp: Dataplane;
-  dev: MemoryDevice;
-  f: PolicyFilter;
-  log: PolicyLogEntry[];
-}
+type Host = PolicyHost;
 
 function bed(policy: Policy = POLICY) {
-  const net: Testnet = createTestnet();
-  const clock = { now: 10_000 };
-  const hosts: Host[] = [];
-  for (let i = 1; i <= 3; i++) {
-    const dev = createMemoryDevice({ name: `e${i}` });
-    const dp = createDataplane({ transport: net.transport(U(i)), networks: [{ vni: VNI, device: dev, unknownUnicast: 'drop' }] });
-    open.push(dp);
-    const log: PolicyLogEntry[] = [];
-    const f = new PolicyFilter({ policy, clock: () => clock.now, timers: false, tickMs: 100, timeouts: { udpMs: 2_000, udpRepliedMs: 2_000 }, log: (e) => log.push(e), logBurst: 1000 });
-    f.identity.set(IP(WEB), ['web']);
-    f.identity.set(IP(DB), ['db']);
-    dp.addStage(VNI, f);
-    dp.start();
-    hosts.push({ dp, dev, f, log });
-  }
-  for (const h of hosts) for (let j = 1; j <= 3; j++) h.dp.setFdb(VNI, MAC(j), { address: U(j) });
-  const inject = async (a: number, b: number, frame: Buffer) => {
-    hosts[a - 1].dev.inject(frame);
-    await net.idle();
-    return hosts[b - 1].dev.received.splice(0).map(parse6);
-  };
-  const send = (a: number, b: number, o: Partial<F6>) => inject(a, b, frame6({ srcMac: MAC(a), dstMac: MAC(b), src: IP(a), dst: IP(b), nh: 6, ...o }));
-  const tick = (ms: number) => {
-    clock.now += ms;
-    for (const h of hosts) h.f.tick();
-  };
-  return { net, hosts, send, inject, tick };
+  const b = policyHosts({ vni: VNI, open, filter: { policy, timeouts: { udpMs: 2_000, udpRepliedMs: 2_000 } }, identity: [[IP(WEB), ['web']], [IP(DB), ['db']]] });
+  const inject = async (a: number, b2: number, frame: Buffer) => (await b.inject(a, b2, frame)).map(parse6);
+  const send = (a: number, b2: number, o: Partial<F6>) => inject(a, b2, frame6({ srcMac: MAC(a), dstMac: MAC(b2), src: IP(a), dst: IP(b2), nh: 6, ...o }));
+  return { ...b, send, inject };
 }
 
 const drops = (h: Host) => h.dp.stats().stages.policy;
