@@ -170,7 +170,7 @@ export function configSchema(): Schema {
     id: str({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' }),
     action: { enum: ['allow', 'deny'] },
     from: selector, to: selector,
-    proto: { enum: ['tcp', 'udp', 'icmp', 'any'] },
+    proto: { enum: ['tcp', 'udp', 'icmp', 'icmpv6', 'any'] },
     ports: list({ type: 'string', pattern: '^[0-9]{1,5}(-[0-9]{1,5})?$' }, { minItems: 1 }),
     icmpTypes: list(int(0, 255), { minItems: 1 }),
     log: bool,
