@@ -3,8 +3,9 @@
  * V8 flags of its shebang line): three network-namespace hosts, one agent each with a TAP network,
  * WireGuard and metrics on, every agent a peer of the other two; measured 15 s after it serves metrics.
  *
- * First the floor: an empty node process with the same flags. Per agent: RSS = anonymous + file-backed (the node binary's pages, shared by every node process)
- * from /proc/PID/smaps_rollup, and the agent's own view from its metrics endpoint
+ * First the floor: an empty node process with the same flags. Per agent: RSS = anonymous +
+ * file-backed (the node binary's pages, shared by every node process) from /proc/PID/smaps_rollup,
+ * and the agent's own view from its metrics endpoint
  * (overlay_agent_memory_bytes: V8 heap used and total, external, array buffers, the packet pool's
  * slab). With `--compare "FLAGS"` rounds alternate the shipped flags with FLAGS (e.g. the flags
  * before a change), so drift in the machine's load hits both alike. With `--load`, after the idle
