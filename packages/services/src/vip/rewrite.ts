@@ -37,21 +37,23 @@ function writeI32(d: Uint8Array, at: number, v: number): void {
  */
 export function rewriteIpv4Address(v: DataView, l3: number, addrAt: number, from: number, to: number, proto: number, l4: number): void {
   v.setInt32(l3 + addrAt, to);
-  // ~m + m' once, folded to 16 bits; added to each field that covers the address.
+  // ~m + m' once, folded to 16 bits; added to each field that covers the address (RFC 1624 eqn. 3:
+  // HC' = ~(~HC + delta)), written out twice rather than called: V8's inlining budget is spent by
+  // then on the translator's hot path, and a call costs more than the arithmetic.
   let delta = ((~from >>> 16) & 0xffff) + (~from & 0xffff) + ((to >>> 16) & 0xffff) + (to & 0xffff);
   delta = (delta & 0xffff) + (delta >>> 16);
-  checksumAdd(v, l3 + 10, delta);
-  if (proto === 6) checksumAdd(v, l4 + 16, delta);
-  else if (proto === 17 && v.getUint16(l4 + 6) !== 0 && checksumAdd(v, l4 + 6, delta) === 0) v.setUint16(l4 + 6, 0xffff);
-}
-
-/** HC' = ~(~HC + delta) for the checksum at `at` (RFC 1624 eqn. 3 with delta = ~m + m'); the new value. */
-function checksumAdd(v: DataView, at: number, delta: number): number {
-  let s = (~v.getUint16(at) & 0xffff) + delta;
+  let s = (~v.getUint16(l3 + 10) & 0xffff) + delta;
+  s = (s & 0xffff) + (s >>> 16);
+  v.setUint16(l3 + 10, ~((s & 0xffff) + (s >>> 16)));
+  let at: number;
+  if (proto === 6) at = l4 + 16;
+  else if (proto === 17 && v.getUint16(l4 + 6) !== 0) at = l4 + 6;
+  else return;
+  s = (~v.getUint16(at) & 0xffff) + delta;
   s = (s & 0xffff) + (s >>> 16);
   s = ~((s & 0xffff) + (s >>> 16)) & 0xffff;
-  v.setUint16(at, s);
-  return s;
+  // UDP: a computed 0 is sent as 0xffff (0 means no checksum).
+  v.setUint16(at, s === 0 && proto === 17 ? 0xffff : s);
 }
 
 /** A MAC given as (hi16, lo32) at `off`: two stores. */
