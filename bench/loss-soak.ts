@@ -13,24 +13,16 @@
  */
 import { loadavg } from 'node:os';
 import { AgentCluster } from '../test/lib/agent-cluster.js';
+import { hasFlag, intOption, numberOption, stringOption } from './lib/args.js';
 import { createTestbed } from '../test/lib/testbed.js';
 import { readUnderlayLoss, setUnderlayLoss } from '../test/lib/underlay-loss.js';
 
-const argv = process.argv.slice(2);
-const opt = (k: string, d: number) => {
-  const i = argv.indexOf(k);
-  const v = i >= 0 ? Number(argv[i + 1]) : d;
-  if (!Number.isFinite(v) || v < 0) throw new Error(`${k} wants a number ≥ 0`);
-  return v;
-};
-const N = opt('--hosts', 5);
-const MINUTES = opt('--minutes', 10);
-const PATH = argv.includes('--path');
+const N = intOption('--hosts', 5, 3);
+const MINUTES = numberOption('--minutes', 10);
+const PATH = hasFlag('--path');
 /** Per direction at each host; with --path, --loss is the host-to-host loss: p = 1 − √(1 − loss). */
-const LOSS = PATH ? 100 * (1 - Math.sqrt(1 - opt('--loss', 10) / 100)) : opt('--loss', 10);
-const pi = argv.indexOf('--profile');
-const PROFILE = (pi >= 0 ? argv[pi + 1] : 'lan') as 'lan' | 'wan' | 'local';
-if (N < 3 || !Number.isInteger(N)) throw new Error('--hosts wants an integer ≥ 3');
+const LOSS = PATH ? 100 * (1 - Math.sqrt(1 - numberOption('--loss', 10) / 100)) : numberOption('--loss', 10);
+const PROFILE = stringOption('--profile', 'lan') as 'lan' | 'wan' | 'local';
 const log = (s: string) => process.stdout.write(`[loss-soak] ${s}\n`);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 

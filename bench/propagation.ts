@@ -25,19 +25,13 @@ import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { createTestbed, type TestHost } from '../test/lib/testbed.js';
+import { intOption } from './lib/args.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { quantile } from './lib/stats.js';
 
-const argv = process.argv.slice(2);
-const opt = (k: string, d: number) => {
-  const i = argv.indexOf(k);
-  const v = i >= 0 ? Number(argv[i + 1]) : d;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${k} wants a positive integer`);
-  return v;
-};
-const N = opt('--hosts', 50);
-const CHANGES = opt('--changes', 10);
-const GAP_MS = opt('--gap', 1000);
+const N = intOption('--hosts', 50);
+const CHANGES = intOption('--changes', 10);
+const GAP_MS = intOption('--gap', 1000);
 if (N < 3 || N > 250) throw new Error('--hosts wants 3..250');
 if (CHANGES > 50) throw new Error('--changes wants at most 50 (150 endpoint addresses)');
 const CLASSES = [['gossip', 'g'], ['etcd', 'e'], ['both', 'b']] as const;
@@ -59,6 +53,8 @@ interface Proc {
   seen: Map<string, { at: number; via: string }>;
   endpoints: Set<string>;
   published: Map<string, number>;
+  /** The last lines the agent wrote on stderr (why it failed to start). */
+  stderr: string;
 }
 
 /** nftables byte counters per host: gossip (7946) and etcd client (2379) traffic sent. */
@@ -76,9 +72,10 @@ async function readCounters(h: TestHost): Promise<{ gossip: number; etcd: number
 }
 
 function spawnAgent(h: TestHost, file: string): Proc {
-  const proc = h.spawn('node', ['--conditions=source', '--import', 'tsx', 'bench/lib/propagation-agent.ts', '--config', file], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'ignore'] });
+  const proc = h.spawn('node', ['--conditions=source', '--import', 'tsx', 'bench/lib/propagation-agent.ts', '--config', file], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] });
   let ready!: () => void;
-  const p: Proc = { proc, ready: new Promise<void>((r) => (ready = r)), seen: new Map(), endpoints: new Set(), published: new Map() };
+  const p: Proc = { proc, ready: new Promise<void>((r) => (ready = r)), seen: new Map(), endpoints: new Set(), published: new Map(), stderr: '' };
+  proc.stderr!.on('data', (d: Buffer) => (p.stderr = (p.stderr + d.toString()).slice(-600)));
   createInterface({ input: proc.stdout! }).on('line', (l) => {
     const f = l.split(' ');
     if (f[0] === 'READY') ready();
@@ -117,8 +114,16 @@ try {
       procs.push(spawnAgent(tb.hosts[j], file));
     }
     await Promise.all(procs.slice(i).map((p) => p.ready));
-    const dead = procs.findIndex((p) => p.proc.exitCode !== null);
-    if (dead >= 0) throw new Error(`agent ${dead} exited at start`);
+    // An agent whose start failed on the loaded box (e.g. etcd not answering within its deadline)
+    // is started again, at most twice; the reason is printed.
+    for (let j = i; j < procs.length; j++) {
+      for (let retry = 1; procs[j].proc.exitCode !== null; retry++) {
+        log(`agent ${j} exited at start (${procs[j].stderr.trim().split('\n').pop()}); ${retry <= 2 ? 'starting it again' : 'giving up'}`);
+        if (retry > 2) throw new Error(`agent ${j} did not start`);
+        procs[j] = spawnAgent(tb.hosts[j], join(c.dir, `a${j}.yaml`));
+        await procs[j].ready;
+      }
+    }
   }
   log(`${N} agents started in ${((Date.now() - t0) / 1000).toFixed(0)} s; load average ${load()}`);
   for (const t = Date.now(); procs.some((p) => p.endpoints.size < N - 1); await sleep(500)) {
