@@ -89,6 +89,7 @@ describe('policy: compiled evaluator equals the naive reference', () => {
         const c = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1);
         // The same rules with every rule walked in order (no cells): the residual path.
         const walked = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1, { maxCellsPerRule: 0 });
+        const probed = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1, { rowIndex: false });
         for (const p of packets as RefPacket[]) {
           const q = { ...p, key: p.proto === 47 ? 0 : p.key };
           const ref = referenceVerdict(pol, q, groupsOf);
@@ -96,6 +97,7 @@ describe('policy: compiled evaluator equals the naive reference', () => {
           expect(r < 0 ? null : c.ids[r]).toBe(ref.ruleId);
           expect(c.actionOf(r) === 1 ? 'allow' : 'deny').toBe(ref.action);
           expect(compiledVerdict(walked, identity, q)).toBe(r);
+          expect(compiledVerdict(probed, identity, q)).toBe(r);
           verdicts++;
           if (r >= 0) ruled++;
           if (q.src.includes(':')) v6++;
@@ -158,7 +160,8 @@ describe('policy: compiled evaluator equals the reference on large rule sets', (
         identity.replace(groups.map((gs, i) => [i < 64 ? BIG4[i] : BIG6[i - 64], gs] as const));
         const groupsOf = (ip: string) => identity.groupsOf(ip);
         const c = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1);
-        const capped = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1, { maxCellsPerRule: 4 });
+        // Few pairs per rule (many residual rules) and no row key index (every cell probed).
+        const capped = new CompiledPolicy(validatePolicy(pol), (g) => identity.groupId(g), 1, { maxCellsPerRule: 4, rowIndex: false });
         expect(capped.residualCount).toBeGreaterThan(0);
         for (const p of packets as RefPacket[]) {
           const q = { ...p, key: p.proto === 47 ? 0 : p.key };

@@ -1,5 +1,6 @@
 import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
 import { buildSides, type SideIndex } from './compile-sides.js';
+import { NONE, flatten, paint, rowKeys, type RowKeys } from './compile-rows.js';
 
 /**
  * The compiled evaluator: (protocol, source, destination, destination port or ICMP type, the
@@ -18,8 +19,11 @@ import { buildSides, type SideIndex } from './compile-sides.js';
  * array; its CIDRs: a binary search over the cut points of the side's CIDRs finds the
  * innermost one containing the address, and parent links give the enclosing ones — CIDRs nest
  * or are disjoint), likewise its destination atoms, each stamped in a per-side array. For each
- * source atom, its cells are found either by walking its row (the destination atoms it is paired
- * with, when short) testing stamps, or by one hash probe per destination atom; each cell found
+ * source atom, the row key index (compile-rows.ts) gives the (destination atom, first rule) pairs
+ * of its cells covering the key, ascending, walked to the first the packet has; where that list
+ * is long or the row not indexed, its cells are found either by walking its row (the
+ * destination atoms it is paired with, when short) testing stamps, or by one hash probe per
+ * destination atom; each cell found
  * answers with one binary search over its intervals, skipped when the cell's first rule of the
  * class cannot beat the best so far. The minimum is the first matching rule of the whole list.
  * A key no filed rule of the class covers (a port scan) skips the cells at once. The cost
@@ -45,7 +49,6 @@ const KEY_AT = [0, 65536, 131072, 131328, 131584] as const;
 
 export const ACTION_DENY = 0;
 export const ACTION_ALLOW = 1;
-const NONE = 0x3fffffff; // a Smi: larger values box as heap numbers when passed between functions
 export const MAX_CELLS_PER_RULE = 1024;
 
 export function classOf(proto: number): number {
@@ -64,6 +67,8 @@ export interface GroupLists {
 export interface CompileOptions {
   /** Atom pairs above which a rule is walked (residual) instead of filed in cells. Default 1024. */
   maxCellsPerRule?: number;
+  /** Build the per source atom key index (compile-rows.ts). Default true; false: every cell probed (tests). */
+  rowIndex?: boolean;
 }
 
 export class CompiledPolicy {
@@ -87,6 +92,8 @@ export class CompiledPolicy {
   private readonly rowStart: Int32Array;
   private readonly rowTo: Int32Array;
   private readonly rowCell: Int32Array;
+  /** Per source atom and class: the key → (destination atom, rule) lists (compile-rows.ts). */
+  private readonly rk: RowKeys;
   /** (source atom, destination atom) → cell, open addressing; hCell -1 = empty. */
   private readonly hMask: number;
   private readonly hS: Int32Array;
@@ -223,6 +230,7 @@ export class CompiledPolicy {
       this.rowTo[at] = cellD[cell];
       this.rowCell[at] = cell;
     }
+    this.rk = rowKeys(o.rowIndex === false ? 0 : nFrom, NC, { start: this.rowStart, to: this.rowTo, cell: this.rowCell }, { kStart: this.kStart, kLo: this.kLo, kRule: this.kRule, min: this.cellMin });
     let hn = 16;
     while (hn < cells * 2) hn *= 2;
     this.hMask = hn - 1;
@@ -383,8 +391,35 @@ export class CompiledPolicy {
     const rowTo = this.rowTo;
     const rowCell = this.rowCell;
     if (this.keyLive[KEY_AT[c] + key] === 0) nS = 0; // no filed rule names this port or type
+    const rk = this.rk;
     for (let i = 0; i < nS; i++) {
       const s = sl[i];
+      const x2 = s * NC + c;
+      if (rk.on[x2] === 1) {
+        // The key's piece of this row: (destination atom, rule) ascending; the first the packet has is s's best.
+        let lo = rk.start[x2];
+        let hi = rk.start[x2 + 1] - 1;
+        if (hi < lo) continue; // no rule of this class in the row
+        const kl = rk.lo;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >>> 1;
+          if (kl[mid] <= key) lo = mid;
+          else hi = mid - 1;
+        }
+        const eb = rk.entStart[lo];
+        const ee = rk.entStart[lo + 1];
+        if (ee - eb <= nD * 4 + 4) {
+          for (let k = eb; k < ee; k++) {
+            const r = rk.entR[k];
+            if (r >= best) break;
+            if (dst[rk.entD[k]] === ep) {
+              best = r;
+              break;
+            }
+          }
+          continue;
+        }
+      }
       const b = rs[s];
       const e = rs[s + 1];
       if (e - b <= nD * 4) {
@@ -458,63 +493,6 @@ function pairHash(s: number, d: number): number {
   h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return h ^ (h >>> 16);
-}
-
-function flatten(lists: readonly (readonly number[])[]): [Int32Array, Int32Array] {
-  const start = new Int32Array(lists.length + 1);
-  let total = 0;
-  lists.forEach((l, i) => {
-    start[i] = total;
-    total += l.length;
-  });
-  start[lists.length] = total;
-  const flat = new Int32Array(total);
-  lists.forEach((l, i) => flat.set(l, start[i]));
-  return [start, flat];
-}
-
-/**
- * Elementary intervals of [0, space) for rules `list` (ascending) with their [lo, hi] ranges:
- * each interval gets the first rule covering it (NONE where none does); appended to kLo/kRule,
- * adjacent intervals with the same rule merged. Painting in rule order with a next-unpainted
- * pointer (path-halving) touches each interval once.
- */
-function paint(list: readonly number[], lists: readonly number[][], space: number, kLo: number[], kRule: number[]): void {
-  const cutSet = new Set<number>([0]);
-  for (const rg of lists) {
-    for (let k = 0; k < rg.length; k += 2) {
-      cutSet.add(rg[k]);
-      if (rg[k + 1] + 1 < space) cutSet.add(rg[k + 1] + 1);
-    }
-  }
-  const cuts = [...cutSet].sort((a, b) => a - b);
-  const indexOf = new Map<number, number>(cuts.map((v, i) => [v, i]));
-  const m = cuts.length;
-  const owner = new Int32Array(m).fill(NONE);
-  const next = Int32Array.from({ length: m + 1 }, (_, i) => i);
-  const find = (i: number): number => {
-    while (next[i] !== i) {
-      next[i] = next[next[i]];
-      i = next[i];
-    }
-    return i;
-  };
-  list.forEach((r, li) => {
-    const rg = lists[li];
-    for (let k = 0; k < rg.length; k += 2) {
-      const a = indexOf.get(rg[k])!;
-      const b = rg[k + 1] + 1 < space ? indexOf.get(rg[k + 1] + 1)! : m; // exclusive
-      for (let j = find(a); j < b; j = find(j + 1)) {
-        owner[j] = r;
-        next[j] = j + 1;
-      }
-    }
-  });
-  for (let j = 0; j < m; j++) {
-    if (j > 0 && owner[j] === owner[j - 1]) continue;
-    kLo.push(cuts[j]);
-    kRule.push(owner[j]);
-  }
 }
 
 export type { PolicyAction };
