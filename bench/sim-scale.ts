@@ -15,7 +15,7 @@
  * Tables are preloaded (each owner signs its record; copies are stored unverified in the tables
  * that take them) so the run measures steady state, not a cold start.
  *
- *   node --expose-gc --max-old-space-size=12000 --conditions=source --import tsx bench/sim-scale.ts [N] [NETS] [windowS] [pushPullS]
+ *   node --expose-gc --max-old-space-size=16000 --conditions=source --import tsx bench/sim-scale.ts [N] [NETS] [windowS] [pushPullS] [trials] [--no-quiet] [--only=per-network|whole-table]
  */
 import { SimCluster, LAN, type MembershipConfig, type SignedRecord } from '@overlay/agent';
 
@@ -124,8 +124,12 @@ const quiet = process.argv.includes('--no-quiet') ? [] : [
 log('quiet push-pull cost at N = 50 done');
 
 const rows: Row[] = [];
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 for (const mode of ['per network', 'whole table'] as const) {
-  rows.push(run(mode));
+  if (only !== undefined && only !== mode.replace(' ', '-')) continue;
+  const r = run(mode);
+  log(`${mode}: ${JSON.stringify(r)}`);
+  rows.push(r);
   (globalThis as { gc?: () => void }).gc?.();
 }
 const lines = [
