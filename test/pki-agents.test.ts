@@ -18,6 +18,7 @@ import { decodePem, encodePem, formatToken, generateSigningKey, parseCa, parseTo
 import { queryControl, type AgentStatus } from '@overlay/agent';
 import { createTestbed, type TestHost, type Testbed } from './lib/testbed.js';
 import { ping } from './lib/transfer.js';
+import { blueNetwork } from './lib/agent-cluster.js';
 
 const MAIN = ['--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts'];
 const SIGNER_PORT = 7950;
@@ -45,13 +46,7 @@ describe('agents admitted by certificate (netns)', () => {
     `  cert: ${join(o.files, 'node.crt')}`,
     `  key: ${join(o.files, 'node.key')}`,
     ...(o.join === false ? [] : [`  joinToken: ${o.token}`, `  joinServer: ${tb.hosts[0].underlay}:${SIGNER_PORT}`, `  prefixes: [${ip(h)}/32]`]),
-    `networks:`,
-    `  - name: blue`,
-    `    vni: 100`,
-    `    subnet: 198.19.0.0/24`,
-    `    device: ov0`,
-    `    endpoints:`,
-    `      - { id: ep-${h.index}, device: ov0, mac: "02:00:00:00:07:${h.index.toString(16).padStart(2, '0')}", ipv4: ${ip(h)} }`,
+    ...blueNetwork(`ep-${h.index}`, `02:00:00:00:07:${h.index.toString(16).padStart(2, '0')}`, ip(h)),
     '',
   ].join('\n');
 

@@ -31,6 +31,11 @@ export interface AgentProc {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Config lines of network blue (VNI 100, 198.19.0.0/24 on TAP ov0) with one endpoint on the TAP. */
+export function blueNetwork(id: string, mac: string, ipv4: string): string[] {
+  return ['networks:', '  - name: blue', '    vni: 100', '    subnet: 198.19.0.0/24', '    device: ov0', '    endpoints:', `      - { id: ${id}, device: ov0, mac: "${mac}", ipv4: ${ipv4} }`];
+}
+
 export class AgentCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'agent-ns-'));
   private readonly signing: Uint8Array[];
@@ -60,13 +65,7 @@ export class AgentCluster {
       `  clusterKeys: [${this.clusterKey}]`,
       ...(this.o.encrypt ? [`wireguard:`, `  privateKey: ${this.wg[i]}`] : []),
       `controlSocket: ${join(this.dir, `a${i}.sock`)}`,
-      `networks:`,
-      `  - name: blue`,
-      `    vni: 100`,
-      `    subnet: 198.19.0.0/24`,
-      `    device: ov0`,
-      `    endpoints:`,
-      `      - { id: ep-${i}, device: ov0, mac: "${mac}", ipv4: ${endpointIp} }`,
+      ...blueNetwork(`ep-${i}`, mac, endpointIp),
       '',
     ].join('\n');
   }
