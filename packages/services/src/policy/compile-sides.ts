@@ -6,7 +6,7 @@ import type { Cidr, NormalRule } from './rules.js';
  * what finds a packet's atoms without allocating: a group id → atom array, and per family the
  * cut points of all the side's CIDRs with, per elementary interval, the innermost CIDR atom
  * containing it and, per atom, the CIDR atom enclosing it (CIDRs nest or are disjoint, so the
- * atoms containing an address are one chain).
+ * atoms containing an address are one chain). The collect* functions find a packet's atoms.
  */
 export interface SideIndex {
   count: number;
@@ -25,6 +25,15 @@ export interface SideIndex {
   /** Scratch for a verdict: atom → epoch it was collected in; the collected atoms. */
   stamp: Int32Array;
   list: Int32Array;
+}
+
+/** The identity table's view the evaluator reads: group ids per identity slot. */
+export interface GroupLists {
+  /** Identity offset → slot: offset >>> wordShift. */
+  readonly wordShift: number;
+  /** Slot k's group ids are groupIds[groupStart[k] .. groupStart[k + 1]). */
+  readonly groupStart: Int32Array;
+  readonly groupIds: Int32Array;
 }
 
 interface CidrAtom {
@@ -136,4 +145,87 @@ export function buildSides(rules: readonly NormalRule[], groupId: (name: string)
   const fromAtoms = rules.map((r) => f.atomsOf(r.from, groupId));
   const toAtoms = rules.map((r) => t.atomsOf(r.to, groupId));
   return { from: f.build(), to: t.build(), fromAtoms, toAtoms };
+}
+
+// ---- per verdict (allocation-free): the packet's atoms of one side into side.list, stamped with the epoch
+
+/** The side's "any" atom and the identity's group atoms into side.list; returns the count. */
+export function collectGroups(s: SideIndex, ep: number, id: GroupLists, ident: number): number {
+  const list = s.list;
+  const st = s.stamp;
+  let n = 0;
+  if (s.anyAtom >= 0) {
+    list[n++] = s.anyAtom;
+    st[s.anyAtom] = ep;
+  }
+  if (ident >= 0 && s.groupAtom.length > 0) {
+    const k = ident >>> id.wordShift;
+    const ga = s.groupAtom;
+    const gl = ga.length;
+    const ids = id.groupIds;
+    const e = id.groupStart[k + 1];
+    for (let j = id.groupStart[k]; j < e; j++) {
+      const g = ids[j];
+      if (g < gl) {
+        const a = ga[g];
+        if (a >= 0) {
+          list[n++] = a;
+          st[a] = ep;
+        }
+      }
+    }
+  }
+  return n;
+}
+
+/** The IPv4 CIDR atoms containing `addr`: innermost by binary search, then its parents. */
+export function collectCidr4(s: SideIndex, ep: number, n: number, addr: number): number {
+  const cuts = s.cut4;
+  const m = cuts.length;
+  if (m === 0) return n;
+  const a = addr >>> 0;
+  let lo = 0;
+  let hi = m - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (cuts[mid] <= a) lo = mid;
+    else hi = mid - 1;
+  }
+  const list = s.list;
+  const st = s.stamp;
+  const parent = s.parent;
+  for (let at = s.inner4[lo]; at >= 0; at = parent[at]) {
+    list[n++] = at;
+    st[at] = ep;
+  }
+  return n;
+}
+
+/** The IPv6 CIDR atoms containing the address at buf[at]: cut points are 4 words each. */
+export function collectCidr6(s: SideIndex, ep: number, n: number, buf: Uint8Array, at: number): number {
+  const cuts = s.cut6;
+  const m = cuts.length >>> 2;
+  if (m === 0) return n;
+  const w0 = ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
+  const w1 = ((buf[at + 4] << 24) | (buf[at + 5] << 16) | (buf[at + 6] << 8) | buf[at + 7]) >>> 0;
+  const w2 = ((buf[at + 8] << 24) | (buf[at + 9] << 16) | (buf[at + 10] << 8) | buf[at + 11]) >>> 0;
+  const w3 = ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
+  let lo = 0;
+  let hi = m - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    const c = mid << 2;
+    const c0 = cuts[c];
+    const le = c0 !== w0 ? c0 < w0 : cuts[c + 1] !== w1 ? cuts[c + 1] < w1 : cuts[c + 2] !== w2 ? cuts[c + 2] < w2 : cuts[c + 3] <= w3;
+    if (le) lo = mid;
+    else hi = mid - 1;
+  }
+  const list = s.list;
+  const st = s.stamp;
+  const parent = s.parent;
+  for (let a = s.inner6[lo]; a >= 0; a = parent[a]) {
+    list[n++] = a;
+    st[a] = ep;
+  }
+  return n;
 }

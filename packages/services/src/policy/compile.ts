@@ -1,5 +1,7 @@
 import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
-import { buildSides, type SideIndex } from './compile-sides.js';
+import { buildSides, collectCidr4, collectCidr6, collectGroups, type GroupLists, type SideIndex } from './compile-sides.js';
+
+export type { GroupLists } from './compile-sides.js';
 import { NONE, flatten, paint, rowKeys, type RowKeys } from './compile-rows.js';
 
 /**
@@ -53,15 +55,6 @@ export const MAX_CELLS_PER_RULE = 1024;
 
 export function classOf(proto: number): number {
   return proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : proto === 58 ? CLASS_ICMP6 : CLASS_OTHER;
-}
-
-/** The identity table's view the evaluator reads: group ids per identity slot. */
-export interface GroupLists {
-  /** Identity offset → slot: offset >>> wordShift. */
-  readonly wordShift: number;
-  /** Slot k's group ids are groupIds[groupStart[k] .. groupStart[k + 1]). */
-  readonly groupStart: Int32Array;
-  readonly groupIds: Int32Array;
 }
 
 export interface CompileOptions {
@@ -274,20 +267,20 @@ export class CompiledPolicy {
    */
   evaluate(proto: number, src: number, dst: number, key: number, id: GroupLists, srcId: number, dstId: number): number {
     const ep = this.nextEpoch();
-    const nS = this.collect(this.from, ep, id, srcId);
-    const nSrc = this.cidr4(this.from, ep, nS, src);
-    const nD = this.collect(this.to, ep, id, dstId);
-    const nDst = this.cidr4(this.to, ep, nD, dst);
+    const nS = collectGroups(this.from, ep, id, srcId);
+    const nSrc = collectCidr4(this.from, ep, nS, src);
+    const nD = collectGroups(this.to, ep, id, dstId);
+    const nDst = collectCidr4(this.to, ep, nD, dst);
     return this.search(classOf(proto), key, ep, nSrc, nDst);
   }
 
   /** IPv6: as `evaluate`, the addresses the 16 bytes at buf[srcAt] and buf[dstAt]. */
   evaluate6(proto: number, buf: Uint8Array, srcAt: number, dstAt: number, key: number, id: GroupLists, srcId: number, dstId: number): number {
     const ep = this.nextEpoch();
-    const nS = this.collect(this.from, ep, id, srcId);
-    const nSrc = this.cidr6(this.from, ep, nS, buf, srcAt);
-    const nD = this.collect(this.to, ep, id, dstId);
-    const nDst = this.cidr6(this.to, ep, nD, buf, dstAt);
+    const nS = collectGroups(this.from, ep, id, srcId);
+    const nSrc = collectCidr6(this.from, ep, nS, buf, srcAt);
+    const nD = collectGroups(this.to, ep, id, dstId);
+    const nDst = collectCidr6(this.to, ep, nD, buf, dstAt);
     return this.search(classOf(proto), key, ep, nSrc, nDst);
   }
 
@@ -299,87 +292,6 @@ export class CompiledPolicy {
       ep = this.epoch = 1;
     }
     return ep;
-  }
-
-  /** The side's "any" atom and the identity's group atoms into side.list; returns the count. */
-  private collect(s: SideIndex, ep: number, id: GroupLists, ident: number): number {
-    const list = s.list;
-    const st = s.stamp;
-    let n = 0;
-    if (s.anyAtom >= 0) {
-      list[n++] = s.anyAtom;
-      st[s.anyAtom] = ep;
-    }
-    if (ident >= 0 && s.groupAtom.length > 0) {
-      const k = ident >>> id.wordShift;
-      const ga = s.groupAtom;
-      const gl = ga.length;
-      const ids = id.groupIds;
-      const e = id.groupStart[k + 1];
-      for (let j = id.groupStart[k]; j < e; j++) {
-        const g = ids[j];
-        if (g < gl) {
-          const a = ga[g];
-          if (a >= 0) {
-            list[n++] = a;
-            st[a] = ep;
-          }
-        }
-      }
-    }
-    return n;
-  }
-
-  /** The IPv4 CIDR atoms containing `addr`: innermost by binary search, then its parents. */
-  private cidr4(s: SideIndex, ep: number, n: number, addr: number): number {
-    const cuts = s.cut4;
-    const m = cuts.length;
-    if (m === 0) return n;
-    const a = addr >>> 0;
-    let lo = 0;
-    let hi = m - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (cuts[mid] <= a) lo = mid;
-      else hi = mid - 1;
-    }
-    const list = s.list;
-    const st = s.stamp;
-    const parent = s.parent;
-    for (let at = s.inner4[lo]; at >= 0; at = parent[at]) {
-      list[n++] = at;
-      st[at] = ep;
-    }
-    return n;
-  }
-
-  /** The IPv6 CIDR atoms containing the address at buf[at]: cut points are 4 words each. */
-  private cidr6(s: SideIndex, ep: number, n: number, buf: Uint8Array, at: number): number {
-    const cuts = s.cut6;
-    const m = cuts.length >>> 2;
-    if (m === 0) return n;
-    const w0 = ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
-    const w1 = ((buf[at + 4] << 24) | (buf[at + 5] << 16) | (buf[at + 6] << 8) | buf[at + 7]) >>> 0;
-    const w2 = ((buf[at + 8] << 24) | (buf[at + 9] << 16) | (buf[at + 10] << 8) | buf[at + 11]) >>> 0;
-    const w3 = ((buf[at + 12] << 24) | (buf[at + 13] << 16) | (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
-    let lo = 0;
-    let hi = m - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      const c = mid << 2;
-      const c0 = cuts[c];
-      const le = c0 !== w0 ? c0 < w0 : cuts[c + 1] !== w1 ? cuts[c + 1] < w1 : cuts[c + 2] !== w2 ? cuts[c + 2] < w2 : cuts[c + 3] <= w3;
-      if (le) lo = mid;
-      else hi = mid - 1;
-    }
-    const list = s.list;
-    const st = s.stamp;
-    const parent = s.parent;
-    for (let a = s.inner6[lo]; a >= 0; a = parent[a]) {
-      list[n++] = a;
-      st[a] = ep;
-    }
-    return n;
   }
 
   private search(c: number, key: number, ep: number, nS: number, nD: number): number {
