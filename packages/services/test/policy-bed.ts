@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { createDataplane, type Dataplane } from '@overlay/dataplane';
 import { createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 import { PolicyFilter, type PolicyFilterOptions, type PolicyLogEntry } from '../src/policy/filter.js';
@@ -45,4 +46,16 @@ export function policyHosts(o: { vni: number; open: Dataplane[]; filter: Omit<Po
     for (const h of hosts) h.f.tick();
   };
   return { net, hosts, inject, tick, clock };
+}
+
+type Send = (a: number, b: number, o: { sport: number; dport: number; flags: number; payload?: Uint8Array }) => Promise<unknown[]>;
+
+/** A TCP handshake from a (port 40000) to b:5432 and `rounds` data exchanges, every segment delivered. */
+export async function tcpExchange(send: Send, a: number, b: number, rounds: number): Promise<void> {
+  expect(await send(a, b, { sport: 40000, dport: 5432, flags: 0x02 })).toHaveLength(1);
+  expect(await send(b, a, { sport: 5432, dport: 40000, flags: 0x12 })).toHaveLength(1);
+  for (let i = 0; i < rounds; i++) {
+    expect(await send(a, b, { sport: 40000, dport: 5432, flags: 0x18, payload: Buffer.from('q') })).toHaveLength(1);
+    expect(await send(b, a, { sport: 5432, dport: 40000, flags: 0x18, payload: Buffer.from('r') })).toHaveLength(1);
+  }
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Dataplane } from '@overlay/dataplane';
 import { buildArpRequest } from '@overlay/dataplane/testing';
 import { PolicyFilter, type PolicyLogEntry } from '../src/policy/filter.js';
-import { MAC, policyHosts, type PolicyHost } from './policy-bed.js';
+import { MAC, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
 import { PolicyError, type Policy } from '../src/policy/rules.js';
 import { ipv4Frame, parseIpv4Frame } from './vip-frames.js';
 
@@ -51,12 +51,7 @@ describe('policy filter in an in-memory overlay', () => {
   it('web → db:5432 allowed both ways (egress at web, ingress at db); replies pass; db → web:5432 denied at db egress', async () => {
     const b = bed();
     const [web, db] = b.hosts;
-    expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: SYN })).toHaveLength(1);
-    expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: SYN | ACK })).toHaveLength(1);
-    for (let i = 0; i < 5; i++) {
-      expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: ACK | PSH, payload: Buffer.from('q') })).toHaveLength(1);
-      expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: ACK | PSH, payload: Buffer.from('r') })).toHaveLength(1);
-    }
+    await tcpExchange(b.send, WEB, DB, 5);
     expect(web.f.stats().counters.flows_opened).toBe(1);
     expect(db.f.stats().counters.flows_opened).toBe(1);
     expect(web.f.ruleCounters()['web-db'].inside.allows).toBe(1);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseIpAddress, type Dataplane } from '@overlay/dataplane';
-import { MAC, policyHosts, type PolicyHost } from './policy-bed.js';
+import { MAC, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
 import { addressKey6 } from '../src/vip/packet.js';
 import type { Policy } from '../src/policy/rules.js';
 import { frame6, parse6, type F6 } from './vip-frames.js';
@@ -44,12 +44,7 @@ describe('policy filter on IPv6', () => {
   it('web → db:5432 by groups of IPv6 addresses: allowed both ends, replies pass, tracked in the IPv6 table; db → web denied; a SYN-less ACK is no_flow', async () => {
     const b = bed();
     const [web, db] = b.hosts;
-    expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: SYN })).toHaveLength(1);
-    expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: SYN | ACK })).toHaveLength(1);
-    for (let i = 0; i < 3; i++) {
-      expect(await b.send(WEB, DB, { sport: 40000, dport: 5432, flags: ACK | PSH, payload: Buffer.from('q') })).toHaveLength(1);
-      expect(await b.send(DB, WEB, { sport: 5432, dport: 40000, flags: ACK | PSH, payload: Buffer.from('a') })).toHaveLength(1);
-    }
+    await tcpExchange(b.send, WEB, DB, 3);
     expect([web.f.conntrack6.size, web.f.conntrack.size, db.f.conntrack6.size]).toEqual([1, 0, 1]);
     expect(db.f.ruleCounters()['web-db']).toEqual({ inside: { drops: 0, allows: 0 }, outside: { drops: 0, allows: 1 } });
     expect(await b.send(DB, WEB, { sport: 40001, dport: 5432, flags: SYN })).toHaveLength(0);

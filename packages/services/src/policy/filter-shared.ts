@@ -1,5 +1,7 @@
 import { Conntrack, PROTO_TCP, PROTO_UDP } from '../vip/conntrack.js';
+import type { CounterSet } from '@overlay/dataplane';
 import type { CompiledPolicy } from './compile.js';
+import type { PolicyCounter } from './filter.js';
 
 /**
  * What the policy filter's IPv4 (filter.ts) and IPv6 (filter6.ts) paths share: directions, drop
@@ -85,4 +87,13 @@ export function recordFlow(aux: Int32Array, e: number, c: CompiledPolicy, identi
   aux[a + AUX_DIR] = dir;
   aux[a + AUX_RULE] = r;
   aux[a + AUX_KEY] = key;
+}
+
+/** A tracked flow the rules in force deny: removed, counted (revoked, and by deciding rule); returns its initiator's port for the log. */
+export function revokeFlow(ct: Conntrack, e: number, counters: CounterSet<PolicyCounter>, c: CompiledPolicy, dir: number, r: number): number {
+  const cport = ct.clientPort[e];
+  ct.remove(e);
+  counters.add(counters.at.flows_revoked);
+  tally(c, dir, r);
+  return cport;
 }

@@ -6,7 +6,7 @@ import { IdentityTable } from './identity.js';
 import { PROTO_ICMPV6, Policy6Path } from './filter6.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
-  logged, readL4, recordFlow, tally,
+  logged, readL4, recordFlow, revokeFlow, tally,
 } from './filter-shared.js';
 import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
 
@@ -285,10 +285,7 @@ export class PolicyFilter implements Stage {
           const okey = aux[a + AUX_KEY];
           const r = c.evaluate(proto, client, server, okey, id, id.lookup(client), id.lookup(server));
           if (c.actionOf(r) !== ACTION_ALLOW) {
-            const cport = ct.clientPort[e];
-            ct.remove(e);
-            this.counters.add(this.counters.at.flows_revoked);
-            tally(c, dir, r);
+            const cport = revokeFlow(ct, e, this.counters, c, dir, r);
             if (logged(c, r, 0)) this.writeLog(dir, 0, proto, client, server, cport, okey, r);
             return this.dropAs(dir, D_DENIED);
           }

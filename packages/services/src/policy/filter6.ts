@@ -6,7 +6,7 @@ import type { PolicyCounter } from './filter.js';
 import type { IdentityTable } from './identity.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_CLASH, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
-  logged, readL4, recordFlow, tally,
+  logged, readL4, recordFlow, revokeFlow, tally,
 } from './filter-shared.js';
 
 /**
@@ -114,10 +114,7 @@ export class Policy6Path {
           const w = e * AW;
           const r = c.evaluate6(nh, A, w, w + 16, okey, id, id.lookup6(A, w), id.lookup6(A, w + 16));
           if (c.actionOf(r) !== ACTION_ALLOW) {
-            const cport = ct.clientPort[e];
-            ct.remove(e);
-            h.counters.add(h.counters.at.flows_revoked);
-            tally(c, dir, r);
+            const cport = revokeFlow(ct, e, h.counters, c, dir, r);
             if (logged(c, r, 0)) h.log6(dir, 0, nh, A, w, w + 16, cport, okey, r);
             return h.dropAs(dir, D_DENIED);
           }
