@@ -1,4 +1,6 @@
-import { formatIpAddress, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, parseIpAddress, parseIpv4Address, parseMac, writeMac } from '@overlay/dataplane';
+import { createDataplane, formatIpAddress, internetChecksum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, parseIpAddress, parseIpv4Address, parseMac, writeMac, type Dataplane } from '@overlay/dataplane';
+import { createMemoryDevice, createTestnet } from '@overlay/dataplane/testing';
+import { ServiceVips } from '../src/vip/index.js';
 
 /** Test frames for the VIP: IPv4 TCP/UDP/ICMP echo with every checksum complete (allocates). */
 export interface Ipv4FrameOptions {
@@ -177,4 +179,23 @@ export function parse6(f: Uint8Array) {
     /** The L4 checksum equals a full recomputation (±0 for UDP's 0xffff). */
     checksumOk: field === full || (nh === 17 && field === 0xffff && full === 0),
   };
+}
+
+/**
+ * Two dataplanes on an in-memory underlay: a client host (198.18.0.1) whose network `vni` has a
+ * VIP with one healthy backend, and the backend's host (198.18.0.2); FDB entries both ways.
+ * The caller closes `dataplanes` (afterEach).
+ */
+export function clientBackendBed(o: { vni: number; vip: string; client: { mac: string }; backend: { ip: string; mac: string }; names: [string, string] }) {
+  const net = createTestnet();
+  const cdev = createMemoryDevice({ name: o.names[0] });
+  const bdev = createMemoryDevice({ name: o.names[1] });
+  const cdp = createDataplane({ transport: net.transport('198.18.0.1'), networks: [{ vni: o.vni, device: cdev, unknownUnicast: 'drop' }] });
+  const bdp = createDataplane({ transport: net.transport('198.18.0.2'), networks: [{ vni: o.vni, device: bdev, unknownUnicast: 'drop' }] });
+  for (const dp of [cdp, bdp]) dp.start();
+  cdp.setFdb(o.vni, o.backend.mac, { address: '198.18.0.2' });
+  bdp.setFdb(o.vni, o.client.mac, { address: '198.18.0.1' });
+  const vips = new ServiceVips(cdp, { timers: false });
+  vips.setVip(o.vni, { vip: o.vip, backends: [{ id: 'b', ip: o.backend.ip, mac: o.backend.mac, state: 'healthy' }] });
+  return { net, cdev, bdev, dataplanes: [cdp, bdp] as Dataplane[], t: vips.translator(o.vni)! };
 }

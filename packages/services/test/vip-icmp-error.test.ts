@@ -1,8 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createDataplane, internetChecksum, type Dataplane } from '@overlay/dataplane';
-import { createMemoryDevice, createTestnet } from '@overlay/dataplane/testing';
-import { ServiceVips } from '../src/vip/index.js';
-import { ipv4Frame, parseIpv4Frame } from './vip-frames.js';
+import { internetChecksum, type Dataplane } from '@overlay/dataplane';
+import { clientBackendBed, ipv4Frame, parseIpv4Frame } from './vip-frames.js';
 
 // ICMP errors from a backend about a flow's packet (port unreachable, frag-needed) reach the
 // client as from the VIP, quoting the packet as the client sent it (to the VIP).
@@ -18,20 +16,9 @@ afterEach(async () => {
 });
 
 function bed() {
-  const net = createTestnet();
-  const cdev = createMemoryDevice({ name: 'ie1' });
-  const bdev = createMemoryDevice({ name: 'ie2' });
-  const cdp = createDataplane({ transport: net.transport('198.18.0.1'), networks: [{ vni: VNI, device: cdev, unknownUnicast: 'drop' }] });
-  const bdp = createDataplane({ transport: net.transport('198.18.0.2'), networks: [{ vni: VNI, device: bdev, unknownUnicast: 'drop' }] });
-  for (const dp of [cdp, bdp]) {
-    dp.start();
-    open.push(dp);
-  }
-  cdp.setFdb(VNI, BE.mac, { address: '198.18.0.2' });
-  bdp.setFdb(VNI, CLIENT.mac, { address: '198.18.0.1' });
-  const vips = new ServiceVips(cdp, { timers: false });
-  vips.setVip(VNI, { vip: VIP, backends: [{ id: 'b', ip: BE.ip, mac: BE.mac, state: 'healthy' }] });
-  return { net, cdev, bdev, t: vips.translator(VNI)! };
+  const b = clientBackendBed({ vni: VNI, vip: VIP, client: CLIENT, backend: BE, names: ['ie1', 'ie2'] });
+  open.push(...b.dataplanes);
+  return b;
 }
 
 /** The backend's ICMP error (type, code, bytes 4..7) quoting `cause` (a frame the backend received): IP header + `quoteL4` bytes. */
