@@ -2,6 +2,7 @@ import { expect } from 'vitest';
 import { createDataplane, type Dataplane } from '@overlay/dataplane';
 import { createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 import { PolicyFilter, type PolicyFilterOptions, type PolicyLogEntry } from '../src/policy/filter.js';
+import type { PolicyRule } from '../src/policy/rules.js';
 
 /**
  * Three hosts on one in-memory underlay (198.18.0.1..3), each with one workload (MAC
@@ -17,6 +18,12 @@ export interface PolicyHost {
 }
 
 export const MAC = (n: number) => `02:00:00:00:00:0${n}`;
+export const SYN = 0x02, ACK = 0x10, PSH = 0x08, RST = 0x04;
+/** The workloads: host n's workload is n. */
+export const WEB = 1, DB = 2, OTHER = 3;
+/** The rules both families' tests start from: telnet denied first (admin), web → db:5432 allowed. */
+export const NO_TELNET = { id: 'no-telnet', action: 'deny', proto: 'tcp', ports: ['23'] } as const satisfies PolicyRule;
+export const WEB_DB = { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432'] } as const satisfies PolicyRule;
 const U = (n: number) => `198.18.0.${n}`;
 
 export function policyHosts(o: { vni: number; open: Dataplane[]; filter: Omit<PolicyFilterOptions, 'clock' | 'timers' | 'log'>; identity: [string, string[]][] }) {

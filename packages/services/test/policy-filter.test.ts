@@ -2,21 +2,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Dataplane } from '@overlay/dataplane';
 import { buildArpRequest } from '@overlay/dataplane/testing';
 import { PolicyFilter, type PolicyLogEntry } from '../src/policy/filter.js';
-import { MAC, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
+import { ACK, DB, MAC, NO_TELNET, OTHER, PSH, RST, SYN, WEB, WEB_DB, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
 import { PolicyError, type Policy } from '../src/policy/rules.js';
 import { ipv4Frame, parseIpv4Frame } from './vip-frames.js';
 
 const VNI = 42;
 const IP = (n: number) => `198.19.0.${n}`;
-const SYN = 0x02, ACK = 0x10, PSH = 0x08, RST = 0x04;
-const WEB = 1, DB = 2, OTHER = 3;
 
 const POLICY: Policy = {
   defaultAction: 'deny',
   tiers: {
-    admin: [{ id: 'no-telnet', action: 'deny', proto: 'tcp', ports: ['23'] }],
+    admin: [NO_TELNET],
     network: [
-      { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432'] },
+      WEB_DB,
       { id: 'ping', action: 'allow', proto: 'icmp', icmpTypes: [8] },
       { id: 'dns', action: 'allow', from: { cidrs: ['198.19.0.0/24'] }, proto: 'udp', ports: ['53'] },
     ],

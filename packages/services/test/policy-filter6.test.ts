@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseIpAddress, type Dataplane } from '@overlay/dataplane';
-import { MAC, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
+import { ACK, DB, MAC, NO_TELNET, OTHER, SYN, WEB, WEB_DB, policyHosts, tcpExchange, type PolicyHost } from './policy-bed.js';
 import { addressKey6 } from '../src/vip/packet.js';
 import type { Policy } from '../src/policy/rules.js';
 import { frame6, parse6, type F6 } from './vip-frames.js';
@@ -8,15 +8,13 @@ import { frame6, parse6, type F6 } from './vip-frames.js';
 /** The policy filter on IPv6: three hosts on an in-memory underlay, workloads 2001:db8::1..3. */
 const VNI = 43;
 const IP = (n: number) => `2001:db8::${n}`;
-const SYN = 0x02, ACK = 0x10, PSH = 0x08;
-const WEB = 1, DB = 2, OTHER = 3;
 
 const POLICY: Policy = {
   defaultAction: 'deny',
   tiers: {
-    admin: [{ id: 'no-telnet', action: 'deny', proto: 'tcp', ports: ['23'] }],
+    admin: [NO_TELNET],
     network: [
-      { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432'] },
+      WEB_DB,
       { id: 'ping6', action: 'allow', proto: 'icmpv6', icmpTypes: [128] },
       { id: 'dns', action: 'allow', from: { cidrs: ['2001:db8::/126'] }, to: { cidrs: ['2001:db8::2/128'] }, proto: 'udp', ports: ['53'] },
       { id: 'v4-only', action: 'allow', from: { cidrs: ['0.0.0.0/0'] }, proto: 'udp', ports: ['9999'] },
