@@ -60,6 +60,12 @@ const KIND_OF_AREA: Record<string, number> = { endpoints: ENDPOINT_KIND, service
 /** Values waiting for their owner to become a member. */
 export const MAX_PENDING = 10_000;
 const PENDING_RETRY_MS = 1_000;
+/**
+ * The first lease is asked for this many times (each call has the store's 5 s deadline), 1 s
+ * apart, while the store answers STORE_UNAVAILABLE: on a loaded machine the gRPC channel's first
+ * connection alone can outlast one deadline (50 agents starting at once, bench/propagation.ts).
+ */
+export const START_ATTEMPTS = 5;
 
 export class StoreBridge {
   readonly counters: StoreBridgeCounters = { puts: 0, deletes: 0, write_errors: 0, received: 0, received_applied: 0, resyncs: 0, leases: 0, pending_fed: 0, pending_dropped: 0, withdrawn: 0 };
@@ -186,7 +192,16 @@ export class StoreBridge {
     this.started = true;
     this.pendingTimer = setInterval(() => this.pending.size > 0 && this.retryPending(), PENDING_RETRY_MS);
     this.pendingTimer.unref();
-    await this.keeper.start();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.keeper.start();
+        break;
+      } catch (e) {
+        if (!isStoreError(e, 'STORE_UNAVAILABLE') || attempt >= START_ATTEMPTS || this.stopped) throw e;
+        this.o.log?.(`store not answering (attempt ${attempt} of ${START_ATTEMPTS}); trying again`, e);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
     for (const area of AREAS) {
       const prefix = this.o.keys.prefix(area);
       const l = await this.store.list(prefix);
