@@ -69,6 +69,10 @@ export interface ConntrackOptions {
   startMs?: number;
 }
 
+/** `observe`'s constants as a same-file const enum, compiled to numbers (translator.ts, enum H); checked below. */
+const enum C { SYN = 1, ESTABLISHED = 2, CLOSING = 3, UDP = 4, UDP_REPLIED = 5, FIN = 0x01, SYN_FLAG = 0x02, RST = 0x04, ACK = 0x10 }
+if (C.SYN !== ST_TCP_SYN || C.ESTABLISHED !== ST_TCP_ESTABLISHED || C.CLOSING !== ST_TCP_CLOSING || C.UDP !== ST_UDP || C.UDP_REPLIED !== ST_UDP_REPLIED || C.FIN !== TCP_FIN || C.SYN_FLAG !== TCP_SYN || C.RST !== TCP_RST || C.ACK !== TCP_ACK) throw new Error('vip/conntrack.ts: enum C differs from the constants');
+
 export const CONNTRACK_COUNTERS = ['opened', 'refused_full', 'refused_clash', 'expired', 'removed'] as const;
 export type ConntrackCounter = (typeof CONNTRACK_COUNTERS)[number];
 
@@ -223,15 +227,18 @@ export class Conntrack {
 
   /** A packet of flow `e`: from the backend when `reply`; `flags` its TCP flags. Advances the state, re-arms the timeout. */
   observe(e: number, reply: boolean, flags: number, now: number): void {
-    let s = this.state[e];
-    if (s === ST_TCP_SYN || s === ST_TCP_ESTABLISHED) {
-      if ((flags & (TCP_FIN | TCP_RST)) !== 0) s = ST_TCP_CLOSING;
-      else if (s === ST_TCP_SYN && reply && (flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) s = ST_TCP_ESTABLISHED;
-    } else if (s === ST_UDP && reply) s = ST_UDP_REPLIED;
-    const shorter = this.timeoutOf[s] < this.timeoutOf[this.state[e]];
+    // Per packet: the constants as the enum below (numbers, not module-binding loads).
+    const s0 = this.state[e];
+    let s = s0;
+    if (s === C.SYN || s === C.ESTABLISHED) {
+      if ((flags & (C.FIN | C.RST)) !== 0) s = C.CLOSING;
+      else if (s === C.SYN && reply && (flags & (C.SYN_FLAG | C.ACK)) === (C.SYN_FLAG | C.ACK)) s = C.ESTABLISHED;
+    } else if (s === C.UDP && reply) s = C.UDP_REPLIED;
+    const t = this.timeoutOf[s];
+    this.deadline[e] = now + t;
+    if (s === s0) return;
     this.state[e] = s;
-    this.deadline[e] = now + this.timeoutOf[s];
-    if (shorter) this.wheel.shorten(e, this.deadline[e]);
+    if (t < this.timeoutOf[s0]) this.wheel.shorten(e, this.deadline[e]);
   }
 
   /** Expire every flow whose deadline is before `floor(now / tickMs) × tickMs`. Returns how many. */
