@@ -62,7 +62,7 @@ export class UnknownServiceError extends OverlayError {
   }
 }
 
-export const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 export function checkLabel(field: string, v: unknown): void {
   if (typeof v !== 'string' || !LABEL.test(v)) throw new InvalidServiceError(field, `must be a DNS label (letters, digits, '-', '_'; 1..63), not ${JSON.stringify(v)?.slice(0, 80)}`);
 }

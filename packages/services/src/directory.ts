@@ -35,7 +35,7 @@ import { InvalidServiceError, type PortProto, type ServiceDirectoryOptions, type
 import { TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, sameName, textNameHash, type Question } from './dns/wire.js';
 
 export { reverseName, NameEntry, type EncodedAnswers };
-export * from './directory-spec.js';
+export { DEFAULT_TTL, MAX_TTL, InvalidServiceError, UnknownServiceError, type EndpointMode, type PortProto, type ServiceDirectoryOptions, type ServiceInstance, type ServicePort, type ServiceSpec } from './directory-spec.js';
 
 /** Shared empty lists of instances without addresses of a family or without ports (read-only). */
 const NONE4: number[] = [];
