@@ -13,11 +13,11 @@
  *    VIPs follow the records through the service view).
  *
  * Groups for policies: an endpoint's `groups`, and every instance's address is in the group
- * named like its service — the instances this file declares (a cluster file declares every
+ * named like its service (IPv4 and IPv6 addresses alike) — the instances this file declares (a cluster file declares every
  * host's) and, with `view`, every instance gossip brought (the table is rebuilt once per burst of
  * changes, on the next turn of the event loop).
  */
-import { type Dataplane } from '@overlay/dataplane';
+import { formatIpAddress, type Dataplane } from '@overlay/dataplane';
 import { IdentityTable, PolicyFilter, type PolicyLogEntry } from '@overlay/services';
 import type { AgentConfig, PolicyConfig, ServiceConfig, ServiceInstanceConfig } from './config-types.js';
 import { AgentConfigError } from './config-types.js';
@@ -45,7 +45,7 @@ export function groupPolicyIds(c: AgentConfig): Map<string, number> {
  * Address → its groups, and its Group Policy ID when one of its groups has one (the first in
  * order: the endpoint's own groups as written, then its services).
  */
-export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceInstance, 'service' | 'ipv4'>> = []): ([string, string[]] | [string, string[], number])[] {
+export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceInstance, 'service' | 'ipv4'> & { ipv6?: Uint8Array }> = []): ([string, string[]] | [string, string[], number])[] {
   const m = new Map<string, Set<string>>();
   const put = (a: string | undefined, gs: Iterable<string>) => {
     if (!a) return;
@@ -53,15 +53,25 @@ export function identityEntries(c: AgentConfig, learned: Iterable<Pick<ServiceIn
     for (const g of gs) s.add(g);
     m.set(a, s);
   };
+  // Both families: an endpoint's IPv6 address is in the same groups as its IPv4 one (canonical
+  // text, so one address is one entry however the file wrote it).
+  const v6 = (b: Uint8Array | undefined) => (b?.length === 16 ? formatIpAddress(6, b) : undefined);
+  const putBoth = (e: { ipv4Text?: string; ipv6?: Uint8Array }, gs: Iterable<string>) => {
+    put(e.ipv4Text, gs);
+    put(v6(e.ipv6), gs);
+  };
   for (const n of c.networks) {
     const eps = [...n.endpoints, ...n.remote];
-    for (const e of eps) put(e.ipv4Text, e.groups);
+    for (const e of eps) putBoth(e, e.groups);
     for (const s of c.services.filter((x) => x.network === n.name)) {
       const ids = new Set([...s.instances, ...s.remoteInstances].map((i) => i.endpoint));
-      for (const e of eps) if (ids.has(e.id)) put(e.ipv4Text, [s.name]);
+      for (const e of eps) if (ids.has(e.id)) putBoth(e, [s.name]);
     }
   }
-  for (const i of learned) if (i.ipv4.length === 4) put(i.ipv4.join('.'), [i.service]);
+  for (const i of learned) {
+    if (i.ipv4.length === 4) put(i.ipv4.join('.'), [i.service]);
+    put(v6(i.ipv6), [i.service]);
+  }
   const ids = groupPolicyIds(c);
   return [...m].filter(([, g]) => g.size).map(([a, g]) => {
     const id = [...g].map((x) => ids.get(x)).find((x) => x !== undefined);
