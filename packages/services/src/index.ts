@@ -11,7 +11,7 @@ export { IcmpProber, type IcmpProberOptions } from './health/probes/icmp.js';
 export { ServiceDirectory, InvalidServiceError, UnknownServiceError, NameEntry, reverseName, DEFAULT_TTL, MAX_TTL, type ServiceSpec, type ServiceInstance, type ServicePort, type EndpointMode, type PortProto, type ServiceDirectoryOptions, type EncodedAnswers, type DirectoryListener } from './directory.js';
 export { DnsAnswerer, FORWARD, DROP_SHORT, DROP_NOT_QUERY, DROP_NO_ROOM, MAX_TCP_MESSAGE, type DnsAnswererOptions } from './dns/answer.js';
 export { DNS_COUNTERS, DNS_CHANNEL, createDnsCounters, type DnsCounter } from './dns/counters.js';
-export { Forwarder, readResolvConf, parseUpstream, type ForwarderOptions, type ForwardDone, type Upstream } from './dns/forward.js';
+export { Forwarder, FORWARD_SUPERSEDED, readResolvConf, parseUpstream, type ForwarderOptions, type ForwardDone, type Upstream } from './dns/forward.js';
 export { DnsServer, type DnsServerOptions } from './dns/server.js';
 export { DnsResponder, RESPONDER_REASONS, type DnsResponderOptions } from './dns/responder.js';
 export { Question, parseQuery, textToName, nameToText, MAX_UDP_SIZE, CLASSIC_UDP_SIZE } from './dns/wire.js';

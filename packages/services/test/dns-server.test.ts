@@ -30,8 +30,9 @@ async function startUpstream(): Promise<Upstream> {
     const name = q.questions![0].name.toLowerCase();
     asked.set(name, (asked.get(name) ?? 0) + 1);
     if (name.startsWith('slow')) return undefined;
+    if (name.startsWith('lost') && asked.get(name) === 1) return undefined; // the first copy is lost
     const base = { type: 'response' as const, id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions };
-    if (name === 'example.test') return dnsPacket.encode({ ...base, answers: [{ type: 'A', name: q.questions![0].name, ttl: 60, data: '198.19.7.7' }] });
+    if (name === 'example.test' || name.startsWith('lost')) return dnsPacket.encode({ ...base, answers: [{ type: 'A', name: q.questions![0].name, ttl: 60, data: '198.19.7.7' }] });
     const soa = { type: 'SOA' as const, name: 'test', ttl: 120, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
     return dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_AVAILABLE | 3, authorities: [soa] }); // rcode 3: NXDOMAIN
   };
@@ -117,6 +118,36 @@ describe('DNS server on loopback sockets, asked by dig', () => {
     const before = server.counters.get('forward_timeouts');
     expect(status(await dig(['@127.0.0.1', '-p', port, '+time=8', 'slow1.test']))).toBe('SERVFAIL');
     expect(server.counters.get('forward_timeouts')).toBe(before + 1);
+  });
+
+  it('a client retry joins its pending query: the upstream is asked again at once, the client gets one answer and no late SERVFAIL', async () => {
+    // The first upstream copy is lost; without joining, the retry would be a second query answered
+    // at once while the first ran into its timeout and sent the client a SERVFAIL for the same ID.
+    const quick = await DnsServer.listen({ directory: fixtureDirectory(), networks: ['blue'], address: '127.0.0.1', port: 0, forward: { upstreams: [`127.0.0.1:${up.port}`], timeoutMs: 400 } });
+    const c = createSocket('udp4');
+    try {
+      await new Promise<void>((r) => c.bind(0, '127.0.0.1', () => r()));
+      const got: dnsPacket.Packet[] = [];
+      c.on('message', (m) => got.push(dnsPacket.decode(m)));
+      const q = dnsPacket.encode({ type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'lost1.test' }] });
+      c.send(q, quick.port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 150));
+      expect(got).toHaveLength(0);
+      c.send(q, quick.port, '127.0.0.1'); // the client's retry: same socket, ID and question
+      // Past the first copy's timeout (400 ms) and the sweep that would have sent its SERVFAIL.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(got).toHaveLength(1);
+      expect(got[0].id).toBe(4242);
+      expect(got[0].rcode).toBe('NOERROR');
+      expect(got[0].answers?.map((a) => a.data)).toEqual(['198.19.7.7']);
+      expect(up.asked.get('lost1.test')).toBe(2);
+      expect(quick.counters.get('forward_client_retries')).toBe(1);
+      expect(quick.counters.get('forward_timeouts')).toBe(0);
+      expect(quick.counters.get('forwarded')).toBe(1);
+    } finally {
+      c.close();
+      await quick.close();
+    }
   });
 
   it('per-client fair share: a client over its share is REFUSED, another client is still served meanwhile', { timeout: 30_000 }, async () => {

@@ -6,6 +6,7 @@ import { CounterSet } from '@overlay/dataplane';
  * negative-cache hits, and drops by reason (a drop sends nothing back). `tcp_reassembl*`: the
  * responder stage's TCP queries split over segments (responder-tcp.ts): completed, and those
  * dropped because every flow was busy, over the byte bound, timed out, or out of order.
+ * `forward_client_retries`: a client's retry joined its pending forwarded query (forward.ts).
  */
 export const DNS_COUNTERS = [
   'queries',
@@ -38,6 +39,7 @@ export const DNS_COUNTERS = [
   'tcp_reassembly_oversize',
   'tcp_reassembly_expired',
   'tcp_reassembly_out_of_order',
+  'forward_client_retries',
 ] as const;
 export type DnsCounter = (typeof DNS_COUNTERS)[number];
 

@@ -18,6 +18,13 @@
  *   first out); hits are answered without asking upstream (`negative_cache_hits`).
  * - UDP clients are forwarded over UDP with their own EDNS size (the upstream truncates for
  *   them; they retry over TCP); TCP clients over TCP.
+ * - A client's retry joins its pending query: the same client (address and port), ID and question
+ *   while one is pending sends the upstream query again at once and restarts that upstream's
+ *   timeout (`forward_client_retries`); the earlier copy is answered `FORWARD_SUPERSEDED` (its
+ *   caller sends nothing), so the client gets one answer. A lost upstream query or reply is thus
+ *   repaired by the client's own retry instead of ending in SERVFAIL after `timeoutMs` while the
+ *   client still waits (a stub that retries every second never sees the SERVFAIL of a 1.5 s
+ *   timeout before one of its retries was answered).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -50,8 +57,14 @@ export interface ForwarderOptions {
   negativeMaxTtl?: number;
 }
 
-/** Called once per forwarded query: the reply bytes (client ID restored), or an rcode to answer with. */
+/**
+ * Called once per forwarded query: the reply bytes (client ID restored), or an rcode to answer
+ * with, or `FORWARD_SUPERSEDED` (reply null): a retry of the same query took its place; send nothing.
+ */
 export type ForwardDone = (reply: Uint8Array | null, rcode: number) => void;
+
+/** The rcode a `ForwardDone` gets when a client's retry of the query took over (answer nothing). */
+export const FORWARD_SUPERSEDED = -2;
 
 interface Pending {
   id: number;
@@ -62,6 +75,8 @@ interface Pending {
   deadline: number;
   done: ForwardDone;
   negKey: string;
+  /** Key in `byRetry` ('' for none): client address, port, ID and question. */
+  retryKey: string;
 }
 
 export class Forwarder {
@@ -73,6 +88,7 @@ export class Forwarder {
   private readonly negSize: number;
   private readonly negMaxTtl: number;
   private readonly pending = new Map<number, Pending>();
+  private readonly byRetry = new Map<string, Pending>();
   private readonly perClient = new Map<string, number>();
   private readonly negative = new Map<string, { expires: number; reply: Uint8Array }>();
   private sockets: { 4?: Socket; 6?: Socket } = {};
@@ -95,8 +111,12 @@ export class Forwarder {
     return this.pending.size;
   }
 
-  /** Forward the query (copied) for `client`; `done` is called exactly once, possibly synchronously. */
-  forward(query: Uint8Array, client: string, tcp: boolean, done: ForwardDone): void {
+  /**
+   * Forward the query (copied) for `client` (its address: the fair share is per address); `done` is
+   * called exactly once, possibly synchronously. `port`, the client's UDP port, lets a retry of a
+   * pending query join it (see the file comment); without it (-1) every call is a new query.
+   */
+  forward(query: Uint8Array, client: string, tcp: boolean, done: ForwardDone, port = -1): void {
     const c = this.counters;
     if (this.closed || this.upstreams.length === 0 || query.length < HEADER_LENGTH) return done(null, RCODE_SERVFAIL);
     const negKey = questionKey(query);
@@ -112,6 +132,15 @@ export class Forwarder {
       }
       this.negative.delete(negKey);
     }
+    const retryKey = tcp || port < 0 || negKey === '' ? '' : `${client}|${port}|${(query[0] << 8) | query[1]}|${negKey}`;
+    const joined = retryKey === '' ? undefined : this.byRetry.get(retryKey);
+    if (joined !== undefined) {
+      c.add(c.at.forward_client_retries);
+      const earlier = joined.done;
+      joined.done = done;
+      this.send(joined);
+      return earlier(null, FORWARD_SUPERSEDED);
+    }
     const mine = this.perClient.get(client) ?? 0;
     if (this.pending.size >= this.maxPending) {
       c.add(c.at.forward_over_capacity);
@@ -126,7 +155,8 @@ export class Forwarder {
     if (tcp) return this.forwardTcp(Uint8Array.from(query), negKey, done);
     let id = randomInt(65536);
     while (this.pending.has(id)) id = (id + 1) & 0xffff;
-    const p: Pending = { id, query: Uint8Array.from(query), clientId: (query[0] << 8) | query[1], client, upstream: 0, deadline: 0, done, negKey };
+    const p: Pending = { id, query: Uint8Array.from(query), clientId: (query[0] << 8) | query[1], client, upstream: 0, deadline: 0, done, negKey, retryKey };
+    if (retryKey !== '') this.byRetry.set(retryKey, p);
     p.query[0] = id >> 8;
     p.query[1] = id & 255;
     this.perClient.set(client, mine + 1);
@@ -175,6 +205,7 @@ export class Forwarder {
 
   private finish(p: Pending, reply: Uint8Array | null, rcode: number): void {
     this.pending.delete(p.id);
+    if (p.retryKey !== '') this.byRetry.delete(p.retryKey);
     const n = (this.perClient.get(p.client) ?? 1) - 1;
     if (n <= 0) this.perClient.delete(p.client);
     else this.perClient.set(p.client, n);

@@ -15,6 +15,8 @@
  * (`ctx.toDevice`) when it comes back; SERVFAIL/REFUSED the same way when it does not. At most
  * `maxHeld` slots are held (default 64: the pool is shared with the data path); a query over
  * that is answered SERVFAIL at once (`responder_held`). On detach every held slot is released.
+ * A client's retry of a query still held takes its place upstream; the earlier frame is dropped as
+ * 'superseded' (one answer per query, forward.ts).
  *
  * TCP to the resolver's port 53 is answered without a TCP stack too (responder-tcp.ts: SYN-ACK,
  * the whole answer in MSS-sized segments with FIN, ACK of the client's FIN; a query split over
@@ -38,7 +40,7 @@ import {
 import type { ServiceDirectory } from '../directory.js';
 import { DnsAnswerer, FORWARD } from './answer.js';
 import { createDnsCounters, type DnsCounter } from './counters.js';
-import type { Forwarder } from './forward.js';
+import { FORWARD_SUPERSEDED, type Forwarder } from './forward.js';
 import { PROTO_UDP, finishReplyFrame } from './reply-frame.js';
 import { TCP_REPLY, TcpDnsResponder } from './responder-tcp.js';
 import type { TcpReassemblyOptions } from './tcp-reassembly.js';
@@ -61,10 +63,12 @@ export interface DnsResponderOptions {
   tcpReassembly?: TcpReassemblyOptions;
 }
 
-export const RESPONDER_REASONS = ['malformed', 'not_a_query', 'tcp_absorbed'] as const;
+export const RESPONDER_REASONS = ['malformed', 'not_a_query', 'tcp_absorbed', 'superseded'] as const;
 const R_MALFORMED = 0;
 const R_NOT_QUERY = 1;
 const R_TCP_ABSORBED = 2;
+/** A forwarded query whose client retried: the retry's frame carries the answer (forward.ts). */
+const R_SUPERSEDED = 3;
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
@@ -176,7 +180,7 @@ export class DnsResponder implements Stage {
     const client = v4 ? formatIpAddress(4, d, ip + 12) : formatIpAddress(6, d, ip + 8);
     const query = d.subarray(dns, dns + udpLen - 8);
     this.held.add(slot);
-    this.forwarder.forward(query, client, false, (reply, rcode) => this.onReply(ctx, slot, reply, rcode));
+    this.forwarder.forward(query, client, false, (reply, rcode) => this.onReply(ctx, slot, reply, rcode), (d[udp] << 8) | d[udp + 1]);
     return TAKEN;
   }
 
@@ -189,6 +193,7 @@ export class DnsResponder implements Stage {
 
   private onReply(ctx: StageContext, slot: number, reply: Uint8Array | null, rcode: number): void {
     if (this.ctx !== ctx || !this.held.delete(slot)) return; // detached meanwhile: the slot was released
+    if (reply === null && rcode === FORWARD_SUPERSEDED) return ctx.drop(this, R_SUPERSEDED, slot);
     const pool = ctx.pool;
     const d = pool.data;
     // The frame is as it came in: find its headers again.

@@ -17,7 +17,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { BufferPool, PacketBatch, formatIpAddress, type Transport } from '@overlay/dataplane';
 import type { DnsAnswerer } from './answer.js';
-import type { Forwarder } from './forward.js';
+import { FORWARD_SUPERSEDED, type Forwarder } from './forward.js';
 import { MAX_UDP_SIZE, RCODE_SERVFAIL } from './wire.js';
 
 /** What the server needs of either side. */
@@ -92,7 +92,7 @@ export class BatchedUdp implements DnsUdp {
     const addr = Uint8Array.from(pool.addr.subarray(slot * 16, slot * 16 + 16));
     const port = pool.port[slot];
     const done = (reply: Uint8Array | null, rcode: number) => {
-      if (this.closed) return;
+      if (this.closed || (reply === null && rcode === FORWARD_SUPERSEDED)) return;
       const s = pool.acquire();
       if (s < 0) return; // every slot busy: the client retries
       const o = pool.off[s];
@@ -113,7 +113,7 @@ export class BatchedUdp implements DnsUdp {
       pool.release(s);
     };
     if (this.forwarder === undefined) done(null, RCODE_SERVFAIL); // a query before the server finished binding
-    else this.forwarder.forward(query, formatIpAddress(family, addr), false, done);
+    else this.forwarder.forward(query, formatIpAddress(family, addr), false, done, port);
   }
 }
 
@@ -162,10 +162,11 @@ export class DgramUdp implements DnsUdp {
     if (n < 0) return;
     const done = (reply: Uint8Array | null, rcode: number) => {
       if (reply !== null) return void this.udp.send(reply, port, address);
+      if (rcode === FORWARD_SUPERSEDED) return;
       const m = this.answerer.respond(msg, 0, msg.length, out, 0, out.length, rcode < 0 ? RCODE_SERVFAIL : rcode);
       if (m > 0) this.udp.send(Buffer.from(out.subarray(0, m)), port, address);
     };
     if (this.forwarder === undefined) done(null, RCODE_SERVFAIL); // a query before the server finished binding
-    else this.forwarder.forward(msg, address, false, done);
+    else this.forwarder.forward(msg, address, false, done, port);
   }
 }
