@@ -5,6 +5,7 @@ import { createTestbed, type Testbed } from './lib/testbed.js';
 import { ping } from './lib/transfer.js';
 import { endpointMac, repoRoot } from './lib/vtep.js';
 import { collectLines, until } from './lib/wait.js';
+import { RUNNER_STOP_AND_READY } from './lib/runner-script.js';
 
 // Identity on the wire, against the Linux kernel's `vxlan … gbp`: host 1 runs openHost with the
 // policy filter on a GBP network; host 2 a kernel VXLAN device with `gbp`, where the packet mark
@@ -41,17 +42,7 @@ const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   if (line === 'stats') process.stdout.write('STATS ' + JSON.stringify({ ...f.stats(), drops: host.dataplane.stats().drops }) + '\\n');
 });
-let closing = false;
-const stop = async () => {
-  if (closing) return;
-  closing = true;
-  await host.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-rl.on('close', stop);
-process.stdout.write('READY\\n');
-`;
+${RUNNER_STOP_AND_READY}`;
 
 describe('VXLAN Group Policy (GBP) with the Linux kernel', () => {
   let tb: Testbed;

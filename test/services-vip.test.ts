@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestbed, waitForLine, type Testbed } from './lib/testbed.js';
 import { endpointMac, meshConfig, repoRoot, startVtep, type VtepProcess } from './lib/vtep.js';
 import { collectLines, until } from './lib/wait.js';
+import { RUNNER_STOP_AND_READY } from './lib/runner-script.js';
 
 // Real TCP through a VIP: host 1 runs openHost with the VIP translator stage (ServiceVips) and
 // a client process; hosts 2..4 run our dataplane (vtep-host) and a TCP server on port 80 that
@@ -39,17 +40,7 @@ rl.on('line', (line) => {
     process.stdout.write('OFFLOAD ' + JSON.stringify({ tso: st.tso, gro: st.gro }) + '\\n');
   }
 });
-let closing = false;
-const stop = async () => {
-  if (closing) return;
-  closing = true;
-  await host.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-rl.on('close', stop);
-process.stdout.write('READY\\n');
-`;
+${RUNNER_STOP_AND_READY}`;
 
 /** N connections to the VIP; prints CONN <port> <server name>, ERR <port> <code> <ms>, CLOSE <port> <ms>. Exits after LIFE_MS. */
 const CLIENT = `
