@@ -138,8 +138,8 @@ describe('DNS server on loopback sockets, asked by dig', () => {
       await new Promise((r) => setTimeout(r, 1200));
       expect(got).toHaveLength(1);
       expect(got[0].id).toBe(4242);
-      expect(got[0].rcode).toBe('NOERROR');
-      expect(got[0].answers?.map((a) => a.data)).toEqual(['198.19.7.7']);
+      expect((got[0].flags ?? -1) & 15).toBe(0); // rcode NOERROR
+      expect(got[0].answers?.map((a) => (a.type === 'A' ? a.data : a.type))).toEqual(['198.19.7.7']);
       expect(up.asked.get('lost1.test')).toBe(2);
       expect(quick.counters.get('forward_client_retries')).toBe(1);
       expect(quick.counters.get('forward_timeouts')).toBe(0);
