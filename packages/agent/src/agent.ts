@@ -33,7 +33,7 @@ import { type EndpointData, type EndpointRecord, ENDPOINT_KIND, endpointKind } f
 import { type DataplaneControl, Programmer } from './program.js';
 import type { Sealer } from './keyring.js';
 import { type Message, type NodeMeta, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
-import { AgentAdmission, type PkiOptions, REVOCATION_NETWORK, type RevocationData, revocationId } from './pki-admission.js';
+import { AgentAdmission, isAdopter, type PkiOptions, REVOCATION_KIND, REVOCATION_NETWORK, type RevocationData, revocationId } from './pki-admission.js';
 import { parseRevocation } from '@overlay/pki';
 
 /**
@@ -447,6 +447,46 @@ export class Agent {
     return { evicted };
   }
 
+  /**
+   * Swap in a renewed or re-issued certificate for our same keys (pki-renew.ts, pki-run.ts): checked,
+   * admitted for ourselves, and announced in our meta (a higher incarnation), so every peer
+   * re-admits us with its validity. Tunnels are untouched. Throws PkiAdmissionError when refused.
+   */
+  renewCert(cert: Uint8Array): void {
+    if (!this.pki) throw new PkiAdmissionError('pki_off');
+    const meta: NodeMeta = { ...this.membership.selfAlive().meta, cert: new Uint8Array(cert) };
+    const r = this.pki.renewSelf(meta);
+    if (!r.ok) throw new PkiAdmissionError(r.code);
+    this.membership.setMeta(meta);
+  }
+
+  /**
+   * Revocations outlive their publisher (docs/pki.md): a revocation record whose owner is not
+   * alive is re-signed by us under the same id (LWW keeps one copy), by the two members the
+   * rendezvous hash of its id picks at once, by everyone when the reap would take it. Records past
+   * their keep horizon are let go (ours tombstoned).
+   */
+  private adoptRevocations(reapNow: (owner: string) => boolean): void {
+    const pki = this.pki!;
+    const ms = this.membership;
+    const now = this.o.clock.now();
+    let alive: string[] | undefined;
+    for (const r of [...this.table.ofKind(pki.revocationKind, REVOCATION_NETWORK)]) {
+      if (r.deleted || !r.data) continue;
+      const expired = now >= pki.keepUntil(r.data.revocation);
+      if (r.owner === this.name) {
+        if (expired && this.sync.unpublish(REVOCATION_KIND, REVOCATION_NETWORK, r.id)) pki.counters.add(pki.counters.at.revocations_expired);
+        continue;
+      }
+      const st = ms.stateOf(r.owner);
+      if (expired || st === 'alive' || st === 'suspect') continue;
+      alive ??= ms.all().filter((m) => (m.state === 'alive' || m.state === 'suspect') && pki.isAdmitted(m.name)).map((m) => m.name);
+      if (!reapNow(r.owner) && !isAdopter(r.id, this.name, alive)) continue;
+      this.sync.publish(pki.revocationKind, REVOCATION_NETWORK, r.id, { revocation: r.data.revocation });
+      pki.counters.add(pki.counters.at.revocations_adopted);
+    }
+  }
+
   // ---- gossip and anti-entropy -------------------------------------------------------------
 
   private scheduleGossip(): void {
@@ -502,6 +542,7 @@ export class Agent {
       const m = this.membership.get(owner);
       return !m || ((m.state === 'dead' || m.state === 'left') && now - m.since > deadMs);
     };
+    if (this.pki) this.adoptRevocations(gone);
     this.table.reap(this.o.tombstoneReapMs ?? 1_800_000, gone);
     for (const name of this.membership.reap(deadMs)) {
       this.keys.forget(name);

@@ -27,7 +27,7 @@ import { LiveConfig } from './apply.js';
 import { applyCommand, controlCommand, explainCommand, importCommand, planCommand, schemaCommand } from './config-commands.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, serveMetrics } from './metrics.js';
-import { preparePki, revokeCommand } from './pki-run.js';
+import { preparePki, revokeCommand, startPkiRuntime } from './pki-run.js';
 
 export { formatStatus } from './status.js';
 
@@ -167,6 +167,8 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     : undefined;
   if (metrics && cfg.metrics) metricsAt = `${cfg.metrics.listen.ip}:${metrics.port}`;
   log.info({ listen: `${cfg.listen.ip}:${cfg.listen.port}`, networks: cfg.networks.map((n) => n.name), wireguard: wgPublic ?? null }, 'agent started');
+  // Renewal at 2/3 of the certificate's life, trust and certificate files reloaded (pki-run.ts).
+  const pkiRuntime = pki && startPkiRuntime(agent, cfg, pki, log);
   if (cfg.seeds.length) {
     const ok = await agent.join(cfg.seeds);
     if (ok) log.info({ seeds: ok }, 'joined');
@@ -180,6 +182,7 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     return undefined;
   };
   const stop = async () => {
+    pkiRuntime?.stop();
     live.close();
     await bridge?.stop().catch(() => undefined);
     await services.stop();

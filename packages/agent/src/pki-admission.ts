@@ -18,7 +18,8 @@
  *
  * Single-threaded; owned by one agent.
  */
-import { Admission, parseRevocation, type TrustedCas } from '@overlay/pki';
+import { Admission, checkCert, parseRevocation, type Certificate, type TrustedCas } from '@overlay/pki';
+import { createHash } from 'node:crypto';
 import { CounterSet } from '@overlay/dataplane';
 import type { Clock, TimerHandle } from './env.js';
 import type { AgentDrops } from './counters.js';
@@ -55,6 +56,11 @@ export const PKI_EVENTS = [
   'evicted_revoked',
   'evicted_expired',
   'self_evicted',
+  'renewed',
+  'renew_failures',
+  'trust_reloaded',
+  'revocations_adopted',
+  'revocations_expired',
 ] as const;
 export type PkiEvent = (typeof PKI_EVENTS)[number];
 
@@ -84,6 +90,21 @@ export function revocationId(kind: string, key: Uint8Array): string {
   return `${kind === 'ca' ? 'c' : kind === 'wgKey' ? 'w' : 's'}:${Buffer.from(key).toString('base64url')}`;
 }
 
+/** How many members adopt an orphaned revocation at once (view differences aside). */
+export const ADOPTERS = 2;
+
+/**
+ * Whether `self` is one of the ADOPTERS members whose rendezvous hash with the revocation id is
+ * lowest among `alive` (every host computes the same from the same membership view).
+ */
+export function isAdopter(id: string, self: string, alive: readonly string[]): boolean {
+  const score = (n: string) => createHash('sha256').update(id).update('\u0000').update(n).digest().readUInt32BE(0);
+  const mine = score(self);
+  let lower = 0;
+  for (const n of alive) if (n !== self && (score(n) < mine || (score(n) === mine && n < self)) && ++lower >= ADOPTERS) return false;
+  return true;
+}
+
 export class AgentAdmission {
   readonly admission: Admission;
   readonly counters = new CounterSet(PKI_EVENTS);
@@ -106,6 +127,8 @@ export class AgentAdmission {
       reconcile: (_key, rec) => {
         if (rec && !rec.deleted && rec.data) this.applyRevocation(rec.data.revocation);
       },
+      // A restarted publisher or adopter that finds its revocation again re-signs it, not a tombstone.
+      keepOwn: (rec) => !!rec.data && d.clock.now() < this.keepUntil(rec.data.revocation),
     };
   }
 
@@ -113,6 +136,52 @@ export class AgentAdmission {
   admitSelf(meta: NodeMeta): { ok: true } | { ok: false; code: string } {
     const r = this.admit(this.d.self, meta);
     return r === true ? { ok: true } : { ok: false, code: r };
+  }
+
+  /**
+   * Our renewed (or re-issued) certificate: checked first (it verifies now and is for our name and
+   * keys), then admitted; a refused one leaves the current one in place. Returns the code refused.
+   */
+  renewSelf(meta: NodeMeta): { ok: true; cert: Certificate } | { ok: false; code: string } {
+    const r = checkCert(meta.cert ?? new Uint8Array(0), this.d.trusted, this.d.clock.now(), this.admission.revocations);
+    if (!r.ok) return { ok: false, code: r.code };
+    if (r.cert.name !== this.d.self) return { ok: false, code: 'name_mismatch' };
+    if (Buffer.compare(r.cert.signKey, meta.signKey) !== 0 || Buffer.compare(r.cert.wgKey, Buffer.from(meta.wgKey, 'base64')) !== 0) return { ok: false, code: 'key_mismatch' };
+    const a = this.admit(this.d.self, meta);
+    return a === true ? { ok: true, cert: r.cert } : { ok: false, code: a };
+  }
+
+  /**
+   * The trust file changed (a CA rollover step): trust exactly `cas` (already parsed by parseCa).
+   * Members whose CA is no longer trusted are evicted as at expiry. Returns the members evicted.
+   */
+  setTrusted(cas: readonly Certificate[]): string[] {
+    const t = this.d.trusted;
+    const keep = new Set(cas.map((c) => Buffer.from(c.digest).toString('hex')));
+    for (const c of t.list()) if (!keep.has(Buffer.from(c.digest).toString('hex'))) t.remove(c.digest);
+    for (const c of cas) if (!t.get(c.digest)) t.add(c);
+    this.counters.add(this.counters.at.trust_reloaded);
+    const gone = this.admission.expire(this.d.clock.now());
+    if (gone.length) this.evicted(gone, 'expired');
+    return gone;
+  }
+
+  /**
+   * Until when a revocation record is kept and adopted (docs/pki.md "Revocations outlive their
+   * publisher"): the issuing CA's notAfter, since every certificate that CA signs ends by then
+   * (signCert clamps) and a revoked key could be issued a fresh certificate until then; for a
+   * revoked CA, also no later than that CA's own end when it is trusted. 0 when the issuer is not
+   * trusted (any more) or the bytes do not parse: nothing to keep.
+   */
+  keepUntil(bytes: Uint8Array): number {
+    try {
+      const r = parseRevocation(bytes, this.d.trusted);
+      const issuer = this.d.trusted.get(r.issuer)!;
+      const revokedCa = r.kind === 'ca' ? this.d.trusted.get(r.key) : undefined;
+      return Math.min(issuer.notAfter, revokedCa?.notAfter ?? Infinity);
+    } catch {
+      return 0;
+    }
   }
 
   private admit(name: string, meta: NodeMeta): true | string {
@@ -230,7 +299,10 @@ export class AgentAdmission {
   }
 
   /** For `agent status`: members admitted, revocations known, the next expiry, counters. */
-  status(): { admitted: number; revocations: number; nextExpiry: number | null; counters: Record<string, number> } {
-    return { admitted: this.admission.size, revocations: this.admission.revocations.size, nextExpiry: this.admission.nextExpiry() ?? null, counters: this.counters.snapshot() };
+  status(): { admitted: number; revocations: number; nextExpiry: number | null; trusted: number; selfNotAfter: number | null; counters: Record<string, number> } {
+    return {
+      admitted: this.admission.size, revocations: this.admission.revocations.size, nextExpiry: this.admission.nextExpiry() ?? null,
+      trusted: this.d.trusted.size, selfNotAfter: this.admission.certOf(this.d.self)?.notAfter ?? null, counters: this.counters.snapshot(),
+    };
   }
 }

@@ -17,8 +17,11 @@
  * `revokeCommand` is the control socket's `revoke <base64>` (`agent revoke`).
  */
 import nacl from 'tweetnacl';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { PkiError, TrustedCas, checkCert, decodePem, encodePem, generateSigningKey, publicOfSeed, requestJoin, sha256 } from '@overlay/pki';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { PkiError, TrustedCas, checkCert, decodePem, describeCert, encodePem, generateSigningKey, parseCa, parseCert, publicOfSeed, requestJoin, sha256, type Certificate } from '@overlay/pki';
+import { realClock, type Clock } from './env.js';
+import type { Logger } from './log.js';
+import { CertRenewer } from './pki-renew.js';
 import type { AgentConfig } from './config-types.js';
 import type { Agent } from './agent.js';
 import { Keyring } from './keyring.js';
@@ -36,6 +39,8 @@ export interface PkiStart {
   sealer: Keyring;
   /** Notes for the log: joined, CA expiring. */
   notes: string[];
+  /** The CAs the derived gossip keys were made from last (the runtime's reload replaces them). */
+  trustedAtStart?: Certificate[];
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
@@ -77,9 +82,128 @@ export async function preparePki(cfg: AgentConfig, wgPublicB64: string | undefin
   if (!same(r.cert.signKey, publicOfSeed(seed))) throw new PkiError('invalid_argument', `${p.cert} is not for the identity key in ${p.key}`);
   if (!same(r.cert.wgKey, wgKey)) throw new PkiError('invalid_argument', `${p.cert} is not for this node's WireGuard key`);
   for (const w of r.warnings) notes.push(`warning: ${w.code}`);
-  const sealKeys = cfg.clusterKeys.length ? cfg.clusterKeys : trusted.list().map((ca) => sha256(SEAL_LABEL, ca.digest));
+  const sealKeys = cfg.clusterKeys.length ? cfg.clusterKeys : sealKeysOf(trusted.list());
   // The trust file's order decides the sealing key (TrustedCas keeps insertion order).
-  return { signingKey: nacl.sign.keyPair.fromSeed(seed).secretKey, pki: { trusted, cert: r.cert.bytes }, sealer: new Keyring(sealKeys), notes };
+  return { signingKey: nacl.sign.keyPair.fromSeed(seed).secretKey, pki: { trusted, cert: r.cert.bytes }, sealer: new Keyring(sealKeys), notes, trustedAtStart: trusted.list() };
+}
+
+/** The gossip keys derived from trusted CAs, in trust-file order (the first seals). */
+export function sealKeysOf(cas: readonly Certificate[]): Uint8Array[] {
+  return cas.map((ca) => sha256(SEAL_LABEL, ca.digest));
+}
+
+export interface PkiRuntime {
+  /** Absent without joinToken/joinServer (nothing to renew with). */
+  renewer: CertRenewer | undefined;
+  /** Look at the trust and certificate files now (the poll does this every pollMs). */
+  poll(): void;
+  stop(): void;
+}
+
+type Log = Pick<Logger, 'info' | 'warn'>;
+
+/**
+ * While the agent runs (docs/pki.md "Renewal", "CA rollover"):
+ * - renewal at 2/3 of the certificate's lifetime through the join server (pki-renew.ts); the
+ *   new certificate is swapped in and written to the cert file (atomically);
+ * - the trust file and the certificate file are read every `pollMs`: a changed trust file is
+ *   trusted as a whole (members of a CA no longer there are evicted; the derived gossip keys follow
+ *   it, the first CA's sealing), a changed certificate file is swapped in like a renewal. A file
+ *   that does not parse or a certificate that is refused changes nothing (logged once per content).
+ */
+export function startPkiRuntime(agent: Agent, cfg: AgentConfig, start: PkiStart, log: Log, o: { clock?: Clock; pollMs?: number } = {}): PkiRuntime {
+  const p = cfg.pki!;
+  const clock = o.clock ?? realClock;
+  const pki = agent.pki!;
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  let caText = read(p.ca);
+  let certText = read(p.cert);
+  let sealedWith = start.trustedAtStart ?? [];
+  const writeCert = (bytes: Uint8Array) => {
+    const text = encodePem('CERTIFICATE', bytes);
+    writeFileSync(`${p.cert}.tmp`, text);
+    renameSync(`${p.cert}.tmp`, p.cert);
+    certText = text;
+  };
+  const seed = start.signingKey.subarray(0, 32);
+  const wgKey = new Uint8Array(Buffer.from(agent.membership.selfAlive().meta.wgKey, 'base64'));
+  const renewer = p.joinToken && p.joinServer
+    ? new CertRenewer({
+        clock,
+        cert: start.pki.cert,
+        obtain: async () => (await requestJoin({ host: p.joinServer!.ip, port: p.joinServer!.port, token: p.joinToken!, keys: { signSeed: seed, signKey: publicOfSeed(seed), wgKey }, name: cfg.name, prefixes: p.prefixes, clock: () => clock.now() })).cert.bytes,
+        install: (bytes) => {
+          agent.renewCert(bytes);
+          writeCert(bytes);
+        },
+        renewed: () => {
+          pki.counters.add(pki.counters.at.renewed);
+          log.info({ pki: 'certificate renewed', notAfter: new Date(renewer!.current.notAfter).toISOString() }, 'pki');
+        },
+        failed: (err, attempt, retryInMs) => {
+          pki.counters.add(pki.counters.at.renew_failures);
+          log.warn({ pki: 'certificate renewal failed', code: (err as { code?: string }).code, err: String((err as Error).message ?? err), attempt, retryInMs }, 'pki');
+        },
+      })
+    : undefined;
+  if (!renewer) log.warn({ pki: 'no joinToken/joinServer: this certificate is not renewed', notAfter: new Date(parseCert(start.pki.cert).notAfter).toISOString() }, 'pki');
+  renewer?.start();
+  const refused = new Set<string>();
+  const once = (what: string, text: string, err: unknown) => {
+    if (refused.has(text)) return;
+    refused.add(text);
+    log.warn({ pki: `${what} not taken`, err: String((err as Error).message ?? err) }, 'pki');
+  };
+  const reloadTrust = (text: string) => {
+    const cas = decodePem('CERTIFICATE', text).map((b) => parseCa(b));
+    if (cas.length < 1 || cas.length > 2) throw new PkiError('malformed', `a trust file holds one or two CA certificates, found ${cas.length}`);
+    caText = text;
+    const evicted = pki.setTrusted(cas);
+    if (!cfg.clusterKeys.length) {
+      const keys = sealKeysOf(cas);
+      for (const k of keys) start.sealer.add(k);
+      start.sealer.use(keys[0]);
+      const want = new Set(keys.map((k) => Buffer.from(k).toString('hex')));
+      for (const k of sealKeysOf(sealedWith)) if (!want.has(Buffer.from(k).toString('hex'))) start.sealer.remove(k);
+      sealedWith = cas;
+    }
+    log.info({ pki: 'trust file reloaded', cas: cas.map((c) => c.name), evicted }, 'pki');
+  };
+  const reloadCert = (text: string) => {
+    const [bytes] = decodePem('CERTIFICATE', text);
+    if (!bytes) throw new PkiError('malformed', `${p.cert} holds no certificate`);
+    agent.renewCert(bytes);
+    certText = text;
+    renewer?.replaced(bytes);
+    log.info({ pki: 'certificate file reloaded', cert: describeCert(parseCert(bytes)) }, 'pki');
+  };
+  const poll = () => {
+    for (const [path, last, reload, what] of [[p.ca, caText, reloadTrust, 'trust file'], [p.cert, certText, reloadCert, 'certificate file']] as const) {
+      const text = read(path);
+      if (text === undefined || text === last) continue;
+      try {
+        reload(text);
+      } catch (e) {
+        once(what, text, e);
+      }
+    }
+  };
+  const timer = setInterval(poll, o.pollMs ?? 1000);
+  timer.unref();
+  return {
+    renewer,
+    poll,
+    stop: () => {
+      clearInterval(timer);
+      renewer?.stop();
+    },
+  };
 }
 
 /** The control socket's `revoke <base64 Revocation>`: apply and spread it; answers the members evicted here. */

@@ -124,7 +124,10 @@ export class RecordSync {
       this.local.set(key, rec);
       this.storeOwn(rec);
     } else if (!r.deleted) {
-      this.storeOwn(this.sign(kind, { ...r, version: this.nextVersion(), deleted: true }, r.data));
+      const keep = kind.keepOwn?.(r) === true;
+      const rec = this.sign(kind, { ...r, version: this.nextVersion(), deleted: !keep }, r.data);
+      if (keep) this.local.set(key, rec);
+      this.storeOwn(rec);
     } else if (!stored) {
       table.putOwn(r); // keep the tombstone so the digest matches the cluster's
     }

@@ -48,6 +48,12 @@ export interface RecordKind<D> {
    * stored change, every membership change of the owner, and removal. Must not throw.
    */
   reconcile?(key: string, rec: SignedRecord<D> | null, ctx: KindContext): void;
+  /**
+   * A live record of ours that we no longer hold came back (we restarted): true keeps it (re-signed
+   * with the same data) instead of tombstoning it. For records whose meaning does not depend on
+   * their owner (a CA-signed revocation, pki-admission.ts). Default: tombstone.
+   */
+  keepOwn?(rec: SignedRecord<D>): boolean;
 }
 
 /** not_admitted, claim_refused, revocation_invalid: refused by the admission check (pki-admission.ts). */
