@@ -4,7 +4,14 @@
  * in a namespace of its own. Nothing is created in the caller's namespace, so parallel runs
  * never collide on device names, and names of namespaces carry the pid and a random suffix.
  *
- * Underlay: host i (1-based) is 198.18.0.i/16 and, with `ipv6`, 2001:db8::i/64.
+ * Underlay: host i (1-based) is 198.18.0.i/16 and, with `ipv6`, 2001:db8::i/64, MAC
+ * `underlayMac(i)`. Every host holds every other host as a permanent neighbour (ARP and, with
+ * `ipv6`, ND): the kernel's neighbour tables are shared by all namespaces of the machine and hold
+ * at most net.ipv4.neigh.default.gc_thresh3 (1024 here) learned entries in all; N hosts that all
+ * talk to each other learn N(N-1), so a 50-host testbed overflowed them (`sendmsg: No buffer space
+ * available`, `EHOSTUNREACH`), for itself and for every other test on the machine. Permanent
+ * entries are not counted against that limit (exempt from the neighbour GC since Linux 4.19),
+ * need no machine-wide sysctl, and go with their namespace.
  *
  * Cleanup: `destroy()` kills every process still running in the namespaces and deletes them
  * (which deletes every device inside). It is also run synchronously on process exit and on
@@ -70,6 +77,16 @@ export interface TestbedOptions {
   prefix?: string;
   /** Underlay MTU; default 1500. */
   mtu?: number;
+  /**
+   * Permanent underlay neighbour entries for every other host (default true). false: hosts learn
+   * each other by ARP/ND, which takes N(N-1) entries from the machine-wide neighbour table.
+   */
+  staticNeighbours?: boolean;
+}
+
+/** MAC of host `index`'s underlay `ul0` (locally administered; c6:12 for 198.18). */
+export function underlayMac(index: number): string {
+  return `0a:c6:12:00:00:${index.toString(16).padStart(2, '0')}`;
 }
 
 /**
@@ -334,7 +351,7 @@ export async function createTestbed(o: TestbedOptions): Promise<Testbed> {
       await exec('ip', ['netns', 'add', host.name]);
       tb.namespaces.push(host.name);
       tb.hosts.push(host);
-      batch.push(`link add vh${i} mtu ${mtu} type veth peer name ul0 mtu ${mtu} netns ${host.name}`);
+      batch.push(`link add vh${i} mtu ${mtu} type veth peer name ul0 mtu ${mtu} address ${underlayMac(i)} netns ${host.name}`);
       batch.push(`link set vh${i} master br0 up`);
     }
     await exec('ip', ['-n', br, '-batch', '-'], { input: batch.join('\n') + '\n' });
@@ -342,6 +359,14 @@ export async function createTestbed(o: TestbedOptions): Promise<Testbed> {
       const hb = ['link set lo up', `addr add ${h.underlay}/16 dev ul0`];
       if (h.underlay6) hb.push(`addr add ${h.underlay6}/64 dev ul0 nodad`);
       hb.push('link set ul0 up');
+      // After `up`: taking a device down flushes its neighbours, permanent ones included.
+      if (o.staticNeighbours !== false) {
+        for (const p of tb.hosts) {
+          if (p === h) continue;
+          hb.push(`neigh replace ${p.underlay} lladdr ${underlayMac(p.index)} dev ul0 nud permanent`);
+          if (p.underlay6) hb.push(`neigh replace ${p.underlay6} lladdr ${underlayMac(p.index)} dev ul0 nud permanent`);
+        }
+      }
       await exec('ip', ['-n', h.name, '-batch', '-'], { input: hb.join('\n') + '\n' });
     }
     return tb;
