@@ -28,9 +28,9 @@ export interface VtepProcess {
   stderr(): string;
 }
 
-/** Spawn vtep-host.ts in the host's namespace and wait for READY. */
-export async function startVtep(host: TestHost, cfg: HostConfig): Promise<VtepProcess> {
-  const child = host.spawn(process.execPath, ['--conditions=source', '--import', 'tsx', runner, JSON.stringify(cfg)], { cwd: repoRoot });
+/** Spawn vtep-host.ts in the host's namespace and wait for READY; `nodeArgs` go to node first (e.g. --cpu-prof). */
+export async function startVtep(host: TestHost, cfg: HostConfig, nodeArgs: string[] = []): Promise<VtepProcess> {
+  const child = host.spawn(process.execPath, [...nodeArgs, '--conditions=source', '--import', 'tsx', runner, JSON.stringify(cfg)], { cwd: repoRoot });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
     err += d.toString();

@@ -28,6 +28,7 @@ import { BinaryEndpoint, Peer, type Endpoint } from './peer.js';
 import { dh, wipe } from './primitives.js';
 import { tick } from './timers.js';
 import { DataCipher } from './transport-data.js';
+import type { AeadBatch } from './aead.js';
 
 export type { DropReason, PeerDownEvent, PeerEvent };
 
@@ -58,6 +59,11 @@ export interface WireGuardDeviceOptions {
    * demands cookies (mac2). Default 500. 0 means always under load (tests).
    */
   underLoadThreshold?: number;
+  /**
+   * Seals and opens transport data, a run of slots per call. Default: libsodium, one call per
+   * packet (`sodiumAead`); openHost passes @overlay/native's batched one (`nativeAead()`).
+   */
+  aead?: AeadBatch;
 }
 
 export interface PeerConfig {
@@ -99,6 +105,7 @@ export class WireGuardDevice extends EventEmitter {
   readonly mode: 'l3' | 'overlay';
   private readonly e: Engine;
   private readonly tickMs: number;
+  private readonly aead: AeadBatch | undefined;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(o: WireGuardDeviceOptions) {
@@ -107,6 +114,8 @@ export class WireGuardDevice extends EventEmitter {
     this.publicKey = encodeKey(this.e.staticPublic);
     this.mode = this.e.mode;
     this.tickMs = o.tickMs ?? 100;
+    if (o.aead !== undefined && (typeof o.aead.seal !== 'function' || typeof o.aead.open !== 'function')) throw new InvalidConfigError('aead', 'needs seal() and open()');
+    this.aead = o.aead;
   }
 
   // ---------------------------------------------------------------- configuration
@@ -208,7 +217,7 @@ export class WireGuardDevice extends EventEmitter {
     if (this.e.closed) throw new ClosedError('WireGuardDevice');
     this.e.pool = pool;
     this.e.transport = transport;
-    this.e.cipher = new DataCipher(pool);
+    this.e.cipher = new DataCipher(pool, this.aead);
     if (this.tickMs > 0) {
       this.timer = setInterval(() => this.tick(), this.tickMs);
       this.timer.unref();

@@ -16,7 +16,7 @@ import { BinaryEndpoint, endpointKey, type Peer } from './peer.js';
 import { publicFromPrivate, randomBytes } from './primitives.js';
 import { LoadGuard } from './load.js';
 import { Tai64nStamper } from './tai64n.js';
-import { DataCipher, type Keypair } from './transport-data.js';
+import { OpenQueue, type DataCipher, type Keypair } from './transport-data.js';
 import type { WireGuardDeviceOptions } from './device.js';
 
 /** Event payloads: only the public key identifies the peer. */
@@ -62,6 +62,8 @@ export class Engine {
   readonly txBatch = new PacketBatch(256);
   /** Queue flushes use their own batch: they can run inside send() when a transport delivers synchronously. */
   readonly queueBatch = new PacketBatch(256);
+  /** Transport data between its checks and its AEAD call (outside.ts), reused per batch. */
+  readonly rxOpen = new OpenQueue(256);
   closed = false;
   /**
    * The clock reading for the batch (or timer pass) in progress. Hot-path helpers read it

@@ -8,4 +8,5 @@ export type { Tunnel, TunnelOptions } from './tunnel.js';
 export { generatePrivateKey, publicKeyOf, generatePresharedKey } from './keys.js';
 export { InvalidKeyError, UnknownPeerError, InvalidAddressError } from './errors.js';
 export { ReplayWindow, REPLAY_WINDOW } from './replay.js';
+export { sodiumAead, type AeadBatch } from './aead.js';
 export * as constants from './messages.js';

@@ -6,6 +6,7 @@
 import { InvalidConfigError, type BufferPool, type PacketBatch } from '@overlay/dataplane';
 import type { Engine } from './engine.js';
 import { endpointKey, type Peer } from './peer.js';
+import type { Keypair } from './transport-data.js';
 
 /**
  * Encrypts and transmits the packets of `batch`. Slots stay owned by the caller (as with
@@ -23,6 +24,12 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
   const tx = e.txBatch;
   tx.clear();
   let accepted = 0;
+  // Consecutive packets under one keypair are sealed with one AEAD call (cipher.sealRun) just
+  // before the batch goes out or the keypair changes: [runStart, tx.count) under runKp.
+  let runKp: Keypair | null = null;
+  let runStart = 0;
+  let runCounter = 0;
+  const padTo = e.mode === 'l3' ? 16 : 1;
   for (let i = 0; i < batch.count; i++) {
     const slot = batch.slots[i];
     const peer = routeOf(e, pool, slot);
@@ -41,16 +48,29 @@ export function sendBatch(e: Engine, pool: BufferPool, batch: PacketBatch): numb
       continue;
     }
     const plainLen = pool.len[slot];
-    if (!cipher.seal(slot, kp, e.mode === 'l3' ? 16 : 1)) {
+    if (!cipher.reserve(slot, padTo)) {
       e.drops.add(e.drops.at.no_room);
       continue;
     }
+    if (kp !== runKp) {
+      cipher.sealRun(tx.slots, runStart, tx.count - runStart, runKp!, runCounter);
+      runKp = kp;
+      runStart = tx.count;
+      runCounter = kp.sendCounter;
+    }
+    kp.sendCounter++;
     e.setDestination(pool, slot, peer);
     e.afterDataSent(peer, plainLen);
     tx.push(slot);
     accepted++;
-    if (tx.count === tx.capacity) accepted -= e.flushTx(pool, tx);
+    if (tx.count === tx.capacity) {
+      cipher.sealRun(tx.slots, runStart, tx.count - runStart, runKp, runCounter);
+      runKp = null;
+      runStart = 0;
+      accepted -= e.flushTx(pool, tx);
+    }
   }
+  if (runKp) cipher.sealRun(tx.slots, runStart, tx.count - runStart, runKp, runCounter);
   accepted -= e.flushTx(pool, tx);
   return accepted;
 }

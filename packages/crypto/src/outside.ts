@@ -4,7 +4,7 @@
  * rejected datagram is a counted drop with a stable reason, never a throw.
  */
 import { InvalidConfigError, type BufferPool, type PacketBatch } from '@overlay/dataplane';
-import { INDEX_MASK, type Engine } from './engine.js';
+import { INDEX_MASK, type Engine, type IndexEntry } from './engine.js';
 import {
   COOKIE_RECEIVER, COOKIE_REPLY_LEN, DATA_COUNTER, DATA_MIN_LEN, DATA_RECEIVER, INIT_MAC1, INITIATION_LEN, INITIATION_MIN_INTERVAL,
   KEEPALIVE_TIMEOUT, MSG_COOKIE_REPLY, MSG_DATA, MSG_INITIATION, MSG_RESPONSE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
@@ -13,7 +13,7 @@ import {
 import { consumeInitiation, consumeResponse, createResponse, wipeState } from './noise.js';
 import type { BinaryEndpoint, Peer } from './peer.js';
 import { compareTai64n } from './tai64n.js';
-import { Keypair } from './transport-data.js';
+import { Keypair, OpenQueue } from './transport-data.js';
 import { RATE_LIMITED, RATE_OK } from './load.js';
 
 /**
@@ -31,6 +31,19 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     return;
   }
   const now = (e.now = e.clock());
+  // A receive from inside a receive (a send that a synchronous transport answers at once) gets a
+  // queue of its own; otherwise the device's queue is reused and nothing is allocated.
+  const q = e.rxOpen.busy ? new OpenQueue(batch.count) : e.rxOpen.reserve(batch.count);
+  q.busy = true;
+  try {
+    receiveInto(e, pool, batch, out, q, now);
+  } finally {
+    q.busy = false;
+    q.count = 0;
+  }
+}
+
+function receiveInto(e: Engine, pool: BufferPool, batch: PacketBatch, out: PacketBatch, q: OpenQueue, now: number): void {
   for (let i = 0; i < batch.count; i++) {
     const slot = batch.slots[i];
     const len = pool.len[slot];
@@ -43,14 +56,12 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     }
     const type = data.readUInt32LE(off);
     if (type === MSG_DATA) {
-      if (!openData(e, pool, slot)) pool.release(slot);
-      else if (!out.push(slot)) {
-        // The caller's batch is smaller than documented: never leak the slot.
-        e.drops.add(e.drops.at.out_batch_full);
-        pool.release(slot);
-      }
+      // Checked now, opened with the rest of the run (one AEAD call per keypair run).
+      if (!admitData(e, pool, slot, q)) pool.release(slot);
       continue;
     }
+    // A handshake message may change keypairs: the data before it is finished first, in order.
+    finishData(e, pool, out, q);
     if (type === MSG_INITIATION || type === MSG_RESPONSE || type === MSG_COOKIE_REPLY) {
       handleHandshake(e, pool, slot, type, now);
     } else {
@@ -58,9 +69,14 @@ export function receiveBatch(e: Engine, pool: BufferPool, batch: PacketBatch, ou
     }
     pool.release(slot);
   }
+  finishData(e, pool, out, q);
 }
 
-function openData(e: Engine, pool: BufferPool, slot: number): boolean {
+/**
+ * Transport data before decryption: length, index, counter bounds, expiry, replay pre-check. A
+ * datagram that passes is queued on e.rxOpen with its keypair and counter; false is a counted drop.
+ */
+function admitData(e: Engine, pool: BufferPool, slot: number, q: OpenQueue): boolean {
   const now = e.now;
   const data = pool.data;
   const off = pool.off[slot];
@@ -91,11 +107,55 @@ function openData(e: Engine, pool: BufferPool, slot: number): boolean {
     e.drops.add(e.drops.at.replay);
     return false;
   }
-  if (!e.cipher!.open(slot, kp, counter)) {
+  q.push(slot, entry, counter);
+  return true;
+}
+
+/**
+ * Opens the queued transport data, one AEAD call per run of one keypair, then finishes each
+ * datagram in arrival order: replay window, keypair confirmation, roaming, timers, delivery.
+ */
+function finishData(e: Engine, pool: BufferPool, out: PacketBatch, q: OpenQueue): void {
+  const n = q.count;
+  if (n === 0) return;
+  for (let i = 0; i < n; ) {
+    const kp = q.entries[i]!.keypair!;
+    let j = i + 1;
+    while (j < n && q.entries[j]!.keypair === kp) j++;
+    e.cipher!.openRun(q.slots, i, j - i, kp, q.ok);
+    i = j;
+  }
+  for (let i = 0; i < n; i++) {
+    const slot = q.slots[i];
+    const entry = q.entries[i]!;
+    q.entries[i] = null;
+    if (!afterOpen(e, pool, slot, entry, q.counters[i], q.ok[i] === 1)) pool.release(slot);
+    else if (!out.push(slot)) {
+      // The caller's batch is smaller than documented: never leak the slot.
+      e.drops.add(e.drops.at.out_batch_full);
+      pool.release(slot);
+    }
+  }
+  q.count = 0;
+}
+
+function afterOpen(e: Engine, pool: BufferPool, slot: number, entry: IndexEntry, counter: number, opened: boolean): boolean {
+  const now = e.now;
+  const kp = entry.keypair!;
+  if (!opened) {
     e.drops.add(e.drops.at.decrypt_failed);
     return false;
   }
-  kp.replay.accept(counter);
+  if (kp.dead) {
+    // Dropped (e.g. as `previous` when an earlier datagram of this batch confirmed `next`).
+    e.drops.add(e.drops.at.unknown_index);
+    return false;
+  }
+  // A second copy of a counter within one batch passed the pre-check too: only one is accepted.
+  if (!kp.replay.accept(counter)) {
+    e.drops.add(e.drops.at.replay);
+    return false;
+  }
   const peer = entry.peer;
   if (kp === peer.next) confirmNext(e, peer);
   roam(e, peer, pool, slot);

@@ -1,13 +1,12 @@
 /**
  * Transport-data messages on pool memory: seal (encrypt in place, 16-byte header into the
  * headroom, tag into the tailroom) and open (authenticate and decrypt in place, strip header and
- * tag). The per-packet path allocates nothing: libsodium works on views into the pool slab,
- * and those views are cached per slot (keyed by offset and length), so steady traffic of
- * repeated sizes reuses them.
+ * tag), a run of slots under one keypair per AEAD call (aead.ts). Nothing is allocated per packet.
  */
-import sodium from 'sodium-native';
 import type { BufferPool } from '@overlay/dataplane';
-import { DATA_HEADER_LEN, MSG_DATA } from './messages.js';
+import type { IndexEntry } from './engine.js';
+import { sodiumAead, type AeadBatch } from './aead.js';
+import { DATA_HEADER_LEN } from './messages.js';
 import { ReplayWindow } from './replay.js';
 import { TAG_LEN, wipe } from './primitives.js';
 
@@ -27,92 +26,114 @@ export class Keypair {
     readonly owner: unknown,
   ) {}
 
+  /** Set by wipe(): a packet opened under this keypair before it was dropped is not delivered. */
+  dead = false;
+
   wipe(): void {
+    this.dead = true;
     wipe(this.send);
     wipe(this.recv);
   }
 }
 
-class ViewCache {
-  private readonly views: (Buffer | undefined)[];
-  private readonly off: Int32Array;
-  private readonly len: Int32Array;
-  constructor(readonly data: Buffer, count: number) {
-    this.views = new Array(count);
-    this.off = new Int32Array(count).fill(-1);
-    this.len = new Int32Array(count).fill(-1);
+/**
+ * Transport data admitted for opening (receive path): slot, index entry and counter per datagram,
+ * in arrival order, and after the AEAD call whether each authenticated. Reused per batch.
+ */
+export class OpenQueue {
+  count = 0;
+  busy = false;
+  slots: Int32Array;
+  counters: Float64Array;
+  ok: Uint8Array;
+  entries: (IndexEntry | null)[];
+
+  constructor(capacity: number) {
+    this.slots = new Int32Array(capacity);
+    this.counters = new Float64Array(capacity);
+    this.ok = new Uint8Array(capacity);
+    this.entries = new Array<IndexEntry | null>(capacity).fill(null);
   }
-  get(slot: number, start: number, length: number): Buffer {
-    const v = this.views[slot];
-    if (v !== undefined && this.off[slot] === start && this.len[slot] === length) return v;
-    const fresh = this.data.subarray(start, start + length);
-    this.views[slot] = fresh;
-    this.off[slot] = start;
-    this.len[slot] = length;
-    return fresh;
+
+  /** This queue, emptied and grown to hold `n` (growing allocates; steady batches do not). */
+  reserve(n: number): this {
+    this.count = 0;
+    if (this.slots.length < n) {
+      this.slots = new Int32Array(n);
+      this.counters = new Float64Array(n);
+      this.ok = new Uint8Array(n);
+      this.entries = new Array<IndexEntry | null>(n).fill(null);
+    }
+    return this;
+  }
+
+  push(slot: number, entry: IndexEntry, counter: number): void {
+    const i = this.count++;
+    this.slots[i] = slot;
+    this.entries[i] = entry;
+    this.counters[i] = counter;
   }
 }
 
-/** Per-pool scratch for sealing and opening. Single-threaded, like the pool. */
+/** Per-pool sealing and opening through an AeadBatch. Single-threaded, like the pool. */
 export class DataCipher {
-  private readonly nonce = Buffer.alloc(12);
-  private readonly body: ViewCache;
-  private readonly tag: ViewCache;
+  private readonly one = new Int32Array(1);
+  private readonly oneOk = new Uint8Array(1);
 
-  constructor(readonly pool: BufferPool) {
-    this.body = new ViewCache(pool.data, pool.count);
-    this.tag = new ViewCache(pool.data, pool.count);
-  }
-
-  private setNonce(counter: number): void {
-    this.nonce.writeUInt32LE(counter >>> 0, 4);
-    this.nonce.writeUInt32LE(Math.floor(counter / 0x100000000), 8);
-  }
+  constructor(
+    readonly pool: BufferPool,
+    readonly aead: AeadBatch = sodiumAead(),
+  ) {}
 
   /**
-   * Encrypts the slot's payload for `kp`, padding with zeros to a multiple of `padTo` (1 for
-   * none). Returns false, leaving the slot unchanged, when head- or tailroom is too small.
+   * Makes the slot ready to seal: zero padding to a multiple of `padTo` (1 for none) and the
+   * padded length in pool.len. False, leaving the slot unchanged, when head- or tailroom is too
+   * small for header, padding and tag.
    */
-  seal(slot: number, kp: Keypair, padTo: number): boolean {
+  reserve(slot: number, padTo: number): boolean {
     const pool = this.pool;
-    const data = pool.data;
     const off = pool.off[slot];
     const len = pool.len[slot];
     const padded = padTo > 1 ? Math.ceil(len / padTo) * padTo : len;
     if (off - DATA_HEADER_LEN < pool.base(slot) || off + padded + TAG_LEN > pool.limit(slot)) return false;
-    if (padded > len) data.fill(0, off + len, off + padded);
-    const counter = kp.sendCounter++;
-    this.setNonce(counter);
-    const body = this.body.get(slot, off, padded);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, this.tag.get(slot, off + padded, TAG_LEN), body, null, null, this.nonce, kp.send);
-    const h = off - DATA_HEADER_LEN;
-    data.writeUInt32LE(MSG_DATA, h);
-    data.writeUInt32LE(kp.remoteIndex, h + 4);
-    data.writeUInt32LE(counter >>> 0, h + 8);
-    data.writeUInt32LE(Math.floor(counter / 0x100000000), h + 12);
-    pool.off[slot] = h;
-    pool.len[slot] = DATA_HEADER_LEN + padded + TAG_LEN;
+    if (padded > len) {
+      pool.data.fill(0, off + len, off + padded);
+      pool.len[slot] = padded;
+    }
     return true;
   }
 
   /**
-   * Authenticates and decrypts a transport-data datagram in place (caller checked length ≥ 32
-   * and parsed `counter`). On success the slot holds the plaintext; on failure it is untouched
-   * in length and offset (the ciphertext bytes may not be) and false is returned.
+   * Seals slots[first .. first+count), each made ready by reserve(), for `kp` with the counters
+   * counter0 .. counter0 + count − 1 (the caller took them from kp.sendCounter): one AEAD call.
    */
-  open(slot: number, kp: Keypair, counter: number): boolean {
+  sealRun(slots: Int32Array, first: number, count: number, kp: Keypair, counter0: number): void {
+    if (count === 0) return;
     const pool = this.pool;
-    const off = pool.off[slot];
-    const n = pool.len[slot] - DATA_HEADER_LEN - TAG_LEN;
-    this.setNonce(counter);
-    const body = this.body.get(slot, off + DATA_HEADER_LEN, n);
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(body, null, body, this.tag.get(slot, off + DATA_HEADER_LEN + n, TAG_LEN), null, this.nonce, kp.recv);
-    } catch {
-      return false;
-    }
-    pool.off[slot] = off + DATA_HEADER_LEN;
-    pool.len[slot] = n;
+    this.aead.seal(pool.data, pool.off, pool.len, slots, first, count, kp.send, kp.remoteIndex | 0, counter0 | 0, (counter0 / 0x100000000) | 0);
+  }
+
+  /**
+   * Opens slots[first .. first+count) (each a transport-data message for `kp`, length ≥ 32
+   * checked): ok[first + i] tells which authenticated; those hold their plaintext. Returns how many.
+   */
+  openRun(slots: Int32Array, first: number, count: number, kp: Keypair, ok: Uint8Array): number {
+    if (count === 0) return 0;
+    const pool = this.pool;
+    return this.aead.open(pool.data, pool.off, pool.len, slots, first, count, kp.recv, ok);
+  }
+
+  /** reserve() and sealRun() for one slot, taking the next counter of `kp`. */
+  seal(slot: number, kp: Keypair, padTo: number): boolean {
+    if (!this.reserve(slot, padTo)) return false;
+    this.one[0] = slot;
+    this.sealRun(this.one, 0, 1, kp, kp.sendCounter++);
     return true;
+  }
+
+  /** openRun() for one slot. */
+  open(slot: number, kp: Keypair): boolean {
+    this.one[0] = slot;
+    return this.openRun(this.one, 0, 1, kp, this.oneOk) === 1;
   }
 }

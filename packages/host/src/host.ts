@@ -6,7 +6,7 @@
  */
 import { BufferPool, createDataplane, type Dataplane, type DataplaneStats, type FdbEntry, type FrameDevice, type Transport } from '@overlay/dataplane';
 import { createSecureTransport, SECURE_TRANSPORT_OVERHEAD, WireGuardDevice, type DeviceStats } from '@overlay/crypto';
-import { linkMtu, overlayMtu, TapDevice, UdpTransport, type IoCounterSnapshot } from '@overlay/native';
+import { linkMtu, overlayMtu, resolveAead, TapDevice, UdpTransport, type IoCounterSnapshot } from '@overlay/native';
 import { addLinkAddress, linkExists, linkHolding, linkMac, removeLinkAddress, setLinkMac, setLinkUp } from './link.js';
 import {
   DEFAULT_BATCH,
@@ -115,7 +115,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
   try {
     let transport: Transport = udp;
     if (o.wireguard) {
-      tunnel = new WireGuardDevice({ privateKey: o.wireguard.privateKey, mode: 'overlay' });
+      tunnel = new WireGuardDevice({ privateKey: o.wireguard.privateKey, mode: 'overlay', aead: resolveAead() });
       for (const p of o.wireguard.peers ?? []) {
         const ep = p.endpoint === undefined ? undefined : typeof p.endpoint === 'string' ? { address: p.endpoint, port } : { address: p.endpoint.address, port: p.endpoint.port ?? port };
         tunnel.setPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: ep });

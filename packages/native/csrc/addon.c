@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "csum_napi.h"
+#include "aead_napi.h"
 #include "io.h"
 
 /* Room for a name argument; the kernel's limit (IFNAMSIZ) is checked by the syscall. */
@@ -591,6 +592,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   if (!ovl_csum_register(env, exports)) return NULL;
+  if (!ovl_aead_register(env, exports)) return NULL;
   napi_value n;
   napi_create_int32(env, OVL_COUNTERS, &n);
   napi_set_named_property(env, exports, "counterCount", n);

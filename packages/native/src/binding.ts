@@ -44,6 +44,10 @@ export interface Addon {
     first: number,
     count: number,
   ): number;
+  /** Seal slots[first .. first+count) as WireGuard transport data under key (csrc/aead.c); absent when node's OpenSSL lacks ChaCha20-Poly1305. */
+  sealBatch?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, remoteIndex: number, counterLo: number, counterHi: number): void;
+  /** Open slots[first .. first+count) in place; ok[first + i] = 1 for each authentic one; returns how many (csrc/aead.c). */
+  openBatch?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, ok: Uint8Array): number;
 }
 
 /** Opaque native handle (an N-API external). */

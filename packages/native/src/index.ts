@@ -8,3 +8,4 @@ export { UdpTransport, type UdpOptions } from './udp.js';
 export { NativeError, NativeAddonMissingError, UnsupportedPlatformError } from './errors.js';
 export { IoCounters, COUNTER_NAMES, type CounterName, type IoCounterSnapshot } from './counters.js';
 export { linkMtu, setLinkMtu, overlayMtu, linkFamily } from './link.js';
+export { nativeAead, resolveAead, type AeadImpl, type NativeAead } from './aead.js';
