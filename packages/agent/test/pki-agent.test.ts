@@ -4,70 +4,19 @@
  * or replayed claim cannot evict an admitted member. The netns version is test/pki-agents.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import nacl from 'tweetnacl';
-import { createCa, createRevocation, generateWireGuardKey, signCert, TrustedCas, type CaKeyPair } from '@overlay/pki';
+import { createCa, createRevocation, generateWireGuardKey } from '@overlay/pki';
 import { SimCluster } from '../src/simcluster.js';
-import { VirtualClock } from '../src/sim.js';
-import type { TunnelPeers } from '../src/agent.js';
+import { epIp, epMac, NET, pkiCluster, START, type PkiSetup } from './pki-sim.js';
 
 import { encodeMessageField } from '../src/wire.js';
 
-const NET = { name: 'blue', vni: 100 };
 const SEED = 3;
-const START = new VirtualClock().now();
-const ip = (i: number) => new Uint8Array([198, 19, 0, i + 1]);
-const mac = (i: number) => new Uint8Array([2, 0, 0, 0, 1, i + 1]);
+const ip = epIp;
+const mac = epMac;
+type Setup = PkiSetup;
 
-class FakeTunnel implements TunnelPeers {
-  readonly set = new Map<string, string>();
-  setPeer(p: { publicKey: string; endpoint?: { address: string; port: number } }): void {
-    this.set.set(p.publicKey, p.endpoint?.address ?? '');
-  }
-  removePeer(k: string): void {
-    this.set.delete(k);
-  }
-}
-
-interface Setup {
-  c: SimCluster;
-  ca: CaKeyPair;
-  wg: string[];
-  tunnels: FakeTunnel[];
-  signPub: Uint8Array[];
-}
-
-/**
- * n agents; node `rogue` (if any) holds a certificate from another CA; `lifetime(i)` gives node
- * i's certificate lifetime (default 7 days). Every node's cert covers its own 198.19.0.(i+1)/32.
- */
-function setup(n: number, o: { rogue?: number; lifetime?: (i: number) => number | undefined } = {}): Setup {
-  const ca = createCa({ name: 'sim-ca', now: START - 1000 });
-  const other = createCa({ name: 'other-ca', now: START - 1000 });
-  const trusted = new TrustedCas([ca.cert]);
-  const wgKeys = Array.from({ length: n }, () => generateWireGuardKey());
-  const wg = wgKeys.map((k) => Buffer.from(k.publicKey).toString('base64'));
-  const tunnels = Array.from({ length: n }, () => new FakeTunnel());
-  const signPub: Uint8Array[] = [];
-  const certs: Uint8Array[] = [];
-  const c: SimCluster = new SimCluster({
-    n,
-    seed: SEED,
-    networks: [NET],
-    agent: (i) => {
-      if (!certs[i]) {
-        // SimCluster's key for node i (simcluster.ts: seed = (i + 1, cluster seed) big-endian).
-        const seed = new Uint8Array(32);
-        new DataView(seed.buffer).setUint32(0, i + 1);
-        new DataView(seed.buffer).setUint32(4, SEED);
-        const pub = nacl.sign.keyPair.fromSeed(seed).publicKey;
-        signPub[i] = pub;
-        certs[i] = signCert(i === o.rogue ? other : ca, { name: SimCluster.nameOf(i), prefixes: [`198.19.0.${i + 1}/32`], groups: ['web'], wgKey: wgKeys[i].publicKey, signKey: pub, now: START - 500, lifetimeMs: o.lifetime?.(i) }).bytes;
-      }
-      return { pki: { trusted: i === o.rogue ? new TrustedCas([other.cert]) : trusted, cert: certs[i] }, wireguard: { publicKey: wg[i], port: 4789 }, tunnel: tunnels[i] };
-    },
-  });
-  return { c, ca, wg, tunnels, signPub };
-}
+/** n agents (pki-sim.ts); node `rogue` holds another CA's certificate; `lifetime(i)` is node i's. */
+const setup = (n: number, o: { rogue?: number; lifetime?: (i: number) => number | undefined } = {}): Setup => pkiCluster(n, { seed: SEED, ...o });
 
 function publishAll(s: Setup, skip = -1): void {
   for (let i = 0; i < s.c.agents.length; i++) if (i !== skip) s.c.agents[i].publish(NET, { id: `ep-${i}`, mac: mac(i), ipv4: ip(i) });

@@ -16,37 +16,14 @@ import {
   JoinSigner, createCa, decodePem, encodePem, generateWireGuardKey, parseCert, renewAt, requestJoin, serveJoin, signCert, TrustedCas, type JoinServer,
 } from '@overlay/pki';
 import { SimCluster } from '../src/simcluster.js';
-import { VirtualClock } from '../src/sim.js';
 import { Keyring } from '../src/keyring.js';
 import { startPkiRuntime, type PkiRuntime } from '../src/pki-run.js';
 import type { AgentConfig } from '../src/config-types.js';
-import type { TunnelPeers } from '../src/agent.js';
+import { FakeTunnel, NET, simSeed as simSeedOf, START } from './pki-sim.js';
 
-const NET = { name: 'blue', vni: 100 };
 const SEED = 5;
-const START = new VirtualClock().now();
 const LIFETIME = 30_000;
-
-class FakeTunnel implements TunnelPeers {
-  readonly set = new Map<string, string>();
-  /** Every setPeer/removePeer call: a renewal must cause no removePeer. */
-  removed = 0;
-  setPeer(p: { publicKey: string; endpoint?: { address: string; port: number } }): void {
-    this.set.set(p.publicKey, p.endpoint?.address ?? '');
-  }
-  removePeer(k: string): void {
-    this.removed++;
-    this.set.delete(k);
-  }
-}
-
-/** SimCluster's signing seed of node i (simcluster.ts: (i + 1, cluster seed) big-endian). */
-function simSeed(i: number): Uint8Array {
-  const seed = new Uint8Array(32);
-  new DataView(seed.buffer).setUint32(0, i + 1);
-  new DataView(seed.buffer).setUint32(4, SEED);
-  return seed;
-}
+const simSeed = (i: number) => simSeedOf(i, SEED);
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
