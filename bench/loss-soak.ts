@@ -23,6 +23,9 @@ const PATH = hasFlag('--path');
 /** Per direction at each host; with --path, --loss is the host-to-host loss: p = 1 − √(1 − loss). */
 const LOSS = PATH ? 100 * (1 - Math.sqrt(1 - numberOption('--loss', 10) / 100)) : numberOption('--loss', 10);
 const PROFILE = stringOption('--profile', 'lan') as 'lan' | 'wan' | 'local';
+/** --trace DIR: each agent writes its suspicions, refutations and deaths to DIR/<name>.log (bench/lib/membership-trace.ts). */
+const TRACE = stringOption('--trace', '');
+if (TRACE) process.env.MEMBERSHIP_TRACE_DIR = TRACE;
 const log = (s: string) => process.stdout.write(`[loss-soak] ${s}\n`);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
@@ -30,7 +33,8 @@ type Counters = Record<string, number>;
 const KEYS = ['suspicions', 'declared_dead', 'refutations', 'probes', 'probes_failed', 'indirect_probes'] as const;
 
 const tb = await createTestbed({ hosts: N, prefix: 'lsk' });
-const c = new AgentCluster(tb.hosts, { profile: PROFILE });
+const traceArgs = TRACE ? ['--conditions=source', '--import', 'tsx', '--import', new URL('./lib/membership-trace.ts', import.meta.url).pathname] : [];
+const c = new AgentCluster(tb.hosts, { profile: PROFILE, nodeArgs: traceArgs });
 let failed = false;
 try {
   log(`${N} agents, profile ${PROFILE}, ${LOSS.toFixed(2)} % loss each way on every underlay (path ${(100 * (1 - (1 - LOSS / 100) ** 2)).toFixed(1)} %), ${MINUTES} min; load average ${load()}`);

@@ -71,6 +71,8 @@ export const MEMBERSHIP_EVENTS = [
   'declared_dead',
   'bad_alive',
   'members_refused', // a new name beyond Membership's maxMembers cap (membership.ts)
+  'alive_sent_direct', // our alive sent straight back to whoever sent us a suspicion or death of ours
+  'deaths_held', // a suspicion timed out but the suspect had answered a probe since: not declared dead
 ] as const;
 export type MembershipEvent = (typeof MEMBERSHIP_EVENTS)[number];
 

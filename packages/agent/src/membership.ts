@@ -89,11 +89,20 @@ interface Suspicion {
   max: number;
   start: number;
   timer: TimerHandle;
+  /** We probed the suspect ourselves since the suspicion began. */
+  probed: boolean;
 }
 
 interface MemberRec extends Member {
   suspicion?: Suspicion;
+  /** Clock time this member last answered one of our probes (directly, through a helper or TCP). */
+  heardAt?: number;
 }
+
+/** A timer that fires this much after its time found the event loop stalled: decide after I/O. */
+const STALL_MS = 100;
+/** At most one direct alive to one address this often (answers to suspicions of us). */
+const ANSWER_EVERY_MS = 250;
 
 interface AckWait {
   onAck: () => void;
@@ -117,6 +126,10 @@ export class Membership {
   private seq = 0;
   private readonly acks = new Map<number, AckWait>();
   private probeTimer: TimerHandle | null = null;
+  /** Members we hold suspect (with a suspicion timer). */
+  private readonly suspects = new Set<MemberRec>();
+  /** Address → clock time we last sent our alive straight to it (answer()). */
+  private readonly answered = new Map<string, number>();
   private running = false;
   private leaving = false;
   private readonly d: MembershipDeps;
@@ -234,9 +247,30 @@ export class Membership {
     this.probeTimer = null;
     if (!this.running) return;
     const interval = this.scale(this.d.config.probeIntervalMs);
-    const target = this.nextTarget();
+    const target = this.suspectToProbe() ?? this.nextTarget();
     if (target) this.probe(target, interval);
     this.scheduleProbe(interval);
+  }
+
+  /**
+   * While we hold suspects, a probe round goes to one of them instead, with the confirmation
+   * probes' probability (k+1)/(N−2): about k+1 probes a second reach a suspect cluster-wide, each
+   * carrying the suspicion (buddy system), so a live suspect hears it again every second and a
+   * dead one collects confirmations. The probe rate stays one per interval.
+   */
+  private suspectToProbe(): MemberRec | null {
+    if (this.suspects.size === 0) return null;
+    const n = this.aliveCount();
+    if (this.d.random() * Math.max(1, n - 2) >= this.d.config.suspicionConfirmations + 1) return null;
+    let i = Math.floor(this.d.random() * this.suspects.size);
+    for (const m of this.suspects) if (i-- === 0) return m;
+    return null;
+  }
+
+  /** Run `fn` now, or, when its timer fired late (event loop stalled), after pending I/O is read. */
+  private afterIo(due: number, fn: () => void): void {
+    if (this.d.clock.now() - due > STALL_MS) this.d.clock.setTimeout(fn, 0);
+    else fn();
   }
 
   private nextSeq(): number {
@@ -246,6 +280,7 @@ export class Membership {
 
   private probe(target: MemberRec, interval: number): void {
     this.counters.add(this.counters.at.probes);
+    if (target.suspicion) target.suspicion.probed = true;
     const seqNo = this.nextSeq();
     const timeout = this.scale(this.d.config.probeTimeoutMs);
     let acked = false;
@@ -262,6 +297,7 @@ export class Membership {
         this.acks.delete(seqNo);
         if (wait.timer !== null) clock.clearTimeout(wait.timer);
         wait.timer = null;
+        target.heardAt = clock.now();
         this.applyAwareness(-1);
       },
       onNack: () => {
@@ -271,10 +307,12 @@ export class Membership {
       timer: null,
     };
     this.acks.set(seqNo, wait);
-    const fields = [encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } })];
+    const fields: Uint8Array[] = [];
     // Lifeguard's buddy system: a suspect hears it in the probe itself and refutes at once, rather
-    // than waiting for gossip (whose retransmissions may all miss it) or the next push-pull.
+    // than waiting for gossip (whose retransmissions may all miss it) or the next push-pull. The
+    // suspicion goes before the ping: the suspect refutes first, so its ack piggybacks the alive.
     if (target.state === 'suspect') fields.push(encodeMessageField({ suspect: { name: target.name, incarnation: target.incarnation, from: this.name } }));
+    fields.push(encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } }));
     this.d.send({ ip: target.ip, port: target.port }, fields);
 
     const indirect = () => {
@@ -295,7 +333,8 @@ export class Membership {
           if (ok) wait.onAck();
         });
       }
-      wait.timer = clock.setTimeout(finish, window);
+      const due = clock.now() + window;
+      wait.timer = clock.setTimeout(() => this.afterIo(due, finish), window);
     };
     const finish = () => {
       finished = true;
@@ -356,8 +395,32 @@ export class Membership {
     else if ('ack' in m) this.acks.get(m.ack.seqNo)?.onAck();
     else if ('nack' in m) this.acks.get(m.nack.seqNo)?.onNack?.();
     else if ('alive' in m) this.alive(m.alive);
-    else if ('suspect' in m) this.suspect(m.suspect);
-    else if ('dead' in m) this.dead(m.dead);
+    else if ('suspect' in m) {
+      this.suspect(m.suspect);
+      if (m.suspect.name === this.name) this.answer(from);
+    } else if ('dead' in m) {
+      this.dead(m.dead);
+      if (m.dead.name === this.name) this.answer(from);
+    }
+  }
+
+  /**
+   * Whoever sent us a suspicion or death of ours (the accuser, a confirmer's probe, or a member
+   * still gossiping it) holds that view: send it our alive straight away rather than only into
+   * gossip, whose few retransmissions can all miss one member on a lossy path. Once per address
+   * per ANSWER_EVERY_MS; stale news (an incarnation we already refuted) is answered too.
+   */
+  private answer(to: Addr): void {
+    if (this.leaving || !this.running) return;
+    const key = `${to.ip}:${to.port}`;
+    const now = this.d.clock.now();
+    const last = this.answered.get(key);
+    if (last !== undefined && now - last < ANSWER_EVERY_MS) return;
+    if (this.answered.size >= 256) for (const [k, t] of this.answered) if (now - t >= ANSWER_EVERY_MS) this.answered.delete(k);
+    if (this.answered.size >= 256) return;
+    this.answered.set(key, now);
+    this.counters.add(this.counters.at.alive_sent_direct);
+    this.d.send(to, [encodeMessageField({ alive: this.selfAlive() })]);
   }
 
   private onPing(from: Addr, p: PingMsg): void {
@@ -463,7 +526,12 @@ export class Membership {
     this.announce();
   }
 
-  suspect(s: SuspectMsg): void {
+  /**
+   * Apply a suspicion. `echo`: it came from a push-pull peer's table, not from a failed probe, so it
+   * starts a local suspicion (and a confirmation probe) but is neither gossiped as ours nor counted
+   * as a confirmation: only members whose own probe failed confirm.
+   */
+  suspect(s: SuspectMsg, echo = false): void {
     const cur = this.members.get(s.name);
     if (!cur || s.incarnation < cur.incarnation) return;
     if (s.name === this.name) {
@@ -472,6 +540,7 @@ export class Membership {
     }
     if (cur.state === 'dead' || cur.state === 'left') return;
     if (cur.state === 'suspect') {
+      if (echo) return;
       const sp = cur.suspicion;
       // An independent confirmation shortens the timeout (Lifeguard); re-gossip only new ones.
       if (sp && s.incarnation === cur.incarnation && !sp.from.has(s.from)) {
@@ -492,14 +561,15 @@ export class Membership {
     const k = n - 2 < want ? 0 : want;
     const min = suspicionTimeoutMs(this.d.config, n);
     const max = this.d.config.suspicionMaxTimeoutMult * min;
-    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null };
+    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null, probed: false };
+    this.suspects.add(cur);
     this.rearmSuspicion(cur);
-    this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
+    if (!echo) this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
     this.d.events?.onSuspect?.(snapshot(cur));
     // Confirmation probe: someone else suspects it, so check it ourselves now rather than when
     // our round-robin gets there; a failure is the independent confirmation Lifeguard counts.
     // Each member does so with probability (k+1)/(N-2), so about k+1 extra probes per suspicion.
-    if (this.d.config.confirmationProbes && s.from !== this.name && this.running && k > 0 && this.d.random() * Math.max(1, n - 2) < k + 1) {
+    if (this.d.config.confirmationProbes && (echo || s.from !== this.name) && this.running && k > 0 && this.d.random() * Math.max(1, n - 2) < k + 1) {
       this.probe(cur, this.scale(this.d.config.probeIntervalMs));
     }
   }
@@ -511,19 +581,46 @@ export class Membership {
     const c = sp.from.size - 1; // the first suspecter is not a confirmation
     const frac = sp.k > 0 ? Math.log(c + 1) / Math.log(sp.k + 1) : 1;
     const timeout = Math.max(sp.min, Math.floor(sp.max - frac * (sp.max - sp.min)));
-    const remaining = Math.max(0, sp.start + timeout - this.d.clock.now());
+    const due = sp.start + timeout;
     const inc = m.incarnation;
+    const expire = () => {
+      if (m.suspicion !== sp || m.state !== 'suspect' || m.incarnation !== inc || this.members.get(m.name) !== m) return;
+      const interval = this.scale(this.d.config.probeIntervalMs);
+      if (m.heardAt !== undefined && m.heardAt >= sp.start) {
+        // It answered one of our probes after the suspicion began: alive, only its refutation has
+        // not reached us. Suspect it afresh (max timeout, no confirmations) and tell it by probe.
+        this.counters.add(this.counters.at.deaths_held);
+        sp.start = this.d.clock.now();
+        sp.from = new Set([this.name]);
+        this.rearmSuspicion(m);
+        if (this.running) this.probe(m, interval);
+        return;
+      }
+      if (!sp.probed && this.running) {
+        // We only heard of this suspicion: look ourselves before declaring (one probe, carrying
+        // the suspicion), and decide once its verdict is in. A refutation that gossip lost comes
+        // back with the ack or as the suspect's direct answer.
+        this.probe(m, interval);
+        const verdict = this.scale(this.d.config.probeTimeoutMs) + Math.min(this.scale(this.d.config.indirectTimeoutMs), interval - this.scale(this.d.config.probeTimeoutMs));
+        const again = this.d.clock.now() + verdict + 1;
+        sp.timer = this.d.clock.setTimeout(() => {
+          sp.timer = null;
+          this.afterIo(again, expire);
+        }, verdict + 1);
+        return;
+      }
+      this.dead({ name: m.name, incarnation: inc, from: this.name });
+    };
     sp.timer = this.d.clock.setTimeout(() => {
       sp.timer = null;
-      if (m.state === 'suspect' && m.incarnation === inc && this.members.get(m.name) === m) {
-        this.dead({ name: m.name, incarnation: inc, from: this.name });
-      }
-    }, remaining);
+      this.afterIo(due, expire);
+    }, Math.max(0, due - this.d.clock.now()));
   }
 
   private clearSuspicion(m: MemberRec): void {
     if (m.suspicion?.timer) this.d.clock.clearTimeout(m.suspicion.timer);
     m.suspicion = undefined;
+    this.suspects.delete(m);
   }
 
   dead(d: DeadMsg): void {
@@ -564,7 +661,7 @@ export class Membership {
           if (state === 2) return this.learnGone(a, 'dead');
           return this.alive(a, true);
         }
-        this.suspect({ name: a.name, incarnation: a.incarnation, from: this.name });
+        this.suspect({ name: a.name, incarnation: a.incarnation, from: this.name }, true);
     }
   }
 

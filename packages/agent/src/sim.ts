@@ -3,8 +3,11 @@
  * the simulation runs) and a virtual network (per-packet loss, latency with jitter, partitions,
  * byte counters). Agents built on these run exactly the production core. Deterministic for a seed.
  *
- * Single-threaded. Push-pull exchanges are delivered as reliable (TCP) after one RTT each way
- * unless the endpoints are partitioned or down.
+ * Single-threaded. Stream exchanges (push-pull, the TCP fallback ping) are reliable after one RTT
+ * each way unless the endpoints are partitioned or down; with `streamLoss` they are TCP-like
+ * instead: every segment is lost with that probability and a loss costs a retransmission timeout
+ * (1 s for the handshake, 200 ms after it, doubling), so an exchange whose deadline is short
+ * (a 300 ms fallback ping) fails as a real one does on a lossy path.
  */
 import { seededRandom } from '@overlay/dataplane/testing';
 import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
@@ -114,10 +117,19 @@ export interface VirtualNetworkOptions {
   latencyMs?: number;
   jitterMs?: number;
   seed?: number;
+  /** TCP-like streams: probability each segment (SYN, SYN-ACK, request, reply) is lost; default 0 (reliable). */
+  streamLoss?: number;
 }
+
+/** Linux's initial (handshake) and minimum retransmission timeouts, ms. */
+const SYN_RTO_MS = 1000;
+const MIN_RTO_MS = 200;
+/** Segment payload for the stream model (one MSS of a 1500-byte MTU). */
+const MSS = 1400;
 
 export class VirtualNetwork {
   loss: number;
+  streamLoss: number;
   latencyMs: number;
   jitterMs: number;
   readonly random: () => number;
@@ -132,6 +144,7 @@ export class VirtualNetwork {
 
   constructor(readonly clock: VirtualClock, o: VirtualNetworkOptions = {}) {
     this.loss = o.loss ?? 0;
+    this.streamLoss = o.streamLoss ?? 0;
     this.latencyMs = o.latencyMs ?? 0.5;
     this.jitterMs = o.jitterMs ?? 0.5;
     this.random = seededRandom(o.seed ?? 1);
@@ -160,6 +173,15 @@ export class VirtualNetwork {
   private delay(): number {
     return this.latencyMs + this.random() * this.jitterMs;
   }
+  /** Extra delay of delivering `segments` segments (a handshake pair when `syn`) under streamLoss. */
+  private retransmitDelay(segments: number, syn: boolean): number {
+    const p = this.streamLoss;
+    if (p <= 0) return 0;
+    let extra = 0;
+    if (syn) for (let rto = SYN_RTO_MS; this.random() < 1 - (1 - p) * (1 - p) && extra < 64_000; rto *= 2) extra += rto;
+    for (let i = 0; i < segments; i++) for (let rto = MIN_RTO_MS; this.random() < p && extra < 64_000; rto *= 2) extra += rto;
+    return extra;
+  }
 
   /** The PacketNet and StreamNet of the host at `self`. */
   endpoint(self: Addr): PacketNet & StreamNet {
@@ -181,6 +203,11 @@ export class VirtualNetwork {
         this.streamBytes += n;
         this.sentBytes.set(key, (this.sentBytes.get(key) ?? 0) + n);
         if (!this.reachable(self.ip, to.ip)) return void fail();
+        const t0 = this.clock.now();
+        // Past its deadline the caller has given up (only with streamLoss: the reliable model keeps its timing).
+        const late = (at: number) => this.streamLoss > 0 && at - t0 > timeoutMs;
+        const there = this.delay() * 2 + this.retransmitDelay(Math.max(1, Math.ceil(n / MSS)), true);
+        if (late(t0 + there)) return void fail();
         this.clock.setTimeout(() => {
           const tk = `${to.ip}:${to.port}`;
           const h = this.hosts.get(tk);
@@ -190,8 +217,10 @@ export class VirtualNetwork {
           for (const c of reply) m += c.length;
           this.streamBytes += m;
           this.sentBytes.set(tk, (this.sentBytes.get(tk) ?? 0) + m);
-          this.clock.setTimeout(() => (this.hosts.has(key) ? done(null, reply) : done(new Error('gone'), null)), this.delay() * 2);
-        }, this.delay() * 2);
+          const back = this.delay() * 2 + this.retransmitDelay(Math.max(1, Math.ceil(m / MSS)), false);
+          if (late(this.clock.now() + back)) return void this.clock.setTimeout(() => done(new Error('exchange timed out'), null), t0 + timeoutMs - this.clock.now());
+          this.clock.setTimeout(() => (this.hosts.has(key) ? done(null, reply) : done(new Error('gone'), null)), back);
+        }, there);
       },
     };
   }

@@ -13,6 +13,8 @@ import type { DataplaneControl } from './program.js';
 export interface SimClusterOptions {
   n: number;
   loss?: number;
+  /** TCP-like stream exchanges losing each segment with this probability (VirtualNetwork streamLoss); default reliable. */
+  streamLoss?: number;
   seed?: number;
   config?: MembershipConfig;
   /** Seal packets with a real keyring (slower); default plaintext framing. */
@@ -60,7 +62,7 @@ export class SimCluster {
   private boots = 0;
 
   constructor(private readonly o: SimClusterOptions) {
-    this.net = new VirtualNetwork(this.clock, { loss: o.loss ?? 0, seed: o.seed ?? 1 });
+    this.net = new VirtualNetwork(this.clock, { loss: o.loss ?? 0, streamLoss: o.streamLoss, seed: o.seed ?? 1 });
     this.rnd = seededRandom((o.seed ?? 1) * 7919 + 13);
     this.sealer = o.encrypt ? new Keyring([new Uint8Array(32).fill(7)]) : new PlainSealer();
     for (let i = 0; i < o.n; i++) {
