@@ -299,10 +299,12 @@ export class AgentAdmission {
   }
 
   /** For `agent status`: members admitted, revocations known, the next expiry, counters. */
-  status(): { admitted: number; revocations: number; nextExpiry: number | null; trusted: number; selfNotAfter: number | null; counters: Record<string, number> } {
+  status(): { admitted: number; revocations: number; nextExpiry: number | null; trusted: number; byIssuer: Record<string, number>; selfNotAfter: number | null; counters: Record<string, number> } {
+    const byIssuer: Record<string, number> = {};
+    for (const [iss, n] of this.admission.issuerCounts()) byIssuer[this.d.trusted.get(Buffer.from(iss, 'hex'))?.name ?? iss.slice(0, 12)] = n;
     return {
       admitted: this.admission.size, revocations: this.admission.revocations.size, nextExpiry: this.admission.nextExpiry() ?? null,
-      trusted: this.d.trusted.size, selfNotAfter: this.admission.certOf(this.d.self)?.notAfter ?? null, counters: this.counters.snapshot(),
+      trusted: this.d.trusted.size, byIssuer, selfNotAfter: this.admission.certOf(this.d.self)?.notAfter ?? null, counters: this.counters.snapshot(),
     };
   }
 }

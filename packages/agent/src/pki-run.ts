@@ -28,6 +28,8 @@ import { Keyring } from './keyring.js';
 import type { PkiOptions } from './pki-admission.js';
 
 export const JOIN_ATTEMPTS = 10;
+/** How long the gossip key of a CA dropped from the trust file still opens packets. */
+export const SEAL_GRACE_MS = 30_000;
 const JOIN_RETRY_MS = 1000;
 const SEAL_LABEL = new TextEncoder().encode('overlay-agent-gossip-v1\u0000');
 
@@ -169,9 +171,15 @@ export function startPkiRuntime(agent: Agent, cfg: AgentConfig, start: PkiStart,
       const keys = sealKeysOf(cas);
       for (const k of keys) start.sealer.add(k);
       start.sealer.use(keys[0]);
-      const want = new Set(keys.map((k) => Buffer.from(k).toString('hex')));
-      for (const k of sealKeysOf(sealedWith)) if (!want.has(Buffer.from(k).toString('hex'))) start.sealer.remove(k);
+      // A dropped CA's key still opens for SEAL_GRACE_MS: hosts that have not re-read their trust
+      // file yet seal with it; it goes unless a later reload brought it back.
+      const old = sealKeysOf(sealedWith);
       sealedWith = cas;
+      const later = setTimeout(() => {
+        const want = new Set(sealKeysOf(sealedWith).map((k) => Buffer.from(k).toString('hex')));
+        for (const k of old) if (!want.has(Buffer.from(k).toString('hex'))) start.sealer.remove(k);
+      }, SEAL_GRACE_MS);
+      later.unref();
     }
     log.info({ pki: 'trust file reloaded', cas: cas.map((c) => c.name), evicted }, 'pki');
   };

@@ -88,6 +88,13 @@ export class Admission {
     return this.members.size;
   }
 
+  /** Admitted members per issuing CA (hex digest → count), for status during a rollover. */
+  issuerCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [iss, names] of this.byIssuer) if (names.size > 0) out.set(iss, names.size);
+    return out;
+  }
+
   /** Whether `name` is admitted and its certificate covers `addr` (an endpoint or service address). */
   mayClaim(name: string, addr: string | Uint8Array): boolean {
     const c = this.members.get(name);
