@@ -1,7 +1,8 @@
 /**
  * Endpoint-change propagation with 50 real agents (issue 16): --hosts network namespaces on one
  * bridge, one agent process each (bench/lib/propagation-agent.ts: the agent as `agent run` runs it,
- * printing the exact time each measured record reaches its table), all with `store: {kind: etcd}`
+ * printing the exact time each measured record reaches its table; bundled once, bench/lib/bundle.ts,
+ * so every agent runs the same code and starts without tsx), all with `store: {kind: etcd}`
  * against one etcd-server in host 1's namespace. Host 1's agent publishes --changes endpoints of
  * each class, interleaved, one change every --gap ms, then removes them (a tombstone; in etcd a
  * delete). The class, by id, says which path may carry the change (propagation-agent.ts):
@@ -26,6 +27,7 @@ import type { ChildProcess } from 'node:child_process';
 import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { createTestbed, type TestHost } from '../test/lib/testbed.js';
 import { intOption } from './lib/args.js';
+import { bundleEntry } from './lib/bundle.js';
 import { cpuSeconds, rssMiB } from './lib/proc.js';
 import { quantile } from './lib/stats.js';
 
@@ -64,15 +66,32 @@ async function installCounters(h: TestHost): Promise<void> {
     '  tcp dport 2379 counter name etcd_out', '  tcp sport 2379 counter name etcd_out', ' }', '}'].join('\n');
   await h.exec('nft', ['-f', '-'], { input: script + '\n' });
 }
-async function readCounters(h: TestHost): Promise<{ gossip: number; etcd: number }> {
-  const out = JSON.parse(await h.exec('nft', ['-j', 'list', 'counters', 'table', 'inet', 'propbytes'])) as { nftables: { counter?: { name: string; bytes: number } }[] };
-  const c: Record<string, number> = {};
-  for (const o of out.nftables) if (o.counter) c[o.counter.name] = o.counter.bytes;
-  return { gossip: c.gossip_out ?? 0, etcd: c.etcd_out ?? 0 };
+/**
+ * undefined when nft failed 4 times: a 50-host run at load ~50 once got an empty answer (exit 0)
+ * from host 1's `nft -j`, and the whole run was lost to JSON.parse.
+ */
+async function readCounters(h: TestHost): Promise<{ gossip: number; etcd: number } | undefined> {
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    const r = await h.run('nft', ['-j', 'list', 'counters', 'table', 'inet', 'propbytes']);
+    try {
+      const out = JSON.parse(r.stdout) as { nftables: { counter?: { name: string; bytes: number } }[] };
+      const c: Record<string, number> = {};
+      for (const o of out.nftables) if (o.counter) c[o.counter.name] = o.counter.bytes;
+      if (c.gossip_out !== undefined && c.etcd_out !== undefined) return { gossip: c.gossip_out, etcd: c.etcd_out };
+    } catch {
+      /* empty or cut output: try again */
+    }
+    log(`counters of ${h.name}: attempt ${attempt} got exit ${r.code}, ${r.stdout.length} B (${r.stderr.trim().slice(0, 200)})`);
+    await sleep(300);
+  }
+  return undefined;
 }
 
+/** The agent, bundled once (bench/lib/bundle.ts): a start under tsx costs ~2 s of CPU, 50 of them starved the box. */
+let agentJs = '';
+
 function spawnAgent(h: TestHost, file: string): Proc {
-  const proc = h.spawn('node', ['--conditions=source', '--import', 'tsx', 'bench/lib/propagation-agent.ts', '--config', file], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = h.spawn('node', [agentJs, '--config', file], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'pipe'] });
   let ready!: () => void;
   const p: Proc = { proc, ready: new Promise<void>((r) => (ready = r)), seen: new Map(), endpoints: new Set(), published: new Map(), stderr: '' };
   proc.stderr!.on('data', (d: Buffer) => (p.stderr = (p.stderr + d.toString()).slice(-4000)));
@@ -98,6 +117,8 @@ const lines: string[] = [];
 const failed = new Set<number>();
 try {
   log(`${N} hosts, ${CHANGES} endpoints per class (gossip, etcd, both) published then removed by host 1, one change every ${GAP_MS} ms; load average ${load()}`);
+  agentJs = join(dir, 'propagation-agent.mjs');
+  log(`agent bundled in ${(await bundleEntry('bench/lib/propagation-agent.ts', agentJs)).toFixed(0)} ms`);
   const h0 = tb.hosts[0];
   c.etcdUrl = `http://${h0.underlay}:2379`;
   const peer = `http://${h0.underlay}:2380`;
@@ -107,7 +128,7 @@ try {
     await sleep(200);
   }
   const t0 = Date.now();
-  // Waves of 10 (tsx compiles the agent's sources at each start: 50 at once starve the box).
+  // Waves of 10 (each start still takes ~0.6 s of CPU and a join: 50 at once starve the box).
   for (let i = 0; i < N; i += 10) {
     for (let j = i; j < Math.min(N, i + 10); j++) {
       const file = join(c.dir, `a${j}.yaml`);
@@ -156,7 +177,6 @@ try {
   const secs = (Date.now() - tc) / 1000;
   const cpu = procs.reduce((a, p, i) => a + (failed.has(i) ? 0 : cpuSeconds(p.proc.pid!) - cpu0[i]), 0);
   const etcdCpu = cpuSeconds(etcd.pid!) - etcdCpu0;
-  const bytes = await Promise.all(tb.hosts.map(readCounters));
   const rss = live.map((p) => rssMiB(p.proc.pid!));
   for (const [cls] of CLASSES) {
     for (const [what, d] of [['publish', 0], ['remove', 1]] as const) {
@@ -177,9 +197,17 @@ try {
       lines.push(`${cls.padEnd(6)} ${what.padEnd(7)} n=${String(xs.length).padStart(4)} missing ${missing}  p50 ${quantile(xs, 0.5).toFixed(0).padStart(5)} ms  p99 ${quantile(xs, 0.99).toFixed(0).padStart(5)} ms  max ${(xs.length ? Math.max(...xs) : NaN).toFixed(0).padStart(5)} ms  via ${Object.entries(via).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     }
   }
+  // Latencies are in `lines` already: a counter that cannot be read costs the bytes line only.
+  const read = await Promise.all(tb.hosts.map(readCounters));
+  const bytes = read.filter((b, j): b is { gossip: number; etcd: number } => b !== undefined && !failed.has(j));
+  const unread = live.length - bytes.length;
   const gossipB = bytes.reduce((a, b) => a + b.gossip, 0);
   const etcdB = bytes.reduce((a, b) => a + b.etcd, 0);
-  lines.push(`during the ${secs.toFixed(0)} s of changes: gossip sent ${(gossipB / live.length / secs).toFixed(0)} B/node/s; etcd client traffic ${(etcdB / secs / 1024).toFixed(1)} KiB/s in all (agents' requests + etcd's answers); agents' CPU ${(cpu / secs).toFixed(2)} cores (${((cpu / live.length / secs) * 100).toFixed(1)} % each), etcd ${(etcdCpu / secs).toFixed(2)} cores; agent RSS median ${quantile(rss, 0.5).toFixed(0)} MiB`);
+  lines.push(`during the ${secs.toFixed(0)} s of changes: gossip sent ${(gossipB / bytes.length / secs).toFixed(0)} B/node/s; etcd client traffic ${(etcdB / secs / 1024).toFixed(1)} KiB/s in all (agents' requests + etcd's answers)${unread ? ` (counters of ${unread} hosts unread: not in these two)` : ''}; agents' CPU ${(cpu / secs).toFixed(2)} cores (${((cpu / live.length / secs) * 100).toFixed(1)} % each), etcd ${(etcdCpu / secs).toFixed(2)} cores; agent RSS median ${quantile(rss, 0.5).toFixed(0)} MiB`);
+} catch (err) {
+  // What was measured before the failure is still printed below.
+  log(`FAILED: ${(err as Error).stack ?? String(err)}`);
+  process.exitCode = 1;
 } finally {
   for (const p of procs) if (p.proc.exitCode === null) p.proc.kill('SIGKILL');
   etcd?.kill('SIGKILL');
