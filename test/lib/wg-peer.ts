@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { BufferPool } from '@overlay/dataplane';
-import { TapDevice, UdpTransport } from '@overlay/native';
+import { resolveAead, TapDevice, UdpTransport } from '@overlay/native';
 import { WireGuardDevice, createTunnel, type PeerConfig, type Tunnel } from '@overlay/crypto';
 
 export interface WgPeerConfig {
@@ -53,7 +53,7 @@ function start(cfg: WgPeerConfig): void {
   transport = UdpTransport.bind({ address: cfg.listenAddress, port: cfg.port, recvBufferBytes: 4 << 20, sendBufferBytes: 4 << 20 });
   const speed = cfg.clockSpeed ?? 1;
   const t0 = performance.now();
-  device = new WireGuardDevice({ privateKey: cfg.privateKey, mode: 'l3', now: () => t0 + (performance.now() - t0) * speed, tickMs: speed > 1 ? 20 : 100 });
+  device = new WireGuardDevice({ privateKey: cfg.privateKey, mode: 'l3', aead: resolveAead(), now: () => t0 + (performance.now() - t0) * speed, tickMs: speed > 1 ? 20 : 100 });
   for (const p of cfg.peers) device.setPeer(p);
   for (const type of ['peer-up', 'peer-down', 'rekey']) device.on(type, () => process.stdout.write(`EVENT ${JSON.stringify({ type })}\n`));
   const pool = new BufferPool({ count: 4096, frameCapacity: 2048 });

@@ -20,7 +20,8 @@ export interface AeadBatch {
   /**
    * Opens transport-data messages slots[first .. first+count) (len ≥ 32, counter read from each
    * header) in place: ok[first + i] = 1 and off/len on the plaintext when authentic, else
-   * ok[first + i] = 0 and the slot unchanged in off and len. Returns how many opened.
+   * ok[first + i] = 0 and off/len unchanged (the native path also restores the bytes; libsodium
+   * clears the body). Returns how many opened.
    */
   open(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, ok: Uint8Array): number;
 }
@@ -88,7 +89,7 @@ export function sodiumAead(): AeadBatch {
         const b = body.get(data, slot, o + DATA_HEADER_LEN, n);
         ok[first + i] = 0;
         try {
-          // libsodium verifies before it decrypts: a failure leaves the slot as it was.
+          // libsodium verifies before it decrypts; on failure it clears the body (off/len stay).
           sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(b, null, b, tag.get(data, slot, o + DATA_HEADER_LEN + n, TAG_LEN), null, nonce, key as Buffer);
         } catch {
           continue;
