@@ -8,7 +8,10 @@
  * sender; load average before each round.
  *
  *   node --conditions=source --import tsx bench/encrypted-speed.ts [--rounds 3] [--seconds 5]
- *        [--impls sodium,native] [--prof DIR]   (--prof: node --cpu-prof of both VTEPs, one round)
+ *        [--impls sodium,native] [--peers] [--prof DIR]
+ *
+ * --peers: Debian's wireguard-go and nebula (bench/lib/paths.ts) in the same interleaved rounds,
+ * TCP 1 stream, for the ratios. --prof: node --cpu-prof of both VTEPs, one round.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -16,6 +19,7 @@ import { createTestbed, type Testbed } from '../test/lib/testbed.js';
 import { meshConfig, startVtep, type VtepProcess } from '../test/lib/vtep.js';
 import { iperfServer, tcp, waitReachable } from './lib/iperf.js';
 import { cpuSeconds } from './lib/proc.js';
+import { nebula, wireguardGo } from './lib/paths.js';
 import { median, spreadPct } from './lib/stats.js';
 
 const argv = process.argv.slice(2);
@@ -23,6 +27,7 @@ const opt = (k: string, d: string) => (argv.includes(k) ? argv[argv.indexOf(k) +
 const ROUNDS = Number(opt('--rounds', '3'));
 const SECONDS = Number(opt('--seconds', '5'));
 const IMPLS = opt('--impls', 'sodium,native').split(',');
+const PEERS = argv.includes('--peers') ? [wireguardGo, nebula] : [];
 const PROF = argv.includes('--prof') ? opt('--prof', '/tmp/enc-prof') : undefined;
 const log = (s: string) => process.stdout.write(`[enc] ${s}\n`);
 
@@ -77,12 +82,28 @@ async function main() {
   log(`machine: ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}; ${ROUNDS} interleaved rounds × ${SECONDS} s, impls ${IMPLS.join(' ')}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const tb = await createTestbed({ hosts: 2, prefix: 'be' });
   const res = new Map<string, Round[]>(IMPLS.map((i) => [i, []]));
+  const peers = new Map<string, { gbps: number; load: number }[]>(PEERS.map((p) => [p.label, []]));
   try {
     for (let n = 1; n <= (PROF ? 1 : ROUNDS); n++) {
       for (const impl of IMPLS) {
         const r = await oneRound(tb, impl);
         res.get(impl)!.push(r);
         log(`round ${n} ${impl}: ${r.gbps.toFixed(3)} Gbit/s, CPU ${r.cpuPerGbit.toFixed(3)} s/Gbit, load before ${r.load.toFixed(2)}; sender txPackets ${r.txPackets}, txSyscalls ${r.txSyscalls}; receiver rxGroDatagrams ${r.rxGroDatagrams}`);
+      }
+      for (const spec of PEERS) {
+        const load = loadavg()[0];
+        const path = await spec.up(tb);
+        const stop = await iperfServer(tb.hosts[1]);
+        try {
+          await waitReachable(tb.hosts[0], path.dst);
+          await new Promise((r) => setTimeout(r, 500));
+          const t = await tcp(tb.hosts[0], path.dst, { seconds: SECONDS, streams: 1 });
+          peers.get(spec.label)!.push({ gbps: t.gbps, load });
+          log(`round ${n} ${spec.label}: ${t.gbps.toFixed(3)} Gbit/s, load before ${load.toFixed(2)}`);
+        } finally {
+          stop();
+          await path.down();
+        }
       }
     }
   } finally {
@@ -93,6 +114,17 @@ async function main() {
     const g = rs.map((r) => r.gbps);
     const c = rs.map((r) => r.cpuPerGbit);
     console.log(`| ${impl} | ${median(g).toFixed(2)} (±${spreadPct(g).toFixed(0)}%) | ${median(c).toFixed(3)} (${c.map((x) => x.toFixed(3)).join(' ')}) | ${rs.map((r) => r.load.toFixed(2)).join(' ')} |`);
+  }
+  for (const [label, rs] of peers) {
+    const g = rs.map((r) => r.gbps);
+    console.log(`| ${label} | ${median(g).toFixed(2)} (±${spreadPct(g).toFixed(0)}%) | n/a | ${rs.map((r) => r.load.toFixed(2)).join(' ')} |`);
+  }
+  for (const [impl, rs] of res) {
+    const m = median(rs.map((r) => r.gbps));
+    const ratios = [...peers].map(([label, ps]) => `${(m / median(ps.map((p) => p.gbps))).toFixed(2)}× ${label}`);
+    // As throughput.ts computes it: CPU over all rounds ÷ gigabits over all rounds.
+    const all = rs.reduce((s, r) => s + r.cpuPerGbit * r.gbps * SECONDS, 0) / rs.reduce((s, r) => s + r.gbps * SECONDS, 0);
+    log(`${impl}: our CPU s per Gbit over all rounds ${all.toFixed(3)}${ratios.length ? `; TCP 1 stream ${ratios.join(', ')}` : ''}`);
   }
   log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
