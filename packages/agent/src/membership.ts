@@ -19,96 +19,17 @@
  *
  * Single-threaded: all methods run on the owner's event loop.
  */
-import type { Addr, Clock, TimerHandle } from './env.js';
+import type { Addr, TimerHandle } from './env.js';
 import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, SuspectMsg } from './wire.js';
 import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
 import { MAX_NAME_LEN } from './wire.js';
 import { type MembershipCounters, createMembershipCounters } from './counters.js';
+import { ANSWER_EVERY_MS, AnswerLimiter, DEFAULT_MAX_MEMBERS, STALL_MS, lifeguardTimeout, metaEqual, snapshot, type AckWait, type Member, type MemberRec, type MembershipDeps, type MemberState } from './membership-types.js';
 
-export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+export type { Member, MemberState, MembershipEvents, MembershipDeps } from './membership-types.js';
+export { DEFAULT_MAX_MEMBERS, metaEqual } from './membership-types.js';
 
-/** A member as this node sees it. Returned copies are snapshots. */
-export interface Member {
-  name: string;
-  ip: string;
-  port: number;
-  incarnation: number;
-  state: MemberState;
-  /** Clock time of the last state change. */
-  since: number;
-  meta: NodeMeta;
-}
-
-/**
- * Membership events for embedders. Called synchronously on the agent's event loop right after
- * the state changed; must not block and must not call back into the agent re-entrantly (queue
- * work instead). `member` is a snapshot the callee may keep.
- */
-export interface MembershipEvents {
-  onJoin?(member: Member): void;
-  /** Declared dead (state 'dead') or left gracefully ('left'). */
-  onLeave?(member: Member): void;
-  /** Meta or address changed, or suspicion was refuted. */
-  onUpdate?(member: Member): void;
-  onSuspect?(member: Member): void;
-}
-
-export interface MembershipDeps {
-  self: { name: string; ip: string; port: number; meta: NodeMeta };
-  config: MembershipConfig;
-  clock: Clock;
-  random: () => number;
-  /** Send encoded message fields to one address (the agent adds piggyback and seals). */
-  send(to: Addr, fields: Uint8Array[]): void;
-  /** Queue a broadcast about `key`, replacing older news about it. */
-  broadcast(key: string, field: Uint8Array): void;
-  events?: MembershipEvents;
-  /** Reliable (TCP) ping used in parallel with indirect probes; resolves true if answered. */
-  streamPing?(to: Addr, target: string, timeoutMs: number, done: (ok: boolean) => void): void;
-  /** Accept (true) or reject a new/changed meta, e.g. a changed signing key. */
-  acceptMeta?(name: string, meta: NodeMeta, previous: NodeMeta | undefined): boolean;
-  /** Members kept at most (any state, self included); default DEFAULT_MAX_MEMBERS. */
-  maxMembers?: number;
-}
-
-/**
- * Cap on members one node keeps, whatever their state (dead and left ones stay until reaped).
- * Anyone holding the cluster key can announce names; without a cap they grow our state, probe
- * list and push-pull replies without bound. 10 000 is several times the largest clusters SWIM
- * deployments run, and its push-pull state (about 150 bytes a member) is ~1.5 MB, well inside
- * the exchange cap. A name beyond the cap is refused and counted (members_refused); members we
- * already know are updated as always, and reaping makes room again.
- */
-export const DEFAULT_MAX_MEMBERS = 10_000;
-
-interface Suspicion {
-  from: Set<string>;
-  k: number;
-  min: number;
-  max: number;
-  start: number;
-  timer: TimerHandle;
-  /** We probed the suspect ourselves since the suspicion began. */
-  probed: boolean;
-}
-
-interface MemberRec extends Member {
-  suspicion?: Suspicion;
-  /** Clock time this member last answered one of our probes (directly, through a helper or TCP). */
-  heardAt?: number;
-}
-
-/** A timer that fires this much after its time found the event loop stalled: decide after I/O. */
-const STALL_MS = 100;
-/** At most one direct alive to one address this often (answers to suspicions of us). */
-const ANSWER_EVERY_MS = 250;
-
-interface AckWait {
-  onAck: () => void;
-  onNack?: () => void;
-  timer: TimerHandle;
-}
 
 export class Membership {
   readonly name: string;
@@ -129,7 +50,7 @@ export class Membership {
   /** Members we hold suspect (with a suspicion timer). */
   private readonly suspects = new Set<MemberRec>();
   /** Address → clock time we last sent our alive straight to it (answer()). */
-  private readonly answered = new Map<string, number>();
+  private readonly answered = new AnswerLimiter(ANSWER_EVERY_MS);
   private running = false;
   private leaving = false;
   private readonly d: MembershipDeps;
@@ -256,10 +177,11 @@ export class Membership {
    * While we hold suspects, a probe round goes to one of them instead, with the confirmation
    * probes' probability (k+1)/(N−2): about k+1 probes a second reach a suspect cluster-wide, each
    * carrying the suspicion (buddy system), so a live suspect hears it again every second and a
-   * dead one collects confirmations. The probe rate stays one per interval.
+   * dead one collects confirmations. The probe rate stays one per interval. Part of
+   * `confirmationProbes` (off: the plain round-robin of WAN and LOCAL).
    */
   private suspectToProbe(): MemberRec | null {
-    if (this.suspects.size === 0) return null;
+    if (this.suspects.size === 0 || !this.d.config.confirmationProbes) return null;
     const n = this.aliveCount();
     if (this.d.random() * Math.max(1, n - 2) >= this.d.config.suspicionConfirmations + 1) return null;
     let i = Math.floor(this.d.random() * this.suspects.size);
@@ -412,13 +334,7 @@ export class Membership {
    */
   private answer(to: Addr): void {
     if (this.leaving || !this.running) return;
-    const key = `${to.ip}:${to.port}`;
-    const now = this.d.clock.now();
-    const last = this.answered.get(key);
-    if (last !== undefined && now - last < ANSWER_EVERY_MS) return;
-    if (this.answered.size >= 256) for (const [k, t] of this.answered) if (now - t >= ANSWER_EVERY_MS) this.answered.delete(k);
-    if (this.answered.size >= 256) return;
-    this.answered.set(key, now);
+    if (!this.answered.allow(to, this.d.clock.now())) return;
     this.counters.add(this.counters.at.alive_sent_direct);
     this.d.send(to, [encodeMessageField({ alive: this.selfAlive() })]);
   }
@@ -574,14 +490,11 @@ export class Membership {
     }
   }
 
-  /** Lifeguard: timeout = max − (max − min)·log(C+1)/log(k+1), floored at min; C = confirmations. */
+  /** (Re)start the suspicion timer at Lifeguard's timeout for the confirmations so far. */
   private rearmSuspicion(m: MemberRec): void {
     const sp = m.suspicion!;
     if (sp.timer) this.d.clock.clearTimeout(sp.timer);
-    const c = sp.from.size - 1; // the first suspecter is not a confirmation
-    const frac = sp.k > 0 ? Math.log(c + 1) / Math.log(sp.k + 1) : 1;
-    const timeout = Math.max(sp.min, Math.floor(sp.max - frac * (sp.max - sp.min)));
-    const due = sp.start + timeout;
+    const due = sp.start + lifeguardTimeout(sp);
     const inc = m.incarnation;
     const expire = () => {
       if (m.suspicion !== sp || m.state !== 'suspect' || m.incarnation !== inc || this.members.get(m.name) !== m) return;
@@ -694,18 +607,3 @@ export class Membership {
   }
 }
 
-function snapshot(m: MemberRec): Member {
-  return { name: m.name, ip: m.ip, port: m.port, incarnation: m.incarnation, state: m.state, since: m.since, meta: m.meta };
-}
-
-export function metaEqual(a: NodeMeta, b: NodeMeta): boolean {
-  return a.vtep === b.vtep && a.vtepPort === b.vtepPort && a.wgKey === b.wgKey && a.wgPort === b.wgPort && Buffer.compare(Buffer.from(a.signKey), Buffer.from(b.signKey)) === 0 && Buffer.compare(Buffer.from(a.cert ?? []), Buffer.from(b.cert ?? [])) === 0 && sameNetworks(a, b);
-}
-
-/** Same per-network gossip scope (networks-gossip.ts): a node joining a network changes its meta. */
-function sameNetworks(a: NodeMeta, b: NodeMeta): boolean {
-  if ((a.scoped ?? false) !== (b.scoped ?? false)) return false;
-  const x = a.networks ?? [];
-  const y = b.networks ?? [];
-  return x.length === y.length && x.every((n, i) => n === y[i]);
-}
