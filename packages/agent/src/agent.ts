@@ -458,6 +458,15 @@ export class Agent {
     const r = this.pki.renewSelf(meta);
     if (!r.ok) throw new PkiAdmissionError(r.code);
     this.membership.setMeta(meta);
+    // Besides the gossiped alive, a push-pull (TCP) with two live members: under loss the new
+    // validity reaches them even if every gossip copy is lost (the rest hear it from them).
+    if (!this.running) return;
+    const ms = this.membership;
+    const live = ms.all().filter((m) => m.name !== this.name && (m.state === 'alive' || m.state === 'suspect'));
+    for (let k = 0; k < 2 && live.length > 0; k++) {
+      const m = live.splice(Math.floor(this.random() * live.length), 1)[0];
+      this.pushPulls.run({ ip: m.ip, port: m.port }, false, 10_000, (err) => err && this.counters.add(this.counters.at.push_pull_failures), m.meta);
+    }
   }
 
   /**

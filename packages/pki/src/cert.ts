@@ -122,6 +122,26 @@ export function parseCert(bytes: Uint8Array): Certificate {
   return { ...f, bytes: new Uint8Array(bytes), body: outer.body, sig: outer.sig, digest: sha256(bytes) };
 }
 
+/**
+ * Certificates parsed from bytes, by those exact bytes (bounded, oldest first out): a member's
+ * certificate arrives again with every alive and push-pull, and a simulated cluster holds every
+ * node's agent in one process. What comes out is the same as parseCert's (treat it as read-only).
+ */
+const PARSED_MAX = 8192;
+const parsed = new Map<string, Certificate>();
+function parseCertCached(bytes: Uint8Array): Certificate {
+  const k = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  let c = parsed.get(k);
+  if (!c) {
+    c = parseCert(bytes);
+    if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+    parsed.set(k, c);
+  }
+  return c;
+}
+/** The CA key a parsed certificate's signature verified under (that key's object: the digest pins it). */
+const verifiedWith = new WeakMap<Certificate, KeyObject>();
+
 const caKeys = new WeakMap<Certificate, KeyObject>();
 export function keyOf(ca: Certificate): KeyObject {
   let k = caKeys.get(ca);
@@ -253,12 +273,16 @@ export class TrustedCas {
  * gives a `ca_expiring` warning, not a failure.
  */
 export function verifyCert(cert: Uint8Array | Certificate, trusted: TrustedCas | readonly (Uint8Array | Certificate)[], now: number, revocations?: RevocationSet): Verified {
-  const c = cert instanceof Uint8Array ? parseCert(cert) : cert;
+  const c = cert instanceof Uint8Array ? parseCertCached(cert) : cert;
   if (c.isCa) fail('not_a_node_cert', `certificate ${c.name} is a CA, not a node certificate`);
   const trust = trusted instanceof TrustedCas ? trusted : new TrustedCas(trusted);
   const ca = trust.get(c.issuer);
   if (!ca) fail('wrong_issuer', `certificate ${c.name}: its issuer is not a trusted CA`);
-  if (!edVerify(keyOf(ca!), c.body, c.sig)) fail('bad_signature', `certificate ${c.name}: signature does not verify`);
+  const caKey = keyOf(ca!);
+  if (verifiedWith.get(c) !== caKey) {
+    if (!edVerify(caKey, c.body, c.sig)) fail('bad_signature', `certificate ${c.name}: signature does not verify`);
+    verifiedWith.set(c, caKey);
+  }
   if (revocations?.isCaRevoked(ca!.digest)) fail('ca_revoked', `certificate ${c.name}: its CA ${ca!.name} is revoked`);
   if (revocations && (revocations.isRevoked(c.signKey) || revocations.isRevoked(c.wgKey))) fail('revoked', `certificate ${c.name}: a key of it is revoked`);
   if (now < ca!.notBefore || now >= ca!.notAfter) fail('ca_expired', `certificate ${c.name}: CA ${ca!.name} is outside its validity`);
