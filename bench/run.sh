@@ -16,6 +16,7 @@
 #   bash bench/run.sh vip [args]       new TCP connections/s through our VIP vs HAProxy and nft numgen DNAT (bench/vip-connect.ts)
 #   bash bench/run.sh vip-idle [--minutes 30] [--save]   50 connections idle through the VIP, default timeouts (bench/vip-idle.ts)
 #   bash bench/run.sh vip-callgrind [--n1 N] [--n2 N]   instructions per packet of the VIP's established-flow path (bench/vip-instructions.ts, valgrind)
+#   bash bench/run.sh policy-callgrind [--n1 N] [--n2 N]   instructions per verdict of the policy filter's established path and 10 000-rule worst case (bench/policy-instructions.ts, valgrind)
 #   bash bench/run.sh loss-soak [args] false deaths of real agents at 10 % loss each way for 10 min (bench/loss-soak.ts)
 #   bash bench/run.sh propagation [args] 50 real agents: endpoint-change propagation, gossip vs etcd (bench/propagation.ts)
 set -euo pipefail
@@ -48,6 +49,7 @@ case "${1:-}" in
   vip) shift; ts bench/vip-connect.ts "$@" ;;
   vip-idle) shift; ts bench/vip-idle.ts "$@" ;;
   vip-callgrind) shift; ts bench/vip-instructions.ts "$@" ;;
+  policy-callgrind) shift; ts bench/policy-instructions.ts "$@" ;;
   loss-soak) shift; ts bench/loss-soak.ts "$@" ;;
   propagation) shift; ts bench/propagation.ts "$@" ;;
   *) ts bench/throughput.ts --nebula "$@" ;;

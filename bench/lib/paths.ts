@@ -243,7 +243,7 @@ function encrypted(id: string, label: string, policy?: Policy): PathSpec {
  * match the bench's flows (deny by port, allow by group and by /32 source), then an allow of the
  * overlay /16 (TCP, UDP, ICMP) — so iperf3's flows are judged, tracked and pass both ends.
  */
-function benchPolicy(): Policy {
+export function benchPolicy(): Policy {
   const admin = Array.from({ length: 100 }, (_, i) => ({ id: `a${i}`, action: 'deny' as const, proto: 'tcp' as const, ports: [String(20 + i)] }));
   const network = Array.from({ length: 9_899 }, (_, i) =>
     i % 2 === 0
