@@ -184,12 +184,12 @@ export function collectCidr4(s: SideIndex, ep: number, n: number, addr: number):
   const m = cuts.length;
   if (m === 0) return n;
   const a = addr >>> 0;
+  // Branch-free search for the last cut ≤ a (cuts[0] is 0), as compile.ts lastAtMost.
   let lo = 0;
-  let hi = m - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if (cuts[mid] <= a) lo = mid;
-    else hi = mid - 1;
+  for (let n = m; n > 1; ) {
+    const half = n >>> 1;
+    lo += half & -(cuts[lo + half] <= a);
+    n -= half;
   }
   const list = s.list;
   const st = s.stamp;

@@ -254,13 +254,24 @@ export class PolicyFilter implements Stage {
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
     // Identity on the wire: the sender's Group Policy ID, sent where the network speaks GBP.
     if (this.gbp && dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
-    const l4f = this.l4;
-    if (readL4(d, l3 + hl, l3 + total, proto, PROTO_ICMP, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, l4f) !== L4_OK) return this.dropAs(dir, D_MALFORMED);
-    const sport = l4f[L4_SPORT];
-    const dport = l4f[L4_DPORT];
-    const key = l4f[L4_KEY];
-    const flags = l4f[L4_FLAGS];
-    let tracked = l4f[L4_TRACKED] === 1;
+    let sport: number;
+    let dport: number;
+    let flags = 0;
+    let tracked = true;
+    const l4 = l3 + hl;
+    if (proto === PROTO_TCP || proto === PROTO_UDP) {
+      // Most packets: the ports read here, not through readL4's array (the established path's cost).
+      if (l4 + (proto === PROTO_TCP ? 20 : 8) > l3 + total) return this.dropAs(dir, D_MALFORMED);
+      sport = (d[l4] << 8) | d[l4 + 1];
+      dport = (d[l4 + 2] << 8) | d[l4 + 3];
+      if (proto === PROTO_TCP) flags = d[l4 + 13];
+    } else {
+      const l4f = this.l4;
+      if (readL4(d, l4, l3 + total, proto, PROTO_ICMP, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, l4f) !== L4_OK) return this.dropAs(dir, D_MALFORMED);
+      sport = l4f[L4_SPORT];
+      dport = l4f[L4_DPORT];
+      tracked = l4f[L4_TRACKED] === 1;
+    }
 
     const ct = this.conntrack;
     const aux = ct.aux;
@@ -297,9 +308,10 @@ export class PolicyFilter implements Stage {
       if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.dropAs(dir, D_NO_FLOW);
       // An echo reply of no tracked request is judged alone and opens nothing (else an allowed
       // stray reply would let the other side's echo requests in as its "replies").
-      if (proto === PROTO_ICMP && key === ICMP_ECHO_REPLY) tracked = false;
+      if (proto === PROTO_ICMP && this.l4[L4_KEY] === ICMP_ECHO_REPLY) tracked = false;
     }
 
+    const key = proto === PROTO_TCP || proto === PROTO_UDP ? dport : this.l4[L4_KEY];
     const c = this.compiled;
     const id = this.identity;
     const r = c.evaluate(proto, src, dst, key, id, this.sourceIdentity(pool, slot, src, dir), id.lookup(dst));
