@@ -10,6 +10,9 @@
  *   node --conditions=source --import tsx bench/encrypted-speed.ts [--rounds 3] [--seconds 5]
  *        [--impls sodium,native] [--peers] [--prof DIR]
  *
+ * --old-tree DIR: also the impl `old`, the VTEP runner of another checkout (e.g. a `git worktree`
+ * of the commit before a change, its node_modules linked to this one's), for a before-figure of
+ * the code as it was rather than through today's switch.
  * --peers: Debian's wireguard-go and nebula (bench/lib/paths.ts) in the same interleaved rounds,
  * TCP 1 stream, for the ratios. --prof: node --cpu-prof of both VTEPs, one round.
  */
@@ -26,8 +29,9 @@ const argv = process.argv.slice(2);
 const opt = (k: string, d: string) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const ROUNDS = Number(opt('--rounds', '3'));
 const SECONDS = Number(opt('--seconds', '5'));
-const IMPLS = opt('--impls', 'sodium,native').split(',');
+const IMPLS = opt('--impls', argv.includes('--old-tree') ? 'old,sodium,native' : 'sodium,native').split(',');
 const PEERS = argv.includes('--peers') ? [wireguardGo, nebula] : [];
+const OLD_TREE = argv.includes('--old-tree') ? opt('--old-tree', '') : undefined;
 const PROF = argv.includes('--prof') ? opt('--prof', '/tmp/enc-prof') : undefined;
 const log = (s: string) => process.stdout.write(`[enc] ${s}\n`);
 
@@ -55,8 +59,9 @@ async function oneRound(tb: Testbed, impl: string): Promise<Round> {
   const load = loadavg()[0];
   process.env.OVERLAY_AEAD_IMPL = impl;
   const procs: VtepProcess[] = [];
+  const start: typeof startVtep = impl === 'old' ? ((await import(`${OLD_TREE}/test/lib/vtep.ts`)) as { startVtep: typeof startVtep }).startVtep : startVtep;
   try {
-    for (let i = 0; i < 2; i++) procs.push(await startVtep(hs[i], cfgs[i], PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}/${impl}`] : []));
+    for (let i = 0; i < 2; i++) procs.push(await start(hs[i], cfgs[i], PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROF}/${impl}`] : []));
     const stop = await iperfServer(hs[1]);
     try {
       await waitReachable(hs[0], '198.19.0.2');

@@ -293,7 +293,7 @@ export class Engine {
   setDestination(pool: BufferPool, slot: number, peer: Peer): void {
     const ep = peer.endpoint!;
     pool.family[slot] = ep.family;
-    ep.addr.copy(pool.addr, slot * 16);
+    ep.writeAddr(pool.addr, slot * 16);
     pool.port[slot] = ep.port;
   }
 

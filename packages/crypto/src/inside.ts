@@ -81,7 +81,7 @@ function routeOf(e: Engine, pool: BufferPool, slot: number): Peer | null {
     const peer = e.peersByEndpoint.get(endpointKey(pool.family[slot], pool.addr, slot * 16, pool.port[slot]));
     if (!peer) return null;
     const ep = peer.configuredEndpoint!;
-    if (ep.family === 6 && pool.addr.compare(ep.addr, 0, 16, slot * 16, slot * 16 + 16) !== 0) return null;
+    if (ep.family === 6 && !ep.sameAddr(pool.addr, slot * 16)) return null;
     return peer;
   }
   const off = pool.off[slot];

@@ -220,7 +220,7 @@ function presentSource(pool: BufferPool, slot: number, peer: Peer): void {
   const ep = peer.configuredEndpoint ?? peer.endpoint;
   if (ep) {
     pool.family[slot] = ep.family;
-    ep.addr.copy(pool.addr, slot * 16);
+    ep.writeAddr(pool.addr, slot * 16);
     pool.port[slot] = ep.port;
   }
 }
@@ -231,7 +231,7 @@ function roam(e: Engine, peer: Peer, pool: BufferPool, slot: number): void {
   const fam = pool.family[slot];
   if (fam !== 4 && fam !== 6) return;
   const at = slot * 16;
-  if (ep && ep.family === fam && ep.port === pool.port[slot] && pool.addr.compare(ep.addr, 0, ep.addr.length, at, at + ep.addr.length) === 0) return;
+  if (ep && ep.family === fam && ep.port === pool.port[slot] && ep.sameAddr(pool.addr, at)) return;
   peer.endpoint = e.sourceOf(pool, slot);
 }
 

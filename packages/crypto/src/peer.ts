@@ -29,6 +29,19 @@ export class BinaryEndpoint {
     return { address: formatIpAddress(this.family, this.addr), port: this.port };
   }
 
+  /** Writes the address bytes into `dst` at `at` (a slot's pool.addr), by hand: 4 or 16 bytes cost less than a Buffer.copy call. */
+  writeAddr(dst: Uint8Array, at: number): void {
+    const a = this.addr;
+    for (let i = 0; i < a.length; i++) dst[at + i] = a[i];
+  }
+
+  /** Whether `src` at `at` holds this address (per packet: no Buffer.compare call). */
+  sameAddr(src: Uint8Array, at: number): boolean {
+    const a = this.addr;
+    for (let i = 0; i < a.length; i++) if (src[at + i] !== a[i]) return false;
+    return true;
+  }
+
   /** Source bytes for cookies: address then big-endian port. */
   bytes(): Buffer {
     const b = Buffer.alloc(this.addr.length + 2);
