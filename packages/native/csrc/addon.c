@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "csum_napi.h"
+#include "napi_args.h"
 #include "aead_napi.h"
 #include "io.h"
 
@@ -139,16 +140,6 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
-/* A typed array of the expected element type; *len is the element count. */
-static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return 0;
-  return t == want;
-}
 
 static handle_t *get_handle(napi_env env, napi_value v) {
   handle_t *h = NULL;
@@ -385,7 +376,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   size_t ctr_len;
   if (argc < 7 || !get_i32(env, argv[0], &fd) || !get_i32(env, argv[1], &kind) || !get_i32(env, argv[2], &family) ||
       !get_i32(env, argv[3], &vnet) || !get_i32(env, argv[4], &max_batch) || !get_i32(env, argv[5], &wait_ms) ||
-      !get_typed(env, argv[6], napi_float64_array, (void **)&ctr, &ctr_len) || ctr_len < OVL_COUNTERS || max_batch < 1 ||
+      !ovl_napi_typed(env, argv[6], napi_float64_array, (void **)&ctr, &ctr_len) || ctr_len < OVL_COUNTERS || max_batch < 1 ||
       max_batch > 4096 || fd < 0)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(fd, kind, family, vnetHdr, maxBatch, waitMs, counters)"), NULL;
   handle_t *h = calloc(1, sizeof(*h));
@@ -439,12 +430,12 @@ static napi_value js_set_pool(napi_env env, napi_callback_info info) {
   size_t n_off, n_len, n_fam, n_addr, n_port;
   int32_t which, stride, capacity;
   if (!get_i32(env, argv[1], &which) || which < 1 || which > 3 ||
-      !get_typed(env, argv[2], napi_uint8_array, (void **)&p.data, &p.data_len) ||
-      !get_typed(env, argv[3], napi_int32_array, (void **)&p.off, &n_off) ||
-      !get_typed(env, argv[4], napi_int32_array, (void **)&p.len, &n_len) ||
-      !get_typed(env, argv[5], napi_uint8_array, (void **)&p.family, &n_fam) ||
-      !get_typed(env, argv[6], napi_uint8_array, (void **)&p.addr, &n_addr) ||
-      !get_typed(env, argv[7], napi_uint16_array, (void **)&p.port, &n_port) || !get_i32(env, argv[8], &stride) ||
+      !ovl_napi_typed(env, argv[2], napi_uint8_array, (void **)&p.data, &p.data_len) ||
+      !ovl_napi_typed(env, argv[3], napi_int32_array, (void **)&p.off, &n_off) ||
+      !ovl_napi_typed(env, argv[4], napi_int32_array, (void **)&p.len, &n_len) ||
+      !ovl_napi_typed(env, argv[5], napi_uint8_array, (void **)&p.family, &n_fam) ||
+      !ovl_napi_typed(env, argv[6], napi_uint8_array, (void **)&p.addr, &n_addr) ||
+      !ovl_napi_typed(env, argv[7], napi_uint16_array, (void **)&p.port, &n_port) || !get_i32(env, argv[8], &stride) ||
       !get_i32(env, argv[9], &capacity) || stride <= 0 || capacity <= 0 || capacity > stride)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setPool(handle, which, data, off, len, family, addr, port, stride, capacity)"), NULL;
   p.count = (uint32_t)n_off;
@@ -471,8 +462,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t n_slots, n_ctl;
   int32_t *slots, *ctl;
   napi_valuetype t;
-  if (!get_typed(env, argv[1], napi_int32_array, (void **)&slots, &n_slots) ||
-      !get_typed(env, argv[2], napi_int32_array, (void **)&ctl, &n_ctl) || n_ctl < 1 ||
+  if (!ovl_napi_typed(env, argv[1], napi_int32_array, (void **)&slots, &n_slots) ||
+      !ovl_napi_typed(env, argv[2], napi_int32_array, (void **)&ctl, &n_ctl) || n_ctl < 1 ||
       napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start(handle, rxSlots, ctl, onBatch)"), NULL;
   if (h->poll_init) return napi_throw_error(env, "ERR_ALREADY_STARTED", "already started"), NULL;
@@ -512,7 +503,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if (!h) return argc >= 3 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send: 3 arguments"), NULL);
   int32_t *slots, count;
   size_t n;
-  if (!get_typed(env, argv[1], napi_int32_array, (void **)&slots, &n) || !get_i32(env, argv[2], &count) || count < 0 ||
+  if (!ovl_napi_typed(env, argv[1], napi_int32_array, (void **)&slots, &n) || !get_i32(env, argv[2], &count) || count < 0 ||
       (size_t)count > n)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "send(handle, slots, count)"), NULL;
   if (!h->has_pool[TX]) return napi_throw_error(env, "ERR_NO_POOL", "setPool before send"), NULL;
@@ -530,8 +521,8 @@ static napi_value js_write_gso(napi_env env, napi_callback_info info) {
   if (!h) return argc >= 5 ? NULL : (napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "writeGso: 5 arguments"), NULL);
   int32_t *slots, *groups, count, ngroups;
   size_t n, ng;
-  if (!get_typed(env, argv[1], napi_int32_array, (void **)&slots, &n) || !get_i32(env, argv[2], &count) || count < 0 ||
-      (size_t)count > n || !get_typed(env, argv[3], napi_int32_array, (void **)&groups, &ng) ||
+  if (!ovl_napi_typed(env, argv[1], napi_int32_array, (void **)&slots, &n) || !get_i32(env, argv[2], &count) || count < 0 ||
+      (size_t)count > n || !ovl_napi_typed(env, argv[3], napi_int32_array, (void **)&groups, &ng) ||
       !get_i32(env, argv[4], &ngroups) || ngroups < 0 || (size_t)ngroups * 2 > ng)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "writeGso(handle, slots, count, groups, ngroups)"), NULL;
   if (h->kind != KIND_TAP || !h->vnet_hdr) return napi_throw_error(env, "ERR_INVALID_STATE", "writeGso needs a TAP opened with vnetHdr"), NULL;

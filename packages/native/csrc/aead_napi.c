@@ -8,6 +8,8 @@
 #include <node_api.h>
 #include <stdint.h>
 
+#include "napi_args.h"
+
 #include "aead.h"
 #include "aead_napi.h"
 
@@ -17,15 +19,6 @@ static napi_value fail(napi_env env, int range, const char *msg) {
   return NULL;
 }
 
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return 0;
-  return t == want;
-}
 
 static int i32(napi_env env, napi_value v, int32_t *out) { return napi_get_value_int32(env, v, out) == napi_ok; }
 
@@ -34,9 +27,9 @@ static int slots_args(napi_env env, napi_value *argv, struct ovl_aead_slots *s, 
   size_t offn, lenn, slotn, keyn;
   int32_t first, count;
   void *k;
-  if (!typed(env, argv[0], napi_uint8_array, (void **)&s->data, &s->data_len) || !typed(env, argv[1], napi_int32_array, (void **)&s->off, &offn) ||
-      !typed(env, argv[2], napi_int32_array, (void **)&s->len, &lenn) || !typed(env, argv[3], napi_int32_array, (void **)&s->slots, &slotn) ||
-      !i32(env, argv[4], &first) || !i32(env, argv[5], &count) || !typed(env, argv[6], napi_uint8_array, &k, &keyn))
+  if (!ovl_napi_typed(env, argv[0], napi_uint8_array, (void **)&s->data, &s->data_len) || !ovl_napi_typed(env, argv[1], napi_int32_array, (void **)&s->off, &offn) ||
+      !ovl_napi_typed(env, argv[2], napi_int32_array, (void **)&s->len, &lenn) || !ovl_napi_typed(env, argv[3], napi_int32_array, (void **)&s->slots, &slotn) ||
+      !i32(env, argv[4], &first) || !i32(env, argv[5], &count) || !ovl_napi_typed(env, argv[6], napi_uint8_array, &k, &keyn))
     return 0;
   if (first < 0 || count < 0 || (size_t)first + (size_t)count > slotn || keyn != OVL_AEAD_KEY_LEN) return -1;
   s->nslots_pool = offn < lenn ? offn : lenn;
@@ -79,7 +72,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t okn;
   int32_t first;
   int r = slots_args(env, argv, &s, &key, &first);
-  if (r == 0 || !typed(env, argv[7], napi_uint8_array, (void **)&ok, &okn))
+  if (r == 0 || !ovl_napi_typed(env, argv[7], napi_uint8_array, (void **)&ok, &okn))
     return fail(env, 0, "openBatch(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first, count, key: Uint8Array, ok: Uint8Array)");
   if (r < 0 || okn < (size_t)first + (size_t)s.count) return fail(env, 1, "openBatch: slot range, key length or ok too short");
   int rc = ovl_aead_open(a, key, &s, ok + first);

@@ -7,6 +7,8 @@
 #include <node_api.h>
 #include <stdint.h>
 
+#include "napi_args.h"
+
 #include "csum.h"
 #include "csum_napi.h"
 
@@ -20,15 +22,6 @@ static napi_value range_error(napi_env env, const char *msg) {
   return NULL;
 }
 
-static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type t;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok) return 0;
-  return t == want;
-}
 
 static int u32(napi_env env, napi_value v, uint32_t *out) {
   int32_t i;
@@ -50,7 +43,7 @@ static napi_value js_checksum_batch(napi_env env, napi_callback_info info) {
   int32_t *tri;
   size_t dlen, tlen;
   uint32_t count;
-  if (!typed(env, argv[0], napi_uint8_array, (void **)&data, &dlen) || !typed(env, argv[1], napi_int32_array, (void **)&tri, &tlen) ||
+  if (!ovl_napi_typed(env, argv[0], napi_uint8_array, (void **)&data, &dlen) || !ovl_napi_typed(env, argv[1], napi_int32_array, (void **)&tri, &tlen) ||
       !u32(env, argv[2], &count))
     return type_error(env, "checksumBatch(data: Uint8Array, tri: Int32Array, count: number)");
   if ((size_t)count * 3 > tlen) return range_error(env, "checksumBatch: count exceeds the triples");
@@ -77,10 +70,10 @@ static napi_value js_tso_segment(napi_env env, napi_callback_info info) {
   int32_t *off, *len, *slots;
   size_t slen, dlen, offn, lenn, slotn;
   uint32_t so, sl, mss, cap, first, count;
-  if (!typed(env, argv[0], napi_uint8_array, (void **)&src, &slen) || !u32(env, argv[1], &so) || !u32(env, argv[2], &sl) ||
-      !u32(env, argv[3], &mss) || !typed(env, argv[4], napi_uint8_array, (void **)&dst, &dlen) ||
-      !typed(env, argv[5], napi_int32_array, (void **)&off, &offn) || !typed(env, argv[6], napi_int32_array, (void **)&len, &lenn) ||
-      !u32(env, argv[7], &cap) || !typed(env, argv[8], napi_int32_array, (void **)&slots, &slotn) || !u32(env, argv[9], &first) ||
+  if (!ovl_napi_typed(env, argv[0], napi_uint8_array, (void **)&src, &slen) || !u32(env, argv[1], &so) || !u32(env, argv[2], &sl) ||
+      !u32(env, argv[3], &mss) || !ovl_napi_typed(env, argv[4], napi_uint8_array, (void **)&dst, &dlen) ||
+      !ovl_napi_typed(env, argv[5], napi_int32_array, (void **)&off, &offn) || !ovl_napi_typed(env, argv[6], napi_int32_array, (void **)&len, &lenn) ||
+      !u32(env, argv[7], &cap) || !ovl_napi_typed(env, argv[8], napi_int32_array, (void **)&slots, &slotn) || !u32(env, argv[9], &first) ||
       !u32(env, argv[10], &count))
     return type_error(env, "tsoSegment(src, srcOff, srcLen, mss, dst, off, len, frameCapacity, slots, first, count)");
   if ((size_t)so + sl > slen || count > slotn) return range_error(env, "tsoSegment: source or slot list out of range");
