@@ -477,7 +477,7 @@ export class Membership {
     const k = n - 2 < want ? 0 : want;
     const min = suspicionTimeoutMs(this.d.config, n);
     const max = this.d.config.suspicionMaxTimeoutMult * min;
-    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null, probed: false };
+    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null, probed: s.from === this.name && !echo };
     this.suspects.add(cur);
     this.rearmSuspicion(cur);
     if (!echo) this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
