@@ -17,7 +17,7 @@
  * from, the gossip and etcd bytes the hosts sent during the changes (nftables) and the CPU of the
  * agents and of etcd.
  *
- *   bash bench/run.sh propagation [--hosts 50] [--changes 10] [--gap 1000]
+ *   bash bench/run.sh propagation [--hosts 50] [--changes 10] [--gap 1000] [--wave 25]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,6 +34,8 @@ import { quantile } from './lib/stats.js';
 const N = intOption('--hosts', 50);
 const CHANGES = intOption('--changes', 10);
 const GAP_MS = intOption('--gap', 1000);
+/** Agents started at once; the next wave waits until these are running. */
+const WAVE = intOption('--wave', 25);
 if (N < 3 || N > 250) throw new Error('--hosts wants 3..250');
 if (CHANGES > 50) throw new Error('--changes wants at most 50 (150 endpoint addresses)');
 const CLASSES = [['gossip', 'g'], ['etcd', 'e'], ['both', 'b']] as const;
@@ -109,10 +111,21 @@ function spawnAgent(h: TestHost, file: string): Proc {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'overlay-prop-'));
+let agentsDir: string | undefined;
+let etcd: ChildProcess | undefined;
+// Killed mid-run (Ctrl-C, timeout): `finally` does not run, the testbed's own signal hook (installed
+// after this one, so run after it) removes namespaces and processes; this removes the etcd data
+// (~120 MiB) and the agents' configs, which would otherwise stay in /tmp.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    etcd?.kill('SIGKILL');
+    for (const d of [dir, agentsDir]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+}
 const tb = await createTestbed({ hosts: N, prefix: 'prop' });
 const c = new Agents(tb.hosts, { profile: 'lan' });
+agentsDir = c.dir;
 const procs: Proc[] = [];
-let etcd: ChildProcess | undefined;
 const lines: string[] = [];
 const failed = new Set<number>();
 try {
@@ -128,9 +141,9 @@ try {
     await sleep(200);
   }
   const t0 = Date.now();
-  // Waves of 10 (each start still takes ~0.6 s of CPU and a join: 50 at once starve the box).
-  for (let i = 0; i < N; i += 10) {
-    for (let j = i; j < Math.min(N, i + 10); j++) {
+  // In waves (each start still takes ~0.6 s of CPU and a join: 50 at once starve the box).
+  for (let i = 0; i < N; i += WAVE) {
+    for (let j = i; j < Math.min(N, i + WAVE); j++) {
       const file = join(c.dir, `a${j}.yaml`);
       writeFileSync(file, c.config(j), { mode: 0o600 });
       procs.push(spawnAgent(tb.hosts[j], file));
