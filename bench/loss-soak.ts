@@ -7,9 +7,11 @@
  * at the end the membership counters' deltas (suspicions, declared_dead, refutations), the drop
  * fractions the rules measured and the gossip bytes per node per second.
  *
- *   bash bench/run.sh loss-soak [--hosts 5] [--minutes 10] [--loss 10] [--path] [--profile lan]
+ *   bash bench/run.sh loss-soak [--hosts 5] [--minutes 10] [--loss 10] [--path] [--profile lan] [--trace DIR]
  *
  * --path: --loss is the host-to-host loss (each direction then drops 1 − √(1 − loss)).
+ * --trace DIR: every agent writes its suspicions, refutations and deaths, with the event loop's
+ * lag, to DIR/<name>.log (bench/lib/membership-trace.ts), to find which path failed to refute.
  */
 import { loadavg } from 'node:os';
 import { AgentCluster } from '../test/lib/agent-cluster.js';
