@@ -32,11 +32,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { generatePrivateKey, publicKeyOf } from '@overlay/crypto';
+import { publicKeyOf } from '@overlay/crypto';
 import { createCa, encodePem, formatToken, generateSigningKey, signCert } from '@overlay/pki';
 import type { AgentStatus } from '@overlay/agent';
 import { createTestbed, type Testbed } from './lib/testbed.js';
-import { AgentCluster, blueNetwork } from './lib/agent-cluster.js';
+import { PkiAgentCluster } from './lib/pki-cluster.js';
 import { clearUnderlayLoss, readUnderlayLoss, setUnderlayLoss } from './lib/underlay-loss.js';
 import { ping } from './lib/transfer.js';
 
@@ -44,29 +44,12 @@ const SIGNER_PORT = 7950;
 const MAIN = ['--conditions=source', '--import', 'tsx', 'packages/agent/src/main.ts'];
 const LIFETIME_3 = 20_000;
 
-class LossyPkiCluster extends AgentCluster {
-  readonly wgPriv = this.hosts.map(() => generatePrivateKey());
+/** Hosts 1 and 2 join with the token at start; host 3 has a certificate signed by the test. */
+class LossyPkiCluster extends PkiAgentCluster {
   token = '';
-  files = (i: number) => join(this.dir, `h${i}`);
-  override config(i: number): string {
-    const h = this.hosts[i];
-    const f = this.files(i);
-    return [
-      `name: pl${i}`,
-      `listen: ${h.underlay}:7946`,
-      `seeds: [${this.hosts[0].underlay}:7946]`,
-      'profile: lan',
-      'wireguard:',
-      `  privateKey: ${this.wgPriv[i]}`,
-      `controlSocket: ${join(this.dir, `a${i}.sock`)}`,
-      'pki:',
-      `  ca: ${join(f, 'ca.crt')}`,
-      `  cert: ${join(f, 'node.crt')}`,
-      `  key: ${join(f, 'node.key')}`,
-      ...(i < 2 ? [`  joinToken: ${this.token}`, `  joinServer: ${this.hosts[0].underlay}:${SIGNER_PORT}`, `  prefixes: [${this.ip(i)}/32]`] : []),
-      ...blueNetwork(`ep-${i}`, `02:00:00:00:0b:0${i + 1}`, this.ip(i)),
-      '',
-    ].join('\n');
+  override namePrefix = 'pl';
+  override pkiExtra(i: number): string[] {
+    return i < 2 ? [`  joinToken: ${this.token}`, `  joinServer: ${this.hosts[0].underlay}:${SIGNER_PORT}`, `  prefixes: [${this.ip(i)}/32]`] : [];
   }
 }
 
@@ -76,7 +59,7 @@ describe('admission by certificate under 5 % loss (netns, real agents)', () => {
   let serve: ChildProcess | undefined;
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 3, prefix: 'pkls' });
-    c = new LossyPkiCluster(tb.hosts, { encrypt: true });
+    c = new LossyPkiCluster(tb.hosts, { encrypt: true, startTimeoutMs: 150_000 });
   });
   afterAll(async () => {
     serve?.kill('SIGKILL');
@@ -104,13 +87,12 @@ describe('admission by certificate under 5 % loss (netns, real agents)', () => {
     for (let end = Date.now() + 45_000; !/answering joins/.test(serveLog) && Date.now() < end && serve.exitCode === null; ) await new Promise((r) => setTimeout(r, 100));
     expect(serveLog).toMatch(/answering joins/);
 
-    for (let i = 0; i < 3; i++) mkdirSync(c.files(i));
     // Host 3: a certificate signed here (no token: it is not renewed), for a day at first.
     const id3 = generateSigningKey();
-    const sign3 = (lifetimeMs: number) => signCert(ca, { name: 'pl2', prefixes: [`${c.ip(2)}/32`], groups: ['web'], wgKey: new Uint8Array(Buffer.from(publicKeyOf(c.wgPriv[2]), 'base64')), signKey: id3.publicKey, now: Date.now(), lifetimeMs });
-    writeFileSync(join(c.files(2), 'node.key'), encodePem('ED25519 PRIVATE KEY', id3.seed), { mode: 0o600 });
-    writeFileSync(join(c.files(2), 'node.crt'), encodePem('CERTIFICATE', sign3(86_400_000).bytes));
-    writeFileSync(join(c.files(2), 'ca.crt'), encodePem('CERTIFICATE', ca.cert.bytes));
+    const sign3 = (lifetimeMs: number) => signCert(ca, { name: 'pl2', prefixes: [`${c.ip(2)}/32`], groups: ['web'], wgKey: c.wgPublic(2), signKey: id3.publicKey, now: Date.now(), lifetimeMs });
+    writeFileSync(c.file(2, 'node.key'), encodePem('ED25519 PRIVATE KEY', id3.seed), { mode: 0o600 });
+    writeFileSync(c.file(2, 'node.crt'), encodePem('CERTIFICATE', sign3(86_400_000).bytes));
+    writeFileSync(c.file(2, 'ca.crt'), encodePem('CERTIFICATE', ca.cert.bytes));
 
     const tStart = Date.now();
     await Promise.all([c.start(0), c.start(1), c.start(2)]);
@@ -122,7 +104,7 @@ describe('admission by certificate under 5 % loss (netns, real agents)', () => {
     // Host 3's certificate file now holds one of LIFETIME_3 (the agent re-reads it within 1 s and
     // announces it); hosts 1 and 2 must hold it before it ends.
     const cert3 = sign3(LIFETIME_3);
-    writeFileSync(join(c.files(2), 'node.crt'), encodePem('CERTIFICATE', cert3.bytes));
+    writeFileSync(c.file(2, 'node.crt'), encodePem('CERTIFICATE', cert3.bytes));
     const learned = await c.until((ss) => ss.slice(0, 2).every((s) => s?.pki?.nextExpiry === cert3.notAfter), cert3.notAfter - Date.now() - 2000, 100);
     console.log(`5 % loss: hosts 1 and 2 hold pl2's ${LIFETIME_3} ms certificate ${learned} ms after it was written`);
     let reached = false;
@@ -152,5 +134,5 @@ describe('admission by certificate under 5 % loss (netns, real agents)', () => {
     }
     // pl2 saw its own certificate end: it is not admitted anywhere, itself included.
     expect(after[2].pki!.counters.self_evicted).toBe(1);
-  }, 180_000);
+  }, 300_000);
 });

@@ -1,7 +1,8 @@
 /**
  * CA rollover under load (issue 13; docs/pki.md "CA rollover"), real agents in two namespace
  * hosts admitted by certificate (no cluster key: gossip keys derived from the trusted CAs). An
- * iperf3 TCP stream runs over the encrypted overlay from host 1 to host 2 while, on both hosts,
+ * iperf3 TCP stream (paced at 200 Mbit/s, so it leaves CPU to a shared machine) runs over the
+ * encrypted overlay from host 1 to host 2 while, on both hosts,
  * the operator's three steps are written to the files the agents watch: the trust file gets CA2
  * beside CA1; each node's certificate is re-issued by CA2 (same keys); CA1 is dropped. The stream
  * must see no error and bytes in every one-second interval, nobody is evicted, and at the end both
@@ -9,46 +10,25 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { generatePrivateKey, publicKeyOf } from '@overlay/crypto';
 import { createCa, encodePem, generateSigningKey, signCert, type CaKeyPair } from '@overlay/pki';
 import type { AgentStatus } from '@overlay/agent';
 import { createTestbed, type Testbed } from './lib/testbed.js';
-import { AgentCluster, blueNetwork } from './lib/agent-cluster.js';
+import { PkiAgentCluster } from './lib/pki-cluster.js';
 
 const STREAM_S = 16;
 
-/** Agents with `pki:` files in the cluster's directory: trust file, certificate, identity key. */
-class PkiCluster extends AgentCluster {
-  readonly wgPriv = this.hosts.map(() => generatePrivateKey());
+/** Two agents whose certificates and trust files the test rewrites. */
+class PkiCluster extends PkiAgentCluster {
   readonly ids = this.hosts.map(() => generateSigningKey());
-  file = (i: number, f: 'ca' | 'crt' | 'key') => join(this.dir, `pki${i}.${f}`);
-  override config(i: number): string {
-    const h = this.hosts[i];
-    return [
-      `name: ro${i}`,
-      `listen: ${h.underlay}:7946`,
-      `seeds: [${this.hosts[0].underlay}:7946]`,
-      'profile: lan',
-      'wireguard:',
-      `  privateKey: ${this.wgPriv[i]}`,
-      `controlSocket: ${join(this.dir, `a${i}.sock`)}`,
-      'pki:',
-      `  ca: ${this.file(i, 'ca')}`,
-      `  cert: ${this.file(i, 'crt')}`,
-      `  key: ${this.file(i, 'key')}`,
-      ...blueNetwork(`ep-${i}`, `02:00:00:00:0a:0${i + 1}`, this.ip(i)),
-      '',
-    ].join('\n');
-  }
+  override namePrefix = 'ro';
   /** Write node i's certificate from `ca` (same keys every time). */
   issue(i: number, ca: CaKeyPair): number {
-    const cert = signCert(ca, { name: `ro${i}`, prefixes: [`${this.ip(i)}/32`], groups: ['web'], wgKey: new Uint8Array(Buffer.from(publicKeyOf(this.wgPriv[i]), 'base64')), signKey: this.ids[i].publicKey, now: Date.now() - 1000 });
-    writeFileSync(this.file(i, 'crt'), encodePem('CERTIFICATE', cert.bytes));
+    const cert = signCert(ca, { name: `ro${i}`, prefixes: [`${this.ip(i)}/32`], groups: ['web'], wgKey: this.wgPublic(i), signKey: this.ids[i].publicKey, now: Date.now() - 1000 });
+    writeFileSync(this.file(i, 'node.crt'), encodePem('CERTIFICATE', cert.bytes));
     return cert.notAfter;
   }
   trust(i: number, cas: CaKeyPair[]): void {
-    writeFileSync(this.file(i, 'ca'), cas.map((c) => encodePem('CERTIFICATE', c.cert.bytes)).join(''));
+    writeFileSync(this.file(i, 'ca.crt'), cas.map((c) => encodePem('CERTIFICATE', c.cert.bytes)).join(''));
   }
 }
 
@@ -57,7 +37,7 @@ describe('CA rollover under iperf3 (netns, real agents)', () => {
   let c: PkiCluster;
   beforeAll(async () => {
     tb = await createTestbed({ hosts: 2, prefix: 'pkro' });
-    c = new PkiCluster(tb.hosts, { encrypt: true });
+    c = new PkiCluster(tb.hosts, { encrypt: true, startTimeoutMs: 150_000 });
   });
   afterAll(async () => {
     await c?.stopAll();
@@ -69,7 +49,7 @@ describe('CA rollover under iperf3 (netns, real agents)', () => {
     const ca1 = createCa({ name: 'ca-one', now: Date.now() - 60_000 });
     const ca2 = createCa({ name: 'ca-two', now: Date.now() - 60_000 });
     for (let i = 0; i < 2; i++) {
-      writeFileSync(c.file(i, 'key'), encodePem('ED25519 PRIVATE KEY', c.ids[i].seed), { mode: 0o600 });
+      writeFileSync(c.file(i, 'node.key'), encodePem('ED25519 PRIVATE KEY', c.ids[i].seed), { mode: 0o600 });
       c.trust(i, [ca1]);
       c.issue(i, ca1);
     }
@@ -84,7 +64,7 @@ describe('CA rollover under iperf3 (netns, real agents)', () => {
 
     const server = h2.spawn('iperf3', ['-s', '-p', '5201', '-1']);
     await new Promise((r) => setTimeout(r, 500));
-    const stream = h1.run('iperf3', ['-c', c.ip(1), '-p', '5201', '-t', String(STREAM_S), '-i', '1', '-J'], { timeoutMs: (STREAM_S + 30) * 1000 });
+    const stream = h1.run('iperf3', ['-c', c.ip(1), '-p', '5201', '-t', String(STREAM_S), '-i', '1', '-b', '200M', '-J'], { timeoutMs: (STREAM_S + 30) * 1000 });
     const tStream = Date.now();
     const at = () => `${((Date.now() - tStream) / 1000).toFixed(1)} s`;
     const steps: string[] = [];
@@ -115,7 +95,7 @@ describe('CA rollover under iperf3 (netns, real agents)', () => {
     }
     const j = JSON.parse(r.stdout) as { error?: string; intervals: { sum: { bytes: number } }[]; end: { sum_received: { bytes: number }; sum_sent: { retransmits?: number } } };
     const bytes = j.intervals.map((x) => x.sum.bytes);
-    console.log(`rollover under iperf3: ${steps.join('; ')}; stream ${(j.end.sum_received.bytes / 2 ** 20).toFixed(1)} MiB in ${bytes.length} intervals, min ${Math.min(...bytes)} B/interval, retransmits ${j.end.sum_sent.retransmits ?? 'n/a'}, error ${j.error ?? 'none'}; test ${Date.now() - t0} ms`);
+    console.log(`rollover under iperf3: ${steps.join('; ')}; stream ${(j.end.sum_received.bytes / 2 ** 20).toFixed(1)} MiB in ${bytes.length} intervals, per interval [${bytes.map((b) => (b / 2 ** 20).toFixed(1)).join(' ')}] MiB, retransmits ${j.end.sum_sent.retransmits ?? 'n/a'}, error ${j.error ?? 'none'}; test ${Date.now() - t0} ms`);
     expect(r.code, r.stderr).toBe(0);
     expect(j.error).toBeUndefined();
     expect(bytes.length).toBeGreaterThanOrEqual(STREAM_S);
@@ -130,5 +110,5 @@ describe('CA rollover under iperf3 (netns, real agents)', () => {
     }
     // Gossip still flows under the CA2-derived key: a ping and a fresh status round trip.
     expect((await h1.run('ping', ['-c', '2', '-W', '1', c.ip(1)], { timeoutMs: 5000 })).code).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });

@@ -21,6 +21,8 @@ export interface AgentClusterOptions {
   nodeArgs?: string[];
   /** Hosts that run a "newer" agent (test/lib/agent-newer.ts: records carry a field this build does not know). */
   newer?: number[];
+  /** How long start() waits for the control socket (default 45 s). */
+  startTimeoutMs?: number;
 }
 
 export interface AgentProc {
@@ -92,7 +94,7 @@ export class AgentCluster {
     };
     // Wait for the control socket (tsx compiles the agent's sources at start: seconds on an idle
     // machine, tens of seconds when the machine is loaded).
-    const deadline = Date.now() + 45_000;
+    const deadline = Date.now() + (this.o.startTimeoutMs ?? 45_000);
     for (;;) {
       try {
         await p.status();

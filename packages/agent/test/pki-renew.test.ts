@@ -78,11 +78,11 @@ describe('certificate renewal at 2/3 (simulated cluster, real join socket)', () 
     }, log, { clock: c.clock, pollMs: 3_600_000 });
     cleanups.push(() => rt.stop());
 
-    /** Run virtual time in 50 ms steps; while a renewal waits for the socket, wait in real time instead. */
+    /** Run virtual time in 50 ms steps; while a renewal waits for the socket (its deadline: 10 s), wait in real time instead. */
     const runUntil = async (done: () => boolean, limitMs: number) => {
       const end = c.clock.now() + limitMs;
       while (!done() && c.clock.now() < end) {
-        for (let spins = 0; rt.renewer!.pending && spins < 2000; spins++) await new Promise((r) => setTimeout(r, 5));
+        for (let spins = 0; rt.renewer!.pending && spins < 4000; spins++) await new Promise((r) => setTimeout(r, 5));
         c.run(50);
       }
     };
