@@ -91,7 +91,14 @@ async function main() {
   try {
     for (let n = 1; n <= (PROF ? 1 : ROUNDS); n++) {
       for (const impl of IMPLS) {
-        const r = await oneRound(tb, impl);
+        let r: Round;
+        try {
+          r = await oneRound(tb, impl);
+        } catch (e) {
+          // e.g. the addon rebuilt under us by someone else's setup: the round is lost, not the run.
+          log(`round ${n} ${impl}: FAILED: ${(e as Error).message.split('\n')[0]}`);
+          continue;
+        }
         res.get(impl)!.push(r);
         log(`round ${n} ${impl}: ${r.gbps.toFixed(3)} Gbit/s, CPU ${r.cpuPerGbit.toFixed(3)} s/Gbit, load before ${r.load.toFixed(2)}; sender txPackets ${r.txPackets}, txSyscalls ${r.txSyscalls}; receiver rxGroDatagrams ${r.rxGroDatagrams}`);
       }
