@@ -11,13 +11,15 @@
  * before a change), so drift in the machine's load hits both alike. With `--load`, after the idle
  * figure a 3 s TCP stream (iperf3) crosses the encrypted overlay from agent 0 to agent 1, and both
  * are measured again 10 s later: what traffic leaves resident (pool slots, TSO and GRO buffers).
- * Prints every agent and the medians. Issue 15's goal is 64 MiB and is not met (docs/agent-memory.md
- * says where the MiB go), so the bench fails only when asked: `--target MiB` exits 1 when the
- * shipped median idle RSS is above MiB.
+ * `--compare-entry FILE` runs FILE instead of the bin in the compare rounds (with the shipped flags
+ * unless `--compare` gives others): `packages/agent/dist/main.js` is the same build unbundled.
+ * Prints every agent and the medians. Issue 15's goal is 64 MiB (docs/agent-memory.md says where
+ * the MiB go); `--target MiB` exits 1 when the shipped median idle RSS is above MiB.
  *
- *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--load] [--target MiB]
- *   (run.sh builds first: this runs dist/)
+ *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--compare-entry FILE] [--load] [--target MiB]
+ *   (run.sh builds first: this runs dist/; the bundle the bin runs, dist/bundle/, is built here)
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { createTestbed, type TestHost } from '../test/lib/testbed.js';
 import { iperfServer, tcp } from './lib/iperf.js';
 import { median } from './lib/stats.js';
+import { bundleFresh } from '../packages/agent/scripts/bundle.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (k: string) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : undefined);
@@ -38,8 +41,20 @@ const IDLE_MS = 15_000;
 const BIN = 'packages/agent/bin/agent.js';
 /** The V8 flags the shipped entry point runs with: its shebang's `node` arguments. */
 const SHIPPED = /^#!.*\bnode\b(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
-const VARIANTS: [string, string[]][] = [[`shipped (${SHIPPED.join(' ') || 'no flags'})`, SHIPPED]];
-if (arg('--compare') !== undefined) VARIANTS.push([`compare (${arg('--compare') || 'no flags'})`, arg('--compare')!.split(/\s+/).filter(Boolean)]);
+/**
+ * The bin runs the bundle while it is fresh (scripts/bundle.mjs): built from this dist/ here, and
+ * again before a round when a `tsc -b` (another build in the same tree) made it stale.
+ */
+const buildBundle = () => execFileSync(process.execPath, ['packages/agent/scripts/bundle.mjs'], { stdio: 'inherit' });
+buildBundle();
+const SHIPPED_ENTRY = bundleFresh() ? 'bundle' : 'dist/cli.js (no bundle)';
+/** Label, node flags, script. */
+const VARIANTS: [string, string[], string][] = [[`shipped (${SHIPPED.join(' ') || 'no flags'}; ${SHIPPED_ENTRY})`, SHIPPED, BIN]];
+if (arg('--compare') !== undefined || arg('--compare-entry') !== undefined) {
+  const flags = arg('--compare') === undefined ? SHIPPED : arg('--compare')!.split(/\s+/).filter(Boolean);
+  const entry = arg('--compare-entry') ?? BIN;
+  VARIANTS.push([`compare (${flags.join(' ') || 'no flags'}; ${entry === BIN ? SHIPPED_ENTRY : entry})`, flags, entry]);
+}
 
 const FIELDS = ['rss', 'anon', 'file', 'heap_used', 'heap_total', 'external', 'array_buffers', 'pool_slab'] as const;
 type Mem = Record<(typeof FIELDS)[number], number>;
@@ -73,12 +88,13 @@ try {
   empty.kill('SIGKILL');
   console.log(`empty node process (${SHIPPED.join(' ')}): rss ${floor.rss.toFixed(1)}, anon ${floor.anon.toFixed(1)}, file ${floor.file.toFixed(1)}`);
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const [label, flags] of VARIANTS) {
+    for (const [label, flags, entry] of VARIANTS) {
+      if (entry === BIN && SHIPPED_ENTRY === 'bundle' && !bundleFresh()) buildBundle();
       const c = new AgentCluster(tb.hosts, { encrypt: true });
       const procs = tb.hosts.map((h, i) => {
         const f = join(c.dir, `a${i}.yaml`);
         writeFileSync(f, `${c.config(i)}metrics:\n  listen: 127.0.0.1:9464\n`, { mode: 0o600 });
-        return h.spawn('node', [...flags, BIN, '--config', f], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'ignore'] });
+        return h.spawn('node', [...flags, entry, '--config', f], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'ignore'] });
       });
       try {
         // Started = its metrics endpoint answers (seconds under load: the machine is shared).
@@ -88,6 +104,10 @@ try {
             if (procs[i].exitCode !== null || Date.now() > deadline) throw new Error(`agent ${i} did not start (exit ${procs[i].exitCode})`);
             await new Promise((res) => setTimeout(res, 250));
           }
+        }
+        if (entry === BIN && SHIPPED_ENTRY === 'bundle' && !bundleFresh()) {
+          console.log(`round ${r} ${label}: skipped (dist/ was rebuilt while the agents started: they may not run the bundle)`);
+          continue;
         }
         await new Promise((res) => setTimeout(res, IDLE_MS));
         const measure = async (phase: string, which: number[]) => {

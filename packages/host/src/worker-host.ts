@@ -6,7 +6,8 @@
  * dataplane's own errors) and posts it to every worker, which applies it between two batches;
  * `stats()` sums what the workers last reported, `statsAsync()` asks them.
  */
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
 import {
   BufferPool,
   createDataplane,
@@ -39,6 +40,8 @@ const WORKER_TIMEOUT_MS = 30_000;
 
 /** The worker's module: the compiled .js beside this file, or the .ts source run through tsx's loader. */
 function spawn(init: WorkerInit): Worker {
+  // node:worker_threads is loaded by the first worker: a host without workers does not hold it (docs/agent-memory.md).
+  const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
   const self = import.meta.url;
   if (self.endsWith('.js')) return new Worker(new URL('./worker-main.js', self), { workerData: init });
   // From sources (tests, benchmarks run with --import tsx): a worker does not inherit the loader hooks.

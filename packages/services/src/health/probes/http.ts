@@ -4,10 +4,14 @@
  * and the connection is then closed, so a server streaming megabytes costs nothing more.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import type { HealthSpec } from '../spec.js';
 import { type HealthTarget, type ProbeResult, OUTPUT_LIMIT, deadline, result, socketFailure, targetPort } from './result.js';
+
+/** node:https (and tls) is loaded by the first https probe: an agent without one does not hold it (docs/agent-memory.md). */
+const httpsRequest = (options: import('node:https').RequestOptions, onResponse: (res: IncomingMessage) => void) =>
+  (createRequire(import.meta.url)('node:https') as typeof import('node:https')).request(options, onResponse);
 
 export function httpProbe(target: HealthTarget, spec: HealthSpec, signal: AbortSignal): Promise<ProbeResult> {
   const started = Date.now();
