@@ -100,3 +100,6 @@ fi
 
 # TypeScript: tsc -b is incremental and prints nothing when it succeeds.
 npx tsc -b
+# The agent's bin runs a single bundle of dist/ while it is fresh (packages/agent/scripts/bundle.mjs,
+# docs/agent-memory.md): rebuilt only when a file it was built from is newer.
+node packages/agent/scripts/bundle.mjs --check >/dev/null || node packages/agent/scripts/bundle.mjs
