@@ -431,7 +431,9 @@ export class Agent {
       }
     }
     // Their records leave the table now (effects undone); copies arriving later are not_admitted.
+    // Revocations they carried are adopted first by the rendezvous picks (the others get the copy).
     const gone = new Set(names);
+    if (this.pki) this.adoptRevocations(() => false, gone);
     this.table.reap(Infinity, (owner) => gone.has(owner));
   }
 
@@ -471,12 +473,14 @@ export class Agent {
 
   /**
    * Revocations outlive their publisher (docs/pki.md): a revocation record whose owner is not
-   * alive is re-signed by us under the same id (LWW keeps one copy), by the two members the
-   * rendezvous hash of its id picks at once, by everyone when the reap would take it. Records past
-   * their keep horizon are let go (ours tombstoned).
+   * alive, or no longer admitted (revoked, expired: `evicted`), is re-signed by us under the same
+   * id (LWW keeps one copy), by the two members the rendezvous hash of its id picks at once, by
+   * everyone when the reap would take it. Records past their keep horizon are let go (ours
+   * tombstoned). A member not admitted itself adopts nothing.
    */
-  private adoptRevocations(reapNow: (owner: string) => boolean): void {
+  private adoptRevocations(reapNow: (owner: string) => boolean, evicted?: ReadonlySet<string>): void {
     const pki = this.pki!;
+    if (!pki.isAdmitted(this.name)) return; // our copy would be refused everywhere
     const ms = this.membership;
     const now = this.o.clock.now();
     let alive: string[] | undefined;
@@ -488,7 +492,7 @@ export class Agent {
         continue;
       }
       const st = ms.stateOf(r.owner);
-      if (expired || st === 'alive' || st === 'suspect') continue;
+      if (expired || ((st === 'alive' || st === 'suspect') && pki.isAdmitted(r.owner) && !evicted?.has(r.owner))) continue;
       alive ??= ms.all().filter((m) => (m.state === 'alive' || m.state === 'suspect') && pki.isAdmitted(m.name)).map((m) => m.name);
       if (!reapNow(r.owner) && !isAdopter(r.id, this.name, alive)) continue;
       this.sync.publish(pki.revocationKind, REVOCATION_NETWORK, r.id, { revocation: r.data.revocation });

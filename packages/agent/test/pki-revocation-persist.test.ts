@@ -4,7 +4,7 @@
  * is dead (and then reaped everywhere) its revocation record is adopted — re-signed by a live
  * member under the same id — so a host that joins after the reap still learns it and refuses
  * node 3. An adopter that restarts without state re-signs the revocation it finds, it does not
- * tombstone it.
+ * tombstone it; a holder that is itself revoked hands it on before its records are removed.
  */
 import { describe, expect, it } from 'vitest';
 import { createRevocation } from '@overlay/pki';
@@ -82,5 +82,18 @@ describe('revocations outlive the member that published them', () => {
     }
     expect(c.agents[adopter].status().pki!.revocations, 'the restarted adopter applies it again').toBe(1);
     expect(c.agents[adopter].pki!.isAdmitted(name(3))).toBe(false);
+
+    // The holder itself is revoked: its records leave every table, but the revocation it carried
+    // is adopted by another member first, so it is not lost.
+    const holder = Number(c.agents[LATE].table.get(REVOCATION_KIND, REVOCATION_NETWORK, id)!.rec.owner.split('-')[1]);
+    const others = [1, 2, 4, 5, LATE].filter((i) => i !== holder);
+    const wgH = new Uint8Array(Buffer.from(s.wg[holder], 'base64'));
+    expect(c.agents[others[0]].revoke(createRevocation(s.ca, { kind: 'wgKey', key: wgH, now: c.clock.now() }).bytes).evicted).toEqual([name(holder)]);
+    c.run(10_000);
+    for (const i of others) {
+      const r = c.agents[i].table.get(REVOCATION_KIND, REVOCATION_NETWORK, id)?.rec;
+      expect(r?.deleted, `node ${i} still holds node 3's revocation after its holder ${name(holder)} was revoked`).toBe(false);
+      expect([name(holder), name(0)]).not.toContain(r!.owner);
+    }
   }, 60_000);
 });
