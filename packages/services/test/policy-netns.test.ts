@@ -12,16 +12,19 @@ import type { Policy } from '../src/policy/rules.js';
 const VNI = 100;
 const WEB = '198.19.0.1';
 const DB = '198.19.0.2';
+const IPERF_PORT = 5201;
 
 const POLICY: Policy = {
   defaultAction: 'deny',
   tiers: {
     network: [
-      { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432-5433'] },
+      { id: 'web-db', action: 'allow', from: { groups: ['web'] }, to: { groups: ['db'] }, proto: 'tcp', ports: ['5432-5433', String(IPERF_PORT)] },
       { id: 'ping', action: 'allow', proto: 'icmp', icmpTypes: [8] },
     ],
   },
 };
+/** iperf3's port denied by an admin rule (reloaded during a stream). */
+const IPERF_DENIED: Policy = { defaultAction: 'deny', tiers: { ...POLICY.tiers, admin: [{ id: 'deny-iperf', action: 'deny', proto: 'tcp', ports: [String(IPERF_PORT)] }] } };
 /** Port 5432 quarantined by an admin rule; 5433 still allowed. */
 const QUARANTINE: Policy = { defaultAction: 'deny', tiers: { ...POLICY.tiers, admin: [{ id: 'quarantine-5432', action: 'deny', proto: 'tcp', ports: ['5432'] }] } };
 
@@ -36,7 +39,20 @@ const f = new PolicyFilter({ policy: JSON.parse(process.env.POLICY), log: () => 
 f.identity.set('${WEB}', ['web']);
 f.identity.set('${DB}', ['db']);
 host.dataplane.addStage(${VNI}, f);
-const report = () => JSON.stringify({ ...f.stats(), rules: f.ruleCounters(), stage: host.dataplane.stats().stages.policy });
+// Counts the IPv4 TCP packets to port ${IPERF_PORT} the filter let through toward the workload (a
+// responder: outside, it runs after every filter).
+let passed = 0;
+host.dataplane.addStage(${VNI}, {
+  name: 'count_iperf',
+  kind: 'responder',
+  outside(ctx, slot) {
+    const d = ctx.pool.data;
+    const l3 = ctx.l3;
+    if (ctx.etherType === 0x0800 && d[l3 + 9] === 6 && ((d[l3 + ((d[l3] & 15) << 2) + 2] << 8) | d[l3 + ((d[l3] & 15) << 2) + 3]) === ${IPERF_PORT}) passed++;
+    return 0;
+  },
+});
+const report = () => JSON.stringify({ ...f.stats(), rules: f.ruleCounters(), stage: host.dataplane.stats().stages.policy, passed });
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   if (line.startsWith('policy ')) {
@@ -96,8 +112,12 @@ describe('policy filter with real sockets, in namespaces', () => {
       });
       children.push(child);
       const out = collectLines(child);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
       runners.push({ child, out });
-      await until(`runner ${k + 1} READY`, () => (out.includes('READY') ? true : undefined), 40_000);
+      await until(`runner ${k + 1} READY`, () => (out.includes('READY') ? true : undefined), 40_000).catch((e: Error) => {
+        throw new Error(`${e.message}; its stderr (last lines): ${err.split('\n').slice(-12).join(' | ')}`);
+      });
     }
     const servers: [number, string, string][] = [[1, WEB, '9000'], [2, DB, '5432,5433,8080']];
     for (const [i, addr, ports] of servers) {
@@ -120,7 +140,7 @@ describe('policy filter with real sockets, in namespaces', () => {
     return collectLines(child);
   }
 
-  async function stats(k: number): Promise<{ counters: Record<string, number>; stage: Record<string, number>; rules: Record<string, Record<"inside" | "outside", { drops: number; allows: number }>> }> {
+  async function stats(k: number): Promise<{ passed: number; counters: Record<string, number>; stage: Record<string, number>; rules: Record<string, Record<"inside" | "outside", { drops: number; allows: number }>> }> {
     const r = runners[k - 1];
     const before = r.out.length;
     r.child.stdin!.write('stats\n');
@@ -167,5 +187,36 @@ describe('policy filter with real sockets, in namespaces', () => {
     const c = client(1, DB, 5432, 5000, 3000);
     await until('new attempt to end', () => (c.length > 0 ? true : undefined), 15_000);
     expect(c).toEqual(['TIMEOUT']);
+  }, 60_000);
+
+  it('a deny reloaded on db during iperf3 stops the stream within one packet: no packet to its port passes db\'s filter after the swap', async () => {
+    // The iperf3 processes are bounded (`timeout`) and killed in afterAll with the rest.
+    const server = tb.hosts[1].spawn('timeout', ['40', 'iperf3', '-s', '-1', '--forceflush', '-B', DB, '-p', String(IPERF_PORT)]);
+    children.push(server);
+    await waitForLine(server, /Server listening/, 20_000);
+    const iperf = tb.hosts[0].spawn('timeout', ['30', 'iperf3', '-c', DB, '-p', String(IPERF_PORT), '-t', '20', '-i', '1', '--forceflush', '--connect-timeout', '5000']);
+    children.push(iperf);
+    const iperfOut = collectLines(iperf);
+    const r = runners[1];
+    // Streaming: packets to the port pass db's filter (the SET report below is taken in the same
+    // turn as the swap, so no packet is judged between the swap and the count).
+    for (let t = Date.now(); (await stats(2)).passed <= 200; ) {
+      if (Date.now() - t > 20_000) throw new Error(`iperf3 not streaming through db: ${iperfOut.join(' | ')}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const before = r.out.length;
+    r.child.stdin!.write(`policy ${JSON.stringify(IPERF_DENIED)}\n`);
+    const set = await until('SET', () => r.out.slice(before).find((l) => l.startsWith('SET ')), 10_000);
+    const atSwap = JSON.parse(set.slice(set.indexOf(' ', 4) + 1)) as { passed: number; counters: Record<string, number> };
+    // Keep the sender trying for 2 s (it retransmits into the deny), then count again.
+    await new Promise((res) => setTimeout(res, 2000));
+    const later = await stats(2);
+    expect(later.passed - atSwap.passed).toBe(0);
+    // The stream's next packets were judged: its flows revoked (data and control connection), the
+    // rest dropped as no_flow (their flow is gone) or denied by the new rule.
+    expect(later.counters.flows_revoked - atSwap.counters.flows_revoked).toBeGreaterThanOrEqual(1);
+    expect(later.rules['deny-iperf'].outside.drops).toBeGreaterThanOrEqual(1);
+    expect(later.counters.outside_no_flow + later.counters.outside_denied).toBeGreaterThan(atSwap.counters.outside_no_flow + atSwap.counters.outside_denied);
+    expect(iperfOut.some((l) => /sec\s+[\d.]+ [KMG]?Bytes/.test(l))).toBe(true);
   }, 60_000);
 });
