@@ -17,7 +17,7 @@
  * from, the gossip and etcd bytes the hosts sent during the changes (nftables) and the CPU of the
  * agents and of etcd.
  *
- *   bash bench/run.sh propagation [--hosts 50] [--changes 10] [--gap 1000] [--wave 25]
+ *   bash bench/run.sh propagation [--hosts 50] [--changes 10] [--gap 1000] [--wave 10]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -35,7 +35,7 @@ const N = intOption('--hosts', 50);
 const CHANGES = intOption('--changes', 10);
 const GAP_MS = intOption('--gap', 1000);
 /** Agents started at once; the next wave waits until these are running. */
-const WAVE = intOption('--wave', 25);
+const WAVE = intOption('--wave', 10);
 if (N < 3 || N > 250) throw new Error('--hosts wants 3..250');
 if (CHANGES > 50) throw new Error('--changes wants at most 50 (150 endpoint addresses)');
 const CLASSES = [['gossip', 'g'], ['etcd', 'e'], ['both', 'b']] as const;
