@@ -72,6 +72,8 @@ export interface Suspicion {
   timer: TimerHandle;
   /** We probed the suspect ourselves since the suspicion began. */
   probed: boolean;
+  /** The suspicion began with our own failed probe. */
+  ours: boolean;
 }
 
 export interface MemberRec extends Member {

@@ -477,7 +477,7 @@ export class Membership {
     const k = n - 2 < want ? 0 : want;
     const min = suspicionTimeoutMs(this.d.config, n);
     const max = this.d.config.suspicionMaxTimeoutMult * min;
-    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null, probed: s.from === this.name && !echo };
+    cur.suspicion = { from: new Set([s.from]), k, min, max, start: now, timer: null, probed: false, ours: s.from === this.name && !echo };
     this.suspects.add(cur);
     this.rearmSuspicion(cur);
     if (!echo) this.d.broadcast(`n:${s.name}`, encodeMessageField({ suspect: s }));
@@ -509,7 +509,9 @@ export class Membership {
         if (this.running) this.probe(m, interval);
         return;
       }
-      if (!sp.probed && this.running) {
+      // Our own failed probe counts as the look once k others confirmed it (a real failure: no delay).
+      const confirmed = sp.ours && sp.from.size - 1 >= sp.k;
+      if (!sp.probed && !confirmed && this.running) {
         // We only heard of this suspicion: look ourselves before declaring (one probe, carrying
         // the suspicion), and decide once its verdict is in. A refutation that gossip lost comes
         // back with the ack or as the suspect's direct answer.
