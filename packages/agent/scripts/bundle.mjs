@@ -13,8 +13,8 @@
  * points at that file in dist/, and packages with native addons (sodium-native, raw-socket) and
  * those loaded on demand by name (ajv, prom-client, pino-pretty) stay outside the bundle.
  *
- * esbuild is not a dependency of this workspace: it is taken from where tsx (a devDependency)
- * installs it. Without it this prints why and exits 0, and the bin runs dist/cli.js.
+ * esbuild is a devDependency of the workspace root (the same version tsx uses); an install
+ * without it (production-only) prints why and exits 0, and the bin runs dist/cli.js.
  *
  *   node packages/agent/scripts/bundle.mjs [--out DIR] [--check]   (--check: exit 1 when the bundle is stale or absent)
  */
@@ -73,7 +73,7 @@ async function bundle(OUT) {
   if (!existsSync(ENTRY)) throw new Error(`${relative(ROOT, ENTRY)} is missing: run tsc -b first`);
   const where = findEsbuild();
   if (!where) {
-    console.log('agent bundle: esbuild not found (it comes with tsx); the agent runs dist/cli.js');
+    console.log('agent bundle: esbuild not found (a devDependency); the agent runs dist/cli.js');
     return;
   }
   const { build } = await import(pathToFileURL(where).href);
