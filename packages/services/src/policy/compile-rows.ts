@@ -22,11 +22,24 @@ export interface RowKeys {
   entStart: Int32Array;
   entD: Int32Array;
   entR: Int32Array;
+  /**
+   * Per (s × classes + c) with more than BUCKET_MIN pieces: offset in `bucket` of its 256
+   * entries, else -1. Entry b is the piece holding key b << shift (shift: log2(space) − 8), so
+   * a key's piece lies between entries b and b + 1: a search of a few pieces, not of the row.
+   */
+  bucketAt: Int32Array;
+  bucket: Int32Array;
 }
+
+/** Rows with more pieces than this get a bucket table (256 entries). */
+const BUCKET_MIN = 16;
+export const BUCKETS = 256;
 
 export function rowKeys(
   nFrom: number,
   nc: number,
+  /** Key space per class (a power of two ≥ 256 gets buckets). */
+  space: readonly number[],
   rows: { start: Int32Array; to: Int32Array; cell: Int32Array },
   cells: { kStart: Int32Array; kLo: Int32Array; kRule: Int32Array; min: Int32Array },
 ): RowKeys {
@@ -73,7 +86,21 @@ export function rowKeys(
   }
   for (let x = nFrom * nc; x <= total * nc; x++) start[x] = lo.length;
   entStart.push(entD.length);
-  return { on, start, lo: Int32Array.from(lo), entStart: Int32Array.from(entStart), entD: Int32Array.from(entD), entR: Int32Array.from(entR) };
+  const bucketAt = new Int32Array(total * nc).fill(-1);
+  const bucket: number[] = [];
+  for (let x2 = 0; x2 < nFrom * nc; x2++) {
+    const a = start[x2];
+    const e = start[x2 + 1];
+    const sp = space[x2 % nc];
+    if (on[x2] === 0 || e - a <= BUCKET_MIN || sp < BUCKETS) continue;
+    const shift = Math.log2(sp) - 8;
+    bucketAt[x2] = bucket.length;
+    for (let b = 0, j = a; b < BUCKETS; b++) {
+      while (j + 1 < e && lo[j + 1] <= b << shift) j++;
+      bucket.push(j);
+    }
+  }
+  return { on, start, lo: Int32Array.from(lo), entStart: Int32Array.from(entStart), entD: Int32Array.from(entD), entR: Int32Array.from(entR), bucketAt, bucket: Int32Array.from(bucket) };
 }
 
 export function flatten(lists: readonly (readonly number[])[]): [Int32Array, Int32Array] {

@@ -2,7 +2,7 @@ import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
 import { buildSides, collectCidr4, collectCidr6, collectGroups, type GroupLists, type SideIndex } from './compile-sides.js';
 
 export type { GroupLists } from './compile-sides.js';
-import { NONE, flatten, paint, rowKeys, type RowKeys } from './compile-rows.js';
+import { BUCKETS, NONE, flatten, paint, rowKeys, type RowKeys } from './compile-rows.js';
 
 /**
  * The compiled evaluator: (protocol, source, destination, destination port or ICMP type, the
@@ -46,6 +46,8 @@ export const CLASS_ICMP6 = 3;
 export const CLASS_OTHER = 4;
 const NC = 5;
 const SPACE = [65536, 65536, 256, 256, 1] as const;
+/** Per class: key >>> KEY_SHIFT is its bucket in a long row (compile-rows.ts BUCKETS = 256). */
+const KEY_SHIFT = [8, 8, 0, 0, 0] as const;
 /** Where each class's keys start in `keyLive`. */
 const KEY_AT = [0, 65536, 131072, 131328, 131584] as const;
 
@@ -223,7 +225,7 @@ export class CompiledPolicy {
       this.rowTo[at] = cellD[cell];
       this.rowCell[at] = cell;
     }
-    this.rk = rowKeys(o.rowIndex === false ? 0 : nFrom, NC, { start: this.rowStart, to: this.rowTo, cell: this.rowCell }, { kStart: this.kStart, kLo: this.kLo, kRule: this.kRule, min: this.cellMin });
+    this.rk = rowKeys(o.rowIndex === false ? 0 : nFrom, NC, SPACE, { start: this.rowStart, to: this.rowTo, cell: this.rowCell }, { kStart: this.kStart, kLo: this.kLo, kRule: this.kRule, min: this.cellMin });
     let hn = 16;
     while (hn < cells * 2) hn *= 2;
     this.hMask = hn - 1;
@@ -309,9 +311,16 @@ export class CompiledPolicy {
       const x2 = s * NC + c;
       if (rk.on[x2] === 1) {
         // The key's piece of this row: (destination atom, rule) ascending; the first the packet has is s's best.
-        const lo0 = rk.start[x2];
-        const n0 = rk.start[x2 + 1] - lo0;
+        let lo0 = rk.start[x2];
+        let n0 = rk.start[x2 + 1] - lo0;
         if (n0 <= 0) continue; // no rule of this class in the row
+        const bo = rk.bucketAt[x2];
+        if (bo >= 0) {
+          // A long row: the key's bucket narrows the search to the pieces between two entries.
+          const b = key >>> KEY_SHIFT[c];
+          lo0 = rk.bucket[bo + b];
+          n0 = (b + 1 < BUCKETS ? rk.bucket[bo + b + 1] : rk.start[x2 + 1] - 1) - lo0 + 1;
+        }
         const lo = lastAtMost(rk.lo, lo0, n0, key);
         const eb = rk.entStart[lo];
         const ee = rk.entStart[lo + 1];
