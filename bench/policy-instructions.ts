@@ -5,45 +5,16 @@
  *
  *   bash bench/run.sh policy-callgrind [--n1 20000] [--n2 60000]
  *
- * Bundles bench/policy-hotpath.ts (esbuild, the packages' sources) and runs `est`, `worst` and
- * `loop` under callgrind at N1 and N2 (two at a time). Instructions per verdict =
+ * Bundles bench/policy-hotpath.ts and runs `loop`, `est` and `worst` under callgrind at N1 and
+ * N2 (two at a time, bench/lib/callgrind.ts). Instructions per verdict =
  * ((mode(N2) − mode(N1)) − (loop(N2) − loop(N1))) / (N2 − N1): start-up, compiling the rules,
- * JIT compilation and the loop itself cancel out. `--no-concurrent-recompilation` makes the
- * optimizing compiler finish before the code it compiles runs on.
+ * JIT compilation and the loop itself cancel out.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { nArgs, withCallgrind } from './lib/callgrind.js';
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const N1 = arg('--n1', 20_000);
-const N2 = arg('--n2', 60_000);
-if (!(N2 > N1 && N1 >= 0 && N1 % 1000 === 0 && N2 % 1000 === 0)) throw new Error('--n1 < --n2, multiples of 1000');
-
-const dir = mkdtempSync(join(tmpdir(), 'policy-cg-'));
-try {
-  const bundle = join(dir, 'hotpath.mjs');
-  const b = spawnSync('npx', ['esbuild', 'bench/policy-hotpath.ts', '--bundle', '--platform=node', '--format=esm', '--conditions=source', `--outfile=${bundle}`, '--log-level=warning'], { stdio: 'inherit' });
-  if (b.status !== 0) throw new Error('esbuild failed');
-
-  /** Instructions callgrind counted for one run. */
-  const count = (mode: string, n: number) =>
-    new Promise<number>((resolve, reject) => {
-      const p = spawn('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', 'node', '--no-concurrent-recompilation', bundle, mode, String(n)], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      p.on('error', reject);
-      p.on('close', (code) => {
-        const m = /Collected : (\d+)/.exec(err);
-        if (code !== 0 || !m) reject(new Error(`callgrind ${mode} ${n}: exit ${code}\n${err.slice(-2000)}`));
-        else resolve(Number(m[1]));
-      });
-    });
-
+const [N1, N2] = nArgs(20_000, 60_000);
+await withCallgrind('bench/policy-hotpath.ts', async (count) => {
   const load0 = loadavg();
   const t0 = Date.now();
   const n = N2 - N1;
@@ -57,6 +28,4 @@ try {
   console.log(`policy filter under callgrind (node ${process.version}), N ${N1} and ${N2}, ${((Date.now() - t0) / 1000).toFixed(0)} s, load average ${load0.map((x) => x.toFixed(1)).join(' ')} → ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log(`  loop ${loop.toFixed(0)} instructions per iteration (subtracted; ${l1} / ${l2})`);
   for (const l of out) console.log(l);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+});

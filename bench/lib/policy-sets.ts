@@ -74,16 +74,21 @@ export function v6Policy(): Policy {
 
 // ---------------------------------------------------------------- frames in slots
 export const pool = new BufferPool({ count: 1024 * 8 });
-export function writeTcp(slot: number, src: number, dst: number, sport: number, dport: number, flags: number): void {
+/** Zero the slot's first `len` bytes and write an Ethernet header 02:..:01 → 02:..:02 of `etherType`; returns the L3 offset. */
+function ethernet(slot: number, len: number, etherType: number): number {
   const d = pool.data;
   const o = pool.off[slot];
-  d.fill(0, o, o + 54);
+  d.fill(0, o, o + len);
   d[o] = 2; // dst MAC 02:00:00:00:00:02
   d[o + 5] = 2;
   d[o + 6] = 2;
   d[o + 11] = 1;
-  d.writeUInt16BE(0x0800, o + 12);
-  const l3 = o + 14;
+  d.writeUInt16BE(etherType, o + 12);
+  return o + 14;
+}
+export function writeTcp(slot: number, src: number, dst: number, sport: number, dport: number, flags: number): void {
+  const d = pool.data;
+  const l3 = ethernet(slot, 54, 0x0800);
   d[l3] = 0x45;
   d.writeUInt16BE(40, l3 + 2);
   d[l3 + 8] = 64;
@@ -98,14 +103,7 @@ export function writeTcp(slot: number, src: number, dst: number, sport: number, 
 }
 export function writeTcp6(slot: number, src: number, dst: number, sport: number, dport: number, flags: number): void {
   const d = pool.data;
-  const o = pool.off[slot];
-  d.fill(0, o, o + 74);
-  d[o] = 2;
-  d[o + 5] = 2;
-  d[o + 6] = 2;
-  d[o + 11] = 1;
-  d.writeUInt16BE(0x86dd, o + 12);
-  const l3 = o + 14;
+  const l3 = ethernet(slot, 74, 0x86dd);
   d[l3] = 0x60;
   d.writeUInt16BE(20, l3 + 4);
   d[l3 + 6] = 6;
