@@ -189,7 +189,7 @@ const widePort = fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 
 const wideRule = fc.record({
   action: fc.constantFrom('allow' as const, 'deny' as const),
   from: fc.option(fc.record({ groups: fc.uniqueArray(fc.constantFrom('web', 'db'), { minLength: 1, maxLength: 2 }) }), { nil: undefined, freq: 3 }),
-  to: fc.option(fc.record({ cidrs: fc.constantFrom(['198.19.0.0/28'], ['198.19.0.8/29'], ['198.19.0.9']) }), { nil: undefined, freq: 3 }),
+  to: fc.option(fc.record({ cidrs: fc.constantFrom('198.19.0.0/28', '198.19.0.8/29', '198.19.0.9').map((c) => [c]) }), { nil: undefined, freq: 3 }),
   body: fc.oneof(
     { weight: 4, arbitrary: fc.record({ proto: fc.constantFrom('tcp' as const, 'udp' as const), ports: fc.array(fc.tuple(widePort, fc.nat(300)).map(([a0, w]) => { const a = Math.max(1, a0); return w < 150 ? String(a) : `${a}-${Math.min(65535, a + w)}`; }), { minLength: 1, maxLength: 3 }) }) },
     { weight: 1, arbitrary: fc.record({ proto: fc.constant('icmp' as const), icmpTypes: fc.uniqueArray(fc.nat(255), { minLength: 1, maxLength: 4 }) }) },
