@@ -5,6 +5,7 @@ import { ping } from '../../../test/lib/transfer.js';
 import { meshConfig, repoRoot } from '../../../test/lib/vtep.js';
 import { collectLines, until } from '../../../test/lib/wait.js';
 import type { Policy } from '../src/policy/rules.js';
+import { RUNNER_STOP_AND_READY } from '../../../test/lib/runner-script.js';
 
 // Real TCP and ping through the policy filter, in network namespaces: host 1 (web, 198.19.0.1)
 // and host 2 (db, 198.19.0.2) each run openHost with a PolicyFilter on the network; kernel
@@ -60,17 +61,7 @@ rl.on('line', (line) => {
     process.stdout.write('SET ' + Date.now() + ' ' + report() + '\\n');
   } else if (line === 'stats') process.stdout.write('STATS ' + report() + '\\n');
 });
-let closing = false;
-const stop = async () => {
-  if (closing) return;
-  closing = true;
-  await host.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-rl.on('close', stop);
-process.stdout.write('READY\\n');
-`;
+${RUNNER_STOP_AND_READY}`;
 
 /** Listens on ADDR for each of PORTS; every connection gets a line every 50 ms for LIFE_MS. */
 const SERVER = `
