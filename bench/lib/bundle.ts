@@ -11,33 +11,17 @@
  * createRequire'd optional packages) resolves exactly as under tsx.
  */
 import { readFileSync } from 'node:fs';
-import { builtinModules, createRequire } from 'node:module';
+import { builtinModules } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
 
-interface ResolveArgs {
-  path: string;
-  kind: string;
-  resolveDir: string;
-  pluginData?: unknown;
-}
-interface PluginBuild {
-  onResolve(o: { filter: RegExp }, cb: (a: ResolveArgs) => Promise<object | undefined> | object | undefined): void;
-  onLoad(o: { filter: RegExp }, cb: (a: { path: string }) => object): void;
-  resolve(path: string, o: { kind: string; resolveDir: string; pluginData: unknown }): Promise<{ path: string; errors: object[] }>;
-}
-interface Esbuild {
-  build(o: Record<string, unknown>): Promise<{ errors: object[] }>;
-}
-
-// esbuild is tsx's own dependency (no package of ours declares it).
-const esbuild = createRequire(createRequire(import.meta.url).resolve('tsx/package.json'))('esbuild') as Esbuild;
 const builtins = new Set(builtinModules);
 const OWN = Symbol('bundle.resolve');
 
 /** Bundle `entry` (a .ts file) into `outfile` (.mjs); resolves with the time it took. */
 export async function bundleEntry(entry: string, outfile: string): Promise<number> {
   const t = performance.now();
-  await esbuild.build({
+  await build({
     entryPoints: [entry],
     outfile,
     bundle: true,
@@ -49,7 +33,7 @@ export async function bundleEntry(entry: string, outfile: string): Promise<numbe
     plugins: [
       {
         name: 'bench-bundle',
-        setup(b: PluginBuild) {
+        setup(b) {
           b.onResolve({ filter: /^[^./]/ }, async (a) => {
             if (a.pluginData === OWN || a.path.startsWith('@overlay/') || a.path.startsWith('node:') || builtins.has(a.path.split('/')[0])) return undefined;
             const r = await b.resolve(a.path, { kind: a.kind, resolveDir: a.resolveDir, pluginData: OWN });
