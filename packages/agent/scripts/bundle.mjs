@@ -58,15 +58,11 @@ export function bundleFresh(dir = DEFAULT_OUT) {
 }
 
 function findEsbuild() {
-  const req = createRequire(join(ROOT, 'package.json'));
-  for (const from of [ROOT, dirname(req.resolve('tsx/package.json'))]) {
-    try {
-      return createRequire(join(from, 'package.json')).resolve('esbuild');
-    } catch {
-      // not installed there
-    }
+  try {
+    return createRequire(join(ROOT, 'package.json')).resolve('esbuild');
+  } catch {
+    return undefined; // an install without devDependencies
   }
-  return undefined;
 }
 
 async function bundle(OUT) {
