@@ -84,6 +84,8 @@ export interface MemberRec extends Member {
 
 /** A timer that fires this much after its time found the event loop stalled: decide after I/O. */
 export const STALL_MS = 100;
+/** A graceful leave is sent straight to this many live members (gossip carries it further). */
+export const LEAVE_DIRECT_MAX = 64;
 /** At most one direct alive to one address this often (answers to suspicions of us). */
 export const ANSWER_EVERY_MS = 250;
 

@@ -25,7 +25,7 @@ import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
 import { MAX_NAME_LEN } from './wire.js';
 import { type MembershipCounters, createMembershipCounters } from './counters.js';
-import { ANSWER_EVERY_MS, AnswerLimiter, DEFAULT_MAX_MEMBERS, STALL_MS, lifeguardTimeout, metaEqual, snapshot, type AckWait, type Member, type MemberRec, type MembershipDeps, type MemberState } from './membership-types.js';
+import { ANSWER_EVERY_MS, AnswerLimiter, DEFAULT_MAX_MEMBERS, LEAVE_DIRECT_MAX, STALL_MS, lifeguardTimeout, metaEqual, snapshot, type AckWait, type Member, type MemberRec, type MembershipDeps, type MemberState } from './membership-types.js';
 
 export type { Member, MemberState, MembershipEvents, MembershipDeps } from './membership-types.js';
 export { DEFAULT_MAX_MEMBERS, metaEqual } from './membership-types.js';
@@ -113,7 +113,14 @@ export class Membership {
     const dead: DeadMsg = { name: this.name, incarnation: this.incarnation, from: this.name };
     this.self.state = 'left';
     this.live--;
-    this.d.broadcast(`n:${this.name}`, encodeMessageField({ dead }));
+    const field = encodeMessageField({ dead });
+    this.d.broadcast(`n:${this.name}`, field);
+    // Gossip alone picks random targets, recently dead ones included: a live member could miss
+    // the leave, find us gone by probing and hold us as dead. So tell live members straight away
+    // (at most LEAVE_DIRECT_MAX; in a larger cluster gossip carries it to the rest).
+    const live = (x: MemberRec) => x !== this.self && (x.state === 'alive' || x.state === 'suspect');
+    const to = this.live <= LEAVE_DIRECT_MAX ? this.list.filter(live) : this.pickRandom(LEAVE_DIRECT_MAX, live);
+    for (const m of to) this.d.send({ ip: m.ip, port: m.port }, [field]);
   }
 
   /** Scale a timeout by local health (Lifeguard). */
@@ -541,7 +548,15 @@ export class Membership {
   dead(d: DeadMsg): void {
     const cur = this.members.get(d.name);
     if (!cur || d.incarnation < cur.incarnation) return;
-    if (cur.state === 'dead' || cur.state === 'left') return;
+    if (cur.state === 'left') return;
+    if (cur.state === 'dead') {
+      // Its own leave, after we found it gone: it left, it did not fail. Pass the correction on.
+      if (d.from !== d.name) return;
+      cur.state = 'left';
+      cur.incarnation = d.incarnation;
+      this.d.broadcast(`n:${d.name}`, encodeMessageField({ dead: d }));
+      return;
+    }
     if (d.name === this.name) {
       if (!this.leaving) this.refute(d.incarnation);
       return;
