@@ -41,6 +41,8 @@ export interface Handler {
 }
 
 const FRAME_CAP = MAX_CHUNK_BYTES + 64;
+/** close() waits at most this long for datagrams handed to the socket but not yet sent. */
+const CLOSE_FLUSH_MS = 1000;
 
 /** Why an inbound stream was refused or cut, or a push-pull stream failed (PushPullStreamError.reason). Append-only. */
 export const STREAM_DROP_REASONS = [
@@ -292,6 +294,9 @@ export function createRealIo(listen: Addr, options: RealIoOptions = {}): RealIo 
     );
   };
 
+  let unsent = 0;
+  let closed = false;
+  let flushed: (() => void) | undefined;
   return {
     drops,
     get streamsRefused() {
@@ -301,7 +306,11 @@ export function createRealIo(listen: Addr, options: RealIoOptions = {}): RealIo 
       return { open, unauthenticated: unauthenticated.size };
     },
     send(to, bytes) {
-      udp.send(bytes, to.port, to.ip, () => {});
+      if (closed) return;
+      unsent++;
+      udp.send(bytes, to.port, to.ip, () => {
+        if (--unsent === 0) flushed?.();
+      });
     },
     exchange(to: Addr, chunks: Uint8Array[], timeoutMs: number, done: ExchangeDone) {
       const sock = net.connect({ host: to.ip, port: to.port });
@@ -335,6 +344,15 @@ export function createRealIo(listen: Addr, options: RealIoOptions = {}): RealIo 
       });
     },
     async close() {
+      // dgram sends complete asynchronously and closing the socket discards the unsent ones: a
+      // graceful leave sent just before close would never leave the host. Wait for them (bounded).
+      closed = true;
+      if (unsent > 0) {
+        await new Promise<void>((res) => {
+          const t = setTimeout(res, CLOSE_FLUSH_MS);
+          flushed = () => (clearTimeout(t), res());
+        });
+      }
       udp.close();
       await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
     },

@@ -185,3 +185,27 @@ describe('sourceKey', () => {
     expect(sourceKey('2001:db8:0:1::1')).not.toBe(sourceKey('2001:db8::1'));
   });
 });
+
+describe('gossip datagrams on close (real UDP on loopback)', () => {
+  it('close() waits for datagrams handed to the socket: the last ones before it (a graceful leave) still go out', async () => {
+    // dgram sends complete asynchronously; closing the socket at once discarded the unsent ones, so
+    // an agent that sent its leave and closed in the same tick told nobody (failed the netns
+    // partition test). 50 sends then close(): every one must arrive (loopback does not drop 50
+    // small datagrams into an empty 200 KiB+ receive buffer).
+    const [pa, pb] = [await freePort(), await freePort()];
+    const a = createRealIo({ ip: '127.0.0.1', port: pa });
+    const b = createRealIo({ ip: '127.0.0.1', port: pb });
+    let got = 0;
+    await a.bind({ handlePacket: () => {}, handleExchange: () => [] });
+    await b.bind({ handlePacket: () => void got++, handleExchange: () => [] });
+    try {
+      for (let i = 0; i < 50; i++) a.send({ ip: '127.0.0.1', port: pb }, Buffer.alloc(200, i));
+      await a.close();
+      for (let t = 0; t < 50 && got < 50; t++) await sleep(20);
+      expect(got).toBe(50);
+      expect(() => a.send({ ip: '127.0.0.1', port: pb }, Buffer.alloc(10))).not.toThrow(); // after close: ignored
+    } finally {
+      await b.close();
+    }
+  });
+});
