@@ -29,6 +29,7 @@ import {
   createRevocation, parseCa, parseCert, parsePrefix, publicOfSeed, requestJoin, serveJoin, signCert, type CaKeyPair, type PkiErrorCode, type RevocationKindName,
 } from '@overlay/pki';
 import { queryControl } from './runtime.js';
+import { recordRevocation, watchRevocations } from './pki-signer.js';
 
 export const PKI_USAGE = {
   ca: 'agent ca init --dir DIR --name NAME [--days N]\n  Create a CA (DIR/ca.crt, DIR/ca.key); print its digest.\nagent ca serve --dir DIR --listen HOST:PORT\n  Answer joins with DIR\'s CA and token (a rotated token applies within 1 s).',
@@ -175,6 +176,8 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         const dir = need(s('dir'), 'dir');
         const signer = signerOf(dir, true);
         const srv = await serveJoin(signer, hostPort(need(s('listen'), 'listen'), 'listen'));
+        // DIR/revocations.pem (written by `agent revoke`): read now and on change; revoked keys are refused.
+        const unwatchRevocations = watchRevocations(dir, signer, (m) => err(`agent: ${m}\n`));
         // A `token rotate` from another shell replaces the secret here within the poll interval.
         const tokenPath = join(dir, 'token.json');
         watchFile(tokenPath, { interval: 500 }, () => {
@@ -191,6 +194,7 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
           process.once('SIGINT', () => resolve());
         });
         unwatchFile(tokenPath);
+        unwatchRevocations();
         await srv.close();
         err(`agent: joins ${JSON.stringify(signer.counts)}\n`);
         return 0;
@@ -213,7 +217,8 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         return 0;
       }
       case 'revoke': {
-        const ca = loadCa(need(s('dir'), 'dir'));
+        const dir = need(s('dir'), 'dir');
+        const ca = loadCa(dir);
         const socket = need(s('socket'), 'socket');
         const given = (['sign-key', 'wg-key', 'ca-digest', 'cert'] as const).filter((k) => s(k) !== undefined);
         if (given.length !== 1) throw new UsageError('give exactly one of --sign-key, --wg-key, --ca-digest, --cert');
@@ -228,6 +233,8 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
           target = { kind: 'signKey', key: parseCert(bytes).signKey };
         } else target = { kind: what === 'wg-key' ? 'wgKey' : 'signKey', key: b64key(s(what)!, what) };
         const rev = createRevocation(ca, { ...target, now, reason: s('reason') });
+        // Kept in DIR first, so DIR's signer (`agent ca serve`) refuses the key even if no agent answers.
+        recordRevocation(dir, rev);
         const a = (await queryControl(socket, 10_000, `revoke ${Buffer.from(rev.bytes).toString('base64')}`)) as { ok?: boolean; evicted?: string[]; error?: string; code?: string };
         if (!a.ok) throw new PkiError((a.code as PkiErrorCode | undefined) ?? 'invalid_argument', `the agent refused the revocation: ${a.error ?? 'no answer'}`);
         out(`revoked ${target.kind} ${target.kind === 'ca' ? Buffer.from(target.key).toString('hex') : Buffer.from(target.key).toString('base64')}; evicted here: ${a.evicted!.length ? a.evicted!.join(', ') : 'none'}\n`);

@@ -13,12 +13,13 @@
  * - Revocations: record kind 3 (network "pki") carries a CA-signed Revocation; a record whose
  *   revocation does not verify is refused (`record_revocation_invalid`). Applying one evicts the
  *   members it names at once: `evict` removes their tunnel peers and withdraws their records.
- * - Expiry: one timer at the earliest notAfter of an admitted certificate (or its CA); members
- *   whose certificate ended are evicted the same way.
+ * - Expiry: one timer at the earliest notAfter of an admitted certificate (or its CA), or the
+ *   earliest `keepUntil` of a revocation held; members whose certificate ended are evicted the
+ *   same way, and revocations past their horizon leave memory (`revocations_dropped`).
  *
  * Single-threaded; owned by one agent.
  */
-import { Admission, checkCert, parseRevocation, type Certificate, type TrustedCas } from '@overlay/pki';
+import { Admission, checkCert, parseRevocation, revocationKeepUntil, type Certificate, type TrustedCas } from '@overlay/pki';
 import { createHash } from 'node:crypto';
 import { CounterSet } from '@overlay/dataplane';
 import type { Clock, TimerHandle } from './env.js';
@@ -61,6 +62,7 @@ export const PKI_EVENTS = [
   'trust_reloaded',
   'revocations_adopted',
   'revocations_expired',
+  'revocations_dropped',
 ] as const;
 export type PkiEvent = (typeof PKI_EVENTS)[number];
 
@@ -161,7 +163,7 @@ export class AgentAdmission {
     for (const c of t.list()) if (!keep.has(Buffer.from(c.digest).toString('hex'))) t.remove(c.digest);
     for (const c of cas) if (!t.get(c.digest)) t.add(c);
     this.counters.add(this.counters.at.trust_reloaded);
-    const gone = this.admission.expire(this.d.clock.now());
+    const gone = this.expireNow();
     if (gone.length) this.evicted(gone, 'expired');
     return gone;
   }
@@ -175,10 +177,7 @@ export class AgentAdmission {
    */
   keepUntil(bytes: Uint8Array): number {
     try {
-      const r = parseRevocation(bytes, this.d.trusted);
-      const issuer = this.d.trusted.get(r.issuer)!;
-      const revokedCa = r.kind === 'ca' ? this.d.trusted.get(r.key) : undefined;
-      return Math.min(issuer.notAfter, revokedCa?.notAfter ?? Infinity);
+      return revocationKeepUntil(parseRevocation(bytes, this.d.trusted), this.d.trusted);
     } catch {
       return 0;
     }
@@ -250,6 +249,9 @@ export class AgentAdmission {
       this.counters.add(this.counters.at.revocations_invalid);
       throw e;
     }
+    // The timer also drops revocations from memory once they no longer matter.
+    const next = this.admission.nextExpiry();
+    if (next !== undefined) this.arm(next);
     if (gone.length === 0) return gone;
     this.counters.add(this.counters.at.revocations_applied);
     this.evicted(gone, 'revoked');
@@ -286,10 +288,18 @@ export class AgentAdmission {
     this.timer = null;
     this.timerAt = Infinity;
     if (this.stopped) return;
-    const gone = this.admission.expire(this.d.clock.now());
+    const gone = this.expireNow();
     if (gone.length) this.evicted(gone, 'expired');
     const next = this.admission.nextExpiry();
     if (next !== undefined) this.arm(next);
+  }
+
+  /** Admission.expire now, counting the revocations it dropped from memory. */
+  private expireNow(): string[] {
+    const held = this.admission.revocations.size;
+    const gone = this.admission.expire(this.d.clock.now());
+    if (held > this.admission.revocations.size) this.counters.add(this.counters.at.revocations_dropped, held - this.admission.revocations.size);
+    return gone;
   }
 
   stop(): void {

@@ -3,8 +3,9 @@
  * member is admitted when its certificate verifies against the trusted CAs and is for the keys and
  * name the member announces; an address claim is accepted only from the member whose certificate
  * covers it. A revocation evicts the members it names at once (found through an index by key and
- * by issuer, not a scan), and `expire` evicts members whose certificate or CA has ended; the
- * caller arms one timer at `nextExpiry()`.
+ * by issuer, not a scan), and `expire` evicts members whose certificate or CA has ended and drops
+ * revocations that no longer matter (RevocationSet.prune); the caller arms one timer at
+ * `nextExpiry()`.
  */
 import { checkCert, type Certificate, type TrustedCas, type VerifyWarning } from './cert.js';
 import type { PkiErrorCode } from './errors.js';
@@ -107,7 +108,7 @@ export class Admission {
    */
   applyRevocation(bytes: Uint8Array): string[] {
     const r = parseRevocation(bytes, this.trusted);
-    if (!this.revocations.add(r, this.trusted)) return [];
+    if (!this.revocations.add(r, this.trusted, this.clock())) return [];
     const gone = r.kind === 'ca' ? [...(this.byIssuer.get(hex(r.key)) ?? [])] : [this.byKey.get(hex(r.key))].filter((n): n is string => n !== undefined);
     for (const n of gone) {
       this.forget(n);
@@ -116,8 +117,13 @@ export class Admission {
     return gone;
   }
 
-  /** Evict members whose certificate (or its CA) has ended by `now`; returns their names. */
+  /**
+   * Evict members whose certificate (or its CA) has ended by `now`, and drop the revocations that
+   * no longer matter (counted `revocations.dropped`); returns the members evicted.
+   */
   expire(now = this.clock()): string[] {
+    const dropped = this.revocations.prune(now).length;
+    if (dropped) this.counts['revocations.dropped'] = (this.counts['revocations.dropped'] ?? 0) + dropped;
     const gone: string[] = [];
     for (const [name, c] of this.members) {
       const ca = this.trusted.get(c.issuer);
@@ -130,9 +136,12 @@ export class Admission {
     return gone;
   }
 
-  /** The earliest time an admitted member's certificate or CA ends (for one timer), or undefined. */
+  /**
+   * The earliest time an admitted member's certificate or CA ends, or a revocation stops mattering
+   * (for one timer), or undefined.
+   */
   nextExpiry(): number | undefined {
-    let t: number | undefined;
+    let t = this.revocations.nextExpiry();
     for (const c of this.members.values()) {
       const end = Math.min(c.notAfter, this.trusted.get(c.issuer)?.notAfter ?? 0);
       if (t === undefined || end < t) t = end;

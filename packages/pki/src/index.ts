@@ -5,7 +5,7 @@ export {
   checkCert, createCa, describeCert, parseCa, parseCert, renewAt, shouldRenew, signCert, verifyCert,
   type CaKeyPair, type CertFields, type Certificate, type CreateCaOptions, type SignCertOptions, type Verified, type VerifyWarning,
 } from './cert.js';
-export { RevocationKind, RevocationSet, createRevocation, parseRevocation, type Revocation, type RevocationKindName } from './revocation.js';
+export { RevocationKind, RevocationSet, createRevocation, parseRevocation, revocationKeepUntil, type Revocation, type RevocationKindName } from './revocation.js';
 export {
   JoinSigner, KNOWN_REFUSALS, TOKEN_PREFIX, answerJoin, formatToken, handleJoinRequest, makeJoinRequest, parseToken,
   type JoinSignerOptions, type JoinToken, type JoinerKeys,

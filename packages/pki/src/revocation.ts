@@ -3,6 +3,10 @@
  * CA (by digest). A RevocationSet holds the verified ones and answers in O(1) (hash sets keyed by
  * the key bytes); verifyCert consults it, so a revoked key's certificates and every certificate a
  * revoked CA issued fail. Records are kept as bytes so they can be gossiped on unchanged.
+ *
+ * A record stops mattering at `revocationKeepUntil`: its issuing CA's notAfter (every certificate
+ * that CA signed ends by then, and it can sign no new one), for a revoked CA no later than that
+ * CA's own end. `prune(now)` drops records past it, so the set is bounded by what can still matter.
  */
 import { Types, decode, encode } from './codec.js';
 import { fail } from './errors.js';
@@ -60,37 +64,85 @@ export function parseRevocation(bytes: Uint8Array, trusted: TrustedCas | readonl
   return { kind, key: new Uint8Array(b.key), time: b.time, issuer: new Uint8Array(b.issuer), reason: b.reason, bytes: new Uint8Array(bytes) };
 }
 
-/** Verified revocations; `isRevoked` and `isCaRevoked` are one hash lookup each. */
+/**
+ * Until when a revocation can matter (ms): the issuing CA's notAfter; for a revoked CA, no later
+ * than that CA's own notAfter when it is trusted. 0 when the issuer is not trusted.
+ */
+export function revocationKeepUntil(r: Pick<Revocation, 'kind' | 'key' | 'issuer'>, trusted: TrustedCas): number {
+  const issuer = trusted.get(r.issuer);
+  if (!issuer) return 0;
+  const revokedCa = r.kind === 'ca' ? trusted.get(r.key) : undefined;
+  return Math.min(issuer.notAfter, revokedCa?.notAfter ?? Infinity);
+}
+
+/**
+ * Verified revocations; `isRevoked` and `isCaRevoked` are one or two hash lookups. Each record is
+ * kept until `revocationKeepUntil` (the latest of the records naming the same key); `prune`
+ * drops the ones past it.
+ */
 export class RevocationSet {
-  private readonly keys = new Set<string>();
-  private readonly cas = new Set<string>();
-  private readonly records = new Map<string, Revocation>();
+  private readonly records = new Map<string, { rev: Revocation; until: number }>();
+  private earliest = Infinity;
 
   /**
    * Verify and add a record (bytes from a peer, or one built here). Returns false when it was
-   * already known; throws PkiError when it does not verify.
+   * already known (a later horizon from another issuer is kept) or, given `now`, when it no
+   * longer matters; throws PkiError when it does not verify.
    */
-  add(rev: Uint8Array | Revocation, trusted: TrustedCas | readonly (Uint8Array | Certificate)[]): boolean {
-    const r = parseRevocation(rev instanceof Uint8Array ? rev : rev.bytes, trusted);
+  add(rev: Uint8Array | Revocation, trusted: TrustedCas | readonly (Uint8Array | Certificate)[], now?: number): boolean {
+    const trust = trusted instanceof TrustedCas ? trusted : new TrustedCas(trusted);
+    const r = parseRevocation(rev instanceof Uint8Array ? rev : rev.bytes, trust);
+    const until = revocationKeepUntil(r, trust);
+    if (now !== undefined && now >= until) return false;
     const id = `${r.kind}:${hex(r.key)}`;
-    if (this.records.has(id)) return false;
-    this.records.set(id, r);
-    (r.kind === 'ca' ? this.cas : this.keys).add(hex(r.key));
+    const known = this.records.get(id);
+    if (known) {
+      if (until > known.until) this.records.set(id, { rev: r, until });
+      return false;
+    }
+    this.records.set(id, { rev: r, until });
+    if (until < this.earliest) this.earliest = until;
     return true;
   }
 
   /** An identity or WireGuard public key is revoked. */
   isRevoked(key: Uint8Array): boolean {
-    return key.length === KEY_LEN && this.keys.has(hex(key));
+    if (key.length !== KEY_LEN) return false;
+    const h = hex(key);
+    return this.records.has(`signKey:${h}`) || this.records.has(`wgKey:${h}`);
   }
 
   isCaRevoked(digest: Uint8Array): boolean {
-    return this.cas.has(hex(digest));
+    return this.records.has(`ca:${hex(digest)}`);
+  }
+
+  /** Drop the records that no longer matter at `now`; returns them. */
+  prune(now: number): Revocation[] {
+    if (now < this.earliest) return [];
+    const gone: Revocation[] = [];
+    this.earliest = Infinity;
+    for (const [id, e] of this.records) {
+      if (now >= e.until) {
+        this.records.delete(id);
+        gone.push(e.rev);
+      } else if (e.until < this.earliest) this.earliest = e.until;
+    }
+    return gone;
+  }
+
+  /** When the next record stops mattering (for the caller's one timer), or undefined when empty. */
+  nextExpiry(): number | undefined {
+    return this.earliest === Infinity ? undefined : this.earliest;
+  }
+
+  /** Until when the record naming `key` (of `kind`) is kept, or undefined when none is. */
+  keptUntil(kind: RevocationKindName, key: Uint8Array): number | undefined {
+    return this.records.get(`${kind}:${hex(key)}`)?.until;
   }
 
   /** Every record, as gossiped. */
   list(): Revocation[] {
-    return [...this.records.values()];
+    return [...this.records.values()].map((e) => e.rev);
   }
 
   get size(): number {

@@ -9,6 +9,10 @@
  * another key (the proof covers the keys) nor again (the signer remembers nonces for the time
  * window and refuses requests outside it). The signer's answer carries an HMAC under the same K
  * over the request and the answer, so the joiner knows the signer held the secret too.
+ *
+ * The signer reads revocations: a join or renewal for a revoked identity or WireGuard key is
+ * `revoked`, and every request is `ca_revoked` once its own CA is (its RevocationSet, fed by
+ * `revoke`; records are dropped when they stop mattering, at the CA's notAfter).
  */
 import { randomBytes } from 'node:crypto';
 import { Types, decode, encode } from './codec.js';
@@ -16,6 +20,7 @@ import { fail, PkiError, type PkiErrorCode } from './errors.js';
 import { checkWireGuardKey, edPrivateKey, edPublicKey, edSign, edVerify, equalBytes, hex, hkdf, hmac, KEY_LEN, sha256, SIG_LEN } from './keys.js';
 import { parseCa, signCert, verifyCert, type CaKeyPair, type Certificate } from './cert.js';
 import { parsePrefix, prefixContains, validPrefix, type Prefix } from './prefix.js';
+import { RevocationSet, type Revocation } from './revocation.js';
 
 export const TOKEN_PREFIX = 'OVL1';
 export const JOIN_VERSION = 1;
@@ -93,7 +98,7 @@ export function makeJoinRequest(token: JoinToken | string, keys: JoinerKeys, o: 
 }
 
 /** Codes a signer answers with; anything else from a peer is reported as bad_response. */
-export const KNOWN_REFUSALS = ['malformed', 'wrong_issuer', 'bad_secret', 'stale', 'bad_signature', 'bad_key', 'replayed', 'prefix_not_allowed', 'invalid_argument', 'busy', 'name_taken'] as const;
+export const KNOWN_REFUSALS = ['malformed', 'wrong_issuer', 'bad_secret', 'stale', 'bad_signature', 'bad_key', 'replayed', 'prefix_not_allowed', 'invalid_argument', 'busy', 'name_taken', 'revoked', 'ca_revoked'] as const;
 
 export interface JoinSignerOptions {
   ca: CaKeyPair;
@@ -115,6 +120,12 @@ export interface JoinSignerOptions {
    */
   issued?: Map<string, string>;
   onIssue?: (name: string, keyDigest: string) => void;
+  /**
+   * Revocations the signer refuses by (its CA's are added with `revoke`; a shared set may hold
+   * other trusted CAs' too): a request for a revoked identity or WireGuard key is `revoked`, and
+   * every request is `ca_revoked` once the signer's CA is revoked.
+   */
+  revocations?: RevocationSet;
 }
 
 /** The signer side: the CA key, the token secret, the nonces seen; counts every outcome. */
@@ -130,6 +141,7 @@ export class JoinSigner {
   private readonly nonces = new Map<string, number>();
   private readonly issued: Map<string, string>;
   private readonly onIssue: ((name: string, keyDigest: string) => void) | undefined;
+  readonly revocations: RevocationSet;
   /** Outcome counts: `issued` and one per refusal code. */
   readonly counts: Record<string, number> = { issued: 0 };
 
@@ -145,6 +157,15 @@ export class JoinSigner {
     this.maxNonces = o.maxNonces ?? 65_536;
     this.issued = o.issued ?? new Map();
     this.onIssue = o.onIssue;
+    this.revocations = o.revocations ?? new RevocationSet();
+  }
+
+  /**
+   * Refuse the key (or CA) a revocation names from now on: verified against the signer's CA
+   * (PkiError when it does not verify). False when it was known already or no longer matters.
+   */
+  revoke(rev: Uint8Array | Revocation, now: number): boolean {
+    return this.revocations.add(rev, [this.ca.cert], now);
   }
 
   private tokenParts(): JoinToken {
@@ -185,6 +206,9 @@ export class JoinSigner {
     if (Math.abs(now - b.time) > this.windowMs) fail('stale', 'the request time is outside the accepted window');
     if (!edVerify(edPublicKey(b.signKey), req.body, req.sig)) fail('bad_signature', 'the identity key did not sign the request');
     checkWireGuardKey(b.wgKey);
+    this.revocations.prune(now);
+    if (this.revocations.isCaRevoked(this.ca.cert.digest)) fail('ca_revoked', 'the signer\'s CA is revoked');
+    if (this.revocations.isRevoked(b.signKey) || this.revocations.isRevoked(b.wgKey)) fail('revoked', 'a key of the request is revoked');
     const id = hex(b.nonce);
     if (this.nonces.has(id)) fail('replayed', 'this request was seen already');
     const keyDigest = hex(sha256(b.signKey));

@@ -1,4 +1,4 @@
-import { createCa, generateSigningKey, generateWireGuardKey, signCert, type CaKeyPair, type SignCertOptions } from '@overlay/pki';
+import { PkiError, createCa, generateSigningKey, generateWireGuardKey, signCert, type CaKeyPair, type SignCertOptions } from '@overlay/pki';
 
 export const T0 = Date.UTC(2026, 0, 1);
 export const DAY = 86_400_000;
@@ -22,4 +22,15 @@ export const newCa = (name = 'ca-1', o: { notBefore?: number; lifetimeMs?: numbe
 export function keyTexts(k: Uint8Array): string[] {
   const b = Buffer.from(k);
   return [b.toString('hex'), b.toString('base64'), b.toString('base64url').slice(0, 40)];
+}
+
+/** The PkiError code `f` throws, or 'ok' (anything else is rethrown). */
+export function codeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof PkiError) return e.code;
+    throw e;
+  }
+  return 'ok';
 }
