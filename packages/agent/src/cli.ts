@@ -174,8 +174,12 @@ export async function runAgent(cfg: AgentConfig, log: Logger = configLogger(cfg)
     if (ok) log.info({ seeds: ok }, 'joined');
     else log.warn({ seeds: cfg.seeds.map((a) => `${a.ip}:${a.port}`) }, 'no seed answered yet; retrying in the background');
   }
-  /** Load `path` and apply it (all or nothing); what SIGHUP does with the file the agent started with. */
+  /**
+   * What SIGHUP does: re-read the PKI trust and certificate files at once (the 1 s poll is the
+   * fallback), then load `path`, the file the agent started with, and apply it (all or nothing).
+   */
   const reload = async (path: string) => {
+    pkiRuntime?.reload('SIGHUP');
     const a = await controlCommand(live, `apply ${path}`);
     if (a?.ok) return a.plan!;
     log.error({ error: a?.error }, 'config not applied (nothing changed)');

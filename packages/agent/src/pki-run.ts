@@ -97,8 +97,13 @@ export function sealKeysOf(cas: readonly Certificate[]): Uint8Array[] {
 export interface PkiRuntime {
   /** Absent without joinToken/joinServer (nothing to renew with). */
   renewer: CertRenewer | undefined;
-  /** Look at the trust and certificate files now (the poll does this every pollMs). */
-  poll(): void;
+  /**
+   * Look at the trust and certificate files now (the poll does this every pollMs, SIGHUP at
+   * once through `reload`); returns which changed files were taken.
+   */
+  poll(): { trust: boolean; cert: boolean };
+  /** SIGHUP: `poll` now, logging what it took (the agent's config is applied separately). */
+  reload(why?: string): { trust: boolean; cert: boolean };
   stop(): void;
 }
 
@@ -108,7 +113,8 @@ type Log = Pick<Logger, 'info' | 'warn'>;
  * While the agent runs (docs/pki.md "Renewal", "CA rollover"):
  * - renewal at 2/3 of the certificate's lifetime through the join server (pki-renew.ts); the
  *   new certificate is swapped in and written to the cert file (atomically);
- * - the trust file and the certificate file are read every `pollMs`: a changed trust file is
+ * - the trust file and the certificate file are read every `pollMs`, and at once on SIGHUP
+ *   (`reload`; the poll stays as the fallback): a changed trust file is
  *   trusted as a whole (members of a CA no longer there are evicted; the derived gossip keys follow
  *   it, the first CA's sealing), a changed certificate file is swapped in like a renewal. A file
  *   that does not parse or a certificate that is refused changes nothing (logged once per content).
@@ -192,21 +198,29 @@ export function startPkiRuntime(agent: Agent, cfg: AgentConfig, start: PkiStart,
     log.info({ pki: 'certificate file reloaded', cert: describeCert(parseCert(bytes)) }, 'pki');
   };
   const poll = () => {
-    for (const [path, last, reload, what] of [[p.ca, caText, reloadTrust, 'trust file'], [p.cert, certText, reloadCert, 'certificate file']] as const) {
+    const took = { trust: false, cert: false };
+    for (const [path, last, reload, what, k] of [[p.ca, caText, reloadTrust, 'trust file', 'trust'], [p.cert, certText, reloadCert, 'certificate file', 'cert']] as const) {
       const text = read(path);
       if (text === undefined || text === last) continue;
       try {
         reload(text);
+        took[k] = true;
       } catch (e) {
         once(what, text, e);
       }
     }
+    return took;
   };
   const timer = setInterval(poll, o.pollMs ?? 1000);
   timer.unref();
   return {
     renewer,
     poll,
+    reload: (why = 'SIGHUP') => {
+      const took = poll();
+      log.info({ pki: `trust and certificate files re-read (${why})`, ...took }, 'pki');
+      return took;
+    },
     stop: () => {
       clearInterval(timer);
       renewer?.stop();
