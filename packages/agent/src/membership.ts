@@ -2,7 +2,7 @@
  * SWIM membership with the Lifeguard extensions, as a state machine over an injected clock and
  * message sink (no I/O here).
  *
- * - Probing: round-robin over a shuffled member list; direct ping, then after the probe timeout
+ * - Probing (membership-probe.ts): round-robin over a shuffled member list; direct ping, then after the probe timeout
  *   indirect pings through `indirectChecks` random members, who answer ack or, Lifeguard, nack
  *   when the target stayed silent (so the requester can tell "target down" from "I am slow").
  * - Local health awareness (Lifeguard LHA): a score 0..max-1; probe interval and timeout are
@@ -19,13 +19,14 @@
  *
  * Single-threaded: all methods run on the owner's event loop.
  */
-import type { Addr, TimerHandle } from './env.js';
-import type { AliveMsg, DeadMsg, IndirectPingMsg, Message, NodeMeta, PingMsg, SuspectMsg } from './wire.js';
+import type { Addr } from './env.js';
+import type { AliveMsg, DeadMsg, Message, NodeMeta, SuspectMsg } from './wire.js';
 import { encodeMessageField } from './wire.js';
 import { type MembershipConfig, suspicionTimeoutMs } from './presets.js';
 import { MAX_NAME_LEN } from './wire.js';
 import { type MembershipCounters, createMembershipCounters } from './counters.js';
-import { ANSWER_EVERY_MS, AnswerLimiter, DEFAULT_MAX_MEMBERS, LEAVE_DIRECT_MAX, STALL_MS, lifeguardTimeout, metaEqual, snapshot, type AckWait, type Member, type MemberRec, type MembershipDeps, type MemberState } from './membership-types.js';
+import { Prober, type ProbeHost } from './membership-probe.js';
+import { ANSWER_EVERY_MS, AnswerLimiter, DEFAULT_MAX_MEMBERS, LEAVE_DIRECT_MAX, lifeguardTimeout, metaEqual, snapshot, type Member, type MemberRec, type MembershipDeps, type MemberState } from './membership-types.js';
 
 export type { Member, MemberState, MembershipEvents, MembershipDeps } from './membership-types.js';
 export { DEFAULT_MAX_MEMBERS, metaEqual } from './membership-types.js';
@@ -42,11 +43,8 @@ export class Membership {
   private readonly members = new Map<string, MemberRec>();
   /** Same members as an array, for O(1) random picks. */
   private readonly list: MemberRec[] = [];
-  private probeOrder: MemberRec[] = [];
-  private probeIndex = 0;
-  private seq = 0;
-  private readonly acks = new Map<number, AckWait>();
-  private probeTimer: TimerHandle | null = null;
+  /** Probe rounds, pending acks, answers to pings (membership-probe.ts). */
+  private readonly prober: Prober;
   /** Members we hold suspect (with a suspicion timer). */
   private readonly suspects = new Set<MemberRec>();
   /** Address → clock time we last sent our alive straight to it (answer()). */
@@ -61,6 +59,22 @@ export class Membership {
     this.name = deps.self.name;
     this.self = { ...deps.self, incarnation: 0, state: 'alive', since: deps.clock.now() };
     this.insert(this.self);
+    const host: ProbeHost = {
+      name: this.name,
+      d: deps,
+      counters: this.counters,
+      self: this.self,
+      list: this.list,
+      suspects: this.suspects,
+      running: () => this.running,
+      current: (m) => this.members.get(m.name) === m,
+      aliveCount: () => this.live,
+      scale: (ms) => this.scale(ms),
+      awareness: (delta) => this.applyAwareness(delta),
+      helpers: (k, target) => this.pickRandom(k, (m) => m !== target && m.state === 'alive'),
+      failed: (t) => this.suspect({ name: t.name, incarnation: t.incarnation, from: this.name }),
+    };
+    this.prober = new Prober(host);
   }
 
   get config(): MembershipConfig {
@@ -94,15 +108,12 @@ export class Membership {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.scheduleProbe(this.d.random() * this.d.config.probeIntervalMs);
+    this.prober.start();
   }
 
   stop(): void {
     this.running = false;
-    if (this.probeTimer) this.d.clock.clearTimeout(this.probeTimer);
-    this.probeTimer = null;
-    for (const w of this.acks.values()) this.d.clock.clearTimeout(w.timer);
-    this.acks.clear();
+    this.prober.stop();
     for (const m of this.list) if (m.suspicion) this.clearSuspicion(m);
   }
 
@@ -145,146 +156,6 @@ export class Membership {
     this.announce();
   }
 
-  // ---- probing -----------------------------------------------------------------------------
-
-  private scheduleProbe(delay: number): void {
-    if (!this.running) return;
-    this.probeTimer = this.d.clock.setTimeout(() => this.probeRound(), delay);
-  }
-
-  private nextTarget(): MemberRec | null {
-    for (let tries = 0; tries < 2; tries++) {
-      while (this.probeIndex < this.probeOrder.length) {
-        const m = this.probeOrder[this.probeIndex++];
-        if (m !== this.self && this.members.get(m.name) === m && (m.state === 'alive' || m.state === 'suspect')) return m;
-      }
-      // Reshuffle once per pass over the members (SWIM's round-robin with random order).
-      this.probeOrder = this.list.slice();
-      for (let i = this.probeOrder.length - 1; i > 0; i--) {
-        const j = Math.floor(this.d.random() * (i + 1));
-        const t = this.probeOrder[i];
-        this.probeOrder[i] = this.probeOrder[j];
-        this.probeOrder[j] = t;
-      }
-      this.probeIndex = 0;
-    }
-    return null;
-  }
-
-  private probeRound(): void {
-    this.probeTimer = null;
-    if (!this.running) return;
-    const interval = this.scale(this.d.config.probeIntervalMs);
-    const target = this.suspectToProbe() ?? this.nextTarget();
-    if (target) this.probe(target, interval);
-    this.scheduleProbe(interval);
-  }
-
-  /**
-   * While we hold suspects, a probe round goes to one of them instead, with the confirmation
-   * probes' probability (k+1)/(N−2): about k+1 probes a second reach a suspect cluster-wide, each
-   * carrying the suspicion (buddy system), so a live suspect hears it again every second and a
-   * dead one collects confirmations. The probe rate stays one per interval. Part of
-   * `confirmationProbes` (off: the plain round-robin of WAN and LOCAL).
-   */
-  private suspectToProbe(): MemberRec | null {
-    if (this.suspects.size === 0 || !this.d.config.confirmationProbes) return null;
-    const n = this.aliveCount();
-    if (this.d.random() * Math.max(1, n - 2) >= this.d.config.suspicionConfirmations + 1) return null;
-    let i = Math.floor(this.d.random() * this.suspects.size);
-    for (const m of this.suspects) if (i-- === 0) return m;
-    return null;
-  }
-
-  /** Run `fn` now, or, when its timer fired late (event loop stalled), after pending I/O is read. */
-  private afterIo(due: number, fn: () => void): void {
-    if (this.d.clock.now() - due > STALL_MS) this.d.clock.setTimeout(fn, 0);
-    else fn();
-  }
-
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0;
-    return this.seq;
-  }
-
-  private probe(target: MemberRec, interval: number): void {
-    this.counters.add(this.counters.at.probes);
-    if (target.suspicion) target.suspicion.probed = true;
-    const seqNo = this.nextSeq();
-    const timeout = this.scale(this.d.config.probeTimeoutMs);
-    let acked = false;
-    let expectedNacks = 0;
-    let nacks = 0;
-    let finished = false;
-    const clock = this.d.clock;
-    const wait: AckWait = {
-      onAck: () => {
-        if (acked || finished) return;
-        acked = true;
-        // Done: forget the wait and its pending step (indirect probes or finish), which is the
-        // only other place that would delete it — an acked probe must not stay in `acks`.
-        this.acks.delete(seqNo);
-        if (wait.timer !== null) clock.clearTimeout(wait.timer);
-        wait.timer = null;
-        target.heardAt = clock.now();
-        this.applyAwareness(-1);
-      },
-      onNack: () => {
-        nacks++;
-        this.counters.add(this.counters.at.nacks_received);
-      },
-      timer: null,
-    };
-    this.acks.set(seqNo, wait);
-    const fields: Uint8Array[] = [];
-    // Lifeguard's buddy system: a suspect hears it in the probe itself and refutes at once, rather
-    // than waiting for gossip (whose retransmissions may all miss it) or the next push-pull. The
-    // suspicion goes before the ping: the suspect refutes first, so its ack piggybacks the alive.
-    if (target.state === 'suspect') fields.push(encodeMessageField({ suspect: { name: target.name, incarnation: target.incarnation, from: this.name } }));
-    fields.push(encodeMessageField({ ping: { seqNo, target: target.name, replyIp: '', replyPort: 0 } }));
-    this.d.send({ ip: target.ip, port: target.port }, fields);
-
-    const indirect = () => {
-      if (acked || !this.running) return;
-      const helpers = this.pickRandom(this.d.config.indirectChecks, (m) => m !== target && m.state === 'alive');
-      this.counters.add(this.counters.at.indirect_probes, helpers.length);
-      const req: IndirectPingMsg = { seqNo, target: target.name, targetIp: target.ip, targetPort: target.port, nack: true };
-      const field = encodeMessageField({ indirectPing: req });
-      for (const h of helpers) {
-        expectedNacks++;
-        this.d.send({ ip: h.ip, port: h.port }, [field]);
-      }
-      // The verdict comes indirectTimeoutMs after this, and never after the next probe is due.
-      const window = Math.max(0, Math.min(this.scale(this.d.config.indirectTimeoutMs), interval - timeout));
-      // memberlist's TCP fallback: a reliable ping survives UDP loss that kills the probes.
-      if (this.d.streamPing) {
-        this.d.streamPing({ ip: target.ip, port: target.port }, target.name, Math.max(1, window), (ok) => {
-          if (ok) wait.onAck();
-        });
-      }
-      const due = clock.now() + window;
-      wait.timer = clock.setTimeout(() => this.afterIo(due, finish), window);
-    };
-    const finish = () => {
-      finished = true;
-      this.acks.delete(seqNo);
-      if (acked || !this.running) return;
-      this.counters.add(this.counters.at.probes_failed);
-      // Lifeguard: if helpers did not even nack, the problem may be us; otherwise nobody heard
-      // the target, which is the case SWIM suspects on.
-      if (expectedNacks > 0) {
-        if (nacks < expectedNacks) this.applyAwareness(expectedNacks - nacks);
-      } else {
-        this.applyAwareness(1);
-      }
-      const cur = this.members.get(target.name);
-      if (cur === target && (cur.state === 'alive' || cur.state === 'suspect')) {
-        this.suspect({ name: target.name, incarnation: target.incarnation, from: this.name });
-      }
-    };
-    wait.timer = clock.setTimeout(indirect, timeout);
-  }
-
   private pickRandom(k: number, ok: (m: MemberRec) => boolean): MemberRec[] {
     const out: MemberRec[] = [];
     const n = this.list.length;
@@ -319,10 +190,10 @@ export class Membership {
 
   /** Handle one membership message from `from` (the datagram's source). */
   handle(from: Addr, m: Message): void {
-    if ('ping' in m) this.onPing(from, m.ping);
-    else if ('indirectPing' in m) this.onIndirectPing(from, m.indirectPing);
-    else if ('ack' in m) this.acks.get(m.ack.seqNo)?.onAck();
-    else if ('nack' in m) this.acks.get(m.nack.seqNo)?.onNack?.();
+    if ('ping' in m) this.prober.onPing(from, m.ping);
+    else if ('indirectPing' in m) this.prober.onIndirectPing(from, m.indirectPing);
+    else if ('ack' in m) this.prober.ack(m.ack.seqNo);
+    else if ('nack' in m) this.prober.nack(m.nack.seqNo);
     else if ('alive' in m) this.alive(m.alive);
     else if ('suspect' in m) {
       this.suspect(m.suspect);
@@ -346,43 +217,6 @@ export class Membership {
     this.d.send(to, [encodeMessageField({ alive: this.selfAlive() })]);
   }
 
-  private onPing(from: Addr, p: PingMsg): void {
-    if (p.target !== '' && p.target !== this.name) return; // meant for a previous owner of this address
-    const to = p.replyIp ? { ip: p.replyIp, port: p.replyPort } : from;
-    this.d.send(to, [encodeMessageField({ ack: { seqNo: p.seqNo } })]);
-  }
-
-  private onIndirectPing(from: Addr, r: IndirectPingMsg): void {
-    const localSeq = this.nextSeq();
-    let done = false;
-    const clock = this.d.clock;
-    const wait: AckWait = {
-      onAck: () => {
-        if (done) return;
-        done = true;
-        this.acks.delete(localSeq);
-        clock.clearTimeout(wait.timer);
-        this.d.send(from, [encodeMessageField({ ack: { seqNo: r.seqNo } })]);
-      },
-      timer: null,
-    };
-    this.acks.set(localSeq, wait);
-    this.d.send({ ip: r.targetIp, port: r.targetPort }, [encodeMessageField({ ping: { seqNo: localSeq, target: r.target, replyIp: '', replyPort: 0 } })]);
-    const timeout = this.d.config.probeTimeoutMs;
-    // Nack at 80 % of the probe timeout so it arrives before the requester gives up.
-    wait.timer = clock.setTimeout(() => {
-      if (done) return;
-      if (r.nack) {
-        this.counters.add(this.counters.at.nacks_sent);
-        this.d.send(from, [encodeMessageField({ nack: { seqNo: r.seqNo } })]);
-      }
-      wait.timer = clock.setTimeout(() => {
-        done = true;
-        this.acks.delete(localSeq);
-      }, timeout * 0.2);
-    }, timeout * 0.8);
-  }
-
   /** Apply an alive message (also used for push-pull merges). */
   alive(a: AliveMsg, bootstrap = false): void {
     if (!this.usable(a)) return;
@@ -401,9 +235,7 @@ export class Membership {
     if (!cur) {
       const m: MemberRec = { name: a.name, ip: a.ip, port: a.port, incarnation: a.incarnation, state: 'alive', since: now, meta: a.meta };
       this.insert(m);
-      // Insert at a random position of the probe order so new members are probed soon.
-      const pos = Math.floor(this.d.random() * (this.probeOrder.length - this.probeIndex + 1)) + this.probeIndex;
-      this.probeOrder.splice(pos, 0, m);
+      this.prober.added(m);
       if (!bootstrap) this.d.broadcast(`n:${a.name}`, encodeMessageField({ alive: a }));
       this.d.events?.onJoin?.(snapshot(m));
       return;
@@ -493,7 +325,7 @@ export class Membership {
     // our round-robin gets there; a failure is the independent confirmation Lifeguard counts.
     // Each member does so with probability (k+1)/(N-2), so about k+1 extra probes per suspicion.
     if (this.d.config.confirmationProbes && (echo || s.from !== this.name) && this.running && k > 0 && this.d.random() * Math.max(1, n - 2) < k + 1) {
-      this.probe(cur, this.scale(this.d.config.probeIntervalMs));
+      this.prober.probe(cur, this.scale(this.d.config.probeIntervalMs));
     }
   }
 
@@ -513,7 +345,7 @@ export class Membership {
         sp.start = this.d.clock.now();
         sp.from = new Set([this.name]);
         this.rearmSuspicion(m);
-        if (this.running) this.probe(m, interval);
+        if (this.running) this.prober.probe(m, interval);
         return;
       }
       // Our own failed probe counts as the look once k others confirmed it (a real failure: no delay).
@@ -522,12 +354,12 @@ export class Membership {
         // We only heard of this suspicion: look ourselves before declaring (one probe, carrying
         // the suspicion), and decide once its verdict is in. A refutation that gossip lost comes
         // back with the ack or as the suspect's direct answer.
-        this.probe(m, interval);
+        this.prober.probe(m, interval);
         const verdict = this.scale(this.d.config.probeTimeoutMs) + Math.min(this.scale(this.d.config.indirectTimeoutMs), interval - this.scale(this.d.config.probeTimeoutMs));
         const again = this.d.clock.now() + verdict + 1;
         sp.timer = this.d.clock.setTimeout(() => {
           sp.timer = null;
-          this.afterIo(again, expire);
+          this.prober.afterIo(again, expire);
         }, verdict + 1);
         return;
       }
@@ -535,7 +367,7 @@ export class Membership {
     };
     sp.timer = this.d.clock.setTimeout(() => {
       sp.timer = null;
-      this.afterIo(due, expire);
+      this.prober.afterIo(due, expire);
     }, Math.max(0, due - this.d.clock.now()));
   }
 

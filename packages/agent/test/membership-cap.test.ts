@@ -85,7 +85,7 @@ describe('probe bookkeeping', () => {
     const { SimCluster } = await import('../src/simcluster.js');
     const c = new SimCluster({ n: 3, seed: 9 });
     c.bootstrapAll();
-    const pending = () => Math.max(...c.agents.map((a) => a.membership['acks'].size));
+    const pending = () => Math.max(...c.agents.map((a) => a.membership['prober'].acks.size));
     c.run(60_000);
     const early = pending();
     c.run(30 * 60_000);
