@@ -3,6 +3,7 @@ import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN,
 import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { IdentityTable } from './identity.js';
+import { FragmentTable } from './fragments.js';
 import { PROTO_ICMPV6, Policy6Path } from './filter6.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
@@ -27,7 +28,9 @@ import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js'
  * packet. ICMP echo requests open a flow keyed by their identifier and the matching echo replies
  * are its replies; other ICMP types (errors) and echo replies of no tracked request are judged
  * per packet and open nothing. Timeouts per state are the conntrack's (configurable); a timer expires flows every
- * `tickMs`. Non-first IPv4 fragments are dropped (`fragment`): they carry no ports to judge.
+ * `tickMs`. Fragments: a first fragment is judged as its datagram; when it passes, the rest of
+ * that datagram pass after it (fragments.ts, counted `fragments_passed`); a non-first fragment of
+ * no passed first fragment is dropped (`fragment`): it carries no ports to judge.
  * IPv6 is judged the same way by filter6.ts (its own conntrack; ICMPv6 echo tracked, Neighbor
  * Discovery passed as ARP is). Non-IP frames (ARP) pass.
  *
@@ -57,6 +60,8 @@ export const POLICY_COUNTERS = [
   'flows_revoked',
   'log_written',
   'log_suppressed',
+  /** Non-first fragments let through after their first fragment passed (fragments.ts). */
+  'fragments_passed',
   /** New flows whose source was identified by the VXLAN-GBP Group Policy ID, not by address. */
   'gbp_identified',
 ] as const;
@@ -141,6 +146,10 @@ export class PolicyFilter implements Stage {
   readonly conntrack: Conntrack;
   readonly conntrack6: Conntrack;
   private readonly v6: Policy6Path;
+  /** Datagrams whose first fragment passed, for their later fragments (IPv4 and IPv6). */
+  readonly fragments = new FragmentTable();
+  /** judgeFragment is having judge() decide a first fragment as its datagram. */
+  private firstFragment = false;
   /** The L4 fields of the packet being judged (readL4). */
   private readonly l4 = new Int32Array(5);
   /** The ruleset in force; replaced whole by setPolicy. */
@@ -182,6 +191,7 @@ export class PolicyFilter implements Stage {
     const next = new CompiledPolicy(validatePolicy(policy), (g) => this.identity.groupId(g), this.generation + 1);
     this.generation++;
     this.compiled = next;
+    this.fragments.clear();
     this.now = this.clock();
   }
 
@@ -248,7 +258,9 @@ export class PolicyFilter implements Stage {
     const total = ipv4Total(d, l3, end);
     if (total < 0) return this.dropAs(dir, D_MALFORMED);
     const hl = (d[l3] & 15) << 2;
-    if ((((d[l3 + 6] << 8) | d[l3 + 7]) & 0x1fff) !== 0) return this.dropAs(dir, D_FRAGMENT);
+    const ff = (d[l3 + 6] << 8) | d[l3 + 7];
+    // A fragment (MF set or an offset): judgeFragment (the first is judged here, as its datagram).
+    if ((ff & 0x3fff) !== 0 && !this.firstFragment) return this.judgeFragment(ctx, slot, dir, ff);
     const proto = d[l3 + 9];
     const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
     const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
@@ -324,6 +336,35 @@ export class PolicyFilter implements Stage {
     recordFlow(aux, e, c, id.version, dir, r, key);
     this.counters.add(this.counters.at.flows_opened);
     return PASS;
+  }
+
+  /**
+   * An IPv4 fragment. A later one passes only when its datagram's first fragment did; the first is
+   * judged by judge() as the datagram (its L4 header is whole) and, when it passes, remembered.
+   * Off the per-packet path: an unfragmented packet never comes here.
+   */
+  private judgeFragment(ctx: StageContext, slot: number, dir: number, ff: number): number {
+    const d = ctx.pool.data;
+    const l3 = ctx.l3;
+    const proto = d[l3 + 9];
+    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
+    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const ident = (d[l3 + 4] << 8) | d[l3 + 5];
+    if ((ff & 0x1fff) !== 0) {
+      if (!this.fragments.passes(src, dst, ident, proto, dir, 0, this.now)) return this.dropAs(dir, D_FRAGMENT);
+      if (this.gbp && dir === INSIDE) ctx.pool.group[slot] = this.identity.groupPolicyOf(src);
+      this.counters.add(this.counters.at.fragments_passed);
+      return PASS;
+    }
+    this.firstFragment = true;
+    let v: number;
+    try {
+      v = this.judge(ctx, slot, dir);
+    } finally {
+      this.firstFragment = false;
+    }
+    if (v === PASS) this.fragments.remember(src, dst, ident, proto, dir, 0, this.now);
+    return v;
   }
 
   /** Token bucket: true when an entry may be written (counted either way). */

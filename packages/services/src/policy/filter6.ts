@@ -4,6 +4,7 @@ import { addressKey6, equal16 } from '../vip/packet.js';
 import { ACTION_ALLOW, type CompiledPolicy } from './compile.js';
 import type { PolicyCounter } from './filter.js';
 import type { IdentityTable } from './identity.js';
+import type { FragmentTable } from './fragments.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_CLASH, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
   logged, readL4, recordFlow, revokeFlow, tally,
@@ -19,7 +20,8 @@ import {
  * two addresses (initiator, responder) beside it, compared byte for byte on every match: a
  * packet whose keys collide with another flow's is `tuple_clash`, never that flow's.
  * Extension headers: hop-by-hop, routing and destination options are skipped (at most 8); a
- * fragment header with a non-zero offset is `fragment` (a first fragment is judged by its ports).
+ * first fragment is judged by its ports and, when it passes, the rest of its datagram follow it
+ * (fragments.ts); a later fragment of no passed first fragment is `fragment`.
  * ICMPv6: echo requests (128) open a flow keyed by their identifier, echo replies (129) are its
  * replies; Neighbor Discovery (router/neighbor solicitation and advertisement, redirect: types
  * 133–137) passes unjudged, as ARP does for IPv4 — without it no IPv6 address is reachable;
@@ -36,6 +38,8 @@ export interface Policy6Host {
   readonly identity: IdentityTable;
   readonly counters: CounterSet<PolicyCounter>;
   readonly gbp: boolean;
+  /** Datagrams whose first fragment passed. */
+  readonly fragments: FragmentTable;
   /** The clock as of the last tick. */
   readonly nowMs: number;
   dropAs(dir: number, reason: number): number;
@@ -57,6 +61,9 @@ export class Policy6Path {
     this.addr = new Uint8Array(o.capacity * AW);
   }
 
+  /** judgeFirstFragment is having judge() decide a first fragment as its datagram. */
+  private firstFragment = false;
+
   judge(ctx: StageContext, slot: number, dir: number): number {
     const h = this.host;
     const pool = ctx.pool;
@@ -71,7 +78,15 @@ export class Policy6Path {
     for (let i = 0; i < 8 && (nh === 0 || nh === 43 || nh === 60 || nh === 44); i++) {
       if (l4 + 8 > l4end) return h.dropAs(dir, D_MALFORMED);
       if (nh === 44) {
-        if ((((d[l4 + 2] << 8) | d[l4 + 3]) & 0xfff8) !== 0) return h.dropAs(dir, D_FRAGMENT);
+        const ident = (d[l4 + 4] << 24) | (d[l4 + 5] << 16) | (d[l4 + 6] << 8) | d[l4 + 7];
+        if ((((d[l4 + 2] << 8) | d[l4 + 3]) & 0xfff8) !== 0) {
+          // A later fragment: it passes only after its datagram's first fragment did (fragments.ts).
+          if (!h.fragments.passes(addressKey6(d, l3 + 8), addressKey6(d, l3 + 24), ident, d[l4], dir, 1, h.nowMs)) return h.dropAs(dir, D_FRAGMENT);
+          if (h.gbp && dir === INSIDE) pool.group[slot] = h.identity.groupPolicyOf6(d, l3 + 8);
+          h.counters.add(h.counters.at.fragments_passed);
+          return PASS;
+        }
+        if ((d[l4 + 3] & 1) !== 0 && !this.firstFragment) return this.judgeFirstFragment(ctx, slot, dir, ident, d[l4]);
         nh = d[l4];
         l4 += 8;
       } else {
@@ -147,5 +162,21 @@ export class Policy6Path {
     recordFlow(aux, e, c, id.version, dir, r, key);
     h.counters.add(h.counters.at.flows_opened);
     return PASS;
+  }
+
+  /** A first fragment: judged by judge() as its datagram; when it passes, its later fragments may follow. */
+  private judgeFirstFragment(ctx: StageContext, slot: number, dir: number, ident: number, proto: number): number {
+    this.firstFragment = true;
+    let v: number;
+    try {
+      v = this.judge(ctx, slot, dir);
+    } finally {
+      this.firstFragment = false;
+    }
+    if (v === PASS) {
+      const d = ctx.pool.data;
+      this.host.fragments.remember(addressKey6(d, ctx.l3 + 8), addressKey6(d, ctx.l3 + 24), ident, proto, dir, 1, this.host.nowMs);
+    }
+    return v;
   }
 }
