@@ -139,7 +139,7 @@ describe('policy filter with real sockets, in namespaces', () => {
     return JSON.parse(l.slice(6));
   }
 
-  it('web → db:5432 connects and streams; web → db:8080 and db → web:9000 are denied; ping passes', async () => {
+  it('web → db:5432 connects and streams; web → db:8080 and db → web:9000 are denied; ping passes, fragmented too', async () => {
     const ok = client(1, DB, 5432, 3000);
     await until('data from db:5432', () => (ok.filter((l) => l.startsWith('DATA')).length >= 5 ? true : undefined), 15_000);
     const denied = client(1, DB, 8080, 5000, 3000);
@@ -148,6 +148,9 @@ describe('policy filter with real sockets, in namespaces', () => {
     expect(denied).toEqual(['TIMEOUT']);
     expect(back).toEqual(['TIMEOUT']);
     expect(await ping(tb.hosts[0], DB, 3)).toBe(3);
+    // 3000-byte echoes: each request and reply is 3 IP fragments on the TAP (MTU below 1500); the
+    // later fragments pass on their first fragment's verdict (they were all dropped before).
+    expect(await ping(tb.hosts[0], DB, 3, ['-s', '3000', '-M', 'dont'])).toBe(3);
     const web = await stats(1);
     const db = await stats(2);
     // db → web:9000 dropped at db's egress, web → db:8080 at web's egress, each SYN counted by default.
