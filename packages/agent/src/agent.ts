@@ -7,6 +7,7 @@
  * - membership.ts: SWIM/Lifeguard; pushpull.ts: state exchange and stream ping;
  * - records.ts: the signed record table (LWW, verification, owner index); endpoints.ts: the
  *   endpoint kind and what it programs (program.ts);
+ * - agent-types.ts: the options and event types (re-exported here);
  * - here: lifecycle, joining (retried with backoff), our own records, gossip rounds, reaping,
  *   TOFU pinning of signing keys, tunnel peers and status.
  *
@@ -15,12 +16,12 @@
  */
 import nacl from 'tweetnacl';
 import { OverlayError, formatIpAddress, formatMac, readMac } from '@overlay/dataplane';
-import type { WireGuardDevice } from '@overlay/crypto';
-import type { Addr, Clock, PacketNet, StreamNet, TimerHandle } from './env.js';
+import type { Addr, TimerHandle } from './env.js';
+import type { AgentOptions, LocalEndpoint, NetworkSpec } from './agent-types.js';
 import { addrKey } from './env.js';
 import { GossipQueues } from './gossip-queues.js';
 import { NetworkGossip } from './networks-gossip.js';
-import { Membership, type Member, type MembershipEvents } from './membership.js';
+import { Membership, type Member } from './membership.js';
 import { type MembershipConfig, LAN } from './presets.js';
 import { type AgentCounters, type AgentDrops, createAgentCounters, createAgentDrops } from './counters.js';
 import { Envelopes } from './envelope.js';
@@ -30,91 +31,12 @@ import { RecordSync } from './record-sync.js';
 import { Joiner } from './join.js';
 import { SigningKeys } from './signing-keys.js';
 import { type EndpointData, type EndpointRecord, ENDPOINT_KIND, endpointKind } from './endpoints.js';
-import { type DataplaneControl, Programmer } from './program.js';
-import type { Sealer } from './keyring.js';
+import { Programmer } from './program.js';
 import { type Message, type NodeMeta, PROTOCOL_MAX, PROTOCOL_MIN, encodeMessageField } from './wire.js';
-import { AgentAdmission, isAdopter, type PkiOptions, REVOCATION_KIND, REVOCATION_NETWORK, type RevocationData, revocationId } from './pki-admission.js';
+import { AgentAdmission, isAdopter, REVOCATION_KIND, REVOCATION_NETWORK, type RevocationData, revocationId } from './pki-admission.js';
 import { parseRevocation } from '@overlay/pki';
 
-/**
- * WireGuard peer programming: the crypto package's `WireGuardDevice` satisfies this directly.
- * Each live member that advertises a WireGuard key becomes a peer at its VTEP address and
- * advertised port; a dead or departed member's peer is removed. `peers()` feeds `agent status`.
- */
-export type TunnelPeers = Pick<WireGuardDevice, 'setPeer' | 'removePeer'> & Partial<Pick<WireGuardDevice, 'peers'>>;
-
-/** Record change events; `rec` is the stored record (treat as read-only). */
-export interface AgentEvents extends MembershipEvents {
-  onRecord?(rec: SignedRecord): void;
-}
-
-export interface LocalEndpoint {
-  id: string;
-  mac: Uint8Array;
-  ipv4?: Uint8Array;
-  ipv6?: Uint8Array;
-}
-
-export interface NetworkSpec {
-  name: string;
-  vni: number;
-}
-
-export interface AgentOptions {
-  name: string;
-  /** Address peers reach our gossip (UDP) and push-pull (TCP) on. */
-  advertise: Addr;
-  /** Underlay address of our VXLAN endpoint; default the advertise ip. */
-  vtep?: string;
-  vtepPort?: number;
-  /** Ed25519 secret key (64 bytes, tweetnacl format). Persist it: it is the node's identity. */
-  signingKey: Uint8Array;
-  wireguard?: { publicKey: string; port: number };
-  sealer: Sealer;
-  config?: MembershipConfig;
-  clock: Clock;
-  random?: () => number;
-  packets: PacketNet;
-  streams: StreamNet;
-  /** Networks this node is attached to; records of other networks are kept but not programmed. */
-  networks?: NetworkSpec[];
-  dataplane?: DataplaneControl;
-  tunnel?: TunnelPeers;
-  events?: AgentEvents;
-  /** Record kinds besides endpoints (one RecordKind each, e.g. service instances). */
-  kinds?: RecordKind<unknown>[];
-  /** Members kept at most, any state, self included (membership.ts DEFAULT_MAX_MEMBERS). */
-  maxMembers?: number;
-  /** Deleted records are forgotten this long after they arrived. Default 30 min. */
-  tombstoneReapMs?: number;
-  /** Dead/left members and their records are forgotten after this. Default 1 h. */
-  deadNodeReapMs?: number;
-  /** Packets whose send time is farther than this from ours are dropped. Default 120 s. */
-  maxClockSkewMs?: number;
-  /**
-   * Every this many ms, push-pull with one random member declared dead (not left), as serf's
-   * reconnect does: the only way two sides of a healed partition find each other again once
-   * gossip-to-the-dead has expired. Default 30 s.
-   */
-  reconnectIntervalMs?: number;
-  /** Session id; default clock.now(). Must grow across restarts of the same node. */
-  session?: number;
-  /**
-   * Encoded protobuf fields appended to the body of every record this node signs, as a newer
-   * version that added fields would: for wire-compatibility tests only.
-   */
-  recordExtension?: Uint8Array;
-  /**
-   * 'network': take and spread endpoint and service records of our `networks` only, advertised in
-   * our meta (networks-gossip.ts); 'cluster': every record, as protocol 2. Default: 'network'
-   * when `networks` is given, else 'cluster'.
-   */
-  gossipScope?: 'network' | 'cluster';
-  /** Delta push-pull with peers that speak it (pushpull.ts); default true. */
-  deltaPushPull?: boolean;
-  /** Admission by certificate (pki-admission.ts); absent: every cluster-key holder takes part. */
-  pki?: PkiOptions;
-}
+export type { AgentEvents, AgentOptions, LocalEndpoint, NetworkSpec, TunnelPeers } from './agent-types.js';
 
 /** Records learned by push-pull and signed less than this long ago are gossiped on (see PushPull applyRecord). */
 export const FRESH_RECORD_MS = 30_000;
