@@ -61,11 +61,12 @@ export async function udp(client: TestHost, dst: string, o: { seconds: number; s
   if (j.error) throw new Error(`iperf3: ${j.error}`);
   const s = j.end.sum_received ?? j.end.sum;
   const sent = j.end.sum_sent ?? j.end.sum;
-  // Delivered = what the receiver counted, and loss = 1 − received / sent. iperf3's own
-  // lost_packets counts gaps below the highest sequence number received, so a stream whose tail
-  // never arrives (every packet after some point dropped) showed as 0 % loss at the sender's rate.
+  // The receiver's `packets` is the highest sequence number it saw and `lost_packets` the gaps
+  // below it, so delivered = packets − lost_packets, and loss is against what was sent: a stream
+  // whose tail never arrives (every packet after some point dropped) showed, by iperf3's own
+  // lost_percent, as 0 % loss, and sent − lost as the sender's full rate.
   const sentPackets = sent.packets ?? 0;
-  const received = j.end.sum_received ? (s.packets ?? 0) : sentPackets - (s.lost_packets ?? 0);
+  const received = (j.end.sum_received ? (s.packets ?? 0) : sentPackets) - (s.lost_packets ?? 0);
   const secs = s.seconds || o.seconds;
   const lossPct = sentPackets > 0 ? Math.max(0, (100 * (sentPackets - received)) / sentPackets) : (s.lost_percent ?? 0);
   return { pps: received / secs, lossPct, gbps: (s.bits_per_second ?? 0) / 1e9 };
