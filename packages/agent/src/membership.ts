@@ -125,13 +125,14 @@ export class Membership {
     this.self.state = 'left';
     this.live--;
     const field = encodeMessageField({ dead });
-    this.d.broadcast(`n:${this.name}`, field);
     // Gossip alone picks random targets, recently dead ones included: a live member could miss
     // the leave, find us gone by probing and hold us as dead. So tell live members straight away
-    // (at most LEAVE_DIRECT_MAX; in a larger cluster gossip carries it to the rest).
+    // (at most LEAVE_DIRECT_MAX; in a larger cluster gossip carries it to the rest). Sent before
+    // it is queued, so these packets do not carry it twice or spend its gossip budget.
     const live = (x: MemberRec) => x !== this.self && (x.state === 'alive' || x.state === 'suspect');
     const to = this.live <= LEAVE_DIRECT_MAX ? this.list.filter(live) : this.pickRandom(LEAVE_DIRECT_MAX, live);
     for (const m of to) this.d.send({ ip: m.ip, port: m.port }, [field]);
+    this.d.broadcast(`n:${this.name}`, field);
   }
 
   /** Scale a timeout by local health (Lifeguard). */
