@@ -13,11 +13,15 @@ import { AgentCluster } from './lib/agent-cluster.js';
  * applies a new file through `agent apply` and host 1's agent re-reads its file on SIGHUP. The
  * new version adds a service and drops the rule allowing TCP 5202; ping and the stream on 5201 are
  * allowed by both versions: 0 pings lost, no one-second interval of the stream without bytes.
- * Then TCP 5202 is refused (the new rule is in the dataplane) while 5201 still connects.
+ * Then TCP 5202 is refused (the new rule is in the dataplane) while 5201 still connects. The new
+ * version has 300 more rules, so both agents compile it in a worker (compile-off-thread.ts): the
+ * shipped agent's worker path runs here, under traffic.
  */
 const RULES = (ports: string[]) => ["{ id: ping, action: allow, proto: icmp }", ...ports.map((p) => `{ id: tcp-${p}, action: allow, proto: tcp, ports: ['${p}'] }`)];
 const V1 = { allow: RULES(['5201', '5202']) };
-const V2 = { allow: RULES(['5201']) };
+/** V2 also has 300 rules no test traffic meets, so the agents compile it in a worker (OFF_THREAD_MIN_RULES = 256). */
+const FILLER = Array.from({ length: 300 }, (_, i) => `{ id: filler-${i}, action: deny, proto: udp, ports: ['${30_000 + i}'] }`);
+const V2 = { allow: [...RULES(['5201']), ...FILLER] };
 
 class PolicyCluster extends AgentCluster {
   version = V1;
@@ -89,7 +93,7 @@ describe('agent apply and SIGHUP under traffic', () => {
       expect(planned.code).toBe(0);
       expect(planned.stdout).toContain(`+ instance blue/extra/extra-0: endpoint=ep-0 ports=9/tcp`);
       expect(planned.stdout).toContain('- rule blue/tcp-5202: #2 service');
-      expect(planned.stdout).toMatch(/2 to add, 1 to change, 1 to remove; all live\n$/);
+      expect(planned.stdout).toMatch(/302 to add, 1 to change, 1 to remove; all live\n$/);
 
       const ping = h0.run('ping', ['-c', '600', '-i', '0.01', '-W', '1', c.ip(1)], { timeoutMs: 30_000 });
       const stream = h0.run('iperf3', ['-c', c.ip(1), '-p', '5201', '-t', '5', '-J'], { timeoutMs: 30_000 });

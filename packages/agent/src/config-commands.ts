@@ -37,7 +37,7 @@ export async function controlCommand(live: LiveConfig, line: string): Promise<Co
   if (line.startsWith('apply ')) {
     try {
       const next = loadConfig(line.slice(6), { host: live.cfg.cluster ? live.cfg.name : undefined });
-      return { ok: true, plan: live.apply(next) };
+      return { ok: true, plan: await live.applyAsync(next) };
     } catch (e) {
       const err = e as { message?: string; code?: string };
       return { error: err.message ?? String(e), code: err.code };

@@ -117,6 +117,45 @@ describe('plan and apply', () => {
     expect(live.applied).toBe(3);
   });
 
+  it('applyAsync: a large policy compiled in a worker, swapped in whole; applies run in order; a bad one changes nothing', async () => {
+    const { live, calls } = runtime(validateConfig(base()));
+    live.start();
+    const f = live.filters.get(100)!;
+    const gen = f.compiled.generation;
+    const big = (n: number, extra: object[] = []): any => {
+      const c = base();
+      const rules: object[] = Array.from({ length: n }, (_, i) => ({ id: `r${i}`, action: 'allow', from: { groups: ['web'] }, to: { groups: [`g${i % 50}`] }, proto: 'tcp', ports: [String(10_000 + i)] }));
+      c.policies[0].tiers.network.push(...rules, ...extra);
+      return c;
+    };
+    calls.length = 0;
+    // Two applies asked at once: the second waits for the first, so the last asked is what stays.
+    const first = live.applyAsync(validateConfig(big(600)));
+    const second = live.applyAsync(validateConfig(big(700)));
+    await Promise.all([first, second]);
+    expect(live.filters.get(100)).toBe(f);
+    expect(f.compiled.size).toBe(701);
+    expect(f.compiled.generation).toBe(gen + 2);
+    expect(f.explain({ src: '198.19.0.11', dst: '198.19.0.21', proto: 'tcp', port: 5432 }).ruleId).toBe('web-db');
+    expect(f.explain({ src: '198.19.0.11', dst: '198.19.0.21', proto: 'tcp', port: 10_699 }).action).toBe('allow'); // web → default allow
+    expect(calls).toEqual([]);
+
+    // A bad rule deep in a large policy: refused by the worker's validation, nothing swapped.
+    const bad = validateConfig(big(700));
+    (bad.policies[0].policy.tiers!.network as any[])[650].ports = ['99999'];
+    await expect(live.applyAsync(bad)).rejects.toMatchObject({ code: 'OVL_ERR_POLICY' });
+    expect(f.compiled.generation).toBe(gen + 2);
+    expect(f.compiled.size).toBe(701);
+
+    // A network that gets its first policy: its filter is built with the prepared rules.
+    await live.applyAsync(validateConfig({ ...base(), policies: [] }));
+    expect(calls).toEqual(['removeStage 100 policy']);
+    calls.length = 0;
+    await live.applyAsync(validateConfig(big(400)));
+    expect(calls).toEqual(['addStage 100 policy']);
+    expect(live.filters.get(100)!.compiled.size).toBe(401);
+  }, 60_000);
+
   it('identity: an endpoint\'s groups and its services\' names, from every host of a cluster file', () => {
     const doc: any = {
       version: 1,

@@ -1,8 +1,11 @@
 import type { NormalPolicy, NormalRule, PolicyAction, Tier } from './rules.js';
-import { buildSides, collectCidr4, collectCidr6, collectGroups, type GroupLists, type SideIndex } from './compile-sides.js';
+import { collectCidr4, collectCidr6, collectGroups, type GroupLists, type SideIndex } from './compile-sides.js';
 
 export type { GroupLists } from './compile-sides.js';
-import { BUCKETS, NONE, flatten, paint, rowKeys, type RowKeys } from './compile-rows.js';
+import { BUCKETS, NONE, type RowKeys } from './compile-rows.js';
+import { KEY_AT, NC, buildTables, classOf, pairHash, policyHead, type BuiltPolicy, type CompileOptions } from './compile-tables.js';
+
+export { ACTION_ALLOW, ACTION_DENY, CLASS_ICMP, CLASS_ICMP6, CLASS_OTHER, CLASS_TCP, CLASS_UDP, MAX_CELLS_PER_RULE, classOf, type BuiltPolicy, type CompileOptions, type PolicyHead, type PolicyTables } from './compile-tables.js';
 
 /**
  * The compiled evaluator: (protocol, source, destination, destination port or ICMP type, the
@@ -39,38 +42,14 @@ import { BUCKETS, NONE, flatten, paint, rowKeys, type RowKeys } from './compile-
  * Groups are small integers given by the filter's registry (`groupId`); an identity is an offset
  * into the identity table's bitsets (-1: in no group); its group ids are listed per slot.
  */
-export const CLASS_TCP = 0;
-export const CLASS_UDP = 1;
-export const CLASS_ICMP = 2;
-export const CLASS_ICMP6 = 3;
-export const CLASS_OTHER = 4;
-const NC = 5;
-const SPACE = [65536, 65536, 256, 256, 1] as const;
 /** Per class: key >>> KEY_SHIFT is its bucket in a long row (compile-rows.ts BUCKETS = 256). */
 const KEY_SHIFT = [8, 8, 0, 0, 0] as const;
-/** Where each class's keys start in `keyLive`. */
-const KEY_AT = [0, 65536, 131072, 131328, 131584] as const;
 
-export const ACTION_DENY = 0;
-export const ACTION_ALLOW = 1;
-export const MAX_CELLS_PER_RULE = 1024;
-
-export function classOf(proto: number): number {
-  return proto === 6 ? CLASS_TCP : proto === 17 ? CLASS_UDP : proto === 1 ? CLASS_ICMP : proto === 58 ? CLASS_ICMP6 : CLASS_OTHER;
-}
-
-export interface CompileOptions {
-  /** Atom pairs above which a rule is walked (residual) instead of filed in cells. Default 1024. */
-  maxCellsPerRule?: number;
-  /** Build the per source atom key index (compile-rows.ts). Default true; false: every cell probed (tests). */
-  rowIndex?: boolean;
-}
 
 export class CompiledPolicy {
   readonly size: number;
   readonly ids: readonly string[];
   readonly tiers: readonly Tier[];
-  readonly rules: readonly NormalRule[];
   readonly defaultAction: number;
   /** Per rule: ACTION_ALLOW or ACTION_DENY. */
   readonly action: Uint8Array;
@@ -101,7 +80,7 @@ export class CompiledPolicy {
   private readonly cellMin: Int32Array;
   readonly cellCount: number;
   /** Per class and key: 1 when some filed rule of the class covers the key (else no cell can answer). */
-  private readonly keyLive = new Uint8Array(131585);
+  private readonly keyLive: Uint8Array;
   /** Residual rules per class (ascending), with their atoms and ranges. */
   private readonly resStart: Int32Array;
   private readonly resRules: Int32Array;
@@ -113,145 +92,48 @@ export class CompiledPolicy {
   private readonly rg: Int32Array;
 
   constructor(
-    p: NormalPolicy,
+    /** The validated policy, or one a worker built already (compile-off-thread.ts) with the same group ids. */
+    p: NormalPolicy | BuiltPolicy,
     groupId: (name: string) => number,
     readonly generation: number,
     o: CompileOptions = {},
   ) {
-    const rules = p.rules;
-    const n = rules.length;
-    const maxCells = o.maxCellsPerRule ?? MAX_CELLS_PER_RULE;
+    const built = 'tables' in p ? p : undefined;
+    const head = built ? built.head : policyHead(p as NormalPolicy);
+    const n = head.ids.length;
     this.size = n;
-    this.rules = rules;
-    this.ids = rules.map((r) => r.id);
-    this.tiers = rules.map((r) => r.tier);
-    this.defaultAction = p.defaultAction === 'allow' ? ACTION_ALLOW : ACTION_DENY;
-    this.action = Uint8Array.from(rules, (r) => (r.action === 'allow' ? ACTION_ALLOW : ACTION_DENY));
-    this.log = Uint8Array.from(rules, (r) => (r.log ? 1 : 0));
+    this.ids = head.ids;
+    this.tiers = head.tiers;
+    this.defaultAction = head.defaultAction;
+    this.action = head.action;
+    this.log = head.log;
     this.drops = new Float64Array(2 * (n + 1));
     this.allows = new Float64Array(2 * (n + 1));
-    const { from, to, fromAtoms, toAtoms } = buildSides(rules, groupId);
-    this.from = from;
-    this.to = to;
-    const nTo = to.count;
-
-    // Per rule: ranges per class ([lo, hi] pairs), or null when the rule does not apply to it.
-    const rangesOf = (r: NormalRule, c: number): number[] | null => {
-      if (r.proto !== 0 && classOf(r.proto) !== c) return null;
-      return r.ranges === undefined || r.proto === 0 ? [0, SPACE[c] - 1] : r.ranges;
-    };
-
-    // Cells: (source atom, destination atom) → the rules filed under it, ascending.
-    const cellOf = new Map<number, number>();
-    const cellS: number[] = [];
-    const cellD: number[] = [];
-    const cellRules: number[][] = [];
-    const residual: number[][] = [[], [], [], [], []];
-    const live = new Int32Array(this.keyLive.length + 1); // +1 at a range's start, −1 past its end
-    for (let r = 0; r < n; r++) {
-      const F = fromAtoms[r];
-      const T = toAtoms[r];
-      if (F.length * T.length > maxCells) {
-        for (let c = 0; c < NC; c++) if (rangesOf(rules[r], c) !== null) residual[c].push(r);
-        continue;
-      }
-      for (const s of F) {
-        for (const d of T) {
-          const key = s * nTo + d;
-          let cell = cellOf.get(key);
-          if (cell === undefined) {
-            cell = cellRules.length;
-            cellOf.set(key, cell);
-            cellS.push(s);
-            cellD.push(d);
-            cellRules.push([]);
-          }
-          cellRules[cell].push(r);
-        }
-      }
-      for (let c = 0; c < NC; c++) {
-        const rg = rangesOf(rules[r], c);
-        if (rg !== null) {
-          for (let k = 0; k < rg.length; k += 2) {
-            live[KEY_AT[c] + rg[k]]++;
-            live[KEY_AT[c] + rg[k + 1] + 1]--;
-          }
-        }
-      }
-    }
-    for (let k = 0, sum = 0; k < this.keyLive.length; k++) {
-      sum += live[k];
-      this.keyLive[k] = sum > 0 ? 1 : 0;
-    }
-    const cells = cellRules.length;
-    this.cellCount = cells;
-
-    // Intervals per (cell, class).
-    this.kStart = new Int32Array(cells * NC + 1);
-    this.cellMin = new Int32Array(cells * NC).fill(NONE);
-    const kLo: number[] = [];
-    const kRule: number[] = [];
-    for (let cell = 0; cell < cells; cell++) {
-      for (let c = 0; c < NC; c++) {
-        const x = cell * NC + c;
-        this.kStart[x] = kLo.length;
-        const list: number[] = [];
-        const lists: number[][] = [];
-        for (const r of cellRules[cell]) {
-          const rg = rangesOf(rules[r], c);
-          if (rg === null) continue;
-          list.push(r);
-          lists.push(rg);
-        }
-        if (list.length === 0) continue;
-        this.cellMin[x] = list[0];
-        paint(list, lists, SPACE[c], kLo, kRule);
-      }
-    }
-    this.kStart[cells * NC] = kLo.length;
-    this.kLo = Int32Array.from(kLo);
-    this.kRule = Int32Array.from(kRule);
-
-    // Rows per source atom, and the pair hash.
-    const nFrom = from.count;
-    this.rowStart = new Int32Array(nFrom + 1);
-    for (let cell = 0; cell < cells; cell++) this.rowStart[cellS[cell] + 1]++;
-    for (let s = 0; s < nFrom; s++) this.rowStart[s + 1] += this.rowStart[s];
-    this.rowTo = new Int32Array(cells);
-    this.rowCell = new Int32Array(cells);
-    const fill = this.rowStart.slice(0, nFrom);
-    for (let cell = 0; cell < cells; cell++) {
-      const at = fill[cellS[cell]]++;
-      this.rowTo[at] = cellD[cell];
-      this.rowCell[at] = cell;
-    }
-    this.rk = rowKeys(o.rowIndex === false ? 0 : nFrom, NC, SPACE, { start: this.rowStart, to: this.rowTo, cell: this.rowCell }, { kStart: this.kStart, kLo: this.kLo, kRule: this.kRule, min: this.cellMin });
-    let hn = 16;
-    while (hn < cells * 2) hn *= 2;
-    this.hMask = hn - 1;
-    this.hS = new Int32Array(hn);
-    this.hD = new Int32Array(hn);
-    this.hCell = new Int32Array(hn).fill(-1);
-    for (let cell = 0; cell < cells; cell++) {
-      let h = pairHash(cellS[cell], cellD[cell]) & this.hMask;
-      while (this.hCell[h] >= 0) h = (h + 1) & this.hMask;
-      this.hS[h] = cellS[cell];
-      this.hD[h] = cellD[cell];
-      this.hCell[h] = cell;
-    }
-
-    // Residual rules: per class lists, atoms and ranges per rule.
-    this.resStart = new Int32Array(NC + 1);
-    const res: number[] = [];
-    for (let c = 0; c < NC; c++) {
-      this.resStart[c] = res.length;
-      res.push(...residual[c]);
-    }
-    this.resStart[NC] = res.length;
-    this.resRules = Int32Array.from(res);
-    [this.fStart, this.fAtoms] = flatten(fromAtoms);
-    [this.tStart, this.tAtoms] = flatten(toAtoms);
-    [this.rgStart, this.rg] = flatten(rules.map((r) => r.ranges ?? []));
+    const t = built ? built.tables : buildTables((p as NormalPolicy).rules, groupId, o);
+    this.from = t.from;
+    this.to = t.to;
+    this.keyLive = t.keyLive;
+    this.cellCount = t.cellCount;
+    this.kStart = t.kStart;
+    this.cellMin = t.cellMin;
+    this.kLo = t.kLo;
+    this.kRule = t.kRule;
+    this.rowStart = t.rowStart;
+    this.rowTo = t.rowTo;
+    this.rowCell = t.rowCell;
+    this.rk = t.rk;
+    this.hMask = t.hMask;
+    this.hS = t.hS;
+    this.hD = t.hD;
+    this.hCell = t.hCell;
+    this.resStart = t.resStart;
+    this.resRules = t.resRules;
+    this.fStart = t.fStart;
+    this.fAtoms = t.fAtoms;
+    this.tStart = t.tStart;
+    this.tAtoms = t.tAtoms;
+    this.rgStart = t.rgStart;
+    this.rg = t.rg;
   }
 
   /** Rules walked in order instead of indexed (too many atom pairs). */
@@ -413,11 +295,5 @@ function stamped(start: Int32Array, atoms: Int32Array, st: Int32Array, r: number
   return false;
 }
 
-function pairHash(s: number, d: number): number {
-  let h = Math.imul(s ^ 0x9e3779b9, 0xcc9e2d51) ^ d;
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
 
 export type { PolicyAction };

@@ -2,6 +2,7 @@ import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, for
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
 import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
+import { preparePolicy, type PreparedPolicy } from './compile-off-thread.js';
 import { IdentityTable } from './identity.js';
 import { FragmentTable } from './fragments.js';
 import { PROTO_ICMPV6, Policy6Path } from './filter6.js';
@@ -188,7 +189,23 @@ export class PolicyFilter implements Stage {
 
   /** Validate and compile `policy`, then swap it in. Throws PolicyError (old policy kept). */
   setPolicy(policy: Policy): void {
-    const next = new CompiledPolicy(validatePolicy(policy), (g) => this.identity.groupId(g), this.generation + 1);
+    this.swapIn(new CompiledPolicy(validatePolicy(policy), (g) => this.identity.groupId(g), this.generation + 1));
+  }
+
+  /**
+   * Validate and compile `policy` for installPolicy, a large one in a worker so that packets
+   * keep flowing meanwhile (compile-off-thread.ts). Rejects with PolicyError or PolicyCompileError.
+   */
+  preparePolicy(policy: Policy): Promise<PreparedPolicy> {
+    return preparePolicy(policy, (g) => this.identity.groupId(g));
+  }
+
+  /** Swap in a policy preparePolicy made (no compile left but a small one's). */
+  installPolicy(p: PreparedPolicy): void {
+    this.swapIn(new CompiledPolicy(p.built ?? p.normal!, (g) => this.identity.groupId(g), this.generation + 1));
+  }
+
+  private swapIn(next: CompiledPolicy): void {
     this.generation++;
     this.compiled = next;
     this.fragments.clear();

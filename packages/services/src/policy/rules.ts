@@ -108,7 +108,7 @@ export interface NormalPolicy {
 export const MAX_RULES = 1 << 20;
 const PROTO_NUMBER: Record<PolicyProto, number> = { any: 0, icmp: 1, tcp: 6, udp: 17, icmpv6: 58 };
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
+export const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
