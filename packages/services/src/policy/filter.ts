@@ -1,16 +1,19 @@
-import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, formatIpv4Address, parseIpAddress, type Stage, type StageContext } from '@overlay/dataplane';
+import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, formatIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
 import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { preparePolicy, type PreparedPolicy } from './compile-off-thread.js';
 import { IdentityTable } from './identity.js';
 import { FragmentTable } from './fragments.js';
-import { PROTO_ICMPV6, Policy6Path } from './filter6.js';
+import { Policy6Path } from './filter6.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
   logged, readL4, recordFlow, revokeFlow, tally,
 } from './filter-shared.js';
 import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
+import { explainFlow, type Explanation, type FlowQuery } from './explain.js';
+
+export type { Explanation, FlowQuery } from './explain.js';
 
 /**
  * The policy filter: a dataplane `filter` stage per network that enforces a Policy statefully.
@@ -113,27 +116,6 @@ export interface PolicyFilterOptions {
    * network that sends VXLAN-GBP. Default false: one identity lookup less per packet.
    */
   gbp?: boolean;
-}
-
-export interface FlowQuery {
-  /** IPv4 or IPv6, both of one family. */
-  src: string;
-  dst: string;
-  proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6' | number;
-  /** Destination port (tcp/udp). */
-  port?: number;
-  icmpType?: number;
-}
-
-export interface Explanation {
-  action: 'allow' | 'deny';
-  tier: Tier | 'default';
-  ruleId: string | null;
-  /** Index in the list admin ++ network ++ service; -1 for the default. */
-  ruleIndex: number;
-  generation: number;
-  srcGroups: readonly string[];
-  dstGroups: readonly string[];
 }
 
 export class PolicyFilter implements Stage {
@@ -427,43 +409,7 @@ export class PolicyFilter implements Stage {
 
   /** `policy explain <flow>`: the deciding tier, rule and action for a new flow like `q`, now. */
   explain(q: FlowQuery): Explanation {
-    const proto = q.proto === 'tcp' ? PROTO_TCP : q.proto === 'udp' ? PROTO_UDP : q.proto === 'icmp' ? PROTO_ICMP : q.proto === 'icmpv6' ? PROTO_ICMPV6 : q.proto;
-    if (!Number.isInteger(proto) || proto < 0 || proto > 255) throw new PolicyError('explain.proto', `must be tcp, udp, icmp, icmpv6 or 0..255, got ${JSON.stringify(q.proto)}`);
-    const icmp = proto === PROTO_ICMP || proto === PROTO_ICMPV6;
-    const key = proto === PROTO_TCP || proto === PROTO_UDP ? (q.port ?? 0) : icmp ? (q.icmpType ?? (proto === PROTO_ICMP ? ICMP_ECHO_REQUEST : 128)) : 0;
-    if (!Number.isInteger(key) || key < 0 || key > (icmp ? 255 : 65535)) throw new PolicyError('explain.port', `out of range: ${key}`);
-    const addr = (text: string, field: string) => {
-      try {
-        return parseIpAddress(text);
-      } catch {
-        throw new PolicyError(`explain.${field}`, `not an IP address: ${JSON.stringify(String(text).slice(0, 64))}`);
-      }
-    };
-    const src = addr(q.src, 'src');
-    const dst = addr(q.dst, 'dst');
-    if (src.family !== dst.family) throw new PolicyError('explain.dst', `not of the source's family (IPv${src.family}): ${JSON.stringify(q.dst)}`);
-    const c = this.compiled;
-    const id = this.identity;
-    let r: number;
-    if (src.family === 4) {
-      const s = ((src.bytes[0] << 24) | (src.bytes[1] << 16) | (src.bytes[2] << 8) | src.bytes[3]) | 0;
-      const d = ((dst.bytes[0] << 24) | (dst.bytes[1] << 16) | (dst.bytes[2] << 8) | dst.bytes[3]) | 0;
-      r = c.evaluate(proto, s, d, key, id, id.lookup(s), id.lookup(d));
-    } else {
-      const both = new Uint8Array(32);
-      both.set(src.bytes, 0);
-      both.set(dst.bytes, 16);
-      r = c.evaluate6(proto, both, 0, 16, key, id, id.lookup6(both, 0), id.lookup6(both, 16));
-    }
-    return {
-      action: c.actionOf(r) === ACTION_ALLOW ? 'allow' : 'deny',
-      tier: r < 0 ? 'default' : c.tiers[r],
-      ruleId: r < 0 ? null : c.ids[r],
-      ruleIndex: r,
-      generation: c.generation,
-      srcGroups: id.groupsOf(q.src),
-      dstGroups: id.groupsOf(q.dst),
-    };
+    return explainFlow(this.compiled, this.identity, q);
   }
 
   /** Drops and allows per rule id of the ruleset in force (and `(default)`), by direction. Allocates. */
