@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseIpAddress, type Dataplane } from '@overlay/dataplane';
 import { DB, MAC, OTHER, WEB, policyHosts, type PolicyHost } from './policy-bed.js';
 import type { Policy } from '../src/policy/rules.js';
-import { FRAGMENT_TTL_MS } from '../src/policy/fragments.js';
+import { FRAGMENT_TTL_MS } from '../src/fragments.js';
 
 // Fragmented datagrams through the policy filter. Only the first fragment carries the ports; the
 // filter judges it and lets the rest of that datagram follow. Before, every non-first fragment was

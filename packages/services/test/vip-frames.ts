@@ -118,6 +118,39 @@ export function checksumProblems(f: Uint8Array): string[] {
   return out;
 }
 
+/** An IPv4 frame's IP payload cut into fragments of `size` bytes (a multiple of 8), each a whole frame with its own header checksum. */
+export function fragmentIpv4(f: Uint8Array, size: number): Buffer[] {
+  const b = Buffer.from(f);
+  const ip = 14;
+  const ihl = (b[ip] & 15) * 4;
+  const payload = b.subarray(ip + ihl, ip + b.readUInt16BE(ip + 2));
+  const out: Buffer[] = [];
+  for (let at = 0; at < payload.length; at += size) {
+    const part = payload.subarray(at, Math.min(payload.length, at + size));
+    const g = Buffer.concat([b.subarray(0, ip + ihl), part]);
+    g.writeUInt16BE(ihl + part.length, ip + 2);
+    g.writeUInt16BE((at + size < payload.length ? 0x2000 : 0) | (at >> 3), ip + 6);
+    g.writeUInt16BE(0, ip + 10);
+    g.writeUInt16BE(internetChecksum(g, ip, ihl), ip + 10);
+    out.push(g);
+  }
+  return out;
+}
+
+/** Fragments (any order) put back into one frame: the first's Ethernet and IP header, flags and offset cleared. */
+export function reassembleIpv4(frags: readonly Uint8Array[]): Buffer {
+  const ip = 14;
+  const parts = frags.map((x) => Buffer.from(x)).sort((x, y) => (x.readUInt16BE(ip + 6) & 0x1fff) - (y.readUInt16BE(ip + 6) & 0x1fff));
+  const ihl = (parts[0][ip] & 15) * 4;
+  const body = Buffer.concat(parts.map((x) => x.subarray(ip + ihl, ip + x.readUInt16BE(ip + 2))));
+  const g = Buffer.concat([parts[0].subarray(0, ip + ihl), body]);
+  g.writeUInt16BE(ihl + body.length, ip + 2);
+  g.writeUInt16BE(0, ip + 6);
+  g.writeUInt16BE(0, ip + 10);
+  g.writeUInt16BE(internetChecksum(g, ip, ihl), ip + 10);
+  return g;
+}
+
 /** Options of an IPv6 test frame: next header 6/17/58 (`nextHeader` overrides the byte written). */
 export interface F6 { dstMac: string; srcMac: string; src: string; dst: string; nh: 6 | 17 | 58; sport?: number; dport?: number; flags?: number; seq?: number; ack?: number; type?: number; id?: number; payload?: Uint8Array; nextHeader?: number }
 

@@ -3,7 +3,7 @@ import { createDataplane, type Dataplane } from '@overlay/dataplane';
 import { buildArpRequest, createMemoryDevice, createTestnet, type MemoryDevice, type Testnet } from '@overlay/dataplane/testing';
 import { ServiceVips, VipConfigError, VipTranslator, type VipBackend, type VipSpec } from '../src/vip/index.js';
 import { ST_TCP_CLOSING, ST_TCP_ESTABLISHED, ST_TCP_SYN, ST_UDP_REPLIED } from '../src/vip/conntrack.js';
-import { checksumProblems, ipv4Frame, parseIpv4Frame } from './vip-frames.js';
+import { checksumProblems, fragmentIpv4, ipv4Frame, parseIpv4Frame, reassembleIpv4 } from './vip-frames.js';
 
 const VNI = 42;
 const U = (n: number) => `198.18.0.${n}`;
@@ -146,7 +146,7 @@ describe('VIP translator in an in-memory overlay', () => {
     const b = bed(2);
     b.client.dev.inject(toVip({ dport: 22 }));
     const frag = toVip({ proto: 'udp', dport: 53 });
-    frag[14 + 6] = 0x20; // more fragments
+    frag.writeUInt16BE(0x2000 | 100, 14 + 6); // a later fragment (offset 800) of a datagram whose first was never seen
     b.client.dev.inject(frag);
     const gre = toVip({ proto: 'udp', dport: 53 });
     gre[14 + 9] = 47;
@@ -160,6 +160,47 @@ describe('VIP translator in an in-memory overlay', () => {
     await b.net.idle();
     expect(b.client.dp.stats().stages.vip).toMatchObject({ port_closed: 1, fragment: 1, unsupported_protocol: 1, malformed: 1, no_backend: 1 });
     expect(b.t.stats().drops).toEqual(b.client.dp.stats().stages.vip);
+    expect(arrivals(b).flat()).toHaveLength(0);
+  });
+
+  it('fragmented UDP and ICMP: the first fragment picks the flow, the later ones follow it, both ways; the datagram reassembles with valid checksums', async () => {
+    const b = bed(3);
+    const payload = Uint8Array.from({ length: 3001 }, (_, i) => (i * 7) & 255);
+    for (const [proto, sport] of [['udp', 41000], ['udp', 41001], ['icmp', 77]] as const) {
+      const whole = toVip({ proto, sport, dport: 53, id: sport, payload });
+      whole.writeUInt16BE(sport, 14 + 4); // IP identification
+      const frags = fragmentIpv4(whole, 1200);
+      expect(frags).toHaveLength(3);
+      // Out of order after the first: the first must come first (it carries the ports).
+      for (const f of [frags[0], frags[2], frags[1]]) b.client.dev.inject(f);
+      await b.net.idle();
+      const got = b.backends.map((x) => x.dev.received.splice(0));
+      const k = got.findIndex((g) => g.length > 0);
+      expect(got.filter((g) => g.length > 0), `${proto} ${sport}: one backend gets all`).toHaveLength(1);
+      expect(got[k]).toHaveLength(3);
+      for (const f of got[k]) expect(parseIpv4Frame(f)).toMatchObject({ dst: b.backends[k].ip, dstMac: b.backends[k].mac, src: CLIENT.ip });
+      const back = reassembleIpv4(got[k]);
+      expect(checksumProblems(back)).toEqual([]);
+      expect(Buffer.from(parseIpv4Frame(back).payload)).toEqual(Buffer.from(payload));
+
+      // The answer, fragmented by the backend: every fragment leaves as the VIP.
+      const reply = ipv4Frame({ proto, srcMac: b.backends[k].mac, dstMac: CLIENT.mac, src: b.backends[k].ip, dst: CLIENT.ip, sport: 53, dport: sport, icmpType: 0, id: sport, payload });
+      reply.writeUInt16BE(sport + 1, 14 + 4);
+      for (const f of fragmentIpv4(reply, 1200)) b.backends[k].dev.inject(f);
+      await b.net.idle();
+      const out = b.client.dev.received.splice(0);
+      expect(out).toHaveLength(3);
+      for (const f of out) expect(parseIpv4Frame(f)).toMatchObject({ src: VIP, srcMac: VIP_MAC, dst: CLIENT.ip });
+      const answer = reassembleIpv4(out);
+      expect(checksumProblems(answer)).toEqual([]);
+      expect(Buffer.from(parseIpv4Frame(answer).payload)).toEqual(Buffer.from(payload));
+    }
+    expect(b.t.stats().counters.fragments_translated).toBe(12);
+    // A later fragment of a datagram whose first fragment went elsewhere (or never came): dropped, counted.
+    const stray = fragmentIpv4(toVip({ proto: 'udp', sport: 42000, dport: 53, payload }), 1200)[1];
+    b.client.dev.inject(stray);
+    await b.net.idle();
+    expect(b.client.dp.stats().stages.vip).toMatchObject({ fragment: 1 });
     expect(arrivals(b).flat()).toHaveLength(0);
   });
 

@@ -4,7 +4,7 @@ import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { preparePolicy, type PreparedPolicy } from './compile-off-thread.js';
 import { IdentityTable } from './identity.js';
-import { FragmentTable } from './fragments.js';
+import { FragmentTable } from '../fragments.js';
 import { Policy6Path } from './filter6.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,

@@ -4,7 +4,7 @@ import { addressKey6, equal16 } from '../vip/packet.js';
 import { ACTION_ALLOW, type CompiledPolicy } from './compile.js';
 import type { PolicyCounter } from './filter.js';
 import type { IdentityTable } from './identity.js';
-import type { FragmentTable } from './fragments.js';
+import type { FragmentTable } from '../fragments.js';
 import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_CLASH, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
   logged, readL4, recordFlow, revokeFlow, tally,

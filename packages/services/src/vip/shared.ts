@@ -7,7 +7,7 @@ export const VIP_DROP_REASONS = ['malformed', 'fragment', 'unsupported_protocol'
 export type VipDropReason = (typeof VIP_DROP_REASONS)[number];
 
 /** Event counters of the translator. Append-only. */
-export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired', 'hairpinned', 'hairpin_replies', 'nd_answered', 'icmp_errors_translated', 'flows_superseded'] as const;
+export const VIP_COUNTERS = ['translated_inside', 'translated_outside', 'arp_answered', 'flows_reset', 'rst_sent', 'rst_no_slot', 'drains_expired', 'hairpinned', 'hairpin_replies', 'nd_answered', 'icmp_errors_translated', 'flows_superseded', 'fragments_translated'] as const;
 export type VipCounter = (typeof VIP_COUNTERS)[number];
 
 // The per-flow words in `Conntrack.aux` (both families).

@@ -7,6 +7,7 @@ import { MAGLEV_SIZE, flowHash } from './maglev.js';
 import { A_BE_HI, A_BE_LO, A_CLI_HI, A_CLI_LO, A_CLI_NXT, A_SRV_NXT, A_VIP_HI, A_VIP_LO, VIP_COUNTERS, VIP_DROP_REASONS, setFlowMacs, type VipCounter, type VipDropReason } from './shared.js';
 import { addressKey6, equal16, ipv4Total, read32, tcpSeqEnd } from './packet.js';
 import { Vip6Path } from './translator6.js';
+import { FragmentTable } from '../fragments.js';
 import { isIcmpError, newQuoted, quoted, rewriteIcmpError } from './icmp-error.js';
 import { rewriteIpv4Address, viewOf, writeMacView, writeRst } from './rewrite.js';
 import { BACKEND_DOWN, BACKEND_DRAINING, VipService, compileBackends, type Backend, type VipSpec } from './service.js';
@@ -33,6 +34,9 @@ const CHECK: [number, number][] = [
 ];
 if (CHECK.some(([a, b]) => a !== b)) throw new Error('vip/translator.ts: the hot-path constants (enum H) differ from their definitions');
 const D = Object.fromEntries(VIP_DROP_REASONS.map((r, i) => [r, dropVerdict(i)])) as Record<VipDropReason, number>;
+/** Fragment table directions: client → VIP, backend → client. */
+const IN = 0;
+const OUT = 1;
 
 
 export interface VipTranslatorOptions {
@@ -99,6 +103,8 @@ export class VipTranslator implements Stage {
   private timer: NodeJS.Timeout | undefined;
   /** The clock as of the last tick or control call: one read per tick, not per packet. */
   now: number;
+  /** IPv4 datagrams whose first fragment was translated: their later fragments follow its flow. */
+  readonly fragments = new FragmentTable();
 
   constructor(o: VipTranslatorOptions = {}) {
     this.clock = o.clock ?? (() => performance.now());
@@ -303,7 +309,9 @@ export class VipTranslator implements Stage {
     // Ours from here on: every failure is a counted drop.
     const total = ipv4Total(d, l3, end);
     if (total < 0) return this.drop(D.malformed);
-    if ((v.getUint16(l3 + 6) & 0x3fff) !== 0) return this.drop(D.fragment);
+    const frag = v.getUint16(l3 + 6) & 0x3fff;
+    // A fragment: a later one follows its datagram's first (laterFragment); a first of UDP or ICMP is translated below and remembered.
+    if (frag !== 0 && ((frag & 0x1fff) !== 0 || d[l3 + 9] === H.TCP)) return (frag & 0x1fff) !== 0 ? this.laterFragment(ctx, slot, l3, IN) : this.drop(D.fragment);
     const proto = d[l3 + 9];
     const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
@@ -358,7 +366,10 @@ export class VipTranslator implements Stage {
     writeMacView(v, off, aux[a + H.BE_HI], aux[a + H.BE_LO]);
     rewriteIpv4Address(v, l3, 16, dst, ct.backend[e], proto, l4);
     this.counters.values[0]++; // translated_inside (an event counter: no channel to publish on)
-    if (ct.peer[e] === src) return H.PASS;
+    if (ct.peer[e] === src) {
+      if (frag !== 0) this.fragments.remember(src, dst, v.getUint16(l3 + 4), proto, IN, 0, now, e);
+      return H.PASS;
+    }
     // Hairpin: the backend is on this host. From the VIP, back to the device.
     writeMacView(v, off + 6, aux[a + H.VIP_HI], aux[a + H.VIP_LO]);
     rewriteIpv4Address(v, l3, 12, src, dst, proto, l4);
@@ -422,7 +433,9 @@ export class VipTranslator implements Stage {
     if (this.backendIndex.find(0, src) < 0) return H.PASS;
     // From a backend: ours only when it parses and belongs to a tracked flow; anything else passes.
     const total = ipv4Total(d, l3, end);
-    if (total < 0 || (v.getUint16(l3 + 6) & 0x3fff) !== 0) return H.PASS;
+    if (total < 0) return H.PASS;
+    const frag = v.getUint16(l3 + 6) & 0x3fff;
+    if (frag !== 0 && ((frag & 0x1fff) !== 0 || d[l3 + 9] === H.TCP)) return (frag & 0x1fff) !== 0 ? this.laterFragment(ctx, slot, l3, OUT) : H.PASS;
     const proto = d[l3 + 9];
     const ihl = (d[l3] & 0x0f) << 2;
     const l4 = l3 + ihl;
@@ -445,6 +458,37 @@ export class VipTranslator implements Stage {
     writeMacView(v, off + 6, ct.aux[a + H.VIP_HI], ct.aux[a + H.VIP_LO]);
     rewriteIpv4Address(v, l3, 12, src, ct.vip[e], proto, l4);
     this.counters.values[1]++; // translated_outside
+    if (frag !== 0 && ct.peer[e] === ct.client[e]) this.fragments.remember(src, ct.client[e], v.getUint16(l3 + 4), proto, OUT, 0, this.now, e);
+    return H.PASS;
+  }
+
+  /**
+   * A non-first IPv4 fragment (no ports): it follows its datagram's first fragment, remembered
+   * with that flow — to the flow's backend (inside, `IN`), or from it to the client as the VIP
+   * (outside, `OUT`); only the IP header changes (the L4 checksum, in the first fragment, was
+   * updated there for the whole datagram). Hairpinned flows' fragments are not followed. Inside,
+   * a fragment of no remembered datagram is dropped (`fragment`); outside it passes untouched,
+   * as any packet of no flow does. Off the per-packet path of unfragmented traffic.
+   */
+  private laterFragment(ctx: StageContext, slot: number, l3: number, dir: number): number {
+    const d = ctx.pool.data;
+    const v = this.view(d);
+    const src = v.getInt32(l3 + 12);
+    const dst = v.getInt32(l3 + 16);
+    const ct = this.conntrack;
+    const e = this.fragments.find(src, dst, v.getUint16(l3 + 4), d[l3 + 9], dir, 0, this.now);
+    const ok = e >= 0 && ct.state[e] !== 0 && ct.peer[e] === ct.client[e] && (dir === IN ? ct.client[e] === src && ct.vip[e] === dst : ct.backend[e] === src && ct.client[e] === dst);
+    if (!ok) return dir === IN ? this.drop(D.fragment) : H.PASS;
+    const a = e * Conntrack.AUX;
+    const off = ctx.pool.off[slot];
+    if (dir === IN) {
+      writeMacView(v, off, ct.aux[a + H.BE_HI], ct.aux[a + H.BE_LO]);
+      rewriteIpv4Address(v, l3, 16, dst, ct.backend[e], 0, 0); // protocol 0: the IP header only
+    } else {
+      writeMacView(v, off + 6, ct.aux[a + H.VIP_HI], ct.aux[a + H.VIP_LO]);
+      rewriteIpv4Address(v, l3, 12, src, ct.vip[e], 0, 0);
+    }
+    this.counters.add(this.counters.at.fragments_translated);
     return H.PASS;
   }
 
