@@ -16,8 +16,12 @@
  * Prints every agent and the medians. Issue 15's goal is 64 MiB (docs/agent-memory.md says where
  * the MiB go); `--target MiB` exits 1 when the shipped median idle RSS is above MiB.
  *
- *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--compare-entry FILE] [--load] [--target MiB]
+ *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--compare-entry FILE] [--load] [--target MiB] [--idle-cpu S]
  *   (run.sh builds first: this runs dist/; the bundle the bin runs, dist/bundle/, is built here)
+ *
+ * `--idle-cpu S`: after the memory figures, each agent's CPU time (user + system, /proc/PID/stat)
+ * over S more seconds of idling, per variant: the cost of a flag that makes V8 redo work
+ * (`--bytecode-old-age=1` recompiles what ran less often than full GCs happen).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +40,14 @@ const ROUNDS = Math.max(1, Number(arg('--rounds') ?? 3) || 3);
 const GOAL_MIB = 64;
 const TARGET_MIB = arg('--target') === undefined ? undefined : Number(arg('--target'));
 const LOAD = argv.includes('--load');
+const IDLE_CPU_S = Number(arg('--idle-cpu') ?? 0) || 0;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+/** CPU ms (user + system) a process has used: fields 14 and 15 of /proc/PID/stat, after the command. */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+const idleCpu = new Map<string, number[]>();
 const HOSTS = 3;
 const IDLE_MS = 15_000;
 const BIN = 'packages/agent/bin/agent.js';
@@ -135,6 +147,15 @@ try {
           await new Promise((res) => setTimeout(res, 10_000));
           await measure(' after load', [0, 1]);
         }
+        if (IDLE_CPU_S > 0) {
+          const before = procs.map((p) => cpuMs(p.pid!));
+          await new Promise((res) => setTimeout(res, IDLE_CPU_S * 1000));
+          const used = procs.map((p, i) => cpuMs(p.pid!) - before[i]);
+          let list = idleCpu.get(label);
+          if (!list) idleCpu.set(label, (list = []));
+          list.push(...used);
+          console.log(`round ${r} ${label}: CPU ms over ${IDLE_CPU_S} s idle: ${used.map((u, i) => `a${i} ${u.toFixed(0)}`).join(', ')}`);
+        }
       } finally {
         for (const p of procs) p.kill('SIGTERM');
         await new Promise((res) => setTimeout(res, 1500));
@@ -149,6 +170,9 @@ try {
 for (const [label, ms] of rows) {
   const med = Object.fromEntries(FIELDS.map((k) => [k, median(ms.map((m) => m[k]))])) as Mem;
   console.log(`${label}: median over ${ms.length} agents: ${fmt(med)}`);
+}
+for (const [label, us] of idleCpu) {
+  console.log(`${label}: CPU ms over ${IDLE_CPU_S} s idle, median over ${us.length} agents ${median(us).toFixed(0)} (sum ${us.reduce((a, b) => a + b, 0).toFixed(0)})`);
 }
 console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 const shipped = median(rows.get(VARIANTS[0][0])!.map((m) => m.rss));

@@ -6,7 +6,8 @@
  * WireGuard transport-data messages byte for byte alike (type 4, receiver index, 64-bit
  * little-endian counter, ChaCha20-Poly1305 with the counter as nonce, no associated data).
  */
-import sodium from 'sodium-native';
+import { createRequire } from 'node:module';
+import type sodiumNative from 'sodium-native';
 import { DATA_HEADER_LEN, MSG_DATA } from './messages.js';
 import { TAG_LEN } from './primitives.js';
 
@@ -47,8 +48,14 @@ class ViewCache {
   }
 }
 
-/** One libsodium call per packet over cached views of the pool slab. Single-threaded, like the pool. */
+/**
+ * One libsodium call per packet over cached views of the pool slab. Single-threaded, like the pool.
+ * sodium-native is loaded here, on the first call, not when the package is imported: an agent whose
+ * host passes the native addon's AEAD never loads it (its JS, its dependencies' sources and the
+ * shared library cost about 1 MiB resident; issue 15, docs/agent-memory.md).
+ */
 export function sodiumAead(): AeadBatch {
+  const sodium = createRequire(import.meta.url)('sodium-native') as typeof sodiumNative;
   const nonce = Buffer.alloc(12);
   const body = new ViewCache();
   const tag = new ViewCache();
