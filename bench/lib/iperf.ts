@@ -11,6 +11,8 @@ export interface TcpResult {
 }
 
 export interface UdpResult {
+  /** The server port of this run. */
+  port: number;
   pps: number;
   lossPct: number;
   gbps: number;
@@ -27,16 +29,37 @@ function parseJson(out: string): any {
   return JSON.parse(out.slice(i));
 }
 
-/** Start an iperf3 server on `server` and wait until it listens; returns a stopper. */
+/**
+ * Server ports for UDP runs, one per run in turn (udp() without `port`). iperf3 (3.12, Debian 12's,
+ * and upstream since) takes the first datagram that reaches a UDP test's listener for the client's
+ * hello without reading it, connects to its sender and answers there. A datagram of the previous
+ * UDP run on the same port that arrives after the next run's control exchange is then taken for
+ * the hello: the server answers the old, closed client port, gets ECONNREFUSED and drops the test,
+ * while the new client waits 30 s for an answer (the bench's 2-worker path hung so in 2 of 5
+ * rounds). Our multi-worker hosts keep each flow in order but not flows among themselves
+ * (docs/multicore.md): the tail of a flood queued at one worker can arrive after the next run's
+ * control connection, which the other worker carried. With a port per run, that tail reaches a
+ * port nobody listens on. Four ports: a port comes back four UDP runs later.
+ */
+export const UDP_PORTS: readonly number[] = [5202, 5203, 5204, 5205];
+let nextUdpPort = 0;
+
+/**
+ * Start iperf3 servers on `server`, on `port` (TCP runs) and on each of UDP_PORTS, and wait until
+ * they listen; returns a stopper.
+ */
 export async function iperfServer(server: TestHost, port = 5201): Promise<() => void> {
-  const child = server.spawn('iperf3', ['-s', '-p', String(port)]);
+  const ports = [port, ...UDP_PORTS.filter((p) => p !== port)];
+  const children = ports.map((p) => server.spawn('iperf3', ['-s', '-p', String(p)]));
+  const stop = () => children.forEach((c) => c.kill('SIGKILL'));
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    const r = await server.run('ss', ['-ltn', `sport = :${port}`]);
-    if (r.stdout.includes(`:${port}`)) break;
-    await new Promise((r) => setTimeout(r, 50));
+  let waiting = ports;
+  while (waiting.length && Date.now() < deadline) {
+    const r = await server.run('ss', ['-ltnH']);
+    waiting = waiting.filter((p) => !r.stdout.includes(`:${p} `));
+    if (waiting.length) await new Promise((res) => setTimeout(res, 50));
   }
-  return () => child.kill('SIGKILL');
+  return stop;
 }
 
 export async function tcp(client: TestHost, dst: string, o: { seconds: number; streams: number; port?: number }): Promise<TcpResult> {
@@ -50,11 +73,13 @@ export async function tcp(client: TestHost, dst: string, o: { seconds: number; s
   return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
 }
 
+/** One UDP run; without `port`, on the next of UDP_PORTS (never the previous run's port: see there). */
 export async function udp(client: TestHost, dst: string, o: { seconds: number; size: number; port?: number }): Promise<UdpResult> {
+  const port = o.port ?? UDP_PORTS[nextUdpPort++ % UDP_PORTS.length];
   // -b 0: as fast as the sender can go; the receiver's count and loss are what matter.
   const out = await client.exec(
     'iperf3',
-    ['-c', dst, '-p', String(o.port ?? 5201), '-u', '-b', '0', '-l', String(o.size), '-t', String(o.seconds), '-J', '--connect-timeout', '3000'],
+    ['-c', dst, '-p', String(port), '-u', '-b', '0', '-l', String(o.size), '-t', String(o.seconds), '-J', '--connect-timeout', '3000'],
     { timeoutMs: (o.seconds + 15) * 1000 },
   );
   const j = parseJson(out);
@@ -69,7 +94,7 @@ export async function udp(client: TestHost, dst: string, o: { seconds: number; s
   const received = (j.end.sum_received ? (s.packets ?? 0) : sentPackets) - (s.lost_packets ?? 0);
   const secs = s.seconds || o.seconds;
   const lossPct = sentPackets > 0 ? Math.max(0, (100 * (sentPackets - received)) / sentPackets) : (s.lost_percent ?? 0);
-  return { pps: received / secs, lossPct, gbps: (s.bits_per_second ?? 0) / 1e9 };
+  return { port, pps: received / secs, lossPct, gbps: (s.bits_per_second ?? 0) / 1e9 };
 }
 
 export async function ping(client: TestHost, dst: string, count = 200): Promise<PingResult> {
