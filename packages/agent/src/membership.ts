@@ -117,6 +117,13 @@ export class Membership {
     for (const m of this.list) if (m.suspicion) this.clearSuspicion(m);
   }
 
+  /** Addresses of the live members (alive or suspect, not us): all of them up to `max`, else `max` picked at random. */
+  liveAddrs(max: number): { ip: string; port: number }[] {
+    const live = (x: MemberRec) => x !== this.self && (x.state === 'alive' || x.state === 'suspect');
+    const to = this.live - 1 <= max ? this.list.filter(live) : this.pickRandom(max, live);
+    return to.map((m) => ({ ip: m.ip, port: m.port }));
+  }
+
   /** Broadcast our own graceful leave. The caller lets gossip carry it, then stops. */
   leave(): void {
     if (this.leaving) return; // a second call must not count self out of `live` twice
