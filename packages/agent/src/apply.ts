@@ -182,16 +182,19 @@ export class LiveConfig {
     const run = this.queue.then(async () => {
       if (this.plan(next).changes.some((c) => c.restart)) return this.apply(next); // refuses, as apply does
       const prepared = new Map<number, PreparedPolicy>();
-      const oldPol = new Map(this.cfg.policies.map((x) => [x.vni, x]));
       for (const np of next.policies) {
-        const f = this.filters.get(np.vni);
-        if (f && JSON.stringify(np.policy) === JSON.stringify(oldPol.get(np.vni)?.policy)) continue;
+        if (this.filters.has(np.vni) && !this.policyChanged(np)) continue;
         prepared.set(np.vni, await preparePolicy(np.policy, (g) => this.identity.groupId(g)));
       }
       return this.apply(next, prepared);
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Whether `np` differs from the policy the running config has for its network. */
+  private policyChanged(np: PolicyConfig): boolean {
+    return JSON.stringify(np.policy) !== JSON.stringify(this.cfg.policies.find((x) => x.vni === np.vni)?.policy);
   }
 
   /** What apply(next) would do. */
@@ -211,7 +214,6 @@ export class LiveConfig {
     const probe = new IdentityTable();
     probe.replace(entries); // throws on a bad entry, before anything changes
     const newFilters = this.buildFilters(next.policies, prepared);
-    const oldPol = new Map(this.cfg.policies.map((x) => [x.vni, x]));
     const nextPol = new Map(next.policies.map((x) => [x.vni, x]));
     const oldInst = new Map(this.cfg.services.flatMap((s) => s.instances.map((i) => [instanceKey(s, i), instanceSpec(s, i)] as const)));
     const nextInst = new Map(next.services.flatMap((s) => s.instances.map((i) => [instanceKey(s, i), instanceSpec(s, i)] as const)));
@@ -225,7 +227,7 @@ export class LiveConfig {
       if (!np) {
         this.o.dataplane?.removeStage(vni, 'policy');
         this.filters.delete(vni);
-      } else if (JSON.stringify(np.policy) !== JSON.stringify(oldPol.get(vni)?.policy)) {
+      } else if (this.policyChanged(np)) {
         const ready = prepared?.get(vni);
         if (ready) f.installPolicy(ready);
         else f.setPolicy(np.policy);

@@ -120,8 +120,8 @@ export class Membership {
   /** Addresses of the live members (alive or suspect, not us): all of them up to `max`, else `max` picked at random. */
   liveAddrs(max: number): { ip: string; port: number }[] {
     const live = (x: MemberRec) => x !== this.self && (x.state === 'alive' || x.state === 'suspect');
-    const to = this.live - 1 <= max ? this.list.filter(live) : this.pickRandom(max, live);
-    return to.map((m) => ({ ip: m.ip, port: m.port }));
+    const all = this.list.filter(live);
+    return (all.length <= max ? all : this.pickRandom(max, live)).map((m) => ({ ip: m.ip, port: m.port }));
   }
 
   /** Broadcast our own graceful leave. The caller lets gossip carry it, then stops. */
@@ -136,9 +136,7 @@ export class Membership {
     // the leave, find us gone by probing and hold us as dead. So tell live members straight away
     // (at most LEAVE_DIRECT_MAX; in a larger cluster gossip carries it to the rest). Sent before
     // it is queued, so these packets do not carry it twice or spend its gossip budget.
-    const live = (x: MemberRec) => x !== this.self && (x.state === 'alive' || x.state === 'suspect');
-    const to = this.live <= LEAVE_DIRECT_MAX ? this.list.filter(live) : this.pickRandom(LEAVE_DIRECT_MAX, live);
-    for (const m of to) this.d.send({ ip: m.ip, port: m.port }, [field]);
+    for (const to of this.liveAddrs(LEAVE_DIRECT_MAX)) this.d.send(to, [field]);
     this.d.broadcast(`n:${this.name}`, field);
   }
 
