@@ -4,7 +4,7 @@
  * 0..3 and 12..15 as a 32-byte subkey. It turns node's ChaCha20-Poly1305 into XChaCha20-Poly1305
  * (primitives.ts), which WireGuard uses only for cookie replies, so plain JS is fast enough and
  * the agent needs no libsodium for it. Checked against the draft's vector and libsodium
- * (packages/crypto/test/xchacha.test.ts).
+ * (packages/crypto/test/node-primitives.test.ts).
  */
 
 const SIGMA = [0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]; // "expand 32-byte k"
