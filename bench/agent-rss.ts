@@ -31,6 +31,7 @@ import { AgentCluster } from '../test/lib/agent-cluster.js';
 import { createTestbed, type TestHost } from '../test/lib/testbed.js';
 import { iperfServer, tcp } from './lib/iperf.js';
 import { median } from './lib/stats.js';
+import { cpuSeconds } from './lib/proc.js';
 import { bundleFresh } from '../packages/agent/scripts/bundle.mjs';
 
 const argv = process.argv.slice(2);
@@ -41,12 +42,6 @@ const GOAL_MIB = 64;
 const TARGET_MIB = arg('--target') === undefined ? undefined : Number(arg('--target'));
 const LOAD = argv.includes('--load');
 const IDLE_CPU_S = Number(arg('--idle-cpu') ?? 0) || 0;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-/** CPU ms (user + system) a process has used: fields 14 and 15 of /proc/PID/stat, after the command. */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
 const idleCpu = new Map<string, number[]>();
 const HOSTS = 3;
 const IDLE_MS = 15_000;
@@ -148,9 +143,9 @@ try {
           await measure(' after load', [0, 1]);
         }
         if (IDLE_CPU_S > 0) {
-          const before = procs.map((p) => cpuMs(p.pid!));
+          const before = procs.map((p) => cpuSeconds(p.pid!) * 1000);
           await new Promise((res) => setTimeout(res, IDLE_CPU_S * 1000));
-          const used = procs.map((p, i) => cpuMs(p.pid!) - before[i]);
+          const used = procs.map((p, i) => cpuSeconds(p.pid!) * 1000 - before[i]);
           let list = idleCpu.get(label);
           if (!list) idleCpu.set(label, (list = []));
           list.push(...used);

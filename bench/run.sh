@@ -28,7 +28,7 @@ bench_tools=(
   perf:linux-perf
   dnsperf:dnsperf unbound:unbound dnsmasq:dnsmasq-base
   haproxy:haproxy wrk:wrk
-  valgrind:valgrind getconf:libc-bin
+  valgrind:valgrind
 )
 bash scripts/setup.sh "${bench_tools[@]}"
 
