@@ -17,8 +17,11 @@
 /* One cipher context per N-API environment (thread): contexts are not shared across threads. */
 struct ovl_aead;
 
-struct ovl_aead *ovl_aead_new(void);
+/* direct: use OpenSSL's ChaCha20/Poly1305 primitives when this process exports them (aead.c), else EVP. */
+struct ovl_aead *ovl_aead_new(int direct);
 void ovl_aead_free(struct ovl_aead *a);
+/* 1 when `a` seals and opens through the primitives, 0 through EVP. */
+int ovl_aead_direct(const struct ovl_aead *a);
 
 /* The pool arrays a batch is described in. */
 struct ovl_aead_slots {

@@ -86,16 +86,32 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 static void free_aead(void *a) { ovl_aead_free(a); }
 
 int ovl_aead_register(napi_env env, napi_value exports) {
-  struct ovl_aead *a = ovl_aead_new();
-  if (!a) return 1; /* no ChaCha20-Poly1305 in this OpenSSL: the entry points are absent, callers fall back */
+  /* Two contexts: the default (direct where this process exports the primitives, see aead.c)
+     and one forced onto EVP, for comparing the two (tests, benchmarks). */
+  struct ovl_aead *a = ovl_aead_new(1), *evp = ovl_aead_new(0);
+  if (!a || !evp) {
+    ovl_aead_free(a);
+    ovl_aead_free(evp);
+    return 1; /* no ChaCha20-Poly1305 in this OpenSSL: the entry points are absent, callers fall back */
+  }
   /* Freed when this environment (the main thread or a worker) is torn down. */
   if (napi_add_env_cleanup_hook(env, free_aead, a) != napi_ok) {
     ovl_aead_free(a);
+    ovl_aead_free(evp);
     return 0;
   }
+  if (napi_add_env_cleanup_hook(env, free_aead, evp) != napi_ok) {
+    ovl_aead_free(evp);
+    return 0;
+  }
+  napi_value direct;
+  if (napi_get_boolean(env, ovl_aead_direct(a), &direct) != napi_ok) return 0;
   napi_property_descriptor props[] = {
       {"sealBatch", NULL, js_seal, NULL, NULL, NULL, napi_default, a},
       {"openBatch", NULL, js_open, NULL, NULL, NULL, napi_default, a},
+      {"sealBatchEvp", NULL, js_seal, NULL, NULL, NULL, napi_default, evp},
+      {"openBatchEvp", NULL, js_open, NULL, NULL, NULL, napi_default, evp},
+      {"aeadDirect", NULL, NULL, NULL, NULL, direct, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;
 }

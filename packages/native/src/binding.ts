@@ -48,6 +48,11 @@ export interface Addon {
   sealBatch?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, remoteIndex: number, counterLo: number, counterHi: number): void;
   /** Open slots[first .. first+count) in place; ok[first + i] = 1 for each authentic one; returns how many (csrc/aead.c). */
   openBatch?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, ok: Uint8Array): number;
+  /** sealBatch and openBatch forced onto OpenSSL's EVP layer (the reference for the direct path; tests, benchmarks). */
+  sealBatchEvp?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, remoteIndex: number, counterLo: number, counterHi: number): void;
+  openBatchEvp?(data: Uint8Array, off: Int32Array, len: Int32Array, slots: Int32Array, first: number, count: number, key: Uint8Array, ok: Uint8Array): number;
+  /** True when sealBatch/openBatch call OpenSSL's ChaCha20 and Poly1305 directly (node exports them), false on EVP. */
+  aeadDirect?: boolean;
 }
 
 /** Opaque native handle (an N-API external). */
