@@ -23,6 +23,7 @@ import { formatIpAddress, type Dataplane } from '@overlay/dataplane';
 import { IdentityTable, PolicyFilter, preparePolicy, type PolicyLogEntry, type PreparedPolicy } from '@overlay/services';
 import type { AgentConfig, PolicyConfig, ServiceConfig, ServiceInstanceConfig } from './config-types.js';
 import { AgentConfigError } from './config-types.js';
+import { loadConfigAsync } from './config-off-thread.js';
 import { formatPlan, plan, planView, type Plan } from './plan.js';
 import type { LocalInstance } from './services-local.js';
 import type { ServiceInstance, ServiceSink } from './services.js';
@@ -176,10 +177,13 @@ export class LiveConfig {
    * apply(next) with the policies it changes or adds compiled first, a large one in a worker
    * (PolicyFilter.preparePolicy), so the event loop — every network's packets — is not held
    * while 10 000 rules compile. Applies run one at a time in the order asked (`agent apply`,
-   * SIGHUP). A policy that fails to compile rejects before anything changed.
+   * SIGHUP). A policy that fails to compile rejects before anything changed. Given a file
+   * (`{ path, host }`) instead of a loaded config, it loads it first, a large one in a worker
+   * (config-off-thread.ts), rejecting with the errors loadConfig throws.
    */
-  applyAsync(next: AgentConfig): Promise<Plan> {
+  applyAsync(nextOrFile: AgentConfig | { path: string; host?: string }): Promise<Plan> {
     const run = this.queue.then(async () => {
+      const next = 'path' in nextOrFile ? await loadConfigAsync(nextOrFile.path, { host: nextOrFile.host }) : nextOrFile;
       if (this.plan(next).changes.some((c) => c.restart)) return this.apply(next); // refuses, as apply does
       const prepared = new Map<number, PreparedPolicy>();
       for (const np of next.policies) {

@@ -6,11 +6,11 @@
  * dataplane's own errors) and posts it to every worker, which applies it between two batches;
  * `stats()` sums what the workers last reported, `statsAsync()` asks them.
  */
-import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
 import {
   BufferPool,
   createDataplane,
+  spawnWorker,
   type BatchSink,
   type Dataplane,
   type FdbEntry,
@@ -38,16 +38,10 @@ export interface UnderlayInfo {
 /** How long a worker may take to open its sockets and TAP queues, or to close them. */
 const WORKER_TIMEOUT_MS = 30_000;
 
-/** The worker's module: the compiled .js beside this file, or the .ts source run through tsx's loader. */
+/** The worker: worker-main.js beside this file, or its .ts source through tsx (spawnWorker). */
 function spawn(init: WorkerInit): Worker {
   // node:worker_threads is loaded by the first worker: a host without workers does not hold it (docs/agent-memory.md).
-  const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
-  const self = import.meta.url;
-  if (self.endsWith('.js')) return new Worker(new URL('./worker-main.js', self), { workerData: init });
-  // From sources (tests, benchmarks run with --import tsx): a worker does not inherit the loader hooks.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(new URL('./worker-main.ts', self).href)});`;
-  return new Worker(code, { eval: true, workerData: init });
+  return spawnWorker(import.meta.url, './worker-main', { workerData: init });
 }
 
 /** One worker as the main thread sees it: requests by id, the last report. */

@@ -13,9 +13,8 @@
  * policy as JSON, start the worker and take its answer — against the whole validation and
  * compile before.
  */
-import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
-import { OverlayError } from '@overlay/dataplane';
+import { OverlayError, spawnWorker } from '@overlay/dataplane';
 import type { BuiltPolicy, CompileOptions } from './compile-tables.js';
 import type { CompileAnswer, CompileRequest } from './compile-worker.js';
 import { GROUP_RE, PolicyError, validatePolicy, type NormalPolicy, type Policy } from './rules.js';
@@ -33,15 +32,10 @@ export class PolicyCompileError extends OverlayError {
   }
 }
 
-/** The compile worker's module: the compiled .js beside this file, or the .ts source through tsx's loader. */
+/** The compile worker: compile-worker.js beside this file, or its .ts source through tsx (spawnWorker). */
 function spawn(): Worker {
-  // Loaded by the first off-thread compile: an agent without a large policy does not hold it (docs/agent-memory.md).
-  const { Worker: W } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
-  const self = import.meta.url;
-  if (self.endsWith('.js')) return new W(new URL('./compile-worker.js', self));
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(new URL('./compile-worker.ts', self).href)});`;
-  return new W(code, { eval: true });
+  // node:worker_threads is loaded by the first off-thread compile: an agent without a large policy does not hold it (docs/agent-memory.md).
+  return spawnWorker(import.meta.url, './compile-worker');
 }
 
 /** How many rules a policy as given has (0 when it is not shaped like one: validation will say why). */
