@@ -271,6 +271,14 @@ export class AgentAdmission {
     if (others.length) this.d.evict(others, cause);
   }
 
+  /**
+   * The revocations held now (the set admission refuses by, gossip's included) and the CAs they
+   * verify under: what a join signer beside this agent reads (pki-signer.ts, `revoke list`).
+   */
+  held(): { revocations: Uint8Array[]; trusted: Uint8Array[] } {
+    return { revocations: this.admission.revocations.list().map((r) => r.bytes), trusted: this.d.trusted.list().map((c) => c.bytes) };
+  }
+
   /** A member reaped from membership: forget its admission. */
   forget(name: string): void {
     this.certs.delete(name);

@@ -26,6 +26,7 @@ import type { AgentConfig } from './config-types.js';
 import type { Agent } from './agent.js';
 import { Keyring } from './keyring.js';
 import type { PkiOptions } from './pki-admission.js';
+import { REVOKE_LIST } from './pki-signer.js';
 
 export const JOIN_ATTEMPTS = 10;
 /** How long the gossip key of a CA dropped from the trust file still opens packets. */
@@ -228,8 +229,18 @@ export function startPkiRuntime(agent: Agent, cfg: AgentConfig, start: PkiStart,
   };
 }
 
-/** The control socket's `revoke <base64 Revocation>`: apply and spread it; answers the members evicted here. */
-export function revokeCommand(agent: Agent, line: string): { ok: true; evicted: string[] } | { error: string; code?: string } {
+/**
+ * The control socket's `revoke <base64 Revocation>`: apply and spread it; answers the members
+ * evicted here. `revoke list`: the revocations this agent holds (gossip's included) and its trusted
+ * CAs, base64, for a join signer that follows it (pki-signer.ts `followAgentRevocations`).
+ */
+export function revokeCommand(agent: Agent, line: string): { ok: true; evicted: string[] } | { ok: true; revocations: string[]; trusted: string[] } | { error: string; code?: string } {
+  if (line.trim() === REVOKE_LIST) {
+    if (!agent.pki) return { error: 'this agent runs without pki: it holds no revocations', code: 'invalid_argument' };
+    const h = agent.pki.held();
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+    return { ok: true, revocations: h.revocations.map(b64), trusted: h.trusted.map(b64) };
+  }
   try {
     const bytes = new Uint8Array(Buffer.from(line.slice('revoke '.length).trim(), 'base64'));
     return { ok: true, ...agent.revoke(bytes) };
