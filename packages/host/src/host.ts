@@ -97,6 +97,8 @@ export async function openHost(o: HostOptions): Promise<Host> {
   const port = u.port ?? DEFAULT_PORT;
   if ((o.workers ?? 1) > 1) return openWorkerHost(o, { device, family, mtu: ulMtu, defaultMtu, port, batchSize });
 
+  // The addon's AEAD opens transport data where it was received (UdpOptions.deferSealed).
+  const aead = o.wireguard ? resolveAead() : undefined;
   const udp = UdpTransport.bind({
     address: u.address,
     port,
@@ -105,6 +107,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
     sendBufferBytes: u.sendBufferBytes ?? DEFAULT_SOCKET_BUFFER,
     gso: u.gso ?? true,
     gro: u.gro ?? true,
+    deferSealed: aead !== undefined,
   });
   let tunnel: WireGuardDevice | undefined;
   let dp: Dataplane | undefined;
@@ -115,7 +118,7 @@ export async function openHost(o: HostOptions): Promise<Host> {
   try {
     let transport: Transport = udp;
     if (o.wireguard) {
-      tunnel = new WireGuardDevice({ privateKey: o.wireguard.privateKey, mode: 'overlay', aead: resolveAead() });
+      tunnel = new WireGuardDevice({ privateKey: o.wireguard.privateKey, mode: 'overlay', aead });
       for (const p of o.wireguard.peers ?? []) {
         const ep = p.endpoint === undefined ? undefined : typeof p.endpoint === 'string' ? { address: p.endpoint, port } : { address: p.endpoint.address, port: p.endpoint.port ?? port };
         tunnel.setPeer({ publicKey: p.publicKey, presharedKey: p.presharedKey, endpoint: ep });

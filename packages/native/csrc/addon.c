@@ -23,6 +23,7 @@
 /* create()'s fourth argument for a UDP socket. */
 #define UDP_FLAG_GSO 1
 #define UDP_FLAG_GRO 2
+#define UDP_FLAG_DEFER 4 /* with GRO: deferred copies of transport data (io.h ovl_udp_defer_enable) */
 /* Batches read per wake-up before yielding to the event loop, so one busy descriptor cannot
    starve timers and other descriptors. */
 #define MAX_BATCHES_PER_WAKE 8
@@ -409,6 +410,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
       free(h);
       return throw_errno(env, -rc, sc);
     }
+    if (vnet & UDP_FLAG_DEFER) ovl_udp_defer_enable(h->batch);
   }
   napi_value ext;
   if (napi_create_external(env, h, finalize_handle, NULL, &ext) != napi_ok) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "aead.h"
+#include "io.h"
 
 /*
  * The direct path: OpenSSL's ChaCha20 and Poly1305 primitives under the EVP layer, which a
@@ -45,18 +46,28 @@ struct ovl_aead {
 
 static const uint8_t zero_stream[OVL_AEAD_STREAM];
 
-/* dst ^= ks over n bytes, 16 at a time (SSE2 on x86-64). */
-static void xor_into(uint8_t *dst, const uint8_t *ks, size_t n) {
+/* dst = src ^ ks over n bytes, 16 at a time (SSE2 on x86-64); src may be dst. */
+static void xor_to(uint8_t *dst, const uint8_t *src, const uint8_t *ks, size_t n) {
   typedef uint8_t v16 __attribute__((vector_size(16)));
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     v16 x, y;
-    memcpy(&x, dst + i, 16);
+    memcpy(&x, src + i, 16);
     memcpy(&y, ks + i, 16);
     x ^= y;
     memcpy(dst + i, &x, 16);
   }
-  for (; i < n; i++) dst[i] ^= ks[i];
+  for (; i < n; i++) dst[i] = src[i] ^ ks[i];
+}
+
+/*
+ * Where the message of `slot` (its header at h in the slot, len bytes) is: in the slot, or still
+ * in the UDP receive staging area (a deferred copy, io.h). NULL: its bytes are gone.
+ */
+static const uint8_t *message_of(const struct ovl_aead_slots *s, int32_t slot, const uint8_t *h, int32_t len) {
+  const uint8_t *src = NULL;
+  int d = ovl_defer_take(s->data, slot, h, len, &src);
+  return d == 0 ? h : d > 0 ? src : NULL;
 }
 
 static void direct_setup(struct ovl_aead *a) {
@@ -210,6 +221,13 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
     int32_t o = s->off[slot];
     int n = s->len[slot] - OVL_AEAD_HEADER_LEN - OVL_AEAD_TAG_LEN;
     uint8_t *h = s->data + o, *body = h + OVL_AEAD_HEADER_LEN;
+    const uint8_t *m = message_of(s, slot, h, s->len[slot]);
+    if (!m) {
+      ok[i] = 0;
+      continue;
+    }
+    /* The ciphertext and tag: in the slot, or read from the staging area (decrypted into the slot). */
+    const uint8_t *ct = m + OVL_AEAD_HEADER_LEN;
     ctr[1] = 0;
     ctr[2] = get32(h + 8);
     ctr[3] = get32(h + 12);
@@ -220,20 +238,21 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
     int one = (size_t)n + 64 <= OVL_AEAD_STREAM;
     if (one) {
       a->chacha(a->stream, zero_stream, (size_t)n + 64, k, ctr);
-      direct_tag(a, a->stream, body, (size_t)n, tag);
+      direct_tag(a, a->stream, ct, (size_t)n, tag);
     } else {
       direct_polykey(a, k, ctr, block);
-      direct_tag(a, block, body, (size_t)n, tag);
+      direct_tag(a, block, ct, (size_t)n, tag);
     }
-    if (CRYPTO_memcmp(tag, body + n, OVL_AEAD_TAG_LEN) != 0) {
+    if (CRYPTO_memcmp(tag, ct + n, OVL_AEAD_TAG_LEN) != 0) {
       ok[i] = 0;
+      if (ct != body) memcpy(body, ct, (size_t)n + OVL_AEAD_TAG_LEN); /* the slot as it arrived */
       continue;
     }
     if (one) {
-      xor_into(body, a->stream + 64, (size_t)n);
+      xor_to(body, ct, a->stream + 64, (size_t)n);
     } else if (n > 0) {
       ctr[0] = 1;
-      a->chacha(body, body, (size_t)n, k, ctr);
+      a->chacha(body, ct, (size_t)n, k, ctr);
     }
     ok[i] = 1;
     s->off[slot] = o + OVL_AEAD_HEADER_LEN;
@@ -242,7 +261,7 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
   }
   OPENSSL_cleanse(block, sizeof(block));
   OPENSSL_cleanse(k, sizeof(k));
-  OPENSSL_cleanse(a->stream, sizeof(a->stream));
+  OPENSSL_cleanse(a->stream, 64); /* the Poly1305 key block; the rest is keystream of what the slots now hold in clear */
   return opened;
 }
 
@@ -293,6 +312,12 @@ int ovl_aead_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_aead_
     int32_t o = s->off[slot];
     int n = s->len[slot] - OVL_AEAD_HEADER_LEN - OVL_AEAD_TAG_LEN;
     uint8_t *h = s->data + o, *body = h + OVL_AEAD_HEADER_LEN;
+    const uint8_t *m = message_of(s, slot, h, s->len[slot]);
+    if (!m) {
+      ok[i] = 0;
+      continue;
+    }
+    if (m != h) memcpy(body, m + OVL_AEAD_HEADER_LEN, (size_t)n + OVL_AEAD_TAG_LEN);
     uint64_t c = (uint64_t)get32(h + 8) | (uint64_t)get32(h + 12) << 32;
     int outl = 0, fin = 0, good;
     nonce_of(nonce, c);

@@ -100,6 +100,23 @@ int ovl_udp_gro_enable(int fd, struct ovl_batch *b, const char **syscall);
 int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int32_t *slots, int n, double *ctr,
                      const char **syscall);
 int ovl_udp_gro_pending(const struct ovl_batch *b);
+/*
+ * Deferred copies on a GRO socket (for the encrypted overlay): a datagram that looks like
+ * WireGuard transport data (≥ 32 bytes, type 4) gets only its 16-byte header copied into the
+ * slot; the rest stays in the staging area until the AEAD open (aead.c) authenticates it there
+ * and decrypts it straight into the slot, saving the copy. Only for a receiver that opens (or
+ * drops) every such datagram with the addon's openBatch before its batch callback returns: the
+ * staging area is refilled on a later receive. One socket per thread registers (the last one
+ * enabled).
+ */
+void ovl_udp_defer_enable(struct ovl_batch *b);
+/*
+ * For the open of `slot` of the pool whose slab is `data` (its first 16 bytes at hdr, len bytes
+ * in all): 0 when the slot holds the whole datagram; 1 with *src at the datagram in the staging
+ * area; -1 when its bytes are gone (staging refilled, or the slot changed since): the open fails.
+ * Either way the slot is no longer deferred after this call.
+ */
+int ovl_defer_take(const uint8_t *data, int32_t slot, const uint8_t *hdr, int32_t len, const uint8_t **src);
 /* Drop what is pending (no pool slot was free), counted as rxNoBufferDrops. Returns how many. */
 int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr);
 /* Read and discard up to `n` packets (no pool slot was free). Returns how many packets were

@@ -59,7 +59,19 @@ struct ovl_batch {
   int32_t *gro_seg; /* segment size per message (its length when not coalesced) */
   unsigned gro_n, gro_cur;
   uint32_t gro_off;
+  /* Deferred copies (ovl_udp_defer_enable): per pool slot, where its datagram is in the
+     staging area (NULL: not deferred), its length and the fill it came from. */
+  int defer;
+  uint32_t gro_gen;
+  const uint8_t **dsrc;
+  int32_t *dlen;
+  uint32_t *dgen;
+  uint32_t dn;
+  const uint8_t *ddata; /* the pool slab the entries are for */
 };
+
+/* The deferring socket of this thread (ovl_defer_take has only the pool slab to go by). */
+static _Thread_local struct ovl_batch *defer_owner;
 
 /* Discard target: a dropped frame is read here so a level-triggered poll does not spin. */
 static uint8_t scratch[65536 + VNET_HDR_LEN];
@@ -93,6 +105,10 @@ void ovl_batch_free(struct ovl_batch *b) {
   free(b->gro_addrs);
   free(b->gro_cmsg);
   free(b->gro_seg);
+  free(b->dsrc);
+  free(b->dlen);
+  free(b->dgen);
+  if (defer_owner == b) defer_owner = NULL;
   free(b);
 }
 
@@ -534,8 +550,41 @@ int ovl_udp_gro_drop_pending(struct ovl_batch *b, double *ctr) {
   return dropped;
 }
 
+void ovl_udp_defer_enable(struct ovl_batch *b) {
+  b->defer = 1;
+  defer_owner = b;
+}
+
+/* The deferral table sized for pool `p` (1), or 0: then this receive copies everything. */
+static int defer_ready(struct ovl_batch *b, const struct ovl_pool *p) {
+  if (!b->defer || defer_owner != b) return 0;
+  if (b->dn < p->count || b->ddata != p->data) {
+    free(b->dsrc);
+    free(b->dlen);
+    free(b->dgen);
+    b->dsrc = calloc(p->count, sizeof(*b->dsrc));
+    b->dlen = calloc(p->count, sizeof(*b->dlen));
+    b->dgen = calloc(p->count, sizeof(*b->dgen));
+    b->dn = b->dsrc && b->dlen && b->dgen ? p->count : 0;
+    b->ddata = p->data;
+  }
+  return b->dn >= p->count;
+}
+
+int ovl_defer_take(const uint8_t *data, int32_t slot, const uint8_t *hdr, int32_t len, const uint8_t **src) {
+  struct ovl_batch *b = defer_owner;
+  if (!b || b->ddata != data || slot < 0 || (uint32_t)slot >= b->dn || !b->dsrc[slot]) return 0;
+  const uint8_t *s = b->dsrc[slot];
+  b->dsrc[slot] = NULL;
+  /* The same fill of the staging area, the same length and header as received. */
+  if (b->dgen[slot] != b->gro_gen || b->dlen[slot] != len || memcmp(s, hdr, 16) != 0) return -1;
+  *src = s;
+  return 1;
+}
+
 /* One recvmmsg into the staging area. Returns messages received, 0 when none, or -errno. */
 static int gro_fill(int fd, struct ovl_batch *b, double *ctr, const char **syscall) {
+  b->gro_gen++; /* what was deferred from the previous fill is gone */
   for (unsigned i = 0; i < b->gro_max; i++) {
     b->gro_iov[i].iov_base = b->gro_buf + (size_t)i * OVL_GRO_MSG_BYTES;
     b->gro_iov[i].iov_len = OVL_GRO_MSG_BYTES;
@@ -579,6 +628,7 @@ int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int3
     if (r <= 0) return r;
   }
   int good = 0;
+  int defer = defer_ready(b, p);
   /* Each step fills a slot or drops one datagram, so this ends after at most n + pending steps. */
   while (good < n && b->gro_cur < b->gro_n) {
     unsigned m = b->gro_cur;
@@ -600,7 +650,16 @@ int ovl_udp_recv_gro(int fd, struct ovl_batch *b, const struct ovl_pool *p, int3
     if (take > p->capacity || take > (size_t)room) {
       ctr[OVL_RX_TRUNC_DROPS]++; /* the slot stays unused for the next datagram */
     } else {
-      memcpy(p->data + p->off[slot], b->gro_buf + (size_t)m * OVL_GRO_MSG_BYTES + b->gro_off, take);
+      const uint8_t *from = b->gro_buf + (size_t)m * OVL_GRO_MSG_BYTES + b->gro_off;
+      if (defer && take >= 32 && from[0] == 4 && from[1] == 0 && from[2] == 0 && from[3] == 0) {
+        memcpy(p->data + p->off[slot], from, 16);
+        b->dsrc[slot] = from;
+        b->dlen[slot] = (int32_t)take;
+        b->dgen[slot] = b->gro_gen;
+      } else {
+        memcpy(p->data + p->off[slot], from, take);
+        if (defer) b->dsrc[slot] = NULL;
+      }
       p->len[slot] = (int32_t)take;
       set_source(p, slot, &b->gro_addrs[m]);
       ctr[OVL_RX_PACKETS]++;

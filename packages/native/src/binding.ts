@@ -67,6 +67,8 @@ export const TAP_OFFLOAD = 8;
 /** create() flags for a UDP socket. */
 export const UDP_GSO = 1;
 export const UDP_GRO = 2;
+/** With UDP_GRO: WireGuard transport data stays in the staging area until openBatch (csrc/io.h). */
+export const UDP_DEFER = 4;
 /** setPool `which`: the pool receives land in, the pool sends come from. */
 export const POOL_RX = 1;
 export const POOL_TX = 2;

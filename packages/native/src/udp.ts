@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { InvalidConfigError, type BufferPool, type PacketBatch, type Transport } from '@overlay/dataplane';
-import { KIND_UDP, native, UDP_GRO, UDP_GSO, type NativeHandle } from './binding.js';
+import { KIND_UDP, native, UDP_DEFER, UDP_GRO, UDP_GSO, type NativeHandle } from './binding.js';
 import { IoCounters } from './counters.js';
 import type { NativeError } from './errors.js';
 import { NativeIo } from './native-io.js';
@@ -30,6 +30,15 @@ export interface UdpOptions {
    * so the sink still sees one datagram per slot. Counters rxGroMessages/rxGroDatagrams. Default false.
    */
   gro?: boolean;
+  /**
+   * With `gro`, for the encrypted overlay: a datagram that looks like WireGuard transport data
+   * (≥ 32 bytes, type 4) gets only its 16-byte header copied into its slot; the addon's AEAD open
+   * (`resolveAead('native')`) authenticates the rest where it was received and decrypts it
+   * straight into the slot, one copy fewer per datagram. Only for a sink that opens or drops every
+   * such datagram with that AEAD before it returns (the WireGuard device does): until then the
+   * slot holds just the header, and a later receive reuses the staging area. Default false.
+   */
+  deferSealed?: boolean;
   /** How long send() may wait for room when the socket buffer is full before giving up on the rest. Default 2 ms. */
   sendWaitMs?: number;
   /** Called when receiving fails for good. Default: a process warning. */
@@ -74,7 +83,7 @@ export class UdpTransport extends NativeIo implements Transport {
     const n = native();
     const fd = n.openUdp(family, o.address, o.port, o.reuseport ? 1 : 0, o.recvBufferBytes ?? 0, o.sendBufferBytes ?? 0);
     const counters = new IoCounters(n.counterCount);
-    const handle = n.create(fd, KIND_UDP, family, (o.gso ? UDP_GSO : 0) | (o.gro ? UDP_GRO : 0), batch, wait, counters.values);
+    const handle = n.create(fd, KIND_UDP, family, (o.gso ? UDP_GSO : 0) | (o.gro ? UDP_GRO : 0) | (o.gro && o.deferSealed ? UDP_DEFER : 0), batch, wait, counters.values);
     try {
       return new UdpTransport(o, family, handle, counters, n.localPort(handle));
     } catch (err) {
