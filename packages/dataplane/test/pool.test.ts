@@ -38,6 +38,18 @@ describe('BufferPool', () => {
     }
   });
 
+  it('view reads the same bytes as data, across the whole slab', () => {
+    const pool = new BufferPool({ count: 3, frameCapacity: 64 });
+    const last = pool.limit(2) - 4;
+    const at = pool.base(1) + 6; // not 4-byte aligned
+    pool.data.writeUInt32BE(0xc6130001, at);
+    pool.data.writeUInt32BE(0x01020304, last);
+    expect(pool.view.getUint32(at)).toBe(0xc6130001);
+    expect(pool.view.getInt32(at)).toBe(0xc6130001 | 0);
+    expect(pool.view.getUint32(last)).toBe(0x01020304);
+    expect(pool.view.byteLength).toBe(pool.data.length);
+  });
+
   it('fills, copies out and keeps slots apart', () => {
     const pool = new BufferPool({ count: 2, frameCapacity: 64 });
     const a = pool.acquire();

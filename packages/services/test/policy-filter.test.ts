@@ -176,22 +176,28 @@ describe('policy filter in an in-memory overlay', () => {
     expect(db.f.stats().flows).toBe(0);
   });
 
-  it('malformed IPv4 and non-first fragments are counted drops; an IPv6 frame with a truncated header chain is malformed', async () => {
+  it('malformed IPv4 (header cut, IHL, version, total length past the frame or under the header) and non-first fragments are counted drops; an IPv6 frame with a truncated header chain is malformed', async () => {
     const b = bed();
     const [web] = b.hosts;
     const good = ipv4Frame({ srcMac: MAC(1), dstMac: MAC(2), src: IP(1), dst: IP(2), proto: 'tcp', dport: 5432 });
     const short = good.subarray(0, 14 + 30); // TCP header cut
     const badIhl = Buffer.from(good);
     badIhl[14] = 0x44;
+    const badVersion = Buffer.from(good);
+    badVersion[14] = 0x65;
+    const longTotal = Buffer.from(good);
+    longTotal.writeUInt16BE(good.length - 14 + 1, 14 + 2);
+    const shortTotal = Buffer.from(good);
+    shortTotal.writeUInt16BE(19, 14 + 2);
     const frag = Buffer.from(good);
     frag.writeUInt16BE(0x0010, 14 + 6);
     const v6 = Buffer.alloc(14 + 40);
     Buffer.from(good.subarray(0, 12)).copy(v6);
     v6.writeUInt16BE(0x86dd, 12);
     v6[14] = 0x60;
-    for (const f of [short, badIhl, frag, v6]) web.dev.inject(f);
+    for (const f of [short, badIhl, badVersion, longTotal, shortTotal, frag, v6]) web.dev.inject(f);
     await b.net.idle();
-    expect(stageDrops(web)).toMatchObject({ malformed: 3, fragment: 1 });
+    expect(stageDrops(web)).toMatchObject({ malformed: 6, fragment: 1 });
     expect(b.hosts[1].dev.received).toHaveLength(0);
   });
 

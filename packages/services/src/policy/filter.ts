@@ -1,6 +1,5 @@
 import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, formatIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
-import { ipv4Total } from '../vip/packet.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { preparePolicy, type PreparedPolicy } from './compile-off-thread.js';
 import { IdentityTable } from './identity.js';
@@ -76,6 +75,16 @@ export type Direction = 'inside' | 'outside';
 
 const ICMP_ECHO_REQUEST = 8;
 const ICMP_ECHO_REPLY = 0;
+
+/**
+ * judge()'s per-packet constants as a same-file const enum, compiled to numbers: imported
+ * constants and `Conntrack.AUX` cost a module-binding or property load and a check each, on
+ * every packet. Checked against their sources below.
+ */
+const enum K { PASS = 0, TCP = 6, UDP = 17, AUX = 8, GEN = 0, IDENTITY = 1, DIR = 2 }
+if (K.PASS !== PASS || K.TCP !== PROTO_TCP || K.UDP !== PROTO_UDP || K.AUX !== Conntrack.AUX || K.GEN !== AUX_GEN || K.IDENTITY !== AUX_IDENTITY || K.DIR !== AUX_DIR) {
+  throw new Error('policy/filter.ts: enum K differs from the constants');
+}
 
 export interface PolicyLogEntry {
   /** Clock time (ms) of the decision. */
@@ -248,21 +257,24 @@ export class PolicyFilter implements Stage {
 
   private judge(ctx: StageContext, slot: number, dir: number): number {
     const et = ctx.etherType;
-    if (et !== 0x0800) return et === 0x86dd ? this.v6.judge(ctx, slot, dir) : PASS;
+    if (et !== 0x0800) return et === 0x86dd ? this.v6.judge(ctx, slot, dir) : K.PASS;
     const pool = ctx.pool;
     const d = pool.data;
+    // The header's fields read whole (one bounds check each), not byte by byte.
+    const v = pool.view;
     const l3 = ctx.l3;
     const end = pool.off[slot] + pool.len[slot];
     if (l3 + 20 > end) return this.dropAs(dir, D_MALFORMED);
-    const total = ipv4Total(d, l3, end);
-    if (total < 0) return this.dropAs(dir, D_MALFORMED);
-    const hl = (d[l3] & 15) << 2;
-    const ff = (d[l3 + 6] << 8) | d[l3 + 7];
+    const w0 = v.getInt32(l3); // version, IHL, DSCP/ECN, total length
+    const hl = (w0 >>> 22) & 0x3c;
+    const total = w0 & 0xffff;
+    if (w0 >>> 28 !== 4 || hl < 20 || total < hl || l3 + total > end) return this.dropAs(dir, D_MALFORMED);
+    const ff = v.getUint16(l3 + 6);
     // A fragment (MF set or an offset): judgeFragment (the first is judged here, as its datagram).
     if ((ff & 0x3fff) !== 0 && !this.firstFragment) return this.judgeFragment(ctx, slot, dir, ff);
     const proto = d[l3 + 9];
-    const src = (d[l3 + 12] << 24) | (d[l3 + 13] << 16) | (d[l3 + 14] << 8) | d[l3 + 15];
-    const dst = (d[l3 + 16] << 24) | (d[l3 + 17] << 16) | (d[l3 + 18] << 8) | d[l3 + 19];
+    const src = v.getInt32(l3 + 12);
+    const dst = v.getInt32(l3 + 16);
     // Identity on the wire: the sender's Group Policy ID, sent where the network speaks GBP.
     if (this.gbp && dir === INSIDE) pool.group[slot] = this.identity.groupPolicyOf(src);
     let sport: number;
@@ -270,12 +282,13 @@ export class PolicyFilter implements Stage {
     let flags = 0;
     let tracked = true;
     const l4 = l3 + hl;
-    if (proto === PROTO_TCP || proto === PROTO_UDP) {
+    if (proto === K.TCP || proto === K.UDP) {
       // Most packets: the ports read here, not through readL4's array (the established path's cost).
-      if (l4 + (proto === PROTO_TCP ? 20 : 8) > l3 + total) return this.dropAs(dir, D_MALFORMED);
-      sport = (d[l4] << 8) | d[l4 + 1];
-      dport = (d[l4 + 2] << 8) | d[l4 + 3];
-      if (proto === PROTO_TCP) flags = d[l4 + 13];
+      if (l4 + (proto === K.TCP ? 20 : 8) > l3 + total) return this.dropAs(dir, D_MALFORMED);
+      const ports = v.getInt32(l4);
+      sport = ports >>> 16;
+      dport = ports & 0xffff;
+      if (proto === K.TCP) flags = d[l4 + 13];
     } else {
       const l4f = this.l4;
       if (readL4(d, l4, l3 + total, proto, PROTO_ICMP, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, l4f) !== L4_OK) return this.dropAs(dir, D_MALFORMED);
@@ -289,17 +302,17 @@ export class PolicyFilter implements Stage {
     if (tracked) {
       let e = ct.find(proto, src, dst, sport, dport);
       let reply = false;
-      if (e >= 0 && aux[e * Conntrack.AUX + AUX_DIR] !== dir) e = -1;
+      if (e >= 0 && aux[e * K.AUX + K.DIR] !== dir) e = -1;
       if (e < 0) {
         e = ct.findReply(proto, src, dst, sport, dport);
-        if (e >= 0 && aux[e * Conntrack.AUX + AUX_DIR] === dir) e = -1;
+        if (e >= 0 && aux[e * K.AUX + K.DIR] === dir) e = -1;
         reply = e >= 0;
       }
       if (e >= 0) {
         const c = this.compiled;
-        const a = e * Conntrack.AUX;
+        const a = e * K.AUX;
         const id = this.identity;
-        if (aux[a + AUX_GEN] !== c.generation || aux[a + AUX_IDENTITY] !== id.version) {
+        if (aux[a + K.GEN] !== c.generation || aux[a + K.IDENTITY] !== id.version) {
           // Re-judge the flow as first seen: its initiator, responder, protocol and key.
           this.counters.add(this.counters.at.flows_rejudged);
           const client = ct.client[e];
@@ -314,7 +327,7 @@ export class PolicyFilter implements Stage {
           recordFlow(aux, e, c, id.version, aux[a + AUX_DIR], r, okey);
         }
         ct.observe(e, reply, flags, this.now);
-        return PASS;
+        return K.PASS;
       }
       if (proto === PROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN) return this.dropAs(dir, D_NO_FLOW);
       // An echo reply of no tracked request is judged alone and opens nothing (else an allowed
