@@ -13,10 +13,13 @@
  * are measured again 10 s later: what traffic leaves resident (pool slots, TSO and GRO buffers).
  * `--compare-entry FILE` runs FILE instead of the bin in the compare rounds (with the shipped flags
  * unless `--compare` gives others): `packages/agent/dist/main.js` is the same build unbundled.
+ * The shebang's environment (`env -S NAME=VALUE … node`: glibc's malloc settings) is set for the
+ * shipped agents and the floor; `--compare-env "NAME=VALUE …"` sets the compare rounds' instead
+ * (`--compare-env ""`: none).
  * Prints every agent and the medians. Issue 15's goal is 64 MiB (docs/agent-memory.md says where
  * the MiB go); `--target MiB` exits 1 when the shipped median idle RSS is above MiB.
  *
- *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--compare-entry FILE] [--load] [--target MiB] [--idle-cpu S]
+ *   bash bench/run.sh agent-rss [--rounds N] [--compare "--max-semi-space-size=2"] [--compare-entry FILE] [--compare-env "NAME=VALUE …"] [--load] [--target MiB] [--idle-cpu S]
  *   (run.sh builds first: this runs dist/; the bundle the bin runs, dist/bundle/, is built here)
  *
  * `--idle-cpu S`: after the memory figures, each agent's CPU time (user + system, /proc/PID/stat)
@@ -46,8 +49,14 @@ const idleCpu = new Map<string, number[]>();
 const HOSTS = 3;
 const IDLE_MS = 15_000;
 const BIN = 'packages/agent/bin/agent.js';
+const SHEBANG = /^#!.*$/m.exec(readFileSync(BIN, 'utf8'))?.[0] ?? '';
 /** The V8 flags the shipped entry point runs with: its shebang's `node` arguments. */
-const SHIPPED = /^#!.*\bnode\b(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+const SHIPPED = /\bnode\b(.*)$/.exec(SHEBANG)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+/** NAME=VALUE words of a string (`env -S NAME=VALUE … node` in the shebang; `--compare-env`). */
+const envOf = (words: string) => Object.fromEntries([...words.matchAll(/(?:^|\s)(\w+)=(\S*)/g)].map((m) => [m[1], m[2]]));
+/** The environment the shebang sets for node (glibc's malloc settings), also set by the unit. */
+const SHIPPED_ENV = envOf(/-S(.*?)\bnode\b/.exec(SHEBANG)?.[1] ?? '');
+const envText = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
 /**
  * The bin runs the bundle while it is fresh (scripts/bundle.mjs): built from this dist/ here, and
  * again before a round when a `tsc -b` (another build in the same tree) made it stale.
@@ -55,12 +64,13 @@ const SHIPPED = /^#!.*\bnode\b(.*)$/m.exec(readFileSync(BIN, 'utf8'))?.[1].trim(
 const buildBundle = () => execFileSync(process.execPath, ['packages/agent/scripts/bundle.mjs'], { stdio: 'inherit' });
 buildBundle();
 const SHIPPED_ENTRY = bundleFresh() ? 'bundle' : 'dist/cli.js (no bundle)';
-/** Label, node flags, script. */
-const VARIANTS: [string, string[], string][] = [[`shipped (${SHIPPED.join(' ') || 'no flags'}; ${SHIPPED_ENTRY})`, SHIPPED, BIN]];
-if (arg('--compare') !== undefined || arg('--compare-entry') !== undefined) {
+/** Label, node flags, script, environment. */
+const VARIANTS: [string, string[], string, Record<string, string>][] = [[`shipped (${envText(SHIPPED_ENV)}${SHIPPED.join(' ') || 'no flags'}; ${SHIPPED_ENTRY})`, SHIPPED, BIN, SHIPPED_ENV]];
+if (arg('--compare') !== undefined || arg('--compare-entry') !== undefined || arg('--compare-env') !== undefined) {
   const flags = arg('--compare') === undefined ? SHIPPED : arg('--compare')!.split(/\s+/).filter(Boolean);
   const entry = arg('--compare-entry') ?? BIN;
-  VARIANTS.push([`compare (${flags.join(' ') || 'no flags'}; ${entry === BIN ? SHIPPED_ENTRY : entry})`, flags, entry]);
+  const env = arg('--compare-env') === undefined ? SHIPPED_ENV : envOf(arg('--compare-env')!);
+  VARIANTS.push([`compare (${envText(env)}${flags.join(' ') || 'no flags'}; ${entry === BIN ? SHIPPED_ENTRY : entry})`, flags, entry, env]);
 }
 
 const FIELDS = ['rss', 'anon', 'file', 'heap_used', 'heap_total', 'external', 'array_buffers', 'pool_slab'] as const;
@@ -89,19 +99,19 @@ try {
   console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (2 cores, shared machine)`);
   console.log(`${HOSTS} agents (TAP network, WireGuard, metrics on), measured ${IDLE_MS / 1000} s after it serves metrics; MiB`);
   // The floor: an empty node process with the shipped flags (what any node program holds resident).
-  const empty = tb.hosts[0].spawn('node', [...SHIPPED, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const empty = tb.hosts[0].spawn('node', [...SHIPPED, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', env: { ...process.env, ...SHIPPED_ENV } });
   await new Promise((res) => setTimeout(res, 3000));
   const floor = resident(empty.pid!);
   empty.kill('SIGKILL');
-  console.log(`empty node process (${SHIPPED.join(' ')}): rss ${floor.rss.toFixed(1)}, anon ${floor.anon.toFixed(1)}, file ${floor.file.toFixed(1)}`);
+  console.log(`empty node process (${envText(SHIPPED_ENV)}${SHIPPED.join(' ')}): rss ${floor.rss.toFixed(1)}, anon ${floor.anon.toFixed(1)}, file ${floor.file.toFixed(1)}`);
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const [label, flags, entry] of VARIANTS) {
+    for (const [label, flags, entry, env] of VARIANTS) {
       if (entry === BIN && SHIPPED_ENTRY === 'bundle' && !bundleFresh()) buildBundle();
       const c = new AgentCluster(tb.hosts, { encrypt: true });
       const procs = tb.hosts.map((h, i) => {
         const f = join(c.dir, `a${i}.yaml`);
         writeFileSync(f, `${c.config(i)}metrics:\n  listen: 127.0.0.1:9464\n`, { mode: 0o600 });
-        return h.spawn('node', [...flags, entry, '--config', f], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'ignore'] });
+        return h.spawn('node', [...flags, entry, '--config', f], { cwd: process.cwd(), stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, ...env } });
       });
       try {
         // Started = its metrics endpoint answers (seconds under load: the machine is shared).

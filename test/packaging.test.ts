@@ -47,8 +47,13 @@ describe('systemd unit', () => {
     // node, its flags (the V8 flags of the bin's shebang: bin/agent.js says why), the bin, its arguments.
     const [node, ...rest] = one('ExecStart').split(' ');
     expect(node).toBe('/usr/bin/node');
-    const shebang = /^#!.*\bnode\b(.*)$/m.exec(readFileSync('packages/agent/bin/agent.js', 'utf8'))?.[1].trim().split(/\s+/);
+    const line = /^#!.*$/m.exec(readFileSync('packages/agent/bin/agent.js', 'utf8'))?.[0] ?? '';
+    const shebang = /\bnode\b(.*)$/.exec(line)?.[1].trim().split(/\s+/);
     expect(shebang?.length).toBeGreaterThan(0);
+    // and the environment it sets for node (`env -S NAME=VALUE … node`: glibc's malloc settings).
+    const env = /^#!\S*env -S((?: \w+=\S+)*) node\b/.exec(line)?.[1].trim().split(' ');
+    expect(env?.length).toBeGreaterThan(0);
+    expect(svc.Environment?.flatMap((e) => e.split(' '))).toEqual(env);
     expect(rest.slice(0, shebang!.length)).toEqual(shebang);
     const exec = [node, ...rest.slice(shebang!.length)];
     expect(exec.slice(2)).toEqual(['run', '--config', `%d/${name}`]);
