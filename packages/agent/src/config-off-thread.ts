@@ -11,8 +11,7 @@
  * place: starting a worker costs more than they take.
  */
 import { statSync } from 'node:fs';
-import type { Worker } from 'node:worker_threads';
-import { OverlayError, spawnWorker } from '@overlay/dataplane';
+import { OverlayError, askWorker, spawnWorker } from '@overlay/dataplane';
 import { loadConfig } from './config.js';
 import type { ConfigProblem } from './config-schema.js';
 import { AgentConfigError, type AgentConfig } from './config-types.js';
@@ -52,27 +51,14 @@ function revive(cfg: AgentConfig): AgentConfig {
 
 /** loadConfig(path, { host }) in a worker started for it. */
 export function loadConfigOffThread(path: string, host?: string): Promise<AgentConfig> {
-  return new Promise((resolve, reject) => {
-    const w: Worker = spawnWorker(import.meta.url, './config-worker');
-    let done = false;
-    const finish = (err: Error | undefined, cfg?: AgentConfig) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      void w.terminate();
-      if (err) reject(err);
-      else resolve(revive(cfg!));
-    };
-    const timer = setTimeout(() => finish(new ConfigWorkerError('TIMEOUT', `no answer in ${LOAD_TIMEOUT_MS} ms`)), LOAD_TIMEOUT_MS);
-    w.once('message', (m: ConfigAnswer) => {
-      if (m.ok) finish(undefined, m.cfg);
-      else if (m.problems) finish(new AgentConfigError(m.problems[0].path, m.problems[0].message, m.problems.slice(1)));
-      else finish(new RelayedError(m.code, m.name, m.message));
-    });
-    w.once('error', (e) => finish(new ConfigWorkerError('CRASHED', e.message)));
-    w.once('exit', (code) => finish(new ConfigWorkerError('EXITED', `exited (${code}) before it answered`)));
-    w.postMessage({ path, host } satisfies ConfigRequest);
-  });
+  return askWorker<ConfigAnswer, AgentConfig>(
+    spawnWorker(import.meta.url, './config-worker'),
+    { path, host } satisfies ConfigRequest,
+    LOAD_TIMEOUT_MS,
+    (m: ConfigAnswer) =>
+      m.ok ? revive(m.cfg) : m.problems ? new AgentConfigError(m.problems[0].path, m.problems[0].message, m.problems.slice(1)) : new RelayedError(m.code, m.name, m.message),
+    (why, detail) => new ConfigWorkerError(why, detail),
+  );
 }
 
 /**

@@ -9,4 +9,4 @@ export { DROP_REASONS, dropChannel, type DataplaneStats, type DropEvent, type Dr
 export { PairTable } from './table.js';
 export { PASS, REPLY, TAKEN, dropVerdict, dropReasonOf, STAGE_KINDS, type Stage, type StageContext, type StageKind } from './stage.js';
 export { CounterSet, type CountEvent } from './reasons.js';
-export { spawnWorker } from './worker-spawn.js';
+export { askWorker, spawnWorker, type WorkerFailure } from './worker-spawn.js';

@@ -20,3 +20,34 @@ export function spawnWorker(callerUrl: string, entry: string, options: WorkerOpt
   const code = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(new URL(`${entry}.ts`, callerUrl).href)});`;
   return new W(code, { ...options, eval: true });
 }
+
+/** Why a worker started for one job gave no answer. */
+export type WorkerFailure = 'TIMEOUT' | 'CRASHED' | 'EXITED';
+
+/**
+ * Post `request` to `w` and settle on its first message, mapped by `answer` to a value or an
+ * Error (rejected); no message within `timeoutMs`, an error thrown in the worker or its exit
+ * first reject with `fail(why, detail)`. The worker is terminated once settled, either way.
+ */
+export function askWorker<M, T>(w: Worker, request: unknown, timeoutMs: number, answer: (m: M) => T | Error, fail: (why: WorkerFailure, detail: string) => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err: Error | undefined, value?: T) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      void w.terminate();
+      if (err) reject(err);
+      else resolve(value as T);
+    };
+    const timer = setTimeout(() => finish(fail('TIMEOUT', `no answer in ${timeoutMs} ms`)), timeoutMs);
+    w.once('message', (m: M) => {
+      const v = answer(m);
+      if (v instanceof Error) finish(v);
+      else finish(undefined, v);
+    });
+    w.once('error', (e) => finish(fail('CRASHED', e.message)));
+    w.once('exit', (code) => finish(fail('EXITED', `exited (${code}) before it answered`)));
+    w.postMessage(request);
+  });
+}

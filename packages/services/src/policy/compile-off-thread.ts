@@ -14,7 +14,7 @@
  * compile before.
  */
 import type { Worker } from 'node:worker_threads';
-import { OverlayError, spawnWorker } from '@overlay/dataplane';
+import { OverlayError, askWorker, spawnWorker } from '@overlay/dataplane';
 import type { BuiltPolicy, CompileOptions } from './compile-tables.js';
 import type { CompileAnswer, CompileRequest } from './compile-worker.js';
 import { GROUP_RE, PolicyError, validatePolicy, type NormalPolicy, type Policy } from './rules.js';
@@ -69,27 +69,13 @@ function groupNames(policy: unknown): Set<string> {
  */
 export function compileOffThread(policy: unknown, groupId: (name: string) => number, options: CompileOptions = {}): Promise<BuiltPolicy> {
   const req: CompileRequest = { policy: JSON.stringify(policy), groups: [...groupNames(policy)].map((g) => [g, groupId(g)]), options };
-  return new Promise((resolve, reject) => {
-    const w = spawn();
-    let done = false;
-    const finish = (err: Error | undefined, out?: BuiltPolicy) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      void w.terminate();
-      if (err) reject(err);
-      else resolve(out!);
-    };
-    const timer = setTimeout(() => finish(new PolicyCompileError('TIMEOUT', `no tables in ${COMPILE_TIMEOUT_MS} ms`)), COMPILE_TIMEOUT_MS);
-    w.once('message', (m: CompileAnswer) => {
-      if (m.ok) finish(undefined, m.built);
-      else if (m.path !== undefined) finish(new PolicyError(m.path, m.message.slice(m.path.length + 2)));
-      else finish(new PolicyCompileError('FAILED', m.message));
-    });
-    w.once('error', (e) => finish(new PolicyCompileError('CRASHED', e.message)));
-    w.once('exit', (code) => finish(new PolicyCompileError('EXITED', `exited (${code}) before it answered`)));
-    w.postMessage(req);
-  });
+  return askWorker<CompileAnswer, BuiltPolicy>(
+    spawn(),
+    req,
+    COMPILE_TIMEOUT_MS,
+    (m: CompileAnswer) => (m.ok ? m.built : m.path !== undefined ? new PolicyError(m.path, m.message.slice(m.path.length + 2)) : new PolicyCompileError('FAILED', m.message)),
+    (why, detail) => new PolicyCompileError(why, detail),
+  );
 }
 
 /** A policy validated and compiled for PolicyFilter.installPolicy: `built` by a worker, or `normal` to compile in place. */
