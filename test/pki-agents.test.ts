@@ -100,7 +100,8 @@ describe('agents admitted by certificate (netns)', () => {
     const created = await sh(['token', 'create', '--dir', ca, '--group', 'web', '--within', '198.19.0.0/24']);
     expect(created.code, created.stderr).toBe(0);
     token = created.stdout.trim();
-    const serve = h1.spawn('node', [...MAIN, 'ca', 'serve', '--dir', ca, '--listen', `${h1.underlay}:${SIGNER_PORT}`]);
+    // --socket: the signer also refuses what host 1's agent holds (it starts below; until then the follower waits).
+    const serve = h1.spawn('node', [...MAIN, 'ca', 'serve', '--dir', ca, '--listen', `${h1.underlay}:${SIGNER_PORT}`, '--socket', join(dir, 'h1', 'agent.sock')]);
     let serveLog = '';
     serve.stderr!.on('data', (d: Buffer) => void (serveLog += d.toString()));
     for (let end = Date.now() + 60_000; !/answering joins/.test(serveLog) && Date.now() < end && serve.exitCode === null; ) await new Promise((r) => setTimeout(r, 100));
@@ -172,6 +173,24 @@ describe('agents admitted by certificate (netns)', () => {
       expect(Object.values(s.networks).flat().some((e) => e.owner === 'pk2')).toBe(false);
       expect(s.pki!.counters.evicted_revoked).toBe(1);
     }
+
+    // A WireGuard key revoked through host 3's agent with a copy of the CA directory, so not in the
+    // signer's revocations.pem: gossip brings it to host 1's agent, which `ca serve --socket` follows;
+    // a join for that key is then refused `revoked`.
+    const caCopy = join(dir, 'ca-copy');
+    mkdirSync(caCopy);
+    for (const f of ['ca.crt', 'ca.key']) writeFileSync(join(caCopy, f), readFileSync(join(ca, f)), { mode: 0o600 });
+    const wgRevoked = publicKeyOf(generatePrivateKey());
+    const rv2 = await h3.run('node', [...MAIN, 'revoke', '--dir', caCopy, '--wg-key', wgRevoked, '--socket', agents[2].socket], { timeoutMs: 60_000 });
+    const revoked2At = Date.now();
+    expect(rv2.code, rv2.stderr).toBe(0);
+    for (const end = revoked2At + 10_000; !/agent's revocations: 1 new/.test(serveLog) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    console.log(`a WireGuard key revoked through pk3: the signer holds it ${Date.now() - revoked2At} ms after \`agent revoke\` returned`);
+    expect(serveLog).toMatch(/agent's revocations: 1 new/);
+    const joinOut = join(dir, 'join-revoked');
+    mkdirSync(joinOut);
+    const refused = await h4.run('node', [...MAIN, 'join', '--token', token, '--server', `${h1.underlay}:${SIGNER_PORT}`, '--name', 'pk-revoked', '--wg-public', wgRevoked, '--prefix', '198.19.0.50/32', '--out', joinOut], { timeoutMs: 60_000 });
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('revoked')]);
 
     // A fifth host with a certificate of 30 s (signed here with the CA's key): admitted, reachable, then dropped.
     const caPair = { cert: parseCa(decodePem('CERTIFICATE', readFileSync(join(ca, 'ca.crt'), 'utf8'))[0]), seed: decodePem('ED25519 PRIVATE KEY', readFileSync(join(ca, 'ca.key'), 'utf8'))[0] };

@@ -2,7 +2,7 @@
  * The PKI commands of the `agent` CLI (issue 13), registered in cli.ts's command table:
  *
  *   agent ca init --dir DIR --name NAME [--days N]
- *   agent ca serve --dir DIR --listen HOST:PORT
+ *   agent ca serve --dir DIR --listen HOST:PORT [--socket PATH]
  *   agent cert sign --dir DIR --name NAME --sign-key B64 --wg-key B64 [--prefix CIDR]... [--group G]... [--days N] --out FILE
  *   agent token create|rotate --dir DIR [--group G]... [--within CIDR]... [--days N]
  *   agent join --token TOKEN --server HOST:PORT --name NAME [--prefix CIDR]... [--wg-public B64] --out DIR
@@ -29,10 +29,10 @@ import {
   createRevocation, parseCa, parseCert, parsePrefix, publicOfSeed, requestJoin, serveJoin, signCert, type CaKeyPair, type PkiErrorCode, type RevocationKindName,
 } from '@overlay/pki';
 import { queryControl } from './runtime.js';
-import { recordRevocation, watchRevocations } from './pki-signer.js';
+import { agentRevocations, followAgentRevocations, recordRevocation, watchRevocations } from './pki-signer.js';
 
 export const PKI_USAGE = {
-  ca: 'agent ca init --dir DIR --name NAME [--days N]\n  Create a CA (DIR/ca.crt, DIR/ca.key); print its digest.\nagent ca serve --dir DIR --listen HOST:PORT\n  Answer joins with DIR\'s CA and token (a rotated token applies within 1 s).',
+  ca: 'agent ca init --dir DIR --name NAME [--days N]\n  Create a CA (DIR/ca.crt, DIR/ca.key); print its digest.\nagent ca serve --dir DIR --listen HOST:PORT [--socket PATH]\n  Answer joins with DIR\'s CA and token (a rotated token applies within 1 s); with --socket, also refuse keys the running agent at PATH holds revoked (gossip\'s included).',
   cert: 'agent cert sign --dir DIR --name NAME --sign-key B64 --wg-key B64 [--prefix CIDR]... [--group G]... [--days N] --out FILE\n  Issue a node certificate (default 7 days).',
   token: 'agent token create|rotate --dir DIR [--group G]... [--within CIDR]... [--days N]\n  Create or replace the join secret; print the token OVL1-<CA digest>-<secret>.',
   join: 'agent join --token TOKEN --server HOST:PORT --name NAME [--prefix CIDR]... [--wg-public B64] --out DIR\n  Get a certificate from a signer; write DIR/node.crt, node.key, ca.crt (and wg.key).',
@@ -48,7 +48,7 @@ const OPTIONS = {
 } as const;
 const ALLOWED: Record<string, readonly string[]> = {
   'ca init': ['dir', 'name', 'days'],
-  'ca serve': ['dir', 'listen'],
+  'ca serve': ['dir', 'listen', 'socket'],
   'cert sign': ['dir', 'name', 'sign-key', 'wg-key', 'prefix', 'group', 'days', 'out'],
   'token create': ['dir', 'group', 'within', 'days'],
   'token rotate': ['dir'],
@@ -178,6 +178,9 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         const srv = await serveJoin(signer, hostPort(need(s('listen'), 'listen'), 'listen'));
         // DIR/revocations.pem (written by `agent revoke`): read now and on change; revoked keys are refused.
         const unwatchRevocations = watchRevocations(dir, signer, (m) => err(`agent: ${m}\n`));
+        // --socket: also refuse what the running agent there holds (revocations gossip brought it).
+        const agentSocket = s('socket');
+        const follower = agentSocket ? followAgentRevocations(signer, agentRevocations(agentSocket), (m) => err(`agent: ${m}\n`)) : undefined;
         // A `token rotate` from another shell replaces the secret here within the poll interval.
         const tokenPath = join(dir, 'token.json');
         watchFile(tokenPath, { interval: 500 }, () => {
@@ -195,6 +198,7 @@ export async function pkiMain(argv: string[], out: Out = (s) => process.stdout.w
         });
         unwatchFile(tokenPath);
         unwatchRevocations();
+        follower?.stop();
         await srv.close();
         err(`agent: joins ${JSON.stringify(signer.counts)}\n`);
         return 0;

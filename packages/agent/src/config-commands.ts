@@ -36,8 +36,8 @@ export async function controlCommand(live: LiveConfig, line: string): Promise<Co
   }
   if (line.startsWith('apply ')) {
     try {
-      const next = loadConfig(line.slice(6), { host: live.cfg.cluster ? live.cfg.name : undefined });
-      return { ok: true, plan: await live.applyAsync(next) };
+      // A large file is read and validated in a worker (config-off-thread.ts), so packets keep flowing.
+      return { ok: true, plan: await live.applyAsync({ path: line.slice(6), host: live.cfg.cluster ? live.cfg.name : undefined }) };
     } catch (e) {
       const err = e as { message?: string; code?: string };
       return { error: err.message ?? String(e), code: err.code };
