@@ -70,6 +70,31 @@ static const uint8_t *message_of(const struct ovl_aead_slots *s, int32_t slot, c
   return d == 0 ? h : d > 0 ? src : NULL;
 }
 
+/* One slot of an open batch: where its message is and what a successful open leaves in it. */
+struct opening {
+  int32_t slot, o;
+  int n;              /* ciphertext bytes (without header and tag) */
+  uint8_t *h, *body;  /* the header and the body in the slot */
+  const uint8_t *m;   /* the whole message: h, or in the staging area (message_of) */
+};
+
+/* Slot i of `s` into *x; 0 when its bytes are gone (the open of it fails). */
+static int opening_at(const struct ovl_aead_slots *s, int i, struct opening *x) {
+  x->slot = s->slots[i];
+  x->o = s->off[x->slot];
+  x->n = s->len[x->slot] - OVL_AEAD_HEADER_LEN - OVL_AEAD_TAG_LEN;
+  x->h = s->data + x->o;
+  x->body = x->h + OVL_AEAD_HEADER_LEN;
+  x->m = message_of(s, x->slot, x->h, s->len[x->slot]);
+  return x->m != NULL;
+}
+
+/* The slot now holds the plaintext: off/len on the body. */
+static void opened_slot(const struct ovl_aead_slots *s, const struct opening *x) {
+  s->off[x->slot] = x->o + OVL_AEAD_HEADER_LEN;
+  s->len[x->slot] = x->n;
+}
+
 static void direct_setup(struct ovl_aead *a) {
   chacha_fn chacha = (chacha_fn)dlsym(RTLD_DEFAULT, "ChaCha20_ctr32");
   poly_size_fn size = (poly_size_fn)dlsym(RTLD_DEFAULT, "Poly1305_ctx_size");
@@ -216,18 +241,17 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
   uint8_t block[64], tag[16];
   int opened = 0;
   key_words(key, k);
+  struct opening x;
   for (int i = 0; i < s->count; i++) {
-    int32_t slot = s->slots[i];
-    int32_t o = s->off[slot];
-    int n = s->len[slot] - OVL_AEAD_HEADER_LEN - OVL_AEAD_TAG_LEN;
-    uint8_t *h = s->data + o, *body = h + OVL_AEAD_HEADER_LEN;
-    const uint8_t *m = message_of(s, slot, h, s->len[slot]);
-    if (!m) {
+    if (!opening_at(s, i, &x)) {
       ok[i] = 0;
       continue;
     }
+    const int n = x.n;
+    const uint8_t *h = x.h;
+    uint8_t *body = x.body;
     /* The ciphertext and tag: in the slot, or read from the staging area (decrypted into the slot). */
-    const uint8_t *ct = m + OVL_AEAD_HEADER_LEN;
+    const uint8_t *ct = x.m + OVL_AEAD_HEADER_LEN;
     ctr[1] = 0;
     ctr[2] = get32(h + 8);
     ctr[3] = get32(h + 12);
@@ -255,8 +279,7 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
       a->chacha(body, ct, (size_t)n, k, ctr);
     }
     ok[i] = 1;
-    s->off[slot] = o + OVL_AEAD_HEADER_LEN;
-    s->len[slot] = n;
+    opened_slot(s, &x);
     opened++;
   }
   OPENSSL_cleanse(block, sizeof(block));
@@ -307,17 +330,16 @@ int ovl_aead_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_aead_
   if (EVP_CipherInit_ex(ctx, a->cipher, NULL, key, NULL, 0) != 1) return OVL_AEAD_ECRYPTO;
   uint8_t nonce[12];
   int opened = 0;
+  struct opening x;
   for (int i = 0; i < s->count; i++) {
-    int32_t slot = s->slots[i];
-    int32_t o = s->off[slot];
-    int n = s->len[slot] - OVL_AEAD_HEADER_LEN - OVL_AEAD_TAG_LEN;
-    uint8_t *h = s->data + o, *body = h + OVL_AEAD_HEADER_LEN;
-    const uint8_t *m = message_of(s, slot, h, s->len[slot]);
-    if (!m) {
+    if (!opening_at(s, i, &x)) {
       ok[i] = 0;
       continue;
     }
-    if (m != h) memcpy(body, m + OVL_AEAD_HEADER_LEN, (size_t)n + OVL_AEAD_TAG_LEN);
+    const int n = x.n;
+    const uint8_t *h = x.h;
+    uint8_t *body = x.body;
+    if (x.m != h) memcpy(body, x.m + OVL_AEAD_HEADER_LEN, (size_t)n + OVL_AEAD_TAG_LEN);
     uint64_t c = (uint64_t)get32(h + 8) | (uint64_t)get32(h + 12) << 32;
     int outl = 0, fin = 0, good;
     nonce_of(nonce, c);
@@ -326,8 +348,7 @@ int ovl_aead_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_aead_
     good = good && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OVL_AEAD_TAG_LEN, body + n) == 1 && EVP_CipherFinal_ex(ctx, body + outl, &fin) == 1;
     if (good) {
       ok[i] = 1;
-      s->off[slot] = o + OVL_AEAD_HEADER_LEN;
-      s->len[slot] = n;
+      opened_slot(s, &x);
       opened++;
       continue;
     }
