@@ -1,4 +1,4 @@
-import { CounterSet, InvalidConfigError, PASS, dropVerdict, formatIpAddress, formatIpv4Address, type Stage, type StageContext } from '@overlay/dataplane';
+import { CounterSet, PASS, dropVerdict, type Stage, type StageContext } from '@overlay/dataplane';
 import { Conntrack, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, type ConntrackTimeouts } from '../vip/conntrack.js';
 import { ACTION_ALLOW, CompiledPolicy } from './compile.js';
 import { preparePolicy, type PreparedPolicy } from './compile-off-thread.js';
@@ -9,10 +9,12 @@ import {
   AUX_DIR, AUX_GEN, AUX_IDENTITY, AUX_KEY, D_DENIED, D_FRAGMENT, D_FULL, D_MALFORMED, D_NO_FLOW, INSIDE, L4_DPORT, L4_FLAGS, L4_KEY, L4_OK, L4_SPORT, L4_TRACKED, OUTSIDE,
   logged, readL4, recordFlow, revokeFlow, tally,
 } from './filter-shared.js';
-import { PolicyError, validatePolicy, type Policy, type Tier } from './rules.js';
+import { PolicyError, validatePolicy, type Policy } from './rules.js';
 import { explainFlow, type Explanation, type FlowQuery } from './explain.js';
+import { DecisionLog, type PolicyLogEntry } from './decision-log.js';
 
 export type { Explanation, FlowQuery } from './explain.js';
+export type { Direction, PolicyLogEntry } from './decision-log.js';
 
 /**
  * The policy filter: a dataplane `filter` stage per network that enforces a Policy statefully.
@@ -71,7 +73,6 @@ export const POLICY_COUNTERS = [
 export type PolicyCounter = (typeof POLICY_COUNTERS)[number];
 export const POLICY_CHANNEL = 'overlay.services.policy';
 
-export type Direction = 'inside' | 'outside';
 
 const ICMP_ECHO_REQUEST = 8;
 const ICMP_ECHO_REPLY = 0;
@@ -86,21 +87,6 @@ if (K.PASS !== PASS || K.TCP !== PROTO_TCP || K.UDP !== PROTO_UDP || K.AUX !== C
   throw new Error('policy/filter.ts: enum K differs from the constants');
 }
 
-export interface PolicyLogEntry {
-  /** Clock time (ms) of the decision. */
-  time: number;
-  vni: number;
-  direction: Direction;
-  action: 'allow' | 'deny';
-  proto: number;
-  src: string;
-  dst: string;
-  sport: number;
-  /** Destination port (TCP/UDP) or ICMP type. */
-  dport: number;
-  tier: Tier | 'default';
-  ruleId: string | null;
-}
 
 export interface PolicyFilterOptions {
   policy: Policy;
@@ -153,11 +139,7 @@ export class PolicyFilter implements Stage {
   private readonly tickMs: number;
   private readonly timers: boolean;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly logSink: (e: PolicyLogEntry) => void;
-  private readonly logRate: number;
-  private readonly logBurst: number;
-  private tokens: number;
-  private tokensAt: number;
+  private readonly decisions: DecisionLog;
 
   constructor(o: PolicyFilterOptions) {
     this.identity = o.identity ?? new IdentityTable();
@@ -169,12 +151,8 @@ export class PolicyFilter implements Stage {
     this.conntrack = new Conntrack({ capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
     this.v6 = new Policy6Path(this, { capacity: o.capacity ?? 65536, timeouts: o.timeouts, tickMs: this.tickMs, startMs: this.now });
     this.conntrack6 = this.v6.conntrack;
-    this.logSink = o.log ?? ((e) => process.stderr.write(`${JSON.stringify(e)}\n`));
-    this.logRate = o.logRate ?? 10;
-    this.logBurst = o.logBurst ?? 20;
-    if (!(this.logRate >= 0) || !(this.logBurst >= 0)) throw new InvalidConfigError('logRate', 'logRate and logBurst must be ≥ 0');
-    this.tokens = this.logBurst;
-    this.tokensAt = this.now;
+    const sink = o.log ?? ((e: PolicyLogEntry) => void process.stderr.write(`${JSON.stringify(e)}\n`));
+    this.decisions = new DecisionLog(sink, o.logRate ?? 10, o.logBurst ?? 20, this.now, (written) => this.counters.add(written ? this.counters.at.log_written : this.counters.at.log_suppressed));
     this.compiled = new CompiledPolicy(validatePolicy(o.policy), (g) => this.identity.groupId(g), this.generation);
   }
 
@@ -379,45 +357,14 @@ export class PolicyFilter implements Stage {
     return v;
   }
 
-  /** Token bucket: true when an entry may be written (counted either way). */
-  private logToken(): boolean {
-    const now = this.now;
-    this.tokens = Math.min(this.logBurst, this.tokens + ((now - this.tokensAt) * this.logRate) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 1) {
-      this.counters.add(this.counters.at.log_suppressed);
-      return false;
-    }
-    this.tokens -= 1;
-    this.counters.add(this.counters.at.log_written);
-    return true;
-  }
-
-  /** Log an IPv4 decision; allocates only for an entry actually written. */
+  /** Log an IPv4 decision (decision-log.ts: rate-limited; allocates only for an entry written). */
   private writeLog(dir: number, allow: number, proto: number, src: number, dst: number, sport: number, dport: number, r: number): void {
-    if (this.logToken()) this.emit(dir, allow, proto, formatIpv4Address(src >>> 0), formatIpv4Address(dst >>> 0), sport, dport, r);
+    this.decisions.write4(this.now, this.vni, this.compiled, dir, allow, proto, src, dst, sport, dport, r);
   }
 
-  /** Log an IPv6 decision (addresses at buf[srcAt], buf[dstAt]); allocates only for an entry written. */
+  /** Log an IPv6 decision (addresses at buf[srcAt], buf[dstAt]). */
   log6(dir: number, allow: number, proto: number, buf: Uint8Array, srcAt: number, dstAt: number, sport: number, dport: number, r: number): void {
-    if (this.logToken()) this.emit(dir, allow, proto, formatIpAddress(6, buf, srcAt), formatIpAddress(6, buf, dstAt), sport, dport, r);
-  }
-
-  private emit(dir: number, allow: number, proto: number, src: string, dst: string, sport: number, dport: number, r: number): void {
-    const c = this.compiled;
-    this.logSink({
-      time: this.now,
-      vni: this.vni,
-      direction: dir === INSIDE ? 'inside' : 'outside',
-      action: allow === 1 ? 'allow' : 'deny',
-      proto,
-      src,
-      dst,
-      sport,
-      dport,
-      tier: r < 0 ? 'default' : c.tiers[r],
-      ruleId: r < 0 ? null : c.ids[r],
-    });
+    this.decisions.write6(this.now, this.vni, this.compiled, dir, allow, proto, buf, srcAt, dstAt, sport, dport, r);
   }
 
   /** `policy explain <flow>`: the deciding tier, rule and action for a new flow like `q`, now. */
