@@ -247,36 +247,33 @@ static int direct_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_
       ok[i] = 0;
       continue;
     }
-    const int n = x.n;
-    const uint8_t *h = x.h;
-    uint8_t *body = x.body;
     /* The ciphertext and tag: in the slot, or read from the staging area (decrypted into the slot). */
     const uint8_t *ct = x.m + OVL_AEAD_HEADER_LEN;
     ctr[1] = 0;
-    ctr[2] = get32(h + 8);
-    ctr[3] = get32(h + 12);
+    ctr[2] = get32(x.h + 8);
+    ctr[3] = get32(x.h + 12);
     /* Checked before anything is decrypted: a forged message leaves the slot as it came. Up to
        OVL_AEAD_STREAM bytes, one keystream call covers the key block and the body (into the
        scratch area, XORed in after the check); longer, a call each. */
     ctr[0] = 0;
-    int one = (size_t)n + 64 <= OVL_AEAD_STREAM;
+    int one = (size_t)x.n + 64 <= OVL_AEAD_STREAM;
     if (one) {
-      a->chacha(a->stream, zero_stream, (size_t)n + 64, k, ctr);
-      direct_tag(a, a->stream, ct, (size_t)n, tag);
+      a->chacha(a->stream, zero_stream, (size_t)x.n + 64, k, ctr);
+      direct_tag(a, a->stream, ct, (size_t)x.n, tag);
     } else {
       direct_polykey(a, k, ctr, block);
-      direct_tag(a, block, ct, (size_t)n, tag);
+      direct_tag(a, block, ct, (size_t)x.n, tag);
     }
-    if (CRYPTO_memcmp(tag, ct + n, OVL_AEAD_TAG_LEN) != 0) {
+    if (CRYPTO_memcmp(tag, ct + x.n, OVL_AEAD_TAG_LEN) != 0) {
       ok[i] = 0;
-      if (ct != body) memcpy(body, ct, (size_t)n + OVL_AEAD_TAG_LEN); /* the slot as it arrived */
+      if (ct != x.body) memcpy(x.body, ct, (size_t)x.n + OVL_AEAD_TAG_LEN); /* the slot as it arrived */
       continue;
     }
     if (one) {
-      xor_to(body, ct, a->stream + 64, (size_t)n);
-    } else if (n > 0) {
+      xor_to(x.body, ct, a->stream + 64, (size_t)x.n);
+    } else if (x.n > 0) {
       ctr[0] = 1;
-      a->chacha(body, ct, (size_t)n, k, ctr);
+      a->chacha(x.body, ct, (size_t)x.n, k, ctr);
     }
     ok[i] = 1;
     opened_slot(s, &x);
@@ -336,16 +333,13 @@ int ovl_aead_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_aead_
       ok[i] = 0;
       continue;
     }
-    const int n = x.n;
-    const uint8_t *h = x.h;
-    uint8_t *body = x.body;
-    if (x.m != h) memcpy(body, x.m + OVL_AEAD_HEADER_LEN, (size_t)n + OVL_AEAD_TAG_LEN);
-    uint64_t c = (uint64_t)get32(h + 8) | (uint64_t)get32(h + 12) << 32;
+    if (x.m != x.h) memcpy(x.body, x.m + OVL_AEAD_HEADER_LEN, (size_t)x.n + OVL_AEAD_TAG_LEN);
+    uint64_t c = (uint64_t)get32(x.h + 8) | (uint64_t)get32(x.h + 12) << 32;
     int outl = 0, fin = 0, good;
     nonce_of(nonce, c);
-    good = EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) == 1 && (n == 0 || EVP_CipherUpdate(ctx, body, &outl, body, n) == 1);
+    good = EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, 0) == 1 && (x.n == 0 || EVP_CipherUpdate(ctx, x.body, &outl, x.body, x.n) == 1);
     int touched = good;
-    good = good && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OVL_AEAD_TAG_LEN, body + n) == 1 && EVP_CipherFinal_ex(ctx, body + outl, &fin) == 1;
+    good = good && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OVL_AEAD_TAG_LEN, x.body + x.n) == 1 && EVP_CipherFinal_ex(ctx, x.body + outl, &fin) == 1;
     if (good) {
       ok[i] = 1;
       opened_slot(s, &x);
@@ -355,7 +349,7 @@ int ovl_aead_open(struct ovl_aead *a, const uint8_t *key, const struct ovl_aead_
     ok[i] = 0;
     /* Forged or corrupted: the body was decrypted before the tag was checked; XOR the same
      * keystream back so the slot holds what arrived. Then decrypting again for the next slot. */
-    if (touched && n > 0 && !rekeystream(ctx, nonce, body, n)) return OVL_AEAD_ECRYPTO;
+    if (touched && x.n > 0 && !rekeystream(ctx, nonce, x.body, x.n)) return OVL_AEAD_ECRYPTO;
     if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, NULL, 0) != 1) return OVL_AEAD_ECRYPTO;
   }
   return opened;
